@@ -1,0 +1,8 @@
+//! rollbook: recovery runbooks in Rhai for Azure and Kubernetes, with dry-run, journal, undo and a simulator.
+//!
+//! Layers depend downward only: `cli` → `engine` → `run` / `providers` → `azure` → `model`;
+//! `sim` depends on `model` only.
+#![forbid(unsafe_code)]
+
+pub mod model;
+pub mod sim;

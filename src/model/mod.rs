@@ -1,0 +1,17 @@
+//! Plain data shared by every layer: durations, errors, resource keys. Depends on nothing else.
+
+pub mod duration;
+pub mod error;
+
+pub use duration::{Dur, format_duration, parse_duration};
+pub use error::{ErrorKind, PrimitiveError};
+
+/// The candidate closest to `word` by edit distance, if any is close enough to be a useful hint.
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
