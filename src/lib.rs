@@ -4,5 +4,9 @@
 //! `sim` depends on `model` only.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod engine;
 pub mod model;
+pub mod providers;
+pub mod run;
 pub mod sim;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `rollbook` binary: all behaviour lives in the library's `cli` module.
+
+fn main() {
+    std::process::exit(rollbook::cli::main());
+}

@@ -6,6 +6,18 @@ pub mod error;
 pub use duration::{Dur, format_duration, parse_duration};
 pub use error::{ErrorKind, PrimitiveError};
 
+use serde::{Deserialize, Serialize};
+
+/// Whether a primitive only reads or changes the world; dry-run and the journal depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Reads only: runs for real under `--dry-run`.
+    Read,
+    /// Changes a system: planned, not performed, under `--dry-run`; journaled write-ahead.
+    Mutate,
+}
+
 /// The candidate closest to `word` by edit distance, if any is close enough to be a useful hint.
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates

@@ -1,0 +1,357 @@
+//! The command line (API.md §4): parses flags, runs commands, renders results, picks exit codes.
+
+mod render;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Engine, RunOptions};
+use crate::model::Dur;
+use crate::run;
+
+/// Exit code for invalid input (runbook, params, scenario, flags).
+pub const EXIT_INVALID: i32 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "rollbook",
+    version,
+    about = "Recovery runbooks for Azure and Kubernetes: dry-run, journal, undo, simulator"
+)]
+struct Cli {
+    /// More detail on stderr (`-v` debug, `-vv` trace); RUST_LOG also works.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DocsFormat {
+    Markdown,
+    Definitions,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a runbook.
+    Run {
+        /// The runbook file (.rhai).
+        runbook: PathBuf,
+        /// A param, KEY=VALUE (repeatable).
+        #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Perform reads, plan mutations, change nothing; print the plan.
+        #[arg(long)]
+        dry_run: bool,
+        /// Answer every approval with yes.
+        #[arg(long)]
+        yes: bool,
+        /// text or json.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+        /// Where journals go (default: ROLLBOOK_STATE_DIR, else the platform's state dir).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Stop the run after this long ("30m"); completed stages are undone.
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<Dur>,
+    },
+    /// Compile and validate runbooks without running them.
+    Check {
+        /// Runbook files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Past runs.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// The reference of every primitive and built-in.
+    Docs {
+        /// markdown or definitions (.d.rhai).
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: DocsFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// Runs, newest first.
+    List {
+        /// text or json.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+        /// Where journals are.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// One run's timeline: stages, calls, results, durations, undo.
+    Show {
+        /// The run id (a unique prefix is enough).
+        run_id: String,
+        /// text or json (the raw events).
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+        /// Where journals are.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_INVALID } else { 0 };
+        }
+    };
+    init_tracing(cli.verbose);
+    render::install_miette_hook();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "rollbook=debug,info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn dispatch(command: Command) -> i32 {
+    match command {
+        Command::Run {
+            runbook,
+            params,
+            dry_run,
+            yes,
+            output,
+            state_dir,
+            timeout,
+        } => run_command(runbook, params, dry_run, yes, output, state_dir, timeout).await,
+        Command::Check { paths } => check_command(&paths),
+        Command::Runs { command } => runs_command(command),
+        Command::Docs { format } => {
+            let engine = Engine::new();
+            let text = match format {
+                DocsFormat::Markdown => crate::engine::docs::markdown(&engine),
+                DocsFormat::Definitions => crate::engine::docs::definitions(&engine),
+            };
+            print!("{text}");
+            0
+        }
+    }
+}
+
+fn parse_params(raw: &[String]) -> Result<Vec<(String, String)>, String> {
+    raw.iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(format!("-p `{p}`: write params as KEY=VALUE")),
+        })
+        .collect()
+}
+
+async fn run_command(
+    path: PathBuf,
+    raw_params: Vec<String>,
+    dry_run: bool,
+    yes: bool,
+    output: Output,
+    state_dir: Option<PathBuf>,
+    timeout: Option<Dur>,
+) -> i32 {
+    let params = match parse_params(&raw_params) {
+        Ok(p) => p,
+        Err(why) => return render::invalid(&why),
+    };
+    let engine = Engine::new();
+    let runbook = match engine.load(&path) {
+        Ok(r) => r,
+        Err(e) => return render::engine_error(e),
+    };
+    let cancel = CancellationToken::new();
+    spawn_ctrl_c(cancel.clone());
+    let reporter = Arc::new(render::TextReporter::new(output == Output::Json));
+    let mut opts = RunOptions::new(run::state_dir(state_dir.as_deref()));
+    opts.dry_run = dry_run;
+    opts.yes = yes;
+    opts.timeout = timeout.map(Dur::get);
+    opts.cancel = cancel;
+    opts.reporter = reporter.clone();
+    if output == Output::Text {
+        render::run_header(&runbook, dry_run);
+    }
+    match engine.run(&runbook, &params, opts).await {
+        Ok(report) => {
+            reporter.finish();
+            match output {
+                Output::Text => render::run_report(&report),
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                ),
+            }
+            report.exit_code
+        }
+        Err(e) => {
+            reporter.finish();
+            render::engine_error(e)
+        }
+    }
+}
+
+fn spawn_ctrl_c(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: stopping the run (press Ctrl-C again to quit at once)");
+            cancel.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+fn check_command(paths: &[PathBuf]) -> i32 {
+    let engine = Engine::new();
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            collect_rhai(p, &mut files);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    if files.is_empty() {
+        return render::invalid("no .rhai files found in the given folders");
+    }
+    let mut bad = 0;
+    for file in &files {
+        let diags = crate::engine::check::check(&engine, file);
+        if diags.is_empty() {
+            println!("ok    {}", file.display());
+        } else {
+            bad += 1;
+            for d in diags {
+                render::diagnostic(&d);
+            }
+        }
+    }
+    if bad > 0 {
+        eprintln!("{bad} of {} runbook(s) have problems", files.len());
+        EXIT_INVALID
+    } else {
+        0
+    }
+}
+
+fn collect_rhai(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            collect_rhai(&p, out);
+        } else if p.extension().and_then(|e| e.to_str()) == Some("rhai") {
+            out.push(p);
+        }
+    }
+}
+
+fn runs_command(command: RunsCommand) -> i32 {
+    match command {
+        RunsCommand::List { output, state_dir } => {
+            let dir = run::state_dir(state_dir.as_deref());
+            match run::journal::list_runs(&dir) {
+                Ok(runs) => {
+                    match output {
+                        Output::Json => println!(
+                            "{}",
+                            serde_json::to_string_pretty(&runs).unwrap_or_default()
+                        ),
+                        Output::Text => render::runs_table(&runs),
+                    }
+                    0
+                }
+                Err(e) => render::invalid(&format!("cannot read runs in `{}`: {e}", dir.display())),
+            }
+        }
+        RunsCommand::Show {
+            run_id,
+            output,
+            state_dir,
+        } => {
+            let dir = run::state_dir(state_dir.as_deref());
+            let path = match find_run(&dir, &run_id) {
+                Ok(p) => p,
+                Err(why) => return render::invalid(&why),
+            };
+            match run::journal::read_journal(&path) {
+                Ok(read) => {
+                    match output {
+                        Output::Json => println!(
+                            "{}",
+                            serde_json::to_string_pretty(&read.records).unwrap_or_default()
+                        ),
+                        Output::Text => render::timeline(&path, &read),
+                    }
+                    0
+                }
+                Err(e) => render::invalid(&format!("cannot read `{}`: {e}", path.display())),
+            }
+        }
+    }
+}
+
+fn find_run(dir: &std::path::Path, id: &str) -> Result<PathBuf, String> {
+    let exact = run::journal::journal_path(dir, id);
+    if exact.exists() {
+        return Ok(exact);
+    }
+    let runs = run::journal::list_runs(dir)
+        .map_err(|e| format!("cannot read runs in `{}`: {e}", dir.display()))?;
+    let matches: Vec<_> = runs.iter().filter(|r| r.id.starts_with(id)).collect();
+    match matches.as_slice() {
+        [one] => Ok(run::journal::journal_path(dir, &one.id)),
+        [] => Err(format!(
+            "no run `{id}` in `{}` (see `rollbook runs list`)",
+            dir.display()
+        )),
+        many => Err(format!(
+            "`{id}` matches {} runs; give more of the id",
+            many.len()
+        )),
+    }
+}

@@ -1,0 +1,535 @@
+//! The built-ins of API.md §3: stage, approve, sleep, wait_until, retry, parallel, info, warn,
+//! fail, plus duration helpers. Each is registered on a run's engine, bound to its session.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::invoke::{throw, to_json};
+use super::session::{Session, UndoEntry};
+use crate::model::{Dur, ErrorKind, PrimitiveError, parse_duration};
+use crate::providers::introspect::struct_fields;
+use crate::run::{Event, PlanEntry};
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// Stack size of threads that evaluate script code (deep but bounded recursion must not crash).
+pub(crate) const SCRIPT_STACK: usize = 64 * 1024 * 1024;
+
+/// Decodes a built-in's option map with unknown keys refused and the nearest key suggested.
+fn decode_opts<T: DeserializeOwned>(what: &str, opts: Map, pos: Position) -> RhaiResult<T> {
+    let keys = struct_fields::<T>();
+    for key in opts.keys() {
+        if !keys.contains(&key.as_str()) {
+            let hint = crate::model::nearest(key, keys.iter().copied())
+                .map(|b| format!("; did you mean `{b}`?"))
+                .unwrap_or_else(|| format!("; valid keys: {}", keys.join(", ")));
+            return Err(throw(
+                &PrimitiveError::invalid(format!("{what}: unknown key `{key}`{hint}")),
+                pos,
+            ));
+        }
+    }
+    serde_json::from_value(to_json(&Dynamic::from_map(opts)))
+        .map_err(|e| throw(&PrimitiveError::invalid(format!("{what}: {e}")), pos))
+}
+
+fn duration_arg(what: &str, value: &Dynamic, pos: Position) -> RhaiResult<Duration> {
+    if let Ok(secs) = value.as_int() {
+        if secs < 0 {
+            return Err(throw(
+                &PrimitiveError::invalid(format!("{what}: negative duration")),
+                pos,
+            ));
+        }
+        return Ok(Duration::from_secs(secs as u64));
+    }
+    let text = value.clone().into_string().map_err(|t| {
+        throw(
+            &PrimitiveError::invalid(format!(
+                "{what}: expected a duration like \"30s\", found {t}"
+            )),
+            pos,
+        )
+    })?;
+    parse_duration(&text)
+        .map_err(|why| throw(&PrimitiveError::invalid(format!("{what}: {why}")), pos))
+}
+
+/// The error value a script sees for a caught error.
+pub(crate) fn error_value(err: &EvalAltResult) -> Dynamic {
+    match err.unwrap_inner() {
+        EvalAltResult::ErrorRuntime(value, _) if value.is_map() => value.clone(),
+        EvalAltResult::ErrorRuntime(value, _) => value.to_string().into(),
+        other => other.to_string().into(),
+    }
+}
+
+/// A short description of a script error, for the journal.
+pub(crate) fn describe(err: &EvalAltResult) -> String {
+    match err.unwrap_inner() {
+        EvalAltResult::ErrorRuntime(value, _) => {
+            if let Some(map) = value.read_lock::<Map>() {
+                let kind = map.get("kind").map(|k| k.to_string()).unwrap_or_default();
+                let message = map
+                    .get("message")
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| value.to_string());
+                if kind.is_empty() {
+                    message
+                } else {
+                    format!("{kind}: {message}")
+                }
+            } else {
+                value.to_string()
+            }
+        }
+        EvalAltResult::ErrorTerminated(reason, _) => match reason.to_string().as_str() {
+            "timeout" => "the run exceeded its --timeout".into(),
+            "cancelled" => "cancelled by the operator".into(),
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn journal_err(why: String, pos: Position) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorTerminated(Dynamic::from(format!("journal: {why}")), pos).into()
+}
+
+pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
+    // stage(name, action) / stage(name, action, undo)
+    let s = session.clone();
+    engine.register_fn(
+        "stage",
+        move |ctx: NativeCallContext, name: &str, action: FnPtr| {
+            stage(&s, &ctx, name, action, None)
+        },
+    );
+    let s = session.clone();
+    engine.register_fn(
+        "stage",
+        move |ctx: NativeCallContext, name: &str, action: FnPtr, undo: FnPtr| {
+            stage(&s, &ctx, name, action, Some(undo))
+        },
+    );
+
+    let s = session.clone();
+    engine.register_fn("approve", move |ctx: NativeCallContext, message: &str| {
+        approve(&s, message, ctx.call_position())
+    });
+
+    let s = session.clone();
+    engine.register_fn(
+        "sleep",
+        move |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<()> {
+            let pos = ctx.call_position();
+            let d = duration_arg("sleep", &d, pos)?;
+            if s.dry_run {
+                let _ = s.record(Event::Log {
+                    level: "info".into(),
+                    message: format!("dry-run: would sleep {}", Dur(d)),
+                });
+                return Ok(());
+            }
+            let cx = s.cx();
+            cx.progress.waiting(&format!("sleeping {}", Dur(d)));
+            let r = s.block_on(cx.sleep(d));
+            cx.progress.done_waiting();
+            r.map_err(|_| s.terminated(pos))
+        },
+    );
+
+    let s = session.clone();
+    engine.register_fn(
+        "wait_until",
+        move |ctx: NativeCallContext, opts: Map, check: FnPtr| wait_until(&s, &ctx, opts, check),
+    );
+
+    let s = session.clone();
+    engine.register_fn(
+        "retry",
+        move |ctx: NativeCallContext, opts: Map, body: FnPtr| retry(&s, &ctx, opts, body),
+    );
+
+    let s = session.clone();
+    engine.register_fn(
+        "parallel",
+        move |ctx: NativeCallContext, items: Array, body: FnPtr| {
+            parallel(&s, &ctx, items, body, Map::new())
+        },
+    );
+    let s = session.clone();
+    engine.register_fn(
+        "parallel",
+        move |ctx: NativeCallContext, items: Array, body: FnPtr, opts: Map| {
+            parallel(&s, &ctx, items, body, opts)
+        },
+    );
+
+    for level in ["info", "warn"] {
+        let s = session.clone();
+        engine.register_fn(
+            level,
+            move |ctx: NativeCallContext, message: Dynamic| -> RhaiResult<()> {
+                s.record(Event::Log {
+                    level: level.into(),
+                    message: message.to_string(),
+                })
+                .map_err(|why| journal_err(why, ctx.call_position()))
+            },
+        );
+    }
+
+    engine.register_fn(
+        "fail",
+        |ctx: NativeCallContext, message: Dynamic| -> RhaiResult<()> {
+            let mut map = Map::new();
+            map.insert("kind".into(), "failed".into());
+            map.insert("message".into(), message.to_string().into());
+            map.insert("target".into(), Dynamic::UNIT);
+            Err(EvalAltResult::ErrorRuntime(map.into(), ctx.call_position()).into())
+        },
+    );
+
+    register_pure(engine);
+}
+
+/// Built-ins that need no run (also available to `rollbook check`).
+pub(crate) fn register_pure(engine: &mut rhai::Engine) {
+    engine.register_fn(
+        "duration_secs",
+        |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<i64> {
+            Ok(duration_arg("duration_secs", &d, ctx.call_position())?.as_secs() as i64)
+        },
+    );
+    engine.register_fn(
+        "duration_ms",
+        |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<i64> {
+            Ok(duration_arg("duration_ms", &d, ctx.call_position())?.as_millis() as i64)
+        },
+    );
+}
+
+fn stage(
+    s: &Arc<Session>,
+    ctx: &NativeCallContext,
+    name: &str,
+    action: FnPtr,
+    undo: Option<FnPtr>,
+) -> RhaiResult<Dynamic> {
+    let pos = ctx.call_position();
+    s.record(Event::StageStarted { stage: name.into() })
+        .map_err(|why| journal_err(why, pos))?;
+    s.push_stage(name);
+    let started = Instant::now();
+    let result = action.call_within_context::<Dynamic>(ctx, ());
+    s.pop_stage();
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(value) => {
+            s.record(Event::StageFinished {
+                stage: name.into(),
+                ok: true,
+                value: Some(to_json(&value)),
+                error: None,
+                has_undo: undo.is_some(),
+                duration_ms,
+            })
+            .map_err(|why| journal_err(why, pos))?;
+            if let Some(undo) = undo
+                && let Ok(mut stack) = s.undo_stack.lock()
+            {
+                stack.push(UndoEntry {
+                    stage: name.into(),
+                    undo,
+                });
+            }
+            Ok(value)
+        }
+        Err(err) => {
+            let _ = s.record(Event::StageFinished {
+                stage: name.into(),
+                ok: false,
+                value: None,
+                error: Some(describe(&err)),
+                has_undo: undo.is_some(),
+                duration_ms,
+            });
+            Err(err)
+        }
+    }
+}
+
+fn approve(s: &Arc<Session>, message: &str, pos: Position) -> RhaiResult<bool> {
+    let (approved, by) = if s.dry_run {
+        if let Ok(mut plan) = s.plan.lock() {
+            plan.push(PlanEntry {
+                call: "approve".into(),
+                target: None,
+                effect: format!("ask the operator: {message}"),
+                args: serde_json::json!({ "message": message }),
+                stage: s.current_stage(),
+            });
+        }
+        (true, "dry-run")
+    } else if s.yes {
+        (true, "--yes")
+    } else {
+        match s.reporter.ask(message) {
+            Some(answer) => (answer, "terminal"),
+            None => (false, "no terminal and no --yes"),
+        }
+    };
+    s.record(Event::Approval {
+        message: message.into(),
+        approved,
+        by: by.into(),
+    })
+    .map_err(|why| journal_err(why, pos))?;
+    if approved {
+        return Ok(true);
+    }
+    s.denied.store(true, Ordering::SeqCst);
+    let err = PrimitiveError::new(
+        ErrorKind::Denied,
+        format!("approval denied ({by}): {message}"),
+    );
+    Err(throw(&err, pos))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitOpts {
+    #[serde(default = "five_minutes")]
+    timeout: Dur,
+    #[serde(default = "five_seconds")]
+    interval: Dur,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryOpts {
+    #[serde(default = "three")]
+    attempts: u32,
+    #[serde(default = "five_seconds")]
+    interval: Dur,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParallelOpts {
+    #[serde(default = "ten")]
+    concurrency: usize,
+    #[serde(default)]
+    fail_fast: bool,
+}
+
+fn five_minutes() -> Dur {
+    Dur::secs(300)
+}
+fn five_seconds() -> Dur {
+    Dur::secs(5)
+}
+fn three() -> u32 {
+    3
+}
+fn ten() -> usize {
+    10
+}
+
+fn pause(s: &Arc<Session>, d: Duration, what: &str, pos: Position) -> RhaiResult<()> {
+    let cx = s.cx();
+    cx.progress.waiting(what);
+    let r = s.block_on(cx.sleep(d));
+    cx.progress.done_waiting();
+    r.map_err(|_| s.terminated(pos))
+}
+
+fn wait_until(
+    s: &Arc<Session>,
+    ctx: &NativeCallContext,
+    opts: Map,
+    check: FnPtr,
+) -> RhaiResult<bool> {
+    let pos = ctx.call_position();
+    let opts: WaitOpts = decode_opts("wait_until", opts, pos)?;
+    let started = Instant::now();
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        let value = check.call_within_context::<Dynamic>(ctx, ())?;
+        if value.as_bool().unwrap_or(false) {
+            return Ok(true);
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= opts.timeout.get() {
+            return Ok(false);
+        }
+        let left = opts.timeout.get() - elapsed;
+        pause(
+            s,
+            opts.interval.get().min(left),
+            &format!(
+                "waiting for a condition (check {tries}, {} left)",
+                Dur(Duration::from_secs(left.as_secs()))
+            ),
+            pos,
+        )?;
+    }
+}
+
+fn retry(s: &Arc<Session>, ctx: &NativeCallContext, opts: Map, body: FnPtr) -> RhaiResult<Dynamic> {
+    let pos = ctx.call_position();
+    let opts: RetryOpts = decode_opts("retry", opts, pos)?;
+    let attempts = opts.attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        match body.call_within_context::<Dynamic>(ctx, ()) {
+            Ok(v) => return Ok(v),
+            // Limits, timeouts and cancellation are never retried.
+            Err(e) if !e.is_catchable() => return Err(e),
+            Err(e) if attempt >= attempts => return Err(e),
+            Err(e) => {
+                let _ = s.record(Event::Log {
+                    level: "warn".into(),
+                    message: format!(
+                        "attempt {attempt}/{attempts} failed: {}; retrying in {}",
+                        describe(&e),
+                        opts.interval
+                    ),
+                });
+                pause(
+                    s,
+                    opts.interval.get(),
+                    &format!("retrying (attempt {}/{attempts})", attempt + 1),
+                    pos,
+                )?;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+fn parallel(
+    s: &Arc<Session>,
+    ctx: &NativeCallContext,
+    items: Array,
+    body: FnPtr,
+    opts: Map,
+) -> RhaiResult<Array> {
+    let pos = ctx.call_position();
+    let opts: ParallelOpts = decode_opts("parallel", opts, pos)?;
+    if opts.concurrency == 0 {
+        return Err(throw(
+            &PrimitiveError::invalid("parallel: `concurrency` must be at least 1"),
+            pos,
+        ));
+    }
+    let n = items.len();
+    if n == 0 {
+        return Ok(Array::new());
+    }
+    let engine = ctx.engine();
+    let ast = s.deferred_ast();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Dynamic>>> = Mutex::new(vec![None; n]);
+    let fatal: Mutex<Option<Box<EvalAltResult>>> = Mutex::new(None);
+    let stop_all = std::sync::atomic::AtomicBool::new(false);
+    let workers = opts.concurrency.min(n);
+    let progress = s.cx().progress;
+    let done = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let spawn_error = std::thread::scope(|scope| {
+        for w in 0..workers {
+            let spawned = std::thread::Builder::new()
+                .name(format!("parallel-{w}"))
+                .stack_size(SCRIPT_STACK)
+                .spawn_scoped(scope, || {
+                    loop {
+                        if stop_all.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        if i >= n {
+                            break;
+                        }
+                        let item = items[i].clone();
+                        let outcome = body.call::<Dynamic>(engine, &ast, (item.clone(),));
+                        let mut entry = Map::new();
+                        entry.insert("item".into(), item);
+                        match outcome {
+                            Ok(value) => {
+                                entry.insert("ok".into(), true.into());
+                                entry.insert("value".into(), value);
+                                entry.insert("error".into(), Dynamic::UNIT);
+                            }
+                            Err(e) if e.is_catchable() => {
+                                failed.fetch_add(1, Ordering::SeqCst);
+                                entry.insert("ok".into(), false.into());
+                                entry.insert("value".into(), Dynamic::UNIT);
+                                entry.insert("error".into(), error_value(&e));
+                                if opts.fail_fast {
+                                    stop_all.store(true, Ordering::SeqCst);
+                                }
+                            }
+                            Err(e) => {
+                                stop_all.store(true, Ordering::SeqCst);
+                                if let Ok(mut f) = fatal.lock() {
+                                    f.get_or_insert(e);
+                                }
+                                break;
+                            }
+                        }
+                        if let Ok(mut r) = results.lock() {
+                            r[i] = Some(entry.into());
+                        }
+                        let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
+                        progress.waiting(&format!(
+                            "parallel: {finished}/{n} done, {} failed, {} running",
+                            failed.load(Ordering::SeqCst),
+                            workers.min(n - finished.min(n))
+                        ));
+                    }
+                });
+            if let Err(e) = spawned {
+                stop_all.store(true, Ordering::SeqCst);
+                return Some(e.to_string());
+            }
+        }
+        None
+    });
+    progress.done_waiting();
+    if let Some(why) = spawn_error {
+        return Err(throw(
+            &PrimitiveError::invalid(format!("parallel: cannot start a worker: {why}")),
+            pos,
+        ));
+    }
+    if let Some(e) = fatal.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let results = results.into_inner().unwrap_or_default();
+    Ok(results
+        .into_iter()
+        .zip(items)
+        .map(|(r, item)| {
+            r.unwrap_or_else(|| {
+                // Not started because fail_fast stopped the batch.
+                let mut entry = Map::new();
+                entry.insert("item".into(), item);
+                entry.insert("ok".into(), false.into());
+                entry.insert("value".into(), Dynamic::UNIT);
+                entry.insert(
+                    "error".into(),
+                    "skipped: an earlier item failed and fail_fast is set".into(),
+                );
+                entry.into()
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,133 @@
+//! The one wrapper every primitive call goes through: decode and check args, then either plan
+//! (dry-run) or journal write-ahead, call, journal the outcome; errors become catchable maps.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rhai::{Dynamic, EvalAltResult, Map, Position};
+
+use super::session::Session;
+use crate::model::{Access, ErrorKind, PrimitiveError};
+use crate::providers::DynPrimitive;
+use crate::run::{Event, PlanEntry, journal::redact};
+
+/// Turns a primitive error into the map a script's `catch (e)` sees.
+pub(crate) fn throw(err: &PrimitiveError, pos: Position) -> Box<EvalAltResult> {
+    let mut map = Map::new();
+    map.insert("kind".into(), err.kind.as_str().into());
+    map.insert("message".into(), err.message.clone().into());
+    map.insert(
+        "target".into(),
+        err.target
+            .clone()
+            .map(Dynamic::from)
+            .unwrap_or(Dynamic::UNIT),
+    );
+    if let Some(id) = &err.request_id {
+        map.insert("request_id".into(), id.clone().into());
+    }
+    EvalAltResult::ErrorRuntime(map.into(), pos).into()
+}
+
+pub(crate) fn to_json(value: &Dynamic) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()))
+}
+
+pub(crate) fn from_json(value: &serde_json::Value) -> Dynamic {
+    rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT)
+}
+
+/// Performs one primitive call for a script.
+pub(crate) fn invoke(
+    session: &Session,
+    primitive: &Arc<dyn DynPrimitive>,
+    options: Map,
+    pos: Position,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    if session.stop_state() != super::session::Stop::Running {
+        return Err(session.terminated(pos));
+    }
+    let meta = primitive.meta();
+    let name = meta.full_name();
+    let args = to_json(&Dynamic::from_map(options));
+    let decoded = primitive.decode(args.clone()).map_err(|e| throw(&e, pos))?;
+    let target = decoded.target.clone();
+    let mut journal_args = args.clone();
+    redact(&mut journal_args);
+    let call = session.next_call();
+    let stage = session.current_stage();
+    let cx = session.cx();
+
+    if meta.access == Access::Mutate && session.dry_run {
+        let planned = session
+            .block_on(decoded.plan(cx))
+            .map_err(|e| fail(session, &e, pos))?;
+        if let Ok(mut plan) = session.plan.lock() {
+            plan.push(PlanEntry {
+                call: name.clone(),
+                target: target.clone(),
+                effect: planned.effect.clone(),
+                args: journal_args.clone(),
+                stage: stage.clone(),
+            });
+        }
+        session
+            .record(Event::CallPlanned {
+                call,
+                primitive: name,
+                target,
+                args: journal_args,
+                effect: planned.effect,
+                stage,
+            })
+            .map_err(|why| journal_failure(why, pos))?;
+        return Ok(from_json(&planned.output));
+    }
+
+    session
+        .record(Event::CallStarted {
+            call,
+            primitive: name.clone(),
+            access: meta.access,
+            target,
+            args: journal_args,
+            stage,
+        })
+        .map_err(|why| journal_failure(why, pos))?;
+    let started = Instant::now();
+    let result = session.block_on(decoded.call(cx));
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let (ok, output, error) = match &result {
+        Ok(v) => (true, Some(v.clone()), None),
+        Err(e) => (false, None, Some(e.clone())),
+    };
+    // The outcome is journaled even if the run was stopped meanwhile: nothing is lost.
+    let journaled = session.record(Event::CallFinished {
+        call,
+        primitive: name,
+        ok,
+        output,
+        error,
+        duration_ms,
+    });
+    match result {
+        Ok(value) => {
+            journaled.map_err(|why| journal_failure(why, pos))?;
+            Ok(from_json(&value))
+        }
+        Err(e) => Err(fail(session, &e, pos)),
+    }
+}
+
+fn fail(session: &Session, e: &PrimitiveError, pos: Position) -> Box<EvalAltResult> {
+    if e.kind == ErrorKind::Cancelled && session.stop_state() != super::session::Stop::Running {
+        session.terminated(pos)
+    } else {
+        throw(e, pos)
+    }
+}
+
+fn journal_failure(why: String, pos: Position) -> Box<EvalAltResult> {
+    // Not catchable: a run that cannot write its journal must not go on acting.
+    EvalAltResult::ErrorTerminated(Dynamic::from(format!("journal: {why}")), pos).into()
+}

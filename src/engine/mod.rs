@@ -1,0 +1,668 @@
+//! The Rhai host, and the only module that imports rhai: builds a sandboxed engine per run,
+//! binds primitives and built-ins to the run's session, evaluates, and undoes on failure.
+
+mod builtins;
+pub mod check;
+pub mod diag;
+pub mod docs;
+mod invoke;
+pub mod meta;
+mod modules;
+mod session;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rhai::{AST, Dynamic, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Scope};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+pub use diag::Diagnostic;
+pub use meta::{ParamSpec, ParamType, RunbookMeta};
+pub use modules::STDLIB;
+
+use crate::providers::{CallCx, DynPrimitive, Primitive};
+use crate::run::{Event, Journal, PlanEntry, Reporter, RunStatus, RunbookInfo};
+use session::{Session, Stop};
+
+/// Limits every script runs under (API.md §3): a runaway script is stopped, not the machine.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Script operations per evaluation.
+    pub max_operations: u64,
+    /// Nested function calls.
+    pub max_call_levels: usize,
+    /// Expression nesting (top level, inside functions).
+    pub max_expr_depths: (usize, usize),
+    /// Bytes in one string.
+    pub max_string_size: usize,
+    /// Items in one array.
+    pub max_array_size: usize,
+    /// Properties in one map.
+    pub max_map_size: usize,
+    /// Modules one run may import.
+    pub max_modules: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_operations: 50_000_000,
+            max_call_levels: 64,
+            max_expr_depths: (64, 32),
+            max_string_size: 4 * 1024 * 1024,
+            max_array_size: 100_000,
+            max_map_size: 10_000,
+            max_modules: 64,
+        }
+    }
+}
+
+/// A runbook read and compiled, its metadata validated.
+pub struct Runbook {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text.
+    pub source: String,
+    /// `sha256:` of the text.
+    pub hash: String,
+    /// `RUNBOOK`, validated.
+    pub meta: RunbookMeta,
+    ast: AST,
+}
+
+/// Why a runbook could not be started (exit 2: invalid input).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The runbook file could not be read.
+    #[error("cannot read runbook `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A syntax or metadata error, with its place in the script.
+    #[error("{0}")]
+    Script(Box<Diagnostic>),
+    /// Params did not match the declarations.
+    #[error("{0}")]
+    Params(String),
+    /// The state directory cannot hold a journal.
+    #[error("{0}")]
+    StateDir(String),
+}
+
+/// How to run.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Record mutating calls as planned instead of performing them.
+    pub dry_run: bool,
+    /// Answer every approval with yes.
+    pub yes: bool,
+    /// Where journals go.
+    pub state_dir: PathBuf,
+    /// Wall-clock limit for the run.
+    pub timeout: Option<Duration>,
+    /// Cancelled by the caller (Ctrl-C) to stop the run.
+    pub cancel: CancellationToken,
+    /// Output and questions.
+    pub reporter: Arc<dyn Reporter>,
+    /// URL prefix rewrites (the sandbox points scenario URLs at the simulator).
+    pub url_rewrites: Vec<(String, String)>,
+}
+
+impl RunOptions {
+    /// Options for a quiet, non-interactive run with journals under `state_dir`.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            dry_run: false,
+            yes: false,
+            state_dir: state_dir.into(),
+            timeout: None,
+            cancel: CancellationToken::new(),
+            reporter: Arc::new(crate::run::QuietReporter),
+            url_rewrites: Vec::new(),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Run id (for `rollbook runs show`).
+    pub run_id: String,
+    /// How it ended.
+    pub status: RunStatus,
+    /// The process exit code (API.md §4).
+    pub exit_code: i32,
+    /// The script's final value, when it succeeded.
+    pub value: Option<serde_json::Value>,
+    /// The error in words, when it did not.
+    pub error: Option<String>,
+    /// The error with its place in the script.
+    #[serde(skip)]
+    pub diagnostic: Option<Box<Diagnostic>>,
+    /// Under `--dry-run`: what would have been changed.
+    pub plan: Vec<PlanEntry>,
+    /// Stages undone, in the order undone.
+    pub undone: Vec<String>,
+    /// Stages whose undo failed or did not run (a person must look).
+    pub undo_pending: Vec<String>,
+    /// The journal file.
+    pub journal: PathBuf,
+    /// Whether this was a dry-run.
+    pub dry_run: bool,
+}
+
+/// The embeddable engine: primitives, stdlib and limits. Cheap to share; one per process is enough.
+pub struct Engine {
+    primitives: BTreeMap<String, Arc<dyn DynPrimitive>>,
+    limits: Limits,
+    http: reqwest::Client,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Engine {
+    /// An engine with every primitive this build ships.
+    pub fn new() -> Engine {
+        let mut engine = Engine::empty();
+        for p in crate::providers::builtin() {
+            engine.register_dyn(p);
+        }
+        engine
+    }
+
+    /// An engine with built-ins only, for embedders that bring their own primitives.
+    pub fn empty() -> Engine {
+        Engine {
+            primitives: BTreeMap::new(),
+            limits: Limits::default(),
+            http: crate::providers::default_http_client(),
+        }
+    }
+
+    /// Registers a primitive (replacing one of the same name).
+    pub fn register<P: Primitive>(&mut self, primitive: P) -> &mut Self {
+        self.register_dyn(crate::providers::erase(primitive))
+    }
+
+    /// Registers a type-erased primitive.
+    pub fn register_dyn(&mut self, primitive: Arc<dyn DynPrimitive>) -> &mut Self {
+        self.primitives
+            .insert(primitive.meta().full_name(), primitive);
+        self
+    }
+
+    /// Every registered primitive, by full name.
+    pub fn primitives(&self) -> impl Iterator<Item = &Arc<dyn DynPrimitive>> {
+        self.primitives.values()
+    }
+
+    /// The limits scripts run under.
+    pub fn limits_mut(&mut self) -> &mut Limits {
+        &mut self.limits
+    }
+
+    /// Builds a sandboxed rhai engine; with a session, primitives and built-ins act for that run.
+    fn rhai(
+        &self,
+        root: &Path,
+        slot: Arc<OnceLock<Arc<Session>>>,
+        loaded: modules::Loaded,
+    ) -> rhai::Engine {
+        let mut engine = rhai::Engine::new();
+        let l = &self.limits;
+        engine.set_max_operations(l.max_operations);
+        engine.set_max_call_levels(l.max_call_levels);
+        engine.set_max_expr_depths(l.max_expr_depths.0, l.max_expr_depths.1);
+        engine.set_max_string_size(l.max_string_size);
+        engine.set_max_array_size(l.max_array_size);
+        engine.set_max_map_size(l.max_map_size);
+        engine.set_max_modules(l.max_modules);
+        engine.set_strict_variables(true);
+        engine.disable_symbol("eval");
+        engine.set_module_resolver(modules::Resolver::new(root.to_path_buf(), loaded));
+
+        let progress_slot = slot.clone();
+        engine.on_progress(move |_ops| {
+            let session = progress_slot.get()?;
+            match session.stop_state() {
+                Stop::Running => None,
+                Stop::Cancelled => Some("cancelled".into()),
+                Stop::TimedOut => Some("timeout".into()),
+            }
+        });
+        let print_slot = slot.clone();
+        engine.on_print(move |text| {
+            if let Some(s) = print_slot.get() {
+                let _ = s.record(Event::Log {
+                    level: "print".into(),
+                    message: text.to_string(),
+                });
+            }
+        });
+        engine.on_debug(|text, source, pos| tracing::debug!(source, %pos, "{text}"));
+
+        let mut namespaces: BTreeMap<&'static str, Module> = BTreeMap::new();
+        for primitive in self.primitives.values() {
+            let meta = primitive.meta();
+            let module = namespaces.entry(meta.namespace).or_default();
+            let p = primitive.clone();
+            let call_slot = slot.clone();
+            FuncRegistration::new(meta.name)
+                .with_comments([format!("/// {}", meta.doc)])
+                .with_params_info(["options: Map", "Dynamic"])
+                .set_into_module(
+                    module,
+                    move |ctx: NativeCallContext, options: Map| match call_slot.get() {
+                        Some(session) => invoke::invoke(session, &p, options, ctx.call_position()),
+                        None => Err(EvalAltResult::ErrorRuntime(
+                            "primitives can only be called in a run".into(),
+                            ctx.call_position(),
+                        )
+                        .into()),
+                    },
+                );
+        }
+        for (ns, module) in namespaces {
+            engine.register_static_module(ns, module.into());
+        }
+        builtins::register_pure(&mut engine);
+        engine
+    }
+
+    /// Reads, compiles and validates a runbook: syntax and `RUNBOOK` errors come back with
+    /// their place in the file.
+    pub fn load(&self, path: &Path) -> Result<Runbook, EngineError> {
+        let source = std::fs::read_to_string(path).map_err(|source| EngineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.load_source(path, source)
+    }
+
+    /// As [`Engine::load`], from text already read.
+    pub fn load_source(&self, path: &Path, source: String) -> Result<Runbook, EngineError> {
+        let root = runbook_root(path);
+        let engine = self.rhai(&root, Arc::new(OnceLock::new()), modules::Loaded::default());
+        // `params` is declared for strict variables but not as a constant: the optimizer would
+        // otherwise fold `params.x` into `()` at compile time. At run time it is a constant.
+        let mut scope = Scope::new();
+        scope.push("params", Map::new());
+        let display = path.display().to_string();
+        let mut ast = engine
+            .compile_with_scope(&scope, &source)
+            .map_err(|e| EngineError::Script(Box::new(diag::from_parse(&display, &source, &e))))?;
+        ast.set_source(display.clone());
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("runbook");
+        let meta = read_meta(&ast, &source, stem).map_err(|(message, needle)| {
+            EngineError::Script(Box::new(diag::at_text(
+                &display, &source, &needle, message, None,
+            )))
+        })?;
+        let hash = format!("sha256:{}", hex::encode(Sha256::digest(source.as_bytes())));
+        Ok(Runbook {
+            path: path.to_path_buf(),
+            source,
+            hash,
+            meta,
+            ast,
+        })
+    }
+
+    /// Runs a loaded runbook with `-p` params. Errors before the run starts are `EngineError`s
+    /// (exit 2); everything after is in the report, and in the journal.
+    pub async fn run(
+        &self,
+        runbook: &Runbook,
+        params: &[(String, String)],
+        opts: RunOptions,
+    ) -> Result<RunReport, EngineError> {
+        let values = runbook
+            .meta
+            .resolve_params(params)
+            .map_err(EngineError::Params)?;
+        crate::run::ensure_state_dir(&opts.state_dir).map_err(EngineError::StateDir)?;
+        let run_id = crate::run::journal::new_run_id();
+        let journal = Journal::create(&opts.state_dir, &run_id).map_err(|e| {
+            EngineError::StateDir(format!(
+                "cannot create a journal in `{}`: {e}",
+                opts.state_dir.display()
+            ))
+        })?;
+        let cx = CallCx {
+            http: self.http.clone(),
+            cancel: CancellationToken::new(),
+            progress: opts.reporter.progress(),
+            url_rewrites: Arc::new(opts.url_rewrites.clone()),
+        };
+        let loaded = modules::Loaded::default();
+        if let Ok(mut sources) = loaded.sources.lock() {
+            sources.insert(runbook.path.display().to_string(), runbook.source.clone());
+        }
+        let session = Arc::new(Session::new(
+            journal,
+            cx,
+            opts.dry_run,
+            opts.yes,
+            opts.reporter.clone(),
+            opts.timeout,
+            loaded.clone(),
+        ));
+        session
+            .record(Event::RunStarted {
+                run_id: run_id.clone(),
+                runbook: RunbookInfo {
+                    name: runbook.meta.name.clone(),
+                    version: runbook.meta.version.clone(),
+                    path: runbook.path.display().to_string(),
+                    hash: runbook.hash.clone(),
+                },
+                params: runbook.meta.redacted(&values),
+                dry_run: opts.dry_run,
+                yes: opts.yes,
+                user: crate::run::current_user(),
+                host: crate::run::current_host(),
+                pid: std::process::id(),
+                rollbook_version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .map_err(EngineError::StateDir)?;
+
+        // Ctrl-C from the caller, and the wall-clock limit.
+        let watcher = {
+            let s = Arc::downgrade(&session);
+            let cancel = opts.cancel.clone();
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                if let Some(s) = s.upgrade() {
+                    s.stop(Stop::Cancelled);
+                }
+            })
+        };
+        let timer_token = CancellationToken::new();
+        if let Some(t) = opts.timeout {
+            session.arm_timer(t, timer_token.clone());
+        }
+
+        let slot = Arc::new(OnceLock::new());
+        let _ = slot.set(session.clone());
+        let mut engine = self.rhai(&runbook_root(&runbook.path), slot, loaded.clone());
+        builtins::register(&mut engine, session.clone());
+        let ast = runbook.ast.clone();
+        if let Ok(mut main) = session.main_ast.lock() {
+            *main = Some(ast.clone());
+        }
+        let params_map = match rhai::serde::to_dynamic(&values) {
+            Ok(d) => d.cast::<Map>(),
+            Err(e) => {
+                return Err(EngineError::Params(format!(
+                    "cannot pass params to the script: {e}"
+                )));
+            }
+        };
+        let script_session = session.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("runbook-{run_id}"))
+            .stack_size(builtins::SCRIPT_STACK)
+            .spawn(move || {
+                let mut scope = Scope::new();
+                scope.push_constant("params", params_map);
+                let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast);
+                let outcome = finish(&engine, &script_session, result);
+                let _ = tx.send(outcome);
+            });
+        if let Err(e) = spawned {
+            return Err(EngineError::StateDir(format!(
+                "cannot start the script thread: {e}"
+            )));
+        }
+        let outcome = rx.await.unwrap_or_else(|_| Outcome {
+            status: RunStatus::Failed,
+            value: None,
+            error: Some(Box::new(EvalAltResult::ErrorRuntime(
+                "the script thread died".into(),
+                rhai::Position::NONE,
+            ))),
+            undone: Vec::new(),
+            undo_pending: Vec::new(),
+        });
+        watcher.abort();
+        timer_token.cancel();
+
+        let sources = loaded.sources.lock().map(|s| s.clone()).unwrap_or_default();
+        let diagnostic = outcome.error.as_ref().map(|e| {
+            Box::new(diag::from_eval(
+                &runbook.path.display().to_string(),
+                &sources,
+                e,
+                &self.limits,
+                opts.timeout,
+            ))
+        });
+        let error = diagnostic.as_ref().map(|d| d.message.clone());
+        let mut status = outcome.status;
+        let mut undo_pending = outcome.undo_pending.clone();
+        let finished = session.record(Event::RunFinished {
+            status,
+            exit_code: status.exit_code(),
+            error: error.clone(),
+            undo_pending: undo_pending.clone(),
+            duration_ms: session.started.elapsed().as_millis() as u64,
+        });
+        if let Err(why) = finished {
+            // The outcome could not be written down: a person must look.
+            tracing::error!("{why}");
+            status = RunStatus::UndoFailed;
+            if undo_pending.is_empty() {
+                undo_pending.push(format!("journal: {why}"));
+            }
+        }
+        let plan = session.plan.lock().map(|p| p.clone()).unwrap_or_default();
+        Ok(RunReport {
+            run_id,
+            status,
+            exit_code: status.exit_code(),
+            value: outcome.value.as_ref().map(invoke::to_json),
+            error,
+            diagnostic,
+            plan,
+            undone: outcome.undone,
+            undo_pending,
+            journal: session.journal_path(),
+            dry_run: opts.dry_run,
+        })
+    }
+}
+
+struct Outcome {
+    status: RunStatus,
+    value: Option<Dynamic>,
+    error: Option<Box<EvalAltResult>>,
+    undone: Vec<String>,
+    undo_pending: Vec<String>,
+}
+
+/// Classifies the script's result and, for a failure, undoes completed stages in reverse order.
+fn finish(
+    engine: &rhai::Engine,
+    session: &Arc<Session>,
+    result: Result<Dynamic, Box<EvalAltResult>>,
+) -> Outcome {
+    let err = match result {
+        Ok(value) => {
+            return Outcome {
+                status: RunStatus::Succeeded,
+                value: Some(value),
+                error: None,
+                undone: Vec::new(),
+                undo_pending: Vec::new(),
+            };
+        }
+        Err(e) => e,
+    };
+    let mut stack: Vec<_> = session
+        .undo_stack
+        .lock()
+        .map(|mut s| std::mem::take(&mut *s))
+        .unwrap_or_default();
+    let is_denial = session.denied.load(Ordering::SeqCst) && {
+        let v = builtins::error_value(&err);
+        v.read_lock::<Map>()
+            .and_then(|m| m.get("kind").map(|k| k.to_string()))
+            .as_deref()
+            == Some("denied")
+    };
+    let pending = |stack: &[session::UndoEntry]| {
+        stack
+            .iter()
+            .rev()
+            .map(|u| u.stage.clone())
+            .collect::<Vec<_>>()
+    };
+    if is_denial {
+        // The operator said no: stop where we are; completed stages stay as they are.
+        return Outcome {
+            status: RunStatus::Denied,
+            value: None,
+            error: Some(err),
+            undone: Vec::new(),
+            undo_pending: Vec::new(),
+        };
+    }
+    if session.stop_state() == Stop::Cancelled {
+        let undo_pending = pending(&stack);
+        let status = if undo_pending.is_empty() {
+            RunStatus::Cancelled
+        } else {
+            RunStatus::UndoFailed
+        };
+        return Outcome {
+            status,
+            value: None,
+            error: Some(err),
+            undone: Vec::new(),
+            undo_pending,
+        };
+    }
+    if stack.is_empty() {
+        return Outcome {
+            status: RunStatus::Failed,
+            value: None,
+            error: Some(err),
+            undone: Vec::new(),
+            undo_pending: Vec::new(),
+        };
+    }
+    let budget = session
+        .timeout
+        .unwrap_or(Duration::from_secs(15 * 60))
+        .max(Duration::from_secs(60));
+    let token = session.begin_undo_phase(budget);
+    let ast = session.deferred_ast();
+    let mut undone = Vec::new();
+    while let Some(entry) = stack.pop() {
+        if session
+            .record(Event::UndoStarted {
+                stage: entry.stage.clone(),
+            })
+            .is_err()
+        {
+            stack.push(entry);
+            break;
+        }
+        let started = std::time::Instant::now();
+        let r = entry.undo.call::<Dynamic>(engine, &ast, ());
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match r {
+            Ok(_) => {
+                let _ = session.record(Event::UndoFinished {
+                    stage: entry.stage.clone(),
+                    ok: true,
+                    error: None,
+                    duration_ms,
+                });
+                undone.push(entry.stage);
+            }
+            Err(e) => {
+                let _ = session.record(Event::UndoFinished {
+                    stage: entry.stage.clone(),
+                    ok: false,
+                    error: Some(builtins::describe(&e)),
+                    duration_ms,
+                });
+                stack.push(entry);
+                break;
+            }
+        }
+    }
+    token.cancel();
+    let undo_pending = pending(&stack);
+    let status = if undo_pending.is_empty() {
+        RunStatus::Failed
+    } else {
+        RunStatus::UndoFailed
+    };
+    Outcome {
+        status,
+        value: None,
+        error: Some(err),
+        undone,
+        undo_pending,
+    }
+}
+
+/// The folder imports resolve in: the runbook's own.
+pub(crate) fn runbook_root(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Reads `RUNBOOK` from the compiled script: it must be a literal map constant.
+fn read_meta(ast: &AST, source: &str, stem: &str) -> Result<RunbookMeta, (String, String)> {
+    let literal = ast
+        .iter_literal_variables(true, false)
+        .find(|(name, _, _)| *name == "RUNBOOK")
+        .map(|(_, _, value)| value);
+    match literal {
+        Some(value) => {
+            let json = invoke::to_json(&value);
+            RunbookMeta::from_value(&json, stem).map_err(|why| {
+                let needle = why
+                    .split('`')
+                    .nth(1)
+                    .filter(|n| source.contains(*n))
+                    .unwrap_or("RUNBOOK")
+                    .to_string();
+                (why, needle)
+            })
+        }
+        None if source.contains("RUNBOOK") && declares_runbook(source) => Err((
+            "`RUNBOOK` must be a constant map of literals (`const RUNBOOK = #{ … };`), so it can be read without running the script".into(),
+            "RUNBOOK".into(),
+        )),
+        None => Ok(RunbookMeta::default_for(stem)),
+    }
+}
+
+fn declares_runbook(source: &str) -> bool {
+    source.lines().any(|l| {
+        let t = l.trim_start();
+        (t.starts_with("const") || t.starts_with("let")) && t.contains("RUNBOOK")
+    })
+}

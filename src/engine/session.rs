@@ -1,0 +1,211 @@
+//! One run's live state, shared by every host function: journal, plan, undo stack, stop flag.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rhai::{AST, Dynamic, EvalAltResult, FnPtr, Position};
+use tokio_util::sync::CancellationToken;
+
+use super::Reporter;
+use super::modules::Loaded;
+use crate::model::{ErrorKind, PrimitiveError};
+use crate::providers::CallCx;
+use crate::run::{Event, Journal, PlanEntry};
+
+/// Why the script must stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    Running = 0,
+    Cancelled = 1,
+    TimedOut = 2,
+}
+
+/// A completed stage's declared undo.
+pub(crate) struct UndoEntry {
+    pub stage: String,
+    pub undo: FnPtr,
+}
+
+pub(crate) struct Session {
+    pub dry_run: bool,
+    pub yes: bool,
+    pub rt: tokio::runtime::Handle,
+    pub reporter: Arc<dyn Reporter>,
+    pub timeout: Option<Duration>,
+    journal: Mutex<Journal>,
+    cx: Mutex<CallCx>,
+    stop: AtomicU8,
+    pub plan: Mutex<Vec<PlanEntry>>,
+    pub undo_stack: Mutex<Vec<UndoEntry>>,
+    stages: Mutex<Vec<String>>,
+    call_seq: AtomicU64,
+    pub denied: AtomicBool,
+    pub main_ast: Mutex<Option<AST>>,
+    pub loaded: Loaded,
+    pub started: Instant,
+}
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        journal: Journal,
+        cx: CallCx,
+        dry_run: bool,
+        yes: bool,
+        reporter: Arc<dyn Reporter>,
+        timeout: Option<Duration>,
+        loaded: Loaded,
+    ) -> Session {
+        Session {
+            dry_run,
+            yes,
+            rt: tokio::runtime::Handle::current(),
+            reporter,
+            timeout,
+            journal: Mutex::new(journal),
+            cx: Mutex::new(cx),
+            stop: AtomicU8::new(Stop::Running as u8),
+            plan: Mutex::new(Vec::new()),
+            undo_stack: Mutex::new(Vec::new()),
+            stages: Mutex::new(Vec::new()),
+            call_seq: AtomicU64::new(0),
+            denied: AtomicBool::new(false),
+            main_ast: Mutex::new(None),
+            loaded,
+            started: Instant::now(),
+        }
+    }
+
+    /// Journals an event (flushed; fsynced when write-ahead), then shows it.
+    pub fn record(&self, event: Event) -> Result<(), String> {
+        let result = match self.journal.lock() {
+            Ok(mut j) => j
+                .write(event.clone())
+                .map_err(|e| format!("cannot write the journal: {e}")),
+            Err(_) => Err("the journal is unavailable".to_string()),
+        };
+        self.reporter.event(&event);
+        result
+    }
+
+    pub fn journal_path(&self) -> std::path::PathBuf {
+        self.journal
+            .lock()
+            .map(|j| j.path().to_path_buf())
+            .unwrap_or_default()
+    }
+
+    pub fn cx(&self) -> CallCx {
+        match self.cx.lock() {
+            Ok(cx) => cx.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn stop_state(&self) -> Stop {
+        match self.stop.load(Ordering::Relaxed) {
+            1 => Stop::Cancelled,
+            2 => Stop::TimedOut,
+            _ => Stop::Running,
+        }
+    }
+
+    /// Stops the script: the next operation or blocked primitive ends it.
+    pub fn stop(&self, why: Stop) {
+        // A cancel by the operator wins over a timeout; neither is undone by the other.
+        let _ = self.stop.compare_exchange(
+            Stop::Running as u8,
+            why as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        if why == Stop::Cancelled {
+            self.stop.store(Stop::Cancelled as u8, Ordering::SeqCst);
+        }
+        self.cx().cancel.cancel();
+    }
+
+    /// Starts a fresh time budget for undo after a failed run (not after a cancel).
+    pub fn begin_undo_phase(self: &Arc<Self>, budget: Duration) -> CancellationToken {
+        let token = CancellationToken::new();
+        if let Ok(mut cx) = self.cx.lock() {
+            cx.cancel = token.clone();
+        }
+        self.stop.store(Stop::Running as u8, Ordering::SeqCst);
+        self.arm_timer(budget, token.clone());
+        token
+    }
+
+    /// Stops the run when `after` has passed, unless `token` is cancelled first.
+    pub fn arm_timer(self: &Arc<Self>, after: Duration, token: CancellationToken) {
+        let me = Arc::downgrade(self);
+        self.rt.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(after) => {
+                    if let Some(s) = me.upgrade() { s.stop(Stop::TimedOut); }
+                }
+                _ = token.cancelled() => {}
+            }
+        });
+    }
+
+    /// The error that ends the script for the current stop reason.
+    pub fn terminated(&self, pos: Position) -> Box<EvalAltResult> {
+        let reason = match self.stop_state() {
+            Stop::TimedOut => "timeout",
+            _ => "cancelled",
+        };
+        EvalAltResult::ErrorTerminated(Dynamic::from(reason.to_string()), pos).into()
+    }
+
+    /// Waits for `fut` on the runtime, giving up when the run is stopped.
+    pub fn block_on<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, PrimitiveError>>,
+    ) -> Result<T, PrimitiveError> {
+        let token = self.cx().cancel;
+        self.rt.block_on(async move {
+            tokio::select! {
+                r = fut => r,
+                _ = token.cancelled() => Err(PrimitiveError::new(ErrorKind::Cancelled, "the run was stopped")),
+            }
+        })
+    }
+
+    pub fn next_call(&self) -> u64 {
+        self.call_seq.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub fn current_stage(&self) -> Option<String> {
+        self.stages.lock().ok().and_then(|s| s.last().cloned())
+    }
+
+    pub fn push_stage(&self, name: &str) {
+        if let Ok(mut s) = self.stages.lock() {
+            s.push(name.to_string());
+        }
+    }
+
+    pub fn pop_stage(&self) {
+        if let Ok(mut s) = self.stages.lock() {
+            s.pop();
+        }
+    }
+
+    /// The main AST plus every loaded module's functions: closures can be called from it later.
+    pub fn deferred_ast(&self) -> AST {
+        let mut ast = self
+            .main_ast
+            .lock()
+            .ok()
+            .and_then(|a| a.as_ref().map(AST::clone_functions_only))
+            .unwrap_or_default();
+        if let Ok(asts) = self.loaded.asts.lock() {
+            for module in asts.iter() {
+                ast.combine_filtered(module.clone(), |_, _, _, _, _| true);
+            }
+        }
+        ast
+    }
+}

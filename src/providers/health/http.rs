@@ -1,0 +1,218 @@
+//! `health::http`: probes a URL until `consecutive` successive probes pass, within `attempts`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::{describe_error, parse_url};
+use crate::model::{Dur, PrimitiveError};
+use crate::providers::{Access, CallCx, Meta, Primitive};
+
+/// `health::http`.
+pub struct Http;
+
+fn get() -> String {
+    "GET".into()
+}
+fn five_seconds() -> Dur {
+    Dur::secs(5)
+}
+fn one() -> u32 {
+    1
+}
+
+/// Which statuses count as healthy: one code or a list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExpectStatus {
+    /// Exactly this status.
+    One(u16),
+    /// Any of these.
+    Any(Vec<u16>),
+}
+
+/// Keys of `health::http`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpArgs {
+    /// The URL to probe.
+    pub url: String,
+    /// HTTP method (GET).
+    #[serde(default = "get")]
+    pub method: String,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Healthy statuses (default any 200–399).
+    #[serde(default)]
+    pub expect_status: Option<ExpectStatus>,
+    /// Text the body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// Per-request timeout (5s).
+    #[serde(default = "five_seconds")]
+    pub timeout: Dur,
+    /// Probes at most (1).
+    #[serde(default = "one")]
+    pub attempts: u32,
+    /// Wait between probes (5s).
+    #[serde(default = "five_seconds")]
+    pub interval: Dur,
+    /// Successive passing probes needed (1).
+    #[serde(default = "one")]
+    pub consecutive: u32,
+}
+
+/// Result of `health::http`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpOutput {
+    /// Whether `consecutive` successive probes passed.
+    pub ok: bool,
+    /// Status of the last answer, if any.
+    pub status: Option<u16>,
+    /// Latency of the last probe.
+    pub latency_ms: u64,
+    /// Probes made.
+    pub attempts: u32,
+    /// The last failure in words; none when ok.
+    pub error: Option<String>,
+}
+
+impl Primitive for Http {
+    type Args = HttpArgs;
+    type Output = HttpOutput;
+
+    fn meta(&self) -> Meta {
+        Meta {
+            namespace: "health",
+            name: "http",
+            doc: "Probes an HTTP endpoint until `consecutive` successive probes pass within `attempts`; never throws for an unhealthy target.",
+            keys_doc: "`url`, `method` (\"GET\"), `headers` (#{}), `expect_status` (any 200–399; an int or array of ints), `body_contains`, `timeout` per request (\"5s\"), `attempts` (1), `interval` (\"5s\"), `consecutive` (1)",
+            returns: "`#{ ok, status, latency_ms, attempts, error }`",
+            access: Access::Read,
+        }
+    }
+
+    fn target(&self, args: &HttpArgs) -> Option<String> {
+        Some(args.url.clone())
+    }
+
+    async fn call(&self, cx: &CallCx, args: HttpArgs) -> Result<HttpOutput, PrimitiveError> {
+        let url = parse_url(&args.url, cx)?;
+        let method = reqwest::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| {
+                PrimitiveError::invalid(format!("`{}` is not an HTTP method", args.method))
+            })?;
+        if args.attempts == 0 || args.consecutive == 0 {
+            return Err(PrimitiveError::invalid(
+                "`attempts` and `consecutive` must be at least 1",
+            ));
+        }
+        if args.consecutive > args.attempts {
+            return Err(PrimitiveError::invalid(format!(
+                "`consecutive` ({}) cannot exceed `attempts` ({})",
+                args.consecutive, args.attempts
+            )));
+        }
+        let mut out = HttpOutput {
+            ok: false,
+            status: None,
+            latency_ms: 0,
+            attempts: 0,
+            error: None,
+        };
+        let mut passed_in_a_row = 0;
+        for attempt in 1..=args.attempts {
+            if attempt > 1 {
+                cx.progress.waiting(&format!(
+                    "probing {} (attempt {}/{}, {} passed in a row)",
+                    args.url, attempt, args.attempts, passed_in_a_row
+                ));
+                let slept = cx.sleep(args.interval.get()).await;
+                cx.progress.done_waiting();
+                slept?;
+            }
+            out.attempts = attempt;
+            let started = Instant::now();
+            let mut request = cx
+                .http
+                .request(method.clone(), url.clone())
+                .timeout(args.timeout.get());
+            for (name, value) in &args.headers {
+                request = request.header(name, value);
+            }
+            let verdict = tokio::select! {
+                r = probe(request, &args) => r,
+                _ = cx.cancel.cancelled() => return Err(PrimitiveError::new(crate::model::ErrorKind::Cancelled, "cancelled while probing")),
+            };
+            out.latency_ms = started.elapsed().as_millis() as u64;
+            match verdict {
+                Ok(status) => {
+                    out.status = Some(status);
+                    out.error = None;
+                    passed_in_a_row += 1;
+                    if passed_in_a_row >= args.consecutive {
+                        out.ok = true;
+                        return Ok(out);
+                    }
+                }
+                Err((status, reason)) => {
+                    out.status = status;
+                    out.error = Some(reason);
+                    passed_in_a_row = 0;
+                }
+            }
+            // Stop early when the remaining attempts can no longer give enough passes in a row.
+            if passed_in_a_row + (args.attempts - attempt) < args.consecutive {
+                break;
+            }
+        }
+        if out.error.is_none() {
+            out.error = Some(format!(
+                "only {passed_in_a_row} of {} consecutive probes passed",
+                args.consecutive
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// One probe: Ok(status) when it passes, Err((status, reason)) when it does not.
+async fn probe(
+    request: reqwest::RequestBuilder,
+    args: &HttpArgs,
+) -> Result<u16, (Option<u16>, String)> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| (None, describe_error(&e, args.timeout.get())))?;
+    let status = response.status().as_u16();
+    let status_ok = match &args.expect_status {
+        None => (200..400).contains(&status),
+        Some(ExpectStatus::One(code)) => status == *code,
+        Some(ExpectStatus::Any(codes)) => codes.contains(&status),
+    };
+    if !status_ok {
+        let wanted = match &args.expect_status {
+            None => "200–399".to_string(),
+            Some(ExpectStatus::One(code)) => code.to_string(),
+            Some(ExpectStatus::Any(codes)) => codes
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        return Err((Some(status), format!("status {status}, expected {wanted}")));
+    }
+    if let Some(needle) = &args.body_contains {
+        let body = response
+            .text()
+            .await
+            .map_err(|e| (Some(status), describe_error(&e, args.timeout.get())))?;
+        if !body.contains(needle.as_str()) {
+            return Err((Some(status), format!("body does not contain `{needle}`")));
+        }
+    }
+    Ok(status)
+}

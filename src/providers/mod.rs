@@ -1,0 +1,268 @@
+//! Recovery primitives: what a primitive is, the context a call runs in, and the built-in registry.
+//!
+//! A primitive is only its domain call: typed args in, typed output out. Journaling, dry-run,
+//! scope, approvals and undo happen once, in the engine's invoke wrapper.
+
+pub mod health;
+pub(crate) mod introspect;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{ErrorKind, PrimitiveError};
+
+/// A boxed, sendable future, as the type-erased registry stores calls.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub use crate::model::Access;
+
+/// What `rollbook docs` and `rollbook check` know about a primitive.
+#[derive(Debug, Clone, Serialize)]
+pub struct Meta {
+    /// Namespace in scripts (`health`).
+    pub namespace: &'static str,
+    /// Function name (`http`).
+    pub name: &'static str,
+    /// One line saying what it does.
+    pub doc: &'static str,
+    /// The keys it takes, with defaults, in words (markdown).
+    pub keys_doc: &'static str,
+    /// What it returns (markdown).
+    pub returns: &'static str,
+    /// Read or mutate.
+    pub access: Access,
+}
+
+impl Meta {
+    /// `namespace::name`.
+    pub fn full_name(&self) -> String {
+        format!("{}::{}", self.namespace, self.name)
+    }
+}
+
+/// What a mutating call would do, for the dry-run plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned {
+    /// The change in words ("swap slot `staging` into `production` of site `shop-web`").
+    pub effect: String,
+    /// What the script receives instead of a real result.
+    pub output: serde_json::Value,
+}
+
+/// Everything a primitive call may use: shared HTTP client, cancellation, progress, settings.
+#[derive(Clone)]
+pub struct CallCx {
+    /// The run's HTTP client (connections are reused across calls).
+    pub http: reqwest::Client,
+    /// Cancelled on Ctrl-C or when the run's time is up; every wait must watch it.
+    pub cancel: CancellationToken,
+    /// Progress and log output.
+    pub progress: Arc<dyn Progress>,
+    /// URL prefixes rewritten before a request (the sandbox points scenario URLs at the simulator).
+    pub url_rewrites: Arc<Vec<(String, String)>>,
+}
+
+impl CallCx {
+    /// A context with a fresh client, no cancellation and silent progress (for embedding and tests).
+    pub fn standalone() -> Self {
+        CallCx {
+            http: default_http_client(),
+            cancel: CancellationToken::new(),
+            progress: Arc::new(Silent),
+            url_rewrites: Arc::new(Vec::new()),
+        }
+    }
+
+    /// Sleeps for `d` unless the run is cancelled first (then a `cancelled` error).
+    pub async fn sleep(&self, d: Duration) -> Result<(), PrimitiveError> {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => Ok(()),
+            _ = self.cancel.cancelled() => Err(PrimitiveError::new(ErrorKind::Cancelled, "cancelled while waiting")),
+        }
+    }
+
+    /// Applies the configured URL rewrites (longest matching prefix wins).
+    pub fn rewrite_url(&self, url: &str) -> String {
+        self.url_rewrites
+            .iter()
+            .filter(|(from, _)| url.starts_with(from.as_str()))
+            .max_by_key(|(from, _)| from.len())
+            .map(|(from, to)| format!("{to}{}", &url[from.len()..]))
+            .unwrap_or_else(|| url.to_string())
+    }
+}
+
+/// The HTTP client every run starts with: rustls, HTTP/2 when offered, pooled connections.
+pub fn default_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("rollbook/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Where primitives report waits and progress; the CLI shows a spinner on a terminal.
+pub trait Progress: Send + Sync {
+    /// A wait is under way (replaces the previous wait message).
+    fn waiting(&self, message: &str);
+    /// The wait is over.
+    fn done_waiting(&self);
+}
+
+/// Progress that shows nothing.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn waiting(&self, _message: &str) {}
+    fn done_waiting(&self) {}
+}
+
+/// A recovery primitive: typed args in, typed output out.
+pub trait Primitive: Send + Sync + 'static {
+    /// The object-map argument, deserialised with unknown keys refused.
+    type Args: DeserializeOwned + Serialize + Clone + Send + Sync + 'static;
+    /// The object-map result.
+    type Output: Serialize + Send + 'static;
+
+    /// Name, doc line, keys and access.
+    fn meta(&self) -> Meta;
+
+    /// The resource key this call targets (API.md §6 keys), for scope, locks and the journal.
+    fn target(&self, _args: &Self::Args) -> Option<String> {
+        None
+    }
+
+    /// Performs the call.
+    fn call(
+        &self,
+        cx: &CallCx,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, PrimitiveError>> + Send;
+
+    /// What the call would do, for dry-run (mutating primitives; reads may run for real first).
+    fn plan(
+        &self,
+        _cx: &CallCx,
+        args: &Self::Args,
+    ) -> impl Future<Output = Result<Planned, PrimitiveError>> + Send {
+        let effect = format!(
+            "{} {}",
+            self.meta().full_name(),
+            serde_json::to_string(args).unwrap_or_default()
+        );
+        async move {
+            Ok(Planned {
+                effect,
+                output: serde_json::json!({ "planned": true }),
+            })
+        }
+    }
+}
+
+/// A primitive with its types erased, as the registry keeps it.
+pub trait DynPrimitive: Send + Sync {
+    /// Name, doc line, keys and access.
+    fn meta(&self) -> Meta;
+    /// The keys its args accept, derived from the args type.
+    fn keys(&self) -> &[&'static str];
+    /// Checks and decodes the args; the error names a bad key and suggests the nearest valid one.
+    fn decode(&self, args: serde_json::Value) -> Result<Decoded, PrimitiveError>;
+}
+
+/// Decoded args, ready to call, plan or target.
+pub struct Decoded {
+    /// The resource key, if any.
+    pub target: Option<String>,
+    call: Box<
+        dyn FnOnce(CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> + Send,
+    >,
+    plan: Box<dyn FnOnce(CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>> + Send>,
+}
+
+impl Decoded {
+    /// Performs the call.
+    pub fn call(self, cx: CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> {
+        (self.call)(cx)
+    }
+    /// Plans the call.
+    pub fn plan(self, cx: CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>> {
+        (self.plan)(cx)
+    }
+}
+
+struct Erased<P: Primitive> {
+    inner: Arc<P>,
+    keys: &'static [&'static str],
+}
+
+impl<P: Primitive> DynPrimitive for Erased<P> {
+    fn meta(&self) -> Meta {
+        self.inner.meta()
+    }
+
+    fn keys(&self) -> &[&'static str] {
+        self.keys
+    }
+
+    fn decode(&self, args: serde_json::Value) -> Result<Decoded, PrimitiveError> {
+        let name = self.inner.meta().full_name();
+        if let serde_json::Value::Object(map) = &args {
+            for key in map.keys() {
+                if !self.keys.contains(&key.as_str()) {
+                    let hint = match crate::model::nearest(key, self.keys.iter().copied()) {
+                        Some(best) => format!("; did you mean `{best}`?"),
+                        None => format!("; valid keys: {}", self.keys.join(", ")),
+                    };
+                    return Err(PrimitiveError::invalid(format!(
+                        "{name}: unknown key `{key}`{hint}"
+                    )));
+                }
+            }
+        } else {
+            return Err(PrimitiveError::invalid(format!(
+                "{name} takes one object map, like #{{ key: value }}"
+            )));
+        }
+        let typed: P::Args = serde_json::from_value(args)
+            .map_err(|e| PrimitiveError::invalid(format!("{name}: {e}")))?;
+        let typed = Arc::new(typed);
+        let target = self.inner.target(&typed);
+        let (p1, a1) = (self.inner.clone(), typed.clone());
+        let (p2, a2) = (self.inner.clone(), typed);
+        Ok(Decoded {
+            target,
+            call: Box::new(move |cx| {
+                Box::pin(async move {
+                    let args = Arc::try_unwrap(a1).unwrap_or_else(|shared| (*shared).clone());
+                    let out = p1.call(&cx, args).await?;
+                    serde_json::to_value(out).map_err(|e| {
+                        PrimitiveError::invalid(format!("cannot encode the result: {e}"))
+                    })
+                })
+            }),
+            plan: Box::new(move |cx| Box::pin(async move { p2.plan(&cx, &a2).await })),
+        })
+    }
+}
+
+/// Erases a primitive's types for the registry.
+pub fn erase<P: Primitive>(primitive: P) -> Arc<dyn DynPrimitive> {
+    let keys = introspect::struct_fields::<P::Args>();
+    Arc::new(Erased {
+        inner: Arc::new(primitive),
+        keys,
+    })
+}
+
+/// Every primitive this build ships, alphabetical by namespace then name.
+pub fn builtin() -> Vec<Arc<dyn DynPrimitive>> {
+    let mut all = Vec::new();
+    all.extend(health::register());
+    all
+}

@@ -1,0 +1,500 @@
+//! The run journal: one JSON Lines file per run, each event written and flushed before the
+//! action it records (and fsynced for mutating calls), readable even with a torn last line.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::PrimitiveError;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Completed without error.
+    Succeeded,
+    /// The runbook failed; completed stages were undone.
+    Failed,
+    /// An undo failed or could not run: a person must look.
+    UndoFailed,
+    /// An approval was denied.
+    Denied,
+    /// Stopped by the operator (Ctrl-C).
+    Cancelled,
+    /// Still running, or the process died before it could say (no `run_finished`).
+    Incomplete,
+}
+
+impl RunStatus {
+    /// The exit code API.md §4 gives this outcome.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            RunStatus::Succeeded => 0,
+            RunStatus::Failed | RunStatus::Cancelled | RunStatus::Incomplete => 1,
+            RunStatus::UndoFailed => 3,
+            RunStatus::Denied => 4,
+        }
+    }
+    /// The word used in listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::UndoFailed => "undo_failed",
+            RunStatus::Denied => "denied",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// Which runbook ran, for audit and resume.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunbookInfo {
+    /// `RUNBOOK.name` (or the file stem).
+    pub name: String,
+    /// `RUNBOOK.version`.
+    pub version: String,
+    /// The file as given.
+    pub path: String,
+    /// `sha256:` of the file's content.
+    pub hash: String,
+}
+
+/// One journal event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The run began.
+    RunStarted {
+        /// Run id.
+        run_id: String,
+        /// Which runbook.
+        runbook: RunbookInfo,
+        /// Validated params (secrets redacted).
+        params: Value,
+        /// `--dry-run`.
+        dry_run: bool,
+        /// `--yes`.
+        yes: bool,
+        /// Who ran it.
+        user: String,
+        /// Where.
+        host: String,
+        /// Process id.
+        pid: u32,
+        /// rollbook's version.
+        rollbook_version: String,
+    },
+    /// A stage began.
+    StageStarted {
+        /// Stage name.
+        stage: String,
+    },
+    /// A stage ended.
+    StageFinished {
+        /// Stage name.
+        stage: String,
+        /// Whether its action succeeded.
+        ok: bool,
+        /// Its value (JSON), when ok.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<Value>,
+        /// The error in words, when not ok.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Whether it declared an undo.
+        has_undo: bool,
+        /// How long it took.
+        duration_ms: u64,
+    },
+    /// A primitive call is about to be sent.
+    CallStarted {
+        /// Call number within the run.
+        call: u64,
+        /// `namespace::name`.
+        primitive: String,
+        /// `read` or `mutate`.
+        access: crate::model::Access,
+        /// Resource key or URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// Arguments (secrets redacted).
+        args: Value,
+        /// Enclosing stage.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<String>,
+    },
+    /// A primitive call returned.
+    CallFinished {
+        /// Call number.
+        call: u64,
+        /// `namespace::name`.
+        primitive: String,
+        /// Whether it succeeded.
+        ok: bool,
+        /// Its output.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        /// Its error.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<PrimitiveError>,
+        /// How long it took.
+        duration_ms: u64,
+    },
+    /// Under `--dry-run`, a mutating call that was planned and not performed.
+    CallPlanned {
+        /// Call number.
+        call: u64,
+        /// `namespace::name`.
+        primitive: String,
+        /// Resource key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// Arguments (secrets redacted).
+        args: Value,
+        /// What it would do.
+        effect: String,
+        /// Enclosing stage.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<String>,
+    },
+    /// `info`, `warn` or `print`.
+    Log {
+        /// `info`, `warn`.
+        level: String,
+        /// The message.
+        message: String,
+    },
+    /// An approval was asked (or planned, under dry-run).
+    Approval {
+        /// What was asked.
+        message: String,
+        /// The answer.
+        approved: bool,
+        /// `terminal`, `--yes`, `no terminal` or `dry-run`.
+        by: String,
+    },
+    /// A stage's undo began.
+    UndoStarted {
+        /// Stage name.
+        stage: String,
+    },
+    /// A stage's undo ended.
+    UndoFinished {
+        /// Stage name.
+        stage: String,
+        /// Whether it succeeded.
+        ok: bool,
+        /// The error in words.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// How long it took.
+        duration_ms: u64,
+    },
+    /// The run ended.
+    RunFinished {
+        /// How.
+        status: RunStatus,
+        /// The process exit code.
+        exit_code: i32,
+        /// The error in words.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Stages whose undo did not run (newest first), when a person must look.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        undo_pending: Vec<String>,
+        /// How long the run took.
+        duration_ms: u64,
+    },
+}
+
+impl Event {
+    /// Whether the event must be on disk (fsync) before the action it records is performed.
+    pub fn is_write_ahead(&self) -> bool {
+        matches!(
+            self,
+            Event::CallStarted {
+                access: crate::model::Access::Mutate,
+                ..
+            } | Event::StageStarted { .. }
+                | Event::UndoStarted { .. }
+                | Event::RunFinished { .. }
+        )
+    }
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// Position in the run, from 1.
+    pub seq: u64,
+    /// When it was written.
+    pub ts: DateTime<Utc>,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Appends events to a run's journal.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    seq: u64,
+}
+
+/// The journal file of `run_id` under `state_dir`.
+pub fn journal_path(state_dir: &Path, run_id: &str) -> PathBuf {
+    state_dir.join("runs").join(format!("{run_id}.jsonl"))
+}
+
+impl Journal {
+    /// Creates the journal of a new run.
+    pub fn create(state_dir: &Path, run_id: &str) -> std::io::Result<Journal> {
+        let path = journal_path(state_dir, run_id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        Ok(Journal { file, path, seq: 0 })
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one event and flushes it; write-ahead events are also fsynced.
+    pub fn write(&mut self, mut event: Event) -> std::io::Result<()> {
+        redact_event(&mut event);
+        self.seq += 1;
+        let record = Record {
+            seq: self.seq,
+            ts: Utc::now(),
+            event,
+        };
+        let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.file.write_all(&line)?;
+        self.file.flush()?;
+        if record.event.is_write_ahead() {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// A journal read back: its records and whether the last line was torn (a crash mid-write).
+#[derive(Debug, Clone)]
+pub struct JournalRead {
+    /// Every whole record, in order.
+    pub records: Vec<Record>,
+    /// Whether a partial last line was dropped.
+    pub torn_tail: bool,
+}
+
+/// Reads a journal, tolerating a torn last line; a bad line elsewhere is an error naming it.
+pub fn read_journal(path: &Path) -> std::io::Result<JournalRead> {
+    let file = File::open(path)?;
+    let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>()?;
+    let mut records = Vec::with_capacity(lines.len());
+    let mut torn_tail = false;
+    let last = lines.len().saturating_sub(1);
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(line) {
+            Ok(record) => records.push(record),
+            Err(_) if i == last => torn_tail = true,
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}:{}: not a journal event: {e}", path.display(), i + 1),
+                ));
+            }
+        }
+    }
+    Ok(JournalRead { records, torn_tail })
+}
+
+/// One line of `rollbook runs list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Run id.
+    pub id: String,
+    /// Runbook name.
+    pub runbook: String,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// How it ended.
+    pub status: String,
+}
+
+/// The runs under `state_dir`, newest first.
+pub fn list_runs(state_dir: &Path) -> std::io::Result<Vec<RunSummary>> {
+    let dir = state_dir.join("runs");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut runs = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+            continue;
+        }
+        let Ok(read) = read_journal(&path) else {
+            continue;
+        };
+        if let Some(summary) = summarize(&read.records) {
+            runs.push(summary);
+        }
+    }
+    runs.sort_by(|a, b| b.started.cmp(&a.started).then(b.id.cmp(&a.id)));
+    Ok(runs)
+}
+
+/// The summary of one run's records.
+pub fn summarize(records: &[Record]) -> Option<RunSummary> {
+    let first = records.first()?;
+    let Event::RunStarted {
+        run_id, runbook, ..
+    } = &first.event
+    else {
+        return None;
+    };
+    let status = records
+        .iter()
+        .rev()
+        .find_map(|r| match &r.event {
+            Event::RunFinished { status, .. } => Some(*status),
+            _ => None,
+        })
+        .unwrap_or(RunStatus::Incomplete);
+    Some(RunSummary {
+        id: run_id.clone(),
+        runbook: runbook.name.clone(),
+        started: first.ts,
+        status: status.as_str().to_string(),
+    })
+}
+
+/// A new run id: sortable by time, unique enough across machines (`20261127T090012Z-3f9a1c`).
+pub fn new_run_id() -> String {
+    format!(
+        "{}-{:06x}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        fastrand::u32(..0x100_0000)
+    )
+}
+
+const SECRET_WORDS: &[&str] = &[
+    "authorization",
+    "token",
+    "password",
+    "secret",
+    "apikey",
+    "api_key",
+    "api-key",
+    "credential",
+    "cookie",
+];
+
+/// Whether a key names something that must never be written down.
+pub fn is_secret_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|w| lower.contains(w))
+}
+
+/// Replaces the values of secret-looking keys, at any depth, with `"***"`.
+pub fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if is_secret_key(key) && !v.is_null() {
+                    *v = Value::String("***".into());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+fn redact_event(event: &mut Event) {
+    match event {
+        Event::CallStarted { args, .. } | Event::CallPlanned { args, .. } => redact(args),
+        Event::CallFinished {
+            output: Some(output),
+            ..
+        } => redact(output),
+        Event::StageFinished {
+            value: Some(value), ..
+        } => redact(value),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started() -> Event {
+        Event::RunStarted {
+            run_id: "r1".into(),
+            runbook: RunbookInfo {
+                name: "x".into(),
+                version: "0.0.0".into(),
+                path: "x.rhai".into(),
+                hash: "sha256:0".into(),
+            },
+            params: serde_json::json!({}),
+            dry_run: false,
+            yes: false,
+            user: "u".into(),
+            host: "h".into(),
+            pid: 1,
+            rollbook_version: "0".into(),
+        }
+    }
+
+    #[test]
+    fn torn_last_line_is_tolerated_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path(), "r1").unwrap();
+        j.write(started()).unwrap();
+        j.write(Event::Log {
+            level: "info".into(),
+            message: "hi".into(),
+        })
+        .unwrap();
+        let path = j.path().to_path_buf();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":3,\"ts\":\"2026-").unwrap();
+        let read = read_journal(&path).unwrap();
+        assert_eq!(read.records.len(), 2);
+        assert!(read.torn_tail);
+        assert_eq!(summarize(&read.records).unwrap().status, "incomplete");
+    }
+
+    #[test]
+    fn secrets_are_redacted_at_any_depth() {
+        let mut v = serde_json::json!({"url": "u", "headers": {"Authorization": "Bearer abc"}, "list": [{"client_secret": "s"}]});
+        redact(&mut v);
+        assert_eq!(v["headers"]["Authorization"], "***");
+        assert_eq!(v["list"][0]["client_secret"], "***");
+        assert_eq!(v["url"], "u");
+    }
+}

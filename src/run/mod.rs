@@ -1,0 +1,93 @@
+//! Run bookkeeping that knows no Rhai: the journal, the dry-run plan, run outcomes, the state dir.
+
+pub mod journal;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use journal::{Event, Journal, Record, RunStatus, RunSummary, RunbookInfo};
+
+/// One entry of a dry-run plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanEntry {
+    /// `namespace::name`, or `approve`.
+    pub call: String,
+    /// Resource key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// What would happen.
+    pub effect: String,
+    /// Arguments (redacted).
+    pub args: serde_json::Value,
+    /// Enclosing stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+}
+
+/// Where runs keep journals and locks: `--state-dir`, `ROLLBOOK_STATE_DIR`, else the platform's state dir.
+pub fn state_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir.to_path_buf();
+    }
+    if let Some(dir) = std::env::var_os("ROLLBOOK_STATE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|d| d.join("rollbook"))
+        .unwrap_or_else(|| PathBuf::from(".rollbook"))
+}
+
+/// Checks that the state dir can hold journals, creating it if needed.
+pub fn ensure_state_dir(dir: &Path) -> Result<(), String> {
+    let runs = dir.join("runs");
+    std::fs::create_dir_all(&runs)
+        .map_err(|e| format!("cannot use state directory `{}`: {e}", dir.display()))?;
+    let probe = runs.join(format!(".probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|e| format!("cannot write in state directory `{}`: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Who is running: `$USER` or `$USERNAME`, else "unknown".
+pub fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// This machine's name.
+pub fn current_host() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Where a run shows what it does and asks the operator; the CLI renders text or JSON.
+pub trait Reporter: Send + Sync {
+    /// An event was journaled.
+    fn event(&self, event: &Event);
+    /// Where primitives report waits.
+    fn progress(&self) -> std::sync::Arc<dyn crate::providers::Progress>;
+    /// Asks a yes/no question; `None` when no one can answer (no terminal).
+    fn ask(&self, question: &str) -> Option<bool>;
+}
+
+/// A reporter that shows nothing and cannot ask (for embedding and tests).
+pub struct QuietReporter;
+
+impl Reporter for QuietReporter {
+    fn event(&self, _event: &Event) {}
+    fn progress(&self) -> std::sync::Arc<dyn crate::providers::Progress> {
+        std::sync::Arc::new(crate::providers::Silent)
+    }
+    fn ask(&self, _question: &str) -> Option<bool> {
+        None
+    }
+}
