@@ -15,17 +15,26 @@ use crate::providers::Progress;
 use crate::run::journal::{JournalRead, RunStatus, RunSummary};
 use crate::run::{Event, Reporter};
 
-/// Renders diagnostics with miette: ASCII carets when not on a terminal, so logs stay readable.
+/// Renders diagnostics with miette: on a terminal in colour and unicode; elsewhere plain ASCII
+/// with a `^` caret under the spot, so logs and CI output stay readable.
 pub fn install_miette_hook() {
     let _ = miette::set_hook(Box::new(|_| {
-        let tty = std::io::stderr().is_terminal();
+        let tty = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let theme = if tty {
+            miette::GraphicalTheme::unicode()
+        } else {
+            let mut characters = miette::ThemeCharacters::ascii();
+            characters.underbar = '^';
+            characters.underline = '^';
+            miette::GraphicalTheme {
+                characters,
+                styles: miette::ThemeStyles::none(),
+            }
+        };
         Box::new(
-            miette::MietteHandlerOpts::new()
-                .terminal_links(false)
-                .unicode(tty)
-                .color(tty)
-                .context_lines(1)
-                .build(),
+            miette::GraphicalReportHandler::new_themed(theme)
+                .with_links(false)
+                .with_context_lines(1),
         )
     }));
 }

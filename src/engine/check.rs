@@ -362,25 +362,7 @@ pub fn check(engine: &Engine, path: &Path) -> Vec<Diagnostic> {
                 }
                 continue;
             }
-            let mut candidates: Vec<&str> = namespaces.iter().copied().collect();
-            candidates.extend(aliases.keys().map(String::as_str));
-            let hint = nearest(name, candidates.iter().copied())
-                .map(|b| format!("did you mean `{b}::{func}`?"))
-                .or_else(|| {
-                    Some(format!(
-                        "known namespaces: {}; import a module with `import \"std/…\" as {name};`",
-                        candidates.join(", ")
-                    ))
-                });
-            found.push(Diagnostic::at(
-                &file,
-                Some(src),
-                Some(t.line),
-                Some(t.col),
-                format!("unknown namespace `{name}`"),
-                "unknown namespace".into(),
-                hint,
-            ));
+            // Any other namespace is refused at compile time (strict variables).
             continue;
         }
         // f(

@@ -302,7 +302,17 @@ impl Engine {
         let display = path.display().to_string();
         let mut ast = engine
             .compile_with_scope(&scope, &source)
-            .map_err(|e| EngineError::Script(Box::new(diag::from_parse(&display, &source, &e))))?;
+            .map_err(|e| {
+                let mut d = diag::from_parse(&display, &source, &e);
+                if let rhai::ParseErrorType::ModuleUndefined(name) = e.err_type() {
+                    let namespaces: Vec<&str> = self.primitives.values().map(|p| p.meta().namespace).collect();
+                    d.help = Some(match crate::model::nearest(name, namespaces.iter().copied()) {
+                        Some(best) => format!("did you mean `{best}`? or import a module with `import \"std/…\" as {name};`"),
+                        None => format!("import a module first, like `import \"std/health\" as {name};`"),
+                    });
+                }
+                EngineError::Script(Box::new(d))
+            })?;
         ast.set_source(display.clone());
         let stem = path
             .file_stem()

@@ -92,7 +92,11 @@ impl Resolver {
             let hint = crate::model::nearest(path, names.iter().copied())
                 .map(|b| format!("; did you mean `{b}`?"))
                 .unwrap_or_else(|| format!("; the stdlib has {}", names.join(", ")));
-            return Err(EvalAltResult::ErrorModuleNotFound(format!("{path}{hint}"), pos).into());
+            return Err(EvalAltResult::ErrorRuntime(
+                format!("no stdlib module `{path}`{hint}").into(),
+                pos,
+            )
+            .into());
         } else {
             let file = self
                 .locate(path)

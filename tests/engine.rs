@@ -1,0 +1,507 @@
+//! The engine as a library: stages and undo, dry-run, parallel, limits, timeouts, approvals,
+//! errors, imports and the journal.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rollbook::engine::{Engine, RunOptions, RunReport};
+use rollbook::run::journal::{Event, RunStatus, read_journal};
+
+use crate::support::{Mutate, Recorder, write};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    recorder: Arc<Recorder>,
+    engine: Engine,
+}
+
+fn fixture() -> Fixture {
+    let recorder = Arc::new(Recorder::default());
+    let mut engine = Engine::new();
+    engine.register(Mutate(recorder.clone()));
+    Fixture {
+        dir: tempfile::tempdir().expect("tempdir"),
+        recorder,
+        engine,
+    }
+}
+
+impl Fixture {
+    async fn run(&self, script: &str, tweak: impl FnOnce(&mut RunOptions)) -> RunReport {
+        let path = write(self.dir.path(), "runbook.rhai", script);
+        let runbook = self.engine.load(&path).expect("runbook loads");
+        let mut opts = RunOptions::new(self.dir.path().join("state"));
+        tweak(&mut opts);
+        self.engine
+            .run(&runbook, &[], opts)
+            .await
+            .expect("run starts")
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.recorder.calls.lock().expect("recorder").clone()
+    }
+}
+
+fn events(report: &RunReport) -> Vec<Event> {
+    read_journal(&report.journal)
+        .expect("journal parses")
+        .records
+        .into_iter()
+        .map(|r| r.event)
+        .collect()
+}
+
+const TWO_STAGES: &str = r#"
+stage("first", || test::mutate(#{ name: "a" }), || test::mutate(#{ name: "undo-a" }));
+stage("second", || test::mutate(#{ name: "b", fail: true }), || test::mutate(#{ name: "undo-b" }));
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_stage_undoes_the_completed_ones_in_reverse_order() {
+    let f = fixture();
+    let script = format!("{TWO_STAGES}\n// never reached\n",);
+    let report = f.run(&script, |_| {}).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(report.exit_code, 1);
+    assert_eq!(
+        f.calls(),
+        vec!["a", "undo-a"],
+        "stage 2 failed before acting; only stage 1 is undone"
+    );
+    assert_eq!(report.undone, vec!["first"]);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("conflict: b refused"),
+        "{:?}",
+        report.error
+    );
+
+    // The journal shows the order: stage 1, stage 2 failing, then the undo of stage 1.
+    let order: Vec<String> = events(&report)
+        .iter()
+        .filter_map(|e| match e {
+            Event::StageStarted { stage } => Some(format!("start {stage}")),
+            Event::StageFinished { stage, ok, .. } => {
+                Some(format!("{} {stage}", if *ok { "done" } else { "failed" }))
+            }
+            Event::CallStarted { args, .. } => {
+                Some(format!("call {}", args["name"].as_str().unwrap_or("")))
+            }
+            Event::UndoStarted { stage } => Some(format!("undo {stage}")),
+            Event::UndoFinished {
+                stage, ok: true, ..
+            } => Some(format!("undone {stage}")),
+            Event::RunFinished { status, .. } => Some(format!("end {}", status.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            "start first",
+            "call a",
+            "done first",
+            "start second",
+            "call b",
+            "failed second",
+            "undo first",
+            "call undo-a",
+            "undone first",
+            "end failed"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_performs_no_mutation_and_plans_both_calls() {
+    let f = fixture();
+    let report = f.run(TWO_STAGES, |o| o.dry_run = true).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert!(
+        f.calls().is_empty(),
+        "nothing was performed: {:?}",
+        f.calls()
+    );
+    let planned: Vec<(&str, &str)> = report
+        .plan
+        .iter()
+        .map(|p| (p.call.as_str(), p.effect.as_str()))
+        .collect();
+    assert_eq!(
+        planned,
+        vec![
+            ("test::mutate", "would mutate `a`"),
+            ("test::mutate", "would mutate `b`")
+        ]
+    );
+    assert_eq!(report.plan[0].stage.as_deref(), Some("first"));
+    assert!(
+        events(&report)
+            .iter()
+            .all(|e| !matches!(e, Event::CallStarted { .. })),
+        "no call was sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undo_that_fails_needs_a_person_exit_3() {
+    let f = fixture();
+    let script = r#"
+stage("one", || test::mutate(#{ name: "a" }), || test::mutate(#{ name: "undo-a" }));
+stage("two", || test::mutate(#{ name: "b" }), || test::mutate(#{ name: "undo-b", fail: true }));
+fail("health did not recover");
+"#;
+    let report = f.run(script, |_| {}).await;
+    assert_eq!(report.status, RunStatus::UndoFailed);
+    assert_eq!(report.exit_code, 3);
+    assert_eq!(
+        report.undo_pending,
+        vec!["two", "one"],
+        "the failed undo and the one after it are left for a person"
+    );
+    assert_eq!(f.calls(), vec!["a", "b"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_respects_concurrency_and_keeps_input_order_with_errors() {
+    let f = fixture();
+    let script = r#"
+let items = [];
+for i in 0..12 { items.push(i); }
+parallel(items, |i| test::mutate(#{ name: `n${i}`, delay_ms: 60, fail: i == 5 }), #{ concurrency: 4 })
+"#;
+    let started = Instant::now();
+    let report = f.run(script, |_| {}).await;
+    let elapsed = started.elapsed();
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    let max = f.recorder.max_in_flight.load(Ordering::SeqCst);
+    assert!(max <= 4, "never more than 4 at once, saw {max}");
+    assert!(max >= 2, "really concurrent: saw at most {max} at once");
+    let results = report
+        .value
+        .expect("value")
+        .as_array()
+        .expect("array")
+        .clone();
+    assert_eq!(results.len(), 12);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["item"], i, "input order");
+        if i == 5 {
+            assert_eq!(r["ok"], false);
+            assert_eq!(r["error"]["kind"], "conflict");
+        } else {
+            assert_eq!(r["ok"], true, "{r}");
+            assert_eq!(r["value"]["name"], format!("n{i}"));
+        }
+    }
+    // Shown only to explain a failure above; the timing itself is for benchmarks, not asserted.
+    let _ = elapsed;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn endless_loops_and_recursion_are_stopped_with_a_clear_message() {
+    let mut f = fixture();
+    f.engine.limits_mut().max_operations = 200_000;
+    let report = f.run("let x = 0; loop { x += 1; }", |_| {}).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    let d = report.diagnostic.expect("diagnostic");
+    assert!(
+        d.message.contains("stopped after 200000 operations"),
+        "{}",
+        d.message
+    );
+    assert!(d.help.as_deref().unwrap_or("").contains("loop"));
+
+    let report = f.run("fn down(n) { down(n + 1) }\ndown(0);", |_| {}).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    let d = report.diagnostic.expect("diagnostic");
+    assert!(
+        d.message.contains("nested deeper than 64 levels"),
+        "{}",
+        d.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_time_limit_stops_a_loop_and_a_blocked_primitive() {
+    let f = fixture();
+    let report = f
+        .run("loop { }", |o| o.timeout = Some(Duration::from_millis(300)))
+        .await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("exceeded its time limit of 300ms"),
+        "{:?}",
+        report.error
+    );
+
+    let started = Instant::now();
+    let report = f
+        .run(r#"test::mutate(#{ name: "slow", delay_ms: 60000 })"#, |o| {
+            o.timeout = Some(Duration::from_millis(300))
+        })
+        .await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("exceeded its time limit"),
+        "{:?}",
+        report.error
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the blocked call noticed the limit"
+    );
+    // The journal says how far the run got: the call started and ended as stopped.
+    let evs = events(&report);
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, Event::CallFinished { ok: false, .. }))
+    );
+    assert!(matches!(
+        evs.last(),
+        Some(Event::RunFinished {
+            status: RunStatus::Failed,
+            ..
+        })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_stops_the_run_without_undoing() {
+    let f = fixture();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        c2.cancel();
+    });
+    let script = r#"
+stage("one", || test::mutate(#{ name: "a" }), || test::mutate(#{ name: "undo-a" }));
+test::mutate(#{ name: "slow", delay_ms: 60000 });
+"#;
+    let report = f.run(script, |o| o.cancel = cancel).await;
+    assert_eq!(
+        report.status,
+        RunStatus::UndoFailed,
+        "a cancelled run with completed stages needs a person"
+    );
+    assert_eq!(report.undo_pending, vec!["one"]);
+    assert_eq!(f.calls(), vec!["a"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approvals_deny_without_a_terminal_and_pass_with_yes_or_dry_run() {
+    let f = fixture();
+    let script = r#"
+stage("one", || test::mutate(#{ name: "a" }), || test::mutate(#{ name: "undo-a" }));
+approve("swap production back?");
+test::mutate(#{ name: "prod" });
+"#;
+    let report = f.run(script, |_| {}).await;
+    assert_eq!(report.status, RunStatus::Denied);
+    assert_eq!(report.exit_code, 4);
+    assert_eq!(
+        f.calls(),
+        vec!["a"],
+        "stopped at the approval; nothing undone"
+    );
+
+    let report = f.run(script, |o| o.yes = true).await;
+    assert_eq!(report.status, RunStatus::Succeeded);
+    assert!(
+        events(&report)
+            .iter()
+            .any(|e| matches!(e, Event::Approval { approved: true, by, .. } if by == "--yes"))
+    );
+
+    let report = f.run(script, |o| o.dry_run = true).await;
+    assert_eq!(report.status, RunStatus::Succeeded);
+    assert!(
+        report
+            .plan
+            .iter()
+            .any(|p| p.call == "approve" && p.effect.contains("swap production back?"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn primitive_errors_are_catchable_maps_with_a_kind() {
+    let f = fixture();
+    let script = r#"
+let kind = "";
+try { test::mutate(#{ name: "x", fail: true }); } catch (e) { kind = e.kind + "|" + e.target; }
+let bad = "";
+try { test::mutate(#{ nme: "x" }); } catch (e) { bad = e.message; }
+#{ kind: kind, bad: bad }
+"#;
+    let report = f.run(script, |_| {}).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    let v = report.value.expect("value");
+    assert_eq!(v["kind"], "conflict|test/x");
+    assert_eq!(
+        v["bad"],
+        "test::mutate: unknown key `nme`; did you mean `name`?"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_and_wait_until_behave_as_documented() {
+    let f = fixture();
+    let script = r#"
+let n = 0;
+let got = retry(#{ attempts: 3, interval: "10ms" }, || { n += 1; if n < 3 { throw "flaky" } n });
+let m = 0;
+let ok = wait_until(#{ timeout: "2s", interval: "10ms" }, || { m += 1; m >= 3 });
+let never = wait_until(#{ timeout: "50ms", interval: "10ms" }, || false);
+let failed = "";
+try { retry(#{ attempts: 2, interval: "10ms" }, || throw "always"); } catch (e) { failed = e; }
+#{ got: got, ok: ok, never: never, failed: failed }
+"#;
+    let report = f.run(script, |_| {}).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    let v = report.value.expect("value");
+    assert_eq!(v["got"], 3);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["never"], false);
+    assert_eq!(v["failed"], "always");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imports_come_from_the_stdlib_or_the_runbook_folder_only() {
+    let f = fixture();
+    write(f.dir.path(), "lib/util.rhai", "fn twice(x) { x * 2 }");
+    let report = f
+        .run(
+            "import \"lib/util\" as u;\nimport \"std/health\" as h;\nu::twice(21)",
+            |_| {},
+        )
+        .await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert_eq!(report.value.expect("value"), 42);
+
+    let report = f.run("import \"../outside\" as o;", |_| {}).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("leaves the runbook's folder"),
+        "{:?}",
+        report.error
+    );
+
+    let report = f.run("import \"/etc/hosts\" as o;", |_| {}).await;
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("absolute paths are not allowed"),
+        "{:?}",
+        report.error
+    );
+
+    let report = f.run("import \"std/helth\" as o;", |_| {}).await;
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("did you mean `std/health`"),
+        "{:?}",
+        report.error
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn params_arrive_typed_and_constant() {
+    let f = fixture();
+    let path = write(
+        f.dir.path(),
+        "p.rhai",
+        r#"const RUNBOOK = #{ name: "p", version: "1.0.0", params: #{
+    n: #{ type: "int" }, hosts: #{ type: "list", default_value: [] }, wait: #{ type: "duration", default_value: "1m" } } };
+#{ n: params.n + 1, hosts: params.hosts, wait: duration_secs(params.wait) }"#,
+    );
+    let runbook = f.engine.load(&path).expect("loads");
+    let report = f
+        .engine
+        .run(
+            &runbook,
+            &[("n".into(), "41".into()), ("hosts".into(), "a,b".into())],
+            RunOptions::new(f.dir.path().join("state")),
+        )
+        .await
+        .expect("starts");
+    let v = report.value.expect("value");
+    assert_eq!(
+        v,
+        serde_json::json!({ "n": 42, "hosts": ["a", "b"], "wait": 60 })
+    );
+
+    let err = f
+        .engine
+        .run(
+            &runbook,
+            &[("n".into(), "x".into())],
+            RunOptions::new(f.dir.path().join("state")),
+        )
+        .await
+        .err();
+    assert_eq!(
+        err.map(|e| e.to_string()).as_deref(),
+        Some("param `n`: `x` is not an int")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn journal_is_write_ahead_and_names_the_runbook() {
+    let f = fixture();
+    let report = f
+        .run(r#"test::mutate(#{ name: "a" }); info("done")"#, |_| {})
+        .await;
+    let read = read_journal(&report.journal).expect("parses");
+    assert!(!read.torn_tail);
+    let kinds: Vec<&str> = read
+        .records
+        .iter()
+        .map(|r| match &r.event {
+            Event::RunStarted { .. } => "run_started",
+            Event::CallStarted { .. } => "call_started",
+            Event::CallFinished { .. } => "call_finished",
+            Event::Log { .. } => "log",
+            Event::RunFinished { .. } => "run_finished",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "run_started",
+            "call_started",
+            "call_finished",
+            "log",
+            "run_finished"
+        ]
+    );
+    let Event::RunStarted { runbook, .. } = &read.records[0].event else {
+        panic!("first event")
+    };
+    assert_eq!(runbook.name, "runbook");
+    assert!(runbook.hash.starts_with("sha256:"));
+    assert!(read.records.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+}
