@@ -227,9 +227,7 @@ impl Site {
         if let Some(status) = self.swap_status_for(slot) {
             props["slotSwapStatus"] = status;
         }
-        if production {
-            props["sku"] = json!("Standard");
-        }
+        props["sku"] = json!("Standard");
         json!({
             "id": id,
             "name": name,

@@ -1,0 +1,3 @@
+//! One integration-test binary (one link) with a module per area.
+
+mod sim_azure;
