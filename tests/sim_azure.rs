@@ -1153,6 +1153,31 @@ async fn aks_credentials_decode_to_a_kubeconfig_for_the_simulated_context() {
         "{config}"
     );
     assert!(config.contains("token: "), "{config}");
+    // kubectl reads it as a kubeconfig and finds the simulated context's server.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("config");
+    std::fs::write(&file, &config).expect("write kubeconfig");
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&file)
+        .args([
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ])
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "http://127.0.0.1:7443/k8s/prod"
+    );
 
     let admin = sim
         .call(

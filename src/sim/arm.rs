@@ -209,6 +209,16 @@ impl Group {
         v
     }
 
+    /// Now, or just after the newest entry when the scenario's clock runs ahead: a new
+    /// deployment is always the newest.
+    fn newest_stamp(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        match self.history.iter().map(|d| d.timestamp).max() {
+            Some(last) if last >= now => last + chrono::TimeDelta::milliseconds(1),
+            _ => now,
+        }
+    }
+
     fn get(&self, name: &str) -> Option<usize> {
         self.history
             .iter()
@@ -546,7 +556,29 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
     if l[0] != "deployments" {
         return Err(unknown_path(req));
     }
-    let gi = w.deployments.get_or_create(&at.sub, &at.group);
+    // A group gets a history only when something is deployed (or tried) there, so reads do not
+    // make `arm/<g>` appear for groups the scenario has no deployments in.
+    let creates = matches!(
+        (l.as_slice(), &req.method),
+        (["deployments", _], &Method::PUT)
+            | (["deployments", _, "validate" | "whatif"], &Method::POST)
+    );
+    let gi = match w.deployments.find(&at.sub, &at.group) {
+        Some(gi) => gi,
+        None if creates => w.deployments.get_or_create(&at.sub, &at.group),
+        None => {
+            return match (l.as_slice(), &req.method) {
+                (["deployments"], &Method::GET) => Ok(Reply::ok(page(req, Vec::new())?)),
+                (["deployments", _], &Method::HEAD) => Ok(Reply::with(StatusCode::NOT_FOUND, None)),
+                (["deployments", _], &Method::GET)
+                | (["deployments", _, "exporttemplate" | "cancel"], &Method::POST) => {
+                    Err(not_found(&s[1]))
+                }
+                (["deployments", ..], _) => Err(method_not_allowed(req)),
+                _ => Err(unknown_path(req)),
+            };
+        }
+    };
     match l.as_slice() {
         ["deployments"] => {
             if req.method != Method::GET {
@@ -929,6 +961,7 @@ fn create(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result
     w.deployments.seq += 1;
     let seq = w.deployments.seq;
     let g = &mut w.deployments.list[gi];
+    let timestamp = g.newest_stamp();
     let existed = g.get(name);
     if let Some(i) = existed {
         g.history.remove(i);
@@ -936,7 +969,7 @@ fn create(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result
     g.history.push(Deployment {
         name: name.to_string(),
         state: "Running".into(),
-        timestamp: Utc::now(),
+        timestamp,
         seq,
         mode: inc.mode,
         content: inc.content,
@@ -980,7 +1013,7 @@ pub(crate) fn complete_deploy(w: &mut World, op: &DeployOp) -> bool {
     let Some(i) = g.get(&op.name) else {
         return false;
     };
-    let now = Utc::now();
+    let now = g.newest_stamp();
     let fails = g.fails(&g.history[i].content);
     let started = g.history[i].timestamp;
     let d = &mut g.history[i];

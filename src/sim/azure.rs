@@ -1105,6 +1105,66 @@ mod tests {
         assert_eq!(e.code, "InvalidApiVersionParameter");
     }
 
+    fn world(lro_polls: u32) -> World {
+        let mut s = Scenario::default();
+        s.sim.lro_polls = Some(lro_polls);
+        let w = AzureWorld::from_scenario(&s);
+        w.inner.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[test]
+    fn operations_answer_in_progress_lro_polls_times_then_complete() {
+        let mut w = world(2);
+        let id = w.start_op("r".into(), OpKind::WhatIf(json!({})));
+        let other = w.start_op("elsewhere".into(), OpKind::WhatIf(json!({})));
+        let status = |w: &World, id: &str| w.ops.get(id).map(|o| o.status);
+        w.observe("r");
+        w.observe("r");
+        assert_eq!(status(&w, &id), Some(OpStatus::Running));
+        w.observe("r");
+        assert_eq!(status(&w, &id), Some(OpStatus::Succeeded));
+        assert!(w.ops.get(&id).is_some_and(|o| o.end.is_some()));
+        assert_eq!(
+            status(&w, &other),
+            Some(OpStatus::Running),
+            "other resources are not observed"
+        );
+        w.observe("r");
+        assert_eq!(
+            status(&w, &id),
+            Some(OpStatus::Succeeded),
+            "terminal stays terminal"
+        );
+
+        let mut w = world(0);
+        let id = w.start_op(String::new(), OpKind::WhatIf(json!({})));
+        w.tick(&id);
+        assert_eq!(status(&w, &id), Some(OpStatus::Succeeded));
+    }
+
+    #[test]
+    fn pages_carry_an_absolute_next_link_with_the_query_kept() {
+        let req = Req {
+            method: Method::GET,
+            segs: vec!["subscriptions".into(), "s".into(), "a b".into()],
+            lower: vec!["subscriptions".into(), "s".into(), "a b".into()],
+            query: vec![
+                ("api-version".into(), "2025-04-01".into()),
+                ("$top".into(), "3".into()),
+            ],
+            api_version: "2025-04-01".into(),
+            base: "http://127.0.0.1:1".into(),
+            body: Bytes::new(),
+        };
+        let items: Vec<Value> = (0..5).map(|i| json!(i)).collect();
+        let p = page(&req, items).unwrap();
+        assert_eq!(p["value"], json!([0, 1]));
+        assert_eq!(
+            p["nextLink"],
+            "http://127.0.0.1:1/subscriptions/s/a%20b?api-version=2025-04-01&%24top=3&%24skiptoken=2"
+        );
+    }
+
     #[test]
     fn uuids_look_like_guids() {
         let id = new_uuid();
