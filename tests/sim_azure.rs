@@ -1214,3 +1214,80 @@ async fn lro_polls_zero_completes_on_the_first_poll() {
     assert_eq!(sim.get(&loc).await.status, 200);
     assert_eq!(sim.world.healthy("appservice/rg-shop/shop-web"), Some(true));
 }
+
+#[tokio::test]
+async fn validate_head_and_cancel_behave_as_documented() {
+    let sim = serve().await;
+    let body = json!({ "properties": { "mode": "Incremental", "template": template(false), "parameters": { "sku": { "value": "S2" } } } });
+    let v = sim
+        .call(
+            "POST",
+            &format!("{}/infra-43/validate?{RES}", deployments()),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(v.status, 200, "{:?}", v.body);
+    assert_eq!(v.body["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(
+        v.body["properties"]["validatedResources"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        sim.call("HEAD", &format!("{}/infra-43?{RES}", deployments()), None)
+            .await
+            .status,
+        404,
+        "validate creates nothing"
+    );
+    assert_eq!(
+        sim.call("HEAD", &format!("{}/infra-41?{RES}", deployments()), None)
+            .await
+            .status,
+        204
+    );
+
+    let put = sim
+        .call(
+            "PUT",
+            &format!("{}/infra-43?{RES}", deployments()),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(put.status, 201);
+    let op = put.header("azure-asyncoperation").expect("op").to_string();
+    let busy = sim
+        .call(
+            "PUT",
+            &format!("{}/infra-43?{RES}", deployments()),
+            Some(body),
+        )
+        .await;
+    assert_eq!(busy.status, 409);
+    assert_eq!(busy.body["error"]["code"], "DeploymentActive");
+    let cancel = sim
+        .call(
+            "POST",
+            &format!("{}/infra-43/cancel?{RES}", deployments()),
+            None,
+        )
+        .await;
+    assert_eq!(cancel.status, 204);
+    assert_eq!(sim.get(&op).await.body["status"], "Canceled");
+    let got = sim.get(&format!("{}/infra-43?{RES}", deployments())).await;
+    assert_eq!(got.body["properties"]["provisioningState"], "Canceled");
+    assert_eq!(
+        sim.world.state("arm/rg-shop").expect("state")["live"],
+        "infra-42",
+        "nothing deployed"
+    );
+    let again = sim
+        .call(
+            "POST",
+            &format!("{}/infra-43/cancel?{RES}", deployments()),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 409);
+}

@@ -600,7 +600,7 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
             w.observe(&deploy_key(at, &name));
             match (tail, &req.method) {
                 ([], &Method::GET) => {
-                    let d = find(w, gi, &name, at)?;
+                    let d = find(w, gi, &name)?;
                     Ok(Reply::ok(body_of(w, gi, d, at)))
                 }
                 ([], &Method::HEAD) => {
@@ -613,13 +613,13 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
                 }
                 ([], &Method::PUT) => create(w, req, gi, &name, at),
                 (["exporttemplate"], &Method::POST) => {
-                    let d = find(w, gi, &name, at)?;
+                    let d = find(w, gi, &name)?;
                     let t = w.deployments.list[gi].history[d].content.template.clone();
                     Ok(Reply::ok(json!({ "template": t })))
                 }
                 (["validate"], &Method::POST) => validate(w, req, gi, &name, at),
                 (["whatif"], &Method::POST) => what_if(w, req, gi, &name, at),
-                (["cancel"], &Method::POST) => cancel(w, gi, &name, at),
+                (["cancel"], &Method::POST) => cancel(w, gi, &name),
                 ([], _) | (["exporttemplate" | "validate" | "whatif" | "cancel"], _) => {
                     Err(method_not_allowed(req))
                 }
@@ -642,7 +642,7 @@ fn not_found(name: &str) -> ArmError {
     )
 }
 
-fn find(w: &World, gi: usize, name: &str, _at: &Place) -> Result<usize, ArmError> {
+fn find(w: &World, gi: usize, name: &str) -> Result<usize, ArmError> {
     w.deployments.list[gi]
         .get(name)
         .ok_or_else(|| not_found(name))
@@ -740,7 +740,7 @@ fn body_of(w: &World, gi: usize, d: usize, at: &Place) -> Value {
 }
 
 /// The deployment an operation created, as its final `Location` answer shows it.
-pub(crate) fn deployment_body(w: &World, op: &DeployOp, req: &Req) -> Result<Value, ArmError> {
+pub(crate) fn deployment_body(w: &World, op: &DeployOp) -> Result<Value, ArmError> {
     let g = w
         .deployments
         .list
@@ -751,7 +751,6 @@ pub(crate) fn deployment_body(w: &World, op: &DeployOp, req: &Req) -> Result<Val
         sub: g.sub.clone(),
         group: g.name.clone(),
     };
-    let _ = req;
     Ok(deployment_json(w, g, &g.history[d], &at))
 }
 
@@ -1117,8 +1116,8 @@ fn what_if(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Resul
         .header(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
 }
 
-fn cancel(w: &mut World, gi: usize, name: &str, at: &Place) -> Result<Reply, ArmError> {
-    let i = find(w, gi, name, at)?;
+fn cancel(w: &mut World, gi: usize, name: &str) -> Result<Reply, ArmError> {
+    let i = find(w, gi, name)?;
     let Some(op) = w.deployments.list[gi].history[i].op.take() else {
         return Err(ArmError::new(
             StatusCode::CONFLICT,

@@ -59,10 +59,15 @@ pub(crate) struct World {
     pub subscriptions: BTreeSet<String>,
     /// (subscription, group) lowercase → the group's name as the scenario spells it.
     pub groups: BTreeMap<(String, String), String>,
+    /// App Service sites.
     pub sites: appservice::Sites,
+    /// Resource-group deployment histories.
     pub deployments: arm::Groups,
+    /// Logic Apps workflows.
     pub workflows: logicapp::Workflows,
+    /// AKS clusters.
     pub clusters: aks::Clusters,
+    /// Long-running operations by id (kept after completion so late polls still answer).
     pub ops: HashMap<String, Operation>,
     /// Observations an operation answers "in progress" before it completes.
     pub lro_polls: u32,
@@ -728,7 +733,7 @@ impl World {
             return Ok(match &op.kind {
                 OpKind::Swap(_) => Reply::with(StatusCode::OK, None),
                 OpKind::WhatIf(result) => Reply::ok(result.clone()),
-                OpKind::Deploy(d) => Reply::ok(arm::deployment_body(self, d, req)?),
+                OpKind::Deploy(d) => Reply::ok(arm::deployment_body(self, d)?),
             });
         }
         let mut body = json!({
