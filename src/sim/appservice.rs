@@ -327,12 +327,12 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
         }
         ["slotsswap"] if post => {
             let target = target_slot(req)?;
-            start_swap(w, req, idx, &target, PRODUCTION, at)
+            start_swap(w, req, idx, (&target, PRODUCTION), at, None)
         }
         ["slots", _, "slotsswap"] if post => {
             let target = target_slot(req)?;
             let source = s[3].clone();
-            start_swap(w, req, idx, &source, &target, at)
+            start_swap(w, req, idx, (&source, &target), at, Some(&source))
         }
         ["applyslotconfig"] if post => {
             let source = target_slot(req)?;
@@ -412,13 +412,15 @@ fn same_pair(a: &(String, String), b: &(String, String)) -> bool {
     (eq(&a.0, &b.0) && eq(&a.1, &b.1)) || (eq(&a.0, &b.1) && eq(&a.1, &b.0))
 }
 
+/// Starts swapping `pair` (source, target); `addressed_slot` is the slot the URL named, under
+/// which the operation URL hangs (the site itself when `None`), as App Service's does.
 fn start_swap(
     w: &mut World,
     req: &Req,
     idx: usize,
-    source: &str,
-    target: &str,
+    (source, target): (&str, &str),
     at: &Place,
+    addressed_slot: Option<&str>,
 ) -> Result<Reply, ArmError> {
     let site = &w.sites.list[idx];
     let (source, destination) = check_pair(site, source, target)?;
@@ -446,10 +448,9 @@ fn start_swap(
         }),
     );
     w.sites.list[idx].busy = Some(id.clone());
-    // The operation URL hangs under the resource that was addressed, as App Service's does.
     let mut path = format!("{}/providers/Microsoft.Web/sites/{site_name}", at.prefix());
-    if req.lower.iter().filter(|s| *s == "slots").count() > 0 {
-        path.push_str(&format!("/slots/{source}"));
+    if let Some(slot) = addressed_slot {
+        path.push_str(&format!("/slots/{slot}"));
     }
     path.push_str(&format!("/operationresults/{id}"));
     Ok(Reply::with(StatusCode::ACCEPTED, None)
