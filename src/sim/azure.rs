@@ -455,6 +455,13 @@ async fn handle(
         Ok(r) => (r.status, r.headers, r.body),
         Err(e) => (e.status, e.headers.clone(), Some(e.envelope())),
     };
+    extra.push((
+        HeaderName::from_static("x-ms-routing-request-id"),
+        format!(
+            "EASTUS:{}:{request_id}",
+            Utc::now().format("%Y%m%dT%H%M%SZ")
+        ),
+    ));
     extra.push((HeaderName::from_static("x-ms-request-id"), request_id));
     extra.push((
         HeaderName::from_static("x-ms-correlation-request-id"),
@@ -917,13 +924,15 @@ pub(crate) fn check_api_version(
         ));
     };
     let (first, quoted) = known_versions(provider);
+    // ARM itself answers a malformed version, quoting its own (Microsoft.Resources) versions
+    // whatever the provider, as the real front door does.
     let invalid = || {
         ArmError::new(
             StatusCode::BAD_REQUEST,
             "InvalidApiVersionParameter",
             format!(
                 "The api-version '{v}' is invalid. The supported versions are '{}'.",
-                quoted.join(",")
+                known_versions("microsoft.resources").1.join(",")
             ),
         )
     };
