@@ -1,6 +1,7 @@
-//! Integration tests: one binary, one module per area.
+//! Integration tests: one binary (one link), one module per area.
 
 mod cli;
 mod engine;
 mod health;
+mod sim_azure;
 mod support;
