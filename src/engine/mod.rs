@@ -114,6 +114,10 @@ pub struct RunOptions {
     pub reporter: Arc<dyn Reporter>,
     /// URL prefix rewrites (the sandbox points scenario URLs at the simulator).
     pub url_rewrites: Vec<(String, String)>,
+    /// Connection settings (API.md §5); `Settings::from_env()` by default.
+    pub settings: crate::providers::Settings,
+    /// The clock every wait goes through (tests skip waits with `SkipClock`).
+    pub clock: Arc<dyn crate::providers::Clock>,
 }
 
 impl RunOptions {
@@ -127,6 +131,8 @@ impl RunOptions {
             cancel: CancellationToken::new(),
             reporter: Arc::new(crate::run::QuietReporter),
             url_rewrites: Vec::new(),
+            settings: crate::providers::Settings::from_env(),
+            clock: Arc::new(crate::providers::RealClock),
         }
     }
 }
@@ -358,6 +364,8 @@ impl Engine {
             cancel: CancellationToken::new(),
             progress: opts.reporter.progress(),
             url_rewrites: Arc::new(opts.url_rewrites.clone()),
+            clock: opts.clock.clone(),
+            shared: Arc::new(crate::providers::Shared::new(opts.settings.clone())),
         };
         let loaded = modules::Loaded::default();
         if let Ok(mut sources) = loaded.sources.lock() {

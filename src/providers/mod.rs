@@ -6,9 +6,12 @@
 pub mod health;
 pub(crate) mod introspect;
 
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -66,23 +69,30 @@ pub struct CallCx {
     pub progress: Arc<dyn Progress>,
     /// URL prefixes rewritten before a request (the sandbox points scenario URLs at the simulator).
     pub url_rewrites: Arc<Vec<(String, String)>>,
+    /// Every wait goes through this clock, so tests can make time pass without sleeping.
+    pub clock: Arc<dyn Clock>,
+    /// Connection settings (API.md §5) and clients shared by the calls of one run.
+    pub shared: Arc<Shared>,
 }
 
 impl CallCx {
-    /// A context with a fresh client, no cancellation and silent progress (for embedding and tests).
+    /// A context with a fresh client, no cancellation, silent progress, the real clock and
+    /// settings from the environment (for embedding and tests).
     pub fn standalone() -> Self {
         CallCx {
             http: default_http_client(),
             cancel: CancellationToken::new(),
             progress: Arc::new(Silent),
             url_rewrites: Arc::new(Vec::new()),
+            clock: Arc::new(RealClock),
+            shared: Arc::new(Shared::new(Settings::from_env())),
         }
     }
 
-    /// Sleeps for `d` unless the run is cancelled first (then a `cancelled` error).
+    /// Waits for `d` on the run's clock unless the run is cancelled first (then `cancelled`).
     pub async fn sleep(&self, d: Duration) -> Result<(), PrimitiveError> {
         tokio::select! {
-            _ = tokio::time::sleep(d) => Ok(()),
+            _ = self.clock.sleep(d) => Ok(()),
             _ = self.cancel.cancelled() => Err(PrimitiveError::new(ErrorKind::Cancelled, "cancelled while waiting")),
         }
     }
@@ -95,6 +105,121 @@ impl CallCx {
             .max_by_key(|(from, _)| from.len())
             .map(|(from, to)| format!("{to}{}", &url[from.len()..]))
             .unwrap_or_else(|| url.to_string())
+    }
+}
+
+/// The one clock every wait goes through.
+pub trait Clock: Send + Sync {
+    /// Waits for `d` (or pretends to).
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// Real time.
+pub struct RealClock;
+
+impl Clock for RealClock {
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
+}
+
+/// A clock for tests: records every wait asked for and returns at once.
+#[derive(Default)]
+pub struct SkipClock {
+    slept: Mutex<Vec<Duration>>,
+}
+
+impl SkipClock {
+    /// The waits asked for so far, in order.
+    pub fn slept(&self) -> Vec<Duration> {
+        self.slept.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Clock for SkipClock {
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        if let Ok(mut s) = self.slept.lock() {
+            s.push(d);
+        }
+        Box::pin(tokio::task::yield_now())
+    }
+}
+
+/// Connection settings of API.md §5, read once per run (tests pass their own).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Environment variables the providers read (`ROLLBOOK_ARM_ENDPOINT`, `AZURE_*`, `KUBECONFIG`, …).
+    pub env: BTreeMap<String, String>,
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Prefixes of the environment variables providers may read.
+const SETTINGS_ENV_PREFIXES: &[&str] = &[
+    "ROLLBOOK_",
+    "AZURE_",
+    "KUBECONFIG",
+    "IDENTITY_",
+    "IMDS_",
+    "MSI_",
+    "HOME",
+    "KUBERNETES_SERVICE_",
+];
+
+impl Settings {
+    /// The settings this process was started with.
+    pub fn from_env() -> Settings {
+        let env = std::env::vars()
+            .filter(|(k, _)| SETTINGS_ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .collect();
+        Settings {
+            env,
+            kubeconfig: None,
+        }
+    }
+
+    /// One setting, if set and not empty.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// Settings plus clients built once per run and reused by every call (ARM client, kube clients).
+pub struct Shared {
+    /// Connection settings.
+    pub settings: Settings,
+    clients: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl Shared {
+    /// Shared state over `settings`, with no clients yet.
+    pub fn new(settings: Settings) -> Shared {
+        Shared {
+            settings,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The run's `T`, built by `make` on first use.
+    pub fn get_or_init<T: Any + Send + Sync>(
+        &self,
+        make: impl FnOnce(&Settings) -> Result<T, PrimitiveError>,
+    ) -> Result<Arc<T>, PrimitiveError> {
+        let mut clients = self
+            .clients
+            .lock()
+            .map_err(|_| PrimitiveError::new(ErrorKind::Server, "client cache is unavailable"))?;
+        if let Some(existing) = clients.get(&TypeId::of::<T>())
+            && let Ok(typed) = existing.clone().downcast::<T>()
+        {
+            return Ok(typed);
+        }
+        let made = Arc::new(make(&self.settings)?);
+        clients.insert(TypeId::of::<T>(), made.clone());
+        Ok(made)
     }
 }
 
