@@ -505,3 +505,97 @@ async fn journal_is_write_ahead_and_names_the_runbook() {
     assert!(runbook.hash.starts_with("sha256:"));
     assert!(read.records.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_outside_the_scope_is_refused_before_it_is_sent() {
+    let f = fixture();
+    let script = r#"
+const RUNBOOK = #{ name: "scoped", version: "1.0.0", scope: ["test/shop-*"] };
+test::mutate(#{ name: "shop-web" });
+test::mutate(#{ name: "payments" });
+"#;
+    let report = f.run(script, |_| {}).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(
+        f.calls(),
+        vec!["shop-web"],
+        "the out-of-scope call was never sent"
+    );
+    let error = report.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("denied: `test/payments` is outside the runbook's scope (test/shop-*)"),
+        "{error}"
+    );
+    assert!(
+        !events(&report).iter().any(
+            |e| matches!(e, Event::CallStarted { target: Some(t), .. } if t == "test/payments")
+        )
+    );
+
+    // --allow narrows further, and its error names the flag.
+    let f = fixture();
+    let report = f
+        .run(script, |o| o.allow = vec!["test/nothing".into()])
+        .await;
+    assert!(f.calls().is_empty());
+    assert!(
+        report
+            .error
+            .unwrap_or_default()
+            .contains("add `--allow test/shop-web`")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_on_a_locked_target_fails_fast_with_exit_5() {
+    let f = Arc::new(fixture());
+    let slow = r#"stage("hold", || test::mutate(#{ name: "web", delay_ms: 3000 }));"#;
+    let first = {
+        let f = f.clone();
+        tokio::spawn(async move { f.run(slow, |_| {}).await })
+    };
+    // Wait until the first run holds the lock (its call is in flight).
+    for _ in 0..200 {
+        if f.recorder.in_flight.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let path = write(
+        f.dir.path(),
+        "second.rhai",
+        r#"test::mutate(#{ name: "web" })"#,
+    );
+    let runbook = f.engine.load(&path).expect("loads");
+    let started = Instant::now();
+    let second = f
+        .engine
+        .run(&runbook, &[], RunOptions::new(f.dir.path().join("state")))
+        .await
+        .expect("starts");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "it waited for nothing"
+    );
+    assert_eq!(second.status, RunStatus::Locked, "{:?}", second.error);
+    assert_eq!(second.exit_code, 5);
+    let error = second.error.unwrap_or_default();
+    assert!(
+        error.contains("`test/web` is locked by run") && error.contains("since"),
+        "{error}"
+    );
+
+    let first = first.await.expect("first run");
+    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+    assert!(
+        error.contains(&first.run_id),
+        "the holder is named: {error}"
+    );
+    // Released at the end: a third run goes through.
+    let third = f
+        .engine
+        .run(&runbook, &[], RunOptions::new(f.dir.path().join("state")))
+        .await
+        .expect("starts");
+    assert_eq!(third.status, RunStatus::Succeeded, "{:?}", third.error);
+}

@@ -65,6 +65,9 @@ enum Command {
         /// Stop the run after this long ("30m"); completed stages are undone.
         #[arg(long, value_name = "DURATION")]
         timeout: Option<Dur>,
+        /// Only change targets matching this pattern (repeatable), e.g. `k8s/prod/shop/*`.
+        #[arg(long = "allow", value_name = "PATTERN")]
+        allow: Vec<String>,
     },
     /// Compile and validate runbooks without running them.
     Check {
@@ -157,7 +160,18 @@ async fn dispatch(command: Command) -> i32 {
             output,
             state_dir,
             timeout,
-        } => run_command(runbook, params, dry_run, yes, output, state_dir, timeout).await,
+            allow,
+        } => {
+            let flags = RunFlags {
+                dry_run,
+                yes,
+                output,
+                state_dir,
+                timeout,
+                allow,
+            };
+            run_command(runbook, params, flags).await
+        }
         Command::Check { paths } => check_command(&paths),
         Command::Runs { command } => runs_command(command),
         Command::Docs { format } => {
@@ -181,15 +195,25 @@ fn parse_params(raw: &[String]) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-async fn run_command(
-    path: PathBuf,
-    raw_params: Vec<String>,
+/// The flags of `rollbook run` that shape one run.
+struct RunFlags {
     dry_run: bool,
     yes: bool,
     output: Output,
     state_dir: Option<PathBuf>,
     timeout: Option<Dur>,
-) -> i32 {
+    allow: Vec<String>,
+}
+
+async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) -> i32 {
+    let RunFlags {
+        dry_run,
+        yes,
+        output,
+        state_dir,
+        timeout,
+        allow,
+    } = flags;
     let params = match parse_params(&raw_params) {
         Ok(p) => p,
         Err(why) => return render::invalid(&why),
@@ -208,6 +232,7 @@ async fn run_command(
     opts.timeout = timeout.map(Dur::get);
     opts.cancel = cancel;
     opts.reporter = reporter.clone();
+    opts.allow = allow;
     if output == Output::Text {
         render::run_header(&runbook, dry_run);
     }

@@ -338,6 +338,7 @@ pub fn run_report(report: &RunReport) {
             let word = match status {
                 RunStatus::Denied => "denied: stopped before acting further",
                 RunStatus::Cancelled => "cancelled",
+                RunStatus::Locked => "locked: another run holds a target",
                 RunStatus::UndoFailed => "NEEDS ATTENTION: not everything could be undone",
                 _ => "failed",
             };

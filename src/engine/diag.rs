@@ -281,8 +281,10 @@ fn describe(
                 let request_id = map.get("request_id").map(|r| r.to_string());
                 let help = match kind.as_str() {
                     "failed" => None,
+                    "denied" if message.contains("scope") || message.contains("--allow") => None,
                     "denied" => Some("pass --yes to approve non-interactively, or run on a terminal".into()),
                     "invalid" => Some("`rollbook docs` lists every key each primitive takes".into()),
+                    "locked" => Some("another run is changing this target; wait for it (see `rollbook runs list`) and run again".into()),
                     _ => Some(format!(
                         "catch it with `try {{ … }} catch (e) {{ if e.kind == \"{kind}\" {{ … }} }}`{}",
                         request_id.map(|r| format!("; request id {r}")).unwrap_or_default()

@@ -58,6 +58,47 @@ pub(crate) fn invoke(
     let stage = session.current_stage();
     let cx = session.cx();
 
+    if meta.access == Access::Mutate {
+        // Scope first: a call outside it is refused before any request (and before any plan).
+        session
+            .scope
+            .check(target.as_deref(), &name)
+            .map_err(|why| {
+                throw(
+                    &PrimitiveError::new(ErrorKind::Denied, why)
+                        .with_target(target.clone().unwrap_or_default()),
+                    pos,
+                )
+            })?;
+        if let (Some(locks), Some(key)) = (&session.locks, target.as_deref()) {
+            match locks.acquire(key) {
+                Ok(None) => {}
+                Ok(Some(taken)) => {
+                    let p = taken.previous;
+                    let _ = session.record(Event::Log {
+                        level: "warn".into(),
+                        message: format!(
+                            "took over the lock on `{key}` left by run {} (pid {} on {}, since {}), whose process is gone",
+                            p.run_id, p.pid, p.host, p.since.format("%Y-%m-%d %H:%M:%S UTC")
+                        ),
+                    });
+                }
+                Err(e @ crate::run::locks::LockError::Held { .. }) => {
+                    return Err(throw(
+                        &PrimitiveError::new(ErrorKind::Locked, e.to_string()).with_target(key),
+                        pos,
+                    ));
+                }
+                Err(e) => {
+                    return Err(throw(
+                        &PrimitiveError::new(ErrorKind::Server, e.to_string()).with_target(key),
+                        pos,
+                    ));
+                }
+            }
+        }
+    }
+
     if meta.access == Access::Mutate && session.dry_run {
         let planned = session
             .block_on(decoded.plan(cx))

@@ -118,6 +118,8 @@ pub struct RunOptions {
     pub settings: crate::providers::Settings,
     /// The clock every wait goes through (tests skip waits with `SkipClock`).
     pub clock: Arc<dyn crate::providers::Clock>,
+    /// `--allow` patterns that narrow the runbook's scope for this run.
+    pub allow: Vec<String>,
 }
 
 impl RunOptions {
@@ -133,6 +135,7 @@ impl RunOptions {
             url_rewrites: Vec::new(),
             settings: crate::providers::Settings::from_env(),
             clock: Arc::new(crate::providers::RealClock),
+            allow: Vec::new(),
         }
     }
 }
@@ -371,7 +374,15 @@ impl Engine {
         if let Ok(mut sources) = loaded.sources.lock() {
             sources.insert(runbook.path.display().to_string(), runbook.source.clone());
         }
+        let scope = crate::run::scope::Scope {
+            declared: runbook.meta.scope.clone(),
+            allowed: opts.allow.clone(),
+        };
+        let locks =
+            (!opts.dry_run).then(|| crate::run::locks::FileLocks::new(&opts.state_dir, &run_id));
         let session = Arc::new(Session::new(
+            scope,
+            locks,
             journal,
             cx,
             opts.dry_run,
@@ -448,18 +459,24 @@ impl Engine {
                 "cannot start the script thread: {e}"
             )));
         }
-        let outcome = rx.await.unwrap_or_else(|_| Outcome {
-            status: RunStatus::Failed,
-            value: None,
-            error: Some(Box::new(EvalAltResult::ErrorRuntime(
-                "the script thread died".into(),
-                rhai::Position::NONE,
-            ))),
-            undone: Vec::new(),
-            undo_pending: Vec::new(),
+        let outcome = rx.await.unwrap_or_else(|_| {
+            // The script thread panicked: nothing was undone, so completed stages need a person.
+            let died =
+                EvalAltResult::ErrorRuntime("the script thread died".into(), rhai::Position::NONE);
+            let mut outcome = Outcome::ended(RunStatus::Failed, None, Some(Box::new(died)));
+            if let Ok(stack) = session.undo_stack.lock() {
+                outcome.undo_pending = stack.iter().rev().map(|u| u.stage.clone()).collect();
+            }
+            if !outcome.undo_pending.is_empty() {
+                outcome.status = RunStatus::UndoFailed;
+            }
+            outcome
         });
         watcher.abort();
         timer_token.cancel();
+        if let Some(locks) = &session.locks {
+            locks.release_all();
+        }
 
         let sources = loaded.sources.lock().map(|s| s.clone()).unwrap_or_default();
         let diagnostic = outcome.error.as_ref().map(|e| {
@@ -521,69 +538,35 @@ fn finish(
     result: Result<Dynamic, Box<EvalAltResult>>,
 ) -> Outcome {
     let err = match result {
-        Ok(value) => {
-            return Outcome {
-                status: RunStatus::Succeeded,
-                value: Some(value),
-                error: None,
-                undone: Vec::new(),
-                undo_pending: Vec::new(),
-            };
-        }
+        Ok(value) => return Outcome::ended(RunStatus::Succeeded, Some(value), None),
         Err(e) => e,
     };
-    let mut stack: Vec<_> = session
+    let mut stack = session
         .undo_stack
         .lock()
         .map(|mut s| std::mem::take(&mut *s))
         .unwrap_or_default();
-    let is_denial = session.denied.load(Ordering::SeqCst) && {
-        let v = builtins::error_value(&err);
-        v.read_lock::<Map>()
-            .and_then(|m| m.get("kind").map(|k| k.to_string()))
-            .as_deref()
-            == Some("denied")
-    };
-    let pending = |stack: &[session::UndoEntry]| {
-        stack
-            .iter()
-            .rev()
-            .map(|u| u.stage.clone())
-            .collect::<Vec<_>>()
-    };
-    if is_denial {
+    let kind = error_kind(&err);
+    if session.denied.load(Ordering::SeqCst) && kind.as_deref() == Some("denied") {
         // The operator said no: stop where we are; completed stages stay as they are.
-        return Outcome {
-            status: RunStatus::Denied,
-            value: None,
-            error: Some(err),
-            undone: Vec::new(),
-            undo_pending: Vec::new(),
-        };
+        return Outcome::ended(RunStatus::Denied, None, Some(err));
     }
     if session.stop_state() == Stop::Cancelled {
-        let undo_pending = pending(&stack);
-        let status = if undo_pending.is_empty() {
-            RunStatus::Cancelled
-        } else {
-            RunStatus::UndoFailed
-        };
-        return Outcome {
-            status,
-            value: None,
-            error: Some(err),
-            undone: Vec::new(),
-            undo_pending,
-        };
+        // Ctrl-C: do not act further; whatever stages completed are left for a person.
+        let mut outcome = Outcome::ended(RunStatus::Cancelled, None, Some(err));
+        outcome.undo_pending = stack.iter().rev().map(|u| u.stage.clone()).collect();
+        if !outcome.undo_pending.is_empty() {
+            outcome.status = RunStatus::UndoFailed;
+        }
+        return outcome;
     }
+    let failed = match kind.as_deref() {
+        Some("locked") => RunStatus::Locked,
+        _ => RunStatus::Failed,
+    };
+    let mut outcome = Outcome::ended(failed, None, Some(err));
     if stack.is_empty() {
-        return Outcome {
-            status: RunStatus::Failed,
-            value: None,
-            error: Some(err),
-            undone: Vec::new(),
-            undo_pending: Vec::new(),
-        };
+        return outcome;
     }
     let budget = session
         .timeout
@@ -591,11 +574,11 @@ fn finish(
         .max(Duration::from_secs(60));
     let token = session.begin_undo_phase(budget);
     let ast = session.deferred_ast();
-    let mut undone = Vec::new();
     while let Some(entry) = stack.pop() {
+        let stage = entry.stage.clone();
         if session
             .record(Event::UndoStarted {
-                stage: entry.stage.clone(),
+                stage: stage.clone(),
             })
             .is_err()
         {
@@ -603,44 +586,53 @@ fn finish(
             break;
         }
         let started = std::time::Instant::now();
-        let r = entry.undo.call::<Dynamic>(engine, &ast, ());
+        let result = entry.undo.call::<Dynamic>(engine, &ast, ());
         let duration_ms = started.elapsed().as_millis() as u64;
-        match r {
-            Ok(_) => {
-                let _ = session.record(Event::UndoFinished {
-                    stage: entry.stage.clone(),
-                    ok: true,
-                    error: None,
-                    duration_ms,
-                });
-                undone.push(entry.stage);
-            }
-            Err(e) => {
-                let _ = session.record(Event::UndoFinished {
-                    stage: entry.stage.clone(),
-                    ok: false,
-                    error: Some(builtins::describe(&e)),
-                    duration_ms,
-                });
-                stack.push(entry);
-                break;
-            }
+        let error = result.as_ref().err().map(|e| builtins::describe(e));
+        let ok = error.is_none();
+        let _ = session.record(Event::UndoFinished {
+            stage: stage.clone(),
+            ok,
+            error,
+            duration_ms,
+        });
+        if ok {
+            outcome.undone.push(stage);
+        } else {
+            stack.push(entry);
+            break;
         }
     }
     token.cancel();
-    let undo_pending = pending(&stack);
-    let status = if undo_pending.is_empty() {
-        RunStatus::Failed
-    } else {
-        RunStatus::UndoFailed
-    };
-    Outcome {
-        status,
-        value: None,
-        error: Some(err),
-        undone,
-        undo_pending,
+    outcome.undo_pending = stack.iter().rev().map(|u| u.stage.clone()).collect();
+    if !outcome.undo_pending.is_empty() {
+        outcome.status = RunStatus::UndoFailed;
     }
+    outcome
+}
+
+impl Outcome {
+    fn ended(
+        status: RunStatus,
+        value: Option<Dynamic>,
+        error: Option<Box<EvalAltResult>>,
+    ) -> Outcome {
+        Outcome {
+            status,
+            value,
+            error,
+            undone: Vec::new(),
+            undo_pending: Vec::new(),
+        }
+    }
+}
+
+/// The `kind` of a thrown error map, if the error is one.
+fn error_kind(err: &EvalAltResult) -> Option<String> {
+    let value = builtins::error_value(err);
+    value
+        .read_lock::<Map>()
+        .and_then(|m| m.get("kind").map(|k| k.to_string()))
 }
 
 /// The folder imports resolve in: the runbook's own.

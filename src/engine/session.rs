@@ -28,6 +28,8 @@ pub(crate) struct UndoEntry {
 }
 
 pub(crate) struct Session {
+    pub scope: crate::run::scope::Scope,
+    pub locks: Option<crate::run::locks::FileLocks>,
     pub dry_run: bool,
     pub yes: bool,
     pub rt: tokio::runtime::Handle,
@@ -49,6 +51,8 @@ pub(crate) struct Session {
 impl Session {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        scope: crate::run::scope::Scope,
+        locks: Option<crate::run::locks::FileLocks>,
         journal: Journal,
         cx: CallCx,
         dry_run: bool,
@@ -58,6 +62,8 @@ impl Session {
         loaded: Loaded,
     ) -> Session {
         Session {
+            scope,
+            locks,
             dry_run,
             yes,
             rt: tokio::runtime::Handle::current(),

@@ -28,6 +28,8 @@ pub enum ErrorKind {
     Cancelled,
     /// The service failed for a reason of its own (5xx after retries).
     Server,
+    /// Another run holds the target's lock.
+    Locked,
 }
 
 impl ErrorKind {
@@ -45,6 +47,7 @@ impl ErrorKind {
             ErrorKind::Denied => "denied",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Server => "server",
+            ErrorKind::Locked => "locked",
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum RunStatus {
     Denied,
     /// Stopped by the operator (Ctrl-C).
     Cancelled,
+    /// A target was locked by another run.
+    Locked,
     /// Still running, or the process died before it could say (no `run_finished`).
     Incomplete,
 }
@@ -37,6 +39,7 @@ impl RunStatus {
             RunStatus::Failed | RunStatus::Cancelled | RunStatus::Incomplete => 1,
             RunStatus::UndoFailed => 3,
             RunStatus::Denied => 4,
+            RunStatus::Locked => 5,
         }
     }
     /// The word used in listings.
@@ -47,6 +50,7 @@ impl RunStatus {
             RunStatus::UndoFailed => "undo_failed",
             RunStatus::Denied => "denied",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Locked => "locked",
             RunStatus::Incomplete => "incomplete",
         }
     }

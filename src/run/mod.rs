@@ -1,6 +1,8 @@
 //! Run bookkeeping that knows no Rhai: the journal, the dry-run plan, run outcomes, the state dir.
 
 pub mod journal;
+pub mod locks;
+pub mod scope;
 
 use std::path::{Path, PathBuf};
 
