@@ -263,6 +263,29 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
             None => json_response(StatusCode::OK, &discovery::legacy_api()),
         },
         ["api", "v1"] if get => json_response(StatusCode::OK, &discovery::legacy_core_v1()),
+        ["api", "v1", "namespaces"] if get => {
+            let items: Vec<Value> = namespaces(&world, &r.ctx)
+                .iter()
+                .map(|n| namespace_object(n))
+                .collect();
+            json_response(
+                StatusCode::OK,
+                &json!({"kind": "NamespaceList", "apiVersion": "v1",
+                "metadata": {"resourceVersion": world.lock().rv.to_string()}, "items": items}),
+            )
+        }
+        ["api", "v1", "namespaces", ns] if get => {
+            if namespaces(&world, &r.ctx).iter().any(|n| n == ns) {
+                json_response(StatusCode::OK, &namespace_object(ns))
+            } else {
+                status_error(
+                    404,
+                    "NotFound",
+                    &format!("namespaces \"{ns}\" not found"),
+                    Some(json!({"name": ns, "kind": "namespaces"})),
+                )
+            }
+        }
         ["apis"] if get => match discovery::aggregated_version(&accept) {
             Some(v) => with_content_type(
                 discovery::aggregated_content_type(v),
@@ -305,6 +328,29 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
         }
         _ => no_route(),
     }
+}
+
+/// The namespaces of a context: the usual ones plus every namespace holding an object.
+fn namespaces(world: &K8sWorld, ctx: &str) -> Vec<String> {
+    let mut out: Vec<String> = ["default", "kube-node-lease", "kube-public", "kube-system"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for k in world.lock().objects.keys().filter(|k| k.ctx == ctx) {
+        if !out.contains(&k.ns) {
+            out.push(k.ns.clone());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn namespace_object(name: &str) -> Value {
+    json!({"kind": "Namespace", "apiVersion": "v1",
+        "metadata": {"name": name, "uid": format!("00000000-0000-4000-8000-{:012x}", name.len()),
+            "resourceVersion": "1", "creationTimestamp": "2026-01-01T00:00:00Z",
+            "labels": {"kubernetes.io/metadata.name": name}},
+        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
 }
 
 fn with_kind(kind: Kind, mut obj: Value) -> Value {

@@ -109,7 +109,9 @@ pub fn legacy_api() -> Value {
 
 /// Legacy `/api/v1`: the core group, with nothing the simulator serves.
 pub fn legacy_core_v1() -> Value {
-    json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": []})
+    json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+        {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
+         "verbs": ["get", "list"], "shortNames": ["ns"]}]})
 }
 
 /// Legacy `/apis`.
@@ -159,7 +161,10 @@ pub fn legacy_group_version(group: &str, version: &str) -> Option<Value> {
 pub fn aggregated_api(v: &str) -> Value {
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": format!("apidiscovery.k8s.io/{v}"),
         "metadata": {}, "items": [{"metadata": {"name": ""},
-            "versions": [{"version": "v1", "resources": [], "freshness": "Current"}]}]})
+            "versions": [{"version": "v1", "freshness": "Current", "resources": [
+                {"resource": "namespaces", "responseKind": {"group": "", "version": "v1", "kind": "Namespace"},
+                 "scope": "Cluster", "singularResource": "namespace", "shortNames": ["ns"],
+                 "verbs": ["get", "list"]}]}]}]})
 }
 
 /// Aggregated `/apis`.
