@@ -293,10 +293,10 @@ pub async fn serve(
     listen: Option<SocketAddr>,
     kubeconfig_out: Option<&Path>,
 ) -> Result<(), SimError> {
-    if let Some(addr) = listen {
-        if !addr.ip().is_loopback() {
-            return Err(SimError::NotLoopback { addr });
-        }
+    if let Some(addr) = listen
+        && !addr.ip().is_loopback()
+    {
+        return Err(SimError::NotLoopback { addr });
     }
     let scenario = Scenario::load(scenario_path)?;
     let sim = Sim::start(scenario, listen).await?;

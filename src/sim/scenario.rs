@@ -462,13 +462,13 @@ impl Scenario {
             }
         }
         if let Some(expect) = self.test.as_ref().and_then(|t| t.expect.as_ref()) {
-            if let Some(outcome) = &expect.outcome {
-                if !["succeeded", "failed", "denied"].contains(&outcome.as_str()) {
-                    return Err(invalid(
-                        "outcome",
-                        format!("outcome `{outcome}`: use succeeded, failed or denied"),
-                    ));
-                }
+            if let Some(outcome) = &expect.outcome
+                && !["succeeded", "failed", "denied"].contains(&outcome.as_str())
+            {
+                return Err(invalid(
+                    "outcome",
+                    format!("outcome `{outcome}`: use succeeded, failed or denied"),
+                ));
             }
             for key in expect.state.keys() {
                 if !keys.iter().any(|k| k == key) {

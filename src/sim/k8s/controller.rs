@@ -419,10 +419,10 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
             .collect();
         if active.len() == 1 {
             set_replicas(&mut rss[active[0]].1, desired);
-        } else if active.is_empty() {
-            if let Some(i) = new_idx {
-                set_replicas(&mut rss[i].1, desired);
-            }
+        } else if active.is_empty()
+            && let Some(i) = new_idx
+        {
+            set_replicas(&mut rss[i].1, desired);
         }
     }
 
@@ -479,29 +479,30 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
         );
     }
     let complete = updated == desired && replicas == desired && available == desired;
-    if !paused && !created {
-        if let Some(ni) = new_idx {
-            let name = rss[ni].0.name.clone();
-            let reason = condition_reason(&d, "Progressing");
-            if complete {
-                set_condition(
-                    &mut d,
-                    "Progressing",
-                    "True",
-                    "NewReplicaSetAvailable",
-                    &format!("ReplicaSet \"{name}\" has successfully progressed."),
-                    &now,
-                );
-            } else if before_status.as_ref() != d.get("status") || reason.is_none() {
-                set_condition(
-                    &mut d,
-                    "Progressing",
-                    "True",
-                    "ReplicaSetUpdated",
-                    &format!("ReplicaSet \"{name}\" is progressing."),
-                    &now,
-                );
-            }
+    if !paused
+        && !created
+        && let Some(ni) = new_idx
+    {
+        let name = rss[ni].0.name.clone();
+        let reason = condition_reason(&d, "Progressing");
+        if complete {
+            set_condition(
+                &mut d,
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                &format!("ReplicaSet \"{name}\" has successfully progressed."),
+                &now,
+            );
+        } else if before_status.as_ref() != d.get("status") || reason.is_none() {
+            set_condition(
+                &mut d,
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                &format!("ReplicaSet \"{name}\" is progressing."),
+                &now,
+            );
         }
     }
 
@@ -569,16 +570,16 @@ fn rolling(rss: &mut [(Key, Value)], ni: usize, desired: i64, surge: i64, max_un
     }
     // First the unhealthy replicas of old ReplicaSets.
     let mut cleaned = 0;
-    for i in 0..rss.len() {
+    for (i, (_, rs)) in rss.iter_mut().enumerate() {
         if i == ni || cleaned >= max_scaled_down {
             continue;
         }
-        let (s, a) = (spec(&rss[i].1), avail(&rss[i].1));
+        let (s, a) = (spec(rs), avail(rs));
         if s == a {
             continue;
         }
         let down = (max_scaled_down - cleaned).min(s - a);
-        set_replicas(&mut rss[i].1, s - down);
+        set_replicas(rs, s - down);
         cleaned += down;
     }
     // Then available ones, down to minAvailable.
@@ -588,16 +589,16 @@ fn rolling(rss: &mut [(Key, Value)], ni: usize, desired: i64, surge: i64, max_un
     }
     let total = available - min_available;
     let mut done = 0;
-    for i in 0..rss.len() {
+    for (i, (_, rs)) in rss.iter_mut().enumerate() {
         if i == ni || done >= total {
             continue;
         }
-        let s = spec(&rss[i].1);
+        let s = spec(rs);
         if s == 0 {
             continue;
         }
         let down = s.min(total - done);
-        set_replicas(&mut rss[i].1, s - down);
+        set_replicas(rs, s - down);
         done += down;
     }
 }

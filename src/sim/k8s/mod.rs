@@ -89,13 +89,13 @@ impl K8sWorld {
                 store.put(&key, d);
                 converge(&mut store, &key);
             }
-            if dep.paused {
-                if let Some(mut d) = store.objects.get(&key).cloned() {
-                    d["spec"]["paused"] = json!(true);
-                    d["metadata"]["generation"] = json!(int_at(&d, "/metadata/generation") + 1);
-                    store.put(&key, d);
-                    controller::sync_deployment(&mut store, &key);
-                }
+            if dep.paused
+                && let Some(mut d) = store.objects.get(&key).cloned()
+            {
+                d["spec"]["paused"] = json!(true);
+                d["metadata"]["generation"] = json!(int_at(&d, "/metadata/generation") + 1);
+                store.put(&key, d);
+                controller::sync_deployment(&mut store, &key);
             }
         }
         store.clock = None;

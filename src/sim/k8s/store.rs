@@ -167,10 +167,10 @@ impl Store {
     /// bumping the resourceVersion and emitting an event. Returns the stored object.
     pub fn put(&mut self, key: &Key, mut obj: Value) -> Value {
         let old = self.objects.get(key);
-        if let Some(old) = old {
-            if same_ignoring_rv(old, &obj) {
-                return old.clone();
-            }
+        if let Some(old) = old
+            && same_ignoring_rv(old, &obj)
+        {
+            return old.clone();
         }
         let kind = if old.is_some() { "MODIFIED" } else { "ADDED" };
         self.rv += 1;
