@@ -22,6 +22,7 @@ use super::discovery;
 use super::patch::{self, PatchKind};
 use super::select::{FieldSelector, LabelSelector, selector_string};
 use super::store::{Event, Key, Kind, Store, int_at, status_body, str_at};
+use super::table;
 
 /// Largest request body accepted.
 const BODY_LIMIT: usize = 8 << 20;
@@ -210,6 +211,13 @@ impl Req {
     fn q(&self, k: &str) -> Option<&str> {
         self.query.get(k).map(String::as_str)
     }
+    fn accept(&self) -> String {
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    }
     fn dry_run(&self) -> bool {
         self.q("dryRun").is_some_and(|v| v == "All")
     }
@@ -392,6 +400,11 @@ async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>)
         .map(|(_, v)| v)
         .filter(|v| keep(v))
         .collect();
+    if table::wants_table(&r.accept())
+        && let Some(t) = table::table(kind, &items, &store.rv.to_string(), store.now())
+    {
+        return json_response(StatusCode::OK, &t);
+    }
     json_response(
         StatusCode::OK,
         &json!({"kind": format!("{}List", kind.name()), "apiVersion": kind.api_version(),
@@ -408,6 +421,7 @@ fn watch(
 ) -> Response {
     let ctx = r.ctx.clone();
     let ns = ns.map(String::from);
+    let as_table = table::wants_table(&r.accept()).then_some(kind);
     let from: u64 = r
         .q("resourceVersion")
         .and_then(|v| v.parse().ok())
@@ -429,14 +443,14 @@ fn watch(
                 .objects
                 .iter()
                 .filter(|(k, v)| relevant(k) && keep(v))
-                .map(|(_, v)| event_line("ADDED", v))
+                .map(|(_, v)| event_line("ADDED", v, as_table))
                 .collect()
         } else {
             store
                 .log
                 .iter()
                 .filter(|e| e.rv > from && relevant(&e.key) && keep(&e.object))
-                .map(|e| event_line(e.kind, &e.object))
+                .map(|e| event_line(e.kind, &e.object, as_table))
                 .collect()
         };
         (replay, rx)
@@ -453,7 +467,7 @@ fn watch(
                     Ok(Ok(ev)) => ev,
                 };
                 if relevant(&ev.key) && keep(&ev.object) {
-                    let line = event_line(ev.kind, &ev.object);
+                    let line = event_line(ev.kind, &ev.object, as_table);
                     return Some((line, (rx, relevant, keep)));
                 }
             }
@@ -470,7 +484,15 @@ fn watch(
         .into_response()
 }
 
-fn event_line(kind: &str, obj: &Value) -> String {
+/// One watch event line; as a one-row Table when `kubectl get -w` asked for tables.
+fn event_line(kind: &str, obj: &Value, as_table: Option<Kind>) -> String {
+    let table = as_table.and_then(|k| {
+        let rv = str_at(obj, "/metadata/resourceVersion")
+            .unwrap_or("")
+            .to_string();
+        table::table(k, std::slice::from_ref(obj), &rv, chrono::Utc::now())
+    });
+    let obj = table.as_ref().unwrap_or(obj);
     let mut line = json!({"type": kind, "object": obj}).to_string();
     line.push('\n');
     line
@@ -549,7 +571,19 @@ fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respon
         return not_found(kind, name);
     };
     match r.method {
-        Method::GET => json_response(StatusCode::OK, &current),
+        Method::GET => {
+            if table::wants_table(&r.accept())
+                && let Some(t) = table::table(
+                    kind,
+                    std::slice::from_ref(&current),
+                    &store.rv.to_string(),
+                    store.now(),
+                )
+            {
+                return json_response(StatusCode::OK, &t);
+            }
+            json_response(StatusCode::OK, &current)
+        }
         Method::DELETE => {
             if r.dry_run() {
                 return json_response(StatusCode::OK, &current);

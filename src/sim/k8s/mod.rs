@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod patch;
 pub mod select;
 pub mod store;
+pub mod table;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
