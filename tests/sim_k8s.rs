@@ -727,3 +727,39 @@ async fn malformed_scenarios_name_the_line_and_key() {
     assert!(matches!(err, SimError::NotLoopback { .. }), "{err}");
     assert!(err.to_string().contains("loopback"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfig_health_and_prometheus_cover_every_context_and_key() {
+    let (sim, _dir, kc) = start(&format!(
+        "{WEB}\n[[aks.clusters]]\ngroup = \"rg-shop\"\nname = \"aks-prod\"\ncontext = \"aks-prod\"\n"
+    ))
+    .await;
+    let yaml = sim.kubeconfig_yaml();
+    assert!(yaml.contains("current-context: \"prod\"\n"), "{yaml}");
+    let out = ok(&kc, &["config", "get-contexts", "-o", "name"]).await;
+    assert_eq!(out, "aks-prod\nprod\n");
+    let aks = sim.k8s_server_url("aks-prod").unwrap();
+    assert_eq!(
+        get_json(&format!("{aks}/apis/apps/v1/deployments")).await["items"],
+        json!([])
+    );
+    let out = kubectl(&kc, &["--context", "aks-prod", "get", "deploy"]).await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (0, "No resources found in shop namespace.\n")
+    );
+
+    let q = get_json(&format!(
+        "{}/prometheus/api/v1/query?query=error_rate%7Bresource%3D%22{KEY}%22%7D",
+        sim.arm_endpoint()
+    ))
+    .await;
+    assert_eq!(q["data"]["result"][0]["metric"]["resource"], KEY);
+    assert_eq!(q["data"]["result"][0]["value"][1], "0");
+    let r = reqwest::get(format!("{}/k8s/prod/shop/nosuch", sim.health_base()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(sim.healthy("k8s/prod/shop/nosuch"), None);
+    sim.shutdown().await;
+}
