@@ -332,6 +332,12 @@ latency = "300ms"
 [[faults]]
 path = "/subscriptions/*"
 status = 503
+
+[[faults]]
+method = "POST"
+path = "*/leases"
+status = 500
+applied = true
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,6 +415,20 @@ async fn every_fault_kind_is_answered_and_recorded() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "ServiceUnavailable");
 
+    // applied + status: the client is told it failed, yet the Lease exists.
+    let leases = format!("{api}/apis/coordination.k8s.io/v1/namespaces/shop/leases");
+    let lease = json!({"metadata": {"name": "lock"}, "spec": {"holderIdentity": "a"}});
+    let r = http.post(&leases).json(&lease).send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(
+        http.get(format!("{leases}/lock"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
     let seen: Vec<(String, String, Option<u16>, bool, bool)> = sim
         .requests()
         .into_iter()
@@ -426,6 +446,8 @@ async fn every_fault_kind_is_answered_and_recorded() {
         ("PATCH", "web", None, true, true),
         ("GET", "version", Some(200), true, false),
         ("GET", "resourcegroups", Some(503), true, false),
+        ("POST", "leases", Some(500), true, false),
+        ("GET", "lock", Some(200), false, false),
     ];
     let want: Vec<_> = want
         .iter()
@@ -762,4 +784,41 @@ async fn kubeconfig_health_and_prometheus_cover_every_context_and_key() {
     assert_eq!(r.status(), 404);
     assert_eq!(sim.healthy("k8s/prod/shop/nosuch"), None);
     sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_trimmed_to_the_limit_and_contexts_may_need_escaping() {
+    let (sim, _dir, kc) = start(
+        "[[k8s.deployments]]\ncontext = \"team/a:prod\"\nnamespace = \"shop\"\nname = \"web\"\nrevision_history_limit = 2\nrevisions = [\"w:1\", \"w:2\", \"w:3\", \"w:4\", \"w:5\"]\n",
+    )
+    .await;
+    let url = sim.k8s_server_url("team/a:prod").unwrap();
+    assert!(url.ends_with("/k8s/team/a:prod"), "{url}");
+    assert_eq!(
+        ok(&kc, &["rollout", "history", "deploy/web"]).await,
+        history(&[3, 4, 5])
+    );
+    let s = sim.resource_state("k8s/team/a:prod/shop/web").unwrap();
+    assert_eq!(
+        (s["image"].as_str(), s["revision"].as_i64()),
+        (Some("w:5"), Some(5))
+    );
+
+    // A watch resuming from before what the server remembers is told 410 Gone.
+    let r = reqwest::get(format!(
+        "{url}/apis/apps/v1/namespaces/shop/deployments?watch=1&resourceVersion=1"
+    ))
+    .await
+    .unwrap();
+    let ev: Value = serde_json::from_str(r.text().await.unwrap().trim()).unwrap();
+    assert_eq!(
+        (ev["type"].as_str(), ev["object"]["code"].as_i64()),
+        (Some("ERROR"), Some(410))
+    );
+
+    // Dropping the last handle stops the server.
+    let addr = sim.addr();
+    drop(sim);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }

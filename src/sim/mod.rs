@@ -124,7 +124,10 @@ impl Sim {
         let kube_for: KubeServerFor = {
             let k8s = k8s.clone();
             let base = base.clone();
-            Arc::new(move |ctx: &str| k8s.has_context(ctx).then(|| format!("{base}/k8s/{ctx}")))
+            Arc::new(move |ctx: &str| {
+                k8s.has_context(ctx)
+                    .then(|| format!("{base}/k8s/{}", k8s::encode_context(ctx)))
+            })
         };
         let k8s_routes = k8s.clone();
         let router = Router::new()
@@ -199,10 +202,13 @@ impl SimHandle {
 
     /// The API server URL of a simulated context, if it is one.
     pub fn k8s_server_url(&self, context: &str) -> Option<String> {
-        self.inner
-            .k8s
-            .has_context(context)
-            .then(|| format!("http://{}/k8s/{context}", self.inner.addr))
+        self.inner.k8s.has_context(context).then(|| {
+            format!(
+                "http://{}/k8s/{}",
+                self.inner.addr,
+                k8s::encode_context(context)
+            )
+        })
     }
 
     /// A kubeconfig with one cluster, user and context per simulated context (named after it);
@@ -211,7 +217,7 @@ impl SimHandle {
         let contexts = self.inner.k8s.contexts();
         let mut y = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
         for c in contexts {
-            let url = format!("http://{}/k8s/{c}", self.inner.addr);
+            let url = format!("http://{}/k8s/{}", self.inner.addr, k8s::encode_context(c));
             y += &format!(
                 "- name: {}\n  cluster:\n    server: {}\n",
                 yaml_str(c),

@@ -230,16 +230,26 @@ pub async fn handle(world: Arc<K8sWorld>, req: Request) -> Response {
     let query: HashMap<String, String> = Query::try_from_uri(&parts.uri)
         .map(|Query(q)| q)
         .unwrap_or_default();
-    let Some(rest) = path.strip_prefix("/k8s/") else {
+    let Some(rest) = path.strip_prefix("/k8s/").and_then(super::decode_context) else {
         return no_route();
     };
-    let mut segs = rest.split('/').filter(|s| !s.is_empty()).map(String::from);
-    let Some(ctx) = segs.next() else {
+    // Context names may hold `/` (clients re-join the path unescaped), so match the longest
+    // known context that prefixes the path rather than the first segment.
+    let Some(ctx) = world
+        .contexts()
+        .iter()
+        .filter(|c| rest == **c || rest.starts_with(&format!("{c}/")))
+        .max_by_key(|c| c.len())
+        .cloned()
+    else {
         return no_route();
     };
-    if !world.has_context(&ctx) {
-        return no_route();
-    }
+    let segs = rest[ctx.len()..]
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect::<Vec<_>>()
+        .into_iter();
     let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,
         Err(e) => return status_error(400, "BadRequest", &format!("cannot read body: {e}"), None),
@@ -438,6 +448,15 @@ fn watch(
     let (replay, rx) = {
         let store = world.lock();
         let rx = store.tx.subscribe();
+        if from != 0 && from < store.log_start {
+            let gone = status_body(
+                410,
+                "Expired",
+                &format!("too old resource version: {from} ({})", store.log_start),
+                None,
+            );
+            return json_response(StatusCode::OK, &json!({"type": "ERROR", "object": gone}));
+        }
         let replay: Vec<String> = if from == 0 {
             store
                 .objects

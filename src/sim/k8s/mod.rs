@@ -100,7 +100,7 @@ impl K8sWorld {
             }
         }
         store.clock = None;
-        store.log.clear();
+        store.clear_log();
         K8sWorld {
             store: Mutex::new(store),
             contexts,
@@ -129,8 +129,13 @@ impl K8sWorld {
 
     fn deployment(&self, key: &str) -> Option<(Key, Value, Vec<Value>, bool)> {
         let rest = key.strip_prefix("k8s/")?;
-        let mut parts = rest.splitn(3, '/');
-        let (ctx, ns, name) = (parts.next()?, parts.next()?, parts.next()?);
+        // The context may itself hold `/`: take the longest known one that prefixes the key.
+        let ctx = self
+            .contexts
+            .iter()
+            .filter(|c| rest.starts_with(&format!("{c}/")))
+            .max_by_key(|c| c.len())?;
+        let (ns, name) = rest[ctx.len() + 1..].split_once('/')?;
         let store = self.lock();
         let dkey = Key::new(ctx, Kind::Deployment, ns, name);
         let d = store.objects.get(&dkey)?.clone();
@@ -194,6 +199,39 @@ fn converge(store: &mut Store, key: &Key) {
             break;
         }
     }
+}
+
+/// A context name as URL path text: characters that would end or escape a path (`%`, `?`,
+/// `#`, spaces, non-ASCII) are percent-encoded; `/` and `:` stay, since clients such as
+/// kubectl re-join server paths unescaped anyway.
+pub fn encode_context(ctx: &str) -> String {
+    let mut out = String::new();
+    for b in ctx.bytes() {
+        if b.is_ascii_graphic() && !b"%?#".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-decodes URL path text (the inverse of [`encode_context`]); None for malformed escapes.
+pub fn decode_context(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A shared handle to the clusters.

@@ -110,6 +110,8 @@ pub struct Store {
     pub objects: BTreeMap<Key, Value>,
     /// Recent events, oldest first.
     pub log: VecDeque<Arc<Event>>,
+    /// Watches may resume from this resourceVersion or later; older ones get 410 Gone.
+    pub log_start: u64,
     /// Live watches.
     pub tx: broadcast::Sender<Arc<Event>>,
     /// Broken images per Deployment key.
@@ -131,6 +133,7 @@ impl Store {
             rv: 1000,
             objects: BTreeMap::new(),
             log: VecDeque::new(),
+            log_start: 0,
             tx,
             broken: BTreeMap::new(),
             pod_age: BTreeMap::new(),
@@ -202,11 +205,19 @@ impl Store {
             object,
         });
         if self.log.len() >= LOG_CAP {
-            self.log.pop_front();
+            if let Some(old) = self.log.pop_front() {
+                self.log_start = old.rv;
+            }
         }
         self.log.push_back(ev.clone());
         // No receivers is the normal case; nothing to do then.
         let _ = self.tx.send(ev);
+    }
+
+    /// Forgets past events (after building the scenario): watches start from now.
+    pub fn clear_log(&mut self) {
+        self.log.clear();
+        self.log_start = self.rv;
     }
 
     /// Objects of one kind in a context (and namespace, when given), in key order.
