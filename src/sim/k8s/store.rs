@@ -204,10 +204,10 @@ impl Store {
             kind,
             object,
         });
-        if self.log.len() >= LOG_CAP {
-            if let Some(old) = self.log.pop_front() {
-                self.log_start = old.rv;
-            }
+        if self.log.len() >= LOG_CAP
+            && let Some(old) = self.log.pop_front()
+        {
+            self.log_start = old.rv;
         }
         self.log.push_back(ev.clone());
         // No receivers is the normal case; nothing to do then.
