@@ -4,4 +4,5 @@ mod cli;
 mod engine;
 mod health;
 mod sim_azure;
+mod sim_k8s;
 mod support;
