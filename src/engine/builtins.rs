@@ -358,7 +358,8 @@ fn wait_until(
 ) -> RhaiResult<bool> {
     let pos = ctx.call_position();
     let opts: WaitOpts = decode_opts("wait_until", opts, pos)?;
-    let started = Instant::now();
+    let clock = s.cx().clock;
+    let started = clock.now();
     let mut tries = 0u32;
     loop {
         tries += 1;
@@ -366,7 +367,7 @@ fn wait_until(
         if value.as_bool().unwrap_or(false) {
             return Ok(true);
         }
-        let elapsed = started.elapsed();
+        let elapsed = clock.now().saturating_sub(started);
         if elapsed >= opts.timeout.get() {
             return Ok(false);
         }

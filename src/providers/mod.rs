@@ -97,6 +97,14 @@ impl CallCx {
         }
     }
 
+    /// Runs `fut` for at most `limit` of the run's clock; `None` when time ran out.
+    pub async fn timeout<T>(&self, limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            r = fut => Some(r),
+            _ = self.clock.sleep(limit) => None,
+        }
+    }
+
     /// Applies the configured URL rewrites (longest matching prefix wins).
     pub fn rewrite_url(&self, url: &str) -> String {
         self.url_rewrites
@@ -108,22 +116,60 @@ impl CallCx {
     }
 }
 
-/// The one clock every wait goes through.
+/// The one clock every wait and every deadline goes through, so rehearsals and tests can make
+/// time pass faster (or not at all) without changing what a runbook does.
 pub trait Clock: Send + Sync {
-    /// Waits for `d` (or pretends to).
+    /// Waits for `d` of this clock's time.
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()>;
+    /// This clock's time since it started (for deadlines: compare two readings).
+    fn now(&self) -> Duration;
 }
 
 /// Real time.
 pub struct RealClock;
 
+fn process_start() -> std::time::Instant {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(std::time::Instant::now)
+}
+
 impl Clock for RealClock {
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(d))
     }
+    fn now(&self) -> Duration {
+        process_start().elapsed()
+    }
 }
 
-/// A clock for tests: records every wait asked for and returns at once.
+/// Time running `factor` times faster than real time (rehearsals: `rollbook test`), so a
+/// runbook's "15s" intervals and "5m" timeouts keep their proportions but take a fraction.
+pub struct ScaledClock {
+    factor: f64,
+    start: std::time::Instant,
+}
+
+impl ScaledClock {
+    /// A clock `factor` (≥ 1) times faster than real time.
+    pub fn new(factor: f64) -> ScaledClock {
+        ScaledClock {
+            factor: factor.max(1.0),
+            start: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for ScaledClock {
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d.div_f64(self.factor)))
+    }
+    fn now(&self) -> Duration {
+        self.start.elapsed().mul_f64(self.factor)
+    }
+}
+
+/// A clock for tests: every wait returns at once and moves this clock's time forward by the
+/// wait, which is recorded (so a test can assert a client meant to wait `Retry-After`).
 #[derive(Default)]
 pub struct SkipClock {
     slept: Mutex<Vec<Duration>>,
@@ -142,6 +188,12 @@ impl Clock for SkipClock {
             s.push(d);
         }
         Box::pin(tokio::task::yield_now())
+    }
+    fn now(&self) -> Duration {
+        self.slept
+            .lock()
+            .map(|s| s.iter().sum())
+            .unwrap_or_default()
     }
 }
 
