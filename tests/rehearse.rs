@@ -48,25 +48,11 @@ fn sim_serve_prints_one_json_line_and_kubectl_reaches_it() {
         .spawn()
         .expect("spawn sim serve");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("first line");
     let info: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
-    assert!(
-        info["arm_endpoint"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("http://127.0.0.1:"),
-        "{info}"
-    );
+    assert!(info["arm_endpoint"].as_str().unwrap_or("").starts_with("http://127.0.0.1:"), "{info}");
     assert_eq!(info["kubeconfig"], kubeconfig.to_str().expect("utf-8"));
-    assert!(
-        info["health_base"]
-            .as_str()
-            .unwrap_or("")
-            .ends_with("/health"),
-        "{info}"
-    );
+    assert!(info["health_base"].as_str().unwrap_or("").ends_with("/health"), "{info}");
 
     let cache = dir.path().join("kube-cache");
     let out = Command::new("kubectl")
@@ -89,23 +75,13 @@ fn sim_serve_prints_one_json_line_and_kubectl_reaches_it() {
     let _ = child.wait();
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stdout.contains("deployment.apps/web") && stdout.contains("REVISION"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("deployment.apps/web") && stdout.contains("REVISION"), "{stdout}");
 
-    let bad = write(
-        dir.path(),
-        "bad.toml",
-        "[[k8s.deployments]]\nname = \"web\"\nrevisons = [\"x\"]\n",
-    );
+    let bad = write(dir.path(), "bad.toml", "[[k8s.deployments]]\nname = \"web\"\nrevisons = [\"x\"]\n");
     let out = rollbook(&["sim", "serve", bad.to_str().expect("utf-8")]);
     let (_, err) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("bad.toml:3") && err.contains("revisons"),
-        "{err}"
-    );
+    assert!(err.contains("bad.toml:3") && err.contains("revisons"), "{err}");
 }
 
 #[test]
@@ -128,22 +104,10 @@ fn sandbox_runs_the_unchanged_runbook_against_the_scenario() {
     ]);
     let (_, err) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("sandbox shop-web 1.5.0 is failing in production"),
-        "{err}"
-    );
-    assert!(
-        err.contains("failing  appservice/rg-shop/shop-web"),
-        "{err}"
-    );
-    assert!(
-        err.contains("unhealthy: status 503"),
-        "the scenario URL was answered by the simulator: {err}"
-    );
-    assert!(
-        err.contains("nothing changed in the simulated world"),
-        "{err}"
-    );
+    assert!(err.contains("sandbox shop-web 1.5.0 is failing in production"), "{err}");
+    assert!(err.contains("failing  appservice/rg-shop/shop-web"), "{err}");
+    assert!(err.contains("unhealthy: status 503"), "the scenario URL was answered by the simulator: {err}");
+    assert!(err.contains("nothing changed in the simulated world"), "{err}");
 }
 
 #[test]
@@ -169,45 +133,26 @@ fn rollbook_test_checks_expectations_and_shows_what_was_found() {
     ]);
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
-    assert!(
-        stdout.contains("ok    ") && stdout.contains("good.toml"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("FAIL  ") && stdout.contains("wrong.toml"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("ok    ") && stdout.contains("good.toml"), "{stdout}");
+    assert!(stdout.contains("FAIL  ") && stdout.contains("wrong.toml"), "{stdout}");
     assert!(
         stdout.contains("outcome: expected `succeeded`, found `failed` (unhealthy: status 503"),
         "{stdout}"
     );
     assert!(
-        stdout.contains(
-            "state `appservice/rg-shop/shop-web`.production: expected \"1.4.0\", found \"1.5.0\""
-        ),
+        stdout
+            .contains("state `appservice/rg-shop/shop-web`.production: expected \"1.4.0\", found \"1.5.0\""),
         "{stdout}"
     );
-    assert!(
-        !stdout.contains("plain.toml"),
-        "scenarios without [test] are not tests: {stdout}"
-    );
+    assert!(!stdout.contains("plain.toml"), "scenarios without [test] are not tests: {stdout}");
     assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
     let xml = std::fs::read_to_string(&junit).expect("junit written");
-    assert!(
-        xml.contains("tests=\"2\" failures=\"1\" errors=\"0\""),
-        "{xml}"
-    );
-    assert!(
-        xml.contains("<failure message=\"outcome: expected `succeeded`"),
-        "{xml}"
-    );
+    assert!(xml.contains("tests=\"2\" failures=\"1\" errors=\"0\""), "{xml}");
+    assert!(xml.contains("<failure message=\"outcome: expected `succeeded`"), "{xml}");
 
     let invalid = write(dir.path(), "invalid.toml", "[test]\nrunbok = \"x\"\n");
     let out = rollbook(&["test", invalid.to_str().expect("utf-8")]);
     let (stdout, _) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}");
-    assert!(
-        stdout.contains("INVALID") && stdout.contains("runbok"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("INVALID") && stdout.contains("runbok"), "{stdout}");
 }

@@ -138,10 +138,7 @@ pub fn main() -> i32 {
     };
     init_tracing(cli.verbose);
     render::install_miette_hook();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -159,31 +156,19 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 async fn dispatch(command: Command) -> i32 {
     match command {
-        Command::Run {
-            runbook,
-            params,
-            flags,
-        } => run_command(runbook, params, flags).await,
+        Command::Run { runbook, params, flags } => run_command(runbook, params, flags).await,
         Command::Test { paths, junit } => rehearse::test_command(&paths, junit.as_deref()).await,
-        Command::Sim {
-            command:
-                SimCommand::Serve {
-                    scenario,
-                    listen,
-                    kubeconfig,
-                },
-        } => match crate::sim::serve(&scenario, listen, kubeconfig.as_deref()).await {
-            Ok(()) => 0,
-            Err(e) => render::invalid(&e.to_string()),
-        },
+        Command::Sim { command: SimCommand::Serve { scenario, listen, kubeconfig } } => {
+            match crate::sim::serve(&scenario, listen, kubeconfig.as_deref()).await {
+                Ok(()) => 0,
+                Err(e) => render::invalid(&e.to_string()),
+            }
+        }
         Command::Check { paths } => check_command(&paths),
         Command::Runs { command } => runs_command(command),
         Command::Docs { format } => {
@@ -287,10 +272,7 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
             if text {
                 render::run_report(&report);
             } else {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             }
             report.exit_code
         }
@@ -375,10 +357,9 @@ fn runs_command(command: RunsCommand) -> i32 {
             match run::journal::list_runs(&dir) {
                 Ok(runs) => {
                     match output {
-                        Output::Json => println!(
-                            "{}",
-                            serde_json::to_string_pretty(&runs).unwrap_or_default()
-                        ),
+                        Output::Json => {
+                            println!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default())
+                        }
                         Output::Text => render::runs_table(&runs),
                     }
                     0
@@ -386,11 +367,7 @@ fn runs_command(command: RunsCommand) -> i32 {
                 Err(e) => render::invalid(&format!("cannot read runs in `{}`: {e}", dir.display())),
             }
         }
-        RunsCommand::Show {
-            run_id,
-            output,
-            state_dir,
-        } => {
+        RunsCommand::Show { run_id, output, state_dir } => {
             let dir = run::state_dir(state_dir.as_deref());
             let path = match find_run(&dir, &run_id) {
                 Ok(p) => p,
@@ -399,10 +376,9 @@ fn runs_command(command: RunsCommand) -> i32 {
             match run::journal::read_journal(&path) {
                 Ok(read) => {
                     match output {
-                        Output::Json => println!(
-                            "{}",
-                            serde_json::to_string_pretty(&read.records).unwrap_or_default()
-                        ),
+                        Output::Json => {
+                            println!("{}", serde_json::to_string_pretty(&read.records).unwrap_or_default())
+                        }
                         Output::Text => render::timeline(&path, &read),
                     }
                     0
@@ -418,18 +394,12 @@ fn find_run(dir: &std::path::Path, id: &str) -> Result<PathBuf, String> {
     if exact.exists() {
         return Ok(exact);
     }
-    let runs = run::journal::list_runs(dir)
-        .map_err(|e| format!("cannot read runs in `{}`: {e}", dir.display()))?;
+    let runs =
+        run::journal::list_runs(dir).map_err(|e| format!("cannot read runs in `{}`: {e}", dir.display()))?;
     let matches: Vec<_> = runs.iter().filter(|r| r.id.starts_with(id)).collect();
     match matches.as_slice() {
         [one] => Ok(run::journal::journal_path(dir, &one.id)),
-        [] => Err(format!(
-            "no run `{id}` in `{}` (see `rollbook runs list`)",
-            dir.display()
-        )),
-        many => Err(format!(
-            "`{id}` matches {} runs; give more of the id",
-            many.len()
-        )),
+        [] => Err(format!("no run `{id}` in `{}` (see `rollbook runs list`)", dir.display())),
+        many => Err(format!("`{id}` matches {} runs; give more of the id", many.len())),
     }
 }

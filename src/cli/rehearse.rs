@@ -113,13 +113,7 @@ fn toml_to_json(v: &toml::Value) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-async fn rehearse(
-    engine: &Engine,
-    path: &Path,
-    scenario: Scenario,
-    test: &TestSpec,
-    work: &Path,
-) -> Verdict {
+async fn rehearse(engine: &Engine, path: &Path, scenario: Scenario, test: &TestSpec, work: &Path) -> Verdict {
     let base = path.parent().unwrap_or(Path::new("."));
     let runbook_path = base.join(&test.runbook);
     let runbook = match engine.load(&runbook_path) {
@@ -136,11 +130,7 @@ async fn rehearse(
         Ok(s) => s,
         Err(why) => return Verdict::Invalid(why),
     };
-    let params: Vec<(String, String)> = test
-        .params
-        .iter()
-        .map(|(k, v)| (k.clone(), param_text(v)))
-        .collect();
+    let params: Vec<(String, String)> = test.params.iter().map(|(k, v)| (k.clone(), param_text(v))).collect();
     let mut opts = RunOptions::new(work.join("state"));
     opts.yes = test.yes;
     opts.settings = sandbox.settings(&Settings::from_env());
@@ -155,14 +145,11 @@ async fn rehearse(
         }
     };
     let mut failures = Vec::new();
-    let expect = test
-        .expect
-        .clone()
-        .unwrap_or_else(|| crate::sim::scenario::TestExpect {
-            outcome: None,
-            mutations: None,
-            state: BTreeMap::new(),
-        });
+    let expect = test.expect.clone().unwrap_or_else(|| crate::sim::scenario::TestExpect {
+        outcome: None,
+        mutations: None,
+        state: BTreeMap::new(),
+    });
     let outcome = match report.status {
         RunStatus::Succeeded => "succeeded",
         RunStatus::Denied => "denied",
@@ -171,14 +158,8 @@ async fn rehearse(
     if let Some(want) = &expect.outcome
         && want != outcome
     {
-        let why = report
-            .error
-            .as_deref()
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default();
-        failures.push(format!(
-            "outcome: expected `{want}`, found `{outcome}`{why}"
-        ));
+        let why = report.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+        failures.push(format!("outcome: expected `{want}`, found `{outcome}`{why}"));
     }
     if let Some(want) = &expect.mutations {
         let found = mutations(&report.journal);
@@ -192,18 +173,12 @@ async fn rehearse(
             let want = toml_to_json(want);
             let got = found.get(field).cloned().unwrap_or(Value::Null);
             if !same(&want, &got) {
-                failures.push(format!(
-                    "state `{key}`.{field}: expected {want}, found {got}"
-                ));
+                failures.push(format!("state `{key}`.{field}: expected {want}, found {got}"));
             }
         }
     }
     sandbox.stop().await;
-    if failures.is_empty() {
-        Verdict::Passed
-    } else {
-        Verdict::Failed(failures)
-    }
+    if failures.is_empty() { Verdict::Passed } else { Verdict::Failed(failures) }
 }
 
 fn same(want: &Value, got: &Value) -> bool {
@@ -222,12 +197,7 @@ pub fn mutations(journal: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for r in read.records {
         match r.event {
-            Event::CallStarted {
-                call,
-                primitive,
-                access: Access::Mutate,
-                ..
-            } => {
+            Event::CallStarted { call, primitive, access: Access::Mutate, .. } => {
                 mutating.insert(call, primitive);
             }
             Event::CallFinished { call, ok: true, .. } => {
@@ -263,22 +233,12 @@ pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>) -> i32 {
         results.push(r);
     }
     let _ = std::fs::remove_dir_all(&work);
-    let passed = results
-        .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Passed))
-        .count();
-    let invalid = results
-        .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Invalid(_)))
-        .count();
+    let passed = results.iter().filter(|r| matches!(r.verdict, Verdict::Passed)).count();
+    let invalid = results.iter().filter(|r| matches!(r.verdict, Verdict::Invalid(_))).count();
     let failed = results.len() - passed - invalid;
     println!(
         "{passed} passed, {failed} failed{}",
-        if invalid > 0 {
-            format!(", {invalid} invalid")
-        } else {
-            String::new()
-        }
+        if invalid > 0 { format!(", {invalid} invalid") } else { String::new() }
     );
     if let Some(path) = junit
         && let Err(e) = std::fs::write(path, junit_xml(&results))
@@ -295,59 +255,31 @@ pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>) -> i32 {
 }
 
 fn print_result(r: &TestResult) {
-    let took = style(crate::model::format_duration(Duration::from_millis(
-        r.took.as_millis() as u64,
-    )))
-    .dim();
-    let name = if r.name.is_empty() {
-        String::new()
-    } else {
-        format!("  {}", style(&r.name).dim())
-    };
+    let took = style(crate::model::format_duration(Duration::from_millis(r.took.as_millis() as u64))).dim();
+    let name = if r.name.is_empty() { String::new() } else { format!("  {}", style(&r.name).dim()) };
     match &r.verdict {
-        Verdict::Passed => println!(
-            "{}    {}{name}  {took}",
-            style("ok").green(),
-            r.path.display()
-        ),
+        Verdict::Passed => println!("{}    {}{name}  {took}", style("ok").green(), r.path.display()),
         Verdict::Failed(why) => {
-            println!(
-                "{}  {}{name}  {took}",
-                style("FAIL").red().bold(),
-                r.path.display()
-            );
+            println!("{}  {}{name}  {took}", style("FAIL").red().bold(), r.path.display());
             for w in why {
                 println!("      {w}");
             }
         }
         Verdict::Invalid(why) => {
-            println!(
-                "{} {}{name}",
-                style("INVALID").red().bold(),
-                r.path.display()
-            );
+            println!("{} {}{name}", style("INVALID").red().bold(), r.path.display());
             println!("      {why}");
         }
     }
 }
 
 fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// The results as a JUnit XML report.
 pub fn junit_xml(results: &[TestResult]) -> String {
-    let failures = results
-        .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Failed(_)))
-        .count();
-    let errors = results
-        .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Invalid(_)))
-        .count();
+    let failures = results.iter().filter(|r| matches!(r.verdict, Verdict::Failed(_))).count();
+    let errors = results.iter().filter(|r| matches!(r.verdict, Verdict::Invalid(_))).count();
     let total: f64 = results.iter().map(|r| r.took.as_secs_f64()).sum();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -356,11 +288,7 @@ pub fn junit_xml(results: &[TestResult]) -> String {
         results.len()
     );
     for r in results {
-        let name = if r.name.is_empty() {
-            r.path.display().to_string()
-        } else {
-            r.name.clone()
-        };
+        let name = if r.name.is_empty() { r.path.display().to_string() } else { r.name.clone() };
         let _ = write!(
             out,
             "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",

@@ -47,12 +47,7 @@ impl Sandbox {
         std::fs::write(&kubeconfig, sim.kubeconfig_yaml())
             .map_err(|e| format!("cannot write `{}`: {e}", kubeconfig.display()))?;
         let before = snapshot(&sim, &scenario);
-        Ok(Sandbox {
-            sim,
-            scenario,
-            kubeconfig,
-            before,
-        })
+        Ok(Sandbox { sim, scenario, kubeconfig, before })
     }
 
     /// `base` with ARM, Kubernetes and credentials pointed at the simulator, nothing real left.
@@ -61,19 +56,11 @@ impl Sandbox {
         for key in REAL_CREDENTIALS {
             settings.env.remove(*key);
         }
-        settings
-            .env
-            .insert("ROLLBOOK_ARM_ENDPOINT".into(), self.sim.arm_endpoint());
-        settings
-            .env
-            .insert("ROLLBOOK_AZURE_TOKEN".into(), "rollbook-sandbox".into());
+        settings.env.insert("ROLLBOOK_ARM_ENDPOINT".into(), self.sim.arm_endpoint());
+        settings.env.insert("ROLLBOOK_AZURE_TOKEN".into(), "rollbook-sandbox".into());
         let subscription = self.default_subscription();
-        settings
-            .env
-            .insert("AZURE_SUBSCRIPTION_ID".into(), subscription);
-        settings
-            .env
-            .insert("KUBECONFIG".into(), self.kubeconfig.display().to_string());
+        settings.env.insert("AZURE_SUBSCRIPTION_ID".into(), subscription);
+        settings.env.insert("KUBECONFIG".into(), self.kubeconfig.display().to_string());
         settings.kubeconfig = Some(self.kubeconfig.clone());
         settings
     }
@@ -117,11 +104,7 @@ impl Sandbox {
                 }
             }
             if !fields.is_empty() || health_before != &health_after {
-                changes.push(Change {
-                    key: key.clone(),
-                    fields,
-                    health: (*health_before, health_after),
-                });
+                changes.push(Change { key: key.clone(), fields, health: (*health_before, health_after) });
             }
         }
         changes
@@ -156,10 +139,7 @@ pub struct Change {
     pub health: (Option<bool>, Option<bool>),
 }
 
-fn snapshot(
-    sim: &SimHandle,
-    scenario: &Scenario,
-) -> BTreeMap<String, (Option<Value>, Option<bool>)> {
+fn snapshot(sim: &SimHandle, scenario: &Scenario) -> BTreeMap<String, (Option<Value>, Option<bool>)> {
     scenario
         .resource_keys()
         .into_iter()
@@ -189,11 +169,7 @@ fn show(v: &Value) -> String {
 
 /// Prints the sandbox banner and the health of every simulated resource.
 pub fn print_start(sandbox: &Sandbox, scenario_path: &Path) {
-    let name = sandbox
-        .scenario
-        .name
-        .clone()
-        .unwrap_or_else(|| scenario_path.display().to_string());
+    let name = sandbox.scenario.name.clone().unwrap_or_else(|| scenario_path.display().to_string());
     eprintln!(
         "{} {} {}",
         style("sandbox").magenta().bold(),
@@ -210,33 +186,19 @@ pub fn print_changes(sandbox: &Sandbox) {
     let changes = sandbox.changes();
     eprintln!();
     if changes.is_empty() {
-        eprintln!(
-            "{} nothing changed in the simulated world",
-            style("sandbox").magenta().bold()
-        );
+        eprintln!("{} nothing changed in the simulated world", style("sandbox").magenta().bold());
         return;
     }
-    eprintln!(
-        "{} what changed in the simulated world:",
-        style("sandbox").magenta().bold()
-    );
+    eprintln!("{} what changed in the simulated world:", style("sandbox").magenta().bold());
     for c in changes {
         let health = if c.health.0 != c.health.1 {
-            format!(
-                "  {} → {}",
-                health_word(c.health.0),
-                health_word(c.health.1)
-            )
+            format!("  {} → {}", health_word(c.health.0), health_word(c.health.1))
         } else {
             format!("  {}", health_word(c.health.1))
         };
         eprintln!("  {}{health}", style(&c.key).bold());
         for (field, old, new) in c.fields {
-            eprintln!(
-                "      {field}: {} → {}",
-                show(&old),
-                style(show(&new)).cyan()
-            );
+            eprintln!("      {field}: {} → {}", show(&old), style(show(&new)).cyan());
         }
     }
 }

@@ -16,13 +16,7 @@ pub(crate) fn throw(err: &PrimitiveError, pos: Position) -> Box<EvalAltResult> {
     let mut map = Map::new();
     map.insert("kind".into(), err.kind.as_str().into());
     map.insert("message".into(), err.message.clone().into());
-    map.insert(
-        "target".into(),
-        err.target
-            .clone()
-            .map(Dynamic::from)
-            .unwrap_or(Dynamic::UNIT),
-    );
+    map.insert("target".into(), err.target.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
     if let Some(id) = &err.request_id {
         map.insert("request_id".into(), id.clone().into());
     }
@@ -60,16 +54,12 @@ pub(crate) fn invoke(
 
     if meta.access == Access::Mutate {
         // Scope first: a call outside it is refused before any request (and before any plan).
-        session
-            .scope
-            .check(target.as_deref(), &name)
-            .map_err(|why| {
-                throw(
-                    &PrimitiveError::new(ErrorKind::Denied, why)
-                        .with_target(target.clone().unwrap_or_default()),
-                    pos,
-                )
-            })?;
+        session.scope.check(target.as_deref(), &name).map_err(|why| {
+            throw(
+                &PrimitiveError::new(ErrorKind::Denied, why).with_target(target.clone().unwrap_or_default()),
+                pos,
+            )
+        })?;
         if let (Some(locks), Some(key)) = (&session.locks, target.as_deref()) {
             match locks.acquire(key) {
                 Ok(None) => {}
@@ -100,9 +90,7 @@ pub(crate) fn invoke(
     }
 
     if meta.access == Access::Mutate && session.dry_run {
-        let planned = session
-            .block_on(decoded.plan(cx))
-            .map_err(|e| fail(session, &e, pos))?;
+        let planned = session.block_on(decoded.plan(cx)).map_err(|e| fail(session, &e, pos))?;
         if let Ok(mut plan) = session.plan.lock() {
             plan.push(PlanEntry {
                 call: name.clone(),
@@ -143,14 +131,8 @@ pub(crate) fn invoke(
         Err(e) => (false, None, Some(e.clone())),
     };
     // The outcome is journaled even if the run was stopped meanwhile: nothing is lost.
-    let journaled = session.record(Event::CallFinished {
-        call,
-        primitive: name,
-        ok,
-        output,
-        error,
-        duration_ms,
-    });
+    let journaled =
+        session.record(Event::CallFinished { call, primitive: name, ok, output, error, duration_ms });
     match result {
         Ok(value) => {
             journaled.map_err(|why| journal_failure(why, pos))?;

@@ -152,10 +152,7 @@ pub struct ScaledClock {
 impl ScaledClock {
     /// A clock `factor` (≥ 1) times faster than real time.
     pub fn new(factor: f64) -> ScaledClock {
-        ScaledClock {
-            factor: factor.max(1.0),
-            start: std::time::Instant::now(),
-        }
+        ScaledClock { factor: factor.max(1.0), start: std::time::Instant::now() }
     }
 }
 
@@ -190,10 +187,7 @@ impl Clock for SkipClock {
         Box::pin(tokio::task::yield_now())
     }
     fn now(&self) -> Duration {
-        self.slept
-            .lock()
-            .map(|s| s.iter().sum())
-            .unwrap_or_default()
+        self.slept.lock().map(|s| s.iter().sum()).unwrap_or_default()
     }
 }
 
@@ -207,16 +201,8 @@ pub struct Settings {
 }
 
 /// Prefixes of the environment variables providers may read.
-const SETTINGS_ENV_PREFIXES: &[&str] = &[
-    "ROLLBOOK_",
-    "AZURE_",
-    "KUBECONFIG",
-    "IDENTITY_",
-    "IMDS_",
-    "MSI_",
-    "HOME",
-    "KUBERNETES_SERVICE_",
-];
+const SETTINGS_ENV_PREFIXES: &[&str] =
+    &["ROLLBOOK_", "AZURE_", "KUBECONFIG", "IDENTITY_", "IMDS_", "MSI_", "HOME", "KUBERNETES_SERVICE_"];
 
 impl Settings {
     /// The settings this process was started with.
@@ -224,18 +210,12 @@ impl Settings {
         let env = std::env::vars()
             .filter(|(k, _)| SETTINGS_ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
             .collect();
-        Settings {
-            env,
-            kubeconfig: None,
-        }
+        Settings { env, kubeconfig: None }
     }
 
     /// One setting, if set and not empty.
     pub fn var(&self, name: &str) -> Option<&str> {
-        self.env
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.env.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
 
@@ -249,10 +229,7 @@ pub struct Shared {
 impl Shared {
     /// Shared state over `settings`, with no clients yet.
     pub fn new(settings: Settings) -> Shared {
-        Shared {
-            settings,
-            clients: Mutex::new(HashMap::new()),
-        }
+        Shared { settings, clients: Mutex::new(HashMap::new()) }
     }
 
     /// The run's `T`, built by `make` on first use.
@@ -328,17 +305,9 @@ pub trait Primitive: Send + Sync + 'static {
         _cx: &CallCx,
         args: &Self::Args,
     ) -> impl Future<Output = Result<Planned, PrimitiveError>> + Send {
-        let effect = format!(
-            "{} {}",
-            self.meta().full_name(),
-            serde_json::to_string(args).unwrap_or_default()
-        );
-        async move {
-            Ok(Planned {
-                effect,
-                output: serde_json::json!({ "planned": true }),
-            })
-        }
+        let effect =
+            format!("{} {}", self.meta().full_name(), serde_json::to_string(args).unwrap_or_default());
+        async move { Ok(Planned { effect, output: serde_json::json!({ "planned": true }) }) }
     }
 }
 
@@ -356,9 +325,7 @@ pub trait DynPrimitive: Send + Sync {
 pub struct Decoded {
     /// The resource key, if any.
     pub target: Option<String>,
-    call: Box<
-        dyn FnOnce(CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> + Send,
-    >,
+    call: Box<dyn FnOnce(CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> + Send>,
     plan: Box<dyn FnOnce(CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>> + Send>,
 }
 
@@ -396,9 +363,7 @@ impl<P: Primitive> DynPrimitive for Erased<P> {
                         Some(best) => format!("; did you mean `{best}`?"),
                         None => format!("; valid keys: {}", self.keys.join(", ")),
                     };
-                    return Err(PrimitiveError::invalid(format!(
-                        "{name}: unknown key `{key}`{hint}"
-                    )));
+                    return Err(PrimitiveError::invalid(format!("{name}: unknown key `{key}`{hint}")));
                 }
             }
         } else {
@@ -406,8 +371,8 @@ impl<P: Primitive> DynPrimitive for Erased<P> {
                 "{name} takes one object map, like #{{ key: value }}"
             )));
         }
-        let typed: P::Args = serde_json::from_value(args)
-            .map_err(|e| PrimitiveError::invalid(format!("{name}: {e}")))?;
+        let typed: P::Args =
+            serde_json::from_value(args).map_err(|e| PrimitiveError::invalid(format!("{name}: {e}")))?;
         let typed = Arc::new(typed);
         let target = self.inner.target(&typed);
         let (p1, a1) = (self.inner.clone(), typed.clone());
@@ -418,9 +383,8 @@ impl<P: Primitive> DynPrimitive for Erased<P> {
                 Box::pin(async move {
                     let args = Arc::try_unwrap(a1).unwrap_or_else(|shared| (*shared).clone());
                     let out = p1.call(&cx, args).await?;
-                    serde_json::to_value(out).map_err(|e| {
-                        PrimitiveError::invalid(format!("cannot encode the result: {e}"))
-                    })
+                    serde_json::to_value(out)
+                        .map_err(|e| PrimitiveError::invalid(format!("cannot encode the result: {e}")))
                 })
             }),
             plan: Box::new(move |cx| Box::pin(async move { p2.plan(&cx, &a2).await })),
@@ -431,10 +395,7 @@ impl<P: Primitive> DynPrimitive for Erased<P> {
 /// Erases a primitive's types for the registry.
 pub fn erase<P: Primitive>(primitive: P) -> Arc<dyn DynPrimitive> {
     let keys = introspect::struct_fields::<P::Args>();
-    Arc::new(Erased {
-        inner: Arc::new(primitive),
-        keys,
-    })
+    Arc::new(Erased { inner: Arc::new(primitive), keys })
 }
 
 /// Every primitive this build ships, alphabetical by namespace then name.

@@ -24,19 +24,12 @@ pub fn normalize(v: &Value) -> Option<Value> {
     match v {
         Value::Null => None,
         Value::Object(m) => {
-            let out: serde_json::Map<String, Value> = m
-                .iter()
-                .filter_map(|(k, v)| normalize(v).map(|v| (k.clone(), v)))
-                .collect();
+            let out: serde_json::Map<String, Value> =
+                m.iter().filter_map(|(k, v)| normalize(v).map(|v| (k.clone(), v))).collect();
             (!out.is_empty()).then_some(Value::Object(out))
         }
-        Value::Array(a) => (!a.is_empty()).then(|| {
-            Value::Array(
-                a.iter()
-                    .map(|x| normalize(x).unwrap_or(Value::Null))
-                    .collect(),
-            )
-        }),
+        Value::Array(a) => (!a.is_empty())
+            .then(|| Value::Array(a.iter().map(|x| normalize(x).unwrap_or(Value::Null)).collect())),
         other => Some(other.clone()),
     }
 }
@@ -44,10 +37,7 @@ pub fn normalize(v: &Value) -> Option<Value> {
 /// A pod template without its `pod-template-hash` label, normalised.
 fn template_key(template: &Value) -> Option<Value> {
     let mut t = template.clone();
-    if let Some(labels) = t
-        .pointer_mut("/metadata/labels")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
         labels.remove(HASH);
     }
     normalize(&t)
@@ -61,19 +51,14 @@ pub fn equal_ignore_hash(a: &Value, b: &Value) -> bool {
 /// A stable `pod-template-hash`: FNV-1a-32 of the normalised template, its decimal digits
 /// mapped onto the alphabet Kubernetes uses (so it looks like a real one, e.g. `78449c65d4`).
 pub fn pod_template_hash(template: &Value) -> String {
-    let text = template_key(template)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
+    let text = template_key(template).map(|v| v.to_string()).unwrap_or_default();
     let mut h: u32 = 0x811c9dc5;
     for b in text.bytes() {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x01000193);
     }
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    h.to_string()
-        .bytes()
-        .map(|d| ALPHABET[(usize::from(d)) % 27] as char)
-        .collect()
+    h.to_string().bytes().map(|d| ALPHABET[(usize::from(d)) % 27] as char).collect()
 }
 
 /// Images of a pod template's containers, in order.
@@ -82,9 +67,7 @@ pub fn template_images(template: &Value) -> Vec<String> {
         .pointer("/spec/containers")
         .and_then(Value::as_array)
         .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c.get("image").and_then(Value::as_str).map(String::from))
-                .collect()
+            cs.iter().filter_map(|c| c.get("image").and_then(Value::as_str).map(String::from)).collect()
         })
         .unwrap_or_default()
 }
@@ -107,11 +90,7 @@ fn int_or_percent(v: Option<&Value>, total: i64, default_pct: i64, round_up: boo
         },
         _ => default_pct,
     };
-    if round_up {
-        (pct * total + 99) / 100
-    } else {
-        pct * total / 100
-    }
+    if round_up { (pct * total + 99) / 100 } else { pct * total / 100 }
 }
 
 /// `maxSurge` and `maxUnavailable` of a Deployment, resolved as the controller does.
@@ -119,8 +98,7 @@ pub fn surge_and_unavailable(d: &Value) -> (i64, i64) {
     let desired = int_at(d, "/spec/replicas");
     let ru = d.pointer("/spec/strategy/rollingUpdate");
     let surge = int_or_percent(ru.and_then(|r| r.get("maxSurge")), desired, 25, true);
-    let mut unavailable =
-        int_or_percent(ru.and_then(|r| r.get("maxUnavailable")), desired, 25, false);
+    let mut unavailable = int_or_percent(ru.and_then(|r| r.get("maxUnavailable")), desired, 25, false);
     if surge == 0 && unavailable == 0 {
         unavailable = 1;
     }
@@ -137,11 +115,7 @@ pub fn rs_broken(store: &Store, rs: &Value, ctx: &str) -> bool {
     let Some(broken) = store.broken.get(&key) else {
         return false;
     };
-    rs.pointer("/spec/template")
-        .map(template_images)
-        .unwrap_or_default()
-        .iter()
-        .any(|i| broken.contains(i))
+    rs.pointer("/spec/template").map(template_images).unwrap_or_default().iter().any(|i| broken.contains(i))
 }
 
 fn owner_name(rs: &Value) -> Option<&str> {
@@ -196,10 +170,7 @@ fn set_condition(d: &mut Value, kind: &str, status: &str, reason: &str, message:
     };
     let fresh = json!({"type": kind, "status": status, "lastUpdateTime": now,
         "lastTransitionTime": now, "reason": reason, "message": message});
-    match list
-        .iter_mut()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-    {
+    match list.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(kind)) {
         Some(c) => {
             let same_status = c.get("status").and_then(Value::as_str) == Some(status);
             let same = same_status
@@ -293,32 +264,17 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
     let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
     let desired = int_at(&d, "/spec/replicas");
     let (surge, max_unavailable) = surge_and_unavailable(&d);
-    let mut new_idx = rss.iter().position(|(_, rs)| {
-        rs.pointer("/spec/template")
-            .is_some_and(|t| equal_ignore_hash(t, &template))
-    });
+    let mut new_idx = rss
+        .iter()
+        .position(|(_, rs)| rs.pointer("/spec/template").is_some_and(|t| equal_ignore_hash(t, &template)));
     let mut created = false;
 
     // Pause and resume conditions come first (checkPausedConditions).
     let progressing = condition_reason(&d, "Progressing");
     if paused && progressing.as_deref() != Some("DeploymentPaused") {
-        set_condition(
-            &mut d,
-            "Progressing",
-            "Unknown",
-            "DeploymentPaused",
-            "Deployment is paused",
-            &now,
-        );
+        set_condition(&mut d, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", &now);
     } else if !paused && progressing.as_deref() == Some("DeploymentPaused") {
-        set_condition(
-            &mut d,
-            "Progressing",
-            "Unknown",
-            "DeploymentResumed",
-            "Deployment is resumed",
-            &now,
-        );
+        set_condition(&mut d, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed", &now);
     }
 
     if !paused {
@@ -401,22 +357,13 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
         let max_replicas = desired + surge;
         let rs = &mut rss[ni].1;
         if int_at(rs, "/spec/replicas") > 0 || desired == 0 {
-            set_annotation(
-                rs,
-                "deployment.kubernetes.io/desired-replicas",
-                &desired.to_string(),
-            );
-            set_annotation(
-                rs,
-                "deployment.kubernetes.io/max-replicas",
-                &max_replicas.to_string(),
-            );
+            set_annotation(rs, "deployment.kubernetes.io/desired-replicas", &desired.to_string());
+            set_annotation(rs, "deployment.kubernetes.io/max-replicas", &max_replicas.to_string());
         }
     } else {
         // Paused: scaling only, onto the one active ReplicaSet when there is exactly one.
-        let active: Vec<usize> = (0..rss.len())
-            .filter(|&i| int_at(&rss[i].1, "/spec/replicas") > 0)
-            .collect();
+        let active: Vec<usize> =
+            (0..rss.len()).filter(|&i| int_at(&rss[i].1, "/spec/replicas") > 0).collect();
         if active.len() == 1 {
             set_replicas(&mut rss[active[0]].1, desired);
         } else if active.is_empty()
@@ -427,16 +374,12 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
     }
 
     // Status.
-    let sum = |ptr: &str, rss: &[(Key, Value)]| -> i64 {
-        rss.iter().map(|(_, rs)| int_at(rs, ptr)).sum()
-    };
+    let sum = |ptr: &str, rss: &[(Key, Value)]| -> i64 { rss.iter().map(|(_, rs)| int_at(rs, ptr)).sum() };
     let total_spec = sum("/spec/replicas", &rss);
     let replicas = sum("/status/replicas", &rss);
     let ready = sum("/status/readyReplicas", &rss);
     let available = sum("/status/availableReplicas", &rss);
-    let updated = new_idx
-        .map(|i| int_at(&rss[i].1, "/status/replicas"))
-        .unwrap_or(0);
+    let updated = new_idx.map(|i| int_at(&rss[i].1, "/status/replicas")).unwrap_or(0);
     let unavailable = (total_spec - available).max(0);
     let before_status = d.get("status").cloned();
     {
@@ -509,10 +452,7 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
     // History cleanup, when complete or paused.
     let mut delete = Vec::new();
     if complete || paused {
-        let limit = d
-            .pointer("/spec/revisionHistoryLimit")
-            .and_then(Value::as_i64)
-            .unwrap_or(10);
+        let limit = d.pointer("/spec/revisionHistoryLimit").and_then(Value::as_i64).unwrap_or(10);
         let mut old: Vec<usize> = (0..rss.len()).filter(|&i| Some(i) != new_idx).collect();
         old.sort_by_key(|&i| revision_of(&rss[i].1).unwrap_or(0));
         let diff = old.len() as i64 - limit;
@@ -552,12 +492,7 @@ fn rolling(rss: &mut [(Key, Value)], ni: usize, desired: i64, surge: i64, max_un
         }
     }
     // Scale down old ones.
-    let old_pods: i64 = rss
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != ni)
-        .map(|(_, (_, rs))| spec(rs))
-        .sum();
+    let old_pods: i64 = rss.iter().enumerate().filter(|(i, _)| *i != ni).map(|(_, (_, rs))| spec(rs)).sum();
     if old_pods == 0 {
         return;
     }
@@ -607,12 +542,7 @@ fn rolling(rss: &mut [(Key, Value)], ni: usize, desired: i64, surge: i64, max_un
 /// controller pass over every Deployment. Returns whether anything changed.
 pub fn tick(store: &mut Store, instant: bool) -> bool {
     let rv_before = store.rv;
-    let keys: Vec<Key> = store
-        .objects
-        .keys()
-        .filter(|k| k.kind == Kind::ReplicaSet)
-        .cloned()
-        .collect();
+    let keys: Vec<Key> = store.objects.keys().filter(|k| k.kind == Kind::ReplicaSet).cloned().collect();
     for key in &keys {
         let Some(mut rs) = store.objects.get(key).cloned() else {
             continue;
@@ -651,12 +581,8 @@ pub fn tick(store: &mut Store, instant: bool) -> bool {
         }
         store.put(key, rs);
     }
-    let deployments: Vec<Key> = store
-        .objects
-        .keys()
-        .filter(|k| k.kind == Kind::Deployment)
-        .cloned()
-        .collect();
+    let deployments: Vec<Key> =
+        store.objects.keys().filter(|k| k.kind == Kind::Deployment).cloned().collect();
     for key in &deployments {
         sync_deployment(store, key);
     }
@@ -675,11 +601,7 @@ mod tests {
             "spec": {"containers": [{"name": "web", "image": "a"}]}});
         assert!(equal_ignore_hash(&a, &b));
         assert_eq!(pod_template_hash(&a), pod_template_hash(&b));
-        assert!(
-            pod_template_hash(&a)
-                .chars()
-                .all(|c| "456789bcdf".contains(c))
-        );
+        assert!(pod_template_hash(&a).chars().all(|c| "456789bcdf".contains(c)));
     }
 
     #[test]

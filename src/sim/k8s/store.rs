@@ -80,12 +80,7 @@ pub struct Key {
 impl Key {
     /// A key from its parts.
     pub fn new(ctx: &str, kind: Kind, ns: &str, name: &str) -> Key {
-        Key {
-            ctx: ctx.into(),
-            kind,
-            ns: ns.into(),
-            name: name.into(),
-        }
+        Key { ctx: ctx.into(), kind, ns: ns.into(), name: name.into() }
     }
 }
 
@@ -198,12 +193,7 @@ impl Store {
     }
 
     fn emit(&mut self, key: &Key, kind: &'static str, object: Value) {
-        let ev = Arc::new(Event {
-            rv: self.rv,
-            key: key.clone(),
-            kind,
-            object,
-        });
+        let ev = Arc::new(Event { rv: self.rv, key: key.clone(), kind, object });
         if self.log.len() >= LOG_CAP
             && let Some(old) = self.log.pop_front()
         {
@@ -253,9 +243,7 @@ pub fn int_at(obj: &Value, ptr: &str) -> i64 {
 
 /// An annotation's value.
 pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/annotations")
-        .and_then(|a| a.get(key))
-        .and_then(Value::as_str)
+    obj.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
 }
 
 /// The object map at `path` inside `obj`, created (replacing non-objects) as needed.
@@ -265,9 +253,7 @@ pub fn obj_mut<'a>(obj: &'a mut Value, path: &[&str]) -> &'a mut Map<String, Val
         if !cur.is_object() {
             *cur = json!({});
         }
-        let Value::Object(m) = cur else {
-            unreachable!("just made an object")
-        };
+        let Value::Object(m) = cur else { unreachable!("just made an object") };
         cur = m.entry(seg.to_string()).or_insert_with(|| json!({}));
     }
     if !cur.is_object() {
