@@ -42,7 +42,8 @@ pub struct Replay {
 
 /// Why a journal cannot be resumed.
 pub fn resumable(records: &[Record]) -> Result<(RunbookInfo, Value, bool, bool), String> {
-    let Some(Event::RunStarted { runbook, params, dry_run, yes, .. }) = records.first().map(|r| &r.event) else {
+    let Some(Event::RunStarted { runbook, params, dry_run, yes, .. }) = records.first().map(|r| &r.event)
+    else {
         return Err("the journal does not start with a run".into());
     };
     if let Some(status) = records.iter().rev().find_map(|r| match &r.event {
@@ -76,13 +77,21 @@ impl Replay {
                     if let Some((primitive, args, _)) = started.remove(call)
                         && *ok
                     {
-                        replay.calls.entry(key(&primitive, &args)).or_default().push(output.clone().unwrap_or(Value::Null));
+                        replay
+                            .calls
+                            .entry(key(&primitive, &args))
+                            .or_default()
+                            .push(output.clone().unwrap_or(Value::Null));
                     }
                 }
                 // A call whose outcome was decided by checking (after an earlier resume).
                 Event::CallVerified { call, applied: Some(true), output, .. } => {
                     if let Some((primitive, args, _)) = started.remove(call) {
-                        replay.calls.entry(key(&primitive, &args)).or_default().push(output.clone().unwrap_or(Value::Null));
+                        replay
+                            .calls
+                            .entry(key(&primitive, &args))
+                            .or_default()
+                            .push(output.clone().unwrap_or(Value::Null));
                     }
                 }
                 Event::CallVerified { call, applied: Some(false), .. } => {
@@ -103,7 +112,12 @@ impl Replay {
             }
         }
         for (call, (primitive, args, ts)) in started {
-            replay.in_doubt.entry(key(&primitive, &args)).or_default().push(InDoubt { call, primitive, args, started: ts });
+            replay.in_doubt.entry(key(&primitive, &args)).or_default().push(InDoubt {
+                call,
+                primitive,
+                args,
+                started: ts,
+            });
         }
         replay.approvals = approval_counts;
         replay
