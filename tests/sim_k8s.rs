@@ -822,3 +822,67 @@ async fn history_is_trimmed_to_the_limit_and_contexts_may_need_escaping() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_get_client_errors_and_the_server_keeps_serving() {
+    let (sim, _dir, _kc) = start(WEB).await;
+    let web = format!(
+        "{}/apis/apps/v1/namespaces/shop/deployments/web",
+        sim.k8s_server_url("prod").unwrap()
+    );
+    let http = reqwest::Client::new();
+    for (ct, body) in [
+        ("application/merge-patch+json", r#"{"spec":"nope"}"#),
+        (
+            "application/merge-patch+json",
+            r#"{"spec":{"strategy":7,"replicas":1}}"#,
+        ),
+        (
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":99999999999}}"#,
+        ),
+        (
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":"3"}}"#,
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":null}]}}}}"#,
+        ),
+        (
+            "application/json-patch+json",
+            r#"[{"op":"remove","path":"/spec/template/spec/containers/9"}]"#,
+        ),
+        ("application/json-patch+json", r#"{"op":"bogus"}"#),
+        ("application/merge-patch+json", "not json"),
+        ("text/plain", "{}"),
+    ] {
+        let r = http
+            .patch(&web)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_client_error() || r.status() == 200,
+            "{body}: {}",
+            r.status()
+        );
+    }
+    let r = http.put(&web).body("[1,2]").send().await.unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let r = http
+        .get(format!(
+            "{}s?watch=1&labelSelector=a%20in%20(b",
+            web.trim_end_matches("s/web")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // The Deployment is still served and still healthy.
+    assert_eq!(http.get(&web).send().await.unwrap().status(), 200);
+    assert!(sim.healthy(KEY).unwrap());
+    sim.shutdown().await;
+}

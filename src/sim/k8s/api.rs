@@ -92,6 +92,9 @@ pub fn default_deployment(d: &mut Value) {
     let strategy = spec
         .entry("strategy")
         .or_insert_with(|| json!({"type": "RollingUpdate"}));
+    if !strategy.is_object() {
+        *strategy = json!({"type": "RollingUpdate"});
+    }
     if strategy.get("type").is_none() {
         strategy["type"] = json!("RollingUpdate");
     }
@@ -141,6 +144,13 @@ pub fn default_pod_template(t: &mut Value) {
 
 fn validate_deployment(name: &str, old: Option<&Value>, d: &Value) -> Result<(), Response> {
     let replicas = int_at(d, "/spec/replicas");
+    if replicas > i64::from(i32::MAX) || !d.pointer("/spec/replicas").is_some_and(Value::is_i64) {
+        return Err(invalid(
+            Kind::Deployment,
+            name,
+            "spec.replicas: Invalid value: must be a 32-bit integer",
+        ));
+    }
     if replicas < 0 {
         return Err(invalid(
             Kind::Deployment,
@@ -518,6 +528,19 @@ fn event_line(kind: &str, obj: &Value, as_table: Option<Kind>) -> String {
 }
 
 fn parse_body(r: &Req) -> Result<Value, Response> {
+    let ct = r
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.starts_with("application/vnd.kubernetes.protobuf") || ct.starts_with("application/cbor") {
+        return Err(status_error(
+            415,
+            "UnsupportedMediaType",
+            &format!("the simulator accepts JSON bodies only, not `{ct}`"),
+            None,
+        ));
+    }
     serde_json::from_slice(&r.body).map_err(|e| {
         status_error(
             400,

@@ -99,18 +99,20 @@ pub fn revision_of(obj: &Value) -> Option<i64> {
 
 /// Resolves an int-or-percent of `total`, rounding up or down.
 fn int_or_percent(v: Option<&Value>, total: i64, default_pct: i64, round_up: bool) -> i64 {
+    const MAX: i64 = i32::MAX as i64;
     let pct = match v {
-        Some(Value::Number(n)) => return n.as_i64().unwrap_or(0),
+        Some(Value::Number(n)) => return n.as_i64().unwrap_or(0).clamp(0, MAX),
         Some(Value::String(s)) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
-            Some(p) => p,
-            None => return s.parse().unwrap_or(0),
+            Some(p) => p.clamp(0, 100_000),
+            None => return s.parse::<i64>().unwrap_or(0).clamp(0, MAX),
         },
         _ => default_pct,
     };
+    let scaled = pct.saturating_mul(total.clamp(0, MAX));
     if round_up {
-        (pct * total + 99) / 100
+        (scaled + 99) / 100
     } else {
-        pct * total / 100
+        scaled / 100
     }
 }
 
