@@ -886,3 +886,74 @@ async fn hostile_bodies_get_client_errors_and_the_server_keeps_serving() {
     assert!(sim.healthy(KEY).unwrap());
     sim.shutdown().await;
 }
+
+/// `spec.replicas` of each owned ReplicaSet by image, once the controller has settled.
+async fn rs_sizes(api: &str) -> Vec<(String, i64)> {
+    let list = get_json(&format!("{api}/apis/apps/v1/namespaces/shop/replicasets")).await;
+    let mut sizes: Vec<(String, i64)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rs| {
+            let image = rs["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            (image, rs["spec"]["replicas"].as_i64().unwrap())
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    sizes.sort();
+    sizes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_rollout_scales_proportionally_like_the_documented_example() {
+    // kubernetes.io "Proportional scaling": 10 replicas, maxSurge 3, maxUnavailable 2, an image
+    // that never becomes ready: 8 old + 5 new; scaling to 15 adds 3 to the old and 2 to the new.
+    let (sim, _dir, _kc) = start(
+        "[[k8s.deployments]]\ncontext = \"prod\"\nnamespace = \"shop\"\nname = \"web\"\nreplicas = 10\nrevisions = [\"w:1\"]\nbroken = [\"w:bad\"]\n",
+    )
+    .await;
+    let api = sim.k8s_server_url("prod").unwrap();
+    let web = format!("{api}/apis/apps/v1/namespaces/shop/deployments/web");
+    let http = reqwest::Client::new();
+    let patch = |body: &'static str| {
+        http.patch(&web)
+            .header("content-type", "application/strategic-merge-patch+json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        patch(r#"{"spec":{"strategy":{"rollingUpdate":{"maxSurge":3,"maxUnavailable":2}}}}"#)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        patch(r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"w:bad"}]}}}}"#)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    wait_state(&sim, KEY, |s| s["updated"] == 5).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        rs_sizes(&api).await,
+        vec![("w:1".to_string(), 8), ("w:bad".to_string(), 5)]
+    );
+    assert!(!sim.healthy(KEY).unwrap());
+
+    assert_eq!(
+        patch(r#"{"spec":{"replicas":15}}"#).await.unwrap().status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        rs_sizes(&api).await,
+        vec![("w:1".to_string(), 11), ("w:bad".to_string(), 7)]
+    );
+    sim.shutdown().await;
+}
