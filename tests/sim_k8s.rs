@@ -610,15 +610,24 @@ async fn api_serves_lists_watches_patches_dry_runs_conflicts_scale_and_leases() 
     assert_eq!(r.status(), 409);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["reason"], "Conflict");
-    let mut fresh = get_json(&format!("{ns}/deployments/web")).await;
-    fresh["spec"]["replicas"] = json!(1);
-    let r = http
-        .put(format!("{ns}/deployments/web"))
-        .json(&fresh)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    // The controller may update status between our GET and PUT: retry on conflict, as
+    // client-go's RetryOnConflict does.
+    let mut status = 0;
+    for _ in 0..20 {
+        let mut fresh = get_json(&format!("{ns}/deployments/web")).await;
+        fresh["spec"]["replicas"] = json!(1);
+        let r = http
+            .put(format!("{ns}/deployments/web"))
+            .json(&fresh)
+            .send()
+            .await
+            .unwrap();
+        status = r.status().as_u16();
+        if status != 409 {
+            break;
+        }
+    }
+    assert_eq!(status, 200);
 
     // The scale subresource.
     let scale = get_json(&format!("{ns}/deployments/web/scale")).await;
@@ -689,6 +698,39 @@ async fn api_serves_lists_watches_patches_dry_runs_conflicts_scale_and_leases() 
     assert_eq!(
         get_json(&format!("{leases}/rollbook-lock")).await["spec"]["holderIdentity"],
         "run-2"
+    );
+    assert_eq!(
+        http.delete(format!("{leases}/rollbook-lock"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let gone = get_json(&format!("{leases}/rollbook-lock")).await;
+    assert_eq!(
+        gone["message"],
+        "leases.coordination.k8s.io \"rollbook-lock\" not found"
+    );
+
+    // The streaming list (sendInitialEvents) ends its initial ADDED events with a bookmark.
+    let watch = http
+        .get(format!("{ns}/deployments?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"))
+        .send()
+        .await
+        .unwrap();
+    let events = watch_until(watch, |e| e["type"] == "BOOKMARK").await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(
+        (
+            events[0]["type"].as_str(),
+            events[0]["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("ADDED"), Some("web"))
+    );
+    assert_eq!(
+        events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
     );
     sim.shutdown().await;
 }
@@ -956,4 +998,54 @@ async fn a_stuck_rollout_scales_proportionally_like_the_documented_example() {
         vec![("w:1".to_string(), 11), ("w:bad".to_string(), 7)]
     );
     sim.shutdown().await;
+}
+
+/// A writer that hands each write to the test.
+struct Lines(tokio::sync::mpsc::UnboundedSender<Vec<u8>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.send(buf.to_vec());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_one_json_line_writes_the_kubeconfig_and_stops_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "web.toml", WEB);
+    let kc = dir.path().join("out").join("kubeconfig");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (scenario2, kc2) = (scenario.clone(), kc.clone());
+    let server = tokio::spawn(async move {
+        let mut out = Lines(tx);
+        rollbook::sim::serve_until(&scenario2, None, Some(&kc2), &mut out, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let line = String::from_utf8(rx.recv().await.expect("the JSON line")).unwrap();
+    assert!(
+        line.ends_with('\n') && line.matches('\n').count() == 1,
+        "{line:?}"
+    );
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let arm = v["arm_endpoint"].as_str().unwrap();
+    assert!(arm.starts_with("http://127.0.0.1:"), "{arm}");
+    assert_eq!(v["health_base"].as_str().unwrap(), format!("{arm}/health"));
+    assert_eq!(v["kubeconfig"].as_str().unwrap(), kc.display().to_string());
+    assert_eq!(
+        ok(&kc, &["rollout", "history", "deploy/web"]).await,
+        history(&[1, 2, 3])
+    );
+    let health = reqwest::get(format!("{arm}/health/{KEY}")).await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().expect("serve ends cleanly");
+    assert!(reqwest::get(format!("{arm}/health/{KEY}")).await.is_err());
 }

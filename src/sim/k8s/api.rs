@@ -442,6 +442,7 @@ fn watch(
     let ctx = r.ctx.clone();
     let ns = ns.map(String::from);
     let as_table = table::wants_table(&r.accept()).then_some(kind);
+    let initial_events = r.q("sendInitialEvents") == Some("true");
     let from: u64 = r
         .q("resourceVersion")
         .and_then(|v| v.parse().ok())
@@ -467,7 +468,7 @@ fn watch(
             );
             return json_response(StatusCode::OK, &json!({"type": "ERROR", "object": gone}));
         }
-        let replay: Vec<String> = if from == 0 {
+        let mut replay: Vec<String> = if from == 0 || initial_events {
             store
                 .objects
                 .iter()
@@ -482,6 +483,13 @@ fn watch(
                 .map(|e| event_line(e.kind, &e.object, as_table))
                 .collect()
         };
+        if initial_events {
+            // The streaming list's end marker (KEP-3157), which kube's watcher waits for.
+            let mark = json!({"kind": kind.name(), "apiVersion": kind.api_version(),
+                "metadata": {"resourceVersion": store.rv.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"}}});
+            replay.push(event_line("BOOKMARK", &mark, None));
+        }
         (replay, rx)
     };
     let deadline = tokio::time::Instant::now() + timeout;
