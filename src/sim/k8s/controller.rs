@@ -536,8 +536,6 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
     let before_status = d.get("status").cloned();
     {
         let st = obj_mut(&mut d, &["status"]);
-        let generation = st.get("observedGeneration").cloned();
-        let _ = generation;
         for (k, v) in [
             ("replicas", replicas),
             ("updatedReplicas", updated),
