@@ -275,6 +275,18 @@ async fn kubectl_rollout_commands_match_a_real_cluster() {
         "Error from server (NotFound): deployments.apps \"nosuch\" not found\n"
     );
 
+    let described = ok(kc, &["describe", "deploy", "web"]).await;
+    for needle in [
+        "Progressing    True    NewReplicaSetAvailable",
+        "deployment-controller  Scaled up replica set web-",
+        " from 0 to 1\n",
+    ] {
+        assert!(
+            described.contains(needle),
+            "`{needle}` missing from\n{described}"
+        );
+    }
+
     // A broken image never becomes ready: status waits, then times out like on a cluster.
     assert!(sim.healthy(KEY).unwrap());
     ok(kc, &["set", "image", "deploy/web", "web=shop/web:9.9.9"]).await;

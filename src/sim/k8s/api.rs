@@ -305,6 +305,8 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
                 "metadata": {"resourceVersion": world.lock().rv.to_string()}, "items": items}),
             )
         }
+        ["api", "v1", "events"] if get => events(&world, &r, None),
+        ["api", "v1", "namespaces", ns, "events"] if get => events(&world, &r, Some(ns)),
         ["api", "v1", "namespaces", ns] if get => {
             if namespaces(&world, &r.ctx).iter().any(|n| n == ns) {
                 json_response(StatusCode::OK, &namespace_object(ns))
@@ -359,6 +361,47 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
         }
         _ => no_route(),
     }
+}
+
+/// Core Events the controller recorded, filtered by namespace and an `involvedObject.*` /
+/// `reason` / `type` field selector (the fields `kubectl describe` uses).
+fn events(world: &K8sWorld, r: &Req, ns: Option<&str>) -> Response {
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for part in r
+        .q("fieldSelector")
+        .unwrap_or("")
+        .split(',')
+        .filter(|p| !p.is_empty())
+    {
+        let Some((k, v)) = part.split_once('=') else {
+            return status_error(
+                400,
+                "BadRequest",
+                &format!("invalid selector: '{part}'"),
+                None,
+            );
+        };
+        let k = k.trim_end_matches('=');
+        wanted.push((format!("/{}", k.replace('.', "/")), v.to_string()));
+    }
+    let store = world.lock();
+    let items: Vec<Value> = store
+        .events
+        .iter()
+        .filter(|(ctx, e)| {
+            *ctx == r.ctx
+                && ns.is_none_or(|n| str_at(e, "/metadata/namespace") == Some(n))
+                && wanted
+                    .iter()
+                    .all(|(ptr, v)| str_at(e, ptr) == Some(v.as_str()))
+        })
+        .map(|(_, e)| e.clone())
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": "EventList", "apiVersion": "v1",
+        "metadata": {"resourceVersion": store.rv.to_string()}, "items": items}),
+    )
 }
 
 /// The namespaces of a context: the usual ones plus every namespace holding an object.

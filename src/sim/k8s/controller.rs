@@ -619,6 +619,20 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
 
     for (key, rs) in rss {
         if !delete.contains(&key) {
+            let before = store
+                .objects
+                .get(&key)
+                .map(|old| int_at(old, "/spec/replicas"))
+                .unwrap_or(0);
+            let after = int_at(&rs, "/spec/replicas");
+            if before != after {
+                let way = if after > before { "up" } else { "down" };
+                let message = format!(
+                    "Scaled {way} replica set {} from {before} to {after}",
+                    key.name
+                );
+                store.record_event(&d, "Normal", "ScalingReplicaSet", &message);
+            }
             store.put(&key, rs);
         }
     }
