@@ -46,13 +46,12 @@ pub fn resumable(records: &[Record]) -> Result<(RunbookInfo, Value, bool, bool),
     else {
         return Err("the journal does not start with a run".into());
     };
-    if let Some(status) = records.iter().rev().find_map(|r| match &r.event {
+    let ended = records.iter().rev().find_map(|r| match &r.event {
         Event::RunFinished { status, .. } => Some(*status),
         _ => None,
-    }) {
-        if status != RunStatus::Incomplete {
-            return Err(format!("the run already ended ({}); there is nothing to resume", status.as_str()));
-        }
+    });
+    if let Some(status) = ended.filter(|s| *s != RunStatus::Incomplete) {
+        return Err(format!("the run already ended ({}); there is nothing to resume", status.as_str()));
     }
     Ok((runbook.clone(), params.clone(), *dry_run, *yes))
 }
