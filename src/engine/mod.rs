@@ -127,6 +127,9 @@ pub struct RunOptions {
     pub resume: Option<ResumeFrom>,
 }
 
+/// What `Engine::prepare_resume` gives back: the runbook, its params, and the run to continue.
+pub type PreparedResume = (Runbook, Vec<(String, String)>, ResumeFrom);
+
 /// An interrupted run to continue: its id and what its journal says was done.
 #[derive(Clone)]
 pub struct ResumeFrom {
@@ -343,7 +346,7 @@ impl Engine {
         run_id: &str,
         force: bool,
         extra: &[(String, String)],
-    ) -> Result<(Runbook, Vec<(String, String)>, ResumeFrom), EngineError> {
+    ) -> Result<PreparedResume, EngineError> {
         let path = crate::run::journal::journal_path(state_dir, run_id);
         let read = crate::run::journal::read_journal(&path)
             .map_err(|e| EngineError::Resume(format!("cannot read the journal of run `{run_id}`: {e}")))?;
