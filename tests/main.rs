@@ -3,6 +3,7 @@
 mod cli;
 mod engine;
 mod health;
+mod k8s;
 mod sim_azure;
 mod sim_k8s;
 mod support;
