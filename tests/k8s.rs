@@ -145,9 +145,53 @@ pub async fn snapshot(sim: &SimHandle, ctx: &str) -> Value {
     for i in &mut items {
         i.as_object_mut().map(|m| m.remove("status"));
     }
-    items.sort_by_key(|i| i["metadata"]["name"].as_str().unwrap_or("").to_string());
     let mut out = json!({ "deployment": d, "replicasets": items });
     scrub(&mut out);
+    // A restart's timestamp differs by the second between two runs, and with it the template
+    // hash; name each hash after its revision and check the timestamp's format instead.
+    let mut text = out.to_string();
+    for rs in out["replicasets"].as_array().into_iter().flatten() {
+        if let (Some(hash), Some(rev)) = (
+            rs["metadata"]["labels"]["pod-template-hash"].as_str(),
+            rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str(),
+        ) {
+            text = text.replace(hash, &format!("hash-of-revision-{rev}"));
+        }
+    }
+    let stamp = regex_lite_stamp(&text);
+    for s in stamp {
+        text = text.replace(&s, "<restartedAt>");
+    }
+    let mut out: Value = serde_json::from_str(&text).expect("json");
+    if let Some(items) = out["replicasets"].as_array_mut() {
+        items.sort_by_key(|i| i["metadata"]["name"].as_str().unwrap_or("").to_string());
+    }
+    out
+}
+
+/// The values of `kubectl.kubernetes.io/restartedAt` in a JSON text, each checked to be
+/// RFC 3339 with whole seconds (Go's `time.RFC3339`).
+fn regex_lite_stamp(text: &str) -> Vec<String> {
+    let key = "\"kubectl.kubernetes.io/restartedAt\":\"";
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(key) {
+        rest = &rest[i + key.len()..];
+        let value: String = rest.chars().take_while(|c| *c != '"').collect();
+        let b = value.as_bytes();
+        let ok = b.len() >= 20
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b[10] == b'T'
+            && b[13] == b':'
+            && b[16] == b':'
+            && (&value[19..] == "Z" || (value.len() == 25 && (b[19] == b'+' || b[19] == b'-')));
+        assert!(
+            ok,
+            "restartedAt `{value}` is not RFC 3339 with whole seconds"
+        );
+        out.push(value);
+    }
     out
 }
 
@@ -319,4 +363,188 @@ async fn undo_matches_kubectl_on_every_history() {
         None,
     )
     .await;
+}
+
+/// Runs `setup` on two simulators, then kubectl's command on one and the script on the other;
+/// compares worlds and history; returns both answers.
+async fn compare(
+    name: &str,
+    toml: &str,
+    setup: &[&[&str]],
+    args: &[&str],
+    script: &str,
+) -> (Out, Value) {
+    let (theirs, ours) = (start(toml).await, start(toml).await);
+    for a in setup {
+        for w in [&theirs, &ours] {
+            let out = kubectl(&w.kubeconfig, a).await;
+            assert_eq!(out.code, 0, "{name}: setup {a:?}: {}", out.stderr);
+        }
+    }
+    let k = kubectl(&theirs.kubeconfig, args).await;
+    let wrapped = format!("let r = (); try {{ r = {script}; }} catch (e) {{ r = e; }} r");
+    let r = ours.value(&wrapped).await;
+    assert_same_world(&theirs.sim, &ours.sim, "prod", name).await;
+    let (h1, h2) = (
+        history_of(&theirs.kubeconfig).await,
+        history_of(&ours.kubeconfig).await,
+    );
+    assert_eq!(h1.stdout, h2.stdout, "{name}: rollout history");
+    (k, r)
+}
+
+fn kubectl_error(out: &Out) -> String {
+    assert_eq!(out.code, 1, "kubectl should have failed: {}", out.stdout);
+    out.stderr
+        .trim_end()
+        .strip_prefix("error: ")
+        .unwrap_or(&out.stderr)
+        .to_string()
+}
+
+const WEB: &str = "context: \"prod\", namespace: \"shop\", deployment: \"web\"";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_restart_set_image_and_scale_match_kubectl() {
+    let pause: &[&str] = &["rollout", "pause", "deploy/web"];
+    let (k, r) = compare(
+        "pause",
+        THREE,
+        &[],
+        pause,
+        &format!("k8s::pause(#{{ {WEB} }})"),
+    )
+    .await;
+    assert_eq!(
+        (k.stdout.as_str(), &r),
+        ("deployment.apps/web paused\n", &json!({"changed": true}))
+    );
+    let (k, r) = compare(
+        "pause twice",
+        THREE,
+        &[pause],
+        pause,
+        &format!("k8s::pause(#{{ {WEB} }})"),
+    )
+    .await;
+    assert_eq!(
+        kubectl_error(&k),
+        "deployments.apps \"web\" is already paused"
+    );
+    assert_eq!(
+        r,
+        json!({"changed": false}),
+        "idempotent where kubectl refuses"
+    );
+
+    let resume: &[&str] = &["rollout", "resume", "deploy/web"];
+    let (k, r) = compare(
+        "resume",
+        THREE,
+        &[pause],
+        resume,
+        &format!("k8s::resume(#{{ {WEB} }})"),
+    )
+    .await;
+    assert_eq!(
+        (k.stdout.as_str(), &r),
+        ("deployment.apps/web resumed\n", &json!({"changed": true}))
+    );
+    let (k, r) = compare(
+        "resume unpaused",
+        THREE,
+        &[],
+        resume,
+        &format!("k8s::resume(#{{ {WEB} }})"),
+    )
+    .await;
+    assert_eq!(kubectl_error(&k), "deployments.apps \"web\" is not paused");
+    assert_eq!(r, json!({"changed": false}));
+
+    let restart: &[&str] = &["rollout", "restart", "deploy/web"];
+    let (k, r) = compare(
+        "restart",
+        THREE,
+        &[],
+        restart,
+        &format!("k8s::restart(#{{ {WEB} }})"),
+    )
+    .await;
+    assert_eq!(
+        (k.stdout.as_str(), &r),
+        ("deployment.apps/web restarted\n", &json!({"changed": true}))
+    );
+    let (k, r) = compare(
+        "restart paused",
+        THREE,
+        &[pause],
+        restart,
+        &format!("k8s::restart(#{{ {WEB} }})"),
+    )
+    .await;
+    let msg = kubectl_error(&k);
+    assert_eq!(
+        msg,
+        "deployments.apps \"web\" can't restart paused deployment (run rollout resume first)"
+    );
+    assert_eq!(r["kind"], "conflict");
+    assert!(r["message"].as_str().unwrap().starts_with(&msg), "{r}");
+
+    let set: &[&str] = &["set", "image", "deploy/web", "web=shop/web:1.6.0"];
+    let script = format!("k8s::set_image(#{{ {WEB}, image: \"shop/web:1.6.0\" }})");
+    let (k, r) = compare("set image", THREE, &[], set, &script).await;
+    assert_eq!(k.stdout, "deployment.apps/web image updated\n");
+    assert_eq!(
+        r,
+        json!({"changed": true, "from_image": "shop/web:1.5.0", "to_image": "shop/web:1.6.0"})
+    );
+    let (_, r) = compare("set the same image", THREE, &[set], set, &script).await;
+    assert_eq!(r["changed"], false);
+    let two = format!("{THREE}sidecars = {{ proxy = \"envoy:1.30\" }}\n");
+    let (_, r) = compare(
+        "set image of a named container",
+        &two,
+        &[],
+        &["set", "image", "deploy/web", "proxy=envoy:1.31"],
+        &format!("k8s::set_image(#{{ {WEB}, container: \"proxy\", image: \"envoy:1.31\" }})"),
+    )
+    .await;
+    assert_eq!(r["from_image"], "envoy:1.30");
+    let (k, r) = compare(
+        "set image of a missing container",
+        THREE,
+        &[],
+        &["set", "image", "deploy/web", "nosuch=x:1"],
+        &format!("k8s::set_image(#{{ {WEB}, container: \"nosuch\", image: \"x:1\" }})"),
+    )
+    .await;
+    let msg = kubectl_error(&k);
+    assert_eq!(r["kind"], "not_found");
+    assert!(
+        r["message"].as_str().unwrap().starts_with(&msg),
+        "{msg} / {r}"
+    );
+    let w = start(&two).await;
+    let r = w
+        .value(&format!("let r = (); try {{ r = k8s::set_image(#{{ {WEB}, image: \"x:1\" }}); }} catch (e) {{ r = e; }} r"))
+        .await;
+    assert_eq!(r["kind"], "invalid");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("has 2 containers (web, proxy)"),
+        "{r}"
+    );
+
+    let (k, r) = compare(
+        "scale",
+        THREE,
+        &[],
+        &["scale", "deploy/web", "--replicas=5"],
+        &format!("k8s::scale(#{{ {WEB}, replicas: 5 }})"),
+    )
+    .await;
+    assert_eq!(k.stdout, "deployment.apps/web scaled\n");
+    assert_eq!(r, json!({"changed": true, "from": 3, "to": 5}));
 }
