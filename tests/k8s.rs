@@ -548,3 +548,504 @@ async fn pause_resume_restart_set_image_and_scale_match_kubectl() {
     assert_eq!(k.stdout, "deployment.apps/web scaled\n");
     assert_eq!(r, json!({"changed": true, "from": 3, "to": 5}));
 }
+
+fn is_discovery(r: &RecordedRequest) -> bool {
+    let tail = r.path.splitn(4, '/').nth(3).unwrap_or("");
+    matches!(tail, "api" | "apis" | "version" | "api/v1" | "apis/apps/v1")
+        || tail.starts_with("openapi")
+        || (tail.starts_with("apis/") && tail.matches('/').count() <= 2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_undo_sends_fewer_requests_than_kubectl_and_no_discovery() {
+    let (theirs, ours) = (start(THREE).await, start(THREE).await);
+    let k = kubectl(&theirs.kubeconfig, &["rollout", "undo", "deploy/web"]).await;
+    assert_eq!(k.code, 0, "{}", k.stderr);
+    let n = ours.sim.requests().len();
+    let r = ours.value(&format!("k8s::undo(#{{ {WEB} }})")).await;
+    assert_eq!(r["changed"], true);
+    let kubectl_all = theirs.sim.requests();
+    let kubectl_work: Vec<_> = kubectl_all.iter().filter(|r| !is_discovery(r)).collect();
+    let mine = ours.requests_since(n);
+    let shape: Vec<(String, String)> = mine
+        .iter()
+        .map(|r| {
+            (
+                r.method.clone(),
+                r.path.rsplit('/').next().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            ("GET".to_string(), "web".to_string()),
+            ("GET".to_string(), "replicasets".to_string()),
+            ("PATCH".to_string(), "web".to_string())
+        ]
+    );
+    assert!(
+        mine.iter().all(|r| !is_discovery(r)),
+        "no discovery: {mine:?}"
+    );
+    assert!(
+        mine[1]
+            .query
+            .as_deref()
+            .unwrap_or("")
+            .ends_with("labelSelector=app%3Dweb")
+    );
+    assert!(
+        mine.len() < kubectl_work.len() && kubectl_work.len() < kubectl_all.len(),
+        "rollbook {} requests; kubectl {} (+{} discovery)",
+        mine.len(),
+        kubectl_work.len(),
+        kubectl_all.len() - kubectl_work.len()
+    );
+    // Same patch body as kubectl, apart from Go's `creationTimestamp: null`.
+    let body = |r: &RecordedRequest| -> Value {
+        serde_json::from_str(r.body.as_deref().unwrap()).unwrap()
+    };
+    let theirs_patch = kubectl_all.iter().find(|r| r.method == "PATCH").unwrap();
+    let mut want = body(theirs_patch);
+    want[0]["value"]["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("creationTimestamp");
+    assert_eq!(body(&mine[2]), want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_completes_on_a_healthy_rollout_and_times_out_on_a_broken_image_with_a_watch() {
+    let toml = format!("{THREE}broken = [\"shop/web:9.9.9\"]\n");
+    let w = start(&toml).await;
+    let n = w.sim.requests().len();
+    let r = w.value(&format!("k8s::status(#{{ {WEB} }})")).await;
+    assert_eq!(
+        r,
+        json!({"complete": true, "timed_out": false, "message": "deployment \"web\" successfully rolled out",
+               "replicas": 3, "updated": 3, "ready": 3, "available": 3})
+    );
+    assert_eq!(
+        w.requests_since(n).len(),
+        1,
+        "a finished rollout needs one GET"
+    );
+
+    // A good new image: the wait follows one watch to completion.
+    let n = w.sim.requests().len();
+    let r = w
+        .value(&format!(
+            "k8s::set_image(#{{ {WEB}, image: \"shop/web:1.6.0\" }}); k8s::status(#{{ {WEB}, timeout: \"20s\" }})"
+        ))
+        .await;
+    assert_eq!(r["complete"], true, "{r}");
+    let watches = w
+        .requests_since(n)
+        .iter()
+        .filter(|r| r.query.as_deref().is_some_and(|q| q.contains("watch=true")))
+        .count();
+    assert!(watches >= 1, "waited on a watch");
+
+    // A broken image never becomes ready: kubectl and rollbook give up with the same message.
+    let twin = start(&toml).await;
+    let set = ["set", "image", "deploy/web", "web=shop/web:9.9.9"];
+    assert_eq!(kubectl(&w.kubeconfig, &set).await.code, 0);
+    assert_eq!(kubectl(&twin.kubeconfig, &set).await.code, 0);
+    let k = kubectl(
+        &twin.kubeconfig,
+        &["rollout", "status", "deploy/web", "--timeout=2s"],
+    )
+    .await;
+    assert_eq!(k.stderr, "error: timed out waiting for the condition\n");
+    let last = k.stdout.lines().last().unwrap().to_string();
+    let n = w.sim.requests().len();
+    let started = Instant::now();
+    let r = w
+        .value(&format!("k8s::status(#{{ {WEB}, timeout: \"2s\" }})"))
+        .await;
+    let took = started.elapsed();
+    assert_eq!(
+        (r["complete"].as_bool(), r["timed_out"].as_bool()),
+        (Some(false), Some(true)),
+        "{r}"
+    );
+    assert_eq!(r["message"], last.as_str());
+    assert_eq!(r["updated"], 1);
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let seen = w.requests_since(n);
+    let gets = seen.iter().filter(|r| r.query.is_none()).count();
+    let watches = seen
+        .iter()
+        .filter(|r| r.query.as_deref().is_some_and(|q| q.contains("watch=true")))
+        .count();
+    assert_eq!(
+        (gets, watches, seen.len()),
+        (1, 1, 2),
+        "one GET, one watch, no polling: {seen:?}"
+    );
+    let q = seen[1].query.as_deref().unwrap();
+    assert!(q.contains("fieldSelector=metadata.name%3Dweb"), "{q}");
+}
+
+/// Runs `script` under dry-run and checks that nothing changed anywhere; returns the plan effects.
+async fn dry_run_changes_nothing(w: &World, script: &str) -> (Vec<String>, Value) {
+    let before = (w.state(KEY), snapshot(&w.sim, "prod").await);
+    let n = w.sim.requests().len();
+    let report = w.run(script, true).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        (w.state(KEY), snapshot(&w.sim, "prod").await),
+        before,
+        "dry-run left the world unchanged"
+    );
+    let writes: Vec<_> = w
+        .requests_since(n)
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect();
+    assert!(writes.is_empty(), "no write was sent: {writes:?}");
+    (
+        report.plan.iter().map(|p| p.effect.clone()).collect(),
+        report.value.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plans_every_mutation_with_its_effect_and_touches_nothing() {
+    let toml = format!("{THREE}sidecars = {{ proxy = \"envoy:1.30\" }}\n");
+    let w = start(&toml).await;
+    let (plan, value) = dry_run_changes_nothing(&w, &format!("k8s::undo(#{{ {WEB} }})")).await;
+    assert_eq!(
+        plan,
+        vec![
+            "roll back deployment `web` in namespace `shop` of context `prod` from revision 3 to revision 2 (web: shop/web:1.5.0 → shop/web:1.4.0)"
+        ]
+    );
+    assert_eq!(value["to_revision"], 2);
+    let (plan, _) =
+        dry_run_changes_nothing(&w, &format!("k8s::undo(#{{ {WEB}, to_revision: 3 }})")).await;
+    assert!(
+        plan[0].contains("skipped rollback (current template already matches revision 3)"),
+        "{plan:?}"
+    );
+    let (plan, value) = dry_run_changes_nothing(
+        &w,
+        &format!("k8s::set_image(#{{ {WEB}, container: \"web\", image: \"shop/web:2.0.0\" }})"),
+    )
+    .await;
+    assert_eq!(
+        plan,
+        vec![
+            "set the image of container `web` of deployment `web` in namespace `shop` of context `prod`: shop/web:1.5.0 → shop/web:2.0.0"
+        ]
+    );
+    assert_eq!(value["from_image"], "shop/web:1.5.0");
+    let (plan, value) =
+        dry_run_changes_nothing(&w, &format!("k8s::scale(#{{ {WEB}, replicas: 1 }})")).await;
+    assert_eq!(
+        plan,
+        vec!["scale deployment `web` in namespace `shop` of context `prod` from 3 to 1 replicas"]
+    );
+    assert_eq!(value, json!({"changed": true, "from": 3, "to": 1}));
+    let (plan, _) = dry_run_changes_nothing(&w, &format!("k8s::pause(#{{ {WEB} }})")).await;
+    assert_eq!(
+        plan,
+        vec!["pause the rollout of deployment `web` in namespace `shop` of context `prod`"]
+    );
+    let (plan, _) = dry_run_changes_nothing(&w, &format!("k8s::resume(#{{ {WEB} }})")).await;
+    assert_eq!(
+        plan,
+        vec!["leave deployment `web` in namespace `shop` of context `prod` running (not paused)"]
+    );
+    let (plan, _) = dry_run_changes_nothing(&w, &format!("k8s::restart(#{{ {WEB} }})")).await;
+    assert_eq!(
+        plan,
+        vec![
+            "restart the pods of deployment `web` in namespace `shop` of context `prod` (annotation kubectl.kubernetes.io/restartedAt)"
+        ]
+    );
+    // Reads run for real under dry-run.
+    let (plan, value) = dry_run_changes_nothing(&w, &format!("k8s::get(#{{ {WEB} }})")).await;
+    assert!(plan.is_empty());
+    assert_eq!(
+        value["images"],
+        json!({"web": "shop/web:1.5.0", "proxy": "envoy:1.30"})
+    );
+    assert_eq!(value["revision"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_report_the_deployment_and_its_history() {
+    let w = start(THREE).await;
+    let got = w.value(&format!("k8s::get(#{{ {WEB} }})")).await;
+    assert_eq!(
+        got,
+        json!({"revision": 3, "images": {"web": "shop/web:1.5.0"}, "replicas": 3, "ready": 3,
+               "updated": 3, "available": 3, "paused": false, "generation": got["generation"]})
+    );
+    kubectl(
+        &w.kubeconfig,
+        &[
+            "annotate",
+            "deploy/web",
+            "kubernetes.io/change-cause=pin 1.6.0",
+        ],
+    )
+    .await;
+    kubectl(
+        &w.kubeconfig,
+        &["set", "image", "deploy/web", "web=shop/web:1.6.0"],
+    )
+    .await;
+    let h = w.value(&format!("k8s::history(#{{ {WEB} }})")).await;
+    let rows: Vec<(i64, Value, String, bool)> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["revision"].as_i64().unwrap(),
+                e["change_cause"].clone(),
+                e["images"]["web"].as_str().unwrap().to_string(),
+                e["current"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (1, Value::Null, "shop/web:1.3.0".into(), false),
+            (2, Value::Null, "shop/web:1.4.0".into(), false),
+            // The controller copies the Deployment's annotations to its current ReplicaSet.
+            (3, json!("pin 1.6.0"), "shop/web:1.5.0".into(), false),
+            (4, json!("pin 1.6.0"), "shop/web:1.6.0".into(), true),
+        ]
+    );
+    assert!(h[3]["replicaset"].as_str().unwrap().starts_with("web-"));
+    let single = start("[[k8s.deployments]]\ncontext = \"prod\"\nnamespace = \"shop\"\nname = \"web\"\nrevisions = [\"a:1\"]\n").await;
+    assert_eq!(
+        single
+            .value(&format!("k8s::history(#{{ {WEB} }}).len()"))
+            .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defaults_come_from_the_kubeconfig_and_make_concrete_scope_keys() {
+    let w = start(THREE).await;
+    // No context and no namespace: the current context (prod) and its namespace (none: default).
+    let r = w
+        .value("let r = (); try { k8s::get(#{ deployment: \"web\" }); } catch (e) { r = e; } r")
+        .await;
+    assert_eq!(r["kind"], "not_found");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("deployments.apps \"web\" not found (namespace `default`, context `prod`)"),
+        "{r}"
+    );
+    assert_eq!(r["target"], "k8s/prod/default/web");
+    // A scope naming the resolved context lets the call through; another context's does not.
+    let allowed = "const RUNBOOK = #{ name: \"t\", version: \"1.0.0\", scope: [\"k8s/prod/shop/*\"] };\nk8s::pause(#{ namespace: \"shop\", deployment: \"web\" })";
+    assert_eq!(w.value(allowed).await, json!({"changed": true}));
+    let denied = "const RUNBOOK = #{ name: \"t\", version: \"1.0.0\", scope: [\"k8s/staging/shop/*\"] };\nk8s::resume(#{ namespace: \"shop\", deployment: \"web\" })";
+    let report = w.run(denied, false).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("k8s/prod/shop/web"),
+        "{:?}",
+        report.error
+    );
+    assert_eq!(
+        w.state(KEY)["paused"],
+        true,
+        "the refused resume sent nothing"
+    );
+    let r = w
+        .value("let r = (); try { k8s::get(#{ context: \"prdo\", deployment: \"web\" }); } catch (e) { r = e; } r")
+        .await;
+    assert_eq!(r["kind"], "not_found");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `prod`"),
+        "{r}"
+    );
+}
+
+async fn fault_error(
+    faults: &str,
+    script: &str,
+    tweak: impl FnOnce(&mut RunOptions),
+) -> (World, Value) {
+    let w = start(&format!("{THREE}\n{faults}")).await;
+    let r = w
+        .run_with(
+            &format!("let r = (); try {{ r = {script}; }} catch (e) {{ r = e; }} r"),
+            tweak,
+        )
+        .await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.error);
+    let v = r.value.unwrap_or(Value::Null);
+    (w, v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_become_catchable_errors_and_conflicts_are_retried_with_a_fresh_read() {
+    // 409 on the PATCH: undo reads again and patches again; the world is as after one undo.
+    let (w, r) = fault_error(
+        "[[faults]]\nmethod = \"PATCH\"\npath = \"*/deployments/web\"\nstatus = 409\n",
+        &format!("k8s::undo(#{{ {WEB} }})"),
+        |_| {},
+    )
+    .await;
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(w.state(KEY)["image"], "shop/web:1.4.0");
+    let methods: Vec<String> = w.sim.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods, ["GET", "GET", "PATCH", "GET", "GET", "PATCH"]);
+
+    for (verb, script) in [
+        ("pause", format!("k8s::pause(#{{ {WEB} }})")),
+        (
+            "set_image",
+            format!("k8s::set_image(#{{ {WEB}, image: \"x:2\" }})"),
+        ),
+        ("scale", format!("k8s::scale(#{{ {WEB}, replicas: 2 }})")),
+    ] {
+        let (_, r) = fault_error(
+            "[[faults]]\nmethod = \"PATCH\"\npath = \"*/deployments/web*\"\nstatus = 409\ntimes = 2\n",
+            &script,
+            |_| {},
+        )
+        .await;
+        assert_eq!(r["changed"], true, "{verb}: {r}");
+    }
+    let (_, r) = fault_error(
+        "[[faults]]\nmethod = \"PATCH\"\npath = \"*/deployments/web\"\nstatus = 409\ntimes = 10\n",
+        &format!("k8s::pause(#{{ {WEB} }})"),
+        |_| {},
+    )
+    .await;
+    assert_eq!(r["kind"], "conflict", "bounded: {r}");
+
+    let (_, r) = fault_error(
+        "[[faults]]\nmethod = \"GET\"\npath = \"*/deployments/web\"\nstatus = 403\n",
+        &format!("k8s::undo(#{{ {WEB} }})"),
+        |_| {},
+    )
+    .await;
+    assert_eq!(r["kind"], "forbidden");
+    let m = r["message"].as_str().unwrap();
+    assert!(
+        m.contains("context `prod`") && m.contains("namespace `shop`"),
+        "{m}"
+    );
+    assert_eq!(r["target"], KEY);
+
+    let (_, r) = fault_error(
+        "[[faults]]\nmethod = \"GET\"\npath = \"*/deployments/web\"\nstatus = 401\n",
+        &format!("k8s::get(#{{ {WEB} }})"),
+        |_| {},
+    )
+    .await;
+    assert_eq!(r["kind"], "unauthorized");
+    assert!(
+        r["message"].as_str().unwrap().contains("context `prod`"),
+        "{r}"
+    );
+
+    let (_, r) = fault_error(
+        "[[faults]]\nmethod = \"GET\"\npath = \"*/replicasets\"\nstatus = 500\n",
+        &format!("k8s::history(#{{ {WEB} }})"),
+        |_| {},
+    )
+    .await;
+    assert_eq!(r["kind"], "server", "{r}");
+
+    let (_, r) = fault_error(
+        "[[faults]]\nmethod = \"GET\"\npath = \"*/deployments/web\"\ndrop = true\n",
+        &format!("k8s::get(#{{ {WEB} }})"),
+        |_| {},
+    )
+    .await;
+    assert_eq!(r["kind"], "transport", "{r}");
+
+    let (_, r) = fault_error(
+        "[[faults]]\nmethod = \"GET\"\npath = \"*/deployments/web\"\nlatency = \"3s\"\n",
+        &format!("k8s::get(#{{ {WEB} }})"),
+        |o| {
+            o.settings
+                .env
+                .insert("ROLLBOOK_KUBE_REQUEST_TIMEOUT".into(), "300ms".into());
+        },
+    )
+    .await;
+    assert_eq!(r["kind"], "timeout", "{r}");
+
+    // 429 is retried a few times (Retry-After honoured), then reported as throttled.
+    let (w, r) = fault_error(
+        "[[faults]]\nmethod = \"PATCH\"\npath = \"*/deployments/web/scale\"\nstatus = 429\nretry_after = \"1s\"\n",
+        &format!("k8s::scale(#{{ {WEB}, replicas: 1 }})"),
+        |_| {},
+    )
+    .await;
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(
+        w.sim
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count(),
+        2
+    );
+    let (w, r) = fault_error(
+        "[[faults]]\nmethod = \"PATCH\"\npath = \"*/deployments/web/scale\"\nstatus = 429\ntimes = 100\n",
+        &format!("k8s::scale(#{{ {WEB}, replicas: 1 }})"),
+        |_| {},
+    )
+    .await;
+    assert_eq!(r["kind"], "throttled", "{r}");
+    assert_eq!(
+        w.sim
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count(),
+        4,
+        "one try and three retries"
+    );
+
+    // An unreachable API server is a transport error naming the context.
+    let w = start(THREE).await;
+    let dead = w.dir.path().join("dead");
+    std::fs::write(
+        &dead,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:9\ncontexts:\n- name: gone\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user:\n    token: t\ncurrent-context: gone\n",
+    )
+    .unwrap();
+    let r = w
+        .run_with(
+            &format!("let r = (); try {{ r = k8s::get(#{{ deployment: \"web\" }}); }} catch (e) {{ r = e; }} r"),
+            |o| o.settings.kubeconfig = Some(dead.clone()),
+        )
+        .await
+        .value
+        .unwrap();
+    assert_eq!(r["kind"], "transport", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("context `gone`"),
+        "{r}"
+    );
+}

@@ -5,12 +5,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use kube::client::retry::RetryPolicy;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use crate::model::{ErrorKind, PrimitiveError};
 use crate::providers::{CallCx, Settings, Shared};
+
+/// Retries of a request answered 429, 503 or 504, and their backoff.
+const RETRIES: u32 = 3;
+const RETRY_MIN_DELAY: Duration = Duration::from_millis(200);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
 
 /// The context name used for a pod's own service-account config.
 pub const IN_CLUSTER: &str = "in-cluster";
@@ -64,12 +71,11 @@ impl KubeClients {
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect();
         }
-        match settings.var("HOME") {
-            Some(home) => vec![PathBuf::from(home).join(".kube").join("config")],
-            None => dirs::home_dir()
-                .map(|h| vec![h.join(".kube").join("config")])
-                .unwrap_or_default(),
-        }
+        // Only the settings' HOME: a run (or test) given explicit settings reads nothing else.
+        settings
+            .var("HOME")
+            .map(|home| vec![PathBuf::from(home).join(".kube").join("config")])
+            .unwrap_or_default()
     }
 
     fn file(&self, settings: &Settings) -> Result<Arc<FileConfig>, PrimitiveError> {
@@ -207,12 +213,28 @@ impl KubeClients {
         if let Some(c) = lock(&self.clients).get(context) {
             return Ok(c.clone());
         }
-        let config = self.config(settings, context).await?;
-        let client = Client::try_from(config).map_err(|e| {
+        let mut config = self.config(settings, context).await?;
+        let unusable = |e: &dyn std::fmt::Display| {
             PrimitiveError::invalid(format!(
                 "cannot build a Kubernetes client for context `{context}`: {e}"
             ))
-        })?;
+        };
+        // kube's own retry of 429/503/504 tries 15 times with backoff up to 1000 s; a runbook
+        // wants a few quick tries (honouring Retry-After) and then a `throttled` error it can
+        // act on, so the default is replaced.
+        config.default_retry = false;
+        let retry = RetryPolicy::new(RETRY_MIN_DELAY, RETRY_MAX_DELAY, RETRIES, true)
+            .map_err(|e| unusable(&e))?;
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| unusable(&e))?
+            .with_layer(
+                &tower::ServiceBuilder::new()
+                    .layer(tower::retry::RetryLayer::new(retry))
+                    // Retry needs a cloneable service; the buffer makes kube's boxed stack one.
+                    .buffer(1024)
+                    .into_inner(),
+            )
+            .build();
         Ok(lock(&self.clients)
             .entry(context.to_string())
             .or_insert(client)
@@ -287,6 +309,8 @@ pub struct Place {
     pub deployment: String,
     /// The context's client.
     pub client: Client,
+    /// The longest one request may take (`ROLLBOOK_KUBE_REQUEST_TIMEOUT`, default 30s).
+    pub request_timeout: Duration,
 }
 
 impl Place {
@@ -310,6 +334,12 @@ impl Place {
             context: resolved.context,
             deployment: deployment.to_string(),
             client,
+            request_timeout: cx
+                .shared
+                .settings
+                .var("ROLLBOOK_KUBE_REQUEST_TIMEOUT")
+                .and_then(|v| crate::model::parse_duration(v).ok())
+                .unwrap_or(super::errors::REQUEST_TIMEOUT),
         })
     }
 
