@@ -1049,3 +1049,45 @@ async fn faults_become_catchable_errors_and_conflicts_are_retried_with_a_fresh_r
         "{r}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdlib_undoes_an_unhealthy_rollout_and_stages_know_their_inverse() {
+    let broken = "[[k8s.deployments]]\ncontext = \"prod\"\nnamespace = \"shop\"\nname = \"web\"\nreplicas = 2\nrevisions = [\"shop/web:1.4.0\", \"shop/web:1.5.0\"]\nbroken = [\"shop/web:1.5.0\", \"shop/web:6.6.6\"]\n";
+    let w = start(broken).await;
+    let script = format!(
+        "import \"std/k8s\" as rollout;\nrollout::undo_if_unhealthy(#{{ {WEB}, timeout: \"1s\", undo_timeout: \"20s\" }})"
+    );
+    let r = w.value(&script).await;
+    assert_eq!(r["undone"], true, "{r}");
+    assert_eq!(r["undo"]["to_revision"], 1);
+    assert_eq!(r["status"]["complete"], true);
+    assert_eq!(w.state(KEY)["image"], "shop/web:1.4.0");
+    let r = w.value(&script).await;
+    assert_eq!(r["undone"], false, "healthy now: {r}");
+
+    // A staged roll forward is undone when the run fails later.
+    let report = w
+        .run(
+            &format!(
+                "import \"std/k8s\" as rollout;\nrollout::set_image_staged(\"roll forward\", #{{ {WEB}, image: \"shop/web:6.6.6\" }});\nrollout::scale_staged(\"scale up\", #{{ {WEB}, replicas: 4 }});\nrollout::require_rolled_out(#{{ {WEB}, timeout: \"1s\" }});"
+            ),
+            false,
+        )
+        .await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("Waiting for deployment"),
+        "{:?}",
+        report.error
+    );
+    assert_eq!(report.undone, vec!["scale up", "roll forward"]);
+    let s = w.state(KEY);
+    assert_eq!(
+        (s["image"].as_str(), s["replicas"].as_i64()),
+        (Some("shop/web:1.4.0"), Some(2))
+    );
+}

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (one link), one module per area.
 
+mod aks;
 mod cli;
 mod engine;
 mod health;
