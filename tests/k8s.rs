@@ -1037,7 +1037,7 @@ async fn faults_become_catchable_errors_and_conflicts_are_retried_with_a_fresh_r
     .unwrap();
     let r = w
         .run_with(
-            &format!("let r = (); try {{ r = k8s::get(#{{ deployment: \"web\" }}); }} catch (e) {{ r = e; }} r"),
+            "let r = (); try { r = k8s::get(#{ deployment: \"web\" }); } catch (e) { r = e; } r",
             |o| o.settings.kubeconfig = Some(dead.clone()),
         )
         .await

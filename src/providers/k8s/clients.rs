@@ -130,13 +130,13 @@ impl KubeClients {
                 .and_then(|c| c.namespace.clone())
                 .filter(|n| !n.is_empty())
         };
-        if let Some(name) = context {
-            if let Some(kc) = lock(&self.memory).get(name) {
-                return Ok(Resolved {
-                    context: name.to_string(),
-                    namespace: namespace_of(kc, name).unwrap_or_else(|| "default".into()),
-                });
-            }
+        if let Some(name) = context
+            && let Some(kc) = lock(&self.memory).get(name)
+        {
+            return Ok(Resolved {
+                context: name.to_string(),
+                namespace: namespace_of(kc, name).unwrap_or_else(|| "default".into()),
+            });
         }
         let file = self.file(settings)?;
         let known: Vec<String> = file
