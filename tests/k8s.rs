@@ -1091,3 +1091,85 @@ async fn stdlib_undoes_an_unhealthy_rollout_and_stages_know_their_inverse() {
         (Some("shop/web:1.4.0"), Some(2))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_takes_kubeconfig_and_prints_the_plan() {
+    let w = start(THREE).await;
+    let rb = w.dir.path().join("undo.rhai");
+    std::fs::write(
+        &rb,
+        format!("k8s::undo(#{{ namespace: \"shop\", deployment: \"web\" }})"),
+    )
+    .unwrap();
+    let state = w.dir.path().join("state");
+    let run = |extra: &'static [&'static str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbook"));
+        c.arg("run")
+            .arg(&rb)
+            .arg("--kubeconfig")
+            .arg(&w.kubeconfig)
+            .arg("--state-dir")
+            .arg(&state);
+        c.args(["--output", "json"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env_remove("KUBECONFIG");
+        c
+    };
+    let out = run(&["--dry-run"]).output().await.unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["plan"][0]["target"], KEY);
+    assert!(
+        report["plan"][0]["effect"]
+            .as_str()
+            .unwrap()
+            .contains("from revision 3 to revision 2"),
+        "{report}"
+    );
+    assert_eq!(w.state(KEY)["image"], "shop/web:1.5.0");
+    let out = run(&[]).output().await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(w.state(KEY)["image"], "shop/web:1.4.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_context_uses_the_one_crypto_provider_and_fails_cleanly() {
+    // The simulator speaks plain HTTP, so a TLS handshake with it fails: a transport error,
+    // not a rustls panic about choosing between crypto providers.
+    let w = start(THREE).await;
+    let kc = w.dir.path().join("tls");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{}/k8s/prod\ncontexts:\n- name: tls\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user:\n    token: t\ncurrent-context: tls\n",
+            w.sim.addr()
+        ),
+    )
+    .unwrap();
+    let report = w
+        .run_with(
+            "let r = (); try { r = k8s::get(#{ deployment: \"web\" }); } catch (e) { r = e; } r",
+            |o| o.settings.kubeconfig = Some(kc.clone()),
+        )
+        .await;
+    let r = report.value.unwrap();
+    assert_eq!(r["kind"], "transport", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("context `tls`"),
+        "{r}"
+    );
+    // And reqwest, with the same provider, still works in the same process.
+    assert_eq!(
+        reqwest::get(format!("{}/k8s/prod/sim", w.sim.health_base()))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}

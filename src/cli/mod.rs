@@ -68,6 +68,9 @@ enum Command {
         /// Only change targets matching this pattern (repeatable), e.g. `k8s/prod/shop/*`.
         #[arg(long = "allow", value_name = "PATTERN")]
         allow: Vec<String>,
+        /// The kubeconfig for `k8s::*` (default: KUBECONFIG, else ~/.kube/config).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
     },
     /// Compile and validate runbooks without running them.
     Check {
@@ -161,6 +164,7 @@ async fn dispatch(command: Command) -> i32 {
             state_dir,
             timeout,
             allow,
+            kubeconfig,
         } => {
             let flags = RunFlags {
                 dry_run,
@@ -169,6 +173,7 @@ async fn dispatch(command: Command) -> i32 {
                 state_dir,
                 timeout,
                 allow,
+                kubeconfig,
             };
             run_command(runbook, params, flags).await
         }
@@ -203,6 +208,7 @@ struct RunFlags {
     state_dir: Option<PathBuf>,
     timeout: Option<Dur>,
     allow: Vec<String>,
+    kubeconfig: Option<PathBuf>,
 }
 
 async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) -> i32 {
@@ -213,6 +219,7 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         state_dir,
         timeout,
         allow,
+        kubeconfig,
     } = flags;
     let params = match parse_params(&raw_params) {
         Ok(p) => p,
@@ -233,6 +240,7 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     opts.cancel = cancel;
     opts.reporter = reporter.clone();
     opts.allow = allow;
+    opts.settings.kubeconfig = kubeconfig;
     if output == Output::Text {
         render::run_header(&runbook, dry_run);
     }

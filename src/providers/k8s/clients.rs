@@ -447,4 +447,22 @@ mod tests {
             e.message
         );
     }
+
+    #[tokio::test]
+    async fn one_client_per_context_reused_across_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings_with(dir.path(), TWO);
+        let c = KubeClients::default();
+        c.client(&s, "prod").await.unwrap();
+        c.client(&s, "prod").await.unwrap();
+        c.client(&s, "dev").await.unwrap();
+        assert_eq!(lock(&c.clients).len(), 2);
+        c.add_in_memory(Kubeconfig::from_yaml(TWO).unwrap())
+            .unwrap();
+        assert_eq!(
+            lock(&c.clients).len(),
+            1,
+            "new credentials replace the old client"
+        );
+    }
 }
