@@ -1098,7 +1098,7 @@ async fn the_binary_takes_kubeconfig_and_prints_the_plan() {
     let rb = w.dir.path().join("undo.rhai");
     std::fs::write(
         &rb,
-        format!("k8s::undo(#{{ namespace: \"shop\", deployment: \"web\" }})"),
+        "k8s::undo(#{ namespace: \"shop\", deployment: \"web\" })",
     )
     .unwrap();
     let state = w.dir.path().join("state");
