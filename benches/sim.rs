@@ -21,9 +21,7 @@ revisions = ["shop/web:1.4.0", "shop/web:1.5.0"]
 "#;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let scenario = Scenario::parse(Path::new("bench.toml"), SCENARIO)?;
         let sim = Sim::start(scenario, None).await?;

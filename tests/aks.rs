@@ -36,17 +36,10 @@ async fn run(
     let runbook = engine.load(&path).expect("loads");
     let mut opts = RunOptions::new(dir.path().join("state"));
     let mut settings = Settings::default();
-    settings
-        .env
-        .insert("ROLLBOOK_ARM_ENDPOINT".into(), sim.arm_endpoint());
-    settings.env.insert(
-        "AZURE_SUBSCRIPTION_ID".into(),
-        "00000000-0000-0000-0000-000000000000".into(),
-    );
+    settings.env.insert("ROLLBOOK_ARM_ENDPOINT".into(), sim.arm_endpoint());
+    settings.env.insert("AZURE_SUBSCRIPTION_ID".into(), "00000000-0000-0000-0000-000000000000".into());
     if token {
-        settings
-            .env
-            .insert("ROLLBOOK_AZURE_TOKEN".into(), "test-token".into());
+        settings.env.insert("ROLLBOOK_AZURE_TOKEN".into(), "test-token".into());
     }
     opts.settings = settings;
     let report = engine.run(&runbook, &[], opts).await.expect("run starts");
@@ -76,28 +69,17 @@ let admin = aks::credentials(#{ group: "rg-shop", cluster: "aks-prod", admin: tr
                "same": {"web": "shop/web:1.4.0"}})
     );
     let state = sim.resource_state("k8s/aks-prod/shop/web").expect("key");
-    assert_eq!(
-        (state["image"].as_str(), state["healthy"].as_bool()),
-        (Some("shop/web:1.4.0"), Some(true))
-    );
+    assert_eq!((state["image"].as_str(), state["healthy"].as_bool()), (Some("shop/web:1.4.0"), Some(true)));
     let posts: Vec<String> = sim
         .requests()
         .iter()
         .filter(|r| r.method == "POST")
         .map(|r| r.path.rsplit('/').next().unwrap_or("").to_string())
         .collect();
-    assert_eq!(
-        posts,
-        ["listClusterUserCredential", "listClusterAdminCredential"]
-    );
+    assert_eq!(posts, ["listClusterUserCredential", "listClusterAdminCredential"]);
     // Held in memory only: nothing like a kubeconfig was written next to the run.
     let written: Vec<String> = walk(dir.path());
-    assert!(
-        written
-            .iter()
-            .all(|f| !f.contains("kubeconfig") && !f.ends_with("config")),
-        "{written:?}"
-    );
+    assert!(written.iter().all(|f| !f.contains("kubeconfig") && !f.ends_with("config")), "{written:?}");
     sim.shutdown().await;
 }
 
@@ -119,35 +101,17 @@ async fn credential_failures_are_catchable_errors() {
     let scenario = Scenario::parse(Path::new("aks.toml"), AKS).expect("parses");
     let sim = Sim::start(scenario, None).await.expect("starts");
     let catch = |call: &str| format!("let r = (); try {{ r = {call}; }} catch (e) {{ r = e; }} r");
-    let (_, v, _, _) = run(
-        &sim,
-        &catch("aks::credentials(#{ group: \"rg-shop\", cluster: \"nope\" })"),
-        true,
-    )
-    .await;
+    let (_, v, _, _) =
+        run(&sim, &catch("aks::credentials(#{ group: \"rg-shop\", cluster: \"nope\" })"), true).await;
     let v = v.expect("value");
     assert_eq!(v["kind"], "not_found", "{v}");
-    assert!(
-        v["message"]
-            .as_str()
-            .unwrap()
-            .contains("cluster `nope` in resource group `rg-shop`"),
-        "{v}"
-    );
-    let (_, v, _, _) = run(
-        &sim,
-        &catch("aks::credentials(#{ group: \"rg-shop\", cluster: \"aks-prod\" })"),
-        false,
-    )
-    .await;
+    assert!(v["message"].as_str().unwrap().contains("cluster `nope` in resource group `rg-shop`"), "{v}");
+    let (_, v, _, _) =
+        run(&sim, &catch("aks::credentials(#{ group: \"rg-shop\", cluster: \"aks-prod\" })"), false).await;
     assert_eq!(v.expect("value")["kind"], "unauthorized");
     // A context that was never fetched is not known.
-    let (_, v, _, _) = run(
-        &sim,
-        &catch("k8s::get(#{ context: \"aks-prod\", deployment: \"web\" })"),
-        true,
-    )
-    .await;
+    let (_, v, _, _) =
+        run(&sim, &catch("k8s::get(#{ context: \"aks-prod\", deployment: \"web\" })"), true).await;
     assert_eq!(v.expect("value")["kind"], "not_found");
     sim.shutdown().await;
 }

@@ -24,11 +24,7 @@ pub async fn start(toml: &str) -> World {
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, sim.kubeconfig_yaml()).expect("kubeconfig written");
-    World {
-        sim,
-        dir,
-        kubeconfig,
-    }
+    World { sim, dir, kubeconfig }
 }
 
 impl World {
@@ -43,10 +39,7 @@ impl World {
         let engine = Engine::new();
         let runbook = engine.load(&path).expect("runbook loads");
         let mut opts = RunOptions::new(self.dir.path().join("state"));
-        opts.settings = Settings {
-            kubeconfig: Some(self.kubeconfig.clone()),
-            ..Settings::default()
-        };
+        opts.settings = Settings { kubeconfig: Some(self.kubeconfig.clone()), ..Settings::default() };
         tweak(&mut opts);
         engine.run(&runbook, &[], opts).await.expect("run starts")
     }
@@ -54,12 +47,7 @@ impl World {
     /// Runs a script whose last expression is the value wanted; panics unless it succeeded.
     pub async fn value(&self, script: &str) -> Value {
         let report = self.run(script, false).await;
-        assert_eq!(
-            report.status,
-            RunStatus::Succeeded,
-            "{script}\n{:?}",
-            report.error
-        );
+        assert_eq!(report.status, RunStatus::Succeeded, "{script}\n{:?}", report.error);
         report.value.unwrap_or(Value::Null)
     }
 
@@ -138,10 +126,7 @@ pub async fn snapshot(sim: &SimHandle, ctx: &str) -> Value {
         .await
         .expect("json");
     d.as_object_mut().map(|m| m.remove("status"));
-    let mut items: Vec<Value> = rs["items"]
-        .as_array_mut()
-        .map(std::mem::take)
-        .unwrap_or_default();
+    let mut items: Vec<Value> = rs["items"].as_array_mut().map(std::mem::take).unwrap_or_default();
     for i in &mut items {
         i.as_object_mut().map(|m| m.remove("status"));
     }
@@ -186,10 +171,7 @@ fn regex_lite_stamp(text: &str) -> Vec<String> {
             && b[13] == b':'
             && b[16] == b':'
             && (&value[19..] == "Z" || (value.len() == 25 && (b[19] == b'+' || b[19] == b'-')));
-        assert!(
-            ok,
-            "restartedAt `{value}` is not RFC 3339 with whole seconds"
-        );
+        assert!(ok, "restartedAt `{value}` is not RFC 3339 with whole seconds");
         out.push(value);
     }
     out
@@ -204,15 +186,9 @@ pub async fn assert_same_world(a: &SimHandle, b: &SimHandle, ctx: &str, why: &st
             return;
         }
         if Instant::now() > deadline {
-            let (xs, ys) = (
-                serde_json::to_string_pretty(&x).unwrap(),
-                serde_json::to_string_pretty(&y).unwrap(),
-            );
-            let first = xs
-                .lines()
-                .zip(ys.lines())
-                .position(|(l, r)| l != r)
-                .unwrap_or(0);
+            let (xs, ys) =
+                (serde_json::to_string_pretty(&x).unwrap(), serde_json::to_string_pretty(&y).unwrap());
+            let first = xs.lines().zip(ys.lines()).position(|(l, r)| l != r).unwrap_or(0);
             panic!(
                 "{why}: kubectl's world and rollbook's differ from line {first}\n--- kubectl\n{xs}\n--- rollbook\n{ys}"
             );
@@ -237,9 +213,7 @@ revisions = ["shop/web:1.3.0", "shop/web:1.4.0", "shop/web:1.5.0"]
 const KEY: &str = "k8s/prod/shop/web";
 
 fn undo_script(to_revision: Option<i64>) -> String {
-    let to = to_revision
-        .map(|n| format!(", to_revision: {n}"))
-        .unwrap_or_default();
+    let to = to_revision.map(|n| format!(", to_revision: {n}")).unwrap_or_default();
     format!(
         "let r = (); try {{ r = k8s::undo(#{{ context: \"prod\", namespace: \"shop\", deployment: \"web\"{to} }}); }} catch (e) {{ r = e; }} r"
     )
@@ -265,10 +239,7 @@ async fn conformance(name: &str, toml: &str, setup: &[&[&str]], to_revision: Opt
     let r = ours.value(&undo_script(to_revision)).await;
 
     if k.code == 0 {
-        assert!(
-            r.get("kind").is_none(),
-            "{name}: kubectl succeeded, rollbook threw {r}"
-        );
+        assert!(r.get("kind").is_none(), "{name}: kubectl succeeded, rollbook threw {r}");
         if k.stdout.contains("skipped rollback") {
             assert_eq!(r["changed"], false, "{name}: {r}");
         } else {
@@ -276,22 +247,14 @@ async fn conformance(name: &str, toml: &str, setup: &[&[&str]], to_revision: Opt
             assert_eq!(r["changed"], true, "{name}: {r}");
         }
     } else {
-        let msg = k
-            .stderr
-            .trim_end()
-            .strip_prefix("error: ")
-            .unwrap_or(&k.stderr)
-            .to_string();
+        let msg = k.stderr.trim_end().strip_prefix("error: ").unwrap_or(&k.stderr).to_string();
         assert!(
             r["message"].as_str().unwrap_or("").starts_with(&msg),
             "{name}: kubectl said `{msg}`, rollbook `{r}`"
         );
     }
     assert_same_world(&theirs.sim, &ours.sim, "prod", name).await;
-    let (h1, h2) = (
-        history_of(&theirs.kubeconfig).await,
-        history_of(&ours.kubeconfig).await,
-    );
+    let (h1, h2) = (history_of(&theirs.kubeconfig).await, history_of(&ours.kubeconfig).await);
     assert_eq!(h1.stdout, h2.stdout, "{name}: rollout history");
     r
 }
@@ -299,10 +262,7 @@ async fn conformance(name: &str, toml: &str, setup: &[&[&str]], to_revision: Opt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undo_matches_kubectl_on_every_history() {
     let r = conformance("three revisions", THREE, &[], None).await;
-    assert_eq!(
-        (r["from_revision"].as_i64(), r["to_revision"].as_i64()),
-        (Some(3), Some(2))
-    );
+    assert_eq!((r["from_revision"].as_i64(), r["to_revision"].as_i64()), (Some(3), Some(2)));
     assert_eq!(r["images"], json!({"web": "shop/web:1.4.0"}));
 
     let r = conformance("to revision 1", THREE, &[], Some(1)).await;
@@ -310,13 +270,7 @@ async fn undo_matches_kubectl_on_every_history() {
 
     let undone: &[&str] = &["rollout", "undo", "deploy/web"];
     conformance("a rollback already done once", THREE, &[undone], None).await;
-    conformance(
-        "to a revision of a rollback done once",
-        THREE,
-        &[undone],
-        Some(3),
-    )
-    .await;
+    conformance("to a revision of a rollback done once", THREE, &[undone], Some(3)).await;
 
     let r = conformance("to the current revision", THREE, &[], Some(3)).await;
     assert_eq!(r["changed"], false);
@@ -344,36 +298,16 @@ async fn undo_matches_kubectl_on_every_history() {
 
     let two = format!("{THREE}sidecars = {{ proxy = \"envoy:1.30\" }}\n");
     let r = conformance("two containers", &two, &[], None).await;
-    assert_eq!(
-        r["images"],
-        json!({"web": "shop/web:1.4.0", "proxy": "envoy:1.30"})
-    );
+    assert_eq!(r["images"], json!({"web": "shop/web:1.4.0", "proxy": "envoy:1.30"}));
 
-    let annotated: &[&str] = &[
-        "annotate",
-        "deploy/web",
-        "kubernetes.io/change-cause=hotfix",
-        "team=shop",
-    ];
+    let annotated: &[&str] = &["annotate", "deploy/web", "kubernetes.io/change-cause=hotfix", "team=shop"];
     let image: &[&str] = &["set", "image", "deploy/web", "web=shop/web:1.6.0"];
-    conformance(
-        "annotations dropped and restored",
-        THREE,
-        &[annotated, image],
-        None,
-    )
-    .await;
+    conformance("annotations dropped and restored", THREE, &[annotated, image], None).await;
 }
 
 /// Runs `setup` on two simulators, then kubectl's command on one and the script on the other;
 /// compares worlds and history; returns both answers.
-async fn compare(
-    name: &str,
-    toml: &str,
-    setup: &[&[&str]],
-    args: &[&str],
-    script: &str,
-) -> (Out, Value) {
+async fn compare(name: &str, toml: &str, setup: &[&[&str]], args: &[&str], script: &str) -> (Out, Value) {
     let (theirs, ours) = (start(toml).await, start(toml).await);
     for a in setup {
         for w in [&theirs, &ours] {
@@ -385,21 +319,14 @@ async fn compare(
     let wrapped = format!("let r = (); try {{ r = {script}; }} catch (e) {{ r = e; }} r");
     let r = ours.value(&wrapped).await;
     assert_same_world(&theirs.sim, &ours.sim, "prod", name).await;
-    let (h1, h2) = (
-        history_of(&theirs.kubeconfig).await,
-        history_of(&ours.kubeconfig).await,
-    );
+    let (h1, h2) = (history_of(&theirs.kubeconfig).await, history_of(&ours.kubeconfig).await);
     assert_eq!(h1.stdout, h2.stdout, "{name}: rollout history");
     (k, r)
 }
 
 fn kubectl_error(out: &Out) -> String {
     assert_eq!(out.code, 1, "kubectl should have failed: {}", out.stdout);
-    out.stderr
-        .trim_end()
-        .strip_prefix("error: ")
-        .unwrap_or(&out.stderr)
-        .to_string()
+    out.stderr.trim_end().strip_prefix("error: ").unwrap_or(&out.stderr).to_string()
 }
 
 const WEB: &str = "context: \"prod\", namespace: \"shop\", deployment: \"web\"";
@@ -407,86 +334,26 @@ const WEB: &str = "context: \"prod\", namespace: \"shop\", deployment: \"web\"";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_resume_restart_set_image_and_scale_match_kubectl() {
     let pause: &[&str] = &["rollout", "pause", "deploy/web"];
-    let (k, r) = compare(
-        "pause",
-        THREE,
-        &[],
-        pause,
-        &format!("k8s::pause(#{{ {WEB} }})"),
-    )
-    .await;
-    assert_eq!(
-        (k.stdout.as_str(), &r),
-        ("deployment.apps/web paused\n", &json!({"changed": true}))
-    );
-    let (k, r) = compare(
-        "pause twice",
-        THREE,
-        &[pause],
-        pause,
-        &format!("k8s::pause(#{{ {WEB} }})"),
-    )
-    .await;
-    assert_eq!(
-        kubectl_error(&k),
-        "deployments.apps \"web\" is already paused"
-    );
-    assert_eq!(
-        r,
-        json!({"changed": false}),
-        "idempotent where kubectl refuses"
-    );
+    let (k, r) = compare("pause", THREE, &[], pause, &format!("k8s::pause(#{{ {WEB} }})")).await;
+    assert_eq!((k.stdout.as_str(), &r), ("deployment.apps/web paused\n", &json!({"changed": true})));
+    let (k, r) = compare("pause twice", THREE, &[pause], pause, &format!("k8s::pause(#{{ {WEB} }})")).await;
+    assert_eq!(kubectl_error(&k), "deployments.apps \"web\" is already paused");
+    assert_eq!(r, json!({"changed": false}), "idempotent where kubectl refuses");
 
     let resume: &[&str] = &["rollout", "resume", "deploy/web"];
-    let (k, r) = compare(
-        "resume",
-        THREE,
-        &[pause],
-        resume,
-        &format!("k8s::resume(#{{ {WEB} }})"),
-    )
-    .await;
-    assert_eq!(
-        (k.stdout.as_str(), &r),
-        ("deployment.apps/web resumed\n", &json!({"changed": true}))
-    );
-    let (k, r) = compare(
-        "resume unpaused",
-        THREE,
-        &[],
-        resume,
-        &format!("k8s::resume(#{{ {WEB} }})"),
-    )
-    .await;
+    let (k, r) = compare("resume", THREE, &[pause], resume, &format!("k8s::resume(#{{ {WEB} }})")).await;
+    assert_eq!((k.stdout.as_str(), &r), ("deployment.apps/web resumed\n", &json!({"changed": true})));
+    let (k, r) = compare("resume unpaused", THREE, &[], resume, &format!("k8s::resume(#{{ {WEB} }})")).await;
     assert_eq!(kubectl_error(&k), "deployments.apps \"web\" is not paused");
     assert_eq!(r, json!({"changed": false}));
 
     let restart: &[&str] = &["rollout", "restart", "deploy/web"];
-    let (k, r) = compare(
-        "restart",
-        THREE,
-        &[],
-        restart,
-        &format!("k8s::restart(#{{ {WEB} }})"),
-    )
-    .await;
-    assert_eq!(
-        (k.stdout.as_str(), &r),
-        ("deployment.apps/web restarted\n", &json!({"changed": true}))
-    );
-    let (k, r) = compare(
-        "restart paused",
-        THREE,
-        &[pause],
-        restart,
-        &format!("k8s::restart(#{{ {WEB} }})"),
-    )
-    .await;
+    let (k, r) = compare("restart", THREE, &[], restart, &format!("k8s::restart(#{{ {WEB} }})")).await;
+    assert_eq!((k.stdout.as_str(), &r), ("deployment.apps/web restarted\n", &json!({"changed": true})));
+    let (k, r) =
+        compare("restart paused", THREE, &[pause], restart, &format!("k8s::restart(#{{ {WEB} }})")).await;
     let msg = kubectl_error(&k);
-    assert_eq!(
-        msg,
-        "deployments.apps \"web\" can't restart paused deployment (run rollout resume first)"
-    );
+    assert_eq!(msg, "deployments.apps \"web\" can't restart paused deployment (run rollout resume first)");
     assert_eq!(r["kind"], "conflict");
     assert!(r["message"].as_str().unwrap().starts_with(&msg), "{r}");
 
@@ -494,10 +361,7 @@ async fn pause_resume_restart_set_image_and_scale_match_kubectl() {
     let script = format!("k8s::set_image(#{{ {WEB}, image: \"shop/web:1.6.0\" }})");
     let (k, r) = compare("set image", THREE, &[], set, &script).await;
     assert_eq!(k.stdout, "deployment.apps/web image updated\n");
-    assert_eq!(
-        r,
-        json!({"changed": true, "from_image": "shop/web:1.5.0", "to_image": "shop/web:1.6.0"})
-    );
+    assert_eq!(r, json!({"changed": true, "from_image": "shop/web:1.5.0", "to_image": "shop/web:1.6.0"}));
     let (_, r) = compare("set the same image", THREE, &[set], set, &script).await;
     assert_eq!(r["changed"], false);
     let two = format!("{THREE}sidecars = {{ proxy = \"envoy:1.30\" }}\n");
@@ -520,22 +384,15 @@ async fn pause_resume_restart_set_image_and_scale_match_kubectl() {
     .await;
     let msg = kubectl_error(&k);
     assert_eq!(r["kind"], "not_found");
-    assert!(
-        r["message"].as_str().unwrap().starts_with(&msg),
-        "{msg} / {r}"
-    );
+    assert!(r["message"].as_str().unwrap().starts_with(&msg), "{msg} / {r}");
     let w = start(&two).await;
     let r = w
-        .value(&format!("let r = (); try {{ r = k8s::set_image(#{{ {WEB}, image: \"x:1\" }}); }} catch (e) {{ r = e; }} r"))
+        .value(&format!(
+            "let r = (); try {{ r = k8s::set_image(#{{ {WEB}, image: \"x:1\" }}); }} catch (e) {{ r = e; }} r"
+        ))
         .await;
     assert_eq!(r["kind"], "invalid");
-    assert!(
-        r["message"]
-            .as_str()
-            .unwrap()
-            .contains("has 2 containers (web, proxy)"),
-        "{r}"
-    );
+    assert!(r["message"].as_str().unwrap().contains("has 2 containers (web, proxy)"), "{r}");
 
     let (k, r) = compare(
         "scale",
@@ -569,12 +426,7 @@ async fn one_undo_sends_fewer_requests_than_kubectl_and_no_discovery() {
     let mine = ours.requests_since(n);
     let shape: Vec<(String, String)> = mine
         .iter()
-        .map(|r| {
-            (
-                r.method.clone(),
-                r.path.rsplit('/').next().unwrap_or("").to_string(),
-            )
-        })
+        .map(|r| (r.method.clone(), r.path.rsplit('/').next().unwrap_or("").to_string()))
         .collect();
     assert_eq!(
         shape,
@@ -584,17 +436,8 @@ async fn one_undo_sends_fewer_requests_than_kubectl_and_no_discovery() {
             ("PATCH".to_string(), "web".to_string())
         ]
     );
-    assert!(
-        mine.iter().all(|r| !is_discovery(r)),
-        "no discovery: {mine:?}"
-    );
-    assert!(
-        mine[1]
-            .query
-            .as_deref()
-            .unwrap_or("")
-            .ends_with("labelSelector=app%3Dweb")
-    );
+    assert!(mine.iter().all(|r| !is_discovery(r)), "no discovery: {mine:?}");
+    assert!(mine[1].query.as_deref().unwrap_or("").ends_with("labelSelector=app%3Dweb"));
     assert!(
         mine.len() < kubectl_work.len() && kubectl_work.len() < kubectl_all.len(),
         "rollbook {} requests; kubectl {} (+{} discovery)",
@@ -603,15 +446,10 @@ async fn one_undo_sends_fewer_requests_than_kubectl_and_no_discovery() {
         kubectl_all.len() - kubectl_work.len()
     );
     // Same patch body as kubectl, apart from Go's `creationTimestamp: null`.
-    let body = |r: &RecordedRequest| -> Value {
-        serde_json::from_str(r.body.as_deref().unwrap()).unwrap()
-    };
+    let body = |r: &RecordedRequest| -> Value { serde_json::from_str(r.body.as_deref().unwrap()).unwrap() };
     let theirs_patch = kubectl_all.iter().find(|r| r.method == "PATCH").unwrap();
     let mut want = body(theirs_patch);
-    want[0]["value"]["metadata"]
-        .as_object_mut()
-        .unwrap()
-        .remove("creationTimestamp");
+    want[0]["value"]["metadata"].as_object_mut().unwrap().remove("creationTimestamp");
     assert_eq!(body(&mine[2]), want);
 }
 
@@ -626,11 +464,7 @@ async fn status_completes_on_a_healthy_rollout_and_times_out_on_a_broken_image_w
         json!({"complete": true, "timed_out": false, "message": "deployment \"web\" successfully rolled out",
                "replicas": 3, "updated": 3, "ready": 3, "available": 3})
     );
-    assert_eq!(
-        w.requests_since(n).len(),
-        1,
-        "a finished rollout needs one GET"
-    );
+    assert_eq!(w.requests_since(n).len(), 1, "a finished rollout needs one GET");
 
     // A good new image: the wait follows one watch to completion.
     let n = w.sim.requests().len();
@@ -652,41 +486,22 @@ async fn status_completes_on_a_healthy_rollout_and_times_out_on_a_broken_image_w
     let set = ["set", "image", "deploy/web", "web=shop/web:9.9.9"];
     assert_eq!(kubectl(&w.kubeconfig, &set).await.code, 0);
     assert_eq!(kubectl(&twin.kubeconfig, &set).await.code, 0);
-    let k = kubectl(
-        &twin.kubeconfig,
-        &["rollout", "status", "deploy/web", "--timeout=2s"],
-    )
-    .await;
+    let k = kubectl(&twin.kubeconfig, &["rollout", "status", "deploy/web", "--timeout=2s"]).await;
     assert_eq!(k.stderr, "error: timed out waiting for the condition\n");
     let last = k.stdout.lines().last().unwrap().to_string();
     let n = w.sim.requests().len();
     let started = Instant::now();
-    let r = w
-        .value(&format!("k8s::status(#{{ {WEB}, timeout: \"2s\" }})"))
-        .await;
+    let r = w.value(&format!("k8s::status(#{{ {WEB}, timeout: \"2s\" }})")).await;
     let took = started.elapsed();
-    assert_eq!(
-        (r["complete"].as_bool(), r["timed_out"].as_bool()),
-        (Some(false), Some(true)),
-        "{r}"
-    );
+    assert_eq!((r["complete"].as_bool(), r["timed_out"].as_bool()), (Some(false), Some(true)), "{r}");
     assert_eq!(r["message"], last.as_str());
     assert_eq!(r["updated"], 1);
-    assert!(
-        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
-        "{took:?}"
-    );
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(5), "{took:?}");
     let seen = w.requests_since(n);
     let gets = seen.iter().filter(|r| r.query.is_none()).count();
-    let watches = seen
-        .iter()
-        .filter(|r| r.query.as_deref().is_some_and(|q| q.contains("watch=true")))
-        .count();
-    assert_eq!(
-        (gets, watches, seen.len()),
-        (1, 1, 2),
-        "one GET, one watch, no polling: {seen:?}"
-    );
+    let watches =
+        seen.iter().filter(|r| r.query.as_deref().is_some_and(|q| q.contains("watch=true"))).count();
+    assert_eq!((gets, watches, seen.len()), (1, 1, 2), "one GET, one watch, no polling: {seen:?}");
     let q = seen[1].query.as_deref().unwrap();
     assert!(q.contains("fieldSelector=metadata.name%3Dweb"), "{q}");
 }
@@ -698,21 +513,10 @@ async fn dry_run_changes_nothing(w: &World, script: &str) -> (Vec<String>, Value
     let report = w.run(script, true).await;
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        (w.state(KEY), snapshot(&w.sim, "prod").await),
-        before,
-        "dry-run left the world unchanged"
-    );
-    let writes: Vec<_> = w
-        .requests_since(n)
-        .into_iter()
-        .filter(|r| r.method != "GET")
-        .collect();
+    assert_eq!((w.state(KEY), snapshot(&w.sim, "prod").await), before, "dry-run left the world unchanged");
+    let writes: Vec<_> = w.requests_since(n).into_iter().filter(|r| r.method != "GET").collect();
     assert!(writes.is_empty(), "no write was sent: {writes:?}");
-    (
-        report.plan.iter().map(|p| p.effect.clone()).collect(),
-        report.value.unwrap_or(Value::Null),
-    )
+    (report.plan.iter().map(|p| p.effect.clone()).collect(), report.value.unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -727,12 +531,8 @@ async fn dry_run_plans_every_mutation_with_its_effect_and_touches_nothing() {
         ]
     );
     assert_eq!(value["to_revision"], 2);
-    let (plan, _) =
-        dry_run_changes_nothing(&w, &format!("k8s::undo(#{{ {WEB}, to_revision: 3 }})")).await;
-    assert!(
-        plan[0].contains("skipped rollback (current template already matches revision 3)"),
-        "{plan:?}"
-    );
+    let (plan, _) = dry_run_changes_nothing(&w, &format!("k8s::undo(#{{ {WEB}, to_revision: 3 }})")).await;
+    assert!(plan[0].contains("skipped rollback (current template already matches revision 3)"), "{plan:?}");
     let (plan, value) = dry_run_changes_nothing(
         &w,
         &format!("k8s::set_image(#{{ {WEB}, container: \"web\", image: \"shop/web:2.0.0\" }})"),
@@ -745,18 +545,14 @@ async fn dry_run_plans_every_mutation_with_its_effect_and_touches_nothing() {
         ]
     );
     assert_eq!(value["from_image"], "shop/web:1.5.0");
-    let (plan, value) =
-        dry_run_changes_nothing(&w, &format!("k8s::scale(#{{ {WEB}, replicas: 1 }})")).await;
+    let (plan, value) = dry_run_changes_nothing(&w, &format!("k8s::scale(#{{ {WEB}, replicas: 1 }})")).await;
     assert_eq!(
         plan,
         vec!["scale deployment `web` in namespace `shop` of context `prod` from 3 to 1 replicas"]
     );
     assert_eq!(value, json!({"changed": true, "from": 3, "to": 1}));
     let (plan, _) = dry_run_changes_nothing(&w, &format!("k8s::pause(#{{ {WEB} }})")).await;
-    assert_eq!(
-        plan,
-        vec!["pause the rollout of deployment `web` in namespace `shop` of context `prod`"]
-    );
+    assert_eq!(plan, vec!["pause the rollout of deployment `web` in namespace `shop` of context `prod`"]);
     let (plan, _) = dry_run_changes_nothing(&w, &format!("k8s::resume(#{{ {WEB} }})")).await;
     assert_eq!(
         plan,
@@ -772,10 +568,7 @@ async fn dry_run_plans_every_mutation_with_its_effect_and_touches_nothing() {
     // Reads run for real under dry-run.
     let (plan, value) = dry_run_changes_nothing(&w, &format!("k8s::get(#{{ {WEB} }})")).await;
     assert!(plan.is_empty());
-    assert_eq!(
-        value["images"],
-        json!({"web": "shop/web:1.5.0", "proxy": "envoy:1.30"})
-    );
+    assert_eq!(value["images"], json!({"web": "shop/web:1.5.0", "proxy": "envoy:1.30"}));
     assert_eq!(value["revision"], 3);
 }
 
@@ -788,20 +581,8 @@ async fn reads_report_the_deployment_and_its_history() {
         json!({"revision": 3, "images": {"web": "shop/web:1.5.0"}, "replicas": 3, "ready": 3,
                "updated": 3, "available": 3, "paused": false, "generation": got["generation"]})
     );
-    kubectl(
-        &w.kubeconfig,
-        &[
-            "annotate",
-            "deploy/web",
-            "kubernetes.io/change-cause=pin 1.6.0",
-        ],
-    )
-    .await;
-    kubectl(
-        &w.kubeconfig,
-        &["set", "image", "deploy/web", "web=shop/web:1.6.0"],
-    )
-    .await;
+    kubectl(&w.kubeconfig, &["annotate", "deploy/web", "kubernetes.io/change-cause=pin 1.6.0"]).await;
+    kubectl(&w.kubeconfig, &["set", "image", "deploy/web", "web=shop/web:1.6.0"]).await;
     let h = w.value(&format!("k8s::history(#{{ {WEB} }})")).await;
     let rows: Vec<(i64, Value, String, bool)> = h
         .as_array()
@@ -828,21 +609,14 @@ async fn reads_report_the_deployment_and_its_history() {
     );
     assert!(h[3]["replicaset"].as_str().unwrap().starts_with("web-"));
     let single = start("[[k8s.deployments]]\ncontext = \"prod\"\nnamespace = \"shop\"\nname = \"web\"\nrevisions = [\"a:1\"]\n").await;
-    assert_eq!(
-        single
-            .value(&format!("k8s::history(#{{ {WEB} }}).len()"))
-            .await,
-        1
-    );
+    assert_eq!(single.value(&format!("k8s::history(#{{ {WEB} }}).len()")).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn defaults_come_from_the_kubeconfig_and_make_concrete_scope_keys() {
     let w = start(THREE).await;
     // No context and no namespace: the current context (prod) and its namespace (none: default).
-    let r = w
-        .value("let r = (); try { k8s::get(#{ deployment: \"web\" }); } catch (e) { r = e; } r")
-        .await;
+    let r = w.value("let r = (); try { k8s::get(#{ deployment: \"web\" }); } catch (e) { r = e; } r").await;
     assert_eq!(r["kind"], "not_found");
     assert!(
         r["message"]
@@ -858,45 +632,18 @@ async fn defaults_come_from_the_kubeconfig_and_make_concrete_scope_keys() {
     let denied = "const RUNBOOK = #{ name: \"t\", version: \"1.0.0\", scope: [\"k8s/staging/shop/*\"] };\nk8s::resume(#{ namespace: \"shop\", deployment: \"web\" })";
     let report = w.run(denied, false).await;
     assert_eq!(report.status, RunStatus::Failed);
-    assert!(
-        report
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("k8s/prod/shop/web"),
-        "{:?}",
-        report.error
-    );
-    assert_eq!(
-        w.state(KEY)["paused"],
-        true,
-        "the refused resume sent nothing"
-    );
+    assert!(report.error.as_deref().unwrap_or("").contains("k8s/prod/shop/web"), "{:?}", report.error);
+    assert_eq!(w.state(KEY)["paused"], true, "the refused resume sent nothing");
     let r = w
         .value("let r = (); try { k8s::get(#{ context: \"prdo\", deployment: \"web\" }); } catch (e) { r = e; } r")
         .await;
     assert_eq!(r["kind"], "not_found");
-    assert!(
-        r["message"]
-            .as_str()
-            .unwrap()
-            .contains("did you mean `prod`"),
-        "{r}"
-    );
+    assert!(r["message"].as_str().unwrap().contains("did you mean `prod`"), "{r}");
 }
 
-async fn fault_error(
-    faults: &str,
-    script: &str,
-    tweak: impl FnOnce(&mut RunOptions),
-) -> (World, Value) {
+async fn fault_error(faults: &str, script: &str, tweak: impl FnOnce(&mut RunOptions)) -> (World, Value) {
     let w = start(&format!("{THREE}\n{faults}")).await;
-    let r = w
-        .run_with(
-            &format!("let r = (); try {{ r = {script}; }} catch (e) {{ r = e; }} r"),
-            tweak,
-        )
-        .await;
+    let r = w.run_with(&format!("let r = (); try {{ r = {script}; }} catch (e) {{ r = e; }} r"), tweak).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.error);
     let v = r.value.unwrap_or(Value::Null);
     (w, v)
@@ -918,10 +665,7 @@ async fn faults_become_catchable_errors_and_conflicts_are_retried_with_a_fresh_r
 
     for (verb, script) in [
         ("pause", format!("k8s::pause(#{{ {WEB} }})")),
-        (
-            "set_image",
-            format!("k8s::set_image(#{{ {WEB}, image: \"x:2\" }})"),
-        ),
+        ("set_image", format!("k8s::set_image(#{{ {WEB}, image: \"x:2\" }})")),
         ("scale", format!("k8s::scale(#{{ {WEB}, replicas: 2 }})")),
     ] {
         let (_, r) = fault_error(
@@ -948,10 +692,7 @@ async fn faults_become_catchable_errors_and_conflicts_are_retried_with_a_fresh_r
     .await;
     assert_eq!(r["kind"], "forbidden");
     let m = r["message"].as_str().unwrap();
-    assert!(
-        m.contains("context `prod`") && m.contains("namespace `shop`"),
-        "{m}"
-    );
+    assert!(m.contains("context `prod`") && m.contains("namespace `shop`"), "{m}");
     assert_eq!(r["target"], KEY);
 
     let (_, r) = fault_error(
@@ -961,10 +702,7 @@ async fn faults_become_catchable_errors_and_conflicts_are_retried_with_a_fresh_r
     )
     .await;
     assert_eq!(r["kind"], "unauthorized");
-    assert!(
-        r["message"].as_str().unwrap().contains("context `prod`"),
-        "{r}"
-    );
+    assert!(r["message"].as_str().unwrap().contains("context `prod`"), "{r}");
 
     let (_, r) = fault_error(
         "[[faults]]\nmethod = \"GET\"\npath = \"*/replicasets\"\nstatus = 500\n",
@@ -986,9 +724,7 @@ async fn faults_become_catchable_errors_and_conflicts_are_retried_with_a_fresh_r
         "[[faults]]\nmethod = \"GET\"\npath = \"*/deployments/web\"\nlatency = \"3s\"\n",
         &format!("k8s::get(#{{ {WEB} }})"),
         |o| {
-            o.settings
-                .env
-                .insert("ROLLBOOK_KUBE_REQUEST_TIMEOUT".into(), "300ms".into());
+            o.settings.env.insert("ROLLBOOK_KUBE_REQUEST_TIMEOUT".into(), "300ms".into());
         },
     )
     .await;
@@ -1002,14 +738,7 @@ async fn faults_become_catchable_errors_and_conflicts_are_retried_with_a_fresh_r
     )
     .await;
     assert_eq!(r["changed"], true, "{r}");
-    assert_eq!(
-        w.sim
-            .requests()
-            .iter()
-            .filter(|r| r.method == "PATCH")
-            .count(),
-        2
-    );
+    assert_eq!(w.sim.requests().iter().filter(|r| r.method == "PATCH").count(), 2);
     let (w, r) = fault_error(
         "[[faults]]\nmethod = \"PATCH\"\npath = \"*/deployments/web/scale\"\nstatus = 429\ntimes = 100\n",
         &format!("k8s::scale(#{{ {WEB}, replicas: 1 }})"),
@@ -1018,11 +747,7 @@ async fn faults_become_catchable_errors_and_conflicts_are_retried_with_a_fresh_r
     .await;
     assert_eq!(r["kind"], "throttled", "{r}");
     assert_eq!(
-        w.sim
-            .requests()
-            .iter()
-            .filter(|r| r.method == "PATCH")
-            .count(),
+        w.sim.requests().iter().filter(|r| r.method == "PATCH").count(),
         4,
         "one try and three retries"
     );
@@ -1036,18 +761,14 @@ async fn faults_become_catchable_errors_and_conflicts_are_retried_with_a_fresh_r
     )
     .unwrap();
     let r = w
-        .run_with(
-            "let r = (); try { r = k8s::get(#{ deployment: \"web\" }); } catch (e) { r = e; } r",
-            |o| o.settings.kubeconfig = Some(dead.clone()),
-        )
+        .run_with("let r = (); try { r = k8s::get(#{ deployment: \"web\" }); } catch (e) { r = e; } r", |o| {
+            o.settings.kubeconfig = Some(dead.clone())
+        })
         .await
         .value
         .unwrap();
     assert_eq!(r["kind"], "transport", "{r}");
-    assert!(
-        r["message"].as_str().unwrap().contains("context `gone`"),
-        "{r}"
-    );
+    assert!(r["message"].as_str().unwrap().contains("context `gone`"), "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1075,45 +796,22 @@ async fn stdlib_undoes_an_unhealthy_rollout_and_stages_know_their_inverse() {
         )
         .await;
     assert_eq!(report.status, RunStatus::Failed);
-    assert!(
-        report
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("Waiting for deployment"),
-        "{:?}",
-        report.error
-    );
+    assert!(report.error.as_deref().unwrap_or("").contains("Waiting for deployment"), "{:?}", report.error);
     assert_eq!(report.undone, vec!["scale up", "roll forward"]);
     let s = w.state(KEY);
-    assert_eq!(
-        (s["image"].as_str(), s["replicas"].as_i64()),
-        (Some("shop/web:1.4.0"), Some(2))
-    );
+    assert_eq!((s["image"].as_str(), s["replicas"].as_i64()), (Some("shop/web:1.4.0"), Some(2)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_takes_kubeconfig_and_prints_the_plan() {
     let w = start(THREE).await;
     let rb = w.dir.path().join("undo.rhai");
-    std::fs::write(
-        &rb,
-        "k8s::undo(#{ namespace: \"shop\", deployment: \"web\" })",
-    )
-    .unwrap();
+    std::fs::write(&rb, "k8s::undo(#{ namespace: \"shop\", deployment: \"web\" })").unwrap();
     let state = w.dir.path().join("state");
     let run = |extra: &'static [&'static str]| {
         let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbook"));
-        c.arg("run")
-            .arg(&rb)
-            .arg("--kubeconfig")
-            .arg(&w.kubeconfig)
-            .arg("--state-dir")
-            .arg(&state);
-        c.args(["--output", "json"])
-            .args(extra)
-            .env("NO_COLOR", "1")
-            .env_remove("KUBECONFIG");
+        c.arg("run").arg(&rb).arg("--kubeconfig").arg(&w.kubeconfig).arg("--state-dir").arg(&state);
+        c.args(["--output", "json"]).args(extra).env("NO_COLOR", "1").env_remove("KUBECONFIG");
         c
     };
     let out = run(&["--dry-run"]).output().await.unwrap();
@@ -1121,20 +819,12 @@ async fn the_binary_takes_kubeconfig_and_prints_the_plan() {
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(report["plan"][0]["target"], KEY);
     assert!(
-        report["plan"][0]["effect"]
-            .as_str()
-            .unwrap()
-            .contains("from revision 3 to revision 2"),
+        report["plan"][0]["effect"].as_str().unwrap().contains("from revision 3 to revision 2"),
         "{report}"
     );
     assert_eq!(w.state(KEY)["image"], "shop/web:1.5.0");
     let out = run(&[]).output().await.unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(w.state(KEY)["image"], "shop/web:1.4.0");
 }
 
@@ -1153,23 +843,13 @@ async fn an_https_context_uses_the_one_crypto_provider_and_fails_cleanly() {
     )
     .unwrap();
     let report = w
-        .run_with(
-            "let r = (); try { r = k8s::get(#{ deployment: \"web\" }); } catch (e) { r = e; } r",
-            |o| o.settings.kubeconfig = Some(kc.clone()),
-        )
+        .run_with("let r = (); try { r = k8s::get(#{ deployment: \"web\" }); } catch (e) { r = e; } r", |o| {
+            o.settings.kubeconfig = Some(kc.clone())
+        })
         .await;
     let r = report.value.unwrap();
     assert_eq!(r["kind"], "transport", "{r}");
-    assert!(
-        r["message"].as_str().unwrap().contains("context `tls`"),
-        "{r}"
-    );
+    assert!(r["message"].as_str().unwrap().contains("context `tls`"), "{r}");
     // And reqwest, with the same provider, still works in the same process.
-    assert_eq!(
-        reqwest::get(format!("{}/k8s/prod/sim", w.sim.health_base()))
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(reqwest::get(format!("{}/k8s/prod/sim", w.sim.health_base())).await.unwrap().status(), 404);
 }

@@ -5,6 +5,7 @@ mod cli;
 mod engine;
 mod health;
 mod k8s;
+mod rehearse;
 mod sim_azure;
 mod sim_k8s;
 mod support;

@@ -60,21 +60,13 @@ async fn kubectl(kc: &Path, args: &[&str]) -> Out {
 
 async fn ok(kc: &Path, args: &[&str]) -> String {
     let out = kubectl(kc, args).await;
-    assert_eq!(
-        out.code, 0,
-        "kubectl {args:?} failed: {}{}",
-        out.stdout, out.stderr
-    );
+    assert_eq!(out.code, 0, "kubectl {args:?} failed: {}{}", out.stdout, out.stderr);
     out.stdout
 }
 
 async fn fails(kc: &Path, args: &[&str]) -> String {
     let out = kubectl(kc, args).await;
-    assert_eq!(
-        out.code, 1,
-        "kubectl {args:?} should fail: {}{}",
-        out.stdout, out.stderr
-    );
+    assert_eq!(out.code, 1, "kubectl {args:?} should fail: {}{}", out.stdout, out.stderr);
     out.stderr
 }
 
@@ -87,12 +79,7 @@ fn history(revisions: &[u32]) -> String {
 }
 
 async fn get_json(url: &str) -> Value {
-    reqwest::get(url)
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json")
+    reqwest::get(url).await.expect("GET").json().await.expect("json")
 }
 
 /// Waits (simulated rollouts take a few 20 ms ticks) until the key's state satisfies `pred`.
@@ -116,35 +103,20 @@ async fn kubectl_rollout_commands_match_a_real_cluster() {
     let kc = kc.as_path();
 
     // History 1..3 from the scenario, the last live and rolled out.
-    assert_eq!(
-        ok(kc, &["rollout", "history", "deploy/web"]).await,
-        history(&[1, 2, 3])
-    );
+    assert_eq!(ok(kc, &["rollout", "history", "deploy/web"]).await, history(&[1, 2, 3]));
     assert_eq!(
         ok(kc, &["rollout", "status", "deployment/web"]).await,
         "deployment \"web\" successfully rolled out\n"
     );
     let s = sim.resource_state(KEY).unwrap();
     assert_eq!(s["image"], "shop/web:1.5.0");
-    assert_eq!(
-        (s["revision"].as_i64(), s["ready"].as_i64()),
-        (Some(3), Some(3))
-    );
+    assert_eq!((s["revision"].as_i64(), s["ready"].as_i64()), (Some(3), Some(3)));
 
     // undo: revision 2 comes back as revision 4.
-    assert_eq!(
-        ok(kc, &["rollout", "undo", "deploy/web"]).await,
-        "deployment.apps/web rolled back\n"
-    );
+    assert_eq!(ok(kc, &["rollout", "undo", "deploy/web"]).await, "deployment.apps/web rolled back\n");
     let s = sim.resource_state(KEY).unwrap();
-    assert_eq!(
-        (s["image"].as_str(), s["revision"].as_i64()),
-        (Some("shop/web:1.4.0"), Some(4))
-    );
-    assert_eq!(
-        ok(kc, &["rollout", "history", "deploy/web"]).await,
-        history(&[1, 3, 4])
-    );
+    assert_eq!((s["image"].as_str(), s["revision"].as_i64()), (Some("shop/web:1.4.0"), Some(4)));
+    assert_eq!(ok(kc, &["rollout", "history", "deploy/web"]).await, history(&[1, 3, 4]));
     let rs = get_json(&format!(
         "{}/apis/apps/v1/namespaces/shop/replicasets?labelSelector=app%3Dweb",
         sim.k8s_server_url("prod").unwrap()
@@ -156,14 +128,8 @@ async fn kubectl_rollout_commands_match_a_real_cluster() {
         .iter()
         .find(|r| r["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "4")
         .expect("the reused ReplicaSet");
-    assert_eq!(
-        reused["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"],
-        "2"
-    );
-    assert_eq!(
-        reused["spec"]["template"]["spec"]["containers"][0]["image"],
-        "shop/web:1.4.0"
-    );
+    assert_eq!(reused["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"], "2");
+    assert_eq!(reused["spec"]["template"]["spec"]["containers"][0]["image"], "shop/web:1.4.0");
 
     assert_eq!(
         ok(kc, &["rollout", "undo", "deploy/web", "--to-revision=4"]).await,
@@ -177,26 +143,14 @@ async fn kubectl_rollout_commands_match_a_real_cluster() {
         ok(kc, &["rollout", "undo", "deploy/web", "--to-revision=1"]).await,
         "deployment.apps/web rolled back\n"
     );
-    assert_eq!(
-        ok(kc, &["rollout", "history", "deploy/web"]).await,
-        history(&[3, 4, 5])
-    );
+    assert_eq!(ok(kc, &["rollout", "history", "deploy/web"]).await, history(&[3, 4, 5]));
     let out = ok(kc, &["rollout", "status", "deploy/web", "--timeout=5s"]).await;
-    assert!(
-        out.ends_with("deployment \"web\" successfully rolled out\n"),
-        "{out}"
-    );
+    assert!(out.ends_with("deployment \"web\" successfully rolled out\n"), "{out}");
     let s = sim.resource_state(KEY).unwrap();
-    assert_eq!(
-        (s["image"].as_str(), s["ready"].as_i64()),
-        (Some("shop/web:1.3.0"), Some(3))
-    );
+    assert_eq!((s["image"].as_str(), s["ready"].as_i64()), (Some("shop/web:1.3.0"), Some(3)));
 
     // pause / resume / restart and their client-side refusals.
-    assert_eq!(
-        ok(kc, &["rollout", "pause", "deploy/web"]).await,
-        "deployment.apps/web paused\n"
-    );
+    assert_eq!(ok(kc, &["rollout", "pause", "deploy/web"]).await, "deployment.apps/web paused\n");
     assert_eq!(sim.resource_state(KEY).unwrap()["paused"], true);
     assert_eq!(
         fails(kc, &["rollout", "pause", "deploy/web"]).await,
@@ -223,33 +177,18 @@ async fn kubectl_rollout_commands_match_a_real_cluster() {
         .unwrap()
         .clone();
     assert_eq!(
-        (
-            progressing["status"].as_str(),
-            progressing["reason"].as_str()
-        ),
+        (progressing["status"].as_str(), progressing["reason"].as_str()),
         (Some("Unknown"), Some("DeploymentPaused"))
     );
-    assert_eq!(
-        ok(kc, &["rollout", "resume", "deploy/web"]).await,
-        "deployment.apps/web resumed\n"
-    );
+    assert_eq!(ok(kc, &["rollout", "resume", "deploy/web"]).await, "deployment.apps/web resumed\n");
     assert_eq!(
         fails(kc, &["rollout", "resume", "deploy/web"]).await,
         "error: deployments.apps \"web\" is not paused\n"
     );
-    assert_eq!(
-        ok(kc, &["rollout", "restart", "deploy/web"]).await,
-        "deployment.apps/web restarted\n"
-    );
+    assert_eq!(ok(kc, &["rollout", "restart", "deploy/web"]).await, "deployment.apps/web restarted\n");
     let out = ok(kc, &["rollout", "status", "deploy/web", "--timeout=5s"]).await;
-    assert!(
-        out.ends_with("deployment \"web\" successfully rolled out\n"),
-        "{out}"
-    );
-    assert_eq!(
-        ok(kc, &["rollout", "history", "deploy/web"]).await,
-        history(&[3, 4, 5, 6])
-    );
+    assert!(out.ends_with("deployment \"web\" successfully rolled out\n"), "{out}");
+    assert_eq!(ok(kc, &["rollout", "history", "deploy/web"]).await, history(&[3, 4, 5, 6]));
 
     let yaml = ok(kc, &["get", "deploy", "web", "-o", "yaml"]).await;
     for needle in [
@@ -263,17 +202,22 @@ async fn kubectl_rollout_commands_match_a_real_cluster() {
     ] {
         assert!(yaml.contains(needle), "`{needle}` missing from\n{yaml}");
     }
-    let d: Value =
-        serde_json::from_str(&ok(kc, &["get", "deploy", "web", "-o", "json"]).await).unwrap();
-    assert_eq!(
-        d["metadata"]["generation"],
-        d["status"]["observedGeneration"]
-    );
+    let d: Value = serde_json::from_str(&ok(kc, &["get", "deploy", "web", "-o", "json"]).await).unwrap();
+    assert_eq!(d["metadata"]["generation"], d["status"]["observedGeneration"]);
     assert_eq!(d["status"]["updatedReplicas"], 3);
     assert_eq!(
         fails(kc, &["get", "deploy", "nosuch"]).await,
         "Error from server (NotFound): deployments.apps \"nosuch\" not found\n"
     );
+
+    let described = ok(kc, &["describe", "deploy", "web"]).await;
+    for needle in [
+        "Progressing    True    NewReplicaSetAvailable",
+        "deployment-controller  Scaled up replica set web-",
+        " from 0 to 1\n",
+    ] {
+        assert!(described.contains(needle), "`{needle}` missing from\n{described}");
+    }
 
     // A broken image never becomes ready: status waits, then times out like on a cluster.
     assert!(sim.healthy(KEY).unwrap());
@@ -281,7 +225,9 @@ async fn kubectl_rollout_commands_match_a_real_cluster() {
     let out = kubectl(kc, &["rollout", "status", "deploy/web", "--timeout=2s"]).await;
     assert_eq!(out.code, 1);
     assert!(
-        out.stdout.contains("Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated...\n"),
+        out.stdout.contains(
+            "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated...\n"
+        ),
         "{}",
         out.stdout
     );
@@ -292,10 +238,7 @@ async fn kubectl_rollout_commands_match_a_real_cluster() {
     assert_eq!(reqwest::get(&to).await.unwrap().status(), 503);
     // Rolling back the broken revision heals it.
     ok(kc, &["rollout", "undo", "deploy/web"]).await;
-    wait_state(&sim, KEY, |s| {
-        s["healthy"] == true && s["ready"] == 3 && s["updated"] == 3
-    })
-    .await;
+    wait_state(&sim, KEY, |s| s["healthy"] == true && s["ready"] == 3 && s["updated"] == 3).await;
     assert_eq!(reqwest::get(&to).await.unwrap().status(), 200);
     sim.shutdown().await;
 }
@@ -353,11 +296,7 @@ async fn every_fault_kind_is_answered_and_recorded() {
         assert_eq!(r.status(), 500);
         let body: Value = r.json().await.unwrap();
         assert_eq!(
-            (
-                body["kind"].as_str(),
-                body["reason"].as_str(),
-                body["code"].as_i64()
-            ),
+            (body["kind"].as_str(), body["reason"].as_str(), body["code"].as_i64()),
             (Some("Status"), Some("InternalError"), Some(500))
         );
     }
@@ -379,27 +318,13 @@ async fn every_fault_kind_is_answered_and_recorded() {
         .send()
         .await
         .expect_err("the connection is closed without an answer");
-    assert!(
-        err.is_request() || err.is_connect() || err.is_body(),
-        "{err:?}"
-    );
+    assert!(err.is_request() || err.is_connect() || err.is_body(), "{err:?}");
     assert_eq!(sim.resource_state(KEY).unwrap()["paused"], true);
 
     // latency on one answer.
     let t = Instant::now();
-    assert_eq!(
-        http.get(format!("{api}/version"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert!(
-        t.elapsed() >= Duration::from_millis(300),
-        "{:?}",
-        t.elapsed()
-    );
+    assert_eq!(http.get(format!("{api}/version")).send().await.unwrap().status(), 200);
+    assert!(t.elapsed() >= Duration::from_millis(300), "{:?}", t.elapsed());
 
     // ARM paths get ARM's error envelope; 503 carries a Retry-After too.
     let r = http
@@ -420,14 +345,7 @@ async fn every_fault_kind_is_answered_and_recorded() {
     let lease = json!({"metadata": {"name": "lock"}, "spec": {"holderIdentity": "a"}});
     let r = http.post(&leases).json(&lease).send().await.unwrap();
     assert_eq!(r.status(), 500);
-    assert_eq!(
-        http.get(format!("{leases}/lock"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(http.get(format!("{leases}/lock")).send().await.unwrap().status(), 200);
 
     let seen: Vec<(String, String, Option<u16>, bool, bool)> = sim
         .requests()
@@ -449,10 +367,8 @@ async fn every_fault_kind_is_answered_and_recorded() {
         ("POST", "leases", Some(500), true, false),
         ("GET", "lock", Some(200), false, false),
     ];
-    let want: Vec<_> = want
-        .iter()
-        .map(|(m, t, s, f, d)| (m.to_string(), t.to_string(), *s, *f, *d))
-        .collect();
+    let want: Vec<_> =
+        want.iter().map(|(m, t, s, f, d)| (m.to_string(), t.to_string(), *s, *f, *d)).collect();
     assert_eq!(seen, want);
     let patch = &sim.requests()[5];
     assert_eq!(patch.body.as_deref(), Some(r#"{"spec":{"paused":true}}"#));
@@ -462,24 +378,14 @@ async fn every_fault_kind_is_answered_and_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_latency_delays_every_answer() {
-    let (sim, _dir, _kc) = start(
-        "[sim]\nlatency = \"150ms\"\n[[k8s.deployments]]\nname = \"a\"\nrevisions = [\"a:1\"]\n",
-    )
-    .await;
+    let (sim, _dir, _kc) =
+        start("[sim]\nlatency = \"150ms\"\n[[k8s.deployments]]\nname = \"a\"\nrevisions = [\"a:1\"]\n").await;
     let t = Instant::now();
-    let r = reqwest::get(format!("{}/k8s/a", sim.health_base()))
-        .await
-        .unwrap();
+    let r = reqwest::get(format!("{}/k8s/a", sim.health_base())).await.unwrap();
     assert_eq!(r.status(), 404);
-    let r = reqwest::get(format!("{}/k8s/sim/default/a", sim.health_base()))
-        .await
-        .unwrap();
+    let r = reqwest::get(format!("{}/k8s/sim/default/a", sim.health_base())).await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(
-        t.elapsed() >= Duration::from_millis(300),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() >= Duration::from_millis(300), "{:?}", t.elapsed());
     assert!(sim.requests().iter().all(|r| !r.fault));
     sim.shutdown().await;
 }
@@ -534,15 +440,11 @@ async fn api_serves_lists_watches_patches_dry_runs_conflicts_scale_and_leases() 
     assert!(sim.k8s_server_url("nosuch").is_none());
 
     // List with a field selector, then watch from its resourceVersion.
-    let list = get_json(&format!(
-        "{ns}/deployments?fieldSelector=metadata.name%3Dweb&limit=500&resourceVersion=0"
-    ))
-    .await;
+    let list =
+        get_json(&format!("{ns}/deployments?fieldSelector=metadata.name%3Dweb&limit=500&resourceVersion=0"))
+            .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
-    let rv = list["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_string();
     let watch = http
         .get(format!("{ns}/deployments?allowWatchBookmarks=true&fieldSelector=metadata.name%3Dweb&resourceVersion={rv}&timeoutSeconds=30&watch=true"))
         .send()
@@ -565,15 +467,14 @@ async fn api_serves_lists_watches_patches_dry_runs_conflicts_scale_and_leases() 
     let r = http
         .patch(format!("{ns}/deployments/web?dryRun=All"))
         .header("content-type", "application/json-patch+json")
-        .body(r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"shop/web:2.0.0"}]"#)
+        .body(
+            r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"shop/web:2.0.0"}]"#,
+        )
         .send()
         .await
         .unwrap();
     let dry: Value = r.json().await.unwrap();
-    assert_eq!(
-        dry["spec"]["template"]["spec"]["containers"][0]["image"],
-        "shop/web:2.0.0"
-    );
+    assert_eq!(dry["spec"]["template"]["spec"]["containers"][0]["image"], "shop/web:2.0.0");
     assert_eq!(sim.resource_state(KEY).unwrap()["image"], "shop/web:1.5.0");
 
     // Strategic merge of a named container (kubectl set image) rolls forward to revision 4.
@@ -585,62 +486,42 @@ async fn api_serves_lists_watches_patches_dry_runs_conflicts_scale_and_leases() 
         .await
         .unwrap();
     let d: Value = r.json().await.unwrap();
-    assert_eq!(
-        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "4"
-    );
-    assert_eq!(
-        d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
-        "IfNotPresent"
-    );
-    wait_state(&sim, KEY, |s| {
-        s["image"] == "shop/web:1.6.0" && s["ready"] == 2 && s["updated"] == 2
-    })
-    .await;
+    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "4");
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    wait_state(&sim, KEY, |s| s["image"] == "shop/web:1.6.0" && s["ready"] == 2 && s["updated"] == 2).await;
 
     // PUT with a stale resourceVersion is a conflict; with the current one it applies.
     let mut stale = d.clone();
     stale["spec"]["replicas"] = json!(1);
-    let r = http
-        .put(format!("{ns}/deployments/web"))
-        .json(&stale)
-        .send()
-        .await
-        .unwrap();
+    let r = http.put(format!("{ns}/deployments/web")).json(&stale).send().await.unwrap();
     assert_eq!(r.status(), 409);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["reason"], "Conflict");
-    let mut fresh = get_json(&format!("{ns}/deployments/web")).await;
-    fresh["spec"]["replicas"] = json!(1);
-    let r = http
-        .put(format!("{ns}/deployments/web"))
-        .json(&fresh)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    // The controller may update status between our GET and PUT: retry on conflict, as
+    // client-go's RetryOnConflict does.
+    let mut status = 0;
+    for _ in 0..20 {
+        let mut fresh = get_json(&format!("{ns}/deployments/web")).await;
+        fresh["spec"]["replicas"] = json!(1);
+        let r = http.put(format!("{ns}/deployments/web")).json(&fresh).send().await.unwrap();
+        status = r.status().as_u16();
+        if status != 409 {
+            break;
+        }
+    }
+    assert_eq!(status, 200);
 
     // The scale subresource.
     let scale = get_json(&format!("{ns}/deployments/web/scale")).await;
-    assert_eq!(
-        (scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()),
-        (Some("Scale"), Some(1))
-    );
+    assert_eq!((scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()), (Some("Scale"), Some(1)));
     assert_eq!(scale["status"]["selector"], "app=web");
 
     // Errors are Status objects with kubectl's wording.
-    let r = http
-        .get(format!("{ns}/deployments/nope"))
-        .send()
-        .await
-        .unwrap();
+    let r = http.get(format!("{ns}/deployments/nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["message"], "deployments.apps \"nope\" not found");
-    assert_eq!(
-        body["details"],
-        json!({"name": "nope", "group": "apps", "kind": "deployments"})
-    );
+    assert_eq!(body["details"], json!({"name": "nope", "group": "apps", "kind": "deployments"}));
     let r = http
         .patch(format!("{ns}/deployments/web"))
         .header("content-type", "application/merge-patch+json")
@@ -657,39 +538,31 @@ async fn api_serves_lists_watches_patches_dry_runs_conflicts_scale_and_leases() 
     let r = http.post(&leases).json(&lease).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let created: Value = r.json().await.unwrap();
-    assert_eq!(
-        http.post(&leases)
-            .json(&lease)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        409
-    );
+    assert_eq!(http.post(&leases).json(&lease).send().await.unwrap().status(), 409);
     let mut renewed = created.clone();
     renewed["spec"]["holderIdentity"] = json!("run-2");
-    let r = http
-        .put(format!("{leases}/rollbook-lock"))
-        .json(&renewed)
-        .send()
-        .await
-        .unwrap();
+    let r = http.put(format!("{leases}/rollbook-lock")).json(&renewed).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let r = http
-        .put(format!("{leases}/rollbook-lock"))
-        .json(&renewed)
+    let r = http.put(format!("{leases}/rollbook-lock")).json(&renewed).send().await.unwrap();
+    assert_eq!(r.status(), 409, "the first update changed the resourceVersion");
+    assert_eq!(get_json(&format!("{leases}/rollbook-lock")).await["spec"]["holderIdentity"], "run-2");
+    assert_eq!(http.delete(format!("{leases}/rollbook-lock")).send().await.unwrap().status(), 200);
+    let gone = get_json(&format!("{leases}/rollbook-lock")).await;
+    assert_eq!(gone["message"], "leases.coordination.k8s.io \"rollbook-lock\" not found");
+
+    // The streaming list (sendInitialEvents) ends its initial ADDED events with a bookmark.
+    let watch = http
+        .get(format!("{ns}/deployments?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"))
         .send()
         .await
         .unwrap();
+    let events = watch_until(watch, |e| e["type"] == "BOOKMARK").await;
+    assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(
-        r.status(),
-        409,
-        "the first update changed the resourceVersion"
+        (events[0]["type"].as_str(), events[0]["object"]["metadata"]["name"].as_str()),
+        (Some("ADDED"), Some("web"))
     );
-    assert_eq!(
-        get_json(&format!("{leases}/rollbook-lock")).await["spec"]["holderIdentity"],
-        "run-2"
-    );
+    assert_eq!(events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
     sim.shutdown().await;
 }
 
@@ -702,50 +575,27 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 #[tokio::test]
 async fn malformed_scenarios_name_the_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let bad_toml = write(
-        dir.path(),
-        "bad.toml",
-        "name = \"x\"\n[[k8s.deployments]]\nname = \n",
-    );
+    let bad_toml = write(dir.path(), "bad.toml", "name = \"x\"\n[[k8s.deployments]]\nname = \n");
     match rollbook::sim::serve(&bad_toml, None, None).await {
         Err(SimError::Scenario(ScenarioError::Parse { line, .. })) => assert_eq!(line, 3),
         other => panic!("expected a parse error, got {:?}", other.err()),
     }
-    let unknown_key = write(
-        dir.path(),
-        "key.toml",
-        "[[k8s.deployments]]\nname = \"web\"\nrevisons = [\"a\"]\n",
-    );
-    let err = rollbook::sim::serve(&unknown_key, None, None)
-        .await
-        .unwrap_err();
+    let unknown_key =
+        write(dir.path(), "key.toml", "[[k8s.deployments]]\nname = \"web\"\nrevisons = [\"a\"]\n");
+    let err = rollbook::sim::serve(&unknown_key, None, None).await.unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.contains("key.toml:3:") && text.contains("revisons"),
-        "{text}"
-    );
+    assert!(text.contains("key.toml:3:") && text.contains("revisons"), "{text}");
     let follows = write(
         dir.path(),
         "follows.toml",
         "[[k8s.deployments]]\nname = \"web\"\nrevisions = [\"a\"]\n\n[[health]]\nurl = \"http://x\"\nfollows = \"k8s/sim/default/wbe\"\n",
     );
-    let text = rollbook::sim::serve(&follows, None, None)
-        .await
-        .unwrap_err()
-        .to_string();
+    let text = rollbook::sim::serve(&follows, None, None).await.unwrap_err().to_string();
     assert!(text.contains("follows.toml:7:"), "{text}");
-    assert!(
-        text.contains("unknown `follows` target `k8s/sim/default/wbe`"),
-        "{text}"
-    );
-    assert!(
-        text.contains("did you mean `k8s/sim/default/web`"),
-        "{text}"
-    );
+    assert!(text.contains("unknown `follows` target `k8s/sim/default/wbe`"), "{text}");
+    assert!(text.contains("did you mean `k8s/sim/default/web`"), "{text}");
 
-    let err = rollbook::sim::serve(&follows, Some("0.0.0.0:0".parse().unwrap()), None)
-        .await
-        .unwrap_err();
+    let err = rollbook::sim::serve(&follows, Some("0.0.0.0:0".parse().unwrap()), None).await.unwrap_err();
     assert!(matches!(err, SimError::NotLoopback { .. }), "{err}");
     assert!(err.to_string().contains("loopback"), "{err}");
 }
@@ -761,15 +611,9 @@ async fn kubeconfig_health_and_prometheus_cover_every_context_and_key() {
     let out = ok(&kc, &["config", "get-contexts", "-o", "name"]).await;
     assert_eq!(out, "aks-prod\nprod\n");
     let aks = sim.k8s_server_url("aks-prod").unwrap();
-    assert_eq!(
-        get_json(&format!("{aks}/apis/apps/v1/deployments")).await["items"],
-        json!([])
-    );
+    assert_eq!(get_json(&format!("{aks}/apis/apps/v1/deployments")).await["items"], json!([]));
     let out = kubectl(&kc, &["--context", "aks-prod", "get", "deploy"]).await;
-    assert_eq!(
-        (out.code, out.stderr.as_str()),
-        (0, "No resources found in shop namespace.\n")
-    );
+    assert_eq!((out.code, out.stderr.as_str()), (0, "No resources found in shop namespace.\n"));
 
     let q = get_json(&format!(
         "{}/prometheus/api/v1/query?query=error_rate%7Bresource%3D%22{KEY}%22%7D",
@@ -778,9 +622,7 @@ async fn kubeconfig_health_and_prometheus_cover_every_context_and_key() {
     .await;
     assert_eq!(q["data"]["result"][0]["metric"]["resource"], KEY);
     assert_eq!(q["data"]["result"][0]["value"][1], "0");
-    let r = reqwest::get(format!("{}/k8s/prod/shop/nosuch", sim.health_base()))
-        .await
-        .unwrap();
+    let r = reqwest::get(format!("{}/k8s/prod/shop/nosuch", sim.health_base())).await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(sim.healthy("k8s/prod/shop/nosuch"), None);
     sim.shutdown().await;
@@ -794,31 +636,157 @@ async fn history_is_trimmed_to_the_limit_and_contexts_may_need_escaping() {
     .await;
     let url = sim.k8s_server_url("team/a:prod").unwrap();
     assert!(url.ends_with("/k8s/team/a:prod"), "{url}");
-    assert_eq!(
-        ok(&kc, &["rollout", "history", "deploy/web"]).await,
-        history(&[3, 4, 5])
-    );
+    assert_eq!(ok(&kc, &["rollout", "history", "deploy/web"]).await, history(&[3, 4, 5]));
     let s = sim.resource_state("k8s/team/a:prod/shop/web").unwrap();
-    assert_eq!(
-        (s["image"].as_str(), s["revision"].as_i64()),
-        (Some("w:5"), Some(5))
-    );
+    assert_eq!((s["image"].as_str(), s["revision"].as_i64()), (Some("w:5"), Some(5)));
 
     // A watch resuming from before what the server remembers is told 410 Gone.
-    let r = reqwest::get(format!(
-        "{url}/apis/apps/v1/namespaces/shop/deployments?watch=1&resourceVersion=1"
-    ))
-    .await
-    .unwrap();
+    let r = reqwest::get(format!("{url}/apis/apps/v1/namespaces/shop/deployments?watch=1&resourceVersion=1"))
+        .await
+        .unwrap();
     let ev: Value = serde_json::from_str(r.text().await.unwrap().trim()).unwrap();
-    assert_eq!(
-        (ev["type"].as_str(), ev["object"]["code"].as_i64()),
-        (Some("ERROR"), Some(410))
-    );
+    assert_eq!((ev["type"].as_str(), ev["object"]["code"].as_i64()), (Some("ERROR"), Some(410)));
 
     // Dropping the last handle stops the server.
     let addr = sim.addr();
     drop(sim);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_get_client_errors_and_the_server_keeps_serving() {
+    let (sim, _dir, _kc) = start(WEB).await;
+    let web = format!("{}/apis/apps/v1/namespaces/shop/deployments/web", sim.k8s_server_url("prod").unwrap());
+    let http = reqwest::Client::new();
+    for (ct, body) in [
+        ("application/merge-patch+json", r#"{"spec":"nope"}"#),
+        ("application/merge-patch+json", r#"{"spec":{"strategy":7,"replicas":1}}"#),
+        ("application/merge-patch+json", r#"{"spec":{"replicas":99999999999}}"#),
+        ("application/merge-patch+json", r#"{"spec":{"replicas":"3"}}"#),
+        (
+            "application/strategic-merge-patch+json",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":null}]}}}}"#,
+        ),
+        ("application/json-patch+json", r#"[{"op":"remove","path":"/spec/template/spec/containers/9"}]"#),
+        ("application/json-patch+json", r#"{"op":"bogus"}"#),
+        ("application/merge-patch+json", "not json"),
+        ("text/plain", "{}"),
+    ] {
+        let r = http.patch(&web).header("content-type", ct).body(body).send().await.unwrap();
+        assert!(r.status().is_client_error() || r.status() == 200, "{body}: {}", r.status());
+    }
+    let r = http.put(&web).body("[1,2]").send().await.unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let r = http
+        .get(format!("{}s?watch=1&labelSelector=a%20in%20(b", web.trim_end_matches("s/web")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // The Deployment is still served and still healthy.
+    assert_eq!(http.get(&web).send().await.unwrap().status(), 200);
+    assert!(sim.healthy(KEY).unwrap());
+    sim.shutdown().await;
+}
+
+/// `spec.replicas` of each owned ReplicaSet by image, once the controller has settled.
+async fn rs_sizes(api: &str) -> Vec<(String, i64)> {
+    let list = get_json(&format!("{api}/apis/apps/v1/namespaces/shop/replicasets")).await;
+    let mut sizes: Vec<(String, i64)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rs| {
+            let image =
+                rs["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap().to_string();
+            (image, rs["spec"]["replicas"].as_i64().unwrap())
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    sizes.sort();
+    sizes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_rollout_scales_proportionally_like_the_documented_example() {
+    // kubernetes.io "Proportional scaling": 10 replicas, maxSurge 3, maxUnavailable 2, an image
+    // that never becomes ready: 8 old + 5 new; scaling to 15 adds 3 to the old and 2 to the new.
+    let (sim, _dir, _kc) = start(
+        "[[k8s.deployments]]\ncontext = \"prod\"\nnamespace = \"shop\"\nname = \"web\"\nreplicas = 10\nrevisions = [\"w:1\"]\nbroken = [\"w:bad\"]\n",
+    )
+    .await;
+    let api = sim.k8s_server_url("prod").unwrap();
+    let web = format!("{api}/apis/apps/v1/namespaces/shop/deployments/web");
+    let http = reqwest::Client::new();
+    let patch = |body: &'static str| {
+        http.patch(&web).header("content-type", "application/strategic-merge-patch+json").body(body).send()
+    };
+    assert_eq!(
+        patch(r#"{"spec":{"strategy":{"rollingUpdate":{"maxSurge":3,"maxUnavailable":2}}}}"#)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        patch(r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"w:bad"}]}}}}"#)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    wait_state(&sim, KEY, |s| s["updated"] == 5).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(rs_sizes(&api).await, vec![("w:1".to_string(), 8), ("w:bad".to_string(), 5)]);
+    assert!(!sim.healthy(KEY).unwrap());
+
+    assert_eq!(patch(r#"{"spec":{"replicas":15}}"#).await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(rs_sizes(&api).await, vec![("w:1".to_string(), 11), ("w:bad".to_string(), 7)]);
+    sim.shutdown().await;
+}
+
+/// A writer that hands each write to the test.
+struct Lines(tokio::sync::mpsc::UnboundedSender<Vec<u8>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.send(buf.to_vec());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_one_json_line_writes_the_kubeconfig_and_stops_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "web.toml", WEB);
+    let kc = dir.path().join("out").join("kubeconfig");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (scenario2, kc2) = (scenario.clone(), kc.clone());
+    let server = tokio::spawn(async move {
+        let mut out = Lines(tx);
+        rollbook::sim::serve_until(&scenario2, None, Some(&kc2), &mut out, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let line = String::from_utf8(rx.recv().await.expect("the JSON line")).unwrap();
+    assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "{line:?}");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let arm = v["arm_endpoint"].as_str().unwrap();
+    assert!(arm.starts_with("http://127.0.0.1:"), "{arm}");
+    assert_eq!(v["health_base"].as_str().unwrap(), format!("{arm}/health"));
+    assert_eq!(v["kubeconfig"].as_str().unwrap(), kc.display().to_string());
+    assert_eq!(ok(&kc, &["rollout", "history", "deploy/web"]).await, history(&[1, 2, 3]));
+    let health = reqwest::get(format!("{arm}/health/{KEY}")).await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().expect("serve ends cleanly");
+    assert!(reqwest::get(format!("{arm}/health/{KEY}")).await.is_err());
 }

@@ -1,6 +1,8 @@
 //! The command line (API.md §4): parses flags, runs commands, renders results, picks exit codes.
 
+mod rehearse;
 mod render;
+mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,33 +52,35 @@ enum Command {
         /// A param, KEY=VALUE (repeatable).
         #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
-        /// Perform reads, plan mutations, change nothing; print the plan.
-        #[arg(long)]
-        dry_run: bool,
-        /// Answer every approval with yes.
-        #[arg(long)]
-        yes: bool,
-        /// text or json.
-        #[arg(long, value_enum, default_value = "text")]
-        output: Output,
-        /// Where journals go (default: ROLLBOOK_STATE_DIR, else the platform's state dir).
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
-        /// Stop the run after this long ("30m"); completed stages are undone.
-        #[arg(long, value_name = "DURATION")]
-        timeout: Option<Dur>,
-        /// Only change targets matching this pattern (repeatable), e.g. `k8s/prod/shop/*`.
-        #[arg(long = "allow", value_name = "PATTERN")]
-        allow: Vec<String>,
-        /// The kubeconfig for `k8s::*` (default: KUBECONFIG, else ~/.kube/config).
+        #[command(flatten)]
+        flags: RunFlags,
+    },
+    /// Rehearse: run each scenario's [test] in the simulator and check its expectations.
+    Test {
+        /// Scenario files, or folders to search for scenarios with a [test] section.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also write a JUnit XML report here.
         #[arg(long, value_name = "FILE")]
-        kubeconfig: Option<PathBuf>,
+        junit: Option<PathBuf>,
+    },
+    /// The built-in simulator of ARM, Kubernetes and health endpoints.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
     },
     /// Compile and validate runbooks without running them.
     Check {
         /// Runbook files or folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Continue a run that was interrupted (crash, kill, lost machine) where it stopped.
+    Resume {
+        /// The run id (a unique prefix is enough).
+        run_id: String,
+        #[command(flatten)]
+        flags: ResumeFlags,
     },
     /// Past runs.
     Runs {
@@ -88,6 +92,21 @@ enum Command {
         /// markdown or definitions (.d.rhai).
         #[arg(long, value_enum, default_value = "markdown")]
         format: DocsFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Serve a scenario on loopback until killed; prints one JSON line with the endpoints.
+    Serve {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Address to listen on (loopback only); default 127.0.0.1 on a free port.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Where to write the kubeconfig (one context per simulated cluster).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
     },
 }
 
@@ -126,10 +145,7 @@ pub fn main() -> i32 {
     };
     init_tracing(cli.verbose);
     render::install_miette_hook();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -147,36 +163,20 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 async fn dispatch(command: Command) -> i32 {
     match command {
-        Command::Run {
-            runbook,
-            params,
-            dry_run,
-            yes,
-            output,
-            state_dir,
-            timeout,
-            allow,
-            kubeconfig,
-        } => {
-            let flags = RunFlags {
-                dry_run,
-                yes,
-                output,
-                state_dir,
-                timeout,
-                allow,
-                kubeconfig,
-            };
-            run_command(runbook, params, flags).await
+        Command::Run { runbook, params, flags } => run_command(runbook, params, flags).await,
+        Command::Test { paths, junit } => rehearse::test_command(&paths, junit.as_deref()).await,
+        Command::Sim { command: SimCommand::Serve { scenario, listen, kubeconfig } } => {
+            match crate::sim::serve(&scenario, listen, kubeconfig.as_deref()).await {
+                Ok(()) => 0,
+                Err(e) => render::invalid(&e.to_string()),
+            }
         }
+        Command::Resume { run_id, flags } => resume_command(run_id, flags).await,
         Command::Check { paths } => check_command(&paths),
         Command::Runs { command } => runs_command(command),
         Command::Docs { format } => {
@@ -201,26 +201,35 @@ fn parse_params(raw: &[String]) -> Result<Vec<(String, String)>, String> {
 }
 
 /// The flags of `rollbook run` that shape one run.
+#[derive(clap::Args)]
 struct RunFlags {
+    /// Perform reads, plan mutations, change nothing; print the plan.
+    #[arg(long)]
     dry_run: bool,
+    /// Answer every approval with yes.
+    #[arg(long)]
     yes: bool,
+    /// text or json.
+    #[arg(long, value_enum, default_value = "text")]
     output: Output,
+    /// Where journals go (default: ROLLBOOK_STATE_DIR, else the platform's state dir).
+    #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Stop the run after this long ("30m"); completed stages are undone.
+    #[arg(long, value_name = "DURATION")]
     timeout: Option<Dur>,
+    /// Only change targets matching this pattern (repeatable), e.g. `k8s/prod/shop/*`.
+    #[arg(long = "allow", value_name = "PATTERN")]
     allow: Vec<String>,
+    /// Run against the built-in simulator loaded with this scenario (nothing real is touched).
+    #[arg(long, value_name = "SCENARIO")]
+    sandbox: Option<PathBuf>,
+    /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
 }
 
 async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) -> i32 {
-    let RunFlags {
-        dry_run,
-        yes,
-        output,
-        state_dir,
-        timeout,
-        allow,
-        kubeconfig,
-    } = flags;
     let params = match parse_params(&raw_params) {
         Ok(p) => p,
         Err(why) => return render::invalid(&why),
@@ -230,29 +239,67 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         Ok(r) => r,
         Err(e) => return render::engine_error(e),
     };
+    let text = flags.output == Output::Text;
     let cancel = CancellationToken::new();
     spawn_ctrl_c(cancel.clone());
-    let reporter = Arc::new(render::TextReporter::new(output == Output::Json));
-    let mut opts = RunOptions::new(run::state_dir(state_dir.as_deref()));
-    opts.dry_run = dry_run;
-    opts.yes = yes;
-    opts.timeout = timeout.map(Dur::get);
+    let reporter = Arc::new(render::TextReporter::new(!text));
+    let mut opts = RunOptions::new(run::state_dir(flags.state_dir.as_deref()));
+    opts.dry_run = flags.dry_run;
+    opts.yes = flags.yes;
+    opts.timeout = flags.timeout.map(Dur::get);
     opts.cancel = cancel;
     opts.reporter = reporter.clone();
-    opts.allow = allow;
-    opts.settings.kubeconfig = kubeconfig;
-    if output == Output::Text {
-        render::run_header(&runbook, dry_run);
+    opts.allow = flags.allow;
+    opts.settings.kubeconfig = flags.kubeconfig;
+    let sandbox = match &flags.sandbox {
+        None => None,
+        Some(path) => {
+            let scenario = match crate::sim::Scenario::load(path) {
+                Ok(s) => s,
+                Err(e) => return render::invalid(&e.to_string()),
+            };
+            match sandbox::Sandbox::start(scenario, &opts.state_dir.join("sandbox")).await {
+                Ok(sb) => {
+                    opts.settings = sb.settings(&opts.settings);
+                    opts.url_rewrites = sb.url_rewrites();
+                    if text {
+                        sandbox::print_start(&sb, path);
+                    }
+                    Some(sb)
+                }
+                Err(why) => return render::invalid(&why),
+            }
+        }
+    };
+    if text {
+        render::run_header(&runbook, flags.dry_run);
     }
-    match engine.run(&runbook, &params, opts).await {
+    let code = execute(&engine, &runbook, &params, opts, &reporter, text).await;
+    if let Some(sb) = sandbox {
+        if text {
+            sandbox::print_changes(&sb);
+        }
+        sb.stop().await;
+    }
+    code
+}
+
+/// Runs (or resumes) a loaded runbook and prints its report; returns the exit code.
+async fn execute(
+    engine: &Engine,
+    runbook: &crate::engine::Runbook,
+    params: &[(String, String)],
+    opts: RunOptions,
+    reporter: &render::TextReporter,
+    text: bool,
+) -> i32 {
+    match engine.run(runbook, params, opts).await {
         Ok(report) => {
             reporter.finish();
-            match output {
-                Output::Text => render::run_report(&report),
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                ),
+            if text {
+                render::run_report(&report);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             }
             report.exit_code
         }
@@ -261,6 +308,64 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
             render::engine_error(e)
         }
     }
+}
+
+/// The flags of `rollbook resume`.
+#[derive(clap::Args)]
+struct ResumeFlags {
+    /// Resume even though the runbook changed since the run began.
+    #[arg(long)]
+    force: bool,
+    /// Answer every approval with yes.
+    #[arg(long)]
+    yes: bool,
+    /// A param to give again (secret params are never journaled), KEY=VALUE.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// text or json.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+    /// Where journals are.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Stop the resumed run after this long.
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<Dur>,
+    /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+}
+
+async fn resume_command(run_id: String, flags: ResumeFlags) -> i32 {
+    let extra = match parse_params(&flags.params) {
+        Ok(p) => p,
+        Err(why) => return render::invalid(&why),
+    };
+    let state_dir = run::state_dir(flags.state_dir.as_deref());
+    let run_id = match find_run(&state_dir, &run_id) {
+        Ok(path) => path.file_stem().and_then(|s| s.to_str()).unwrap_or(&run_id).to_string(),
+        Err(why) => return render::invalid(&why),
+    };
+    let engine = Engine::new();
+    let (runbook, params, resume) = match engine.prepare_resume(&state_dir, &run_id, flags.force, &extra) {
+        Ok(prepared) => prepared,
+        Err(e) => return render::engine_error(e),
+    };
+    let text = flags.output == Output::Text;
+    let cancel = CancellationToken::new();
+    spawn_ctrl_c(cancel.clone());
+    let reporter = Arc::new(render::TextReporter::new(!text));
+    let mut opts = RunOptions::new(state_dir);
+    opts.yes = flags.yes;
+    opts.timeout = flags.timeout.map(Dur::get);
+    opts.cancel = cancel;
+    opts.reporter = reporter.clone();
+    opts.settings.kubeconfig = flags.kubeconfig;
+    opts.resume = Some(resume);
+    if text {
+        render::run_header(&runbook, false);
+    }
+    execute(&engine, &runbook, &params, opts, &reporter, text).await
 }
 
 fn spawn_ctrl_c(cancel: CancellationToken) {
@@ -330,10 +435,9 @@ fn runs_command(command: RunsCommand) -> i32 {
             match run::journal::list_runs(&dir) {
                 Ok(runs) => {
                     match output {
-                        Output::Json => println!(
-                            "{}",
-                            serde_json::to_string_pretty(&runs).unwrap_or_default()
-                        ),
+                        Output::Json => {
+                            println!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default())
+                        }
                         Output::Text => render::runs_table(&runs),
                     }
                     0
@@ -341,11 +445,7 @@ fn runs_command(command: RunsCommand) -> i32 {
                 Err(e) => render::invalid(&format!("cannot read runs in `{}`: {e}", dir.display())),
             }
         }
-        RunsCommand::Show {
-            run_id,
-            output,
-            state_dir,
-        } => {
+        RunsCommand::Show { run_id, output, state_dir } => {
             let dir = run::state_dir(state_dir.as_deref());
             let path = match find_run(&dir, &run_id) {
                 Ok(p) => p,
@@ -354,10 +454,9 @@ fn runs_command(command: RunsCommand) -> i32 {
             match run::journal::read_journal(&path) {
                 Ok(read) => {
                     match output {
-                        Output::Json => println!(
-                            "{}",
-                            serde_json::to_string_pretty(&read.records).unwrap_or_default()
-                        ),
+                        Output::Json => {
+                            println!("{}", serde_json::to_string_pretty(&read.records).unwrap_or_default())
+                        }
                         Output::Text => render::timeline(&path, &read),
                     }
                     0
@@ -373,18 +472,12 @@ fn find_run(dir: &std::path::Path, id: &str) -> Result<PathBuf, String> {
     if exact.exists() {
         return Ok(exact);
     }
-    let runs = run::journal::list_runs(dir)
-        .map_err(|e| format!("cannot read runs in `{}`: {e}", dir.display()))?;
+    let runs =
+        run::journal::list_runs(dir).map_err(|e| format!("cannot read runs in `{}`: {e}", dir.display()))?;
     let matches: Vec<_> = runs.iter().filter(|r| r.id.starts_with(id)).collect();
     match matches.as_slice() {
         [one] => Ok(run::journal::journal_path(dir, &one.id)),
-        [] => Err(format!(
-            "no run `{id}` in `{}` (see `rollbook runs list`)",
-            dir.display()
-        )),
-        many => Err(format!(
-            "`{id}` matches {} runs; give more of the id",
-            many.len()
-        )),
+        [] => Err(format!("no run `{id}` in `{}` (see `rollbook runs list`)", dir.display())),
+        many => Err(format!("`{id}` matches {} runs; give more of the id", many.len())),
     }
 }

@@ -95,6 +95,9 @@ pub enum EngineError {
     /// The state directory cannot hold a journal.
     #[error("{0}")]
     StateDir(String),
+    /// The run cannot be resumed (finished, runbook changed, secret params missing).
+    #[error("{0}")]
+    Resume(String),
 }
 
 /// How to run.
@@ -120,6 +123,22 @@ pub struct RunOptions {
     pub clock: Arc<dyn crate::providers::Clock>,
     /// `--allow` patterns that narrow the runbook's scope for this run.
     pub allow: Vec<String>,
+    /// Continue an interrupted run instead of starting a new one (`rollbook resume`).
+    pub resume: Option<ResumeFrom>,
+}
+
+/// What `Engine::prepare_resume` gives back: the runbook, its params, and the run to continue.
+pub type PreparedResume = (Runbook, Vec<(String, String)>, ResumeFrom);
+
+/// An interrupted run to continue: its id and what its journal says was done.
+#[derive(Clone)]
+pub struct ResumeFrom {
+    /// The run to continue (its journal is appended to).
+    pub run_id: String,
+    /// Completed stages and calls, answered approvals, calls in doubt.
+    pub replay: crate::run::replay::Replay,
+    /// Whether `--force` overrode a changed runbook.
+    pub forced: bool,
 }
 
 impl RunOptions {
@@ -136,6 +155,7 @@ impl RunOptions {
             settings: crate::providers::Settings::from_env(),
             clock: Arc::new(crate::providers::RealClock),
             allow: Vec::new(),
+            resume: None,
         }
     }
 }
@@ -207,8 +227,7 @@ impl Engine {
 
     /// Registers a type-erased primitive.
     pub fn register_dyn(&mut self, primitive: Arc<dyn DynPrimitive>) -> &mut Self {
-        self.primitives
-            .insert(primitive.meta().full_name(), primitive);
+        self.primitives.insert(primitive.meta().full_name(), primitive);
         self
     }
 
@@ -223,12 +242,7 @@ impl Engine {
     }
 
     /// Builds a sandboxed rhai engine; with a session, primitives and built-ins act for that run.
-    fn rhai(
-        &self,
-        root: &Path,
-        slot: Arc<OnceLock<Arc<Session>>>,
-        loaded: modules::Loaded,
-    ) -> rhai::Engine {
+    fn rhai(&self, root: &Path, slot: Arc<OnceLock<Arc<Session>>>, loaded: modules::Loaded) -> rhai::Engine {
         let mut engine = rhai::Engine::new();
         let l = &self.limits;
         engine.set_max_operations(l.max_operations);
@@ -254,10 +268,7 @@ impl Engine {
         let print_slot = slot.clone();
         engine.on_print(move |text| {
             if let Some(s) = print_slot.get() {
-                let _ = s.record(Event::Log {
-                    level: "print".into(),
-                    message: text.to_string(),
-                });
+                let _ = s.record(Event::Log { level: "print".into(), message: text.to_string() });
             }
         });
         engine.on_debug(|text, source, pos| tracing::debug!(source, %pos, "{text}"));
@@ -271,17 +282,14 @@ impl Engine {
             FuncRegistration::new(meta.name)
                 .with_comments([format!("/// {}", meta.doc)])
                 .with_params_info(["options: Map", "Dynamic"])
-                .set_into_module(
-                    module,
-                    move |ctx: NativeCallContext, options: Map| match call_slot.get() {
-                        Some(session) => invoke::invoke(session, &p, options, ctx.call_position()),
-                        None => Err(EvalAltResult::ErrorRuntime(
-                            "primitives can only be called in a run".into(),
-                            ctx.call_position(),
-                        )
-                        .into()),
-                    },
-                );
+                .set_into_module(module, move |ctx: NativeCallContext, options: Map| match call_slot.get() {
+                    Some(session) => invoke::invoke(session, &p, options, ctx.call_position()),
+                    None => Err(EvalAltResult::ErrorRuntime(
+                        "primitives can only be called in a run".into(),
+                        ctx.call_position(),
+                    )
+                    .into()),
+                });
         }
         for (ns, module) in namespaces {
             engine.register_static_module(ns, module.into());
@@ -293,10 +301,8 @@ impl Engine {
     /// Reads, compiles and validates a runbook: syntax and `RUNBOOK` errors come back with
     /// their place in the file.
     pub fn load(&self, path: &Path) -> Result<Runbook, EngineError> {
-        let source = std::fs::read_to_string(path).map_err(|source| EngineError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let source = std::fs::read_to_string(path)
+            .map_err(|source| EngineError::Read { path: path.to_path_buf(), source })?;
         self.load_source(path, source)
     }
 
@@ -309,40 +315,83 @@ impl Engine {
         let mut scope = Scope::new();
         scope.push("params", Map::new());
         let display = path.display().to_string();
-        let mut ast = engine
-            .compile_with_scope(&scope, &source)
-            .map_err(|e| {
-                let mut d = diag::from_parse(&display, &source, &e);
-                if let rhai::ParseErrorType::ModuleUndefined(name) = e.err_type() {
-                    let namespaces: Vec<&str> = self.primitives.values().map(|p| p.meta().namespace).collect();
-                    d.help = Some(match crate::model::nearest(name, namespaces.iter().copied()) {
-                        Some(best) => format!("did you mean `{best}`? or import a module with `import \"std/…\" as {name};`"),
-                        None => format!("import a module first, like `import \"std/health\" as {name};`"),
-                    });
-                }
-                EngineError::Script(Box::new(d))
-            })?;
+        let mut ast = engine.compile_with_scope(&scope, &source).map_err(|e| {
+            let mut d = diag::from_parse(&display, &source, &e);
+            if let rhai::ParseErrorType::ModuleUndefined(name) = e.err_type() {
+                let namespaces: Vec<&str> = self.primitives.values().map(|p| p.meta().namespace).collect();
+                d.help = Some(match crate::model::nearest(name, namespaces.iter().copied()) {
+                    Some(best) => format!(
+                        "did you mean `{best}`? or import a module with `import \"std/…\" as {name};`"
+                    ),
+                    None => format!("import a module first, like `import \"std/health\" as {name};`"),
+                });
+            }
+            EngineError::Script(Box::new(d))
+        })?;
         ast.set_source(display.clone());
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("runbook");
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("runbook");
         let meta = read_meta(&ast, &source, stem).map_err(|(message, needle)| {
-            EngineError::Script(Box::new(diag::at_text(
-                &display, &source, &needle, message, None,
-            )))
+            EngineError::Script(Box::new(diag::at_text(&display, &source, &needle, message, None)))
         })?;
         let hash = format!("sha256:{}", hex::encode(Sha256::digest(source.as_bytes())));
-        Ok(Runbook {
-            path: path.to_path_buf(),
-            source,
-            hash,
-            meta,
-            ast,
-        })
+        Ok(Runbook { path: path.to_path_buf(), source, hash, meta, ast })
     }
 
-    /// Runs a loaded runbook with `-p` params. Errors before the run starts are `EngineError`s
+    /// Prepares `rollbook resume`: reads the interrupted run's journal, reloads its runbook
+    /// (refusing one that changed since the run began, unless `force`), and rebuilds its params
+    /// (secret ones were never journaled and must be given again in `extra`).
+    pub fn prepare_resume(
+        &self,
+        state_dir: &Path,
+        run_id: &str,
+        force: bool,
+        extra: &[(String, String)],
+    ) -> Result<PreparedResume, EngineError> {
+        let path = crate::run::journal::journal_path(state_dir, run_id);
+        let read = crate::run::journal::read_journal(&path)
+            .map_err(|e| EngineError::Resume(format!("cannot read the journal of run `{run_id}`: {e}")))?;
+        let (info, journaled, dry_run, _yes) = crate::run::replay::resumable(&read.records)
+            .map_err(|why| EngineError::Resume(format!("run `{run_id}`: {why}")))?;
+        if dry_run {
+            return Err(EngineError::Resume(format!(
+                "run `{run_id}` was a dry-run: it changed nothing, so run it again instead"
+            )));
+        }
+        let runbook = self.load(Path::new(&info.path))?;
+        if runbook.hash != info.hash && !force {
+            return Err(EngineError::Resume(format!(
+                "runbook `{}` changed since run `{run_id}` began ({} → {}); review the change, then resume with --force",
+                info.path, info.hash, runbook.hash
+            )));
+        }
+        let mut params: Vec<(String, String)> = Vec::new();
+        if let serde_json::Value::Object(map) = journaled {
+            for (key, value) in map {
+                if let Some((_, given)) = extra.iter().find(|(k, _)| *k == key) {
+                    params.push((key, given.clone()));
+                    continue;
+                }
+                let secret = runbook.meta.params.iter().any(|p| p.name == key && p.secret);
+                if secret {
+                    return Err(EngineError::Resume(format!(
+                        "param `{key}` is secret and was not journaled: give it again with -p {key}=…"
+                    )));
+                }
+                params.push((key, param_text(&value)));
+            }
+        }
+        for (key, given) in extra {
+            if !params.iter().any(|(k, _)| k == key) {
+                params.push((key.clone(), given.clone()));
+            }
+        }
+        let replay = crate::run::replay::Replay::from_records(&read.records);
+        let forced = force && runbook.hash != info.hash;
+        Ok((runbook, params, ResumeFrom { run_id: run_id.to_string(), replay, forced }))
+    }
+
+    /// Runs a loaded runbook with `-p` params.
+    /// Errors before the run starts are `EngineError`s
     /// (exit 2); everything after is in the report, and in the journal.
     pub async fn run(
         &self,
@@ -350,17 +399,18 @@ impl Engine {
         params: &[(String, String)],
         opts: RunOptions,
     ) -> Result<RunReport, EngineError> {
-        let values = runbook
-            .meta
-            .resolve_params(params)
-            .map_err(EngineError::Params)?;
+        let values = runbook.meta.resolve_params(params).map_err(EngineError::Params)?;
         crate::run::ensure_state_dir(&opts.state_dir).map_err(EngineError::StateDir)?;
-        let run_id = crate::run::journal::new_run_id();
-        let journal = Journal::create(&opts.state_dir, &run_id).map_err(|e| {
-            EngineError::StateDir(format!(
-                "cannot create a journal in `{}`: {e}",
-                opts.state_dir.display()
-            ))
+        let run_id = match &opts.resume {
+            Some(r) => r.run_id.clone(),
+            None => crate::run::journal::new_run_id(),
+        };
+        let journal = match &opts.resume {
+            Some(_) => Journal::append(&opts.state_dir, &run_id),
+            None => Journal::create(&opts.state_dir, &run_id),
+        }
+        .map_err(|e| {
+            EngineError::StateDir(format!("cannot write a journal in `{}`: {e}", opts.state_dir.display()))
         })?;
         let cx = CallCx {
             http: self.http.clone(),
@@ -374,12 +424,9 @@ impl Engine {
         if let Ok(mut sources) = loaded.sources.lock() {
             sources.insert(runbook.path.display().to_string(), runbook.source.clone());
         }
-        let scope = crate::run::scope::Scope {
-            declared: runbook.meta.scope.clone(),
-            allowed: opts.allow.clone(),
-        };
-        let locks =
-            (!opts.dry_run).then(|| crate::run::locks::FileLocks::new(&opts.state_dir, &run_id));
+        let scope =
+            crate::run::scope::Scope { declared: runbook.meta.scope.clone(), allowed: opts.allow.clone() };
+        let locks = (!opts.dry_run).then(|| crate::run::locks::FileLocks::new(&opts.state_dir, &run_id));
         let session = Arc::new(Session::new(
             scope,
             locks,
@@ -390,14 +437,24 @@ impl Engine {
             opts.reporter.clone(),
             opts.timeout,
             loaded.clone(),
+            opts.resume.as_ref().map(|r| r.replay.clone()),
         ));
-        session
-            .record(Event::RunStarted {
+        let first = match &opts.resume {
+            Some(r) => Event::RunResumed {
+                pid: std::process::id(),
+                user: crate::run::current_user(),
+                host: crate::run::current_host(),
+                forced: r.forced,
+            },
+            None => Event::RunStarted {
                 run_id: run_id.clone(),
                 runbook: RunbookInfo {
                     name: runbook.meta.name.clone(),
                     version: runbook.meta.version.clone(),
-                    path: runbook.path.display().to_string(),
+                    path: std::path::absolute(&runbook.path)
+                        .unwrap_or_else(|_| runbook.path.clone())
+                        .display()
+                        .to_string(),
                     hash: runbook.hash.clone(),
                 },
                 params: runbook.meta.redacted(&values),
@@ -407,8 +464,9 @@ impl Engine {
                 host: crate::run::current_host(),
                 pid: std::process::id(),
                 rollbook_version: env!("CARGO_PKG_VERSION").into(),
-            })
-            .map_err(EngineError::StateDir)?;
+            },
+        };
+        session.record(first).map_err(EngineError::StateDir)?;
 
         // Ctrl-C from the caller, and the wall-clock limit.
         let watcher = {
@@ -437,9 +495,7 @@ impl Engine {
         let params_map = match rhai::serde::to_dynamic(&values) {
             Ok(d) => d.cast::<Map>(),
             Err(e) => {
-                return Err(EngineError::Params(format!(
-                    "cannot pass params to the script: {e}"
-                )));
+                return Err(EngineError::Params(format!("cannot pass params to the script: {e}")));
             }
         };
         let script_session = session.clone();
@@ -455,14 +511,11 @@ impl Engine {
                 let _ = tx.send(outcome);
             });
         if let Err(e) = spawned {
-            return Err(EngineError::StateDir(format!(
-                "cannot start the script thread: {e}"
-            )));
+            return Err(EngineError::StateDir(format!("cannot start the script thread: {e}")));
         }
         let outcome = rx.await.unwrap_or_else(|_| {
             // The script thread panicked: nothing was undone, so completed stages need a person.
-            let died =
-                EvalAltResult::ErrorRuntime("the script thread died".into(), rhai::Position::NONE);
+            let died = EvalAltResult::ErrorRuntime("the script thread died".into(), rhai::Position::NONE);
             let mut outcome = Outcome::ended(RunStatus::Failed, None, Some(Box::new(died)));
             if let Ok(stack) = session.undo_stack.lock() {
                 outcome.undo_pending = stack.iter().rev().map(|u| u.stage.clone()).collect();
@@ -541,12 +594,14 @@ fn finish(
         Ok(value) => return Outcome::ended(RunStatus::Succeeded, Some(value), None),
         Err(e) => e,
     };
-    let mut stack = session
-        .undo_stack
-        .lock()
-        .map(|mut s| std::mem::take(&mut *s))
-        .unwrap_or_default();
+    let mut stack = session.undo_stack.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
     let kind = error_kind(&err);
+    if session.needs_person.lock().map(|n| n.is_some()).unwrap_or(false) {
+        // A call's outcome is unknown: acting further (or undoing) could make it worse.
+        let mut outcome = Outcome::ended(RunStatus::UndoFailed, None, Some(err));
+        outcome.undo_pending = stack.iter().rev().map(|u| u.stage.clone()).collect();
+        return outcome;
+    }
     if session.denied.load(Ordering::SeqCst) && kind.as_deref() == Some("denied") {
         // The operator said no: stop where we are; completed stages stay as they are.
         return Outcome::ended(RunStatus::Denied, None, Some(err));
@@ -568,20 +623,12 @@ fn finish(
     if stack.is_empty() {
         return outcome;
     }
-    let budget = session
-        .timeout
-        .unwrap_or(Duration::from_secs(15 * 60))
-        .max(Duration::from_secs(60));
+    let budget = session.timeout.unwrap_or(Duration::from_secs(15 * 60)).max(Duration::from_secs(60));
     let token = session.begin_undo_phase(budget);
     let ast = session.deferred_ast();
     while let Some(entry) = stack.pop() {
         let stage = entry.stage.clone();
-        if session
-            .record(Event::UndoStarted {
-                stage: stage.clone(),
-            })
-            .is_err()
-        {
+        if session.record(Event::UndoStarted { stage: stage.clone() }).is_err() {
             stack.push(entry);
             break;
         }
@@ -590,12 +637,7 @@ fn finish(
         let duration_ms = started.elapsed().as_millis() as u64;
         let error = result.as_ref().err().map(|e| builtins::describe(e));
         let ok = error.is_none();
-        let _ = session.record(Event::UndoFinished {
-            stage: stage.clone(),
-            ok,
-            error,
-            duration_ms,
-        });
+        let _ = session.record(Event::UndoFinished { stage: stage.clone(), ok, error, duration_ms });
         if ok {
             outcome.undone.push(stage);
         } else {
@@ -612,27 +654,24 @@ fn finish(
 }
 
 impl Outcome {
-    fn ended(
-        status: RunStatus,
-        value: Option<Dynamic>,
-        error: Option<Box<EvalAltResult>>,
-    ) -> Outcome {
-        Outcome {
-            status,
-            value,
-            error,
-            undone: Vec::new(),
-            undo_pending: Vec::new(),
-        }
+    fn ended(status: RunStatus, value: Option<Dynamic>, error: Option<Box<EvalAltResult>>) -> Outcome {
+        Outcome { status, value, error, undone: Vec::new(), undo_pending: Vec::new() }
     }
 }
 
 /// The `kind` of a thrown error map, if the error is one.
 fn error_kind(err: &EvalAltResult) -> Option<String> {
     let value = builtins::error_value(err);
-    value
-        .read_lock::<Map>()
-        .and_then(|m| m.get("kind").map(|k| k.to_string()))
+    value.read_lock::<Map>().and_then(|m| m.get("kind").map(|k| k.to_string()))
+}
+
+/// A journaled param value as it would be written after `-p KEY=`.
+fn param_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => items.iter().map(param_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
 }
 
 /// The folder imports resolve in: the runbook's own.

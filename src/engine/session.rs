@@ -44,6 +44,10 @@ pub(crate) struct Session {
     call_seq: AtomicU64,
     pub denied: AtomicBool,
     pub main_ast: Mutex<Option<AST>>,
+    /// What an interrupted run already did, when this run resumes it.
+    pub replay: Option<Mutex<crate::run::replay::Replay>>,
+    /// Set when the run must stop for a person (a call in doubt that no check can settle).
+    pub needs_person: Mutex<Option<String>>,
     pub loaded: Loaded,
     pub started: Instant,
 }
@@ -60,6 +64,7 @@ impl Session {
         reporter: Arc<dyn Reporter>,
         timeout: Option<Duration>,
         loaded: Loaded,
+        replay: Option<crate::run::replay::Replay>,
     ) -> Session {
         Session {
             scope,
@@ -78,6 +83,8 @@ impl Session {
             call_seq: AtomicU64::new(0),
             denied: AtomicBool::new(false),
             main_ast: Mutex::new(None),
+            replay: replay.map(Mutex::new),
+            needs_person: Mutex::new(None),
             loaded,
             started: Instant::now(),
         }
@@ -86,9 +93,7 @@ impl Session {
     /// Journals an event (flushed; fsynced when write-ahead), then shows it.
     pub fn record(&self, event: Event) -> Result<(), String> {
         let result = match self.journal.lock() {
-            Ok(mut j) => j
-                .write(event.clone())
-                .map_err(|e| format!("cannot write the journal: {e}")),
+            Ok(mut j) => j.write(event.clone()).map_err(|e| format!("cannot write the journal: {e}")),
             Err(_) => Err("the journal is unavailable".to_string()),
         };
         self.reporter.event(&event);
@@ -96,10 +101,7 @@ impl Session {
     }
 
     pub fn journal_path(&self) -> std::path::PathBuf {
-        self.journal
-            .lock()
-            .map(|j| j.path().to_path_buf())
-            .unwrap_or_default()
+        self.journal.lock().map(|j| j.path().to_path_buf()).unwrap_or_default()
     }
 
     pub fn cx(&self) -> CallCx {
@@ -120,12 +122,8 @@ impl Session {
     /// Stops the script: the next operation or blocked primitive ends it.
     pub fn stop(&self, why: Stop) {
         // A cancel by the operator wins over a timeout; neither is undone by the other.
-        let _ = self.stop.compare_exchange(
-            Stop::Running as u8,
-            why as u8,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
+        let _ =
+            self.stop.compare_exchange(Stop::Running as u8, why as u8, Ordering::SeqCst, Ordering::SeqCst);
         if why == Stop::Cancelled {
             self.stop.store(Stop::Cancelled as u8, Ordering::SeqCst);
         }

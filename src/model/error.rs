@@ -77,12 +77,7 @@ pub struct PrimitiveError {
 impl PrimitiveError {
     /// A new error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        PrimitiveError {
-            kind,
-            message: message.into(),
-            target: None,
-            request_id: None,
-        }
+        PrimitiveError { kind, message: message.into(), target: None, request_id: None }
     }
     /// The same error, naming its target.
     pub fn with_target(mut self, target: impl Into<String>) -> Self {

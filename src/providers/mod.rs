@@ -16,6 +16,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -99,6 +101,14 @@ impl CallCx {
         }
     }
 
+    /// Runs `fut` for at most `limit` of the run's clock; `None` when time ran out.
+    pub async fn timeout<T>(&self, limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            r = fut => Some(r),
+            _ = self.clock.sleep(limit) => None,
+        }
+    }
+
     /// Applies the configured URL rewrites (longest matching prefix wins).
     pub fn rewrite_url(&self, url: &str) -> String {
         self.url_rewrites
@@ -110,22 +120,57 @@ impl CallCx {
     }
 }
 
-/// The one clock every wait goes through.
+/// The one clock every wait and every deadline goes through, so rehearsals and tests can make
+/// time pass faster (or not at all) without changing what a runbook does.
 pub trait Clock: Send + Sync {
-    /// Waits for `d` (or pretends to).
+    /// Waits for `d` of this clock's time.
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()>;
+    /// This clock's time since it started (for deadlines: compare two readings).
+    fn now(&self) -> Duration;
 }
 
 /// Real time.
 pub struct RealClock;
 
+fn process_start() -> std::time::Instant {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(std::time::Instant::now)
+}
+
 impl Clock for RealClock {
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(d))
     }
+    fn now(&self) -> Duration {
+        process_start().elapsed()
+    }
 }
 
-/// A clock for tests: records every wait asked for and returns at once.
+/// Time running `factor` times faster than real time (rehearsals: `rollbook test`), so a
+/// runbook's "15s" intervals and "5m" timeouts keep their proportions but take a fraction.
+pub struct ScaledClock {
+    factor: f64,
+    start: std::time::Instant,
+}
+
+impl ScaledClock {
+    /// A clock `factor` (≥ 1) times faster than real time.
+    pub fn new(factor: f64) -> ScaledClock {
+        ScaledClock { factor: factor.max(1.0), start: std::time::Instant::now() }
+    }
+}
+
+impl Clock for ScaledClock {
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d.div_f64(self.factor)))
+    }
+    fn now(&self) -> Duration {
+        self.start.elapsed().mul_f64(self.factor)
+    }
+}
+
+/// A clock for tests: every wait returns at once and moves this clock's time forward by the
+/// wait, which is recorded (so a test can assert a client meant to wait `Retry-After`).
 #[derive(Default)]
 pub struct SkipClock {
     slept: Mutex<Vec<Duration>>,
@@ -145,6 +190,9 @@ impl Clock for SkipClock {
         }
         Box::pin(tokio::task::yield_now())
     }
+    fn now(&self) -> Duration {
+        self.slept.lock().map(|s| s.iter().sum()).unwrap_or_default()
+    }
 }
 
 /// Connection settings of API.md §5, read once per run (tests pass their own).
@@ -157,16 +205,8 @@ pub struct Settings {
 }
 
 /// Prefixes of the environment variables providers may read.
-const SETTINGS_ENV_PREFIXES: &[&str] = &[
-    "ROLLBOOK_",
-    "AZURE_",
-    "KUBECONFIG",
-    "IDENTITY_",
-    "IMDS_",
-    "MSI_",
-    "HOME",
-    "KUBERNETES_SERVICE_",
-];
+const SETTINGS_ENV_PREFIXES: &[&str] =
+    &["ROLLBOOK_", "AZURE_", "KUBECONFIG", "IDENTITY_", "IMDS_", "MSI_", "HOME", "KUBERNETES_SERVICE_"];
 
 impl Settings {
     /// The settings this process was started with.
@@ -174,18 +214,12 @@ impl Settings {
         let env = std::env::vars()
             .filter(|(k, _)| SETTINGS_ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
             .collect();
-        Settings {
-            env,
-            kubeconfig: None,
-        }
+        Settings { env, kubeconfig: None }
     }
 
     /// One setting, if set and not empty.
     pub fn var(&self, name: &str) -> Option<&str> {
-        self.env
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.env.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
 
@@ -199,10 +233,7 @@ pub struct Shared {
 impl Shared {
     /// Shared state over `settings`, with no clients yet.
     pub fn new(settings: Settings) -> Shared {
-        Shared {
-            settings,
-            clients: Mutex::new(HashMap::new()),
-        }
+        Shared { settings, clients: Mutex::new(HashMap::new()) }
     }
 
     /// The run's `T`, built by `make` on first use.
@@ -284,18 +315,33 @@ pub trait Primitive: Send + Sync + 'static {
         _cx: &CallCx,
         args: &Self::Args,
     ) -> impl Future<Output = Result<Planned, PrimitiveError>> + Send {
-        let effect = format!(
-            "{} {}",
-            self.meta().full_name(),
-            serde_json::to_string(args).unwrap_or_default()
-        );
-        async move {
-            Ok(Planned {
-                effect,
-                output: serde_json::json!({ "planned": true }),
-            })
-        }
+        let effect =
+            format!("{} {}", self.meta().full_name(), serde_json::to_string(args).unwrap_or_default());
+        async move { Ok(Planned { effect, output: serde_json::json!({ "planned": true }) }) }
     }
+
+    /// Whether this call, sent at `sent` by a run that was interrupted before it could journal
+    /// the outcome, took effect. Resume asks this before it resends anything; the default is
+    /// that no check is possible, so resume stops and asks a person.
+    fn verify(
+        &self,
+        _cx: &CallCx,
+        _args: &Self::Args,
+        _sent: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Verified, PrimitiveError>> + Send {
+        async { Ok(Verified::Unknown("this primitive has no way to check".into())) }
+    }
+}
+
+/// What a primitive's check found about a call in doubt.
+#[derive(Debug, Clone)]
+pub enum Verified {
+    /// It took effect; this is what the call would have returned.
+    Applied(serde_json::Value),
+    /// It did not take effect; it is safe to send it.
+    NotApplied,
+    /// No check can tell; the words say what a person should look at.
+    Unknown(String),
 }
 
 /// A primitive with its types erased, as the registry keeps it.
@@ -309,24 +355,64 @@ pub trait DynPrimitive: Send + Sync {
     fn decode(&self, args: serde_json::Value, shared: &Shared) -> Result<Decoded, PrimitiveError>;
 }
 
-/// Decoded args, ready to call, plan or target.
+/// Decoded args bound to their primitive, ready to call, plan, verify or target.
 pub struct Decoded {
     /// The resource key, if any.
     pub target: Option<String>,
-    call: Box<
-        dyn FnOnce(CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> + Send,
-    >,
-    plan: Box<dyn FnOnce(CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>> + Send>,
+    bound: Box<dyn BoundCall>,
 }
 
 impl Decoded {
     /// Performs the call.
-    pub fn call(self, cx: CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> {
-        (self.call)(cx)
+    pub fn call(&self, cx: CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> {
+        self.bound.call(cx)
     }
     /// Plans the call.
-    pub fn plan(self, cx: CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>> {
-        (self.plan)(cx)
+    pub fn plan(&self, cx: CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>> {
+        self.bound.plan(cx)
+    }
+    /// Checks whether this call, sent at `sent` by an interrupted run, took effect.
+    pub fn verify(
+        &self,
+        cx: CallCx,
+        sent: DateTime<Utc>,
+    ) -> BoxFuture<'static, Result<Verified, PrimitiveError>> {
+        self.bound.verify(cx, sent)
+    }
+}
+
+trait BoundCall: Send + Sync {
+    fn call(&self, cx: CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>>;
+    fn plan(&self, cx: CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>>;
+    fn verify(&self, cx: CallCx, sent: DateTime<Utc>)
+    -> BoxFuture<'static, Result<Verified, PrimitiveError>>;
+}
+
+struct Bound<P: Primitive> {
+    primitive: Arc<P>,
+    args: P::Args,
+}
+
+impl<P: Primitive> BoundCall for Bound<P> {
+    fn call(&self, cx: CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> {
+        let (p, args) = (self.primitive.clone(), self.args.clone());
+        Box::pin(async move {
+            let out = p.call(&cx, args).await?;
+            serde_json::to_value(out)
+                .map_err(|e| PrimitiveError::invalid(format!("cannot encode the result: {e}")))
+        })
+    }
+    fn plan(&self, cx: CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>> {
+        let (p, args) = (self.primitive.clone(), self.args.clone());
+        Box::pin(async move { p.plan(&cx, &args).await })
+    }
+    fn verify(
+        &self,
+        cx: CallCx,
+        sent: DateTime<Utc>,
+    ) -> BoxFuture<'static, Result<Verified, PrimitiveError>> {
+        let (p, args) = (self.primitive.clone(), self.args.clone());
+        Box::pin(async move { p.verify(&cx, &args, sent).await })
     }
 }
 
@@ -346,52 +432,31 @@ impl<P: Primitive> DynPrimitive for Erased<P> {
 
     fn decode(&self, args: serde_json::Value, shared: &Shared) -> Result<Decoded, PrimitiveError> {
         let name = self.inner.meta().full_name();
-        if let serde_json::Value::Object(map) = &args {
-            for key in map.keys() {
-                if !self.keys.contains(&key.as_str()) {
-                    let hint = match crate::model::nearest(key, self.keys.iter().copied()) {
-                        Some(best) => format!("; did you mean `{best}`?"),
-                        None => format!("; valid keys: {}", self.keys.join(", ")),
-                    };
-                    return Err(PrimitiveError::invalid(format!(
-                        "{name}: unknown key `{key}`{hint}"
-                    )));
-                }
-            }
-        } else {
+        let serde_json::Value::Object(map) = &args else {
             return Err(PrimitiveError::invalid(format!(
                 "{name} takes one object map, like #{{ key: value }}"
             )));
+        };
+        for key in map.keys() {
+            if !self.keys.contains(&key.as_str()) {
+                let hint = match crate::model::nearest(key, self.keys.iter().copied()) {
+                    Some(best) => format!("; did you mean `{best}`?"),
+                    None => format!("; valid keys: {}", self.keys.join(", ")),
+                };
+                return Err(PrimitiveError::invalid(format!("{name}: unknown key `{key}`{hint}")));
+            }
         }
-        let typed: P::Args = serde_json::from_value(args)
-            .map_err(|e| PrimitiveError::invalid(format!("{name}: {e}")))?;
-        let typed = Arc::new(typed);
+        let typed: P::Args =
+            serde_json::from_value(args).map_err(|e| PrimitiveError::invalid(format!("{name}: {e}")))?;
         let target = self.inner.resolve_target(shared, &typed);
-        let (p1, a1) = (self.inner.clone(), typed.clone());
-        let (p2, a2) = (self.inner.clone(), typed);
-        Ok(Decoded {
-            target,
-            call: Box::new(move |cx| {
-                Box::pin(async move {
-                    let args = Arc::try_unwrap(a1).unwrap_or_else(|shared| (*shared).clone());
-                    let out = p1.call(&cx, args).await?;
-                    serde_json::to_value(out).map_err(|e| {
-                        PrimitiveError::invalid(format!("cannot encode the result: {e}"))
-                    })
-                })
-            }),
-            plan: Box::new(move |cx| Box::pin(async move { p2.plan(&cx, &a2).await })),
-        })
+        Ok(Decoded { target, bound: Box::new(Bound { primitive: self.inner.clone(), args: typed }) })
     }
 }
 
 /// Erases a primitive's types for the registry.
 pub fn erase<P: Primitive>(primitive: P) -> Arc<dyn DynPrimitive> {
     let keys = introspect::struct_fields::<P::Args>();
-    Arc::new(Erased {
-        inner: Arc::new(primitive),
-        keys,
-    })
+    Arc::new(Erased { inner: Arc::new(primitive), keys })
 }
 
 /// Every primitive this build ships, alphabetical by namespace then name.

@@ -167,6 +167,36 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<String>,
     },
+    /// A call left in doubt by an interrupted run, checked by its primitive on resume.
+    CallVerified {
+        /// The call number of the original attempt.
+        call: u64,
+        /// `namespace::name`.
+        primitive: String,
+        /// `Some(true)`: it took effect; `Some(false)`: it did not; `None`: no check possible.
+        applied: Option<bool>,
+        /// Its output, when it took effect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        /// What the check found, in words.
+        detail: String,
+    },
+    /// A resumed run took a completed stage's or call's journaled value instead of acting.
+    Replayed {
+        /// `stage <name>`, `call <primitive>` or `approval`.
+        what: String,
+    },
+    /// The run was resumed after an interruption.
+    RunResumed {
+        /// The resuming process.
+        pid: u32,
+        /// Who resumed it.
+        user: String,
+        /// Where.
+        host: String,
+        /// Whether `--force` overrode a changed runbook.
+        forced: bool,
+    },
     /// `info`, `warn` or `print`.
     Log {
         /// `info`, `warn`.
@@ -222,10 +252,8 @@ impl Event {
     pub fn is_write_ahead(&self) -> bool {
         matches!(
             self,
-            Event::CallStarted {
-                access: crate::model::Access::Mutate,
-                ..
-            } | Event::StageStarted { .. }
+            Event::CallStarted { access: crate::model::Access::Mutate, .. }
+                | Event::StageStarted { .. }
                 | Event::UndoStarted { .. }
                 | Event::RunFinished { .. }
         )
@@ -257,16 +285,29 @@ pub fn journal_path(state_dir: &Path, run_id: &str) -> PathBuf {
 }
 
 impl Journal {
+    /// Opens an existing run's journal to append to it (resume), continuing its numbering.
+    pub fn append(state_dir: &Path, run_id: &str) -> std::io::Result<Journal> {
+        let path = journal_path(state_dir, run_id);
+        let seq = read_journal(&path)?.records.last().map(|r| r.seq).unwrap_or(0);
+        // A torn last line is cut off first, so the file stays one event per line.
+        let text = std::fs::read(&path)?;
+        if let Some(end) = text.iter().rposition(|b| *b == b'\n')
+            && end + 1 < text.len()
+        {
+            let f = OpenOptions::new().write(true).open(&path)?;
+            f.set_len((end + 1) as u64)?;
+        }
+        let file = OpenOptions::new().append(true).open(&path)?;
+        Ok(Journal { file, path, seq })
+    }
+
     /// Creates the journal of a new run.
     pub fn create(state_dir: &Path, run_id: &str) -> std::io::Result<Journal> {
         let path = journal_path(state_dir, run_id);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)?;
+        let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
         Ok(Journal { file, path, seq: 0 })
     }
 
@@ -279,11 +320,7 @@ impl Journal {
     pub fn write(&mut self, mut event: Event) -> std::io::Result<()> {
         redact_event(&mut event);
         self.seq += 1;
-        let record = Record {
-            seq: self.seq,
-            ts: Utc::now(),
-            event,
-        };
+        let record = Record { seq: self.seq, ts: Utc::now(), event };
         let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
         line.push(b'\n');
         self.file.write_all(&line)?;
@@ -370,10 +407,7 @@ pub fn list_runs(state_dir: &Path) -> std::io::Result<Vec<RunSummary>> {
 /// The summary of one run's records.
 pub fn summarize(records: &[Record]) -> Option<RunSummary> {
     let first = records.first()?;
-    let Event::RunStarted {
-        run_id, runbook, ..
-    } = &first.event
-    else {
+    let Event::RunStarted { run_id, runbook, .. } = &first.event else {
         return None;
     };
     let status = records
@@ -394,24 +428,11 @@ pub fn summarize(records: &[Record]) -> Option<RunSummary> {
 
 /// A new run id: sortable by time, unique enough across machines (`20261127T090012Z-3f9a1c`).
 pub fn new_run_id() -> String {
-    format!(
-        "{}-{:06x}",
-        Utc::now().format("%Y%m%dT%H%M%SZ"),
-        fastrand::u32(..0x100_0000)
-    )
+    format!("{}-{:06x}", Utc::now().format("%Y%m%dT%H%M%SZ"), fastrand::u32(..0x100_0000))
 }
 
-const SECRET_WORDS: &[&str] = &[
-    "authorization",
-    "token",
-    "password",
-    "secret",
-    "apikey",
-    "api_key",
-    "api-key",
-    "credential",
-    "cookie",
-];
+const SECRET_WORDS: &[&str] =
+    &["authorization", "token", "password", "secret", "apikey", "api_key", "api-key", "credential", "cookie"];
 
 /// Whether a key names something that must never be written down.
 pub fn is_secret_key(key: &str) -> bool {
@@ -439,13 +460,9 @@ pub fn redact(value: &mut Value) {
 fn redact_event(event: &mut Event) {
     match event {
         Event::CallStarted { args, .. } | Event::CallPlanned { args, .. } => redact(args),
-        Event::CallFinished {
-            output: Some(output),
-            ..
-        } => redact(output),
-        Event::StageFinished {
-            value: Some(value), ..
-        } => redact(value),
+        Event::CallFinished { output: Some(output), .. }
+        | Event::CallVerified { output: Some(output), .. } => redact(output),
+        Event::StageFinished { value: Some(value), .. } => redact(value),
         _ => {}
     }
 }
@@ -478,11 +495,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::create(dir.path(), "r1").unwrap();
         j.write(started()).unwrap();
-        j.write(Event::Log {
-            level: "info".into(),
-            message: "hi".into(),
-        })
-        .unwrap();
+        j.write(Event::Log { level: "info".into(), message: "hi".into() }).unwrap();
         let path = j.path().to_path_buf();
         drop(j);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();

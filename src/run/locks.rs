@@ -101,19 +101,10 @@ impl FileLocks {
             return Ok(None);
         }
         let path = self.path_for(target);
-        let io = |source: std::io::Error| LockError::Io {
-            target: target.into(),
-            path: path.clone(),
-            source,
-        };
+        let io = |source: std::io::Error| LockError::Io { target: target.into(), path: path.clone(), source };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         let mut previous = String::new();
         match file.try_lock() {
             Ok(()) => {}
@@ -125,17 +116,13 @@ impl FileLocks {
                     host: "unknown".into(),
                     since: Utc::now(),
                 });
-                return Err(LockError::Held {
-                    target: target.into(),
-                    holder,
-                });
+                return Err(LockError::Held { target: target.into(), holder });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         file.read_to_string(&mut previous).map_err(io)?;
-        let taken_over = serde_json::from_str::<Holder>(&previous)
-            .ok()
-            .map(|previous| TakenOver { previous });
+        let taken_over =
+            serde_json::from_str::<Holder>(&previous).ok().map(|previous| TakenOver { previous });
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         let record = serde_json::to_vec(&self.me).map_err(|e| io(std::io::Error::other(e)))?;
@@ -172,21 +159,12 @@ mod tests {
         let a = FileLocks::new(dir.path(), "run-a");
         let b = FileLocks::new(dir.path(), "run-b");
         assert!(a.acquire("k8s/prod/shop/web").unwrap().is_none());
-        assert!(
-            a.acquire("k8s/prod/shop/web").unwrap().is_none(),
-            "re-entrant for the same run"
-        );
+        assert!(a.acquire("k8s/prod/shop/web").unwrap().is_none(), "re-entrant for the same run");
         let err = b.acquire("k8s/prod/shop/web").unwrap_err().to_string();
         assert!(err.contains("locked by run run-a"), "{err}");
-        assert!(
-            b.acquire("k8s/prod/shop/api").is_ok(),
-            "other targets are free"
-        );
+        assert!(b.acquire("k8s/prod/shop/api").is_ok(), "other targets are free");
         a.release_all();
-        assert!(
-            b.acquire("k8s/prod/shop/web").unwrap().is_none(),
-            "released cleanly, nothing to take over"
-        );
+        assert!(b.acquire("k8s/prod/shop/web").unwrap().is_none(), "released cleanly, nothing to take over");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod journal;
 pub mod locks;
+pub mod replay;
 pub mod scope;
 
 use std::path::{Path, PathBuf};
@@ -55,9 +56,7 @@ pub fn ensure_state_dir(dir: &Path) -> Result<(), String> {
 
 /// Who is running: `$USER` or `$USERNAME`, else "unknown".
 pub fn current_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into())
 }
 
 /// This machine's name.

@@ -49,9 +49,7 @@ impl Scope {
             return Ok(());
         }
         let Some(key) = target else {
-            return Err(format!(
-                "{call} names no resource, so it cannot be checked against the run's scope"
-            ));
+            return Err(format!("{call} names no resource, so it cannot be checked against the run's scope"));
         };
         if !self.declared.is_empty() && !self.declared.iter().any(|p| matches(p, key)) {
             return Err(format!(
@@ -80,32 +78,18 @@ mod tests {
         assert!(matches("k8s/prod/**", "k8s/prod/shop/web"));
         assert!(matches("k8s/*/shop/web", "k8s/prod/shop/web"));
         assert!(!matches("k8s/prod/shop/*", "k8s/staging/shop/web"));
-        assert!(
-            matches("appservice/RG-Shop/*", "appservice/rg-shop/shop-web"),
-            "azure keys ignore case"
-        );
-        assert!(
-            !matches("k8s/Prod/*/*", "k8s/prod/shop/web"),
-            "kubernetes keys keep case"
-        );
+        assert!(matches("appservice/RG-Shop/*", "appservice/rg-shop/shop-web"), "azure keys ignore case");
+        assert!(!matches("k8s/Prod/*/*", "k8s/prod/shop/web"), "kubernetes keys keep case");
     }
 
     #[test]
     fn allow_narrows_the_declared_scope() {
-        let s = Scope {
-            declared: vec!["k8s/prod/**".into()],
-            allowed: vec!["k8s/prod/shop/*".into()],
-        };
+        let s = Scope { declared: vec!["k8s/prod/**".into()], allowed: vec!["k8s/prod/shop/*".into()] };
         assert!(s.check(Some("k8s/prod/shop/web"), "k8s::undo").is_ok());
         let err = s.check(Some("k8s/prod/pay/api"), "k8s::undo").unwrap_err();
         assert!(err.contains("--allow k8s/prod/pay/api"), "{err}");
-        let err = s
-            .check(Some("k8s/staging/shop/web"), "k8s::undo")
-            .unwrap_err();
-        assert!(
-            err.contains("outside the runbook's scope (k8s/prod/**)"),
-            "{err}"
-        );
+        let err = s.check(Some("k8s/staging/shop/web"), "k8s::undo").unwrap_err();
+        assert!(err.contains("outside the runbook's scope (k8s/prod/**)"), "{err}");
         assert!(Scope::default().check(None, "x").is_ok());
     }
 }

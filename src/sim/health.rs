@@ -27,11 +27,7 @@ pub struct HealthWorld {
 impl HealthWorld {
     /// Health of a resource key; None when the key is unknown.
     pub fn healthy(&self, key: &str) -> Option<bool> {
-        if key.starts_with("k8s/") {
-            self.k8s.healthy(key)
-        } else {
-            self.azure.healthy(key)
-        }
+        if key.starts_with("k8s/") { self.k8s.healthy(key) } else { self.azure.healthy(key) }
     }
 }
 
@@ -47,15 +43,8 @@ pub fn router(world: Arc<HealthWorld>) -> Router {
 async fn one(State(w): State<Arc<HealthWorld>>, Path(key): Path<String>) -> Response {
     let key = key.trim_matches('/');
     match w.healthy(key) {
-        Some(true) => (
-            StatusCode::OK,
-            axum::Json(json!({"key": key, "healthy": true})),
-        )
-            .into_response(),
-        Some(false) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"key": key, "healthy": false})),
-        )
+        Some(true) => (StatusCode::OK, axum::Json(json!({"key": key, "healthy": true}))).into_response(),
+        Some(false) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"key": key, "healthy": false})))
             .into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -66,21 +55,15 @@ async fn one(State(w): State<Arc<HealthWorld>>, Path(key): Path<String>) -> Resp
 }
 
 async fn all(State(w): State<Arc<HealthWorld>>) -> Response {
-    let map: serde_json::Map<String, Value> = w
-        .keys
-        .iter()
-        .map(|k| (k.clone(), json!(w.healthy(k))))
-        .collect();
+    let map: serde_json::Map<String, Value> =
+        w.keys.iter().map(|k| (k.clone(), json!(w.healthy(k)))).collect();
     axum::Json(Value::Object(map)).into_response()
 }
 
 /// Instant query: one sample per resource, `1` when broken and `0` when healthy. The resources
 /// are those whose key appears in the query (e.g. `error_rate{resource="k8s/prod/shop/web"}`),
 /// or all of them.
-async fn prometheus(
-    State(w): State<Arc<HealthWorld>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+async fn prometheus(State(w): State<Arc<HealthWorld>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let Some(query) = q.get("query") else {
         return (
             StatusCode::BAD_REQUEST,
@@ -89,16 +72,8 @@ async fn prometheus(
         )
             .into_response();
     };
-    let named: Vec<&String> = w
-        .keys
-        .iter()
-        .filter(|k| query.contains(k.as_str()))
-        .collect();
-    let chosen: Vec<&String> = if named.is_empty() {
-        w.keys.iter().collect()
-    } else {
-        named
-    };
+    let named: Vec<&String> = w.keys.iter().filter(|k| query.contains(k.as_str())).collect();
+    let chosen: Vec<&String> = if named.is_empty() { w.keys.iter().collect() } else { named };
     let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     let result: Vec<Value> = chosen
         .into_iter()

@@ -45,9 +45,7 @@ pub enum SimError {
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
     /// The simulator only listens on loopback.
-    #[error(
-        "refusing to listen on `{addr}`: the simulator serves loopback only (use 127.0.0.1 or [::1])"
-    )]
+    #[error("refusing to listen on `{addr}`: the simulator serves loopback only (use 127.0.0.1 or [::1])")]
     NotLoopback {
         /// The address asked for.
         addr: SocketAddr,
@@ -102,43 +100,30 @@ pub struct SimHandle {
 impl Sim {
     /// Builds the scenario's world and serves it on `listen` (default `127.0.0.1:0`, a free
     /// port) on the current tokio runtime.
-    pub async fn start(
-        scenario: Scenario,
-        listen: Option<SocketAddr>,
-    ) -> Result<SimHandle, SimError> {
+    pub async fn start(scenario: Scenario, listen: Option<SocketAddr>) -> Result<SimHandle, SimError> {
         let addr = listen.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
         if !addr.ip().is_loopback() {
             return Err(SimError::NotLoopback { addr });
         }
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| SimError::Bind { addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| SimError::Bind { addr, source })?;
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
         let base = format!("http://{addr}");
 
         let k8s = Arc::new(K8sWorld::from_scenario(&scenario));
         let azure = Arc::new(AzureWorld::from_scenario(&scenario));
-        let health = Arc::new(HealthWorld {
-            k8s: k8s.clone(),
-            azure: azure.clone(),
-            keys: scenario.resource_keys(),
-        });
+        let health =
+            Arc::new(HealthWorld { k8s: k8s.clone(), azure: azure.clone(), keys: scenario.resource_keys() });
         let kube_for: KubeServerFor = {
             let k8s = k8s.clone();
             let base = base.clone();
             Arc::new(move |ctx: &str| {
-                k8s.has_context(ctx)
-                    .then(|| format!("{base}/k8s/{}", k8s::encode_context(ctx)))
+                k8s.has_context(ctx).then(|| format!("{base}/k8s/{}", k8s::encode_context(ctx)))
             })
         };
         let k8s_routes = k8s.clone();
         let router = Router::new()
-            .route(
-                "/k8s/{*rest}",
-                any(move |req: Request| k8s::api::handle(k8s_routes.clone(), req)),
-            )
+            .route("/k8s/{*rest}", any(move |req: Request| k8s::api::handle(k8s_routes.clone(), req)))
             .merge(health::router(health.clone()))
             .fallback_service(azure.clone().router(kube_for));
         let record = Arc::new(record::Recorder::default());
@@ -164,11 +149,8 @@ impl Sim {
                 }
             })
         };
-        let rewrites = scenario
-            .health
-            .iter()
-            .map(|h| (h.url.clone(), format!("{base}/health/{}", h.follows)))
-            .collect();
+        let rewrites =
+            scenario.health.iter().map(|h| (h.url.clone(), format!("{base}/health/{}", h.follows))).collect();
         Ok(SimHandle {
             inner: Arc::new(Inner {
                 addr,
@@ -186,6 +168,15 @@ impl Sim {
 fn yaml_str(s: &str) -> String {
     // A JSON string is a valid YAML double-quoted scalar.
     serde_json::Value::String(s.to_string()).to_string()
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.inner.addr)
+            .field("contexts", &self.inner.k8s.contexts())
+            .finish()
+    }
 }
 
 impl SimHandle {
@@ -206,13 +197,10 @@ impl SimHandle {
 
     /// The API server URL of a simulated context, if it is one.
     pub fn k8s_server_url(&self, context: &str) -> Option<String> {
-        self.inner.k8s.has_context(context).then(|| {
-            format!(
-                "http://{}/k8s/{}",
-                self.inner.addr,
-                k8s::encode_context(context)
-            )
-        })
+        self.inner
+            .k8s
+            .has_context(context)
+            .then(|| format!("http://{}/k8s/{}", self.inner.addr, k8s::encode_context(context)))
     }
 
     /// A kubeconfig with one cluster, user and context per simulated context (named after it);
@@ -222,30 +210,17 @@ impl SimHandle {
         let mut y = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
         for c in contexts {
             let url = format!("http://{}/k8s/{}", self.inner.addr, k8s::encode_context(c));
-            y += &format!(
-                "- name: {}\n  cluster:\n    server: {}\n",
-                yaml_str(c),
-                yaml_str(&url)
-            );
+            y += &format!("- name: {}\n  cluster:\n    server: {}\n", yaml_str(c), yaml_str(&url));
         }
         y += "contexts:\n";
         for c in contexts {
-            y += &format!(
-                "- name: {n}\n  context:\n    cluster: {n}\n    user: {n}\n",
-                n = yaml_str(c)
-            );
+            y += &format!("- name: {n}\n  context:\n    cluster: {n}\n    user: {n}\n", n = yaml_str(c));
         }
         y += "users:\n";
         for c in contexts {
-            y += &format!(
-                "- name: {}\n  user:\n    token: \"rollbook-sim\"\n",
-                yaml_str(c)
-            );
+            y += &format!("- name: {}\n  user:\n    token: \"rollbook-sim\"\n", yaml_str(c));
         }
-        let current = contexts
-            .first()
-            .map(|c| yaml_str(c))
-            .unwrap_or_else(|| "\"\"".into());
+        let current = contexts.first().map(|c| yaml_str(c)).unwrap_or_else(|| "\"\"".into());
         y += &format!("current-context: {current}\npreferences: {{}}\n");
         y
     }
@@ -263,11 +238,7 @@ impl SimHandle {
     /// Observable state of a resource key (§6 keys). Kubernetes keys give `image`, `images`,
     /// `revision`, `replicas`, `ready`, `updated`, `available`, `paused`, `generation`, `healthy`.
     pub fn resource_state(&self, key: &str) -> Option<serde_json::Value> {
-        if key.starts_with("k8s/") {
-            self.inner.k8s.state(key)
-        } else {
-            self.inner.health.azure.state(key)
-        }
+        if key.starts_with("k8s/") { self.inner.k8s.state(key) } else { self.inner.health.azure.state(key) }
     }
 
     /// Health of a resource key, as `<health_base>/<key>` answers it.
@@ -303,6 +274,24 @@ pub async fn serve(
     listen: Option<SocketAddr>,
     kubeconfig_out: Option<&Path>,
 ) -> Result<(), SimError> {
+    // Listen for the signals before the JSON line tells anyone we are up.
+    let stop = stop_signal().map_err(SimError::Io)?;
+    serve_until(scenario_path, listen, kubeconfig_out, &mut std::io::stdout(), stop).await
+}
+
+/// [`serve`] with the JSON line written to `out` and serving until `stop` resolves (for
+/// embedding and tests).
+pub async fn serve_until<W, F>(
+    scenario_path: &Path,
+    listen: Option<SocketAddr>,
+    kubeconfig_out: Option<&Path>,
+    out: &mut W,
+    stop: F,
+) -> Result<(), SimError>
+where
+    W: Write + Send,
+    F: std::future::Future<Output = ()> + Send,
+{
     if let Some(addr) = listen
         && !addr.ip().is_loopback()
     {
@@ -310,44 +299,45 @@ pub async fn serve(
     }
     let scenario = Scenario::load(scenario_path)?;
     let sim = Sim::start(scenario, listen).await?;
-    let path = kubeconfig_out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| default_kubeconfig_path(sim.addr()));
+    let path = kubeconfig_out.map(Path::to_path_buf).unwrap_or_else(|| default_kubeconfig_path(sim.addr()));
     let write = |path: &Path| -> std::io::Result<()> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(path, sim.kubeconfig_yaml())
     };
-    write(&path).map_err(|source| SimError::Kubeconfig {
-        path: path.clone(),
-        source,
-    })?;
+    write(&path).map_err(|source| SimError::Kubeconfig { path: path.clone(), source })?;
     let line = serde_json::json!({
         "arm_endpoint": sim.arm_endpoint(),
         "kubeconfig": path.display().to_string(),
         "health_base": sim.health_base(),
     });
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").map_err(SimError::Io)?;
+    // One write, so a reader never sees half a line.
+    out.write_all(format!("{line}\n").as_bytes()).map_err(SimError::Io)?;
     out.flush().map_err(SimError::Io)?;
-    drop(out);
-    wait_for_stop().await.map_err(SimError::Io)?;
+    stop.await;
     sim.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_stop() -> std::io::Result<()> {
+/// Resolves at Ctrl-C or SIGTERM; the handlers are installed when this is called.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -42,11 +42,7 @@ impl std::fmt::Display for DropConnection {
 impl std::error::Error for DropConnection {}
 
 /// Accepts connections until `shutdown` turns true (or its sender is gone).
-pub async fn accept_loop(
-    listener: TcpListener,
-    front: Arc<Front>,
-    shutdown: watch::Receiver<bool>,
-) {
+pub async fn accept_loop(listener: TcpListener, front: Arc<Front>, shutdown: watch::Receiver<bool>) {
     let mut stopped = shutdown.clone();
     loop {
         tokio::select! {
@@ -79,10 +75,7 @@ pub async fn stopped_signal(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
-async fn handle(
-    front: Arc<Front>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, DropConnection> {
+async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Result<Response<Body>, DropConnection> {
     let (parts, body) = req.into_parts();
     let bytes = match body.collect().await {
         Ok(c) => c.to_bytes(),
@@ -90,9 +83,7 @@ async fn handle(
     };
     let method = parts.method.as_str().to_string();
     let path = parts.uri.path().to_string();
-    let index = front
-        .record
-        .start(&method, &path, parts.uri.query(), &bytes);
+    let index = front.record.start(&method, &path, parts.uri.query(), &bytes);
     let injection = front.faults.take(&method, &path);
     let delay = front.latency + injection.as_ref().map(|i| i.latency).unwrap_or_default();
     if !delay.is_zero() {
@@ -111,15 +102,10 @@ async fn handle(
             }
             let status = i.status.unwrap_or(500);
             let mut resp = Response::new(Body::from(fault_body(&path, status).to_string()));
-            *resp.status_mut() =
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             if let Some(secs) = i.retry_after {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
             front.record.finish(index, Some(status), true, false);
             Ok(resp)
@@ -129,9 +115,7 @@ async fn handle(
                 Ok(r) => r,
                 Err(never) => match never {},
             };
-            front
-                .record
-                .finish(index, Some(resp.status().as_u16()), other.is_some(), false);
+            front.record.finish(index, Some(resp.status().as_u16()), other.is_some(), false);
             Ok(resp)
         }
     }

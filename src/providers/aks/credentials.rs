@@ -114,15 +114,8 @@ impl Primitive for Credentials {
             )
             .with_target(&target)
         })?;
-        let endpoint = settings
-            .var("ROLLBOOK_ARM_ENDPOINT")
-            .unwrap_or(ARM_ENDPOINT)
-            .trim_end_matches('/');
-        let action = if args.admin {
-            "listClusterAdminCredential"
-        } else {
-            "listClusterUserCredential"
-        };
+        let endpoint = settings.var("ROLLBOOK_ARM_ENDPOINT").unwrap_or(ARM_ENDPOINT).trim_end_matches('/');
+        let action = if args.admin { "listClusterAdminCredential" } else { "listClusterUserCredential" };
         let url = cx.rewrite_url(&format!(
             "{endpoint}/subscriptions/{subscription}/resourceGroups/{}/providers/Microsoft.ContainerService/managedClusters/{}/{action}?api-version={API_VERSION}",
             args.group, args.cluster
@@ -148,11 +141,8 @@ impl Primitive for Credentials {
                 .with_target(&target)
         })?;
         let status = response.status().as_u16();
-        let request_id = response
-            .headers()
-            .get("x-ms-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
+        let request_id =
+            response.headers().get("x-ms-request-id").and_then(|v| v.to_str().ok()).map(String::from);
         let body = response.text().await.map_err(|e| {
             PrimitiveError::new(
                 ErrorKind::Transport,
@@ -183,11 +173,8 @@ impl Primitive for Credentials {
             .with_target(&target)
         })?;
         let first = results.kubeconfigs.into_iter().next().ok_or_else(|| {
-            PrimitiveError::new(
-                ErrorKind::Server,
-                format!("ARM returned no kubeconfig for {place}"),
-            )
-            .with_target(&target)
+            PrimitiveError::new(ErrorKind::Server, format!("ARM returned no kubeconfig for {place}"))
+                .with_target(&target)
         })?;
         let yaml = base64::engine::general_purpose::STANDARD
             .decode(first.value.trim())
@@ -201,14 +188,9 @@ impl Primitive for Credentials {
                 .with_target(&target)
             })?;
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).map_err(|e| {
-            PrimitiveError::new(
-                ErrorKind::Server,
-                format!("the kubeconfig of {place} does not parse: {e}"),
-            )
-            .with_target(&target)
+            PrimitiveError::new(ErrorKind::Server, format!("the kubeconfig of {place} does not parse: {e}"))
+                .with_target(&target)
         })?;
-        KubeClients::of(&cx.shared)?
-            .add_in_memory(kubeconfig)
-            .map_err(|e| e.with_target(&target))
+        KubeClients::of(&cx.shared)?.add_in_memory(kubeconfig).map_err(|e| e.with_target(&target))
     }
 }

@@ -67,9 +67,7 @@ impl KubeClients {
             return vec![p.clone()];
         }
         if let Some(v) = settings.var("KUBECONFIG") {
-            return std::env::split_paths(v)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect();
+            return std::env::split_paths(v).filter(|p| !p.as_os_str().is_empty()).collect();
         }
         // Only the settings' HOME: a run (or test) given explicit settings reads nothing else.
         settings
@@ -103,9 +101,9 @@ impl KubeClients {
                 .map_err(|e| format!("cannot read kubeconfig `{}`: {e}", path.display()))?;
             merged = Some(match merged {
                 None => one,
-                Some(m) => m
-                    .merge(one)
-                    .map_err(|e| format!("cannot merge kubeconfig `{}`: {e}", path.display()))?,
+                Some(m) => {
+                    m.merge(one).map_err(|e| format!("cannot merge kubeconfig `{}`: {e}", path.display()))?
+                }
             });
         }
         Ok(FileConfig { paths, merged })
@@ -117,11 +115,7 @@ impl KubeClients {
 
     /// Resolves `context` (or the current one) to a name and its default namespace, without
     /// any request.
-    pub fn resolve(
-        &self,
-        settings: &Settings,
-        context: Option<&str>,
-    ) -> Result<Resolved, PrimitiveError> {
+    pub fn resolve(&self, settings: &Settings, context: Option<&str>) -> Result<Resolved, PrimitiveError> {
         let namespace_of = |kc: &Kubeconfig, name: &str| -> Option<String> {
             kc.contexts
                 .iter()
@@ -173,20 +167,14 @@ impl KubeClients {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "default".into());
-            return Ok(Resolved {
-                context: name,
-                namespace,
-            });
+            return Ok(Resolved { context: name, namespace });
         }
         let hint = crate::model::nearest(&name, known.iter().map(String::as_str))
             .map(|b| format!("; did you mean `{b}`?"))
             .unwrap_or_else(|| format!("; known contexts: {}", list_or_none(&known)));
         Err(PrimitiveError::new(
             ErrorKind::NotFound,
-            format!(
-                "context `{name}` not found in {}{hint}",
-                describe_paths(&file.paths)
-            ),
+            format!("context `{name}` not found in {}{hint}", describe_paths(&file.paths)),
         ))
     }
 
@@ -205,26 +193,20 @@ impl KubeClients {
     }
 
     /// The client of a resolved context, built on first use.
-    pub async fn client(
-        &self,
-        settings: &Settings,
-        context: &str,
-    ) -> Result<Client, PrimitiveError> {
+    pub async fn client(&self, settings: &Settings, context: &str) -> Result<Client, PrimitiveError> {
         if let Some(c) = lock(&self.clients).get(context) {
             return Ok(c.clone());
         }
         let mut config = self.config(settings, context).await?;
         let unusable = |e: &dyn std::fmt::Display| {
-            PrimitiveError::invalid(format!(
-                "cannot build a Kubernetes client for context `{context}`: {e}"
-            ))
+            PrimitiveError::invalid(format!("cannot build a Kubernetes client for context `{context}`: {e}"))
         };
         // kube's own retry of 429/503/504 tries 15 times with backoff up to 1000 s; a runbook
         // wants a few quick tries (honouring Retry-After) and then a `throttled` error it can
         // act on, so the default is replaced.
         config.default_retry = false;
-        let retry = RetryPolicy::new(RETRY_MIN_DELAY, RETRY_MAX_DELAY, RETRIES, true)
-            .map_err(|e| unusable(&e))?;
+        let retry =
+            RetryPolicy::new(RETRY_MIN_DELAY, RETRY_MAX_DELAY, RETRIES, true).map_err(|e| unusable(&e))?;
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| unusable(&e))?
             .with_layer(
@@ -235,43 +217,30 @@ impl KubeClients {
                     .into_inner(),
             )
             .build();
-        Ok(lock(&self.clients)
-            .entry(context.to_string())
-            .or_insert(client)
-            .clone())
+        Ok(lock(&self.clients).entry(context.to_string()).or_insert(client).clone())
     }
 
     async fn config(&self, settings: &Settings, context: &str) -> Result<Config, PrimitiveError> {
-        let options = KubeConfigOptions {
-            context: Some(context.to_string()),
-            ..Default::default()
-        };
+        let options = KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
         let bad = |e: &dyn std::fmt::Display| {
             PrimitiveError::invalid(format!("context `{context}` is not usable: {e}"))
         };
         let in_memory = lock(&self.memory).get(context).cloned();
         if let Some(kc) = in_memory {
-            return Config::from_custom_kubeconfig(kc, &options)
-                .await
-                .map_err(|e| bad(&e));
+            return Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| bad(&e));
         }
         let file = self.file(settings)?;
         if let Some(kc) = &file.merged
             && kc.contexts.iter().any(|c| c.name == context)
         {
-            return Config::from_custom_kubeconfig(kc.clone(), &options)
-                .await
-                .map_err(|e| bad(&e));
+            return Config::from_custom_kubeconfig(kc.clone(), &options).await.map_err(|e| bad(&e));
         }
         if context == IN_CLUSTER && Self::in_cluster(settings) {
             return Config::incluster().map_err(|e| bad(&e));
         }
         Err(PrimitiveError::new(
             ErrorKind::NotFound,
-            format!(
-                "context `{context}` not found in {}",
-                describe_paths(&file.paths)
-            ),
+            format!("context `{context}` not found in {}", describe_paths(&file.paths)),
         ))
     }
 }
@@ -282,20 +251,13 @@ fn describe_paths(paths: &[PathBuf]) -> String {
         [one] => format!("kubeconfig `{}`", one.display()),
         many => format!(
             "kubeconfig files {}",
-            many.iter()
-                .map(|p| format!("`{}`", p.display()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            many.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
         ),
     }
 }
 
 fn list_or_none(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
-    }
+    if names.is_empty() { "none".into() } else { names.join(", ") }
 }
 
 /// A Deployment addressed by a call: its resolved context and namespace, and the client.
@@ -323,14 +285,9 @@ impl Place {
     ) -> Result<Place, PrimitiveError> {
         let clients = KubeClients::of(&cx.shared)?;
         let resolved = clients.resolve(&cx.shared.settings, context)?;
-        let client = clients
-            .client(&cx.shared.settings, &resolved.context)
-            .await?;
+        let client = clients.client(&cx.shared.settings, &resolved.context).await?;
         Ok(Place {
-            namespace: namespace
-                .filter(|n| !n.is_empty())
-                .map(String::from)
-                .unwrap_or(resolved.namespace),
+            namespace: namespace.filter(|n| !n.is_empty()).map(String::from).unwrap_or(resolved.namespace),
             context: resolved.context,
             deployment: deployment.to_string(),
             client,
@@ -345,10 +302,7 @@ impl Place {
 
     /// The resource key (API.md §6).
     pub fn key(&self) -> String {
-        format!(
-            "k8s/{}/{}/{}",
-            self.context, self.namespace, self.deployment
-        )
+        format!("k8s/{}/{}/{}", self.context, self.namespace, self.deployment)
     }
 
     /// "deployment `web` in namespace `shop` of context `prod`".
@@ -368,9 +322,7 @@ pub fn target_key(
     namespace: Option<&str>,
     deployment: &str,
 ) -> String {
-    let resolved = KubeClients::of(shared)
-        .and_then(|c| c.resolve(&shared.settings, context))
-        .ok();
+    let resolved = KubeClients::of(shared).and_then(|c| c.resolve(&shared.settings, context)).ok();
     let ctx = resolved
         .as_ref()
         .map(|r| r.context.clone())
@@ -393,10 +345,7 @@ mod tests {
     fn settings_with(dir: &std::path::Path, text: &str) -> Settings {
         let path = dir.join("config");
         std::fs::write(&path, text).unwrap();
-        Settings {
-            kubeconfig: Some(path),
-            ..Settings::default()
-        }
+        Settings { kubeconfig: Some(path), ..Settings::default() }
     }
 
     #[test]
@@ -406,10 +355,7 @@ mod tests {
         let c = KubeClients::default();
         assert_eq!(
             c.resolve(&s, None).unwrap(),
-            Resolved {
-                context: "prod".into(),
-                namespace: "shop".into()
-            }
+            Resolved { context: "prod".into(), namespace: "shop".into() }
         );
         assert_eq!(c.resolve(&s, Some("dev")).unwrap().namespace, "default");
         let e = c.resolve(&s, Some("prd")).unwrap_err();
@@ -424,8 +370,7 @@ mod tests {
         std::fs::write(&one, TWO).unwrap();
         let joined = std::env::join_paths([dir.path().join("missing"), one]).unwrap();
         let mut s = Settings::default();
-        s.env
-            .insert("KUBECONFIG".into(), joined.to_string_lossy().into_owned());
+        s.env.insert("KUBECONFIG".into(), joined.to_string_lossy().into_owned());
         let c = KubeClients::default();
         assert_eq!(c.resolve(&s, None).unwrap().context, "prod");
     }
@@ -433,19 +378,12 @@ mod tests {
     #[test]
     fn in_memory_contexts_win_and_need_no_file() {
         let c = KubeClients::default();
-        let s = Settings {
-            kubeconfig: Some("/nonexistent/kubeconfig".into()),
-            ..Settings::default()
-        };
+        let s = Settings { kubeconfig: Some("/nonexistent/kubeconfig".into()), ..Settings::default() };
         let kc = Kubeconfig::from_yaml(TWO).unwrap();
         assert_eq!(c.add_in_memory(kc).unwrap(), "prod");
         assert_eq!(c.resolve(&s, Some("prod")).unwrap().namespace, "shop");
         let e = c.resolve(&s, None).unwrap_err();
-        assert!(
-            e.message.contains("/nonexistent/kubeconfig"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("/nonexistent/kubeconfig"), "{}", e.message);
     }
 
     #[tokio::test]
@@ -457,12 +395,7 @@ mod tests {
         c.client(&s, "prod").await.unwrap();
         c.client(&s, "dev").await.unwrap();
         assert_eq!(lock(&c.clients).len(), 2);
-        c.add_in_memory(Kubeconfig::from_yaml(TWO).unwrap())
-            .unwrap();
-        assert_eq!(
-            lock(&c.clients).len(),
-            1,
-            "new credentials replace the old client"
-        );
+        c.add_in_memory(Kubeconfig::from_yaml(TWO).unwrap()).unwrap();
+        assert_eq!(lock(&c.clients).len(), 1, "new credentials replace the old client");
     }
 }

@@ -41,17 +41,12 @@ pub fn map(place: &Place, doing: &str, e: &kube::Error) -> PrimitiveError {
     let (kind, message) = match e {
         kube::Error::Api(status) => {
             let code = status.code;
-            let text = if status.message.is_empty() {
-                status.reason.clone()
-            } else {
-                status.message.clone()
-            };
+            let text = if status.message.is_empty() { status.reason.clone() } else { status.message.clone() };
             let kind = kind_of_status(code, &status.reason);
             let message = match kind {
-                ErrorKind::NotFound => format!(
-                    "{text} (namespace `{}`, context `{}`)",
-                    place.namespace, place.context
-                ),
+                ErrorKind::NotFound => {
+                    format!("{text} (namespace `{}`, context `{}`)", place.namespace, place.context)
+                }
                 ErrorKind::Unauthorized => format!(
                     "context `{}` is not authorized (401) while {doing} {}: {text}; check the context's credentials",
                     place.context,

@@ -61,11 +61,7 @@ impl Primitive for History {
         Some(args.key(shared))
     }
 
-    async fn call(
-        &self,
-        cx: &CallCx,
-        args: HistoryArgs,
-    ) -> Result<Vec<HistoryEntry>, PrimitiveError> {
+    async fn call(&self, cx: &CallCx, args: HistoryArgs) -> Result<Vec<HistoryEntry>, PrimitiveError> {
         let place = args.place(cx).await?;
         let d = read(&place).await?;
         let all = replica_sets(&place, &d).await?;

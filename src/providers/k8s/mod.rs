@@ -97,7 +97,8 @@ macro_rules! addressed {
 pub(crate) use addressed;
 
 /// The keys doc shared by every k8s primitive.
-pub(crate) const COMMON_KEYS: &str = "`context` (the current context), `namespace` (the context's namespace, else \"default\"), `deployment`";
+pub(crate) const COMMON_KEYS: &str =
+    "`context` (the current context), `namespace` (the context's namespace, else \"default\"), `deployment`";
 
 /// The Deployments API of a place's namespace.
 pub(crate) fn deployments(place: &Place) -> Api<Deployment> {
@@ -110,21 +111,11 @@ pub(crate) async fn read(place: &Place) -> Result<Deployment, PrimitiveError> {
 }
 
 /// Lists the ReplicaSets matching the Deployment's selector (kubectl's one LIST, no limit).
-pub(crate) async fn replica_sets(
-    place: &Place,
-    d: &Deployment,
-) -> Result<Vec<ReplicaSet>, PrimitiveError> {
-    let selector = d
-        .spec
-        .as_ref()
-        .map(|s| s.selector.clone())
-        .unwrap_or_default();
+pub(crate) async fn replica_sets(place: &Place, d: &Deployment) -> Result<Vec<ReplicaSet>, PrimitiveError> {
+    let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
     let selector = kube::core::Selector::try_from(selector).map_err(|e| {
-        PrimitiveError::invalid(format!(
-            "the selector of {} is invalid: {e}",
-            place.describe()
-        ))
-        .with_target(place.key())
+        PrimitiveError::invalid(format!("the selector of {} is invalid: {e}", place.describe()))
+            .with_target(place.key())
     })?;
     let api: Api<ReplicaSet> = Api::namespaced(place.client.clone(), &place.namespace);
     let list = errors::send(
@@ -158,18 +149,12 @@ pub(crate) async fn patch_strategic(
     field_manager: &str,
     body: serde_json::Value,
 ) -> Result<Deployment, PrimitiveError> {
-    let params = kube::api::PatchParams {
-        field_manager: Some(field_manager.to_string()),
-        ..Default::default()
-    };
+    let params =
+        kube::api::PatchParams { field_manager: Some(field_manager.to_string()), ..Default::default() };
     errors::send(
         place,
         doing,
-        deployments(place).patch(
-            &place.deployment,
-            &params,
-            &kube::api::Patch::Strategic(body),
-        ),
+        deployments(place).patch(&place.deployment, &params, &kube::api::Patch::Strategic(body)),
     )
     .await
 }

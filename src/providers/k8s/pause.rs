@@ -52,13 +52,7 @@ impl Primitive for Pause {
             if paused(&read(&place).await?) {
                 return Ok(Changed { changed: false });
             }
-            patch_strategic(
-                &place,
-                "pausing",
-                "kubectl-rollout",
-                json!({"spec": {"paused": true}}),
-            )
-            .await?;
+            patch_strategic(&place, "pausing", "kubectl-rollout", json!({"spec": {"paused": true}})).await?;
             Ok(Changed { changed: true })
         })
         .await

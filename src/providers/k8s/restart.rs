@@ -85,8 +85,7 @@ impl Primitive for Restart {
             if restarted_at(&d).as_deref() == Some(stamp.as_str()) {
                 return Ok(Changed { changed: false });
             }
-            let body =
-                json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}});
+            let body = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}});
             patch_strategic(&place, "restarting", "kubectl-rollout", body).await?;
             Ok(Changed { changed: true })
         })
@@ -99,10 +98,7 @@ impl Primitive for Restart {
             return Err(refuse_paused(&place));
         }
         Ok(Planned {
-            effect: format!(
-                "restart the pods of {} (annotation {RESTARTED_AT})",
-                place.describe()
-            ),
+            effect: format!("restart the pods of {} (annotation {RESTARTED_AT})", place.describe()),
             output: json!({ "changed": true }),
         })
     }

@@ -53,13 +53,7 @@ impl Primitive for Resume {
                 return Ok(Changed { changed: false });
             }
             // `paused` is omitempty in Go, so kubectl's diff deletes the field.
-            patch_strategic(
-                &place,
-                "resuming",
-                "kubectl-rollout",
-                json!({"spec": {"paused": null}}),
-            )
-            .await?;
+            patch_strategic(&place, "resuming", "kubectl-rollout", json!({"spec": {"paused": null}})).await?;
             Ok(Changed { changed: true })
         })
         .await

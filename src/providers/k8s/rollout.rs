@@ -44,11 +44,7 @@ pub fn owned<'a>(deployment: &Deployment, all: &'a [ReplicaSet]) -> Vec<&'a Repl
     };
     all.iter()
         .filter(|rs| {
-            rs.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.controller == Some(true) && o.uid == uid)
+            rs.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid)
         })
         .collect()
 }
@@ -58,10 +54,7 @@ pub fn owned<'a>(deployment: &Deployment, all: &'a [ReplicaSet]) -> Vec<&'a Repl
 fn normalize(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| (k, normalize(v)))
-                .filter(|(_, v)| !is_empty(v))
-                .collect(),
+            m.into_iter().map(|(k, v)| (k, normalize(v))).filter(|(_, v)| !is_empty(v)).collect(),
         ),
         Value::Array(a) => Value::Array(a.into_iter().map(normalize).collect()),
         other => other,
@@ -104,12 +97,9 @@ pub fn find_new<'a>(deployment: &Deployment, owned: &[&'a ReplicaSet]) -> Option
     sorted.sort_by(|a, b| {
         let ta = a.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let tb = b.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        ta.cmp(&tb)
-            .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+        ta.cmp(&tb).then_with(|| a.metadata.name.cmp(&b.metadata.name))
     });
-    sorted
-        .into_iter()
-        .find(|rs| rs_template(rs).is_some_and(|t| equal_ignore_hash(t, template)))
+    sorted.into_iter().find(|rs| rs_template(rs).is_some_and(|t| equal_ignore_hash(t, template)))
 }
 
 /// Why undo found no ReplicaSet to go back to (kubectl's wording).
@@ -146,11 +136,8 @@ pub fn pick<'a>(
     }
     let new = find_new(deployment, owned);
     let new_uid = new.and_then(|n| n.metadata.uid.clone());
-    let mut all: Vec<&ReplicaSet> = owned
-        .iter()
-        .copied()
-        .filter(|rs| new.is_none() || rs.metadata.uid != new_uid)
-        .collect();
+    let mut all: Vec<&ReplicaSet> =
+        owned.iter().copied().filter(|rs| new.is_none() || rs.metadata.uid != new_uid).collect();
     if let Some(n) = new {
         all.push(n);
     }
@@ -177,8 +164,7 @@ pub fn pick<'a>(
     if to_revision > 0 {
         return Err(PickError::NoSuchRevision(to_revision));
     }
-    previous
-        .ok_or_else(|| PickError::NoHistory(deployment.metadata.name.clone().unwrap_or_default()))
+    previous.ok_or_else(|| PickError::NoHistory(deployment.metadata.name.clone().unwrap_or_default()))
 }
 
 /// The Deployment annotations after undo: the skipped keys from the Deployment, every other
@@ -204,12 +190,7 @@ pub fn undo_annotations(
 /// Container name → image (init containers are not included).
 pub fn images(t: Option<&PodTemplateSpec>) -> BTreeMap<String, String> {
     t.and_then(|t| t.spec.as_ref())
-        .map(|s| {
-            s.containers
-                .iter()
-                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
-                .collect()
-        })
+        .map(|s| s.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect())
         .unwrap_or_default()
 }
 
@@ -228,11 +209,7 @@ pub fn image_changes(from: &BTreeMap<String, String>, to: &BTreeMap<String, Stri
             parts.push(format!("{name}: {f} → (removed)"));
         }
     }
-    if parts.is_empty() {
-        "no image changes".to_string()
-    } else {
-        parts.join(", ")
-    }
+    if parts.is_empty() { "no image changes".to_string() } else { parts.join(", ") }
 }
 
 /// What `DeploymentStatusViewer` says about a Deployment.
@@ -250,15 +227,13 @@ pub struct Viewed {
 pub fn view(d: &Deployment) -> Viewed {
     let name = d.metadata.name.clone().unwrap_or_default();
     let status = d.status.clone().unwrap_or_default();
-    let waiting = |message: String| Viewed {
-        message,
-        done: false,
-        failed: false,
-    };
+    let waiting = |message: String| Viewed { message, done: false, failed: false };
     if d.metadata.generation.unwrap_or(0) <= status.observed_generation.unwrap_or(0) {
-        let deadline = status.conditions.iter().flatten().any(|c| {
-            c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-        });
+        let deadline = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
         if deadline {
             return Viewed {
                 message: format!("deployment \"{name}\" exceeded its progress deadline"),
@@ -340,14 +315,8 @@ mod tests {
         ];
         let owned = owned(&d, &all);
         assert_eq!(owned.len(), 4, "the foreign ReplicaSet is not ours");
-        assert_eq!(
-            pick(&d, &owned, 0).unwrap().metadata.name.as_deref(),
-            Some("b")
-        );
-        assert_eq!(
-            pick(&d, &owned, 1).unwrap().metadata.name.as_deref(),
-            Some("a")
-        );
+        assert_eq!(pick(&d, &owned, 0).unwrap().metadata.name.as_deref(), Some("b"));
+        assert_eq!(pick(&d, &owned, 1).unwrap().metadata.name.as_deref(), Some("a"));
         assert_eq!(
             pick(&d, &owned, 5).unwrap_err().to_string(),
             "unable to find specified revision 5 in history"
@@ -356,24 +325,15 @@ mod tests {
             pick(&d, &owned, -1).unwrap_err().to_string(),
             "unable to find specified revision -1 in history"
         );
-        assert_eq!(
-            find_new(&d, &owned).unwrap().metadata.name.as_deref(),
-            Some("c")
-        );
+        assert_eq!(find_new(&d, &owned).unwrap().metadata.name.as_deref(), Some("c"));
         let one = vec![rs("c", Some("3"), "w:3", "d1")];
         assert_eq!(
-            pick(&d, &super::owned(&d, &one), 0)
-                .unwrap_err()
-                .to_string(),
+            pick(&d, &super::owned(&d, &one), 0).unwrap_err().to_string(),
             "no rollout history found for deployment \"web\""
         );
         let none = vec![rs("z", None, "w:0", "d1"), rs("c", Some("3"), "w:3", "d1")];
         assert_eq!(
-            pick(&d, &super::owned(&d, &none), 0)
-                .unwrap()
-                .metadata
-                .name
-                .as_deref(),
+            pick(&d, &super::owned(&d, &none), 0).unwrap().metadata.name.as_deref(),
             Some("z"),
             "a missing revision counts as 0"
         );
@@ -381,28 +341,19 @@ mod tests {
 
     #[test]
     fn undo_keeps_skipped_keys_of_the_deployment_and_the_rest_of_the_replicaset() {
-        let d: BTreeMap<String, String> = [
-            (REVISION, "3"),
-            ("team", "shop"),
-            ("deprecated.deployment.rollback.to", "1"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let r: BTreeMap<String, String> = [
-            (REVISION, "1"),
-            (CHANGE_CAUSE, "initial"),
-            ("deployment.kubernetes.io/max-replicas", "4"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let d: BTreeMap<String, String> =
+            [(REVISION, "3"), ("team", "shop"), ("deprecated.deployment.rollback.to", "1")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let r: BTreeMap<String, String> =
+            [(REVISION, "1"), (CHANGE_CAUSE, "initial"), ("deployment.kubernetes.io/max-replicas", "4")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         let out = undo_annotations(Some(&d), Some(&r));
         let keys: Vec<&str> = out.keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            vec![REVISION, "deprecated.deployment.rollback.to", CHANGE_CAUSE]
-        );
+        assert_eq!(keys, vec![REVISION, "deprecated.deployment.rollback.to", CHANGE_CAUSE]);
         assert_eq!(out[REVISION], "3");
     }
 
@@ -424,10 +375,7 @@ mod tests {
     #[test]
     fn the_status_viewer_speaks_kubectl() {
         let mut d = deployment("w:1");
-        assert_eq!(
-            view(&d).message,
-            "deployment \"web\" successfully rolled out"
-        );
+        assert_eq!(view(&d).message, "deployment \"web\" successfully rolled out");
         assert!(view(&d).done);
         let s = d.status.as_mut().unwrap();
         s.updated_replicas = Some(1);
@@ -450,10 +398,7 @@ mod tests {
             "Waiting for deployment \"web\" rollout to finish: 2 of 3 updated replicas are available..."
         );
         d.metadata.generation = Some(3);
-        assert_eq!(
-            view(&d).message,
-            "Waiting for deployment spec update to be observed..."
-        );
+        assert_eq!(view(&d).message, "Waiting for deployment spec update to be observed...");
         d.metadata.generation = Some(2);
         d.status.as_mut().unwrap().conditions = Some(vec![
             serde_json::from_value(json!({
@@ -463,24 +408,15 @@ mod tests {
         ]);
         let v = view(&d);
         assert!(v.failed && !v.done);
-        assert_eq!(
-            v.message,
-            "deployment \"web\" exceeded its progress deadline"
-        );
+        assert_eq!(v.message, "deployment \"web\" exceeded its progress deadline");
     }
 
     #[test]
     fn image_changes_name_each_container() {
-        let from: BTreeMap<String, String> = [
-            ("web".to_string(), "a:1".to_string()),
-            ("side".to_string(), "s:1".to_string()),
-        ]
-        .into();
-        let to: BTreeMap<String, String> = [
-            ("web".to_string(), "a:2".to_string()),
-            ("side".to_string(), "s:1".to_string()),
-        ]
-        .into();
+        let from: BTreeMap<String, String> =
+            [("web".to_string(), "a:1".to_string()), ("side".to_string(), "s:1".to_string())].into();
+        let to: BTreeMap<String, String> =
+            [("web".to_string(), "a:2".to_string()), ("side".to_string(), "s:1".to_string())].into();
         assert_eq!(image_changes(&from, &to), "web: a:1 → a:2");
         assert_eq!(image_changes(&from, &from), "no image changes");
     }

@@ -84,19 +84,11 @@ impl Primitive for Scale {
                 errors::send(
                     &place,
                     "scaling",
-                    api.patch_scale(
-                        &place.deployment,
-                        &kube::api::PatchParams::default(),
-                        &patch,
-                    ),
+                    api.patch_scale(&place.deployment, &kube::api::PatchParams::default(), &patch),
                 )
                 .await?;
             }
-            Ok(ScaleOutput {
-                changed: from != args.replicas,
-                from,
-                to: args.replicas,
-            })
+            Ok(ScaleOutput { changed: from != args.replicas, from, to: args.replicas })
         })
         .await
     }
@@ -109,11 +101,7 @@ impl Primitive for Scale {
             effect: if from == args.replicas {
                 format!("leave {} at {from} replicas", place.describe())
             } else {
-                format!(
-                    "scale {} from {from} to {} replicas",
-                    place.describe(),
-                    args.replicas
-                )
+                format!("scale {} from {from} to {} replicas", place.describe(), args.replicas)
             },
             output: json!({ "changed": from != args.replicas, "from": from, "to": args.replicas }),
         })

@@ -65,10 +65,7 @@ fn decide(
         Some(name) => containers.iter().find(|c| &c.name == name).ok_or_else(|| {
             PrimitiveError::new(
                 ErrorKind::NotFound,
-                format!(
-                    "unable to find container named \"{name}\" in {}",
-                    place.describe()
-                ),
+                format!("unable to find container named \"{name}\" in {}", place.describe()),
             )
             .with_target(place.key())
         })?,
@@ -86,8 +83,7 @@ fn decide(
             }
         },
     };
-    let order: Vec<serde_json::Value> =
-        containers.iter().map(|c| json!({"name": c.name})).collect();
+    let order: Vec<serde_json::Value> = containers.iter().map(|c| json!({"name": c.name})).collect();
     Ok(Decision {
         container: chosen.name.clone(),
         from_image: chosen.image.clone().unwrap_or_default(),
@@ -118,15 +114,9 @@ impl Primitive for SetImage {
         Some(args.key(shared))
     }
 
-    async fn call(
-        &self,
-        cx: &CallCx,
-        args: SetImageArgs,
-    ) -> Result<SetImageOutput, PrimitiveError> {
+    async fn call(&self, cx: &CallCx, args: SetImageArgs) -> Result<SetImageOutput, PrimitiveError> {
         if args.image.trim().is_empty() {
-            return Err(PrimitiveError::invalid(
-                "k8s::set_image: `image` must not be empty",
-            ));
+            return Err(PrimitiveError::invalid("k8s::set_image: `image` must not be empty"));
         }
         let place = args.place(cx).await?;
         with_conflict_retry(|| async {

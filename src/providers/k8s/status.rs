@@ -93,9 +93,7 @@ async fn wait(cx: &CallCx, place: &Place, last: Last) -> Result<StatusOutput, Pr
         if let Ok(mut l) = last.lock() {
             *l = Some((d.clone(), v));
         }
-        let params = WatchParams::default()
-            .fields(&fields)
-            .timeout(WATCH_SECONDS);
+        let params = WatchParams::default().fields(&fields).timeout(WATCH_SECONDS);
         let stream = errors::send(place, "watching", api.watch(&params, &rv)).await?;
         let mut stream = std::pin::pin!(stream);
         let mut changed = false;

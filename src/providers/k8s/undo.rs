@@ -60,10 +60,7 @@ struct Decision {
 }
 
 fn place_suffix(place: &Place) -> String {
-    format!(
-        " (namespace `{}`, context `{}`)",
-        place.namespace, place.context
-    )
+    format!(" (namespace `{}`, context `{}`)", place.namespace, place.context)
 }
 
 /// The checks and the patch of kubectl's `DeploymentRollbacker.Rollback`, in its order.
@@ -71,11 +68,7 @@ async fn decide(place: &Place, to_revision: i64) -> Result<Decision, PrimitiveEr
     if to_revision < 0 {
         return Err(PrimitiveError::new(
             ErrorKind::NotFound,
-            format!(
-                "{}{}",
-                PickError::NoSuchRevision(to_revision),
-                place_suffix(place)
-            ),
+            format!("{}{}", PickError::NoSuchRevision(to_revision), place_suffix(place)),
         )
         .with_target(place.key()));
     }
@@ -96,36 +89,19 @@ async fn decide(place: &Place, to_revision: i64) -> Result<Decision, PrimitiveEr
         )
         .with_target(place.key()));
     }
-    let rs_template = rs
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.clone())
-        .unwrap_or_default();
-    let template = d
-        .spec
-        .as_ref()
-        .map(|s| s.template.clone())
-        .unwrap_or_default();
+    let rs_template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+    let template = d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
     let picked = rollout::revision(rs.metadata.annotations.as_ref()).unwrap_or(0);
     let from_images = rollout::images(Some(&template));
     let to_images = rollout::images(Some(&rs_template));
     let skip = rollout::equal_ignore_hash(&rs_template, &template);
-    let annotations = rollout::undo_annotations(
-        d.metadata.annotations.as_ref(),
-        rs.metadata.annotations.as_ref(),
-    );
+    let annotations =
+        rollout::undo_annotations(d.metadata.annotations.as_ref(), rs.metadata.annotations.as_ref());
     let patch = json!([
         {"op": "replace", "path": "/spec/template", "value": rollout::template_without_hash(&rs_template)},
         {"op": "replace", "path": "/metadata/annotations", "value": annotations},
     ]);
-    Ok(Decision {
-        from_revision: revision_of(&d),
-        to_revision: picked,
-        skip,
-        from_images,
-        to_images,
-        patch,
-    })
+    Ok(Decision { from_revision: revision_of(&d), to_revision: picked, skip, from_images, to_images, patch })
 }
 
 impl Primitive for Undo {
@@ -164,9 +140,8 @@ impl Primitive for Undo {
             if decision.skip {
                 return Ok(output);
             }
-            let patch: json_patch::Patch = serde_json::from_value(decision.patch).map_err(|e| {
-                PrimitiveError::invalid(format!("cannot build the undo patch: {e}"))
-            })?;
+            let patch: json_patch::Patch = serde_json::from_value(decision.patch)
+                .map_err(|e| PrimitiveError::invalid(format!("cannot build the undo patch: {e}")))?;
             let doing = format!("restoring revision {} of", decision.to_revision);
             let sent = errors::send(
                 &place,

@@ -29,21 +29,11 @@ const BODY_LIMIT: usize = 8 << 20;
 
 /// A JSON answer.
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 fn with_content_type(ct: String, body: &Value) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, ct)],
-        body.to_string(),
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, ct)], body.to_string()).into_response()
 }
 
 /// A `Status` error answer.
@@ -62,23 +52,14 @@ fn not_found(kind: Kind, name: &str) -> Response {
 }
 
 fn no_route() -> Response {
-    status_error(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-        Some(json!({})),
-    )
+    status_error(404, "NotFound", "the server could not find the requested resource", Some(json!({})))
 }
 
 fn invalid(kind: Kind, name: &str, message: &str) -> Response {
     status_error(
         422,
         "Invalid",
-        &format!(
-            "{}.{} \"{name}\" is invalid: {message}",
-            kind.name(),
-            kind.group()
-        ),
+        &format!("{}.{} \"{name}\" is invalid: {message}", kind.name(), kind.group()),
         Some(json!({"name": name, "group": kind.group(), "kind": kind.name()})),
     )
 }
@@ -89,9 +70,10 @@ pub fn default_deployment(d: &mut Value) {
     spec.entry("replicas").or_insert(json!(1));
     spec.entry("revisionHistoryLimit").or_insert(json!(10));
     spec.entry("progressDeadlineSeconds").or_insert(json!(600));
-    let strategy = spec
-        .entry("strategy")
-        .or_insert_with(|| json!({"type": "RollingUpdate"}));
+    let strategy = spec.entry("strategy").or_insert_with(|| json!({"type": "RollingUpdate"}));
+    if !strategy.is_object() {
+        *strategy = json!({"type": "RollingUpdate"});
+    }
     if strategy.get("type").is_none() {
         strategy["type"] = json!("RollingUpdate");
     }
@@ -110,55 +92,45 @@ pub fn default_pod_template(t: &mut Value) {
     meta.entry("creationTimestamp").or_insert(Value::Null);
     let spec = super::store::obj_mut(t, &["spec"]);
     spec.entry("restartPolicy").or_insert(json!("Always"));
-    spec.entry("terminationGracePeriodSeconds")
-        .or_insert(json!(30));
+    spec.entry("terminationGracePeriodSeconds").or_insert(json!(30));
     spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
     spec.entry("securityContext").or_insert(json!({}));
-    spec.entry("schedulerName")
-        .or_insert(json!("default-scheduler"));
+    spec.entry("schedulerName").or_insert(json!("default-scheduler"));
     if let Some(Value::Array(cs)) = spec.get_mut("containers") {
         for c in cs.iter_mut() {
             let Some(c) = c.as_object_mut() else { continue };
-            let image = c
-                .get("image")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
             let last = image.rsplit('/').next().unwrap_or("");
             let latest = !last.contains(':') && !image.contains('@') || last.ends_with(":latest");
             c.entry("resources").or_insert(json!({}));
-            c.entry("terminationMessagePath")
-                .or_insert(json!("/dev/termination-log"));
+            c.entry("terminationMessagePath").or_insert(json!("/dev/termination-log"));
             c.entry("terminationMessagePolicy").or_insert(json!("File"));
-            c.entry("imagePullPolicy").or_insert(json!(if latest {
-                "Always"
-            } else {
-                "IfNotPresent"
-            }));
+            c.entry("imagePullPolicy").or_insert(json!(if latest { "Always" } else { "IfNotPresent" }));
         }
     }
 }
 
 fn validate_deployment(name: &str, old: Option<&Value>, d: &Value) -> Result<(), Response> {
     let replicas = int_at(d, "/spec/replicas");
+    if replicas > i64::from(i32::MAX) || !d.pointer("/spec/replicas").is_some_and(Value::is_i64) {
+        return Err(invalid(
+            Kind::Deployment,
+            name,
+            "spec.replicas: Invalid value: must be a 32-bit integer",
+        ));
+    }
     if replicas < 0 {
         return Err(invalid(
             Kind::Deployment,
             name,
-            &format!(
-                "spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"
-            ),
+            &format!("spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"),
         ));
     }
     let selector = d.pointer("/spec/selector").cloned().unwrap_or(Value::Null);
     if let Some(old) = old
         && old.pointer("/spec/selector") != d.pointer("/spec/selector")
     {
-        return Err(invalid(
-            Kind::Deployment,
-            name,
-            "spec.selector: Invalid value: field is immutable",
-        ));
+        return Err(invalid(Kind::Deployment, name, "spec.selector: Invalid value: field is immutable"));
     }
     let sel = LabelSelector::parse(&selector_string(&selector)).unwrap_or_default();
     let template_labels = json!({"metadata": {"labels":
@@ -170,23 +142,13 @@ fn validate_deployment(name: &str, old: Option<&Value>, d: &Value) -> Result<(),
             "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`",
         ));
     }
-    let containers = d
-        .pointer("/spec/template/spec/containers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let containers =
+        d.pointer("/spec/template/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
     if containers.is_empty() {
-        return Err(invalid(
-            Kind::Deployment,
-            name,
-            "spec.template.spec.containers: Required value",
-        ));
+        return Err(invalid(Kind::Deployment, name, "spec.template.spec.containers: Required value"));
     }
     for (i, c) in containers.iter().enumerate() {
-        if c.get("image")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
+        if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
             return Err(invalid(
                 Kind::Deployment,
                 name,
@@ -212,11 +174,7 @@ impl Req {
         self.query.get(k).map(String::as_str)
     }
     fn accept(&self) -> String {
-        self.headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
+        self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
     }
     fn dry_run(&self) -> bool {
         self.q("dryRun").is_some_and(|v| v == "All")
@@ -227,9 +185,8 @@ impl Req {
 pub async fn handle(world: Arc<K8sWorld>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
-    let query: HashMap<String, String> = Query::try_from_uri(&parts.uri)
-        .map(|Query(q)| q)
-        .unwrap_or_default();
+    let query: HashMap<String, String> =
+        Query::try_from_uri(&parts.uri).map(|Query(q)| q).unwrap_or_default();
     let Some(rest) = path.strip_prefix("/k8s/").and_then(super::decode_context) else {
         return no_route();
     };
@@ -254,47 +211,33 @@ pub async fn handle(world: Arc<K8sWorld>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return status_error(400, "BadRequest", &format!("cannot read body: {e}"), None),
     };
-    let r = Req {
-        ctx,
-        method: parts.method,
-        segs: segs.collect(),
-        query,
-        headers: parts.headers,
-        body,
-    };
+    let r = Req { ctx, method: parts.method, segs: segs.collect(), query, headers: parts.headers, body };
     route(world, r).await
 }
 
 async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
-    let accept = r
-        .headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let accept = r.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let segs: Vec<&str> = r.segs.iter().map(String::as_str).collect();
     let get = r.method == Method::GET;
     match segs.as_slice() {
         ["version"] if get => json_response(StatusCode::OK, &discovery::version()),
         ["api"] if get => match discovery::aggregated_version(&accept) {
-            Some(v) => with_content_type(
-                discovery::aggregated_content_type(v),
-                &discovery::aggregated_api(v),
-            ),
+            Some(v) => {
+                with_content_type(discovery::aggregated_content_type(v), &discovery::aggregated_api(v))
+            }
             None => json_response(StatusCode::OK, &discovery::legacy_api()),
         },
         ["api", "v1"] if get => json_response(StatusCode::OK, &discovery::legacy_core_v1()),
         ["api", "v1", "namespaces"] if get => {
-            let items: Vec<Value> = namespaces(&world, &r.ctx)
-                .iter()
-                .map(|n| namespace_object(n))
-                .collect();
+            let items: Vec<Value> = namespaces(&world, &r.ctx).iter().map(|n| namespace_object(n)).collect();
             json_response(
                 StatusCode::OK,
                 &json!({"kind": "NamespaceList", "apiVersion": "v1",
                 "metadata": {"resourceVersion": world.lock().rv.to_string()}, "items": items}),
             )
         }
+        ["api", "v1", "events"] if get => events(&world, &r, None),
+        ["api", "v1", "namespaces", ns, "events"] if get => events(&world, &r, Some(ns)),
         ["api", "v1", "namespaces", ns] if get => {
             if namespaces(&world, &r.ctx).iter().any(|n| n == ns) {
                 json_response(StatusCode::OK, &namespace_object(ns))
@@ -308,15 +251,14 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
             }
         }
         ["apis"] if get => match discovery::aggregated_version(&accept) {
-            Some(v) => with_content_type(
-                discovery::aggregated_content_type(v),
-                &discovery::aggregated_apis(v),
-            ),
+            Some(v) => {
+                with_content_type(discovery::aggregated_content_type(v), &discovery::aggregated_apis(v))
+            }
             None => json_response(StatusCode::OK, &discovery::legacy_apis()),
         },
-        ["apis", g] if get => discovery::legacy_group(g)
-            .map(|v| json_response(StatusCode::OK, &v))
-            .unwrap_or_else(no_route),
+        ["apis", g] if get => {
+            discovery::legacy_group(g).map(|v| json_response(StatusCode::OK, &v)).unwrap_or_else(no_route)
+        }
         ["apis", g, v] if get => discovery::legacy_group_version(g, v)
             .map(|v| json_response(StatusCode::OK, &v))
             .unwrap_or_else(no_route),
@@ -333,14 +275,10 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
             Some(kind) => object(&world, &r, kind, ns, name),
             None => no_route(),
         },
-        ["apis", g, "v1", "namespaces", ns, res, name, "scale"] => {
-            match Kind::from_resource(g, res) {
-                Some(kind @ (Kind::Deployment | Kind::ReplicaSet)) => {
-                    scale(&world, &r, kind, ns, name)
-                }
-                _ => no_route(),
-            }
-        }
+        ["apis", g, "v1", "namespaces", ns, res, name, "scale"] => match Kind::from_resource(g, res) {
+            Some(kind @ (Kind::Deployment | Kind::ReplicaSet)) => scale(&world, &r, kind, ns, name),
+            _ => no_route(),
+        },
         ["apis", g, "v1", "namespaces", ns, res, name, "status"] if get => {
             match Kind::from_resource(g, res) {
                 Some(kind) => object(&world, &r, kind, ns, name),
@@ -351,12 +289,39 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
     }
 }
 
+/// Core Events the controller recorded, filtered by namespace and an `involvedObject.*` /
+/// `reason` / `type` field selector (the fields `kubectl describe` uses).
+fn events(world: &K8sWorld, r: &Req, ns: Option<&str>) -> Response {
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for part in r.q("fieldSelector").unwrap_or("").split(',').filter(|p| !p.is_empty()) {
+        let Some((k, v)) = part.split_once('=') else {
+            return status_error(400, "BadRequest", &format!("invalid selector: '{part}'"), None);
+        };
+        let k = k.trim_end_matches('=');
+        wanted.push((format!("/{}", k.replace('.', "/")), v.to_string()));
+    }
+    let store = world.lock();
+    let items: Vec<Value> = store
+        .events
+        .iter()
+        .filter(|(ctx, e)| {
+            *ctx == r.ctx
+                && ns.is_none_or(|n| str_at(e, "/metadata/namespace") == Some(n))
+                && wanted.iter().all(|(ptr, v)| str_at(e, ptr) == Some(v.as_str()))
+        })
+        .map(|(_, e)| e.clone())
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": "EventList", "apiVersion": "v1",
+        "metadata": {"resourceVersion": store.rv.to_string()}, "items": items}),
+    )
+}
+
 /// The namespaces of a context: the usual ones plus every namespace holding an object.
 fn namespaces(world: &K8sWorld, ctx: &str) -> Vec<String> {
-    let mut out: Vec<String> = ["default", "kube-node-lease", "kube-public", "kube-system"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut out: Vec<String> =
+        ["default", "kube-node-lease", "kube-public", "kube-system"].iter().map(|s| s.to_string()).collect();
     for k in world.lock().objects.keys().filter(|k| k.ctx == ctx) {
         if !out.contains(&k.ns) {
             out.push(k.ns.clone());
@@ -386,12 +351,7 @@ async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>)
     let labels = match LabelSelector::parse(r.q("labelSelector").unwrap_or("")) {
         Ok(s) => s,
         Err(e) => {
-            return status_error(
-                400,
-                "BadRequest",
-                &format!("unable to parse requirement: {e}"),
-                None,
-            );
+            return status_error(400, "BadRequest", &format!("unable to parse requirement: {e}"), None);
         }
     };
     let fields = match FieldSelector::parse(r.q("fieldSelector").unwrap_or("")) {
@@ -404,12 +364,8 @@ async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>)
         return watch(world, r, kind, ns, keep);
     }
     let store = world.lock();
-    let items: Vec<Value> = store
-        .list(&r.ctx, kind, ns)
-        .into_iter()
-        .map(|(_, v)| v)
-        .filter(|v| keep(v))
-        .collect();
+    let items: Vec<Value> =
+        store.list(&r.ctx, kind, ns).into_iter().map(|(_, v)| v).filter(|v| keep(v)).collect();
     if table::wants_table(&r.accept())
         && let Some(t) = table::table(kind, &items, &store.rv.to_string(), store.now())
     {
@@ -432,10 +388,8 @@ fn watch(
     let ctx = r.ctx.clone();
     let ns = ns.map(String::from);
     let as_table = table::wants_table(&r.accept()).then_some(kind);
-    let from: u64 = r
-        .q("resourceVersion")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let initial_events = r.q("sendInitialEvents") == Some("true");
+    let from: u64 = r.q("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
     let timeout = r
         .q("timeoutSeconds")
         .and_then(|v| v.parse::<u64>().ok())
@@ -457,7 +411,7 @@ fn watch(
             );
             return json_response(StatusCode::OK, &json!({"type": "ERROR", "object": gone}));
         }
-        let replay: Vec<String> = if from == 0 {
+        let mut replay: Vec<String> = if from == 0 || initial_events {
             store
                 .objects
                 .iter()
@@ -472,43 +426,38 @@ fn watch(
                 .map(|e| event_line(e.kind, &e.object, as_table))
                 .collect()
         };
+        if initial_events {
+            // The streaming list's end marker (KEP-3157), which kube's watcher waits for.
+            let mark = json!({"kind": kind.name(), "apiVersion": kind.api_version(),
+                "metadata": {"resourceVersion": store.rv.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"}}});
+            replay.push(event_line("BOOKMARK", &mark, None));
+        }
         (replay, rx)
     };
     let deadline = tokio::time::Instant::now() + timeout;
-    let live = futures::stream::unfold(
-        (rx, relevant, keep),
-        move |(mut rx, relevant, keep)| async move {
-            loop {
-                let ev: Arc<Event> = match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Err(_) => return None,
-                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
-                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
-                    Ok(Ok(ev)) => ev,
-                };
-                if relevant(&ev.key) && keep(&ev.object) {
-                    let line = event_line(ev.kind, &ev.object, as_table);
-                    return Some((line, (rx, relevant, keep)));
-                }
+    let live = futures::stream::unfold((rx, relevant, keep), move |(mut rx, relevant, keep)| async move {
+        loop {
+            let ev: Arc<Event> = match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Err(_) => return None,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Ok(ev)) => ev,
+            };
+            if relevant(&ev.key) && keep(&ev.object) {
+                let line = event_line(ev.kind, &ev.object, as_table);
+                return Some((line, (rx, relevant, keep)));
             }
-        },
-    );
-    let stream = futures::stream::iter(replay)
-        .chain(live)
-        .map(|line| Ok::<_, Infallible>(Bytes::from(line)));
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(stream),
-    )
-        .into_response()
+        }
+    });
+    let stream = futures::stream::iter(replay).chain(live).map(|line| Ok::<_, Infallible>(Bytes::from(line)));
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response()
 }
 
 /// One watch event line; as a one-row Table when `kubectl get -w` asked for tables.
 fn event_line(kind: &str, obj: &Value, as_table: Option<Kind>) -> String {
     let table = as_table.and_then(|k| {
-        let rv = str_at(obj, "/metadata/resourceVersion")
-            .unwrap_or("")
-            .to_string();
+        let rv = str_at(obj, "/metadata/resourceVersion").unwrap_or("").to_string();
         table::table(k, std::slice::from_ref(obj), &rv, chrono::Utc::now())
     });
     let obj = table.as_ref().unwrap_or(obj);
@@ -518,6 +467,15 @@ fn event_line(kind: &str, obj: &Value, as_table: Option<Kind>) -> String {
 }
 
 fn parse_body(r: &Req) -> Result<Value, Response> {
+    let ct = r.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.starts_with("application/vnd.kubernetes.protobuf") || ct.starts_with("application/cbor") {
+        return Err(status_error(
+            415,
+            "UnsupportedMediaType",
+            &format!("the simulator accepts JSON bodies only, not `{ct}`"),
+            None,
+        ));
+    }
     serde_json::from_slice(&r.body).map_err(|e| {
         status_error(
             400,
@@ -534,11 +492,7 @@ fn create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str) -> Response {
         Err(e) => return e,
     };
     let Some(name) = str_at(&obj, "/metadata/name").map(String::from) else {
-        return invalid(
-            kind,
-            "",
-            "metadata.name: Required value: name or generateName is required",
-        );
+        return invalid(kind, "", "metadata.name: Required value: name or generateName is required");
     };
     let mut store = world.lock();
     let key = Key::new(&r.ctx, kind, ns, &name);
@@ -546,11 +500,7 @@ fn create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str) -> Response {
         return status_error(
             409,
             "AlreadyExists",
-            &format!(
-                "{}.{} \"{name}\" already exists",
-                kind.plural(),
-                kind.group()
-            ),
+            &format!("{}.{} \"{name}\" already exists", kind.plural(), kind.group()),
             Some(json!({"name": name, "group": kind.group(), "kind": kind.plural()})),
         );
     }
@@ -592,12 +542,8 @@ fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respon
     match r.method {
         Method::GET => {
             if table::wants_table(&r.accept())
-                && let Some(t) = table::table(
-                    kind,
-                    std::slice::from_ref(&current),
-                    &store.rv.to_string(),
-                    store.now(),
-                )
+                && let Some(t) =
+                    table::table(kind, std::slice::from_ref(&current), &store.rv.to_string(), store.now())
             {
                 return json_response(StatusCode::OK, &t);
             }
@@ -637,11 +583,7 @@ fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respon
             update(&mut store, &key, &current, new, r.dry_run())
         }
         Method::PATCH => {
-            let ct = r
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+            let ct = r.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let Some(pk) = PatchKind::from_content_type(ct) else {
                 return status_error(
                     415,
@@ -671,13 +613,7 @@ fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respon
 
 /// Stores an updated object as the API server would: identity kept, status untouched,
 /// defaults applied, generation bumped on spec or annotation changes, optimistic concurrency.
-fn update(
-    store: &mut Store,
-    key: &Key,
-    current: &Value,
-    mut new: Value,
-    dry_run: bool,
-) -> Response {
+fn update(store: &mut Store, key: &Key, current: &Value, mut new: Value, dry_run: bool) -> Response {
     let kind = key.kind;
     let name = key.name.as_str();
     let cur_rv = str_at(current, "/metadata/resourceVersion").unwrap_or("");
@@ -747,10 +683,7 @@ fn update(
 }
 
 fn scale_of(obj: &Value) -> Value {
-    let selector = obj
-        .pointer("/spec/selector")
-        .map(selector_string)
-        .unwrap_or_default();
+    let selector = obj.pointer("/spec/selector").map(selector_string).unwrap_or_default();
     json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
         "metadata": {"name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"],
             "uid": obj["metadata"]["uid"], "resourceVersion": obj["metadata"]["resourceVersion"],
@@ -773,11 +706,7 @@ fn scale(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respons
             Err(e) => return e,
         },
         Method::PATCH => {
-            let ct = r
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+            let ct = r.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let pk = PatchKind::from_content_type(ct).unwrap_or(PatchKind::Merge);
             let p = match parse_body(r) {
                 Ok(v) => v,

@@ -48,16 +48,7 @@ struct Res {
     subresources: &'static [(&'static str, &'static str, &'static str, &'static str)],
 }
 
-const VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 fn groups() -> Vec<(&'static str, &'static str, Vec<Res>)> {
     vec![
@@ -90,13 +81,7 @@ fn groups() -> Vec<(&'static str, &'static str, Vec<Res>)> {
         (
             "coordination.k8s.io",
             "v1",
-            vec![Res {
-                name: "leases",
-                singular: "lease",
-                kind: "Lease",
-                short: &[],
-                subresources: &[],
-            }],
+            vec![Res { name: "leases", singular: "lease", kind: "Lease", short: &[], subresources: &[] }],
         ),
     ]
 }
@@ -111,7 +96,9 @@ pub fn legacy_api() -> Value {
 pub fn legacy_core_v1() -> Value {
     json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
         {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
-         "verbs": ["get", "list"], "shortNames": ["ns"]}]})
+         "verbs": ["get", "list"], "shortNames": ["ns"]},
+        {"name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
+         "verbs": ["list"], "shortNames": ["ev"]}]})
 }
 
 /// Legacy `/apis`.
@@ -136,21 +123,15 @@ pub fn legacy_group(group: &str) -> Option<Value> {
 
 /// Legacy `/apis/<group>/<version>`.
 pub fn legacy_group_version(group: &str, version: &str) -> Option<Value> {
-    let (g, v, res) = groups()
-        .into_iter()
-        .find(|(g, v, _)| *g == group && *v == version)?;
+    let (g, v, res) = groups().into_iter().find(|(g, v, _)| *g == group && *v == version)?;
     let mut resources = Vec::new();
     for r in &res {
-        resources.push(
-            json!({"name": r.name, "singularName": r.singular, "namespaced": true,
-            "kind": r.kind, "verbs": VERBS, "shortNames": r.short, "categories": ["all"]}),
-        );
+        resources.push(json!({"name": r.name, "singularName": r.singular, "namespaced": true,
+            "kind": r.kind, "verbs": VERBS, "shortNames": r.short, "categories": ["all"]}));
         for (sub, sg, sv, sk) in r.subresources {
-            resources.push(
-                json!({"name": format!("{}/{sub}", r.name), "singularName": "",
+            resources.push(json!({"name": format!("{}/{sub}", r.name), "singularName": "",
                 "namespaced": true, "group": sg, "version": sv, "kind": sk,
-                "verbs": ["get", "patch", "update"]}),
-            );
+                "verbs": ["get", "patch", "update"]}));
         }
     }
     Some(json!({"kind": "APIResourceList", "apiVersion": "v1",
@@ -164,7 +145,10 @@ pub fn aggregated_api(v: &str) -> Value {
             "versions": [{"version": "v1", "freshness": "Current", "resources": [
                 {"resource": "namespaces", "responseKind": {"group": "", "version": "v1", "kind": "Namespace"},
                  "scope": "Cluster", "singularResource": "namespace", "shortNames": ["ns"],
-                 "verbs": ["get", "list"]}]}]}]})
+                 "verbs": ["get", "list"]},
+                {"resource": "events", "responseKind": {"group": "", "version": "v1", "kind": "Event"},
+                 "scope": "Namespaced", "singularResource": "event", "shortNames": ["ev"],
+                 "verbs": ["list"]}]}]}]})
 }
 
 /// Aggregated `/apis`.
@@ -207,7 +191,8 @@ mod tests {
     fn accept_header_picks_the_discovery_format() {
         let kubectl_132 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
         assert_eq!(aggregated_version(kubectl_132), Some("v2"));
-        let kubectl_129 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        let kubectl_129 =
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
         assert_eq!(aggregated_version(kubectl_129), Some("v2beta1"));
         assert_eq!(aggregated_version("application/json, */*"), None);
     }

@@ -48,17 +48,13 @@ impl K8sWorld {
         let now = chrono::Utc::now();
         for dep in &scenario.k8s.deployments {
             let key = Key::new(&dep.context, Kind::Deployment, &dep.namespace, &dep.name);
-            store.broken.insert(
-                key.clone(),
-                dep.broken.iter().cloned().collect::<BTreeSet<_>>(),
-            );
+            store.broken.insert(key.clone(), dep.broken.iter().cloned().collect::<BTreeSet<_>>());
             let n = dep.revisions.len() as i64;
             let base = now - ChronoDuration::minutes(10 * n + 5);
             store.clock = Some(base);
             let uid = store.uid();
-            let mut containers = vec![
-                json!({"name": dep.name, "image": dep.revisions.first().cloned().unwrap_or_default()}),
-            ];
+            let mut containers =
+                vec![json!({"name": dep.name, "image": dep.revisions.first().cloned().unwrap_or_default()})];
             for (name, image) in &dep.sidecars {
                 containers.push(json!({"name": name, "image": image}));
             }
@@ -68,7 +64,7 @@ impl K8sWorld {
                 "metadata": {"name": dep.name, "namespace": dep.namespace, "uid": uid,
                     "generation": 1, "creationTimestamp": store.timestamp(),
                     "labels": {"app": dep.name}, "annotations": {}},
-                "spec": {"replicas": dep.replicas, "selector": {"matchLabels": {"app": dep.name}},
+                "spec": {"replicas": dep.replicas.clamp(0, i64::from(i32::MAX)), "selector": {"matchLabels": {"app": dep.name}},
                     "template": {"metadata": {"labels": {"app": dep.name}},
                         "spec": {"containers": containers}}},
                 "status": {},
@@ -101,10 +97,7 @@ impl K8sWorld {
         }
         store.clock = None;
         store.clear_log();
-        K8sWorld {
-            store: Mutex::new(store),
-            contexts,
-        }
+        K8sWorld { store: Mutex::new(store), contexts }
     }
 
     /// The simulated contexts, in scenario order.
@@ -130,31 +123,22 @@ impl K8sWorld {
     fn deployment(&self, key: &str) -> Option<(Key, Value, Vec<Value>, bool)> {
         let rest = key.strip_prefix("k8s/")?;
         // The context may itself hold `/`: take the longest known one that prefixes the key.
-        let ctx = self
-            .contexts
-            .iter()
-            .filter(|c| rest.starts_with(&format!("{c}/")))
-            .max_by_key(|c| c.len())?;
+        let ctx =
+            self.contexts.iter().filter(|c| rest.starts_with(&format!("{c}/"))).max_by_key(|c| c.len())?;
         let (ns, name) = rest[ctx.len() + 1..].split_once('/')?;
         let store = self.lock();
         let dkey = Key::new(ctx, Kind::Deployment, ns, name);
         let d = store.objects.get(&dkey)?.clone();
         let uid = str_at(&d, "/metadata/uid").unwrap_or("").to_string();
-        let rss: Vec<Value> = controller::owned_replicasets(&store, &dkey, &uid)
-            .into_iter()
-            .map(|(_, rs)| rs)
-            .collect();
+        let rss: Vec<Value> =
+            controller::owned_replicasets(&store, &dkey, &uid).into_iter().map(|(_, rs)| rs).collect();
         let broken_running = rss.iter().any(|rs| {
             (int_at(rs, "/spec/replicas") > 0 || int_at(rs, "/status/replicas") > 0)
                 && rs_broken(&store, rs, ctx)
         });
         let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
         let template_broken = store.broken.get(&dkey).is_some_and(|b| {
-            d.pointer("/spec/template")
-                .map(template_images)
-                .unwrap_or_default()
-                .iter()
-                .any(|i| b.contains(i))
+            d.pointer("/spec/template").map(template_images).unwrap_or_default().iter().any(|i| b.contains(i))
         });
         let unhealthy = broken_running || (template_broken && !paused);
         Some((dkey, d, rss, unhealthy))
@@ -169,10 +153,7 @@ impl K8sWorld {
     /// Observable state of a Deployment key for test expectations.
     pub fn state(&self, key: &str) -> Option<Value> {
         let (_, d, _, unhealthy) = self.deployment(key)?;
-        let images = d
-            .pointer("/spec/template")
-            .map(template_images)
-            .unwrap_or_default();
+        let images = d.pointer("/spec/template").map(template_images).unwrap_or_default();
         let revision: i64 = store::annotation(&d, "deployment.kubernetes.io/revision")
             .and_then(|r| r.parse().ok())
             .unwrap_or(0);

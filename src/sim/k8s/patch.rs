@@ -111,9 +111,7 @@ pub fn strategic_merge(doc: &mut Value, patch: &Value) {
                 if let Value::Array(list) = target {
                     for item in items {
                         let name = item.get("name").cloned();
-                        let pos = list
-                            .iter()
-                            .position(|e| name.is_some() && e.get("name") == name.as_ref());
+                        let pos = list.iter().position(|e| name.is_some() && e.get("name") == name.as_ref());
                         let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
                         match (pos, delete) {
                             (Some(i), true) => {
@@ -154,15 +152,12 @@ fn split_pointer(path: &str) -> Result<(String, String), String> {
     if path.is_empty() {
         return Err("the root document cannot be the target of this operation".into());
     }
-    let idx = path
-        .rfind('/')
-        .ok_or_else(|| format!("invalid JSON pointer `{path}`"))?;
+    let idx = path.rfind('/').ok_or_else(|| format!("invalid JSON pointer `{path}`"))?;
     Ok((path[..idx].to_string(), unescape(&path[idx + 1..])))
 }
 
 fn get<'a>(doc: &'a Value, path: &str) -> Result<&'a Value, String> {
-    doc.pointer(path)
-        .ok_or_else(|| format!("doc is missing path: \"{path}\": missing value"))
+    doc.pointer(path).ok_or_else(|| format!("doc is missing path: \"{path}\": missing value"))
 }
 
 fn remove_at(doc: &mut Value, path: &str) -> Result<Value, String> {
@@ -172,11 +167,7 @@ fn remove_at(doc: &mut Value, path: &str) -> Result<Value, String> {
         Value::Object(m) => m.remove(&last).ok_or_else(missing),
         Value::Array(a) => {
             let i: usize = last.parse().map_err(|_| missing())?;
-            if i < a.len() {
-                Ok(a.remove(i))
-            } else {
-                Err(missing())
-            }
+            if i < a.len() { Ok(a.remove(i)) } else { Err(missing()) }
         }
         _ => Err(missing()),
     }
@@ -213,24 +204,13 @@ fn add_at(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
 
 /// RFC 6902, strict like the API server: `replace` and `remove` need the target to exist.
 pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), String> {
-    let ops = patch
-        .as_array()
-        .ok_or("json patch must be an array of operations")?;
+    let ops = patch.as_array().ok_or("json patch must be an array of operations")?;
     for op in ops {
         let name = op.get("op").and_then(Value::as_str).unwrap_or("");
-        let path = op
-            .get("path")
-            .and_then(Value::as_str)
-            .ok_or("operation has no `path`")?;
-        let value = || {
-            op.get("value")
-                .cloned()
-                .ok_or_else(|| format!("{name} operation has no `value`"))
-        };
+        let path = op.get("path").and_then(Value::as_str).ok_or("operation has no `path`")?;
+        let value = || op.get("value").cloned().ok_or_else(|| format!("{name} operation has no `value`"));
         let from = || {
-            op.get("from")
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("{name} operation has no `from`"))
+            op.get("from").and_then(Value::as_str).ok_or_else(|| format!("{name} operation has no `from`"))
         };
         match name {
             "add" => add_at(doc, path, value()?)?,
@@ -285,10 +265,7 @@ mod tests {
             {"op": "test", "path": "/l/1", "value": 3},
         ]);
         json_patch(&mut doc, &p).unwrap();
-        assert_eq!(
-            doc,
-            json!({"metadata": {"annotations": {"b": "2"}}, "l": [2, 3]})
-        );
+        assert_eq!(doc, json!({"metadata": {"annotations": {"b": "2"}}, "l": [2, 3]}));
     }
 
     #[test]

@@ -33,10 +33,7 @@ fn split_top(text: &str) -> Vec<&str> {
         }
     }
     out.push(&text[start..]);
-    out.into_iter()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect()
+    out.into_iter().map(str::trim).filter(|s| !s.is_empty()).collect()
 }
 
 fn set_values(text: &str) -> Result<Vec<String>, String> {
@@ -65,10 +62,7 @@ impl LabelSelector {
                 Req::NotIn(k.trim().into(), set_values(v)?)
             } else if let Some((k, v)) = part.split_once(" in ") {
                 Req::In(k.trim().into(), set_values(v)?)
-            } else if part
-                .chars()
-                .all(|c| c.is_alphanumeric() || "-_./".contains(c))
-            {
+            } else if part.chars().all(|c| c.is_alphanumeric() || "-_./".contains(c)) {
                 Req::Exists(part.to_string())
             } else {
                 return Err(format!("unable to parse requirement: `{part}`"));
@@ -110,9 +104,7 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(format!(
-                    "invalid selector: '{part}'; can't understand '{part}'"
-                ));
+                return Err(format!("invalid selector: '{part}'; can't understand '{part}'"));
             };
             let field = field.trim();
             if field != "metadata.name" && field != "metadata.namespace" {
@@ -126,11 +118,7 @@ impl FieldSelector {
     /// Whether the object satisfies every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(field, eq, value)| {
-            let ptr = if field == "metadata.name" {
-                "/metadata/name"
-            } else {
-                "/metadata/namespace"
-            };
+            let ptr = if field == "metadata.name" { "/metadata/name" } else { "/metadata/namespace" };
             let actual = obj.pointer(ptr).and_then(Value::as_str).unwrap_or("");
             (actual == value) == *eq
         })
@@ -147,11 +135,7 @@ pub fn selector_string(selector: &Value) -> String {
     }
     if let Some(Value::Array(exprs)) = selector.get("matchExpressions") {
         for e in exprs {
-            let key = e
-                .get("key")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("").to_string();
             let values: Vec<&str> = e
                 .get("values")
                 .and_then(Value::as_array)
@@ -167,11 +151,7 @@ pub fn selector_string(selector: &Value) -> String {
         }
     }
     parts.sort();
-    parts
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect::<Vec<_>>()
-        .join(",")
+    parts.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]
@@ -190,22 +170,10 @@ mod tests {
             ("!legacy", true),
             ("app=api", false),
         ] {
-            assert_eq!(
-                LabelSelector::parse(sel).unwrap().matches(&obj),
-                want,
-                "{sel}"
-            );
+            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&obj), want, "{sel}");
         }
-        assert!(
-            FieldSelector::parse("metadata.name=a")
-                .unwrap()
-                .matches(&obj)
-        );
-        assert!(
-            !FieldSelector::parse("metadata.name!=a")
-                .unwrap()
-                .matches(&obj)
-        );
+        assert!(FieldSelector::parse("metadata.name=a").unwrap().matches(&obj));
+        assert!(!FieldSelector::parse("metadata.name!=a").unwrap().matches(&obj));
         assert!(FieldSelector::parse("spec.x=a").is_err());
     }
 }

@@ -10,9 +10,7 @@ use super::store::{Kind, int_at, str_at};
 
 /// Whether the `Accept` header asks for a Table.
 pub fn wants_table(accept: &str) -> bool {
-    accept
-        .split(',')
-        .any(|part| part.contains("as=Table") && part.contains("g=meta.k8s.io"))
+    accept.split(',').any(|part| part.contains("as=Table") && part.contains("g=meta.k8s.io"))
 }
 
 /// Go's `duration.HumanDuration`, as kubectl's AGE column shows it.
@@ -29,11 +27,7 @@ pub fn human_duration(secs: i64) -> String {
     let minutes = secs / 60;
     if minutes < 10 {
         let s = secs % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
+        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -41,33 +35,21 @@ pub fn human_duration(secs: i64) -> String {
     let hours = secs / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
+        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{h}h", hours / 24)
-        };
+        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     if hours < 24 * 365 * 8 {
         let d = (hours / 24) % 365;
-        return if d == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{d}d", hours / 24 / 365)
-        };
+        return if d == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{d}d", hours / 24 / 365) };
     }
     format!("{}y", hours / 24 / 365)
 }
@@ -88,16 +70,9 @@ fn containers(obj: &Value) -> (String, String) {
     let names: Vec<&str> = obj
         .pointer("/spec/template/spec/containers")
         .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c.get("name").and_then(Value::as_str))
-                .collect()
-        })
+        .map(|cs| cs.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).collect())
         .unwrap_or_default();
-    let images = obj
-        .pointer("/spec/template")
-        .map(template_images)
-        .unwrap_or_default();
+    let images = obj.pointer("/spec/template").map(template_images).unwrap_or_default();
     (names.join(","), images.join(","))
 }
 
@@ -105,18 +80,8 @@ fn containers(obj: &Value) -> (String, String) {
 type RowFn = Box<dyn Fn(&Value) -> Vec<Value>>;
 
 /// A Table of `objects` of `kind`, or None for kinds printed by the client.
-pub fn table(
-    kind: Kind,
-    objects: &[Value],
-    resource_version: &str,
-    now: DateTime<Utc>,
-) -> Option<Value> {
-    let name_col = column(
-        "Name",
-        "string",
-        0,
-        "Name must be unique within a namespace.",
-    );
+pub fn table(kind: Kind, objects: &[Value], resource_version: &str, now: DateTime<Utc>) -> Option<Value> {
+    let name_col = column("Name", "string", 0, "Name must be unique within a namespace.");
     let (columns, cells): (Vec<Value>, RowFn) = match kind {
         Kind::Deployment => (
             vec![
@@ -140,18 +105,8 @@ pub fn table(
                     0,
                     "CreationTimestamp is a timestamp representing the server time when this object was created.",
                 ),
-                column(
-                    "Containers",
-                    "string",
-                    1,
-                    "Names of each container in the template.",
-                ),
-                column(
-                    "Images",
-                    "string",
-                    1,
-                    "Images referenced by each container in the template.",
-                ),
+                column("Containers", "string", 1, "Names of each container in the template."),
+                column("Images", "string", 1, "Images referenced by each container in the template."),
                 column(
                     "Selector",
                     "string",
@@ -163,63 +118,30 @@ pub fn table(
                 let (names, images) = containers(d);
                 vec![
                     json!(str_at(d, "/metadata/name").unwrap_or("")),
-                    json!(format!(
-                        "{}/{}",
-                        int_at(d, "/status/readyReplicas"),
-                        int_at(d, "/spec/replicas")
-                    )),
+                    json!(format!("{}/{}", int_at(d, "/status/readyReplicas"), int_at(d, "/spec/replicas"))),
                     json!(int_at(d, "/status/updatedReplicas")),
                     json!(int_at(d, "/status/availableReplicas")),
                     json!(age(d, now)),
                     json!(names),
                     json!(images),
-                    json!(
-                        d.pointer("/spec/selector")
-                            .map(selector_string)
-                            .unwrap_or_default()
-                    ),
+                    json!(d.pointer("/spec/selector").map(selector_string).unwrap_or_default()),
                 ]
             }),
         ),
         Kind::ReplicaSet => (
             vec![
                 name_col,
-                column(
-                    "Desired",
-                    "integer",
-                    0,
-                    "Replicas is the number of desired replicas.",
-                ),
-                column(
-                    "Current",
-                    "integer",
-                    0,
-                    "Replicas is the most recently observed number of replicas.",
-                ),
-                column(
-                    "Ready",
-                    "integer",
-                    0,
-                    "The number of ready replicas for this replica set.",
-                ),
+                column("Desired", "integer", 0, "Replicas is the number of desired replicas."),
+                column("Current", "integer", 0, "Replicas is the most recently observed number of replicas."),
+                column("Ready", "integer", 0, "The number of ready replicas for this replica set."),
                 column(
                     "Age",
                     "string",
                     0,
                     "CreationTimestamp is a timestamp representing the server time when this object was created.",
                 ),
-                column(
-                    "Containers",
-                    "string",
-                    1,
-                    "Names of each container in the template.",
-                ),
-                column(
-                    "Images",
-                    "string",
-                    1,
-                    "Images referenced by each container in the template.",
-                ),
+                column("Containers", "string", 1, "Names of each container in the template."),
+                column("Images", "string", 1, "Images referenced by each container in the template."),
                 column(
                     "Selector",
                     "string",
@@ -237,11 +159,7 @@ pub fn table(
                     json!(age(rs, now)),
                     json!(names),
                     json!(images),
-                    json!(
-                        rs.pointer("/spec/selector")
-                            .map(selector_string)
-                            .unwrap_or_default()
-                    ),
+                    json!(rs.pointer("/spec/selector").map(selector_string).unwrap_or_default()),
                 ]
             }),
         ),
