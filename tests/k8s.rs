@@ -853,3 +853,59 @@ async fn an_https_context_uses_the_one_crypto_provider_and_fails_cleanly() {
     // And reqwest, with the same provider, still works in the same process.
     assert_eq!(reqwest::get(format!("{}/k8s/prod/sim", w.sim.health_base())).await.unwrap().status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_tells_resume_whether_a_call_in_doubt_took_effect() {
+    use rollbook::providers::k8s::{
+        Pause, PauseArgs, Restart, RestartArgs, Resume, ResumeArgs, Scale, ScaleArgs, SetImage, SetImageArgs,
+        Undo, UndoArgs,
+    };
+    use rollbook::providers::{CallCx, Primitive, Shared, Verified};
+    let w = start(THREE).await;
+    let mut cx = CallCx::standalone();
+    cx.shared = std::sync::Arc::new(Shared::new(Settings {
+        kubeconfig: Some(w.kubeconfig.clone()),
+        ..Settings::default()
+    }));
+    let (ctx, ns, dep) = (Some("prod".to_string()), Some("shop".to_string()), "web".to_string());
+    let applied = |v: &Verified| matches!(v, Verified::Applied(_));
+    let not_applied = |v: &Verified| matches!(v, Verified::NotApplied);
+    let sent = chrono::Utc::now() - chrono::Duration::seconds(1);
+
+    let a = UndoArgs { context: ctx.clone(), namespace: ns.clone(), deployment: dep.clone(), to_revision: 1 };
+    assert!(not_applied(&Undo.verify(&cx, &a, sent).await.unwrap()));
+    Undo.call(&cx, a.clone()).await.unwrap();
+    assert!(applied(&Undo.verify(&cx, &a, sent).await.unwrap()), "revision 1 came back as 4");
+    let previous = UndoArgs { to_revision: 0, ..a.clone() };
+    assert!(matches!(Undo.verify(&cx, &previous, sent).await.unwrap(), Verified::Unknown(_)));
+
+    let a = SetImageArgs {
+        context: ctx.clone(),
+        namespace: ns.clone(),
+        deployment: dep.clone(),
+        image: "shop/web:2.0.0".into(),
+        container: None,
+    };
+    assert!(not_applied(&SetImage.verify(&cx, &a, sent).await.unwrap()));
+    SetImage.call(&cx, a.clone()).await.unwrap();
+    assert!(applied(&SetImage.verify(&cx, &a, sent).await.unwrap()));
+
+    let a = ScaleArgs { context: ctx.clone(), namespace: ns.clone(), deployment: dep.clone(), replicas: 1 };
+    assert!(not_applied(&Scale.verify(&cx, &a, sent).await.unwrap()));
+    Scale.call(&cx, a.clone()).await.unwrap();
+    assert!(applied(&Scale.verify(&cx, &a, sent).await.unwrap()));
+
+    let a = RestartArgs { context: ctx.clone(), namespace: ns.clone(), deployment: dep.clone() };
+    assert!(not_applied(&Restart.verify(&cx, &a, sent).await.unwrap()));
+    Restart.call(&cx, a.clone()).await.unwrap();
+    assert!(applied(&Restart.verify(&cx, &a, sent).await.unwrap()));
+
+    let a = PauseArgs { context: ctx.clone(), namespace: ns.clone(), deployment: dep.clone() };
+    assert!(not_applied(&Pause.verify(&cx, &a, sent).await.unwrap()));
+    Pause.call(&cx, a.clone()).await.unwrap();
+    assert!(applied(&Pause.verify(&cx, &a, sent).await.unwrap()));
+    let a = ResumeArgs { context: ctx, namespace: ns, deployment: dep };
+    assert!(not_applied(&Resume.verify(&cx, &a, sent).await.unwrap()));
+    Resume.call(&cx, a.clone()).await.unwrap();
+    assert!(applied(&Resume.verify(&cx, &a, sent).await.unwrap()));
+}

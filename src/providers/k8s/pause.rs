@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Addressed, Changed, addressed, patch_strategic, paused, read, with_conflict_retry};
 use crate::model::PrimitiveError;
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
 
 /// `k8s::pause`.
 pub struct Pause;
@@ -68,6 +68,21 @@ impl Primitive for Pause {
                 format!("pause the rollout of {}", place.describe())
             },
             output: json!({ "changed": !already }),
+        })
+    }
+
+    /// A pause in doubt took effect when the Deployment is paused now.
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &PauseArgs,
+        _sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        let place = args.place(cx).await?;
+        Ok(if paused(&read(&place).await?) {
+            Verified::Applied(json!({ "changed": true }))
+        } else {
+            Verified::NotApplied
         })
     }
 }

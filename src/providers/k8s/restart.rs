@@ -9,7 +9,7 @@ use super::rollout::RESTARTED_AT;
 use super::{Addressed, Changed, addressed, patch_strategic, paused, read, with_conflict_retry};
 use crate::model::{ErrorKind, PrimitiveError};
 use crate::providers::k8s::Place;
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
 
 /// `k8s::restart`.
 pub struct Restart;
@@ -100,6 +100,24 @@ impl Primitive for Restart {
         Ok(Planned {
             effect: format!("restart the pods of {} (annotation {RESTARTED_AT})", place.describe()),
             output: json!({ "changed": true }),
+        })
+    }
+
+    /// A restart in doubt took effect when the template's `restartedAt` is not older than the
+    /// second it was sent in.
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &RestartArgs,
+        sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        let place = args.place(cx).await?;
+        let d = read(&place).await?;
+        let at = restarted_at(&d).and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok());
+        let sent_second = sent.timestamp();
+        Ok(match at {
+            Some(t) if t.timestamp() >= sent_second => Verified::Applied(json!({ "changed": true })),
+            _ => Verified::NotApplied,
         })
     }
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Addressed, Changed, addressed, patch_strategic, paused, read, with_conflict_retry};
 use crate::model::PrimitiveError;
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
 
 /// `k8s::resume`.
 pub struct Resume;
@@ -69,6 +69,21 @@ impl Primitive for Resume {
                 format!("leave {} running (not paused)", place.describe())
             },
             output: json!({ "changed": is_paused }),
+        })
+    }
+
+    /// A resume in doubt took effect when the Deployment is not paused now.
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &ResumeArgs,
+        _sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        let place = args.place(cx).await?;
+        Ok(if paused(&read(&place).await?) {
+            Verified::NotApplied
+        } else {
+            Verified::Applied(json!({ "changed": true }))
         })
     }
 }

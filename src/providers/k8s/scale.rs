@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Addressed, addressed, errors, read, with_conflict_retry};
 use crate::model::PrimitiveError;
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
 
 /// `k8s::scale`.
 pub struct Scale;
@@ -104,6 +104,22 @@ impl Primitive for Scale {
                 format!("scale {} from {from} to {} replicas", place.describe(), args.replicas)
             },
             output: json!({ "changed": from != args.replicas, "from": from, "to": args.replicas }),
+        })
+    }
+
+    /// A scale in doubt took effect when the Deployment wants `replicas` now (`from` is no
+    /// longer known: `()`).
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &ScaleArgs,
+        _sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        let place = args.place(cx).await?;
+        Ok(if replicas(&read(&place).await?) == args.replicas {
+            Verified::Applied(json!({ "changed": true, "from": null, "to": args.replicas }))
+        } else {
+            Verified::NotApplied
         })
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Addressed, addressed, patch_strategic, read, with_conflict_retry};
 use crate::model::{ErrorKind, PrimitiveError};
 use crate::providers::k8s::Place;
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
 
 /// `k8s::set_image`.
 pub struct SetImage;
@@ -164,6 +164,24 @@ impl Primitive for SetImage {
                 to_image: args.image.clone(),
             })
             .unwrap_or_default(),
+        })
+    }
+
+    /// A set_image in doubt took effect when the container runs `image` now (the image it
+    /// replaced is no longer known: `from_image` is `()`).
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &SetImageArgs,
+        _sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        let place = args.place(cx).await?;
+        let d = read(&place).await?;
+        let decision = decide(&place, &d, args)?;
+        Ok(if decision.from_image == args.image {
+            Verified::Applied(json!({ "changed": true, "from_image": null, "to_image": args.image }))
+        } else {
+            Verified::NotApplied
         })
     }
 }

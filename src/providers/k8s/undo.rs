@@ -13,7 +13,7 @@ use super::rollout::{self, PickError};
 use super::{Addressed, addressed, deployments, paused, read, replica_sets, revision_of};
 use crate::model::{ErrorKind, PrimitiveError};
 use crate::providers::k8s::Place;
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
 
 /// `k8s::undo`.
 pub struct Undo;
@@ -190,5 +190,48 @@ impl Primitive for Undo {
             })
             .unwrap_or_default(),
         })
+    }
+
+    /// An undo to `to_revision` in doubt took effect when the current ReplicaSet carries that
+    /// revision in its `revision-history` (the controller renumbers a restored revision), and
+    /// did not when that revision is still there and differs from the template. An undo to the
+    /// previous revision cannot be told apart from an earlier one: a person checks `k8s::history`.
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &UndoArgs,
+        _sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        if args.to_revision <= 0 {
+            return Ok(Verified::Unknown(format!(
+                "an undo to the previous revision of deployment `{}` may have run; compare `k8s::history` with the journal before sending it again",
+                args.deployment
+            )));
+        }
+        let place = args.place(cx).await?;
+        let d = read(&place).await?;
+        let all = replica_sets(&place, &d).await?;
+        let owned = rollout::owned(&d, &all);
+        let Some(current) = rollout::find_new(&d, &owned) else {
+            return Ok(Verified::Unknown(format!("{} has no current ReplicaSet", place.describe())));
+        };
+        let annotations = current.metadata.annotations.as_ref();
+        let history = annotations
+            .and_then(|a| a.get("deployment.kubernetes.io/revision-history"))
+            .map(|h| h.split(',').any(|r| r.trim() == args.to_revision.to_string()))
+            .unwrap_or(false);
+        let is_it = rollout::revision(annotations) == Some(args.to_revision);
+        if history || is_it {
+            return Ok(Verified::Applied(
+                serde_json::to_value(UndoOutput {
+                    from_revision: 0,
+                    to_revision: args.to_revision,
+                    changed: history,
+                    images: rollout::images(current.spec.as_ref().and_then(|s| s.template.as_ref())),
+                })
+                .unwrap_or_default(),
+            ));
+        }
+        Ok(Verified::NotApplied)
     }
 }
