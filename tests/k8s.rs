@@ -235,8 +235,10 @@ async fn conformance(name: &str, toml: &str, setup: &[&[&str]], to_revision: Opt
     if let Some(f) = &flag {
         args.push(f);
     }
+    let (t0, o0) = (theirs.sim.requests().len(), ours.sim.requests().len());
     let k = kubectl(&theirs.kubeconfig, &args).await;
     let r = ours.value(&undo_script(to_revision)).await;
+    assert_fewer_requests(name, &theirs.requests_since(t0), &ours.requests_since(o0));
 
     if k.code == 0 {
         assert!(r.get("kind").is_none(), "{name}: kubectl succeeded, rollbook threw {r}");
@@ -315,9 +317,11 @@ async fn compare(name: &str, toml: &str, setup: &[&[&str]], args: &[&str], scrip
             assert_eq!(out.code, 0, "{name}: setup {a:?}: {}", out.stderr);
         }
     }
+    let (t0, o0) = (theirs.sim.requests().len(), ours.sim.requests().len());
     let k = kubectl(&theirs.kubeconfig, args).await;
     let wrapped = format!("let r = (); try {{ r = {script}; }} catch (e) {{ r = e; }} r");
     let r = ours.value(&wrapped).await;
+    assert_fewer_requests(name, &theirs.requests_since(t0), &ours.requests_since(o0));
     assert_same_world(&theirs.sim, &ours.sim, "prod", name).await;
     let (h1, h2) = (history_of(&theirs.kubeconfig).await, history_of(&ours.kubeconfig).await);
     assert_eq!(h1.stdout, h2.stdout, "{name}: rollout history");
@@ -404,6 +408,18 @@ async fn pause_resume_restart_set_image_and_scale_match_kubectl() {
     .await;
     assert_eq!(k.stdout, "deployment.apps/web scaled\n");
     assert_eq!(r, json!({"changed": true, "from": 3, "to": 5}));
+}
+
+/// rollbook sends no discovery and no more API requests than kubectl did for the same command.
+fn assert_fewer_requests(name: &str, theirs: &[RecordedRequest], ours: &[RecordedRequest]) {
+    let work = theirs.iter().filter(|r| !is_discovery(r)).count();
+    assert!(ours.iter().all(|r| !is_discovery(r)), "{name}: rollbook sent discovery: {ours:?}");
+    assert!(
+        ours.len() <= work,
+        "{name}: rollbook sent {} requests, kubectl {work} (+{} discovery): {ours:?}",
+        ours.len(),
+        theirs.len() - work
+    );
 }
 
 fn is_discovery(r: &RecordedRequest) -> bool {

@@ -159,18 +159,29 @@ pub(crate) async fn patch_strategic(
     .await
 }
 
-/// Runs `attempt` (read, decide, write) again after a conflict, with a fresh read each time.
+/// How one attempt of a mutation ended, when it did not fail on the wire.
+pub(crate) enum Step<T> {
+    /// Done (changed or not).
+    Done(T),
+    /// The Deployment's state refuses the change (kubectl's client-side checks): not retried.
+    Refused(PrimitiveError),
+}
+
+/// Runs `attempt` (read, decide, write) again after the API answered 409 Conflict, with a
+/// fresh read each time, at most [`errors::CONFLICT_ATTEMPTS`] times; refusals are final.
 pub(crate) async fn with_conflict_retry<T, F, Fut>(mut attempt: F) -> Result<T, PrimitiveError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, PrimitiveError>>,
+    Fut: std::future::Future<Output = Result<Step<T>, PrimitiveError>>,
 {
     let mut tries = 0;
     loop {
         tries += 1;
         match attempt().await {
+            Ok(Step::Done(v)) => return Ok(v),
+            Ok(Step::Refused(e)) => return Err(e),
             Err(e) if errors::is_conflict(&e) && tries < errors::CONFLICT_ATTEMPTS => continue,
-            other => return other,
+            Err(e) => return Err(e),
         }
     }
 }

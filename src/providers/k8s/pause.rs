@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Addressed, Changed, addressed, patch_strategic, paused, read, with_conflict_retry};
+use super::{Addressed, Changed, Step, addressed, patch_strategic, paused, read, with_conflict_retry};
 use crate::model::PrimitiveError;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
 
@@ -50,10 +50,10 @@ impl Primitive for Pause {
         let place = args.place(cx).await?;
         with_conflict_retry(|| async {
             if paused(&read(&place).await?) {
-                return Ok(Changed { changed: false });
+                return Ok(Step::Done(Changed { changed: false }));
             }
             patch_strategic(&place, "pausing", "kubectl-rollout", json!({"spec": {"paused": true}})).await?;
-            Ok(Changed { changed: true })
+            Ok(Step::Done(Changed { changed: true }))
         })
         .await
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::rollout::RESTARTED_AT;
-use super::{Addressed, Changed, addressed, patch_strategic, paused, read, with_conflict_retry};
+use super::{Addressed, Changed, Step, addressed, patch_strategic, paused, read, with_conflict_retry};
 use crate::model::{ErrorKind, PrimitiveError};
 use crate::providers::k8s::Place;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
@@ -79,15 +79,15 @@ impl Primitive for Restart {
         with_conflict_retry(|| async {
             let d = read(&place).await?;
             if paused(&d) {
-                return Err(refuse_paused(&place));
+                return Ok(Step::Refused(refuse_paused(&place)));
             }
             let stamp = restart_stamp();
             if restarted_at(&d).as_deref() == Some(stamp.as_str()) {
-                return Ok(Changed { changed: false });
+                return Ok(Step::Done(Changed { changed: false }));
             }
             let body = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}});
             patch_strategic(&place, "restarting", "kubectl-rollout", body).await?;
-            Ok(Changed { changed: true })
+            Ok(Step::Done(Changed { changed: true }))
         })
         .await
     }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Addressed, addressed, errors, read, with_conflict_retry};
+use super::{Addressed, Step, addressed, errors, read, with_conflict_retry};
 use crate::model::PrimitiveError;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
 
@@ -88,7 +88,7 @@ impl Primitive for Scale {
                 )
                 .await?;
             }
-            Ok(ScaleOutput { changed: from != args.replicas, from, to: args.replicas })
+            Ok(Step::Done(ScaleOutput { changed: from != args.replicas, from, to: args.replicas }))
         })
         .await
     }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Addressed, addressed, patch_strategic, read, with_conflict_retry};
+use super::{Addressed, Step, addressed, patch_strategic, read, with_conflict_retry};
 use crate::model::{ErrorKind, PrimitiveError};
 use crate::providers::k8s::Place;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
@@ -121,7 +121,10 @@ impl Primitive for SetImage {
         let place = args.place(cx).await?;
         with_conflict_retry(|| async {
             let d = read(&place).await?;
-            let decision = decide(&place, &d, &args)?;
+            let decision = match decide(&place, &d, &args) {
+                Ok(d) => d,
+                Err(e) => return Ok(Step::Refused(e)),
+            };
             let output = SetImageOutput {
                 changed: decision.from_image != args.image,
                 from_image: decision.from_image.clone(),
@@ -131,7 +134,7 @@ impl Primitive for SetImage {
                 let doing = format!("setting the image of container `{}` of", decision.container);
                 patch_strategic(&place, &doing, "kubectl-set", decision.patch).await?;
             }
-            Ok(output)
+            Ok(Step::Done(output))
         })
         .await
     }
