@@ -44,13 +44,13 @@ pub(crate) fn invoke(
     let meta = primitive.meta();
     let name = meta.full_name();
     let args = to_json(&Dynamic::from_map(options));
-    let decoded = primitive.decode(args.clone()).map_err(|e| throw(&e, pos))?;
+    let cx = session.cx();
+    let decoded = primitive.decode(args.clone(), &cx.shared).map_err(|e| throw(&e, pos))?;
     let target = decoded.target.clone();
     let mut journal_args = args.clone();
     redact(&mut journal_args);
     let call = session.next_call();
     let stage = session.current_stage();
-    let cx = session.cx();
 
     if meta.access == Access::Mutate {
         // Scope first: a call outside it is refused before any request (and before any plan).

@@ -10,7 +10,10 @@ use rhai::{AST, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
 type SharedModule = Shared<Module>;
 
 /// The stdlib: `std/<name>` → source, compiled into the binary.
-pub const STDLIB: &[(&str, &str)] = &[("std/health", include_str!("../../stdlib/health.rhai"))];
+pub const STDLIB: &[(&str, &str)] = &[
+    ("std/health", include_str!("../../stdlib/health.rhai")),
+    ("std/k8s", include_str!("../../stdlib/k8s.rhai")),
+];
 
 /// Sources and ASTs of every module a run loaded (for diagnostics and deferred closure calls).
 #[derive(Default, Clone)]

@@ -3,8 +3,10 @@
 //! A primitive is only its domain call: typed args in, typed output out. Journaling, dry-run,
 //! scope, approvals and undo happen once, in the engine's invoke wrapper.
 
+pub mod aks;
 pub mod health;
 pub(crate) mod introspect;
+pub mod k8s;
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
@@ -294,6 +296,12 @@ pub trait Primitive: Send + Sync + 'static {
         None
     }
 
+    /// The resource key when finding it needs the run's settings or clients (for example the
+    /// kubeconfig's current context); defaults to [`Primitive::target`].
+    fn resolve_target(&self, _shared: &Shared, args: &Self::Args) -> Option<String> {
+        self.target(args)
+    }
+
     /// Performs the call.
     fn call(
         &self,
@@ -343,7 +351,8 @@ pub trait DynPrimitive: Send + Sync {
     /// The keys its args accept, derived from the args type.
     fn keys(&self) -> &[&'static str];
     /// Checks and decodes the args; the error names a bad key and suggests the nearest valid one.
-    fn decode(&self, args: serde_json::Value) -> Result<Decoded, PrimitiveError>;
+    /// `shared` lets the target key be resolved against the run's settings.
+    fn decode(&self, args: serde_json::Value, shared: &Shared) -> Result<Decoded, PrimitiveError>;
 }
 
 /// Decoded args bound to their primitive, ready to call, plan, verify or target.
@@ -421,7 +430,7 @@ impl<P: Primitive> DynPrimitive for Erased<P> {
         self.keys
     }
 
-    fn decode(&self, args: serde_json::Value) -> Result<Decoded, PrimitiveError> {
+    fn decode(&self, args: serde_json::Value, shared: &Shared) -> Result<Decoded, PrimitiveError> {
         let name = self.inner.meta().full_name();
         let serde_json::Value::Object(map) = &args else {
             return Err(PrimitiveError::invalid(format!(
@@ -439,7 +448,7 @@ impl<P: Primitive> DynPrimitive for Erased<P> {
         }
         let typed: P::Args =
             serde_json::from_value(args).map_err(|e| PrimitiveError::invalid(format!("{name}: {e}")))?;
-        let target = self.inner.target(&typed);
+        let target = self.inner.resolve_target(shared, &typed);
         Ok(Decoded { target, bound: Box::new(Bound { primitive: self.inner.clone(), args: typed }) })
     }
 }
@@ -453,6 +462,8 @@ pub fn erase<P: Primitive>(primitive: P) -> Arc<dyn DynPrimitive> {
 /// Every primitive this build ships, alphabetical by namespace then name.
 pub fn builtin() -> Vec<Arc<dyn DynPrimitive>> {
     let mut all = Vec::new();
+    all.extend(aks::register());
     all.extend(health::register());
+    all.extend(k8s::register());
     all
 }

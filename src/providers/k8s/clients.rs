@@ -1,0 +1,401 @@
+//! Kubernetes contexts of one run: the kubeconfig (`--kubeconfig`, `KUBECONFIG`, `~/.kube/config`),
+//! in-cluster config, contexts added in memory by `aks::credentials`, and one `kube::Client` per
+//! context, built on first use and reused by every later call of the run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::client::retry::RetryPolicy;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::model::{ErrorKind, PrimitiveError};
+use crate::providers::{CallCx, Settings, Shared};
+
+/// Retries of a request answered 429, 503 or 504, and their backoff.
+const RETRIES: u32 = 3;
+const RETRY_MIN_DELAY: Duration = Duration::from_millis(200);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// The context name used for a pod's own service-account config.
+pub const IN_CLUSTER: &str = "in-cluster";
+
+/// Where the service account's namespace is, inside a pod.
+const IN_CLUSTER_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// The kubeconfig files read, in merge order, and the merged result.
+struct FileConfig {
+    paths: Vec<PathBuf>,
+    merged: Option<Kubeconfig>,
+}
+
+/// Every context a run can reach, and the clients built so far.
+#[derive(Default)]
+pub struct KubeClients {
+    /// The kubeconfig files, read once on first use (the error is kept as text to report again).
+    file: Mutex<Option<Result<Arc<FileConfig>, String>>>,
+    /// Contexts added by `aks::credentials`: context name → a kubeconfig holding it. Never written to disk.
+    memory: Mutex<BTreeMap<String, Kubeconfig>>,
+    /// Context name → its client.
+    clients: Mutex<HashMap<String, Client>>,
+}
+
+/// A context resolved to a concrete name and its default namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The context name.
+    pub context: String,
+    /// The context's namespace, else `default`.
+    pub namespace: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl KubeClients {
+    /// The run's contexts (one per run, in the shared client cache).
+    pub fn of(shared: &Shared) -> Result<Arc<KubeClients>, PrimitiveError> {
+        shared.get_or_init(|_| Ok(KubeClients::default()))
+    }
+
+    /// The kubeconfig paths the settings point at, in kubectl's order of precedence.
+    fn paths(settings: &Settings) -> Vec<PathBuf> {
+        if let Some(p) = &settings.kubeconfig {
+            return vec![p.clone()];
+        }
+        if let Some(v) = settings.var("KUBECONFIG") {
+            return std::env::split_paths(v).filter(|p| !p.as_os_str().is_empty()).collect();
+        }
+        // Only the settings' HOME: a run (or test) given explicit settings reads nothing else.
+        settings
+            .var("HOME")
+            .map(|home| vec![PathBuf::from(home).join(".kube").join("config")])
+            .unwrap_or_default()
+    }
+
+    fn file(&self, settings: &Settings) -> Result<Arc<FileConfig>, PrimitiveError> {
+        let mut slot = lock(&self.file);
+        if slot.is_none() {
+            *slot = Some(Self::read_files(settings).map(Arc::new));
+        }
+        match slot.as_ref() {
+            Some(Ok(f)) => Ok(f.clone()),
+            Some(Err(why)) => Err(PrimitiveError::invalid(why.clone())),
+            None => Err(PrimitiveError::invalid("kubeconfig could not be read")),
+        }
+    }
+
+    fn read_files(settings: &Settings) -> Result<FileConfig, String> {
+        let paths = Self::paths(settings);
+        let explicit = settings.kubeconfig.is_some();
+        let mut merged: Option<Kubeconfig> = None;
+        for path in &paths {
+            // kubectl skips missing files in KUBECONFIG, but not a missing --kubeconfig.
+            if !path.exists() && !explicit {
+                continue;
+            }
+            let one = Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read kubeconfig `{}`: {e}", path.display()))?;
+            merged = Some(match merged {
+                None => one,
+                Some(m) => {
+                    m.merge(one).map_err(|e| format!("cannot merge kubeconfig `{}`: {e}", path.display()))?
+                }
+            });
+        }
+        Ok(FileConfig { paths, merged })
+    }
+
+    fn in_cluster(settings: &Settings) -> bool {
+        settings.var("KUBERNETES_SERVICE_HOST").is_some()
+    }
+
+    /// Resolves `context` (or the current one) to a name and its default namespace, without
+    /// any request.
+    pub fn resolve(&self, settings: &Settings, context: Option<&str>) -> Result<Resolved, PrimitiveError> {
+        let namespace_of = |kc: &Kubeconfig, name: &str| -> Option<String> {
+            kc.contexts
+                .iter()
+                .find(|c| c.name == name)
+                .and_then(|c| c.context.as_ref())
+                .and_then(|c| c.namespace.clone())
+                .filter(|n| !n.is_empty())
+        };
+        if let Some(name) = context
+            && let Some(kc) = lock(&self.memory).get(name)
+        {
+            return Ok(Resolved {
+                context: name.to_string(),
+                namespace: namespace_of(kc, name).unwrap_or_else(|| "default".into()),
+            });
+        }
+        let file = self.file(settings)?;
+        let known: Vec<String> = file
+            .merged
+            .iter()
+            .flat_map(|k| k.contexts.iter().map(|c| c.name.clone()))
+            .chain(lock(&self.memory).keys().cloned())
+            .collect();
+        let name = match context {
+            Some(n) => n.to_string(),
+            None => match file.merged.as_ref().and_then(|k| k.current_context.clone()) {
+                Some(c) if !c.is_empty() => c,
+                _ if Self::in_cluster(settings) => IN_CLUSTER.to_string(),
+                _ => {
+                    return Err(PrimitiveError::invalid(format!(
+                        "no current Kubernetes context in {}; pass `context` (known: {})",
+                        describe_paths(&file.paths),
+                        list_or_none(&known)
+                    )));
+                }
+            },
+        };
+        if let Some(kc) = &file.merged
+            && kc.contexts.iter().any(|c| c.name == name)
+        {
+            return Ok(Resolved {
+                namespace: namespace_of(kc, &name).unwrap_or_else(|| "default".into()),
+                context: name,
+            });
+        }
+        if name == IN_CLUSTER && Self::in_cluster(settings) {
+            let namespace = std::fs::read_to_string(IN_CLUSTER_NAMESPACE_FILE)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "default".into());
+            return Ok(Resolved { context: name, namespace });
+        }
+        let hint = crate::model::nearest(&name, known.iter().map(String::as_str))
+            .map(|b| format!("; did you mean `{b}`?"))
+            .unwrap_or_else(|| format!("; known contexts: {}", list_or_none(&known)));
+        Err(PrimitiveError::new(
+            ErrorKind::NotFound,
+            format!("context `{name}` not found in {}{hint}", describe_paths(&file.paths)),
+        ))
+    }
+
+    /// Adds a context held in memory only (from `aks::credentials`); a client built earlier
+    /// for the same name is dropped so the new credentials are used.
+    pub fn add_in_memory(&self, kubeconfig: Kubeconfig) -> Result<String, PrimitiveError> {
+        let name = kubeconfig
+            .current_context
+            .clone()
+            .or_else(|| kubeconfig.contexts.first().map(|c| c.name.clone()))
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| PrimitiveError::invalid("the kubeconfig names no context"))?;
+        lock(&self.memory).insert(name.clone(), kubeconfig);
+        lock(&self.clients).remove(&name);
+        Ok(name)
+    }
+
+    /// The client of a resolved context, built on first use.
+    pub async fn client(&self, settings: &Settings, context: &str) -> Result<Client, PrimitiveError> {
+        if let Some(c) = lock(&self.clients).get(context) {
+            return Ok(c.clone());
+        }
+        let mut config = self.config(settings, context).await?;
+        let unusable = |e: &dyn std::fmt::Display| {
+            PrimitiveError::invalid(format!("cannot build a Kubernetes client for context `{context}`: {e}"))
+        };
+        // kube's own retry of 429/503/504 tries 15 times with backoff up to 1000 s; a runbook
+        // wants a few quick tries (honouring Retry-After) and then a `throttled` error it can
+        // act on, so the default is replaced.
+        config.default_retry = false;
+        let retry =
+            RetryPolicy::new(RETRY_MIN_DELAY, RETRY_MAX_DELAY, RETRIES, true).map_err(|e| unusable(&e))?;
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| unusable(&e))?
+            .with_layer(
+                &tower::ServiceBuilder::new()
+                    .layer(tower::retry::RetryLayer::new(retry))
+                    // Retry needs a cloneable service; the buffer makes kube's boxed stack one.
+                    .buffer(1024)
+                    .into_inner(),
+            )
+            .build();
+        Ok(lock(&self.clients).entry(context.to_string()).or_insert(client).clone())
+    }
+
+    async fn config(&self, settings: &Settings, context: &str) -> Result<Config, PrimitiveError> {
+        let options = KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
+        let bad = |e: &dyn std::fmt::Display| {
+            PrimitiveError::invalid(format!("context `{context}` is not usable: {e}"))
+        };
+        let in_memory = lock(&self.memory).get(context).cloned();
+        if let Some(kc) = in_memory {
+            return Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| bad(&e));
+        }
+        let file = self.file(settings)?;
+        if let Some(kc) = &file.merged
+            && kc.contexts.iter().any(|c| c.name == context)
+        {
+            return Config::from_custom_kubeconfig(kc.clone(), &options).await.map_err(|e| bad(&e));
+        }
+        if context == IN_CLUSTER && Self::in_cluster(settings) {
+            return Config::incluster().map_err(|e| bad(&e));
+        }
+        Err(PrimitiveError::new(
+            ErrorKind::NotFound,
+            format!("context `{context}` not found in {}", describe_paths(&file.paths)),
+        ))
+    }
+}
+
+fn describe_paths(paths: &[PathBuf]) -> String {
+    match paths {
+        [] => "the kubeconfig (no file found)".to_string(),
+        [one] => format!("kubeconfig `{}`", one.display()),
+        many => format!(
+            "kubeconfig files {}",
+            many.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() { "none".into() } else { names.join(", ") }
+}
+
+/// A Deployment addressed by a call: its resolved context and namespace, and the client.
+#[derive(Clone)]
+pub struct Place {
+    /// Context name.
+    pub context: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Deployment name.
+    pub deployment: String,
+    /// The context's client.
+    pub client: Client,
+    /// The longest one request may take (`ROLLBOOK_KUBE_REQUEST_TIMEOUT`, default 30s).
+    pub request_timeout: Duration,
+}
+
+impl Place {
+    /// Resolves the common keys of a call and fetches (or builds) the context's client.
+    pub async fn of(
+        cx: &CallCx,
+        context: Option<&str>,
+        namespace: Option<&str>,
+        deployment: &str,
+    ) -> Result<Place, PrimitiveError> {
+        let clients = KubeClients::of(&cx.shared)?;
+        let resolved = clients.resolve(&cx.shared.settings, context)?;
+        let client = clients.client(&cx.shared.settings, &resolved.context).await?;
+        Ok(Place {
+            namespace: namespace.filter(|n| !n.is_empty()).map(String::from).unwrap_or(resolved.namespace),
+            context: resolved.context,
+            deployment: deployment.to_string(),
+            client,
+            request_timeout: cx
+                .shared
+                .settings
+                .var("ROLLBOOK_KUBE_REQUEST_TIMEOUT")
+                .and_then(|v| crate::model::parse_duration(v).ok())
+                .unwrap_or(super::errors::REQUEST_TIMEOUT),
+        })
+    }
+
+    /// The resource key (API.md §6).
+    pub fn key(&self) -> String {
+        format!("k8s/{}/{}/{}", self.context, self.namespace, self.deployment)
+    }
+
+    /// "deployment `web` in namespace `shop` of context `prod`".
+    pub fn describe(&self) -> String {
+        format!(
+            "deployment `{}` in namespace `{}` of context `{}`",
+            self.deployment, self.namespace, self.context
+        )
+    }
+}
+
+/// The resource key of a call, resolving the default context and namespace from the settings
+/// (and contexts added in memory) so scope, locks and the journal see a concrete key.
+pub fn target_key(
+    shared: &Shared,
+    context: Option<&str>,
+    namespace: Option<&str>,
+    deployment: &str,
+) -> String {
+    let resolved = KubeClients::of(shared).and_then(|c| c.resolve(&shared.settings, context)).ok();
+    let ctx = resolved
+        .as_ref()
+        .map(|r| r.context.clone())
+        .or_else(|| context.map(String::from))
+        .unwrap_or_default();
+    let ns = namespace
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .or_else(|| resolved.map(|r| r.namespace))
+        .unwrap_or_else(|| "default".into());
+    format!("k8s/{ctx}/{ns}/{deployment}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster:\n    server: http://127.0.0.1:1\n- name: b\n  cluster:\n    server: http://127.0.0.1:2\ncontexts:\n- name: prod\n  context:\n    cluster: a\n    user: u\n    namespace: shop\n- name: dev\n  context:\n    cluster: b\n    user: u\nusers:\n- name: u\n  user:\n    token: t\ncurrent-context: prod\n";
+
+    fn settings_with(dir: &std::path::Path, text: &str) -> Settings {
+        let path = dir.join("config");
+        std::fs::write(&path, text).unwrap();
+        Settings { kubeconfig: Some(path), ..Settings::default() }
+    }
+
+    #[test]
+    fn resolves_current_and_named_contexts_with_their_namespaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings_with(dir.path(), TWO);
+        let c = KubeClients::default();
+        assert_eq!(
+            c.resolve(&s, None).unwrap(),
+            Resolved { context: "prod".into(), namespace: "shop".into() }
+        );
+        assert_eq!(c.resolve(&s, Some("dev")).unwrap().namespace, "default");
+        let e = c.resolve(&s, Some("prd")).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert!(e.message.contains("did you mean `prod`"), "{}", e.message);
+    }
+
+    #[test]
+    fn kubeconfig_env_merges_files_and_skips_missing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("one");
+        std::fs::write(&one, TWO).unwrap();
+        let joined = std::env::join_paths([dir.path().join("missing"), one]).unwrap();
+        let mut s = Settings::default();
+        s.env.insert("KUBECONFIG".into(), joined.to_string_lossy().into_owned());
+        let c = KubeClients::default();
+        assert_eq!(c.resolve(&s, None).unwrap().context, "prod");
+    }
+
+    #[test]
+    fn in_memory_contexts_win_and_need_no_file() {
+        let c = KubeClients::default();
+        let s = Settings { kubeconfig: Some("/nonexistent/kubeconfig".into()), ..Settings::default() };
+        let kc = Kubeconfig::from_yaml(TWO).unwrap();
+        assert_eq!(c.add_in_memory(kc).unwrap(), "prod");
+        assert_eq!(c.resolve(&s, Some("prod")).unwrap().namespace, "shop");
+        let e = c.resolve(&s, None).unwrap_err();
+        assert!(e.message.contains("/nonexistent/kubeconfig"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn one_client_per_context_reused_across_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings_with(dir.path(), TWO);
+        let c = KubeClients::default();
+        c.client(&s, "prod").await.unwrap();
+        c.client(&s, "prod").await.unwrap();
+        c.client(&s, "dev").await.unwrap();
+        assert_eq!(lock(&c.clients).len(), 2);
+        c.add_in_memory(Kubeconfig::from_yaml(TWO).unwrap()).unwrap();
+        assert_eq!(lock(&c.clients).len(), 1, "new credentials replace the old client");
+    }
+}

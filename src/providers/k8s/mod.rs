@@ -1,0 +1,187 @@
+//! Kubernetes Deployments with `kubectl rollout` semantics (kubectl 1.32), on kube-rs: the same
+//! requests, patches, annotations and messages as kubectl, without discovery, one client per
+//! context reused across a run.
+
+pub mod clients;
+pub mod errors;
+mod get;
+mod history;
+mod pause;
+mod restart;
+mod resume;
+pub mod rollout;
+mod scale;
+mod set_image;
+mod status;
+mod undo;
+
+pub use clients::{KubeClients, Place};
+pub use get::{Get, GetArgs, GetOutput};
+pub use history::{History, HistoryArgs, HistoryEntry};
+pub use pause::{Pause, PauseArgs};
+pub use restart::{Restart, RestartArgs};
+pub use resume::{Resume, ResumeArgs};
+pub use scale::{Scale, ScaleArgs, ScaleOutput};
+pub use set_image::{SetImage, SetImageArgs, SetImageOutput};
+pub use status::{Status, StatusArgs, StatusOutput};
+pub use undo::{Undo, UndoArgs, UndoOutput};
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::Api;
+use kube::api::ListParams;
+use serde::Serialize;
+
+use super::{CallCx, DynPrimitive, erase};
+use crate::model::PrimitiveError;
+
+/// The k8s primitives, alphabetical.
+pub fn register() -> Vec<Arc<dyn DynPrimitive>> {
+    vec![
+        erase(Get),      // a Deployment's revision, images and replica counts
+        erase(History),  // revisions, oldest first, as `kubectl rollout history`
+        erase(Pause),    // `kubectl rollout pause`
+        erase(Restart),  // `kubectl rollout restart`
+        erase(Resume),   // `kubectl rollout resume`
+        erase(Scale),    // `kubectl scale --replicas`
+        erase(SetImage), // `kubectl set image`: roll forward one container
+        erase(Status),   // `kubectl rollout status`, on a watch, with a timeout
+        erase(Undo),     // `kubectl rollout undo [--to-revision]`
+    ]
+}
+
+/// The result of pause, resume and restart.
+#[derive(Debug, Clone, Serialize)]
+pub struct Changed {
+    /// Whether the call changed the Deployment.
+    pub changed: bool,
+}
+
+/// The keys every k8s primitive shares: `context`, `namespace`, `deployment`.
+pub(crate) trait Addressed {
+    /// `context` (default: the current context).
+    fn context(&self) -> Option<&str>;
+    /// `namespace` (default: the context's namespace, else `default`).
+    fn namespace(&self) -> Option<&str>;
+    /// `deployment`.
+    fn deployment(&self) -> &str;
+
+    /// The resource key with the defaults resolved.
+    fn key(&self, shared: &super::Shared) -> String {
+        clients::target_key(shared, self.context(), self.namespace(), self.deployment())
+    }
+
+    /// Resolves the place and its client.
+    async fn place(&self, cx: &CallCx) -> Result<Place, PrimitiveError> {
+        Place::of(cx, self.context(), self.namespace(), self.deployment()).await
+    }
+}
+
+/// Implements [`Addressed`] for an args struct with the three common fields.
+macro_rules! addressed {
+    ($t:ty) => {
+        impl $crate::providers::k8s::Addressed for $t {
+            fn context(&self) -> Option<&str> {
+                self.context.as_deref()
+            }
+            fn namespace(&self) -> Option<&str> {
+                self.namespace.as_deref()
+            }
+            fn deployment(&self) -> &str {
+                &self.deployment
+            }
+        }
+    };
+}
+pub(crate) use addressed;
+
+/// The keys doc shared by every k8s primitive.
+pub(crate) const COMMON_KEYS: &str =
+    "`context` (the current context), `namespace` (the context's namespace, else \"default\"), `deployment`";
+
+/// The Deployments API of a place's namespace.
+pub(crate) fn deployments(place: &Place) -> Api<Deployment> {
+    Api::namespaced(place.client.clone(), &place.namespace)
+}
+
+/// Reads the Deployment.
+pub(crate) async fn read(place: &Place) -> Result<Deployment, PrimitiveError> {
+    errors::send(place, "reading", deployments(place).get(&place.deployment)).await
+}
+
+/// Lists the ReplicaSets matching the Deployment's selector (kubectl's one LIST, no limit).
+pub(crate) async fn replica_sets(place: &Place, d: &Deployment) -> Result<Vec<ReplicaSet>, PrimitiveError> {
+    let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+    let selector = kube::core::Selector::try_from(selector).map_err(|e| {
+        PrimitiveError::invalid(format!("the selector of {} is invalid: {e}", place.describe()))
+            .with_target(place.key())
+    })?;
+    let api: Api<ReplicaSet> = Api::namespaced(place.client.clone(), &place.namespace);
+    let list = errors::send(
+        place,
+        "listing the ReplicaSets of",
+        api.list(&ListParams::default().labels_from(&selector)),
+    )
+    .await?;
+    Ok(list.items)
+}
+
+/// A Deployment's `deployment.kubernetes.io/revision` (0 when absent).
+pub(crate) fn revision_of(d: &Deployment) -> i64 {
+    d.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(rollout::REVISION))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether the Deployment is paused.
+pub(crate) fn paused(d: &Deployment) -> bool {
+    d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false)
+}
+
+/// Sends a strategic merge patch as kubectl does (`fieldManager` named after the command).
+pub(crate) async fn patch_strategic(
+    place: &Place,
+    doing: &str,
+    field_manager: &str,
+    body: serde_json::Value,
+) -> Result<Deployment, PrimitiveError> {
+    let params =
+        kube::api::PatchParams { field_manager: Some(field_manager.to_string()), ..Default::default() };
+    errors::send(
+        place,
+        doing,
+        deployments(place).patch(&place.deployment, &params, &kube::api::Patch::Strategic(body)),
+    )
+    .await
+}
+
+/// How one attempt of a mutation ended, when it did not fail on the wire.
+pub(crate) enum Step<T> {
+    /// Done (changed or not).
+    Done(T),
+    /// The Deployment's state refuses the change (kubectl's client-side checks): not retried.
+    Refused(PrimitiveError),
+}
+
+/// Runs `attempt` (read, decide, write) again after the API answered 409 Conflict, with a
+/// fresh read each time, at most [`errors::CONFLICT_ATTEMPTS`] times; refusals are final.
+pub(crate) async fn with_conflict_retry<T, F, Fut>(mut attempt: F) -> Result<T, PrimitiveError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Step<T>, PrimitiveError>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Ok(Step::Done(v)) => return Ok(v),
+            Ok(Step::Refused(e)) => return Err(e),
+            Err(e) if errors::is_conflict(&e) && tries < errors::CONFLICT_ATTEMPTS => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
