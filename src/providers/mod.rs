@@ -3,13 +3,16 @@
 //! A primitive is only its domain call: typed args in, typed output out. Journaling, dry-run,
 //! scope, approvals and undo happen once, in the engine's invoke wrapper.
 
+pub mod appservice;
+// pub mod arm;
+pub(crate) mod azure;
 pub mod health;
+// pub mod logicapp;
 pub(crate) mod introspect;
 
 use std::any::{Any, TypeId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,7 +26,7 @@ use crate::model::{ErrorKind, PrimitiveError};
 /// A boxed, sendable future, as the type-erased registry stores calls.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-pub use crate::model::Access;
+pub use crate::model::{Access, Settings};
 
 /// What `rollbook docs` and `rollbook check` know about a primitive.
 #[derive(Debug, Clone, Serialize)]
@@ -142,48 +145,6 @@ impl Clock for SkipClock {
             s.push(d);
         }
         Box::pin(tokio::task::yield_now())
-    }
-}
-
-/// Connection settings of API.md §5, read once per run (tests pass their own).
-#[derive(Debug, Clone, Default)]
-pub struct Settings {
-    /// Environment variables the providers read (`ROLLBOOK_ARM_ENDPOINT`, `AZURE_*`, `KUBECONFIG`, …).
-    pub env: BTreeMap<String, String>,
-    /// `--kubeconfig`.
-    pub kubeconfig: Option<PathBuf>,
-}
-
-/// Prefixes of the environment variables providers may read.
-const SETTINGS_ENV_PREFIXES: &[&str] = &[
-    "ROLLBOOK_",
-    "AZURE_",
-    "KUBECONFIG",
-    "IDENTITY_",
-    "IMDS_",
-    "MSI_",
-    "HOME",
-    "KUBERNETES_SERVICE_",
-];
-
-impl Settings {
-    /// The settings this process was started with.
-    pub fn from_env() -> Settings {
-        let env = std::env::vars()
-            .filter(|(k, _)| SETTINGS_ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
-            .collect();
-        Settings {
-            env,
-            kubeconfig: None,
-        }
-    }
-
-    /// One setting, if set and not empty.
-    pub fn var(&self, name: &str) -> Option<&str> {
-        self.env
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
     }
 }
 
@@ -388,6 +349,7 @@ pub fn erase<P: Primitive>(primitive: P) -> Arc<dyn DynPrimitive> {
 /// Every primitive this build ships, alphabetical by namespace then name.
 pub fn builtin() -> Vec<Arc<dyn DynPrimitive>> {
     let mut all = Vec::new();
+    all.extend(appservice::register());
     all.extend(health::register());
     all
 }
