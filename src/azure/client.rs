@@ -384,7 +384,7 @@ impl ArmClient {
                     return Err(AzureError::Status {
                         what: req.what.clone(),
                         status,
-                        envelope: Envelope::parse(&body),
+                        envelope: Envelope::parse(&body).map(Box::new),
                         attempts,
                         request_id,
                     });
@@ -501,7 +501,8 @@ impl ArmClient {
                             envelope: resp
                                 .body
                                 .get("error")
-                                .and_then(|e| serde_json::from_value(e.clone()).ok()),
+                                .and_then(|e| serde_json::from_value(e.clone()).ok())
+                                .map(Box::new),
                             request_id: resp.request_id.clone(),
                         });
                     }

@@ -437,7 +437,9 @@ mod tests {
 
     #[tokio::test]
     async fn building_every_credential_touches_no_network() {
-        let dir = std::env::temp_dir();
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("azure-identity-token");
+        std::fs::write(&token_file, "header.payload.signature").unwrap();
         for s in [
             settings(&[("ROLLBOOK_AZURE_TOKEN", "tok")]),
             settings(&SP),
@@ -446,7 +448,7 @@ mod tests {
                 ("AZURE_CLIENT_ID", "client"),
                 (
                     "AZURE_FEDERATED_TOKEN_FILE",
-                    &dir.join("none").display().to_string(),
+                    &token_file.display().to_string(),
                 ),
             ]),
             settings(&[("ROLLBOOK_AZURE_MANAGED_IDENTITY", "true")]),

@@ -72,7 +72,7 @@ pub enum AzureError {
         /// HTTP status.
         status: u16,
         /// ARM's error envelope, when the body had one.
-        envelope: Option<Envelope>,
+        envelope: Option<Box<Envelope>>,
         /// Requests sent, retries included.
         attempts: u32,
         /// `x-ms-request-id` of the last answer.
@@ -86,7 +86,7 @@ pub enum AzureError {
         /// `Failed` or `Canceled`.
         status: String,
         /// The operation's error.
-        envelope: Option<Envelope>,
+        envelope: Option<Box<Envelope>>,
         /// `x-ms-request-id` of the answer that reported it.
         request_id: Option<String>,
     },
@@ -124,7 +124,12 @@ pub enum AzureError {
     Cancelled,
 }
 
-fn status_message(what: &str, status: u16, envelope: &Option<Envelope>, attempts: u32) -> String {
+fn status_message(
+    what: &str,
+    status: u16,
+    envelope: &Option<Box<Envelope>>,
+    attempts: u32,
+) -> String {
     let phrase = match status {
         400 => "refused as invalid".to_string(),
         401 => "not authorized: the token is missing, expired or refused".to_string(),
@@ -235,7 +240,7 @@ mod tests {
         AzureError::Status {
             what: "site `web` in group `rg`".into(),
             status,
-            envelope: Envelope::parse(&body),
+            envelope: Envelope::parse(&body).map(Box::new),
             attempts: 1,
             request_id: Some("req-1".into()),
         }

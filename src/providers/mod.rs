@@ -4,11 +4,11 @@
 //! scope, approvals and undo happen once, in the engine's invoke wrapper.
 
 pub mod appservice;
-// pub mod arm;
+pub mod arm;
 pub(crate) mod azure;
 pub mod health;
-// pub mod logicapp;
 pub(crate) mod introspect;
+pub mod logicapp;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -350,6 +350,8 @@ pub fn erase<P: Primitive>(primitive: P) -> Arc<dyn DynPrimitive> {
 pub fn builtin() -> Vec<Arc<dyn DynPrimitive>> {
     let mut all = Vec::new();
     all.extend(appservice::register());
+    all.extend(arm::register());
     all.extend(health::register());
+    all.extend(logicapp::register());
     all
 }
