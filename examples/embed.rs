@@ -75,19 +75,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("plan: {} — {}", step.call, step.effect);
     }
 
-    let report = engine
-        .run(&runbook, &params, RunOptions::new(dir.join("state")))
-        .await?;
+    let report = engine.run(&runbook, &params, RunOptions::new(dir.join("state"))).await?;
     println!("status: {:?}, value: {:?}", report.status, report.value);
 
     for record in read_journal(&report.journal)?.records {
-        if let Event::CallFinished {
-            primitive,
-            ok,
-            duration_ms,
-            ..
-        } = record.event
-        {
+        if let Event::CallFinished { primitive, ok, duration_ms, .. } = record.event {
             println!("journal: {primitive} ok={ok} in {duration_ms}ms");
         }
     }

@@ -10,11 +10,7 @@ use crate::support::{rollbook, serve_in_background, texts, write};
 #[test]
 fn check_reports_a_syntax_error_with_file_line_col_and_a_caret() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(
-        dir.path(),
-        "bad.rhai",
-        "let a = 1;\nlet b = (a + 2;\ninfo(b);\n",
-    );
+    let path = write(dir.path(), "bad.rhai", "let a = 1;\nlet b = (a + 2;\ninfo(b);\n");
     let out = rollbook(&["check", path.to_str().expect("utf-8")]);
     let (_, err) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -34,16 +30,10 @@ fn check_names_a_misspelled_key_and_suggests_the_valid_one() {
     let out = rollbook(&["check", path.to_str().expect("utf-8")]);
     let (_, err) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("typo.rhai:3:5: `health::http` has no key `atempts`"),
-        "{err}"
-    );
+    assert!(err.contains("typo.rhai:3:5: `health::http` has no key `atempts`"), "{err}");
     assert!(err.contains("did you mean `attempts`?"), "{err}");
     assert!(err.contains("unknown primitive `health::probe`"), "{err}");
-    assert!(
-        err.contains("unknown function `stge`") && err.contains("did you mean `stage`?"),
-        "{err}"
-    );
+    assert!(err.contains("unknown function `stge`") && err.contains("did you mean `stage`?"), "{err}");
 
     let ns = write(dir.path(), "ns.rhai", "helth::http(#{ url: \"x\" });\n");
     let out = rollbook(&["check", ns.to_str().expect("utf-8")]);
@@ -95,14 +85,8 @@ fn bad_params_exit_2_before_anything_runs() {
     let st = state.to_str().expect("utf-8");
     for (args, expected) in [
         (vec![], "missing required param `site`"),
-        (
-            vec!["-p", "site=web", "-p", "atempts=3"],
-            "unknown param `atempts`; did you mean `attempts`?",
-        ),
-        (
-            vec!["-p", "site=web", "-p", "attempts=three"],
-            "param `attempts`: `three` is not an int",
-        ),
+        (vec!["-p", "site=web", "-p", "atempts=3"], "unknown param `atempts`; did you mean `attempts`?"),
+        (vec!["-p", "site=web", "-p", "attempts=three"], "param `attempts`: `three` is not an int"),
         (vec!["-p", "site"], "write params as KEY=VALUE"),
     ] {
         let mut all = vec!["run", rb, "--state-dir", st];
@@ -112,9 +96,7 @@ fn bad_params_exit_2_before_anything_runs() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(expected), "expected `{expected}` in {err}");
     }
-    let runs = std::fs::read_dir(state.join("runs"))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let runs = std::fs::read_dir(state.join("runs")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(runs, 0, "no run was started, so no journal exists");
 }
 
@@ -127,12 +109,8 @@ fn missing_runbook_and_unusable_state_dir_exit_2() {
 
     let rb = write(dir.path(), "ok.rhai", "info(\"hi\");\n");
     let blocker = write(dir.path(), "not-a-dir", "");
-    let out = rollbook(&[
-        "run",
-        rb.to_str().expect("utf-8"),
-        "--state-dir",
-        blocker.to_str().expect("utf-8"),
-    ]);
+    let out =
+        rollbook(&["run", rb.to_str().expect("utf-8"), "--state-dir", blocker.to_str().expect("utf-8")]);
     let (_, err) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("cannot use state directory"), "{err}");
@@ -141,18 +119,9 @@ fn missing_runbook_and_unusable_state_dir_exit_2() {
 #[test]
 fn approval_without_terminal_or_yes_exits_4_and_yes_passes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rb = write(
-        dir.path(),
-        "a.rhai",
-        "approve(\"swap production?\");\ninfo(\"approved\");\n",
-    );
+    let rb = write(dir.path(), "a.rhai", "approve(\"swap production?\");\ninfo(\"approved\");\n");
     let st = dir.path().join("state");
-    let args = [
-        "run",
-        rb.to_str().expect("utf-8"),
-        "--state-dir",
-        st.to_str().expect("utf-8"),
-    ];
+    let args = ["run", rb.to_str().expect("utf-8"), "--state-dir", st.to_str().expect("utf-8")];
     let out = rollbook(&args);
     let (_, err) = texts(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
@@ -192,32 +161,16 @@ fn timeout_stops_a_run_blocked_in_a_slow_probe() {
     ]);
     let (_, err) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("the run exceeded its time limit of 1s"),
-        "{err}"
-    );
+    assert!(err.contains("the run exceeded its time limit of 1s"), "{err}");
     assert!(err.contains("--timeout"), "help names the flag: {err}");
     assert!(started.elapsed() < Duration::from_secs(30));
 
     // The journal says how far it got.
-    let out = rollbook(&[
-        "runs",
-        "list",
-        "--state-dir",
-        st.to_str().expect("utf-8"),
-        "--output",
-        "json",
-    ]);
+    let out = rollbook(&["runs", "list", "--state-dir", st.to_str().expect("utf-8"), "--output", "json"]);
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(runs[0]["status"], "failed");
     let id = runs[0]["id"].as_str().expect("id").to_string();
-    let out = rollbook(&[
-        "runs",
-        "show",
-        &id[..12],
-        "--state-dir",
-        st.to_str().expect("utf-8"),
-    ]);
+    let out = rollbook(&["runs", "show", &id[..12], "--state-dir", st.to_str().expect("utf-8")]);
     let (text, _) = texts(&out);
     assert!(text.contains("→ health::http"), "{text}");
     assert!(text.contains("failed (exit 1)"), "{text}");
@@ -226,11 +179,7 @@ fn timeout_stops_a_run_blocked_in_a_slow_probe() {
 #[test]
 fn dry_run_prints_a_plan_and_json_on_request() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rb = write(
-        dir.path(),
-        "d.rhai",
-        "stage(\"gate\", || approve(\"go?\"));\ninfo(\"after\");\n",
-    );
+    let rb = write(dir.path(), "d.rhai", "stage(\"gate\", || approve(\"go?\"));\ninfo(\"after\");\n");
     let st = dir.path().join("state");
     let out = rollbook(&[
         "run",
@@ -241,10 +190,7 @@ fn dry_run_prints_a_plan_and_json_on_request() {
     ]);
     let (text, _) = texts(&out);
     assert_eq!(out.status.code(), Some(0));
-    assert!(
-        text.contains("Plan: 1 step(s) (dry-run; nothing was changed)"),
-        "{text}"
-    );
+    assert!(text.contains("Plan: 1 step(s) (dry-run; nothing was changed)"), "{text}");
     assert!(text.contains("1. approve  [stage gate]"), "{text}");
     let out = rollbook(&[
         "run",
@@ -264,33 +210,12 @@ fn dry_run_prints_a_plan_and_json_on_request() {
 fn runs_list_json_has_the_contract_fields_newest_first() {
     let dir = tempfile::tempdir().expect("tempdir");
     let st = dir.path().join("state");
-    let ok = write(
-        dir.path(),
-        "ok.rhai",
-        "const RUNBOOK = #{ name: \"first\", version: \"0.1.0\" };\n1\n",
-    );
+    let ok = write(dir.path(), "ok.rhai", "const RUNBOOK = #{ name: \"first\", version: \"0.1.0\" };\n1\n");
     let bad = write(dir.path(), "bad.rhai", "fail(\"no\");\n");
-    rollbook(&[
-        "run",
-        ok.to_str().expect("utf-8"),
-        "--state-dir",
-        st.to_str().expect("utf-8"),
-    ]);
+    rollbook(&["run", ok.to_str().expect("utf-8"), "--state-dir", st.to_str().expect("utf-8")]);
     std::thread::sleep(Duration::from_millis(1100));
-    rollbook(&[
-        "run",
-        bad.to_str().expect("utf-8"),
-        "--state-dir",
-        st.to_str().expect("utf-8"),
-    ]);
-    let out = rollbook(&[
-        "runs",
-        "list",
-        "--output",
-        "json",
-        "--state-dir",
-        st.to_str().expect("utf-8"),
-    ]);
+    rollbook(&["run", bad.to_str().expect("utf-8"), "--state-dir", st.to_str().expect("utf-8")]);
+    let out = rollbook(&["runs", "list", "--output", "json", "--state-dir", st.to_str().expect("utf-8")]);
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let runs = runs.as_array().expect("array");
     assert_eq!(runs.len(), 2);
@@ -299,12 +224,7 @@ fn runs_list_json_has_the_contract_fields_newest_first() {
     assert_eq!(runs[1]["runbook"], "first");
     assert_eq!(runs[1]["status"], "succeeded");
     for r in runs {
-        let keys: Vec<&str> = r
-            .as_object()
-            .expect("object")
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let keys: Vec<&str> = r.as_object().expect("object").keys().map(String::as_str).collect();
         assert_eq!(keys, vec!["id", "runbook", "started", "status"]);
     }
 }
@@ -317,21 +237,13 @@ fn docs_list_every_primitive_and_builtin_with_a_doc_line() {
     assert_eq!(out.status.code(), Some(0));
     for p in engine.primitives() {
         let m = p.meta();
-        assert!(
-            !m.doc.trim().is_empty(),
-            "{} has no doc line",
-            m.full_name()
-        );
+        assert!(!m.doc.trim().is_empty(), "{} has no doc line", m.full_name());
         assert!(
             !m.keys_doc.trim().is_empty() && !m.returns.trim().is_empty(),
             "{} lacks keys or returns",
             m.full_name()
         );
-        assert!(
-            md.contains(&format!("### `{}(", m.full_name())),
-            "{} missing from docs",
-            m.full_name()
-        );
+        assert!(md.contains(&format!("### `{}(", m.full_name())), "{} missing from docs", m.full_name());
         assert!(md.contains(m.doc), "{} doc line missing", m.full_name());
     }
     for b in rollbook::engine::docs::BUILTINS {
@@ -344,8 +256,5 @@ fn docs_list_every_primitive_and_builtin_with_a_doc_line() {
     let (defs, _) = texts(&out);
     assert!(defs.contains("module health {"), "{defs}");
     assert!(defs.contains("fn http(options: Map) -> ?;"), "{defs}");
-    assert!(
-        defs.contains("fn stage(name: String, action: Fn, undo: Fn) -> ?;"),
-        "{defs}"
-    );
+    assert!(defs.contains("fn stage(name: String, action: Fn, undo: Fn) -> ?;"), "{defs}");
 }

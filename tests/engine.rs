@@ -20,11 +20,7 @@ fn fixture() -> Fixture {
     let recorder = Arc::new(Recorder::default());
     let mut engine = Engine::new();
     engine.register(Mutate(recorder.clone()));
-    Fixture {
-        dir: tempfile::tempdir().expect("tempdir"),
-        recorder,
-        engine,
-    }
+    Fixture { dir: tempfile::tempdir().expect("tempdir"), recorder, engine }
 }
 
 impl Fixture {
@@ -33,10 +29,7 @@ impl Fixture {
         let runbook = self.engine.load(&path).expect("runbook loads");
         let mut opts = RunOptions::new(self.dir.path().join("state"));
         tweak(&mut opts);
-        self.engine
-            .run(&runbook, &[], opts)
-            .await
-            .expect("run starts")
+        self.engine.run(&runbook, &[], opts).await.expect("run starts")
     }
 
     fn calls(&self) -> Vec<String> {
@@ -45,12 +38,7 @@ impl Fixture {
 }
 
 fn events(report: &RunReport) -> Vec<Event> {
-    read_journal(&report.journal)
-        .expect("journal parses")
-        .records
-        .into_iter()
-        .map(|r| r.event)
-        .collect()
+    read_journal(&report.journal).expect("journal parses").records.into_iter().map(|r| r.event).collect()
 }
 
 const TWO_STAGES: &str = r#"
@@ -65,21 +53,9 @@ async fn a_failed_stage_undoes_the_completed_ones_in_reverse_order() {
     let report = f.run(&script, |_| {}).await;
     assert_eq!(report.status, RunStatus::Failed);
     assert_eq!(report.exit_code, 1);
-    assert_eq!(
-        f.calls(),
-        vec!["a", "undo-a"],
-        "stage 2 failed before acting; only stage 1 is undone"
-    );
+    assert_eq!(f.calls(), vec!["a", "undo-a"], "stage 2 failed before acting; only stage 1 is undone");
     assert_eq!(report.undone, vec!["first"]);
-    assert!(
-        report
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("conflict: b refused"),
-        "{:?}",
-        report.error
-    );
+    assert!(report.error.as_deref().unwrap_or("").contains("conflict: b refused"), "{:?}", report.error);
 
     // The journal shows the order: stage 1, stage 2 failing, then the undo of stage 1.
     let order: Vec<String> = events(&report)
@@ -89,13 +65,9 @@ async fn a_failed_stage_undoes_the_completed_ones_in_reverse_order() {
             Event::StageFinished { stage, ok, .. } => {
                 Some(format!("{} {stage}", if *ok { "done" } else { "failed" }))
             }
-            Event::CallStarted { args, .. } => {
-                Some(format!("call {}", args["name"].as_str().unwrap_or("")))
-            }
+            Event::CallStarted { args, .. } => Some(format!("call {}", args["name"].as_str().unwrap_or(""))),
             Event::UndoStarted { stage } => Some(format!("undo {stage}")),
-            Event::UndoFinished {
-                stage, ok: true, ..
-            } => Some(format!("undone {stage}")),
+            Event::UndoFinished { stage, ok: true, .. } => Some(format!("undone {stage}")),
             Event::RunFinished { status, .. } => Some(format!("end {}", status.as_str())),
             _ => None,
         })
@@ -122,30 +94,12 @@ async fn dry_run_performs_no_mutation_and_plans_both_calls() {
     let f = fixture();
     let report = f.run(TWO_STAGES, |o| o.dry_run = true).await;
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
-    assert!(
-        f.calls().is_empty(),
-        "nothing was performed: {:?}",
-        f.calls()
-    );
-    let planned: Vec<(&str, &str)> = report
-        .plan
-        .iter()
-        .map(|p| (p.call.as_str(), p.effect.as_str()))
-        .collect();
-    assert_eq!(
-        planned,
-        vec![
-            ("test::mutate", "would mutate `a`"),
-            ("test::mutate", "would mutate `b`")
-        ]
-    );
+    assert!(f.calls().is_empty(), "nothing was performed: {:?}", f.calls());
+    let planned: Vec<(&str, &str)> =
+        report.plan.iter().map(|p| (p.call.as_str(), p.effect.as_str())).collect();
+    assert_eq!(planned, vec![("test::mutate", "would mutate `a`"), ("test::mutate", "would mutate `b`")]);
     assert_eq!(report.plan[0].stage.as_deref(), Some("first"));
-    assert!(
-        events(&report)
-            .iter()
-            .all(|e| !matches!(e, Event::CallStarted { .. })),
-        "no call was sent"
-    );
+    assert!(events(&report).iter().all(|e| !matches!(e, Event::CallStarted { .. })), "no call was sent");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -182,12 +136,7 @@ parallel(items, |i| test::mutate(#{ name: `n${i}`, delay_ms: 60, fail: i == 5 })
     let max = f.recorder.max_in_flight.load(Ordering::SeqCst);
     assert!(max <= 4, "never more than 4 at once, saw {max}");
     assert!(max >= 2, "really concurrent: saw at most {max} at once");
-    let results = report
-        .value
-        .expect("value")
-        .as_array()
-        .expect("array")
-        .clone();
+    let results = report.value.expect("value").as_array().expect("array").clone();
     assert_eq!(results.len(), 12);
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r["item"], i, "input order");
@@ -210,36 +159,22 @@ async fn endless_loops_and_recursion_are_stopped_with_a_clear_message() {
     let report = f.run("let x = 0; loop { x += 1; }", |_| {}).await;
     assert_eq!(report.status, RunStatus::Failed);
     let d = report.diagnostic.expect("diagnostic");
-    assert!(
-        d.message.contains("stopped after 200000 operations"),
-        "{}",
-        d.message
-    );
+    assert!(d.message.contains("stopped after 200000 operations"), "{}", d.message);
     assert!(d.help.as_deref().unwrap_or("").contains("loop"));
 
     let report = f.run("fn down(n) { down(n + 1) }\ndown(0);", |_| {}).await;
     assert_eq!(report.status, RunStatus::Failed);
     let d = report.diagnostic.expect("diagnostic");
-    assert!(
-        d.message.contains("nested deeper than 64 levels"),
-        "{}",
-        d.message
-    );
+    assert!(d.message.contains("nested deeper than 64 levels"), "{}", d.message);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_time_limit_stops_a_loop_and_a_blocked_primitive() {
     let f = fixture();
-    let report = f
-        .run("loop { }", |o| o.timeout = Some(Duration::from_millis(300)))
-        .await;
+    let report = f.run("loop { }", |o| o.timeout = Some(Duration::from_millis(300))).await;
     assert_eq!(report.status, RunStatus::Failed);
     assert!(
-        report
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("exceeded its time limit of 300ms"),
+        report.error.as_deref().unwrap_or("").contains("exceeded its time limit of 300ms"),
         "{:?}",
         report.error
     );
@@ -251,32 +186,12 @@ async fn the_time_limit_stops_a_loop_and_a_blocked_primitive() {
         })
         .await;
     assert_eq!(report.status, RunStatus::Failed);
-    assert!(
-        report
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("exceeded its time limit"),
-        "{:?}",
-        report.error
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the blocked call noticed the limit"
-    );
+    assert!(report.error.as_deref().unwrap_or("").contains("exceeded its time limit"), "{:?}", report.error);
+    assert!(started.elapsed() < Duration::from_secs(30), "the blocked call noticed the limit");
     // The journal says how far the run got: the call started and ended as stopped.
     let evs = events(&report);
-    assert!(
-        evs.iter()
-            .any(|e| matches!(e, Event::CallFinished { ok: false, .. }))
-    );
-    assert!(matches!(
-        evs.last(),
-        Some(Event::RunFinished {
-            status: RunStatus::Failed,
-            ..
-        })
-    ));
+    assert!(evs.iter().any(|e| matches!(e, Event::CallFinished { ok: false, .. })));
+    assert!(matches!(evs.last(), Some(Event::RunFinished { status: RunStatus::Failed, .. })));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -293,11 +208,7 @@ stage("one", || test::mutate(#{ name: "a" }), || test::mutate(#{ name: "undo-a" 
 test::mutate(#{ name: "slow", delay_ms: 60000 });
 "#;
     let report = f.run(script, |o| o.cancel = cancel).await;
-    assert_eq!(
-        report.status,
-        RunStatus::UndoFailed,
-        "a cancelled run with completed stages needs a person"
-    );
+    assert_eq!(report.status, RunStatus::UndoFailed, "a cancelled run with completed stages needs a person");
     assert_eq!(report.undo_pending, vec!["one"]);
     assert_eq!(f.calls(), vec!["a"]);
 }
@@ -313,11 +224,7 @@ test::mutate(#{ name: "prod" });
     let report = f.run(script, |_| {}).await;
     assert_eq!(report.status, RunStatus::Denied);
     assert_eq!(report.exit_code, 4);
-    assert_eq!(
-        f.calls(),
-        vec!["a"],
-        "stopped at the approval; nothing undone"
-    );
+    assert_eq!(f.calls(), vec!["a"], "stopped at the approval; nothing undone");
 
     let report = f.run(script, |o| o.yes = true).await;
     assert_eq!(report.status, RunStatus::Succeeded);
@@ -329,12 +236,7 @@ test::mutate(#{ name: "prod" });
 
     let report = f.run(script, |o| o.dry_run = true).await;
     assert_eq!(report.status, RunStatus::Succeeded);
-    assert!(
-        report
-            .plan
-            .iter()
-            .any(|p| p.call == "approve" && p.effect.contains("swap production back?"))
-    );
+    assert!(report.plan.iter().any(|p| p.call == "approve" && p.effect.contains("swap production back?")));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -351,10 +253,7 @@ try { test::mutate(#{ nme: "x" }); } catch (e) { bad = e.message; }
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
     let v = report.value.expect("value");
     assert_eq!(v["kind"], "conflict|test/x");
-    assert_eq!(
-        v["bad"],
-        "test::mutate: unknown key `nme`; did you mean `name`?"
-    );
+    assert_eq!(v["bad"], "test::mutate: unknown key `nme`; did you mean `name`?");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -383,45 +282,28 @@ try { retry(#{ attempts: 2, interval: "10ms" }, || throw "always"); } catch (e) 
 async fn imports_come_from_the_stdlib_or_the_runbook_folder_only() {
     let f = fixture();
     write(f.dir.path(), "lib/util.rhai", "fn twice(x) { x * 2 }");
-    let report = f
-        .run(
-            "import \"lib/util\" as u;\nimport \"std/health\" as h;\nu::twice(21)",
-            |_| {},
-        )
-        .await;
+    let report = f.run("import \"lib/util\" as u;\nimport \"std/health\" as h;\nu::twice(21)", |_| {}).await;
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
     assert_eq!(report.value.expect("value"), 42);
 
     let report = f.run("import \"../outside\" as o;", |_| {}).await;
     assert_eq!(report.status, RunStatus::Failed);
     assert!(
-        report
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("leaves the runbook's folder"),
+        report.error.as_deref().unwrap_or("").contains("leaves the runbook's folder"),
         "{:?}",
         report.error
     );
 
     let report = f.run("import \"/etc/hosts\" as o;", |_| {}).await;
     assert!(
-        report
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("absolute paths are not allowed"),
+        report.error.as_deref().unwrap_or("").contains("absolute paths are not allowed"),
         "{:?}",
         report.error
     );
 
     let report = f.run("import \"std/helth\" as o;", |_| {}).await;
     assert!(
-        report
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("did you mean `std/health`"),
+        report.error.as_deref().unwrap_or("").contains("did you mean `std/health`"),
         "{:?}",
         report.error
     );
@@ -448,32 +330,20 @@ async fn params_arrive_typed_and_constant() {
         .await
         .expect("starts");
     let v = report.value.expect("value");
-    assert_eq!(
-        v,
-        serde_json::json!({ "n": 42, "hosts": ["a", "b"], "wait": 60 })
-    );
+    assert_eq!(v, serde_json::json!({ "n": 42, "hosts": ["a", "b"], "wait": 60 }));
 
     let err = f
         .engine
-        .run(
-            &runbook,
-            &[("n".into(), "x".into())],
-            RunOptions::new(f.dir.path().join("state")),
-        )
+        .run(&runbook, &[("n".into(), "x".into())], RunOptions::new(f.dir.path().join("state")))
         .await
         .err();
-    assert_eq!(
-        err.map(|e| e.to_string()).as_deref(),
-        Some("param `n`: `x` is not an int")
-    );
+    assert_eq!(err.map(|e| e.to_string()).as_deref(), Some("param `n`: `x` is not an int"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn journal_is_write_ahead_and_names_the_runbook() {
     let f = fixture();
-    let report = f
-        .run(r#"test::mutate(#{ name: "a" }); info("done")"#, |_| {})
-        .await;
+    let report = f.run(r#"test::mutate(#{ name: "a" }); info("done")"#, |_| {}).await;
     let read = read_journal(&report.journal).expect("parses");
     assert!(!read.torn_tail);
     let kinds: Vec<&str> = read
@@ -488,20 +358,73 @@ async fn journal_is_write_ahead_and_names_the_runbook() {
             _ => "other",
         })
         .collect();
-    assert_eq!(
-        kinds,
-        vec![
-            "run_started",
-            "call_started",
-            "call_finished",
-            "log",
-            "run_finished"
-        ]
-    );
-    let Event::RunStarted { runbook, .. } = &read.records[0].event else {
-        panic!("first event")
-    };
+    assert_eq!(kinds, vec!["run_started", "call_started", "call_finished", "log", "run_finished"]);
+    let Event::RunStarted { runbook, .. } = &read.records[0].event else { panic!("first event") };
     assert_eq!(runbook.name, "runbook");
     assert!(runbook.hash.starts_with("sha256:"));
     assert!(read.records.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_outside_the_scope_is_refused_before_it_is_sent() {
+    let f = fixture();
+    let script = r#"
+const RUNBOOK = #{ name: "scoped", version: "1.0.0", scope: ["test/shop-*"] };
+test::mutate(#{ name: "shop-web" });
+test::mutate(#{ name: "payments" });
+"#;
+    let report = f.run(script, |_| {}).await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(f.calls(), vec!["shop-web"], "the out-of-scope call was never sent");
+    let error = report.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("denied: `test/payments` is outside the runbook's scope (test/shop-*)"),
+        "{error}"
+    );
+    assert!(
+        !events(&report)
+            .iter()
+            .any(|e| matches!(e, Event::CallStarted { target: Some(t), .. } if t == "test/payments"))
+    );
+
+    // --allow narrows further, and its error names the flag.
+    let f = fixture();
+    let report = f.run(script, |o| o.allow = vec!["test/nothing".into()]).await;
+    assert!(f.calls().is_empty());
+    assert!(report.error.unwrap_or_default().contains("add `--allow test/shop-web`"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_on_a_locked_target_fails_fast_with_exit_5() {
+    let f = Arc::new(fixture());
+    let slow = r#"stage("hold", || test::mutate(#{ name: "web", delay_ms: 3000 }));"#;
+    let first = {
+        let f = f.clone();
+        tokio::spawn(async move { f.run(slow, |_| {}).await })
+    };
+    // Wait until the first run holds the lock (its call is in flight).
+    for _ in 0..200 {
+        if f.recorder.in_flight.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let path = write(f.dir.path(), "second.rhai", r#"test::mutate(#{ name: "web" })"#);
+    let runbook = f.engine.load(&path).expect("loads");
+    let started = Instant::now();
+    let second =
+        f.engine.run(&runbook, &[], RunOptions::new(f.dir.path().join("state"))).await.expect("starts");
+    assert!(started.elapsed() < Duration::from_secs(2), "it waited for nothing");
+    assert_eq!(second.status, RunStatus::Locked, "{:?}", second.error);
+    assert_eq!(second.exit_code, 5);
+    let error = second.error.unwrap_or_default();
+    assert!(error.contains("`test/web` is locked by run") && error.contains("since"), "{error}");
+
+    let first = first.await.expect("first run");
+    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+    assert!(error.contains(&first.run_id), "the holder is named: {error}");
+    // Released at the end: a third run goes through.
+    let third =
+        f.engine.run(&runbook, &[], RunOptions::new(f.dir.path().join("state"))).await.expect("starts");
+    assert_eq!(third.status, RunStatus::Succeeded, "{:?}", third.error);
 }

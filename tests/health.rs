@@ -35,9 +35,7 @@ async fn sequence(State(h): State<Hits>) -> StatusCode {
     StatusCode::from_u16(SEQ[i.min(SEQ.len() - 1)]).unwrap_or(StatusCode::OK)
 }
 
-async fn prometheus(
-    Query(q): Query<std::collections::HashMap<String, String>>,
-) -> axum::Json<Value> {
+async fn prometheus(Query(q): Query<std::collections::HashMap<String, String>>) -> axum::Json<Value> {
     let sample = |v: &str| json!({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {"job": "web"}, "value": [1_764_000_000.0, v]}]}});
     axum::Json(match q.get("query").map(String::as_str) {
         Some("error_rate") => sample("0.2"),
@@ -56,10 +54,7 @@ async fn server() -> String {
         .route("/flaky", get(flaky))
         .route("/seq", get(sequence))
         .route("/ok", get(|| async { "all good" }))
-        .route(
-            "/teapot",
-            get(|| async { (StatusCode::IM_A_TEAPOT, "short and stout") }),
-        )
+        .route("/teapot", get(|| async { (StatusCode::IM_A_TEAPOT, "short and stout") }))
         .route(
             "/slow",
             get(|| async {
@@ -77,24 +72,15 @@ async fn eval(script: &str) -> (RunStatus, Value, Option<String>) {
     let path = write(dir.path(), "probe.rhai", script);
     let engine = Engine::new();
     let runbook = engine.load(&path).expect("loads");
-    let report = engine
-        .run(&runbook, &[], RunOptions::new(dir.path().join("state")))
-        .await
-        .expect("starts");
-    (
-        report.status,
-        report.value.unwrap_or(Value::Null),
-        report.error,
-    )
+    let report = engine.run(&runbook, &[], RunOptions::new(dir.path().join("state"))).await.expect("starts");
+    (report.status, report.value.unwrap_or(Value::Null), report.error)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_retries_until_it_passes() {
     let base = server().await;
-    let (status, v, err) = eval(&format!(
-        r#"health::http(#{{ url: "{base}/flaky", attempts: 5, interval: "10ms" }})"#
-    ))
-    .await;
+    let (status, v, err) =
+        eval(&format!(r#"health::http(#{{ url: "{base}/flaky", attempts: 5, interval: "10ms" }})"#)).await;
     assert_eq!(status, RunStatus::Succeeded, "{err:?}");
     assert_eq!(v["ok"], true);
     assert_eq!(v["attempts"], 3);
@@ -131,26 +117,16 @@ async fn http_checks_status_and_body() {
     assert_eq!(v["status"], 418);
     assert_eq!(v["error"], "status 418, expected 200–399");
 
-    let (_, v, _) = eval(&format!(
-        r#"health::http(#{{ url: "{base}/teapot", expect_status: 418 }})"#
-    ))
-    .await;
+    let (_, v, _) = eval(&format!(r#"health::http(#{{ url: "{base}/teapot", expect_status: 418 }})"#)).await;
     assert_eq!(v["ok"], true, "{v}");
-    let (_, v, _) = eval(&format!(
-        r#"health::http(#{{ url: "{base}/teapot", expect_status: [200, 418] }})"#
-    ))
-    .await;
+    let (_, v, _) =
+        eval(&format!(r#"health::http(#{{ url: "{base}/teapot", expect_status: [200, 418] }})"#)).await;
     assert_eq!(v["ok"], true, "{v}");
 
-    let (_, v, _) = eval(&format!(
-        r#"health::http(#{{ url: "{base}/ok", body_contains: "good" }})"#
-    ))
-    .await;
+    let (_, v, _) = eval(&format!(r#"health::http(#{{ url: "{base}/ok", body_contains: "good" }})"#)).await;
     assert_eq!(v["ok"], true, "{v}");
-    let (_, v, _) = eval(&format!(
-        r#"health::http(#{{ url: "{base}/ok", body_contains: "degraded" }})"#
-    ))
-    .await;
+    let (_, v, _) =
+        eval(&format!(r#"health::http(#{{ url: "{base}/ok", body_contains: "degraded" }})"#)).await;
     assert_eq!(v["ok"], false);
     assert_eq!(v["error"], "body does not contain `degraded`");
 }
@@ -158,7 +134,10 @@ async fn http_checks_status_and_body() {
 #[tokio::test(flavor = "multi_thread")]
 async fn http_times_out_per_request_without_throwing() {
     let base = server().await;
-    let (status, v, _) = eval(&format!(r#"health::http(#{{ url: "{base}/slow", timeout: "200ms", attempts: 2, interval: "10ms" }})"#)).await;
+    let (status, v, _) = eval(&format!(
+        r#"health::http(#{{ url: "{base}/slow", timeout: "200ms", attempts: 2, interval: "10ms" }})"#
+    ))
+    .await;
     assert_eq!(status, RunStatus::Succeeded);
     assert_eq!(v["ok"], false);
     assert_eq!(v["attempts"], 2);
@@ -170,58 +149,36 @@ async fn unreachable_targets_are_unhealthy_but_bad_urls_throw() {
     let (status, v, _) = eval(r#"health::http(#{ url: "http://127.0.0.1:9/x" })"#).await;
     assert_eq!(status, RunStatus::Succeeded);
     assert_eq!(v["ok"], false);
-    assert!(
-        v["error"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("connection failed"),
-        "{v}"
-    );
+    assert!(v["error"].as_str().unwrap_or("").starts_with("connection failed"), "{v}");
 
     let (status, _, err) = eval(r#"health::http(#{ url: "not a url" })"#).await;
     assert_eq!(status, RunStatus::Failed);
-    assert!(
-        err.as_deref()
-            .unwrap_or("")
-            .contains("malformed URL `not a url`"),
-        "{err:?}"
-    );
+    assert!(err.as_deref().unwrap_or("").contains("malformed URL `not a url`"), "{err:?}");
 
     let (_, _, err) = eval(r#"health::http(#{ url: "ftp://example.com/x" })"#).await;
-    assert!(
-        err.as_deref()
-            .unwrap_or("")
-            .contains("must start with http:// or https://"),
-        "{err:?}"
-    );
+    assert!(err.as_deref().unwrap_or("").contains("must start with http:// or https://"), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_checks_bounds() {
     let base = server().await;
-    let (_, v, _) = eval(&format!(
-        r#"health::prometheus(#{{ url: "{base}/prom", query: "error_rate", max: 0.5 }})"#
-    ))
-    .await;
+    let (_, v, _) =
+        eval(&format!(r#"health::prometheus(#{{ url: "{base}/prom", query: "error_rate", max: 0.5 }})"#))
+            .await;
     assert_eq!(v, json!({ "ok": true, "value": 0.2, "error": null }));
-    let (_, v, _) = eval(&format!(
-        r#"health::prometheus(#{{ url: "{base}/prom", query: "error_rate", max: 0.1 }})"#
-    ))
-    .await;
+    let (_, v, _) =
+        eval(&format!(r#"health::prometheus(#{{ url: "{base}/prom", query: "error_rate", max: 0.1 }})"#))
+            .await;
     assert_eq!(v["ok"], false);
     assert_eq!(v["error"], "value 0.2 is above max 0.1");
-    let (_, v, _) = eval(&format!(
-        r#"health::prometheus(#{{ url: "{base}/prom", query: "up", min: 1 }})"#
-    ))
-    .await;
+    let (_, v, _) =
+        eval(&format!(r#"health::prometheus(#{{ url: "{base}/prom", query: "up", min: 1 }})"#)).await;
     assert_eq!(v["ok"], true, "{v}");
     let (_, v, _) = eval(&format!(r#"health::prometheus(#{{ url: "{base}/prom", query: "missing", max: 1, attempts: 2, interval: "10ms" }})"#)).await;
     assert_eq!(v["ok"], false);
     assert_eq!(v["error"], "query returned no data");
-    let (_, v, _) = eval(&format!(
-        r#"health::prometheus(#{{ url: "{base}/prom", query: "bad(", max: 1 }})"#
-    ))
-    .await;
+    let (_, v, _) =
+        eval(&format!(r#"health::prometheus(#{{ url: "{base}/prom", query: "bad(", max: 1 }})"#)).await;
     assert_eq!(v["error"], "query failed: parse error at char 1");
 }
 
@@ -237,15 +194,8 @@ hg::wait_healthy_with(#{{ url: "{base}/flaky", within: "1s", interval: "10ms", c
     assert_eq!(v["ok"], true);
     assert_eq!(v["attempts"], 4, "two failures, then two passes in a row");
 
-    let (status, _, err) = eval(&format!(
-        "import \"std/health\" as hg;\nhg::require_healthy(\"{base}/teapot\")"
-    ))
-    .await;
+    let (status, _, err) =
+        eval(&format!("import \"std/health\" as hg;\nhg::require_healthy(\"{base}/teapot\")")).await;
     assert_eq!(status, RunStatus::Failed);
-    assert!(
-        err.as_deref()
-            .unwrap_or("")
-            .contains("is unhealthy: status 418"),
-        "{err:?}"
-    );
+    assert!(err.as_deref().unwrap_or("").contains("is unhealthy: status 418"), "{err:?}");
 }

@@ -3,5 +3,7 @@
 mod cli;
 mod engine;
 mod health;
+mod rehearse;
 mod sim_azure;
+mod sim_k8s;
 mod support;

@@ -15,9 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// Serves `router` on 127.0.0.1 (a free port) for the rest of the test; returns its base URL.
 pub async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr: SocketAddr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -33,18 +31,14 @@ where
 {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async move {
             let url = serve(make().await).await;
             tx.send(url).expect("send url");
             std::future::pending::<()>().await;
         });
     });
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("server started")
+    rx.recv_timeout(Duration::from_secs(10)).expect("server started")
 }
 
 /// Runs the real `rollbook` binary.
@@ -59,10 +53,7 @@ pub fn rollbook(args: &[&str]) -> Output {
 
 /// stdout and stderr of a finished command, as text.
 pub fn texts(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Writes `text` to `dir/name` and returns the path.
@@ -138,20 +129,11 @@ impl Primitive for Mutate {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
         waited?;
         if args.fail {
-            return Err(
-                PrimitiveError::new(ErrorKind::Conflict, format!("{} refused", args.name))
-                    .with_target(format!("test/{}", args.name)),
-            );
+            return Err(PrimitiveError::new(ErrorKind::Conflict, format!("{} refused", args.name))
+                .with_target(format!("test/{}", args.name)));
         }
-        self.0
-            .calls
-            .lock()
-            .expect("recorder")
-            .push(args.name.clone());
-        Ok(MutateOutput {
-            name: args.name,
-            changed: true,
-        })
+        self.0.calls.lock().expect("recorder").push(args.name.clone());
+        Ok(MutateOutput { name: args.name, changed: true })
     }
 
     async fn plan(&self, _cx: &CallCx, args: &MutateArgs) -> Result<Planned, PrimitiveError> {

@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, Url};
@@ -28,6 +28,8 @@ pub type PauseFuture<'a> = Pin<Box<dyn Future<Output = Result<(), AzureError>> +
 pub trait Pause: Send + Sync {
     /// Waits `d`, or fails with [`AzureError::Cancelled`] when the run is cancelled meanwhile.
     fn pause(&self, d: Duration) -> PauseFuture<'_>;
+    /// The run's clock time (for deadlines: compare two readings).
+    fn now(&self) -> Duration;
 }
 
 /// Whether a request may be sent again after an answer that leaves its outcome unknown.
@@ -73,9 +75,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The backoff before retry number `retry` (1-based): exponential, capped, ±20 % jitter.
     pub fn backoff(&self, retry: u32) -> Duration {
-        let exp = self
-            .base_backoff
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(16));
+        let exp = self.base_backoff.saturating_mul(1u32 << retry.saturating_sub(1).min(16));
         let capped = exp.min(self.max_backoff);
         capped.mul_f64(0.8 + fastrand::f64() * 0.4)
     }
@@ -123,10 +123,8 @@ impl ArmResponse {
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
-        if let Some(ms) = headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
+        if let Some(ms) =
+            headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())
         {
             return Some(Duration::from_millis(ms));
         }
@@ -176,16 +174,10 @@ impl ArmClient {
     /// A client over `http` configured from the settings: `ROLLBOOK_ARM_ENDPOINT` (default
     /// `https://management.azure.com`), `AZURE_SUBSCRIPTION_ID`, and the credential
     /// [`super::select_credential`] picks.
-    pub fn from_settings(
-        http: reqwest::Client,
-        settings: &Settings,
-    ) -> Result<ArmClient, AzureError> {
-        let raw = settings
-            .var("ROLLBOOK_ARM_ENDPOINT")
-            .unwrap_or(super::DEFAULT_ENDPOINT);
-        let endpoint = Url::parse(raw.trim_end_matches('/')).map_err(|e| {
-            AzureError::Invalid(format!("ROLLBOOK_ARM_ENDPOINT `{raw}` is not a URL: {e}"))
-        })?;
+    pub fn from_settings(http: reqwest::Client, settings: &Settings) -> Result<ArmClient, AzureError> {
+        let raw = settings.var("ROLLBOOK_ARM_ENDPOINT").unwrap_or(super::DEFAULT_ENDPOINT);
+        let endpoint = Url::parse(raw.trim_end_matches('/'))
+            .map_err(|e| AzureError::Invalid(format!("ROLLBOOK_ARM_ENDPOINT `{raw}` is not a URL: {e}")))?;
         if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
             return Err(AzureError::Invalid(format!(
                 "ROLLBOOK_ARM_ENDPOINT `{raw}` must be an http(s) URL with a host"
@@ -226,8 +218,7 @@ impl ArmClient {
             .or_else(|| self.subscription.clone())
             .ok_or_else(|| {
                 AzureError::Invalid(
-                    "no azure subscription: pass `subscription` or set AZURE_SUBSCRIPTION_ID"
-                        .into(),
+                    "no azure subscription: pass `subscription` or set AZURE_SUBSCRIPTION_ID".into(),
                 )
             })
     }
@@ -246,8 +237,7 @@ impl ArmClient {
                 .join(link)
                 .map_err(|e| AzureError::Invalid(format!("ARM sent a bad link `{link}`: {e}")))?
         } else {
-            Url::parse(link)
-                .map_err(|e| AzureError::Invalid(format!("ARM sent a bad link `{link}`: {e}")))?
+            Url::parse(link).map_err(|e| AzureError::Invalid(format!("ARM sent a bad link `{link}`: {e}")))?
         };
         let same = url.scheme() == self.endpoint.scheme()
             && url.host_str() == self.endpoint.host_str()
@@ -263,11 +253,7 @@ impl ArmClient {
     }
 
     /// Sends `req`, retrying as its [`Idempotency`] allows; a non-success answer is an error.
-    pub async fn send(
-        &self,
-        pause: &dyn Pause,
-        req: &ArmRequest,
-    ) -> Result<ArmResponse, AzureError> {
+    pub async fn send(&self, pause: &dyn Pause, req: &ArmRequest) -> Result<ArmResponse, AzureError> {
         let mut attempts = 0u32;
         let mut waited = Duration::ZERO;
         let mut refreshed = false;
@@ -276,13 +262,12 @@ impl ArmClient {
             attempts += 1;
             let token = self.credentials.token(force_refresh).await?;
             force_refresh = false;
-            let mut auth =
-                HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-                    AzureError::Credential {
-                        source_name: self.credentials.choice().name().into(),
-                        message: "the token has characters a header cannot carry".into(),
-                    }
-                })?;
+            let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                AzureError::Credential {
+                    source_name: self.credentials.choice().name().into(),
+                    message: "the token has characters a header cannot carry".into(),
+                }
+            })?;
             auth.set_sensitive(true);
             let mut builder = self
                 .http
@@ -327,10 +312,8 @@ impl ArmClient {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
-                    let request_id = headers
-                        .get("x-ms-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
+                    let request_id =
+                        headers.get("x-ms-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
                     let text = match resp.text().await {
                         Ok(t) => t,
                         Err(e) => {
@@ -355,12 +338,7 @@ impl ArmClient {
                     };
                     tracing::debug!(url = %req.url, status, request_id = ?request_id, "arm answer");
                     if (200..300).contains(&status) {
-                        return Ok(ArmResponse {
-                            status,
-                            headers,
-                            body,
-                            request_id,
-                        });
+                        return Ok(ArmResponse { status, headers, body, request_id });
                     }
                     if status == 401 && !refreshed {
                         // A token that expired early: refresh once and try again; a 401 was not applied.
@@ -394,12 +372,7 @@ impl ArmClient {
     }
 
     /// GET `url` (safe to retry) and return the JSON body.
-    pub async fn get(
-        &self,
-        pause: &dyn Pause,
-        url: String,
-        what: &str,
-    ) -> Result<Value, AzureError> {
+    pub async fn get(&self, pause: &dyn Pause, url: String, what: &str) -> Result<Value, AzureError> {
         let req = ArmRequest {
             method: Method::GET,
             url,
@@ -411,31 +384,20 @@ impl ArmClient {
     }
 
     /// Every item of a paged list: `value` of each page, following `nextLink` to the end.
-    pub async fn list(
-        &self,
-        pause: &dyn Pause,
-        url: String,
-        what: &str,
-    ) -> Result<Vec<Value>, AzureError> {
+    pub async fn list(&self, pause: &dyn Pause, url: String, what: &str) -> Result<Vec<Value>, AzureError> {
         let mut items = Vec::new();
         let mut next = Some(url);
         let mut pages = 0;
         while let Some(url) = next.take() {
             pages += 1;
             if pages > 10_000 {
-                return Err(AzureError::Invalid(format!(
-                    "{what}: more than 10000 pages; giving up"
-                )));
+                return Err(AzureError::Invalid(format!("{what}: more than 10000 pages; giving up")));
             }
             let body = self.get(pause, url, what).await?;
             if let Some(Value::Array(v)) = body.get("value") {
                 items.extend(v.iter().cloned());
             }
-            if let Some(link) = body
-                .get("nextLink")
-                .and_then(Value::as_str)
-                .filter(|l| !l.is_empty())
-            {
+            if let Some(link) = body.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) {
                 next = Some(self.follow(link)?);
             }
         }
@@ -459,24 +421,17 @@ impl ArmClient {
         let location = initial.header("location").map(str::to_string);
         let (url, status_style) = match (async_op, location) {
             (Some(a), _) => (self.follow(&a)?, true),
-            (None, Some(l)) if initial.status == 202 || initial.status == 201 => {
-                (self.follow(&l)?, false)
-            }
+            (None, Some(l)) if initial.status == 202 || initial.status == 201 => (self.follow(&l)?, false),
             _ => return Ok(initial.clone()),
         };
-        let started = Instant::now();
-        let mut slept = Duration::ZERO;
+        let started = pause.now();
         let mut next_wait = initial.retry_after().unwrap_or(self.policy.default_poll);
         loop {
             let wait = next_wait.min(self.policy.max_backoff);
-            if slept + started.elapsed() + wait > timeout {
-                return Err(AzureError::Timeout {
-                    what: what.to_string(),
-                    after: timeout,
-                });
+            if pause.now().saturating_sub(started) + wait > timeout {
+                return Err(AzureError::Timeout { what: what.to_string(), after: timeout });
             }
             pause.pause(wait).await?;
-            slept += wait;
             let req = ArmRequest {
                 method: Method::GET,
                 url: url.clone(),
@@ -487,11 +442,7 @@ impl ArmClient {
             let resp = self.send(pause, &req).await?;
             next_wait = resp.retry_after().unwrap_or(self.policy.default_poll);
             if status_style {
-                let status = resp
-                    .body
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+                let status = resp.body.get("status").and_then(Value::as_str).unwrap_or("");
                 match status.to_ascii_lowercase().as_str() {
                     "succeeded" => return Ok(resp),
                     "failed" | "canceled" | "cancelled" => {
@@ -531,14 +482,7 @@ impl ArmClient {
 fn client_request_id() -> String {
     let a = fastrand::u128(..);
     let h = format!("{a:032x}");
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
+    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -558,15 +502,9 @@ mod tests {
         let p = RetryPolicy::default();
         for _ in 0..50 {
             let b1 = p.backoff(1);
-            assert!(
-                b1 >= Duration::from_millis(800) && b1 <= Duration::from_millis(1200),
-                "{b1:?}"
-            );
+            assert!(b1 >= Duration::from_millis(800) && b1 <= Duration::from_millis(1200), "{b1:?}");
             let b3 = p.backoff(3);
-            assert!(
-                b3 >= Duration::from_millis(3200) && b3 <= Duration::from_millis(4800),
-                "{b3:?}"
-            );
+            assert!(b3 >= Duration::from_millis(3200) && b3 <= Duration::from_millis(4800), "{b3:?}");
             assert!(p.backoff(30) <= p.max_backoff.mul_f64(1.2));
         }
     }
@@ -579,18 +517,14 @@ mod tests {
         h.insert("retry-after-ms", HeaderValue::from_static("250"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
         let mut past = HeaderMap::new();
-        past.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
+        past.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&past), Some(Duration::ZERO));
         assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 
     fn client(endpoint: &str) -> ArmClient {
         let mut s = Settings::default();
-        s.env
-            .insert("ROLLBOOK_ARM_ENDPOINT".into(), endpoint.into());
+        s.env.insert("ROLLBOOK_ARM_ENDPOINT".into(), endpoint.into());
         s.env.insert("ROLLBOOK_AZURE_TOKEN".into(), "t".into());
         ArmClient::from_settings(reqwest::Client::new(), &s).unwrap()
     }
@@ -599,8 +533,7 @@ mod tests {
     fn links_must_stay_on_the_endpoint() {
         let c = client("http://127.0.0.1:8080/");
         assert_eq!(
-            c.follow("/subscriptions/x/operationresults/1?api-version=1")
-                .unwrap(),
+            c.follow("/subscriptions/x/operationresults/1?api-version=1").unwrap(),
             "http://127.0.0.1:8080/subscriptions/x/operationresults/1?api-version=1"
         );
         assert!(c.follow("http://127.0.0.1:8080/a").is_ok());
@@ -618,23 +551,13 @@ mod tests {
         let mut s = Settings::default();
         s.env.insert("ROLLBOOK_AZURE_TOKEN".into(), "t".into());
         let c = ArmClient::from_settings(reqwest::Client::new(), &s).unwrap();
-        assert_eq!(
-            c.url("/x", "v"),
-            "https://management.azure.com/x?api-version=v"
-        );
-        assert!(
-            c.subscription(None)
-                .unwrap_err()
-                .to_string()
-                .contains("AZURE_SUBSCRIPTION_ID")
-        );
+        assert_eq!(c.url("/x", "v"), "https://management.azure.com/x?api-version=v");
+        assert!(c.subscription(None).unwrap_err().to_string().contains("AZURE_SUBSCRIPTION_ID"));
         assert_eq!(c.subscription(Some("abc")).unwrap(), "abc");
         s.env.insert("AZURE_SUBSCRIPTION_ID".into(), "sub".into());
-        s.env
-            .insert("ROLLBOOK_ARM_ENDPOINT".into(), "ftp://x".into());
+        s.env.insert("ROLLBOOK_ARM_ENDPOINT".into(), "ftp://x".into());
         assert!(ArmClient::from_settings(reqwest::Client::new(), &s).is_err());
-        s.env
-            .insert("ROLLBOOK_ARM_ENDPOINT".into(), "http://127.0.0.1:1".into());
+        s.env.insert("ROLLBOOK_ARM_ENDPOINT".into(), "http://127.0.0.1:1".into());
         let c = ArmClient::from_settings(reqwest::Client::new(), &s).unwrap();
         assert_eq!(c.subscription(None).unwrap(), "sub");
     }

@@ -100,10 +100,7 @@ pub fn select_credential(settings: &Settings) -> CredentialChoice {
     let tenant = var("AZURE_TENANT_ID");
     let client = var("AZURE_CLIENT_ID");
     if let (Some(t), Some(c), Some(_)) = (&tenant, &client, var("AZURE_CLIENT_SECRET")) {
-        return CredentialChoice::ServicePrincipal {
-            tenant_id: t.clone(),
-            client_id: c.clone(),
-        };
+        return CredentialChoice::ServicePrincipal { tenant_id: t.clone(), client_id: c.clone() };
     }
     if let (Some(t), Some(c), Some(file)) = (&tenant, &client, var("AZURE_FEDERATED_TOKEN_FILE")) {
         return CredentialChoice::WorkloadIdentity {
@@ -113,22 +110,16 @@ pub fn select_credential(settings: &Settings) -> CredentialChoice {
         };
     }
     let managed_setting = var("ROLLBOOK_AZURE_MANAGED_IDENTITY");
-    let on_managed_host = ["IDENTITY_ENDPOINT", "MSI_ENDPOINT", "IMDS_ENDPOINT"]
-        .iter()
-        .any(|k| settings.var(k).is_some());
+    let on_managed_host =
+        ["IDENTITY_ENDPOINT", "MSI_ENDPOINT", "IMDS_ENDPOINT"].iter().any(|k| settings.var(k).is_some());
     let opted_in = managed_setting
         .as_deref()
         .is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "0" | "no"));
     if on_managed_host || opted_in {
         let from_setting = managed_setting.filter(|v| {
-            !matches!(
-                v.to_ascii_lowercase().as_str(),
-                "true" | "1" | "yes" | "false" | "0" | "no"
-            )
+            !matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "false" | "0" | "no")
         });
-        return CredentialChoice::ManagedIdentity {
-            client_id: from_setting.or(client),
-        };
+        return CredentialChoice::ManagedIdentity { client_id: from_setting.or(client) };
     }
     CredentialChoice::AzureCli { tenant_id: tenant }
 }
@@ -165,10 +156,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 fn credential_error(choice: &CredentialChoice, e: impl std::fmt::Display) -> AzureError {
-    AzureError::Credential {
-        source_name: choice.name().to_string(),
-        message: e.to_string(),
-    }
+    AzureError::Credential { source_name: choice.name().to_string(), message: e.to_string() }
 }
 
 impl Credentials {
@@ -186,22 +174,13 @@ impl Credentials {
             o
         };
         let source = match &choice {
-            CredentialChoice::StaticToken => Source::Static(Token::new(
-                settings.var("ROLLBOOK_AZURE_TOKEN").unwrap_or_default(),
-            )),
-            CredentialChoice::ServicePrincipal {
-                tenant_id,
-                client_id,
-            } => {
-                let secret = Secret::new(
-                    settings
-                        .var("AZURE_CLIENT_SECRET")
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-                let options = azure_identity::ClientSecretCredentialOptions {
-                    client_options: client_options(),
-                };
+            CredentialChoice::StaticToken => {
+                Source::Static(Token::new(settings.var("ROLLBOOK_AZURE_TOKEN").unwrap_or_default()))
+            }
+            CredentialChoice::ServicePrincipal { tenant_id, client_id } => {
+                let secret = Secret::new(settings.var("AZURE_CLIENT_SECRET").unwrap_or_default().to_string());
+                let options =
+                    azure_identity::ClientSecretCredentialOptions { client_options: client_options() };
                 let c = azure_identity::ClientSecretCredential::new(
                     tenant_id,
                     client_id.clone(),
@@ -211,11 +190,7 @@ impl Credentials {
                 .map_err(|e| credential_error(&choice, e))?;
                 Source::Identity(c)
             }
-            CredentialChoice::WorkloadIdentity {
-                tenant_id,
-                client_id,
-                token_file,
-            } => {
+            CredentialChoice::WorkloadIdentity { tenant_id, client_id, token_file } => {
                 let mut options = azure_identity::WorkloadIdentityCredentialOptions::default();
                 options.credential_options.client_options = client_options();
                 options.tenant_id = Some(tenant_id.clone());
@@ -227,9 +202,7 @@ impl Credentials {
             }
             CredentialChoice::ManagedIdentity { client_id } => {
                 let options = azure_identity::ManagedIdentityCredentialOptions {
-                    user_assigned_id: client_id
-                        .clone()
-                        .map(azure_identity::UserAssignedId::ClientId),
+                    user_assigned_id: client_id.clone().map(azure_identity::UserAssignedId::ClientId),
                     client_options: client_options(),
                 };
                 let c = azure_identity::ManagedIdentityCredential::new(Some(options))
@@ -246,12 +219,7 @@ impl Credentials {
                 Source::Identity(c)
             }
         };
-        Ok(Credentials {
-            choice,
-            source,
-            scope: scope.to_string(),
-            cache: Mutex::new(None),
-        })
+        Ok(Credentials { choice, source, scope: scope.to_string(), cache: Mutex::new(None) })
     }
 
     /// Which credential is in use.
@@ -279,10 +247,7 @@ impl Credentials {
             .await
             .map_err(|e| credential_error(&self.choice, e))?;
         let token = Token::new(fresh.token.secret());
-        *cache = Some(Cached {
-            token: token.clone(),
-            expires_on: fresh.expires_on.unix_timestamp(),
-        });
+        *cache = Some(Cached { token: token.clone(), expires_on: fresh.expires_on.unix_timestamp() });
         Ok(token)
     }
 }
@@ -299,11 +264,8 @@ mod tests {
         s
     }
 
-    const SP: [(&str, &str); 3] = [
-        ("AZURE_TENANT_ID", "tenant"),
-        ("AZURE_CLIENT_ID", "client"),
-        ("AZURE_CLIENT_SECRET", "secret"),
-    ];
+    const SP: [(&str, &str); 3] =
+        [("AZURE_TENANT_ID", "tenant"), ("AZURE_CLIENT_ID", "client"), ("AZURE_CLIENT_SECRET", "secret")];
 
     #[test]
     fn static_token_wins_over_everything() {
@@ -313,29 +275,20 @@ mod tests {
             ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
             ("IDENTITY_ENDPOINT", "http://127.0.0.1:1"),
         ]);
-        assert_eq!(
-            select_credential(&settings(&all)),
-            CredentialChoice::StaticToken
-        );
+        assert_eq!(select_credential(&settings(&all)), CredentialChoice::StaticToken);
     }
 
     #[test]
     fn an_empty_token_does_not_count() {
         let s = settings(&[("ROLLBOOK_AZURE_TOKEN", "")]);
-        assert_eq!(
-            select_credential(&s),
-            CredentialChoice::AzureCli { tenant_id: None }
-        );
+        assert_eq!(select_credential(&s), CredentialChoice::AzureCli { tenant_id: None });
     }
 
     #[test]
     fn service_principal_needs_all_three() {
         assert_eq!(
             select_credential(&settings(&SP)),
-            CredentialChoice::ServicePrincipal {
-                tenant_id: "tenant".into(),
-                client_id: "client".into()
-            }
+            CredentialChoice::ServicePrincipal { tenant_id: "tenant".into(), client_id: "client".into() }
         );
         let mut with_file = SP.to_vec();
         with_file.push(("AZURE_FEDERATED_TOKEN_FILE", "/f"));
@@ -347,9 +300,7 @@ mod tests {
         let partial = settings(&SP[..2]);
         assert_eq!(
             select_credential(&partial),
-            CredentialChoice::AzureCli {
-                tenant_id: Some("tenant".into())
-            }
+            CredentialChoice::AzureCli { tenant_id: Some("tenant".into()) }
         );
     }
 
@@ -358,10 +309,7 @@ mod tests {
         let s = settings(&[
             ("AZURE_TENANT_ID", "tenant"),
             ("AZURE_CLIENT_ID", "client"),
-            (
-                "AZURE_FEDERATED_TOKEN_FILE",
-                "/var/run/secrets/azure/tokens/azure-identity-token",
-            ),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/azure/tokens/azure-identity-token"),
             ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us"),
         ]);
         assert_eq!(
@@ -374,10 +322,7 @@ mod tests {
         );
         // A token file without tenant and client is not enough for workload identity.
         let lone = settings(&[("AZURE_FEDERATED_TOKEN_FILE", "/f")]);
-        assert_eq!(
-            select_credential(&lone),
-            CredentialChoice::AzureCli { tenant_id: None }
-        );
+        assert_eq!(select_credential(&lone), CredentialChoice::AzureCli { tenant_id: None });
     }
 
     #[test]
@@ -390,41 +335,26 @@ mod tests {
                 "{host}"
             );
         }
-        let user_assigned = settings(&[
-            ("IDENTITY_ENDPOINT", "http://127.0.0.1:1"),
-            ("AZURE_CLIENT_ID", "uai"),
-        ]);
+        let user_assigned =
+            settings(&[("IDENTITY_ENDPOINT", "http://127.0.0.1:1"), ("AZURE_CLIENT_ID", "uai")]);
         assert_eq!(
             select_credential(&user_assigned),
-            CredentialChoice::ManagedIdentity {
-                client_id: Some("uai".into())
-            }
+            CredentialChoice::ManagedIdentity { client_id: Some("uai".into()) }
         );
         let imds = settings(&[("ROLLBOOK_AZURE_MANAGED_IDENTITY", "true")]);
-        assert_eq!(
-            select_credential(&imds),
-            CredentialChoice::ManagedIdentity { client_id: None }
-        );
+        assert_eq!(select_credential(&imds), CredentialChoice::ManagedIdentity { client_id: None });
         let by_id = settings(&[("ROLLBOOK_AZURE_MANAGED_IDENTITY", "1234-abcd")]);
         assert_eq!(
             select_credential(&by_id),
-            CredentialChoice::ManagedIdentity {
-                client_id: Some("1234-abcd".into())
-            }
+            CredentialChoice::ManagedIdentity { client_id: Some("1234-abcd".into()) }
         );
         let off = settings(&[("ROLLBOOK_AZURE_MANAGED_IDENTITY", "false")]);
-        assert_eq!(
-            select_credential(&off),
-            CredentialChoice::AzureCli { tenant_id: None }
-        );
+        assert_eq!(select_credential(&off), CredentialChoice::AzureCli { tenant_id: None });
     }
 
     #[test]
     fn azure_cli_is_the_last_resort() {
-        assert_eq!(
-            select_credential(&Settings::default()),
-            CredentialChoice::AzureCli { tenant_id: None }
-        );
+        assert_eq!(select_credential(&Settings::default()), CredentialChoice::AzureCli { tenant_id: None });
     }
 
     #[test]
@@ -446,10 +376,7 @@ mod tests {
             settings(&[
                 ("AZURE_TENANT_ID", "tenant"),
                 ("AZURE_CLIENT_ID", "client"),
-                (
-                    "AZURE_FEDERATED_TOKEN_FILE",
-                    &token_file.display().to_string(),
-                ),
+                ("AZURE_FEDERATED_TOKEN_FILE", &token_file.display().to_string()),
             ]),
             settings(&[("ROLLBOOK_AZURE_MANAGED_IDENTITY", "true")]),
             settings(&[]),
@@ -458,8 +385,7 @@ mod tests {
             let c = Credentials::from_settings(&s, "https://management.azure.com/.default");
             assert!(c.is_ok(), "{s:?}: {:?}", c.err());
         }
-        let c =
-            Credentials::from_settings(&settings(&[("ROLLBOOK_AZURE_TOKEN", "tok")]), "s").unwrap();
+        let c = Credentials::from_settings(&settings(&[("ROLLBOOK_AZURE_TOKEN", "tok")]), "s").unwrap();
         assert_eq!(c.token(false).await.unwrap().expose(), "tok");
         assert!(!format!("{c:?}").contains("tok\""));
     }

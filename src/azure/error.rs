@@ -51,10 +51,7 @@ impl Envelope {
         {
             out.push_str(&format!(
                 " ({}{m})",
-                d.code
-                    .as_deref()
-                    .map(|c| format!("{c}: "))
-                    .unwrap_or_default()
+                d.code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default()
             ));
         }
         out
@@ -124,12 +121,7 @@ pub enum AzureError {
     Cancelled,
 }
 
-fn status_message(
-    what: &str,
-    status: u16,
-    envelope: &Option<Box<Envelope>>,
-    attempts: u32,
-) -> String {
+fn status_message(what: &str, status: u16, envelope: &Option<Box<Envelope>>, attempts: u32) -> String {
     let phrase = match status {
         400 => "refused as invalid".to_string(),
         401 => "not authorized: the token is missing, expired or refused".to_string(),
@@ -174,8 +166,9 @@ impl AzureError {
     /// ARM's `x-ms-request-id`, when an answer carried one.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            AzureError::Status { request_id, .. }
-            | AzureError::OperationFailed { request_id, .. } => request_id.as_deref(),
+            AzureError::Status { request_id, .. } | AzureError::OperationFailed { request_id, .. } => {
+                request_id.as_deref()
+            }
             _ => None,
         }
     }
@@ -248,14 +241,12 @@ mod tests {
 
     #[test]
     fn envelope_single_and_nested() {
-        let one = json!({"error": {"code": "ResourceNotFound", "message": "The Resource 'x' was not found."}});
+        let one =
+            json!({"error": {"code": "ResourceNotFound", "message": "The Resource 'x' was not found."}});
         let e = Envelope::parse(&one).unwrap();
         assert_eq!(e.code.as_deref(), Some("ResourceNotFound"));
         let two = json!({"error": {"error": {"code": "DeploymentFailed", "message": "m"}}});
-        assert_eq!(
-            Envelope::parse(&two).unwrap().code.as_deref(),
-            Some("DeploymentFailed")
-        );
+        assert_eq!(Envelope::parse(&two).unwrap().code.as_deref(), Some("DeploymentFailed"));
         assert_eq!(Envelope::parse(&json!({"value": []})), None);
     }
 
@@ -265,10 +256,7 @@ mod tests {
             "details": [{"code": "PreflightValidationCheckFailed", "message": "mid",
               "details": [{"code": "AccountNameInvalid", "message": "bad name"}]}]}});
         let s = Envelope::parse(&body).unwrap().summary();
-        assert_eq!(
-            s,
-            "InvalidTemplateDeployment: top (AccountNameInvalid: bad name)"
-        );
+        assert_eq!(s, "InvalidTemplateDeployment: top (AccountNameInvalid: bad name)");
     }
 
     #[test]
@@ -285,16 +273,9 @@ mod tests {
         ] {
             assert_eq!(status(code, json!({})).kind(), kind, "{code}");
         }
-        let t = AzureError::Timeout {
-            what: "w".into(),
-            after: Duration::from_secs(5),
-        };
+        let t = AzureError::Timeout { what: "w".into(), after: Duration::from_secs(5) };
         assert_eq!(t.kind(), ErrorKind::Timeout);
-        let c = AzureError::Transport {
-            what: "w".into(),
-            attempts: 3,
-            reason: "reset".into(),
-        };
+        let c = AzureError::Transport { what: "w".into(), attempts: 3, reason: "reset".into() };
         assert_eq!(c.kind(), ErrorKind::Transport);
     }
 
@@ -308,8 +289,7 @@ mod tests {
         assert_eq!(p.kind, ErrorKind::NotFound);
         assert_eq!(p.request_id.as_deref(), Some("req-1"));
         assert!(
-            p.message
-                .starts_with("site `web` in group `rg`: not found (ResourceNotFound"),
+            p.message.starts_with("site `web` in group `rg`: not found (ResourceNotFound"),
             "{}",
             p.message
         );

@@ -9,9 +9,7 @@ mod client;
 mod credential;
 mod error;
 
-pub use client::{
-    ArmClient, ArmRequest, ArmResponse, Idempotency, Pause, PauseFuture, RetryPolicy, encode,
-};
+pub use client::{ArmClient, ArmRequest, ArmResponse, Idempotency, Pause, PauseFuture, RetryPolicy, encode};
 pub use credential::{CredentialChoice, Credentials, Token, select_credential};
 pub use error::{AzureError, Envelope};
 

@@ -1,6 +1,8 @@
 //! The command line (API.md §4): parses flags, runs commands, renders results, picks exit codes.
 
+mod rehearse;
 mod render;
+mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,21 +52,22 @@ enum Command {
         /// A param, KEY=VALUE (repeatable).
         #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
-        /// Perform reads, plan mutations, change nothing; print the plan.
-        #[arg(long)]
-        dry_run: bool,
-        /// Answer every approval with yes.
-        #[arg(long)]
-        yes: bool,
-        /// text or json.
-        #[arg(long, value_enum, default_value = "text")]
-        output: Output,
-        /// Where journals go (default: ROLLBOOK_STATE_DIR, else the platform's state dir).
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
-        /// Stop the run after this long ("30m"); completed stages are undone.
-        #[arg(long, value_name = "DURATION")]
-        timeout: Option<Dur>,
+        #[command(flatten)]
+        flags: RunFlags,
+    },
+    /// Rehearse: run each scenario's [test] in the simulator and check its expectations.
+    Test {
+        /// Scenario files, or folders to search for scenarios with a [test] section.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also write a JUnit XML report here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// The built-in simulator of ARM, Kubernetes and health endpoints.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
     },
     /// Compile and validate runbooks without running them.
     Check {
@@ -82,6 +85,21 @@ enum Command {
         /// markdown or definitions (.d.rhai).
         #[arg(long, value_enum, default_value = "markdown")]
         format: DocsFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Serve a scenario on loopback until killed; prints one JSON line with the endpoints.
+    Serve {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Address to listen on (loopback only); default 127.0.0.1 on a free port.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Where to write the kubeconfig (one context per simulated cluster).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
     },
 }
 
@@ -120,10 +138,7 @@ pub fn main() -> i32 {
     };
     init_tracing(cli.verbose);
     render::install_miette_hook();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -141,23 +156,19 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 async fn dispatch(command: Command) -> i32 {
     match command {
-        Command::Run {
-            runbook,
-            params,
-            dry_run,
-            yes,
-            output,
-            state_dir,
-            timeout,
-        } => run_command(runbook, params, dry_run, yes, output, state_dir, timeout).await,
+        Command::Run { runbook, params, flags } => run_command(runbook, params, flags).await,
+        Command::Test { paths, junit } => rehearse::test_command(&paths, junit.as_deref()).await,
+        Command::Sim { command: SimCommand::Serve { scenario, listen, kubeconfig } } => {
+            match crate::sim::serve(&scenario, listen, kubeconfig.as_deref()).await {
+                Ok(()) => 0,
+                Err(e) => render::invalid(&e.to_string()),
+            }
+        }
         Command::Check { paths } => check_command(&paths),
         Command::Runs { command } => runs_command(command),
         Command::Docs { format } => {
@@ -181,15 +192,36 @@ fn parse_params(raw: &[String]) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-async fn run_command(
-    path: PathBuf,
-    raw_params: Vec<String>,
+/// The flags of `rollbook run` that shape one run.
+#[derive(clap::Args)]
+struct RunFlags {
+    /// Perform reads, plan mutations, change nothing; print the plan.
+    #[arg(long)]
     dry_run: bool,
+    /// Answer every approval with yes.
+    #[arg(long)]
     yes: bool,
+    /// text or json.
+    #[arg(long, value_enum, default_value = "text")]
     output: Output,
+    /// Where journals go (default: ROLLBOOK_STATE_DIR, else the platform's state dir).
+    #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Stop the run after this long ("30m"); completed stages are undone.
+    #[arg(long, value_name = "DURATION")]
     timeout: Option<Dur>,
-) -> i32 {
+    /// Only change targets matching this pattern (repeatable), e.g. `k8s/prod/shop/*`.
+    #[arg(long = "allow", value_name = "PATTERN")]
+    allow: Vec<String>,
+    /// Run against the built-in simulator loaded with this scenario (nothing real is touched).
+    #[arg(long, value_name = "SCENARIO")]
+    sandbox: Option<PathBuf>,
+    /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+}
+
+async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) -> i32 {
     let params = match parse_params(&raw_params) {
         Ok(p) => p,
         Err(why) => return render::invalid(&why),
@@ -199,27 +231,48 @@ async fn run_command(
         Ok(r) => r,
         Err(e) => return render::engine_error(e),
     };
+    let text = flags.output == Output::Text;
     let cancel = CancellationToken::new();
     spawn_ctrl_c(cancel.clone());
-    let reporter = Arc::new(render::TextReporter::new(output == Output::Json));
-    let mut opts = RunOptions::new(run::state_dir(state_dir.as_deref()));
-    opts.dry_run = dry_run;
-    opts.yes = yes;
-    opts.timeout = timeout.map(Dur::get);
+    let reporter = Arc::new(render::TextReporter::new(!text));
+    let mut opts = RunOptions::new(run::state_dir(flags.state_dir.as_deref()));
+    opts.dry_run = flags.dry_run;
+    opts.yes = flags.yes;
+    opts.timeout = flags.timeout.map(Dur::get);
     opts.cancel = cancel;
     opts.reporter = reporter.clone();
-    if output == Output::Text {
-        render::run_header(&runbook, dry_run);
+    opts.allow = flags.allow;
+    opts.settings.kubeconfig = flags.kubeconfig;
+    let sandbox = match &flags.sandbox {
+        None => None,
+        Some(path) => {
+            let scenario = match crate::sim::Scenario::load(path) {
+                Ok(s) => s,
+                Err(e) => return render::invalid(&e.to_string()),
+            };
+            match sandbox::Sandbox::start(scenario, &opts.state_dir.join("sandbox")).await {
+                Ok(sb) => {
+                    opts.settings = sb.settings(&opts.settings);
+                    opts.url_rewrites = sb.url_rewrites();
+                    if text {
+                        sandbox::print_start(&sb, path);
+                    }
+                    Some(sb)
+                }
+                Err(why) => return render::invalid(&why),
+            }
+        }
+    };
+    if text {
+        render::run_header(&runbook, flags.dry_run);
     }
-    match engine.run(&runbook, &params, opts).await {
+    let code = match engine.run(&runbook, &params, opts).await {
         Ok(report) => {
             reporter.finish();
-            match output {
-                Output::Text => render::run_report(&report),
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                ),
+            if text {
+                render::run_report(&report);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             }
             report.exit_code
         }
@@ -227,7 +280,14 @@ async fn run_command(
             reporter.finish();
             render::engine_error(e)
         }
+    };
+    if let Some(sb) = sandbox {
+        if text {
+            sandbox::print_changes(&sb);
+        }
+        sb.stop().await;
     }
+    code
 }
 
 fn spawn_ctrl_c(cancel: CancellationToken) {
@@ -297,10 +357,9 @@ fn runs_command(command: RunsCommand) -> i32 {
             match run::journal::list_runs(&dir) {
                 Ok(runs) => {
                     match output {
-                        Output::Json => println!(
-                            "{}",
-                            serde_json::to_string_pretty(&runs).unwrap_or_default()
-                        ),
+                        Output::Json => {
+                            println!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default())
+                        }
                         Output::Text => render::runs_table(&runs),
                     }
                     0
@@ -308,11 +367,7 @@ fn runs_command(command: RunsCommand) -> i32 {
                 Err(e) => render::invalid(&format!("cannot read runs in `{}`: {e}", dir.display())),
             }
         }
-        RunsCommand::Show {
-            run_id,
-            output,
-            state_dir,
-        } => {
+        RunsCommand::Show { run_id, output, state_dir } => {
             let dir = run::state_dir(state_dir.as_deref());
             let path = match find_run(&dir, &run_id) {
                 Ok(p) => p,
@@ -321,10 +376,9 @@ fn runs_command(command: RunsCommand) -> i32 {
             match run::journal::read_journal(&path) {
                 Ok(read) => {
                     match output {
-                        Output::Json => println!(
-                            "{}",
-                            serde_json::to_string_pretty(&read.records).unwrap_or_default()
-                        ),
+                        Output::Json => {
+                            println!("{}", serde_json::to_string_pretty(&read.records).unwrap_or_default())
+                        }
                         Output::Text => render::timeline(&path, &read),
                     }
                     0
@@ -340,18 +394,12 @@ fn find_run(dir: &std::path::Path, id: &str) -> Result<PathBuf, String> {
     if exact.exists() {
         return Ok(exact);
     }
-    let runs = run::journal::list_runs(dir)
-        .map_err(|e| format!("cannot read runs in `{}`: {e}", dir.display()))?;
+    let runs =
+        run::journal::list_runs(dir).map_err(|e| format!("cannot read runs in `{}`: {e}", dir.display()))?;
     let matches: Vec<_> = runs.iter().filter(|r| r.id.starts_with(id)).collect();
     match matches.as_slice() {
         [one] => Ok(run::journal::journal_path(dir, &one.id)),
-        [] => Err(format!(
-            "no run `{id}` in `{}` (see `rollbook runs list`)",
-            dir.display()
-        )),
-        many => Err(format!(
-            "`{id}` matches {} runs; give more of the id",
-            many.len()
-        )),
+        [] => Err(format!("no run `{id}` in `{}` (see `rollbook runs list`)", dir.display())),
+        many => Err(format!("`{id}` matches {} runs; give more of the id", many.len())),
     }
 }

@@ -26,27 +26,15 @@ pub fn install_miette_hook() {
             let mut characters = miette::ThemeCharacters::ascii();
             characters.underbar = '^';
             characters.underline = '^';
-            miette::GraphicalTheme {
-                characters,
-                styles: miette::ThemeStyles::none(),
-            }
+            miette::GraphicalTheme { characters, styles: miette::ThemeStyles::none() }
         };
-        Box::new(
-            miette::GraphicalReportHandler::new_themed(theme)
-                .with_links(false)
-                .with_context_lines(1),
-        )
+        Box::new(miette::GraphicalReportHandler::new_themed(theme).with_links(false).with_context_lines(1))
     }));
 }
 
 /// Prints a diagnostic: `file:line:col: message`, the line with a caret, and `help:`.
 pub fn diagnostic(d: &Diagnostic) {
-    eprintln!(
-        "{} {}: {}",
-        style("error:").red().bold(),
-        d.location(),
-        d.message
-    );
+    eprintln!("{} {}: {}", style("error:").red().bold(), d.location(), d.message);
     let report = miette::Report::new(d.clone());
     eprintln!("{report:?}");
 }
@@ -70,11 +58,7 @@ pub fn engine_error(e: EngineError) -> i32 {
 
 /// The line printed before a run starts.
 pub fn run_header(runbook: &Runbook, dry_run: bool) {
-    let mode = if dry_run {
-        " (dry-run: reads only, nothing will be changed)"
-    } else {
-        ""
-    };
+    let mode = if dry_run { " (dry-run: reads only, nothing will be changed)" } else { "" };
     eprintln!(
         "{} {} {}{}",
         style("rollbook").bold(),
@@ -148,12 +132,7 @@ impl Reporter for TextReporter {
             Event::StageStarted { stage } => {
                 format!("{} stage {}", style("▶").cyan(), style(stage).bold())
             }
-            Event::StageFinished {
-                stage,
-                ok: true,
-                duration_ms,
-                ..
-            } => {
+            Event::StageFinished { stage, ok: true, duration_ms, .. } => {
                 format!(
                     "{} stage {} {}",
                     style("✔").green(),
@@ -168,67 +147,36 @@ impl Reporter for TextReporter {
                 error.as_deref().unwrap_or("")
             ),
             Event::CallStarted { .. } => return,
-            Event::CallFinished {
-                primitive,
-                ok: true,
-                output,
-                duration_ms,
-                ..
-            } => format!(
+            Event::CallFinished { primitive, ok: true, output, duration_ms, .. } => format!(
                 "  {} {} {}",
                 style(primitive).cyan(),
                 output.as_ref().map(short).unwrap_or_default(),
                 style(ms(*duration_ms)).dim()
             ),
-            Event::CallFinished {
-                primitive,
-                error,
-                duration_ms,
-                ..
-            } => format!(
+            Event::CallFinished { primitive, error, duration_ms, .. } => format!(
                 "  {} {} {} {}",
                 style(primitive).cyan(),
                 style("error").red(),
                 error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
                 style(ms(*duration_ms)).dim()
             ),
-            Event::CallPlanned {
-                primitive, effect, ..
-            } => {
-                format!(
-                    "  {} {} {}",
-                    style("plan").yellow(),
-                    style(primitive).cyan(),
-                    effect
-                )
+            Event::CallPlanned { primitive, effect, .. } => {
+                format!("  {} {} {}", style("plan").yellow(), style(primitive).cyan(), effect)
             }
             Event::Log { level, message } => match level.as_str() {
                 "warn" => format!("{} {message}", style("warn:").yellow().bold()),
                 "info" => format!("{} {message}", style("info:").blue()),
                 _ => message.clone(),
             },
-            Event::Approval {
-                message,
-                approved,
-                by,
-            } => format!(
+            Event::Approval { message, approved, by } => format!(
                 "{} approval \"{message}\": {} ({by})",
                 style("?").magenta(),
-                if *approved {
-                    style("yes").green()
-                } else {
-                    style("no").red()
-                }
+                if *approved { style("yes").green() } else { style("no").red() }
             ),
             Event::UndoStarted { stage } => {
                 format!("{} undo {}", style("↺").yellow(), style(stage).bold())
             }
-            Event::UndoFinished {
-                stage,
-                ok: true,
-                duration_ms,
-                ..
-            } => {
+            Event::UndoFinished { stage, ok: true, duration_ms, .. } => {
                 format!(
                     "{} undone {} {}",
                     style("↺").green(),
@@ -260,10 +208,7 @@ impl Reporter for TextReporter {
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer).ok()?;
-        Some(matches!(
-            answer.trim().to_ascii_lowercase().as_str(),
-            "y" | "yes"
-        ))
+        Some(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
     }
 }
 
@@ -338,15 +283,12 @@ pub fn run_report(report: &RunReport) {
             let word = match status {
                 RunStatus::Denied => "denied: stopped before acting further",
                 RunStatus::Cancelled => "cancelled",
+                RunStatus::Locked => "locked: another run holds a target",
                 RunStatus::UndoFailed => "NEEDS ATTENTION: not everything could be undone",
                 _ => "failed",
             };
             if !report.undone.is_empty() {
-                eprintln!(
-                    "{} undone: {}",
-                    style("↺").yellow(),
-                    report.undone.join(", ")
-                );
+                eprintln!("{} undone: {}", style("↺").yellow(), report.undone.join(", "));
             }
             eprintln!(
                 "{} {word} · run {} · journal {}",
@@ -370,16 +312,9 @@ fn print_plan(report: &RunReport) {
         println!("Plan: no changes (dry-run; nothing was changed)");
         return;
     }
-    println!(
-        "Plan: {} step(s) (dry-run; nothing was changed)",
-        report.plan.len()
-    );
+    println!("Plan: {} step(s) (dry-run; nothing was changed)", report.plan.len());
     for (i, entry) in report.plan.iter().enumerate() {
-        let stage = entry
-            .stage
-            .as_ref()
-            .map(|s| format!("  [stage {s}]"))
-            .unwrap_or_default();
+        let stage = entry.stage.as_ref().map(|s| format!("  [stage {s}]")).unwrap_or_default();
         println!("  {}. {}{}", i + 1, entry.call, stage);
         println!("     {}", entry.effect);
     }
@@ -393,13 +328,7 @@ pub fn runs_table(runs: &[RunSummary]) {
     }
     println!("{:<30} {:<20} {:<12} RUNBOOK", "ID", "STARTED", "STATUS");
     for r in runs {
-        println!(
-            "{:<30} {:<20} {:<12} {}",
-            r.id,
-            r.started.format("%Y-%m-%d %H:%M:%S"),
-            r.status,
-            r.runbook
-        );
+        println!("{:<30} {:<20} {:<12} {}", r.id, r.started.format("%Y-%m-%d %H:%M:%S"), r.status, r.runbook);
     }
 }
 
@@ -417,16 +346,7 @@ pub fn timeline(path: &Path, read: &JournalRead) {
         let at = (record.ts - t0).num_milliseconds().max(0) as u64;
         let when = format!("+{:>7}", ms(at));
         let line = match &record.event {
-            Event::RunStarted {
-                run_id,
-                runbook,
-                params,
-                dry_run,
-                yes,
-                user,
-                host,
-                ..
-            } => {
+            Event::RunStarted { run_id, runbook, params, dry_run, yes, user, host, .. } => {
                 println!("run {run_id}");
                 println!(
                     "  runbook  {} {} ({})  {}",
@@ -443,14 +363,7 @@ pub fn timeline(path: &Path, read: &JournalRead) {
                 continue;
             }
             Event::StageStarted { stage } => format!("▶ stage {stage}"),
-            Event::StageFinished {
-                stage,
-                ok,
-                error,
-                duration_ms,
-                has_undo,
-                ..
-            } => {
+            Event::StageFinished { stage, ok, error, duration_ms, has_undo, .. } => {
                 if *ok && *has_undo {
                     with_undo.push(stage.clone());
                 }
@@ -464,12 +377,7 @@ pub fn timeline(path: &Path, read: &JournalRead) {
                     )
                 }
             }
-            Event::CallStarted {
-                primitive,
-                access,
-                target,
-                ..
-            } => format!(
+            Event::CallStarted { primitive, access, target, .. } => format!(
                 "  → {primitive}{} [{}]",
                 target.as_ref().map(|t| format!(" {t}")).unwrap_or_default(),
                 match access {
@@ -477,14 +385,7 @@ pub fn timeline(path: &Path, read: &JournalRead) {
                     crate::model::Access::Mutate => "mutate",
                 }
             ),
-            Event::CallFinished {
-                primitive,
-                ok,
-                output,
-                error,
-                duration_ms,
-                ..
-            } => {
+            Event::CallFinished { primitive, ok, output, error, duration_ms, .. } => {
                 if *ok {
                     format!(
                         "  ← {primitive} ok ({}) {}",
@@ -499,27 +400,13 @@ pub fn timeline(path: &Path, read: &JournalRead) {
                     )
                 }
             }
-            Event::CallPlanned {
-                primitive, effect, ..
-            } => format!("  ◇ planned {primitive}: {effect}"),
+            Event::CallPlanned { primitive, effect, .. } => format!("  ◇ planned {primitive}: {effect}"),
             Event::Log { level, message } => format!("  {level}: {message}"),
-            Event::Approval {
-                message,
-                approved,
-                by,
-            } => {
-                format!(
-                    "? approval \"{message}\": {} ({by})",
-                    if *approved { "yes" } else { "no" }
-                )
+            Event::Approval { message, approved, by } => {
+                format!("? approval \"{message}\": {} ({by})", if *approved { "yes" } else { "no" })
             }
             Event::UndoStarted { stage } => format!("↺ undo {stage}"),
-            Event::UndoFinished {
-                stage,
-                ok,
-                error,
-                duration_ms,
-            } => {
+            Event::UndoFinished { stage, ok, error, duration_ms } => {
                 if *ok {
                     undone.push(stage.clone());
                     format!("↺ undone {stage} ({})", ms(*duration_ms))
@@ -532,13 +419,7 @@ pub fn timeline(path: &Path, read: &JournalRead) {
                     )
                 }
             }
-            Event::RunFinished {
-                status,
-                exit_code,
-                error,
-                undo_pending,
-                duration_ms,
-            } => {
+            Event::RunFinished { status, exit_code, error, undo_pending, duration_ms } => {
                 for p in undo_pending {
                     if !not_undone.contains(p) {
                         not_undone.push(p.clone());
@@ -554,11 +435,7 @@ pub fn timeline(path: &Path, read: &JournalRead) {
         };
         println!("{when}  {line}");
     }
-    if read
-        .records
-        .iter()
-        .all(|r| !matches!(r.event, Event::RunFinished { .. }))
-    {
+    if read.records.iter().all(|r| !matches!(r.event, Event::RunFinished { .. })) {
         println!("          … no end recorded: the run is still going, or its process died");
     }
     if read.torn_tail {
@@ -566,21 +443,10 @@ pub fn timeline(path: &Path, read: &JournalRead) {
     }
     if !undone.is_empty() || !not_undone.is_empty() {
         println!();
-        println!(
-            "undone:      {}",
-            if undone.is_empty() {
-                "nothing".into()
-            } else {
-                undone.join(", ")
-            }
-        );
+        println!("undone:      {}", if undone.is_empty() { "nothing".into() } else { undone.join(", ") });
         println!(
             "not undone:  {}",
-            if not_undone.is_empty() {
-                "nothing".into()
-            } else {
-                not_undone.join(", ")
-            }
+            if not_undone.is_empty() { "nothing".into() } else { not_undone.join(", ") }
         );
     }
     println!();

@@ -28,10 +28,7 @@ fn decode_opts<T: DeserializeOwned>(what: &str, opts: Map, pos: Position) -> Rha
             let hint = crate::model::nearest(key, keys.iter().copied())
                 .map(|b| format!("; did you mean `{b}`?"))
                 .unwrap_or_else(|| format!("; valid keys: {}", keys.join(", ")));
-            return Err(throw(
-                &PrimitiveError::invalid(format!("{what}: unknown key `{key}`{hint}")),
-                pos,
-            ));
+            return Err(throw(&PrimitiveError::invalid(format!("{what}: unknown key `{key}`{hint}")), pos));
         }
     }
     serde_json::from_value(to_json(&Dynamic::from_map(opts)))
@@ -41,23 +38,14 @@ fn decode_opts<T: DeserializeOwned>(what: &str, opts: Map, pos: Position) -> Rha
 fn duration_arg(what: &str, value: &Dynamic, pos: Position) -> RhaiResult<Duration> {
     if let Ok(secs) = value.as_int() {
         if secs < 0 {
-            return Err(throw(
-                &PrimitiveError::invalid(format!("{what}: negative duration")),
-                pos,
-            ));
+            return Err(throw(&PrimitiveError::invalid(format!("{what}: negative duration")), pos));
         }
         return Ok(Duration::from_secs(secs as u64));
     }
     let text = value.clone().into_string().map_err(|t| {
-        throw(
-            &PrimitiveError::invalid(format!(
-                "{what}: expected a duration like \"30s\", found {t}"
-            )),
-            pos,
-        )
+        throw(&PrimitiveError::invalid(format!("{what}: expected a duration like \"30s\", found {t}")), pos)
     })?;
-    parse_duration(&text)
-        .map_err(|why| throw(&PrimitiveError::invalid(format!("{what}: {why}")), pos))
+    parse_duration(&text).map_err(|why| throw(&PrimitiveError::invalid(format!("{what}: {why}")), pos))
 }
 
 /// The error value a script sees for a caught error.
@@ -75,15 +63,8 @@ pub(crate) fn describe(err: &EvalAltResult) -> String {
         EvalAltResult::ErrorRuntime(value, _) => {
             if let Some(map) = value.read_lock::<Map>() {
                 let kind = map.get("kind").map(|k| k.to_string()).unwrap_or_default();
-                let message = map
-                    .get("message")
-                    .map(|m| m.to_string())
-                    .unwrap_or_else(|| value.to_string());
-                if kind.is_empty() {
-                    message
-                } else {
-                    format!("{kind}: {message}")
-                }
+                let message = map.get("message").map(|m| m.to_string()).unwrap_or_else(|| value.to_string());
+                if kind.is_empty() { message } else { format!("{kind}: {message}") }
             } else {
                 value.to_string()
             }
@@ -104,19 +85,13 @@ fn journal_err(why: String, pos: Position) -> Box<EvalAltResult> {
 pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
     // stage(name, action) / stage(name, action, undo)
     let s = session.clone();
-    engine.register_fn(
-        "stage",
-        move |ctx: NativeCallContext, name: &str, action: FnPtr| {
-            stage(&s, &ctx, name, action, None)
-        },
-    );
+    engine.register_fn("stage", move |ctx: NativeCallContext, name: &str, action: FnPtr| {
+        stage(&s, &ctx, name, action, None)
+    });
     let s = session.clone();
-    engine.register_fn(
-        "stage",
-        move |ctx: NativeCallContext, name: &str, action: FnPtr, undo: FnPtr| {
-            stage(&s, &ctx, name, action, Some(undo))
-        },
-    );
+    engine.register_fn("stage", move |ctx: NativeCallContext, name: &str, action: FnPtr, undo: FnPtr| {
+        stage(&s, &ctx, name, action, Some(undo))
+    });
 
     let s = session.clone();
     engine.register_fn("approve", move |ctx: NativeCallContext, message: &str| {
@@ -124,95 +99,69 @@ pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
     });
 
     let s = session.clone();
-    engine.register_fn(
-        "sleep",
-        move |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<()> {
-            let pos = ctx.call_position();
-            let d = duration_arg("sleep", &d, pos)?;
-            if s.dry_run {
-                let _ = s.record(Event::Log {
-                    level: "info".into(),
-                    message: format!("dry-run: would sleep {}", Dur(d)),
-                });
-                return Ok(());
-            }
-            let cx = s.cx();
-            cx.progress.waiting(&format!("sleeping {}", Dur(d)));
-            let r = s.block_on(cx.sleep(d));
-            cx.progress.done_waiting();
-            r.map_err(|_| s.terminated(pos))
-        },
-    );
+    engine.register_fn("sleep", move |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<()> {
+        let pos = ctx.call_position();
+        let d = duration_arg("sleep", &d, pos)?;
+        if s.dry_run {
+            let _ = s.record(Event::Log {
+                level: "info".into(),
+                message: format!("dry-run: would sleep {}", Dur(d)),
+            });
+            return Ok(());
+        }
+        let cx = s.cx();
+        cx.progress.waiting(&format!("sleeping {}", Dur(d)));
+        let r = s.block_on(cx.sleep(d));
+        cx.progress.done_waiting();
+        r.map_err(|_| s.terminated(pos))
+    });
 
     let s = session.clone();
-    engine.register_fn(
-        "wait_until",
-        move |ctx: NativeCallContext, opts: Map, check: FnPtr| wait_until(&s, &ctx, opts, check),
-    );
+    engine.register_fn("wait_until", move |ctx: NativeCallContext, opts: Map, check: FnPtr| {
+        wait_until(&s, &ctx, opts, check)
+    });
 
     let s = session.clone();
-    engine.register_fn(
-        "retry",
-        move |ctx: NativeCallContext, opts: Map, body: FnPtr| retry(&s, &ctx, opts, body),
-    );
+    engine.register_fn("retry", move |ctx: NativeCallContext, opts: Map, body: FnPtr| {
+        retry(&s, &ctx, opts, body)
+    });
 
     let s = session.clone();
-    engine.register_fn(
-        "parallel",
-        move |ctx: NativeCallContext, items: Array, body: FnPtr| {
-            parallel(&s, &ctx, items, body, Map::new())
-        },
-    );
+    engine.register_fn("parallel", move |ctx: NativeCallContext, items: Array, body: FnPtr| {
+        parallel(&s, &ctx, items, body, Map::new())
+    });
     let s = session.clone();
-    engine.register_fn(
-        "parallel",
-        move |ctx: NativeCallContext, items: Array, body: FnPtr, opts: Map| {
-            parallel(&s, &ctx, items, body, opts)
-        },
-    );
+    engine.register_fn("parallel", move |ctx: NativeCallContext, items: Array, body: FnPtr, opts: Map| {
+        parallel(&s, &ctx, items, body, opts)
+    });
 
     for level in ["info", "warn"] {
         let s = session.clone();
-        engine.register_fn(
-            level,
-            move |ctx: NativeCallContext, message: Dynamic| -> RhaiResult<()> {
-                s.record(Event::Log {
-                    level: level.into(),
-                    message: message.to_string(),
-                })
+        engine.register_fn(level, move |ctx: NativeCallContext, message: Dynamic| -> RhaiResult<()> {
+            s.record(Event::Log { level: level.into(), message: message.to_string() })
                 .map_err(|why| journal_err(why, ctx.call_position()))
-            },
-        );
+        });
     }
 
-    engine.register_fn(
-        "fail",
-        |ctx: NativeCallContext, message: Dynamic| -> RhaiResult<()> {
-            let mut map = Map::new();
-            map.insert("kind".into(), "failed".into());
-            map.insert("message".into(), message.to_string().into());
-            map.insert("target".into(), Dynamic::UNIT);
-            Err(EvalAltResult::ErrorRuntime(map.into(), ctx.call_position()).into())
-        },
-    );
+    engine.register_fn("fail", |ctx: NativeCallContext, message: Dynamic| -> RhaiResult<()> {
+        let mut map = Map::new();
+        map.insert("kind".into(), "failed".into());
+        map.insert("message".into(), message.to_string().into());
+        map.insert("target".into(), Dynamic::UNIT);
+        Err(EvalAltResult::ErrorRuntime(map.into(), ctx.call_position()).into())
+    });
 
     register_pure(engine);
 }
 
 /// Built-ins that need no run (also available to `rollbook check`).
 pub(crate) fn register_pure(engine: &mut rhai::Engine) {
-    engine.register_fn(
-        "duration_secs",
-        |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<i64> {
-            Ok(duration_arg("duration_secs", &d, ctx.call_position())?.as_secs() as i64)
-        },
-    );
-    engine.register_fn(
-        "duration_ms",
-        |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<i64> {
-            Ok(duration_arg("duration_ms", &d, ctx.call_position())?.as_millis() as i64)
-        },
-    );
+    engine.register_fn("duration_secs", |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<i64> {
+        Ok(duration_arg("duration_secs", &d, ctx.call_position())?.as_secs() as i64)
+    });
+    engine.register_fn("duration_ms", |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<i64> {
+        Ok(duration_arg("duration_ms", &d, ctx.call_position())?.as_millis() as i64)
+    });
 }
 
 fn stage(
@@ -223,8 +172,7 @@ fn stage(
     undo: Option<FnPtr>,
 ) -> RhaiResult<Dynamic> {
     let pos = ctx.call_position();
-    s.record(Event::StageStarted { stage: name.into() })
-        .map_err(|why| journal_err(why, pos))?;
+    s.record(Event::StageStarted { stage: name.into() }).map_err(|why| journal_err(why, pos))?;
     s.push_stage(name);
     let started = Instant::now();
     let result = action.call_within_context::<Dynamic>(ctx, ());
@@ -244,10 +192,7 @@ fn stage(
             if let Some(undo) = undo
                 && let Ok(mut stack) = s.undo_stack.lock()
             {
-                stack.push(UndoEntry {
-                    stage: name.into(),
-                    undo,
-                });
+                stack.push(UndoEntry { stage: name.into(), undo });
             }
             Ok(value)
         }
@@ -285,20 +230,13 @@ fn approve(s: &Arc<Session>, message: &str, pos: Position) -> RhaiResult<bool> {
             None => (false, "no terminal and no --yes"),
         }
     };
-    s.record(Event::Approval {
-        message: message.into(),
-        approved,
-        by: by.into(),
-    })
-    .map_err(|why| journal_err(why, pos))?;
+    s.record(Event::Approval { message: message.into(), approved, by: by.into() })
+        .map_err(|why| journal_err(why, pos))?;
     if approved {
         return Ok(true);
     }
     s.denied.store(true, Ordering::SeqCst);
-    let err = PrimitiveError::new(
-        ErrorKind::Denied,
-        format!("approval denied ({by}): {message}"),
-    );
+    let err = PrimitiveError::new(ErrorKind::Denied, format!("approval denied ({by}): {message}"));
     Err(throw(&err, pos))
 }
 
@@ -350,15 +288,11 @@ fn pause(s: &Arc<Session>, d: Duration, what: &str, pos: Position) -> RhaiResult
     r.map_err(|_| s.terminated(pos))
 }
 
-fn wait_until(
-    s: &Arc<Session>,
-    ctx: &NativeCallContext,
-    opts: Map,
-    check: FnPtr,
-) -> RhaiResult<bool> {
+fn wait_until(s: &Arc<Session>, ctx: &NativeCallContext, opts: Map, check: FnPtr) -> RhaiResult<bool> {
     let pos = ctx.call_position();
     let opts: WaitOpts = decode_opts("wait_until", opts, pos)?;
-    let started = Instant::now();
+    let clock = s.cx().clock;
+    let started = clock.now();
     let mut tries = 0u32;
     loop {
         tries += 1;
@@ -366,7 +300,7 @@ fn wait_until(
         if value.as_bool().unwrap_or(false) {
             return Ok(true);
         }
-        let elapsed = started.elapsed();
+        let elapsed = clock.now().saturating_sub(started);
         if elapsed >= opts.timeout.get() {
             return Ok(false);
         }
@@ -425,10 +359,7 @@ fn parallel(
     let pos = ctx.call_position();
     let opts: ParallelOpts = decode_opts("parallel", opts, pos)?;
     if opts.concurrency == 0 {
-        return Err(throw(
-            &PrimitiveError::invalid("parallel: `concurrency` must be at least 1"),
-            pos,
-        ));
+        return Err(throw(&PrimitiveError::invalid("parallel: `concurrency` must be at least 1"), pos));
     }
     let n = items.len();
     if n == 0 {
@@ -505,10 +436,7 @@ fn parallel(
     });
     progress.done_waiting();
     if let Some(why) = spawn_error {
-        return Err(throw(
-            &PrimitiveError::invalid(format!("parallel: cannot start a worker: {why}")),
-            pos,
-        ));
+        return Err(throw(&PrimitiveError::invalid(format!("parallel: cannot start a worker: {why}")), pos));
     }
     if let Some(e) = fatal.into_inner().ok().flatten() {
         return Err(e);
@@ -524,10 +452,7 @@ fn parallel(
                 entry.insert("item".into(), item);
                 entry.insert("ok".into(), false.into());
                 entry.insert("value".into(), Dynamic::UNIT);
-                entry.insert(
-                    "error".into(),
-                    "skipped: an earlier item failed and fail_fast is set".into(),
-                );
+                entry.insert("error".into(), "skipped: an earlier item failed and fail_fast is set".into());
                 entry.into()
             })
         })

@@ -82,22 +82,14 @@ fn tokenize(src: &str) -> Vec<Token> {
             if i < chars.len() {
                 advance(&mut i, &mut line, &mut col, &chars);
             }
-            out.push(Token {
-                tok: Tok::Str(text),
-                line: tl,
-                col: tc,
-            });
+            out.push(Token { tok: Tok::Str(text), line: tl, col: tc });
         } else if c.is_alphabetic() || c == '_' {
             let mut word = String::new();
             while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
                 word.push(chars[i]);
                 advance(&mut i, &mut line, &mut col, &chars);
             }
-            out.push(Token {
-                tok: Tok::Ident(word),
-                line: tl,
-                col: tc,
-            });
+            out.push(Token { tok: Tok::Ident(word), line: tl, col: tc });
         } else {
             let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
             let punct = match two.as_str() {
@@ -108,11 +100,7 @@ fn tokenize(src: &str) -> Vec<Token> {
             if let Some(p) = punct {
                 advance(&mut i, &mut line, &mut col, &chars);
                 advance(&mut i, &mut line, &mut col, &chars);
-                out.push(Token {
-                    tok: Tok::Punct(p),
-                    line: tl,
-                    col: tc,
-                });
+                out.push(Token { tok: Tok::Punct(p), line: tl, col: tc });
                 continue;
             }
             let p = match c {
@@ -129,11 +117,7 @@ fn tokenize(src: &str) -> Vec<Token> {
                 _ => None,
             };
             advance(&mut i, &mut line, &mut col, &chars);
-            out.push(Token {
-                tok: p.map(Tok::Punct).unwrap_or(Tok::Other),
-                line: tl,
-                col: tc,
-            });
+            out.push(Token { tok: p.map(Tok::Punct).unwrap_or(Tok::Other), line: tl, col: tc });
         }
     }
     out
@@ -242,19 +226,9 @@ pub fn check(engine: &Engine, path: &Path) -> Vec<Diagnostic> {
             continue;
         }
         let (
-            Some(Token {
-                tok: Tok::Str(module),
-                line,
-                col,
-            }),
-            Some(Token {
-                tok: Tok::Ident(kw),
-                ..
-            }),
-            Some(Token {
-                tok: Tok::Ident(alias),
-                ..
-            }),
+            Some(Token { tok: Tok::Str(module), line, col }),
+            Some(Token { tok: Tok::Ident(kw), .. }),
+            Some(Token { tok: Tok::Ident(alias), .. }),
         ) = (tokens.get(i + 1), tokens.get(i + 2), tokens.get(i + 3))
         else {
             continue;
@@ -289,12 +263,7 @@ pub fn check(engine: &Engine, path: &Path) -> Vec<Diagnostic> {
         }
         // ns::f(
         if tokens.get(i + 1).map(|n| &n.tok) == Some(&Tok::Punct("::")) {
-            let Some(Token {
-                tok: Tok::Ident(func),
-                line,
-                col,
-            }) = tokens.get(i + 2)
-            else {
+            let Some(Token { tok: Tok::Ident(func), line, col }) = tokens.get(i + 2) else {
                 continue;
             };
             if tokens.get(i + 3).map(|n| &n.tok) != Some(&Tok::Punct("(")) {
@@ -366,14 +335,12 @@ pub fn check(engine: &Engine, path: &Path) -> Vec<Diagnostic> {
             continue;
         }
         // f(
-        if tokens.get(i + 1).map(|n| &n.tok) != Some(&Tok::Punct("("))
-            || KEYWORDS.contains(&name.as_str())
-        {
+        if tokens.get(i + 1).map(|n| &n.tok) != Some(&Tok::Punct("(")) || KEYWORDS.contains(&name.as_str()) {
             continue;
         }
         if !known_plain.contains(name.as_str()) {
-            let hint = nearest(name, known_plain.iter().map(String::as_str))
-                .map(|b| format!("did you mean `{b}`?"));
+            let hint =
+                nearest(name, known_plain.iter().map(String::as_str)).map(|b| format!("did you mean `{b}`?"));
             found.push(Diagnostic::at(
                 &file,
                 Some(src),
@@ -391,13 +358,10 @@ pub fn check(engine: &Engine, path: &Path) -> Vec<Diagnostic> {
             "wait_until" => Some(&["timeout", "interval"]),
             _ => None,
         };
-        if let (Some(valid), Some(Tok::Punct("#{"))) =
-            (builtin_keys, tokens.get(i + 2).map(|n| &n.tok))
-        {
+        if let (Some(valid), Some(Tok::Punct("#{"))) = (builtin_keys, tokens.get(i + 2).map(|n| &n.tok)) {
             for (key, kl, kc) in literal_keys(&tokens, i + 2) {
                 if !valid.contains(&key.as_str()) {
-                    let hint = nearest(&key, valid.iter().copied())
-                        .map(|b| format!("did you mean `{b}`?"));
+                    let hint = nearest(&key, valid.iter().copied()).map(|b| format!("did you mean `{b}`?"));
                     found.push(Diagnostic::at(
                         &file,
                         Some(src),
@@ -429,28 +393,19 @@ fn plain_function_names(runbook: &super::Runbook) -> BTreeSet<String> {
     names
 }
 
-fn module_functions(
-    engine: &Engine,
-    root: &Path,
-    module: &str,
-) -> Result<BTreeSet<String>, String> {
+fn module_functions(engine: &Engine, root: &Path, module: &str) -> Result<BTreeSet<String>, String> {
     let source = if let Some((_, src)) = STDLIB.iter().find(|(id, _)| *id == module) {
         (*src).to_string()
     } else if module.starts_with("std/") {
         let names: Vec<&str> = STDLIB.iter().map(|(id, _)| *id).collect();
-        return Err(format!(
-            "no stdlib module `{module}`; the stdlib has {}",
-            names.join(", ")
-        ));
+        return Err(format!("no stdlib module `{module}`; the stdlib has {}", names.join(", ")));
     } else {
         let resolver = super::modules::Resolver::new(root.to_path_buf(), Default::default());
         let file = resolver.locate(module)?;
         std::fs::read_to_string(&file)
             .map_err(|e| format!("import `{module}`: cannot read `{}`: {e}", file.display()))?
     };
-    let ast = rhai::Engine::new()
-        .compile(&source)
-        .map_err(|e| format!("import `{module}`: {e}"))?;
+    let ast = rhai::Engine::new().compile(&source).map_err(|e| format!("import `{module}`: {e}"))?;
     let _ = engine;
     Ok(ast
         .iter_functions()
@@ -467,10 +422,7 @@ mod tests {
     fn finds_top_level_literal_keys_only() {
         let toks = tokenize("k8s::undo(#{ context: \"a\", nested: #{ inner: 1 }, \"quoted\": 2 })");
         let start = toks.iter().position(|t| t.tok == Tok::Punct("#{")).unwrap();
-        let keys: Vec<String> = literal_keys(&toks, start)
-            .into_iter()
-            .map(|k| k.0)
-            .collect();
+        let keys: Vec<String> = literal_keys(&toks, start).into_iter().map(|k| k.0).collect();
         assert_eq!(keys, vec!["context", "nested", "quoted"]);
     }
 
@@ -479,13 +431,7 @@ mod tests {
         let toks = tokenize("// k8s::x(\n let s = \"a::b(\"; /* c::d( */ e::f(");
         let idents: Vec<_> = toks
             .iter()
-            .filter_map(|t| {
-                if let Tok::Ident(s) = &t.tok {
-                    Some(s.as_str())
-                } else {
-                    None
-                }
-            })
+            .filter_map(|t| if let Tok::Ident(s) = &t.tok { Some(s.as_str()) } else { None })
             .collect();
         assert_eq!(idents, vec!["let", "s", "e", "f"]);
     }

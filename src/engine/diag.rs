@@ -51,19 +51,14 @@ impl std::error::Error for Diagnostic {}
 
 impl miette::Diagnostic for Diagnostic {
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.source.as_deref().map(|s| s as &dyn SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.span?;
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
-            Some(self.label.clone()),
-            span,
-        ))))
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some(self.label.clone()), span))))
     }
 }
 
@@ -90,16 +85,7 @@ impl Diagnostic {
             }
             _ => (None, None),
         };
-        Diagnostic {
-            message,
-            file: file.to_string(),
-            line,
-            column,
-            label,
-            help,
-            source,
-            span,
-        }
+        Diagnostic { message, file: file.to_string(), line, column, label, help, source, span }
     }
 
     /// `file:line:col`, or just the file when the place is unknown.
@@ -133,15 +119,7 @@ pub fn from_parse(file: &str, text: &str, err: &ParseError) -> Diagnostic {
     let (line, column) = line_col(err.position());
     let kind = err.err_type().to_string();
     let help = parse_help(&kind);
-    Diagnostic::at(
-        file,
-        Some(text),
-        line,
-        column,
-        format!("syntax error: {kind}"),
-        kind,
-        help,
-    )
+    Diagnostic::at(file, Some(text), line, column, format!("syntax error: {kind}"), kind, help)
 }
 
 fn parse_help(kind: &str) -> Option<String> {
@@ -162,23 +140,12 @@ fn parse_help(kind: &str) -> Option<String> {
 }
 
 /// A diagnostic pointing at the first occurrence of `needle` in `text`.
-pub fn at_text(
-    file: &str,
-    text: &str,
-    needle: &str,
-    message: String,
-    help: Option<String>,
-) -> Diagnostic {
+pub fn at_text(file: &str, text: &str, needle: &str, message: String, help: Option<String>) -> Diagnostic {
     let (line, column) = match text.find(needle) {
         Some(offset) => {
             let before = &text[..offset];
             let line = before.matches('\n').count() + 1;
-            let col = before
-                .rsplit('\n')
-                .next()
-                .map(|l| l.chars().count())
-                .unwrap_or(0)
-                + 1;
+            let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
             (Some(line), Some(col))
         }
         None => (None, None),
@@ -220,15 +187,7 @@ pub fn from_eval(
     }
     let (message, label, help) = describe(e, limits, timeout);
     let (line, column) = line_col(pos);
-    Diagnostic::at(
-        &current,
-        sources.get(&current).map(String::as_str),
-        line,
-        column,
-        message,
-        label,
-        help,
-    )
+    Diagnostic::at(&current, sources.get(&current).map(String::as_str), line, column, message, label, help)
 }
 
 fn describe(
@@ -240,7 +199,10 @@ fn describe(
         EvalAltResult::ErrorTooManyOperations(_) => (
             format!("the runbook was stopped after {} operations", limits.max_operations),
             "still running here".into(),
-            Some("look for a loop that never ends; wait with `wait_until` or `sleep` instead of spinning".into()),
+            Some(
+                "look for a loop that never ends; wait with `wait_until` or `sleep` instead of spinning"
+                    .into(),
+            ),
         ),
         EvalAltResult::ErrorStackOverflow(_) => (
             format!("calls nested deeper than {} levels", limits.max_call_levels),
@@ -281,14 +243,17 @@ fn describe(
                 let request_id = map.get("request_id").map(|r| r.to_string());
                 let help = match kind.as_str() {
                     "failed" => None,
+                    "denied" if message.contains("scope") || message.contains("--allow") => None,
                     "denied" => Some("pass --yes to approve non-interactively, or run on a terminal".into()),
                     "invalid" => Some("`rollbook docs` lists every key each primitive takes".into()),
+                    "locked" => Some("another run is changing this target; wait for it (see `rollbook runs list`) and run again".into()),
                     _ => Some(format!(
                         "catch it with `try {{ … }} catch (e) {{ if e.kind == \"{kind}\" {{ … }} }}`{}",
                         request_id.map(|r| format!("; request id {r}")).unwrap_or_default()
                     )),
                 };
-                let shown = if kind == "failed" || kind.is_empty() { message } else { format!("{kind}: {message}") };
+                let shown =
+                    if kind == "failed" || kind.is_empty() { message } else { format!("{kind}: {message}") };
                 let label = target.map(|t| format!("target {t}")).unwrap_or_else(|| "thrown here".into());
                 (shown, label, help)
             } else {

@@ -16,13 +16,7 @@ pub(crate) fn throw(err: &PrimitiveError, pos: Position) -> Box<EvalAltResult> {
     let mut map = Map::new();
     map.insert("kind".into(), err.kind.as_str().into());
     map.insert("message".into(), err.message.clone().into());
-    map.insert(
-        "target".into(),
-        err.target
-            .clone()
-            .map(Dynamic::from)
-            .unwrap_or(Dynamic::UNIT),
-    );
+    map.insert("target".into(), err.target.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
     if let Some(id) = &err.request_id {
         map.insert("request_id".into(), id.clone().into());
     }
@@ -58,10 +52,45 @@ pub(crate) fn invoke(
     let stage = session.current_stage();
     let cx = session.cx();
 
+    if meta.access == Access::Mutate {
+        // Scope first: a call outside it is refused before any request (and before any plan).
+        session.scope.check(target.as_deref(), &name).map_err(|why| {
+            throw(
+                &PrimitiveError::new(ErrorKind::Denied, why).with_target(target.clone().unwrap_or_default()),
+                pos,
+            )
+        })?;
+        if let (Some(locks), Some(key)) = (&session.locks, target.as_deref()) {
+            match locks.acquire(key) {
+                Ok(None) => {}
+                Ok(Some(taken)) => {
+                    let p = taken.previous;
+                    let _ = session.record(Event::Log {
+                        level: "warn".into(),
+                        message: format!(
+                            "took over the lock on `{key}` left by run {} (pid {} on {}, since {}), whose process is gone",
+                            p.run_id, p.pid, p.host, p.since.format("%Y-%m-%d %H:%M:%S UTC")
+                        ),
+                    });
+                }
+                Err(e @ crate::run::locks::LockError::Held { .. }) => {
+                    return Err(throw(
+                        &PrimitiveError::new(ErrorKind::Locked, e.to_string()).with_target(key),
+                        pos,
+                    ));
+                }
+                Err(e) => {
+                    return Err(throw(
+                        &PrimitiveError::new(ErrorKind::Server, e.to_string()).with_target(key),
+                        pos,
+                    ));
+                }
+            }
+        }
+    }
+
     if meta.access == Access::Mutate && session.dry_run {
-        let planned = session
-            .block_on(decoded.plan(cx))
-            .map_err(|e| fail(session, &e, pos))?;
+        let planned = session.block_on(decoded.plan(cx)).map_err(|e| fail(session, &e, pos))?;
         if let Ok(mut plan) = session.plan.lock() {
             plan.push(PlanEntry {
                 call: name.clone(),
@@ -102,14 +131,8 @@ pub(crate) fn invoke(
         Err(e) => (false, None, Some(e.clone())),
     };
     // The outcome is journaled even if the run was stopped meanwhile: nothing is lost.
-    let journaled = session.record(Event::CallFinished {
-        call,
-        primitive: name,
-        ok,
-        output,
-        error,
-        duration_ms,
-    });
+    let journaled =
+        session.record(Event::CallFinished { call, primitive: name, ok, output, error, duration_ms });
     match result {
         Ok(value) => {
             journaled.map_err(|why| journal_failure(why, pos))?;

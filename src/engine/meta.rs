@@ -100,9 +100,7 @@ impl RunbookMeta {
 
     /// Validates the `RUNBOOK` constant's value (as JSON).
     pub fn from_value(value: &Value, stem: &str) -> Result<RunbookMeta, String> {
-        let map = value
-            .as_object()
-            .ok_or("`RUNBOOK` must be an object map, like #{ name: \"…\" }")?;
+        let map = value.as_object().ok_or("`RUNBOOK` must be an object map, like #{ name: \"…\" }")?;
         for key in map.keys() {
             if !META_KEYS.contains(&key.as_str()) {
                 return Err(unknown_key("RUNBOOK", key, META_KEYS));
@@ -124,9 +122,7 @@ impl RunbookMeta {
         }
         if let Some(version) = text("version")? {
             if !is_semver(&version) {
-                return Err(format!(
-                    "RUNBOOK.version `{version}` is not a semantic version like \"1.2.0\""
-                ));
+                return Err(format!("RUNBOOK.version `{version}` is not a semantic version like \"1.2.0\""));
             }
             meta.version = version;
         }
@@ -139,17 +135,14 @@ impl RunbookMeta {
                         Some(p) if !p.is_empty() => meta.scope.push(p.to_string()),
                         _ => {
                             return Err(
-                                "RUNBOOK.scope must be a list of patterns like \"k8s/prod/shop/*\""
-                                    .into(),
+                                "RUNBOOK.scope must be a list of patterns like \"k8s/prod/shop/*\"".into()
                             );
                         }
                     }
                 }
             }
             Some(_) => {
-                return Err(
-                    "RUNBOOK.scope must be a list of patterns like \"k8s/prod/shop/*\"".into(),
-                );
+                return Err("RUNBOOK.scope must be a list of patterns like \"k8s/prod/shop/*\"".into());
             }
         }
         match map.get("params") {
@@ -168,10 +161,7 @@ impl RunbookMeta {
 
     /// Parses `-p KEY=VALUE` pairs against the declarations: unknown, missing and ill-typed
     /// params are refused, naming the param. Returns every param's value (defaults filled in).
-    pub fn resolve_params(
-        &self,
-        given: &[(String, String)],
-    ) -> Result<BTreeMap<String, Value>, String> {
+    pub fn resolve_params(&self, given: &[(String, String)]) -> Result<BTreeMap<String, Value>, String> {
         let mut values = BTreeMap::new();
         for (key, raw) in given {
             let Some(spec) = self.params.iter().find(|p| &p.name == key) else {
@@ -203,16 +193,8 @@ impl RunbookMeta {
             }
         }
         if !missing.is_empty() {
-            let list = missing
-                .iter()
-                .map(|m| format!("`{m}`"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let flags = missing
-                .iter()
-                .map(|m| format!("-p {m}=…"))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+            let flags = missing.iter().map(|m| format!("-p {m}=…")).collect::<Vec<_>>().join(" ");
             return Err(format!("missing required param {list}: add {flags}"));
         }
         Ok(values)
@@ -223,14 +205,7 @@ impl RunbookMeta {
         let mut out = serde_json::Map::new();
         for (k, v) in values {
             let secret = self.params.iter().any(|p| &p.name == k && p.secret);
-            out.insert(
-                k.clone(),
-                if secret {
-                    Value::String("***".into())
-                } else {
-                    v.clone()
-                },
-            );
+            out.insert(k.clone(), if secret { Value::String("***".into()) } else { v.clone() });
         }
         Value::Object(out)
     }
@@ -254,15 +229,9 @@ fn param_spec(name: &str, decl: &Value) -> Result<ParamSpec, String> {
         let hint = nearest(ty_name, TYPES.iter().copied())
             .map(|b| format!(" (did you mean `{b}`?)"))
             .unwrap_or_default();
-        format!(
-            "{what} has unknown type `{ty_name}`{hint}; use one of {}",
-            TYPES.join(", ")
-        )
+        format!("{what} has unknown type `{ty_name}`{hint}; use one of {}", TYPES.join(", "))
     })?;
-    let description = map
-        .get("description")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let description = map.get("description").and_then(Value::as_str).map(str::to_string);
     let secret = match map.get("secret") {
         None => false,
         Some(Value::Bool(b)) => *b,
@@ -270,17 +239,9 @@ fn param_spec(name: &str, decl: &Value) -> Result<ParamSpec, String> {
     };
     let default_value = match map.get("default_value") {
         None | Some(Value::Null) => None,
-        Some(v) => {
-            Some(check_default(ty, v).map_err(|why| format!("{what}: default_value {why}"))?)
-        }
+        Some(v) => Some(check_default(ty, v).map_err(|why| format!("{what}: default_value {why}"))?),
     };
-    Ok(ParamSpec {
-        name: name.to_string(),
-        ty,
-        description,
-        default_value,
-        secret,
-    })
+    Ok(ParamSpec { name: name.to_string(), ty, description, default_value, secret })
 }
 
 fn check_default(ty: ParamType, v: &Value) -> Result<Value, String> {
@@ -292,27 +253,18 @@ fn check_default(ty: ParamType, v: &Value) -> Result<Value, String> {
         ParamType::Duration => v.as_str().is_some_and(|s| parse_duration(s).is_ok()),
         ParamType::List => v.is_array(),
     };
-    if ok {
-        Ok(v.clone())
-    } else {
-        Err(format!("{v} is not a {}", ty.name()))
-    }
+    if ok { Ok(v.clone()) } else { Err(format!("{v} is not a {}", ty.name())) }
 }
 
 /// Parses a command-line value as `ty`.
 pub fn parse_value(ty: ParamType, raw: &str) -> Result<Value, String> {
     Ok(match ty {
         ParamType::String => Value::String(raw.to_string()),
-        ParamType::Int => Value::from(
-            raw.trim()
-                .parse::<i64>()
-                .map_err(|_| format!("`{raw}` is not an int"))?,
-        ),
+        ParamType::Int => {
+            Value::from(raw.trim().parse::<i64>().map_err(|_| format!("`{raw}` is not an int"))?)
+        }
         ParamType::Float => {
-            let f = raw
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| format!("`{raw}` is not a float"))?;
+            let f = raw.trim().parse::<f64>().map_err(|_| format!("`{raw}` is not a float"))?;
             serde_json::Number::from_f64(f)
                 .map(Value::Number)
                 .ok_or(format!("`{raw}` is not a finite float"))?
@@ -339,10 +291,7 @@ pub fn parse_value(ty: ParamType, raw: &str) -> Result<Value, String> {
 fn is_semver(v: &str) -> bool {
     let core = v.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -369,12 +318,8 @@ mod tests {
 
     #[test]
     fn fills_defaults_and_parses_types() {
-        let values = meta()
-            .resolve_params(&[
-                ("site".into(), "web".into()),
-                ("sites".into(), "a, b".into()),
-            ])
-            .unwrap();
+        let values =
+            meta().resolve_params(&[("site".into(), "web".into()), ("sites".into(), "a, b".into())]).unwrap();
         assert_eq!(values["attempts"], json!(5));
         assert_eq!(values["sites"], json!(["a", "b"]));
         assert_eq!(values["wait"], json!("30s"));
@@ -383,47 +328,24 @@ mod tests {
     #[test]
     fn refuses_missing_unknown_and_ill_typed_params() {
         let m = meta();
-        assert!(
-            m.resolve_params(&[])
-                .unwrap_err()
-                .contains("missing required param `site`")
-        );
-        let err = m
-            .resolve_params(&[("sitee".into(), "x".into())])
-            .unwrap_err();
-        assert!(
-            err.contains("unknown param `sitee`; did you mean `site`?"),
-            "{err}"
-        );
-        let err = m
-            .resolve_params(&[
-                ("site".into(), "w".into()),
-                ("attempts".into(), "many".into()),
-            ])
-            .unwrap_err();
+        assert!(m.resolve_params(&[]).unwrap_err().contains("missing required param `site`"));
+        let err = m.resolve_params(&[("sitee".into(), "x".into())]).unwrap_err();
+        assert!(err.contains("unknown param `sitee`; did you mean `site`?"), "{err}");
+        let err =
+            m.resolve_params(&[("site".into(), "w".into()), ("attempts".into(), "many".into())]).unwrap_err();
         assert_eq!(err, "param `attempts`: `many` is not an int");
-        let err = m
-            .resolve_params(&[("site".into(), "w".into()), ("wait".into(), "5x".into())])
-            .unwrap_err();
-        assert!(
-            err.contains("param `wait`") && err.contains("unknown unit"),
-            "{err}"
-        );
+        let err = m.resolve_params(&[("site".into(), "w".into()), ("wait".into(), "5x".into())]).unwrap_err();
+        assert!(err.contains("param `wait`") && err.contains("unknown unit"), "{err}");
     }
 
     #[test]
     fn metadata_mistakes_are_named() {
-        let err =
-            RunbookMeta::from_value(&json!({"name": "x", "verison": "1.0.0"}), "x").unwrap_err();
+        let err = RunbookMeta::from_value(&json!({"name": "x", "verison": "1.0.0"}), "x").unwrap_err();
         assert!(err.contains("`verison`; did you mean `version`?"), "{err}");
-        let err =
-            RunbookMeta::from_value(&json!({"params": {"a": {"type": "strng"}}}), "x").unwrap_err();
+        let err = RunbookMeta::from_value(&json!({"params": {"a": {"type": "strng"}}}), "x").unwrap_err();
         assert!(err.contains("did you mean `string`"), "{err}");
-        let err = RunbookMeta::from_value(
-            &json!({"params": {"a": {"type": "int", "default": 1}}}),
-            "x",
-        )
-        .unwrap_err();
+        let err = RunbookMeta::from_value(&json!({"params": {"a": {"type": "int", "default": 1}}}), "x")
+            .unwrap_err();
         assert!(err.contains("default_value"), "{err}");
         let err = RunbookMeta::from_value(&json!({"version": "1.2"}), "x").unwrap_err();
         assert!(err.contains("semantic version"), "{err}");
@@ -432,12 +354,8 @@ mod tests {
     #[test]
     fn secrets_are_redacted() {
         let m = meta();
-        let values = m
-            .resolve_params(&[
-                ("site".into(), "w".into()),
-                ("token".into(), "hunter2".into()),
-            ])
-            .unwrap();
+        let values =
+            m.resolve_params(&[("site".into(), "w".into()), ("token".into(), "hunter2".into())]).unwrap();
         assert_eq!(m.redacted(&values)["token"], json!("***"));
     }
 }

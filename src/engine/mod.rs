@@ -118,6 +118,8 @@ pub struct RunOptions {
     pub settings: crate::providers::Settings,
     /// The clock every wait goes through (tests skip waits with `SkipClock`).
     pub clock: Arc<dyn crate::providers::Clock>,
+    /// `--allow` patterns that narrow the runbook's scope for this run.
+    pub allow: Vec<String>,
 }
 
 impl RunOptions {
@@ -133,6 +135,7 @@ impl RunOptions {
             url_rewrites: Vec::new(),
             settings: crate::providers::Settings::from_env(),
             clock: Arc::new(crate::providers::RealClock),
+            allow: Vec::new(),
         }
     }
 }
@@ -204,8 +207,7 @@ impl Engine {
 
     /// Registers a type-erased primitive.
     pub fn register_dyn(&mut self, primitive: Arc<dyn DynPrimitive>) -> &mut Self {
-        self.primitives
-            .insert(primitive.meta().full_name(), primitive);
+        self.primitives.insert(primitive.meta().full_name(), primitive);
         self
     }
 
@@ -220,12 +222,7 @@ impl Engine {
     }
 
     /// Builds a sandboxed rhai engine; with a session, primitives and built-ins act for that run.
-    fn rhai(
-        &self,
-        root: &Path,
-        slot: Arc<OnceLock<Arc<Session>>>,
-        loaded: modules::Loaded,
-    ) -> rhai::Engine {
+    fn rhai(&self, root: &Path, slot: Arc<OnceLock<Arc<Session>>>, loaded: modules::Loaded) -> rhai::Engine {
         let mut engine = rhai::Engine::new();
         let l = &self.limits;
         engine.set_max_operations(l.max_operations);
@@ -251,10 +248,7 @@ impl Engine {
         let print_slot = slot.clone();
         engine.on_print(move |text| {
             if let Some(s) = print_slot.get() {
-                let _ = s.record(Event::Log {
-                    level: "print".into(),
-                    message: text.to_string(),
-                });
+                let _ = s.record(Event::Log { level: "print".into(), message: text.to_string() });
             }
         });
         engine.on_debug(|text, source, pos| tracing::debug!(source, %pos, "{text}"));
@@ -268,17 +262,14 @@ impl Engine {
             FuncRegistration::new(meta.name)
                 .with_comments([format!("/// {}", meta.doc)])
                 .with_params_info(["options: Map", "Dynamic"])
-                .set_into_module(
-                    module,
-                    move |ctx: NativeCallContext, options: Map| match call_slot.get() {
-                        Some(session) => invoke::invoke(session, &p, options, ctx.call_position()),
-                        None => Err(EvalAltResult::ErrorRuntime(
-                            "primitives can only be called in a run".into(),
-                            ctx.call_position(),
-                        )
-                        .into()),
-                    },
-                );
+                .set_into_module(module, move |ctx: NativeCallContext, options: Map| match call_slot.get() {
+                    Some(session) => invoke::invoke(session, &p, options, ctx.call_position()),
+                    None => Err(EvalAltResult::ErrorRuntime(
+                        "primitives can only be called in a run".into(),
+                        ctx.call_position(),
+                    )
+                    .into()),
+                });
         }
         for (ns, module) in namespaces {
             engine.register_static_module(ns, module.into());
@@ -290,10 +281,8 @@ impl Engine {
     /// Reads, compiles and validates a runbook: syntax and `RUNBOOK` errors come back with
     /// their place in the file.
     pub fn load(&self, path: &Path) -> Result<Runbook, EngineError> {
-        let source = std::fs::read_to_string(path).map_err(|source| EngineError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let source = std::fs::read_to_string(path)
+            .map_err(|source| EngineError::Read { path: path.to_path_buf(), source })?;
         self.load_source(path, source)
     }
 
@@ -306,37 +295,26 @@ impl Engine {
         let mut scope = Scope::new();
         scope.push("params", Map::new());
         let display = path.display().to_string();
-        let mut ast = engine
-            .compile_with_scope(&scope, &source)
-            .map_err(|e| {
-                let mut d = diag::from_parse(&display, &source, &e);
-                if let rhai::ParseErrorType::ModuleUndefined(name) = e.err_type() {
-                    let namespaces: Vec<&str> = self.primitives.values().map(|p| p.meta().namespace).collect();
-                    d.help = Some(match crate::model::nearest(name, namespaces.iter().copied()) {
-                        Some(best) => format!("did you mean `{best}`? or import a module with `import \"std/…\" as {name};`"),
-                        None => format!("import a module first, like `import \"std/health\" as {name};`"),
-                    });
-                }
-                EngineError::Script(Box::new(d))
-            })?;
+        let mut ast = engine.compile_with_scope(&scope, &source).map_err(|e| {
+            let mut d = diag::from_parse(&display, &source, &e);
+            if let rhai::ParseErrorType::ModuleUndefined(name) = e.err_type() {
+                let namespaces: Vec<&str> = self.primitives.values().map(|p| p.meta().namespace).collect();
+                d.help = Some(match crate::model::nearest(name, namespaces.iter().copied()) {
+                    Some(best) => format!(
+                        "did you mean `{best}`? or import a module with `import \"std/…\" as {name};`"
+                    ),
+                    None => format!("import a module first, like `import \"std/health\" as {name};`"),
+                });
+            }
+            EngineError::Script(Box::new(d))
+        })?;
         ast.set_source(display.clone());
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("runbook");
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("runbook");
         let meta = read_meta(&ast, &source, stem).map_err(|(message, needle)| {
-            EngineError::Script(Box::new(diag::at_text(
-                &display, &source, &needle, message, None,
-            )))
+            EngineError::Script(Box::new(diag::at_text(&display, &source, &needle, message, None)))
         })?;
         let hash = format!("sha256:{}", hex::encode(Sha256::digest(source.as_bytes())));
-        Ok(Runbook {
-            path: path.to_path_buf(),
-            source,
-            hash,
-            meta,
-            ast,
-        })
+        Ok(Runbook { path: path.to_path_buf(), source, hash, meta, ast })
     }
 
     /// Runs a loaded runbook with `-p` params. Errors before the run starts are `EngineError`s
@@ -347,17 +325,11 @@ impl Engine {
         params: &[(String, String)],
         opts: RunOptions,
     ) -> Result<RunReport, EngineError> {
-        let values = runbook
-            .meta
-            .resolve_params(params)
-            .map_err(EngineError::Params)?;
+        let values = runbook.meta.resolve_params(params).map_err(EngineError::Params)?;
         crate::run::ensure_state_dir(&opts.state_dir).map_err(EngineError::StateDir)?;
         let run_id = crate::run::journal::new_run_id();
         let journal = Journal::create(&opts.state_dir, &run_id).map_err(|e| {
-            EngineError::StateDir(format!(
-                "cannot create a journal in `{}`: {e}",
-                opts.state_dir.display()
-            ))
+            EngineError::StateDir(format!("cannot create a journal in `{}`: {e}", opts.state_dir.display()))
         })?;
         let cx = CallCx {
             http: self.http.clone(),
@@ -371,7 +343,12 @@ impl Engine {
         if let Ok(mut sources) = loaded.sources.lock() {
             sources.insert(runbook.path.display().to_string(), runbook.source.clone());
         }
+        let scope =
+            crate::run::scope::Scope { declared: runbook.meta.scope.clone(), allowed: opts.allow.clone() };
+        let locks = (!opts.dry_run).then(|| crate::run::locks::FileLocks::new(&opts.state_dir, &run_id));
         let session = Arc::new(Session::new(
+            scope,
+            locks,
             journal,
             cx,
             opts.dry_run,
@@ -426,9 +403,7 @@ impl Engine {
         let params_map = match rhai::serde::to_dynamic(&values) {
             Ok(d) => d.cast::<Map>(),
             Err(e) => {
-                return Err(EngineError::Params(format!(
-                    "cannot pass params to the script: {e}"
-                )));
+                return Err(EngineError::Params(format!("cannot pass params to the script: {e}")));
             }
         };
         let script_session = session.clone();
@@ -444,22 +419,25 @@ impl Engine {
                 let _ = tx.send(outcome);
             });
         if let Err(e) = spawned {
-            return Err(EngineError::StateDir(format!(
-                "cannot start the script thread: {e}"
-            )));
+            return Err(EngineError::StateDir(format!("cannot start the script thread: {e}")));
         }
-        let outcome = rx.await.unwrap_or_else(|_| Outcome {
-            status: RunStatus::Failed,
-            value: None,
-            error: Some(Box::new(EvalAltResult::ErrorRuntime(
-                "the script thread died".into(),
-                rhai::Position::NONE,
-            ))),
-            undone: Vec::new(),
-            undo_pending: Vec::new(),
+        let outcome = rx.await.unwrap_or_else(|_| {
+            // The script thread panicked: nothing was undone, so completed stages need a person.
+            let died = EvalAltResult::ErrorRuntime("the script thread died".into(), rhai::Position::NONE);
+            let mut outcome = Outcome::ended(RunStatus::Failed, None, Some(Box::new(died)));
+            if let Ok(stack) = session.undo_stack.lock() {
+                outcome.undo_pending = stack.iter().rev().map(|u| u.stage.clone()).collect();
+            }
+            if !outcome.undo_pending.is_empty() {
+                outcome.status = RunStatus::UndoFailed;
+            }
+            outcome
         });
         watcher.abort();
         timer_token.cancel();
+        if let Some(locks) = &session.locks {
+            locks.release_all();
+        }
 
         let sources = loaded.sources.lock().map(|s| s.clone()).unwrap_or_default();
         let diagnostic = outcome.error.as_ref().map(|e| {
@@ -521,126 +499,72 @@ fn finish(
     result: Result<Dynamic, Box<EvalAltResult>>,
 ) -> Outcome {
     let err = match result {
-        Ok(value) => {
-            return Outcome {
-                status: RunStatus::Succeeded,
-                value: Some(value),
-                error: None,
-                undone: Vec::new(),
-                undo_pending: Vec::new(),
-            };
-        }
+        Ok(value) => return Outcome::ended(RunStatus::Succeeded, Some(value), None),
         Err(e) => e,
     };
-    let mut stack: Vec<_> = session
-        .undo_stack
-        .lock()
-        .map(|mut s| std::mem::take(&mut *s))
-        .unwrap_or_default();
-    let is_denial = session.denied.load(Ordering::SeqCst) && {
-        let v = builtins::error_value(&err);
-        v.read_lock::<Map>()
-            .and_then(|m| m.get("kind").map(|k| k.to_string()))
-            .as_deref()
-            == Some("denied")
-    };
-    let pending = |stack: &[session::UndoEntry]| {
-        stack
-            .iter()
-            .rev()
-            .map(|u| u.stage.clone())
-            .collect::<Vec<_>>()
-    };
-    if is_denial {
+    let mut stack = session.undo_stack.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
+    let kind = error_kind(&err);
+    if session.denied.load(Ordering::SeqCst) && kind.as_deref() == Some("denied") {
         // The operator said no: stop where we are; completed stages stay as they are.
-        return Outcome {
-            status: RunStatus::Denied,
-            value: None,
-            error: Some(err),
-            undone: Vec::new(),
-            undo_pending: Vec::new(),
-        };
+        return Outcome::ended(RunStatus::Denied, None, Some(err));
     }
     if session.stop_state() == Stop::Cancelled {
-        let undo_pending = pending(&stack);
-        let status = if undo_pending.is_empty() {
-            RunStatus::Cancelled
-        } else {
-            RunStatus::UndoFailed
-        };
-        return Outcome {
-            status,
-            value: None,
-            error: Some(err),
-            undone: Vec::new(),
-            undo_pending,
-        };
+        // Ctrl-C: do not act further; whatever stages completed are left for a person.
+        let mut outcome = Outcome::ended(RunStatus::Cancelled, None, Some(err));
+        outcome.undo_pending = stack.iter().rev().map(|u| u.stage.clone()).collect();
+        if !outcome.undo_pending.is_empty() {
+            outcome.status = RunStatus::UndoFailed;
+        }
+        return outcome;
     }
+    let failed = match kind.as_deref() {
+        Some("locked") => RunStatus::Locked,
+        _ => RunStatus::Failed,
+    };
+    let mut outcome = Outcome::ended(failed, None, Some(err));
     if stack.is_empty() {
-        return Outcome {
-            status: RunStatus::Failed,
-            value: None,
-            error: Some(err),
-            undone: Vec::new(),
-            undo_pending: Vec::new(),
-        };
+        return outcome;
     }
-    let budget = session
-        .timeout
-        .unwrap_or(Duration::from_secs(15 * 60))
-        .max(Duration::from_secs(60));
+    let budget = session.timeout.unwrap_or(Duration::from_secs(15 * 60)).max(Duration::from_secs(60));
     let token = session.begin_undo_phase(budget);
     let ast = session.deferred_ast();
-    let mut undone = Vec::new();
     while let Some(entry) = stack.pop() {
-        if session
-            .record(Event::UndoStarted {
-                stage: entry.stage.clone(),
-            })
-            .is_err()
-        {
+        let stage = entry.stage.clone();
+        if session.record(Event::UndoStarted { stage: stage.clone() }).is_err() {
             stack.push(entry);
             break;
         }
         let started = std::time::Instant::now();
-        let r = entry.undo.call::<Dynamic>(engine, &ast, ());
+        let result = entry.undo.call::<Dynamic>(engine, &ast, ());
         let duration_ms = started.elapsed().as_millis() as u64;
-        match r {
-            Ok(_) => {
-                let _ = session.record(Event::UndoFinished {
-                    stage: entry.stage.clone(),
-                    ok: true,
-                    error: None,
-                    duration_ms,
-                });
-                undone.push(entry.stage);
-            }
-            Err(e) => {
-                let _ = session.record(Event::UndoFinished {
-                    stage: entry.stage.clone(),
-                    ok: false,
-                    error: Some(builtins::describe(&e)),
-                    duration_ms,
-                });
-                stack.push(entry);
-                break;
-            }
+        let error = result.as_ref().err().map(|e| builtins::describe(e));
+        let ok = error.is_none();
+        let _ = session.record(Event::UndoFinished { stage: stage.clone(), ok, error, duration_ms });
+        if ok {
+            outcome.undone.push(stage);
+        } else {
+            stack.push(entry);
+            break;
         }
     }
     token.cancel();
-    let undo_pending = pending(&stack);
-    let status = if undo_pending.is_empty() {
-        RunStatus::Failed
-    } else {
-        RunStatus::UndoFailed
-    };
-    Outcome {
-        status,
-        value: None,
-        error: Some(err),
-        undone,
-        undo_pending,
+    outcome.undo_pending = stack.iter().rev().map(|u| u.stage.clone()).collect();
+    if !outcome.undo_pending.is_empty() {
+        outcome.status = RunStatus::UndoFailed;
     }
+    outcome
+}
+
+impl Outcome {
+    fn ended(status: RunStatus, value: Option<Dynamic>, error: Option<Box<EvalAltResult>>) -> Outcome {
+        Outcome { status, value, error, undone: Vec::new(), undo_pending: Vec::new() }
+    }
+}
+
+/// The `kind` of a thrown error map, if the error is one.
+fn error_kind(err: &EvalAltResult) -> Option<String> {
+    let value = builtins::error_value(err);
+    value.read_lock::<Map>().and_then(|m| m.get("kind").map(|k| k.to_string()))
 }
 
 /// The folder imports resolve in: the runbook's own.

@@ -30,11 +30,7 @@ pub(crate) struct Resolver {
 
 impl Resolver {
     pub fn new(root: PathBuf, loaded: Loaded) -> Self {
-        Resolver {
-            root,
-            cache: Mutex::new(HashMap::new()),
-            loaded,
-        }
+        Resolver { root, cache: Mutex::new(HashMap::new()), loaded }
     }
 
     pub(crate) fn locate(&self, path: &str) -> Result<PathBuf, String> {
@@ -63,13 +59,9 @@ impl Resolver {
         }
         let mut file = self.root.join(&normal);
         file.set_extension("rhai");
-        let real = file
-            .canonicalize()
-            .map_err(|_| format!("import `{path}`: no file `{}`", file.display()))?;
-        let root = self
-            .root
-            .canonicalize()
-            .unwrap_or_else(|_| self.root.clone());
+        let real =
+            file.canonicalize().map_err(|_| format!("import `{path}`: no file `{}`", file.display()))?;
+        let root = self.root.canonicalize().unwrap_or_else(|_| self.root.clone());
         if !real.starts_with(&root) {
             return Err(format!(
                 "import `{path}` resolves outside the runbook's folder `{}` (through a link)",
@@ -92,15 +84,12 @@ impl Resolver {
             let hint = crate::model::nearest(path, names.iter().copied())
                 .map(|b| format!("; did you mean `{b}`?"))
                 .unwrap_or_else(|| format!("; the stdlib has {}", names.join(", ")));
-            return Err(EvalAltResult::ErrorRuntime(
-                format!("no stdlib module `{path}`{hint}").into(),
-                pos,
-            )
-            .into());
+            return Err(
+                EvalAltResult::ErrorRuntime(format!("no stdlib module `{path}`{hint}").into(), pos).into()
+            );
         } else {
-            let file = self
-                .locate(path)
-                .map_err(|why| Box::new(EvalAltResult::ErrorRuntime(why.into(), pos)))?;
+            let file =
+                self.locate(path).map_err(|why| Box::new(EvalAltResult::ErrorRuntime(why.into(), pos)))?;
             std::fs::read_to_string(&file).map_err(|e| {
                 Box::new(EvalAltResult::ErrorRuntime(
                     format!("import `{path}`: cannot read `{}`: {e}", file.display()).into(),
@@ -155,16 +144,8 @@ mod tests {
         let r = Resolver::new(dir.path().to_path_buf(), Loaded::default());
         assert!(r.locate("lib/ok").is_ok());
         assert!(r.locate("lib/../lib/ok").is_ok());
-        assert!(
-            r.locate("../x")
-                .unwrap_err()
-                .contains("leaves the runbook's folder")
-        );
-        assert!(
-            r.locate("/etc/passwd")
-                .unwrap_err()
-                .contains("absolute paths are not allowed")
-        );
+        assert!(r.locate("../x").unwrap_err().contains("leaves the runbook's folder"));
+        assert!(r.locate("/etc/passwd").unwrap_err().contains("absolute paths are not allowed"));
         assert!(r.locate("lib/missing").unwrap_err().contains("no file"));
     }
 }

@@ -28,6 +28,8 @@ pub(crate) struct UndoEntry {
 }
 
 pub(crate) struct Session {
+    pub scope: crate::run::scope::Scope,
+    pub locks: Option<crate::run::locks::FileLocks>,
     pub dry_run: bool,
     pub yes: bool,
     pub rt: tokio::runtime::Handle,
@@ -49,6 +51,8 @@ pub(crate) struct Session {
 impl Session {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        scope: crate::run::scope::Scope,
+        locks: Option<crate::run::locks::FileLocks>,
         journal: Journal,
         cx: CallCx,
         dry_run: bool,
@@ -58,6 +62,8 @@ impl Session {
         loaded: Loaded,
     ) -> Session {
         Session {
+            scope,
+            locks,
             dry_run,
             yes,
             rt: tokio::runtime::Handle::current(),
@@ -80,9 +86,7 @@ impl Session {
     /// Journals an event (flushed; fsynced when write-ahead), then shows it.
     pub fn record(&self, event: Event) -> Result<(), String> {
         let result = match self.journal.lock() {
-            Ok(mut j) => j
-                .write(event.clone())
-                .map_err(|e| format!("cannot write the journal: {e}")),
+            Ok(mut j) => j.write(event.clone()).map_err(|e| format!("cannot write the journal: {e}")),
             Err(_) => Err("the journal is unavailable".to_string()),
         };
         self.reporter.event(&event);
@@ -90,10 +94,7 @@ impl Session {
     }
 
     pub fn journal_path(&self) -> std::path::PathBuf {
-        self.journal
-            .lock()
-            .map(|j| j.path().to_path_buf())
-            .unwrap_or_default()
+        self.journal.lock().map(|j| j.path().to_path_buf()).unwrap_or_default()
     }
 
     pub fn cx(&self) -> CallCx {
@@ -114,12 +115,8 @@ impl Session {
     /// Stops the script: the next operation or blocked primitive ends it.
     pub fn stop(&self, why: Stop) {
         // A cancel by the operator wins over a timeout; neither is undone by the other.
-        let _ = self.stop.compare_exchange(
-            Stop::Running as u8,
-            why as u8,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
+        let _ =
+            self.stop.compare_exchange(Stop::Running as u8, why as u8, Ordering::SeqCst, Ordering::SeqCst);
         if why == Stop::Cancelled {
             self.stop.store(Stop::Cancelled as u8, Ordering::SeqCst);
         }

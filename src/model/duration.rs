@@ -36,24 +36,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!(
-                "invalid duration `{text}`: expected a number before `{rest}`"
-            ));
+            return Err(format!("invalid duration `{text}`: expected a number before `{rest}`"));
         }
-        let number: f64 = rest[..digits].parse().map_err(|_| {
-            format!(
-                "invalid duration `{text}`: `{}` is not a number",
-                &rest[..digits]
-            )
-        })?;
+        let number: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration `{text}`: `{}` is not a number", &rest[..digits]))?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let secs_per_unit = match unit {
@@ -123,9 +114,7 @@ impl Serialize for Dur {
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        parse_duration(&text)
-            .map(Dur)
-            .map_err(serde::de::Error::custom)
+        parse_duration(&text).map(Dur).map_err(serde::de::Error::custom)
     }
 }
 
@@ -147,16 +136,8 @@ mod tests {
     fn refuses_garbage_with_a_reason() {
         assert!(parse_duration("").unwrap_err().contains("empty"));
         assert!(parse_duration("10").unwrap_err().contains("missing unit"));
-        assert!(
-            parse_duration("5x")
-                .unwrap_err()
-                .contains("unknown unit `x`")
-        );
-        assert!(
-            parse_duration("m5")
-                .unwrap_err()
-                .contains("expected a number")
-        );
+        assert!(parse_duration("5x").unwrap_err().contains("unknown unit `x`"));
+        assert!(parse_duration("m5").unwrap_err().contains("expected a number"));
     }
 
     #[test]

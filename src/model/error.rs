@@ -28,6 +28,8 @@ pub enum ErrorKind {
     Cancelled,
     /// The service failed for a reason of its own (5xx after retries).
     Server,
+    /// Another run holds the target's lock.
+    Locked,
 }
 
 impl ErrorKind {
@@ -45,6 +47,7 @@ impl ErrorKind {
             ErrorKind::Denied => "denied",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Server => "server",
+            ErrorKind::Locked => "locked",
         }
     }
 }
@@ -74,12 +77,7 @@ pub struct PrimitiveError {
 impl PrimitiveError {
     /// A new error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        PrimitiveError {
-            kind,
-            message: message.into(),
-            target: None,
-            request_id: None,
-        }
+        PrimitiveError { kind, message: message.into(), target: None, request_id: None }
     }
     /// The same error, naming its target.
     pub fn with_target(mut self, target: impl Into<String>) -> Self {

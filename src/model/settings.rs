@@ -15,16 +15,8 @@ pub struct Settings {
 }
 
 /// Prefixes of the environment variables providers may read.
-const SETTINGS_ENV_PREFIXES: &[&str] = &[
-    "ROLLBOOK_",
-    "AZURE_",
-    "KUBECONFIG",
-    "IDENTITY_",
-    "IMDS_",
-    "MSI_",
-    "HOME",
-    "KUBERNETES_SERVICE_",
-];
+const SETTINGS_ENV_PREFIXES: &[&str] =
+    &["ROLLBOOK_", "AZURE_", "KUBECONFIG", "IDENTITY_", "IMDS_", "MSI_", "HOME", "KUBERNETES_SERVICE_"];
 
 impl Settings {
     /// The settings this process was started with.
@@ -32,27 +24,19 @@ impl Settings {
         let env = std::env::vars()
             .filter(|(k, _)| SETTINGS_ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
             .collect();
-        Settings {
-            env,
-            kubeconfig: None,
-        }
+        Settings { env, kubeconfig: None }
     }
 
     /// One setting, if set and not empty.
     pub fn var(&self, name: &str) -> Option<&str> {
-        self.env
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.env.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
 
 /// Whether a setting's value must never be shown (tokens, secrets, passwords, keys).
 pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    ["TOKEN", "SECRET", "PASSWORD", "KEY", "HEADER"]
-        .iter()
-        .any(|w| upper.contains(w))
+    ["TOKEN", "SECRET", "PASSWORD", "KEY", "HEADER"].iter().any(|w| upper.contains(w))
         && !upper.ends_with("_FILE")
 }
 
@@ -66,10 +50,7 @@ impl std::fmt::Debug for Settings {
                 (k.as_str(), shown)
             })
             .collect();
-        f.debug_struct("Settings")
-            .field("env", &env)
-            .field("kubeconfig", &self.kubeconfig)
-            .finish()
+        f.debug_struct("Settings").field("env", &env).field("kubeconfig", &self.kubeconfig).finish()
     }
 }
 
@@ -80,20 +61,12 @@ mod tests {
     #[test]
     fn debug_masks_secrets() {
         let mut s = Settings::default();
-        s.env
-            .insert("ROLLBOOK_AZURE_TOKEN".into(), "eyJ-secret".into());
+        s.env.insert("ROLLBOOK_AZURE_TOKEN".into(), "eyJ-secret".into());
         s.env.insert("AZURE_CLIENT_SECRET".into(), "hunter2".into());
-        s.env
-            .insert("AZURE_FEDERATED_TOKEN_FILE".into(), "/var/token".into());
+        s.env.insert("AZURE_FEDERATED_TOKEN_FILE".into(), "/var/token".into());
         s.env.insert("AZURE_TENANT_ID".into(), "tenant".into());
         let shown = format!("{s:?}");
-        assert!(
-            !shown.contains("eyJ-secret") && !shown.contains("hunter2"),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("/var/token") && shown.contains("tenant"),
-            "{shown}"
-        );
+        assert!(!shown.contains("eyJ-secret") && !shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("/var/token") && shown.contains("tenant"), "{shown}");
     }
 }

@@ -18,6 +18,9 @@ impl Pause for CallCx {
             })
         })
     }
+    fn now(&self) -> Duration {
+        self.clock.now()
+    }
 }
 
 /// The run's ARM client, built on first use from the run's settings and HTTP client.
@@ -30,11 +33,7 @@ pub fn client(cx: &CallCx) -> Result<Arc<ArmClient>, PrimitiveError> {
 
 /// `/subscriptions/{sub}/resourceGroups/{group}`, names encoded.
 pub fn group_path(sub: &str, group: &str) -> String {
-    format!(
-        "/subscriptions/{}/resourceGroups/{}",
-        encode(sub),
-        encode(group)
-    )
+    format!("/subscriptions/{}/resourceGroups/{}", encode(sub), encode(group))
 }
 
 /// Turns a client error into the primitive's, naming `target` (the §6 resource key).
@@ -45,37 +44,28 @@ pub fn fail(target: &str) -> impl Fn(AzureError) -> PrimitiveError + '_ {
 /// Refuses empty names before any request is sent.
 pub fn require(name: &str, value: &str) -> Result<(), PrimitiveError> {
     if value.trim().is_empty() {
-        return Err(PrimitiveError::invalid(format!(
-            "`{name}` must not be empty"
-        )));
+        return Err(PrimitiveError::invalid(format!("`{name}` must not be empty")));
     }
     Ok(())
 }
 
-/// A [`Pause`] that counts what it waited, so a primitive can bound its whole call (its own
-/// waits and the client's retries and polls) by a `timeout` measured on the run's clock.
+/// A deadline on the run's clock for a whole primitive call (its own waits and the client's
+/// retries and polls), so `timeout` keys mean the same under real, scaled and skipped time.
 pub struct Budget<'a> {
     cx: &'a CallCx,
     limit: Duration,
-    started: std::time::Instant,
-    slept: std::sync::Mutex<Duration>,
+    started: Duration,
 }
 
 impl<'a> Budget<'a> {
     /// A budget of `limit` starting now.
     pub fn new(cx: &'a CallCx, limit: Duration) -> Budget<'a> {
-        Budget {
-            cx,
-            limit,
-            started: std::time::Instant::now(),
-            slept: std::sync::Mutex::new(Duration::ZERO),
-        }
+        Budget { cx, limit, started: cx.clock.now() }
     }
 
-    /// Time spent so far: waits on the run's clock plus real time in requests.
+    /// Time spent so far, on the run's clock.
     pub fn spent(&self) -> Duration {
-        let slept = self.slept.lock().map(|s| *s).unwrap_or_default();
-        slept + self.started.elapsed()
+        self.cx.clock.now().saturating_sub(self.started)
     }
 
     /// Time left (zero when spent).
@@ -91,9 +81,9 @@ impl<'a> Budget<'a> {
 
 impl Pause for Budget<'_> {
     fn pause(&self, d: Duration) -> PauseFuture<'_> {
-        if let Ok(mut s) = self.slept.lock() {
-            *s += d;
-        }
         self.cx.pause(d)
+    }
+    fn now(&self) -> Duration {
+        self.cx.clock.now()
     }
 }

@@ -100,6 +100,14 @@ impl CallCx {
         }
     }
 
+    /// Runs `fut` for at most `limit` of the run's clock; `None` when time ran out.
+    pub async fn timeout<T>(&self, limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            r = fut => Some(r),
+            _ = self.clock.sleep(limit) => None,
+        }
+    }
+
     /// Applies the configured URL rewrites (longest matching prefix wins).
     pub fn rewrite_url(&self, url: &str) -> String {
         self.url_rewrites
@@ -111,22 +119,57 @@ impl CallCx {
     }
 }
 
-/// The one clock every wait goes through.
+/// The one clock every wait and every deadline goes through, so rehearsals and tests can make
+/// time pass faster (or not at all) without changing what a runbook does.
 pub trait Clock: Send + Sync {
-    /// Waits for `d` (or pretends to).
+    /// Waits for `d` of this clock's time.
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()>;
+    /// This clock's time since it started (for deadlines: compare two readings).
+    fn now(&self) -> Duration;
 }
 
 /// Real time.
 pub struct RealClock;
 
+fn process_start() -> std::time::Instant {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(std::time::Instant::now)
+}
+
 impl Clock for RealClock {
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(d))
     }
+    fn now(&self) -> Duration {
+        process_start().elapsed()
+    }
 }
 
-/// A clock for tests: records every wait asked for and returns at once.
+/// Time running `factor` times faster than real time (rehearsals: `rollbook test`), so a
+/// runbook's "15s" intervals and "5m" timeouts keep their proportions but take a fraction.
+pub struct ScaledClock {
+    factor: f64,
+    start: std::time::Instant,
+}
+
+impl ScaledClock {
+    /// A clock `factor` (≥ 1) times faster than real time.
+    pub fn new(factor: f64) -> ScaledClock {
+        ScaledClock { factor: factor.max(1.0), start: std::time::Instant::now() }
+    }
+}
+
+impl Clock for ScaledClock {
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d.div_f64(self.factor)))
+    }
+    fn now(&self) -> Duration {
+        self.start.elapsed().mul_f64(self.factor)
+    }
+}
+
+/// A clock for tests: every wait returns at once and moves this clock's time forward by the
+/// wait, which is recorded (so a test can assert a client meant to wait `Retry-After`).
 #[derive(Default)]
 pub struct SkipClock {
     slept: Mutex<Vec<Duration>>,
@@ -146,6 +189,9 @@ impl Clock for SkipClock {
         }
         Box::pin(tokio::task::yield_now())
     }
+    fn now(&self) -> Duration {
+        self.slept.lock().map(|s| s.iter().sum()).unwrap_or_default()
+    }
 }
 
 /// Settings plus clients built once per run and reused by every call (ARM client, kube clients).
@@ -158,10 +204,7 @@ pub struct Shared {
 impl Shared {
     /// Shared state over `settings`, with no clients yet.
     pub fn new(settings: Settings) -> Shared {
-        Shared {
-            settings,
-            clients: Mutex::new(HashMap::new()),
-        }
+        Shared { settings, clients: Mutex::new(HashMap::new()) }
     }
 
     /// The run's `T`, built by `make` on first use.
@@ -237,17 +280,9 @@ pub trait Primitive: Send + Sync + 'static {
         _cx: &CallCx,
         args: &Self::Args,
     ) -> impl Future<Output = Result<Planned, PrimitiveError>> + Send {
-        let effect = format!(
-            "{} {}",
-            self.meta().full_name(),
-            serde_json::to_string(args).unwrap_or_default()
-        );
-        async move {
-            Ok(Planned {
-                effect,
-                output: serde_json::json!({ "planned": true }),
-            })
-        }
+        let effect =
+            format!("{} {}", self.meta().full_name(), serde_json::to_string(args).unwrap_or_default());
+        async move { Ok(Planned { effect, output: serde_json::json!({ "planned": true }) }) }
     }
 }
 
@@ -265,9 +300,7 @@ pub trait DynPrimitive: Send + Sync {
 pub struct Decoded {
     /// The resource key, if any.
     pub target: Option<String>,
-    call: Box<
-        dyn FnOnce(CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> + Send,
-    >,
+    call: Box<dyn FnOnce(CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> + Send>,
     plan: Box<dyn FnOnce(CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>> + Send>,
 }
 
@@ -305,9 +338,7 @@ impl<P: Primitive> DynPrimitive for Erased<P> {
                         Some(best) => format!("; did you mean `{best}`?"),
                         None => format!("; valid keys: {}", self.keys.join(", ")),
                     };
-                    return Err(PrimitiveError::invalid(format!(
-                        "{name}: unknown key `{key}`{hint}"
-                    )));
+                    return Err(PrimitiveError::invalid(format!("{name}: unknown key `{key}`{hint}")));
                 }
             }
         } else {
@@ -315,8 +346,8 @@ impl<P: Primitive> DynPrimitive for Erased<P> {
                 "{name} takes one object map, like #{{ key: value }}"
             )));
         }
-        let typed: P::Args = serde_json::from_value(args)
-            .map_err(|e| PrimitiveError::invalid(format!("{name}: {e}")))?;
+        let typed: P::Args =
+            serde_json::from_value(args).map_err(|e| PrimitiveError::invalid(format!("{name}: {e}")))?;
         let typed = Arc::new(typed);
         let target = self.inner.target(&typed);
         let (p1, a1) = (self.inner.clone(), typed.clone());
@@ -327,9 +358,8 @@ impl<P: Primitive> DynPrimitive for Erased<P> {
                 Box::pin(async move {
                     let args = Arc::try_unwrap(a1).unwrap_or_else(|shared| (*shared).clone());
                     let out = p1.call(&cx, args).await?;
-                    serde_json::to_value(out).map_err(|e| {
-                        PrimitiveError::invalid(format!("cannot encode the result: {e}"))
-                    })
+                    serde_json::to_value(out)
+                        .map_err(|e| PrimitiveError::invalid(format!("cannot encode the result: {e}")))
                 })
             }),
             plan: Box::new(move |cx| Box::pin(async move { p2.plan(&cx, &a2).await })),
@@ -340,10 +370,7 @@ impl<P: Primitive> DynPrimitive for Erased<P> {
 /// Erases a primitive's types for the registry.
 pub fn erase<P: Primitive>(primitive: P) -> Arc<dyn DynPrimitive> {
     let keys = introspect::struct_fields::<P::Args>();
-    Arc::new(Erased {
-        inner: Arc::new(primitive),
-        keys,
-    })
+    Arc::new(Erased { inner: Arc::new(primitive), keys })
 }
 
 /// Every primitive this build ships, alphabetical by namespace then name.

@@ -25,6 +25,8 @@ pub enum RunStatus {
     Denied,
     /// Stopped by the operator (Ctrl-C).
     Cancelled,
+    /// A target was locked by another run.
+    Locked,
     /// Still running, or the process died before it could say (no `run_finished`).
     Incomplete,
 }
@@ -37,6 +39,7 @@ impl RunStatus {
             RunStatus::Failed | RunStatus::Cancelled | RunStatus::Incomplete => 1,
             RunStatus::UndoFailed => 3,
             RunStatus::Denied => 4,
+            RunStatus::Locked => 5,
         }
     }
     /// The word used in listings.
@@ -47,6 +50,7 @@ impl RunStatus {
             RunStatus::UndoFailed => "undo_failed",
             RunStatus::Denied => "denied",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Locked => "locked",
             RunStatus::Incomplete => "incomplete",
         }
     }
@@ -218,10 +222,8 @@ impl Event {
     pub fn is_write_ahead(&self) -> bool {
         matches!(
             self,
-            Event::CallStarted {
-                access: crate::model::Access::Mutate,
-                ..
-            } | Event::StageStarted { .. }
+            Event::CallStarted { access: crate::model::Access::Mutate, .. }
+                | Event::StageStarted { .. }
                 | Event::UndoStarted { .. }
                 | Event::RunFinished { .. }
         )
@@ -259,10 +261,7 @@ impl Journal {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)?;
+        let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
         Ok(Journal { file, path, seq: 0 })
     }
 
@@ -275,11 +274,7 @@ impl Journal {
     pub fn write(&mut self, mut event: Event) -> std::io::Result<()> {
         redact_event(&mut event);
         self.seq += 1;
-        let record = Record {
-            seq: self.seq,
-            ts: Utc::now(),
-            event,
-        };
+        let record = Record { seq: self.seq, ts: Utc::now(), event };
         let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
         line.push(b'\n');
         self.file.write_all(&line)?;
@@ -366,10 +361,7 @@ pub fn list_runs(state_dir: &Path) -> std::io::Result<Vec<RunSummary>> {
 /// The summary of one run's records.
 pub fn summarize(records: &[Record]) -> Option<RunSummary> {
     let first = records.first()?;
-    let Event::RunStarted {
-        run_id, runbook, ..
-    } = &first.event
-    else {
+    let Event::RunStarted { run_id, runbook, .. } = &first.event else {
         return None;
     };
     let status = records
@@ -390,24 +382,11 @@ pub fn summarize(records: &[Record]) -> Option<RunSummary> {
 
 /// A new run id: sortable by time, unique enough across machines (`20261127T090012Z-3f9a1c`).
 pub fn new_run_id() -> String {
-    format!(
-        "{}-{:06x}",
-        Utc::now().format("%Y%m%dT%H%M%SZ"),
-        fastrand::u32(..0x100_0000)
-    )
+    format!("{}-{:06x}", Utc::now().format("%Y%m%dT%H%M%SZ"), fastrand::u32(..0x100_0000))
 }
 
-const SECRET_WORDS: &[&str] = &[
-    "authorization",
-    "token",
-    "password",
-    "secret",
-    "apikey",
-    "api_key",
-    "api-key",
-    "credential",
-    "cookie",
-];
+const SECRET_WORDS: &[&str] =
+    &["authorization", "token", "password", "secret", "apikey", "api_key", "api-key", "credential", "cookie"];
 
 /// Whether a key names something that must never be written down.
 pub fn is_secret_key(key: &str) -> bool {
@@ -435,13 +414,8 @@ pub fn redact(value: &mut Value) {
 fn redact_event(event: &mut Event) {
     match event {
         Event::CallStarted { args, .. } | Event::CallPlanned { args, .. } => redact(args),
-        Event::CallFinished {
-            output: Some(output),
-            ..
-        } => redact(output),
-        Event::StageFinished {
-            value: Some(value), ..
-        } => redact(value),
+        Event::CallFinished { output: Some(output), .. } => redact(output),
+        Event::StageFinished { value: Some(value), .. } => redact(value),
         _ => {}
     }
 }
@@ -474,11 +448,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::create(dir.path(), "r1").unwrap();
         j.write(started()).unwrap();
-        j.write(Event::Log {
-            level: "info".into(),
-            message: "hi".into(),
-        })
-        .unwrap();
+        j.write(Event::Log { level: "info".into(), message: "hi".into() }).unwrap();
         let path = j.path().to_path_buf();
         drop(j);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();

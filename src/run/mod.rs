@@ -1,6 +1,8 @@
 //! Run bookkeeping that knows no Rhai: the journal, the dry-run plan, run outcomes, the state dir.
 
 pub mod journal;
+pub mod locks;
+pub mod scope;
 
 use std::path::{Path, PathBuf};
 
@@ -53,9 +55,7 @@ pub fn ensure_state_dir(dir: &Path) -> Result<(), String> {
 
 /// Who is running: `$USER` or `$USERNAME`, else "unknown".
 pub fn current_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into())
 }
 
 /// This machine's name.

@@ -14,9 +14,7 @@ use base64::Engine;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::azure::{
-    ArmError, KubeServerFor, Place, Reply, Req, World, method_not_allowed, unknown_path,
-};
+use super::azure::{ArmError, KubeServerFor, Place, Reply, Req, World, method_not_allowed, unknown_path};
 use super::scenario::Scenario;
 
 /// All simulated clusters.
@@ -51,13 +49,7 @@ impl Clusters {
 }
 
 /// A kubeconfig (YAML) reaching `server` as `user` with a bearer `token`.
-pub(crate) fn kubeconfig(
-    cluster: &str,
-    context: &str,
-    user: &str,
-    server: &str,
-    token: &str,
-) -> String {
+pub(crate) fn kubeconfig(cluster: &str, context: &str, user: &str, server: &str, token: &str) -> String {
     format!(
         "apiVersion: v1\n\
          clusters:\n\
@@ -116,10 +108,7 @@ pub(crate) fn handle(
                 "nodeResourceGroup": format!("MC_{}_{}_{}", c.group, c.name, super::azure::LOCATION),
             }
         }))),
-        (
-            [action @ ("listclusterusercredential" | "listclusteradmincredential")],
-            &Method::POST,
-        ) => {
+        ([action @ ("listclusterusercredential" | "listclusteradmincredential")], &Method::POST) => {
             let Some(server) = server else {
                 return Err(ArmError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -133,17 +122,11 @@ pub(crate) fn handle(
             let admin = *action == "listclusteradmincredential";
             let role = if admin { "clusterAdmin" } else { "clusterUser" };
             let user = format!("{role}_{}_{}", c.group, c.name);
-            let context = if admin {
-                format!("{}-admin", c.name)
-            } else {
-                c.name.clone()
-            };
+            let context = if admin { format!("{}-admin", c.name) } else { c.name.clone() };
             let token = hex::encode(Sha256::digest(format!("{}/{}/{role}", c.group, c.name)));
             let config = kubeconfig(&c.name, &context, &user, &server, &token);
             let value = base64::engine::general_purpose::STANDARD.encode(config);
-            Ok(Reply::ok(
-                json!({ "kubeconfigs": [ { "name": role, "value": value } ] }),
-            ))
+            Ok(Reply::ok(json!({ "kubeconfigs": [ { "name": role, "value": value } ] })))
         }
         ([] | ["listclusterusercredential" | "listclusteradmincredential"], _) => {
             Err(method_not_allowed(req))
@@ -158,17 +141,8 @@ mod tests {
 
     #[test]
     fn kubeconfig_names_server_and_token() {
-        let k = kubeconfig(
-            "aks",
-            "aks",
-            "clusterUser_rg_aks",
-            "http://127.0.0.1:1/k8s/prod",
-            "t0k",
-        );
-        assert!(
-            k.contains("    server: http://127.0.0.1:1/k8s/prod\n"),
-            "{k}"
-        );
+        let k = kubeconfig("aks", "aks", "clusterUser_rg_aks", "http://127.0.0.1:1/k8s/prod", "t0k");
+        assert!(k.contains("    server: http://127.0.0.1:1/k8s/prod\n"), "{k}");
         assert!(k.contains("current-context: aks\n"));
         assert!(k.contains("    token: t0k\n"));
     }

@@ -27,8 +27,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::azure::{
-    ArmError, OpKind, Place, RETRY_AFTER_SECS, Reply, Req, World, arm_time, method_not_allowed,
-    page, unknown_path,
+    ArmError, OpKind, Place, RETRY_AFTER_SECS, Reply, Req, World, arm_time, method_not_allowed, page,
+    unknown_path,
 };
 use super::scenario::Scenario;
 
@@ -75,11 +75,8 @@ impl Sites {
             .sites
             .iter()
             .map(|x| {
-                let mut slots: Vec<(String, String)> = x
-                    .slots
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let mut slots: Vec<(String, String)> =
+                    x.slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 // Production first, the others in the scenario's (sorted) order.
                 slots.sort_by_key(|(k, _)| !k.eq_ignore_ascii_case(PRODUCTION));
                 Site {
@@ -106,9 +103,7 @@ impl Sites {
     }
 
     fn find_key(&self, group: &str, name: &str) -> Option<&Site> {
-        self.list
-            .iter()
-            .find(|s| s.group.eq_ignore_ascii_case(group) && s.name.eq_ignore_ascii_case(name))
+        self.list.iter().find(|s| s.group.eq_ignore_ascii_case(group) && s.name.eq_ignore_ascii_case(name))
     }
 
     /// Health of a site: its production build is not broken.
@@ -121,20 +116,15 @@ impl Sites {
     /// `{"production": build, "<slot>": build, ...}`.
     pub fn state(&self, group: &str, name: &str) -> Option<Value> {
         let site = self.find_key(group, name)?;
-        let map: serde_json::Map<String, Value> = site
-            .slots
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
+        let map: serde_json::Map<String, Value> =
+            site.slots.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         Some(Value::Object(map))
     }
 }
 
 impl Site {
     fn slot_index(&self, slot: &str) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|(k, _)| k.eq_ignore_ascii_case(slot))
+        self.slots.iter().position(|(k, _)| k.eq_ignore_ascii_case(slot))
     }
 
     fn build(&self, slot: &str) -> Option<&str> {
@@ -167,9 +157,8 @@ impl Site {
         let sub = &self.sub;
         let group = &self.group;
         let site = &self.name;
-        let base = format!(
-            "/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Web/sites/{site}"
-        );
+        let base =
+            format!("/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Web/sites/{site}");
         let (id, name, rtype, host) = if production {
             (base, site.clone(), "Microsoft.Web/sites", site.clone())
         } else {
@@ -295,10 +284,7 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
         return Err(unknown_path(req));
     };
     let Some(idx) = w.sites.find(&at.sub, &at.group, site_name) else {
-        return Err(ArmError::resource_not_found(
-            &format!("Microsoft.Web/sites/{site_name}"),
-            &at.group,
-        ));
+        return Err(ArmError::resource_not_found(&format!("Microsoft.Web/sites/{site_name}"), &at.group));
     };
     let key = w.sites.list[idx].resource_key();
     w.observe(&key);
@@ -319,9 +305,7 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
             let site = &w.sites.list[idx];
             let slot = &s[3];
             match site.slot_index(slot) {
-                Some(i) if !slot.eq_ignore_ascii_case(PRODUCTION) => {
-                    Ok(Reply::ok(site.resource(i)))
-                }
+                Some(i) if !slot.eq_ignore_ascii_case(PRODUCTION) => Ok(Reply::ok(site.resource(i))),
                 _ => Err(slot_not_found(site, slot)),
             }
         }
@@ -362,10 +346,7 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
 }
 
 fn slot_not_found(site: &Site, slot: &str) -> ArmError {
-    ArmError::resource_not_found(
-        &format!("Microsoft.Web/sites/{}/slots/{slot}", site.name),
-        &site.group,
-    )
+    ArmError::resource_not_found(&format!("Microsoft.Web/sites/{}/slots/{slot}", site.name), &site.group)
 }
 
 /// `targetSlot` of a `CsmSlotEntity` body.
@@ -382,12 +363,8 @@ fn target_slot(req: &Req) -> Result<String, ArmError> {
 /// Checks that both slots exist, are distinct and that the site is free for a swap; returns the
 /// slots' names as the site spells them.
 fn check_pair(site: &Site, source: &str, target: &str) -> Result<(String, String), ArmError> {
-    let si = site
-        .slot_index(source)
-        .ok_or_else(|| slot_not_found(site, source))?;
-    let ti = site
-        .slot_index(target)
-        .ok_or_else(|| slot_not_found(site, target))?;
+    let si = site.slot_index(source).ok_or_else(|| slot_not_found(site, source))?;
+    let ti = site.slot_index(target).ok_or_else(|| slot_not_found(site, target))?;
     if si == ti {
         return Err(ArmError::bad_request(format!(
             "Cannot swap slot '{source}' with itself: the source and target slots must differ."
@@ -441,11 +418,7 @@ fn start_swap(
     let site_name = site.name.clone();
     let id = w.start_op(
         key,
-        OpKind::Swap(SwapOp {
-            site: idx,
-            source: source.clone(),
-            destination: destination.clone(),
-        }),
+        OpKind::Swap(SwapOp { site: idx, source: source.clone(), destination: destination.clone() }),
     );
     w.sites.list[idx].busy = Some(id.clone());
     let mut path = format!("{}/providers/Microsoft.Web/sites/{site_name}", at.prefix());
@@ -464,19 +437,13 @@ pub(crate) fn complete_swap(w: &mut World, op: &SwapOp) -> bool {
         return false;
     };
     site.busy = None;
-    let (Some(a), Some(b)) = (
-        site.slot_index(&op.source),
-        site.slot_index(&op.destination),
-    ) else {
+    let (Some(a), Some(b)) = (site.slot_index(&op.source), site.slot_index(&op.destination)) else {
         return false;
     };
     let build_a = site.slots[a].1.clone();
     site.slots[a].1 = std::mem::replace(&mut site.slots[b].1, build_a);
-    site.last_swap = Some(SwapRecord {
-        time: Utc::now(),
-        source: op.source.clone(),
-        destination: op.destination.clone(),
-    });
+    site.last_swap =
+        Some(SwapRecord { time: Utc::now(), source: op.source.clone(), destination: op.destination.clone() });
     site.preview = None;
     true
 }
@@ -556,34 +523,19 @@ broken = ["1.5.0"]
             check_pair(site, "Staging", "PRODUCTION").unwrap(),
             ("staging".to_string(), "production".to_string())
         );
-        assert_eq!(
-            check_pair(site, "staging", "staging").unwrap_err().status,
-            400
-        );
-        assert_eq!(
-            check_pair(site, "nope", "production").unwrap_err().status,
-            404
-        );
-        assert!(same_pair(
-            &("a".into(), "production".into()),
-            &("Production".into(), "A".into())
-        ));
+        assert_eq!(check_pair(site, "staging", "staging").unwrap_err().status, 400);
+        assert_eq!(check_pair(site, "nope", "production").unwrap_err().status, 404);
+        assert!(same_pair(&("a".into(), "production".into()), &("Production".into(), "A".into())));
     }
 
     #[test]
     fn the_build_shows_in_linux_fx_version() {
         let s = sites();
         let r = s.list[0].resource(0);
-        assert_eq!(
-            r["properties"]["siteConfig"]["linuxFxVersion"],
-            "DOCKER|web:1.5.0"
-        );
+        assert_eq!(r["properties"]["siteConfig"]["linuxFxVersion"], "DOCKER|web:1.5.0");
         assert_eq!(r["type"], "Microsoft.Web/sites");
         let r = s.list[0].resource(2);
         assert_eq!(r["name"], "web/staging");
-        assert_eq!(
-            r["properties"]["defaultHostName"],
-            "web-staging.azurewebsites.net"
-        );
+        assert_eq!(r["properties"]["defaultHostName"], "web-staging.azurewebsites.net");
     }
 }

@@ -34,8 +34,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::azure::{
-    ArmError, OpKind, OpStatus, Place, RETRY_AFTER_SECS, Reply, Req, World, arm_time,
-    method_not_allowed, new_uuid, page, unknown_path,
+    ArmError, OpKind, OpStatus, Place, RETRY_AFTER_SECS, Reply, Req, World, arm_time, method_not_allowed,
+    new_uuid, page, unknown_path,
 };
 use super::scenario::Scenario;
 
@@ -92,21 +92,17 @@ pub(crate) struct DeployOp {
 impl Groups {
     /// The deployment histories of a scenario.
     pub fn from_scenario(s: &Scenario) -> Groups {
-        let mut groups = Groups {
-            list: Vec::new(),
-            seq: 0,
-        };
+        let mut groups = Groups { list: Vec::new(), seq: 0 };
         for (i, d) in s.arm.deployments.iter().enumerate() {
             let gi = groups.get_or_create(&d.subscription, &d.group);
             let content = Content::new(
                 d.template.clone().unwrap_or_else(empty_template),
                 d.parameters.clone().unwrap_or_else(|| json!({})),
             );
-            let timestamp = DateTime::parse_from_rfc3339(&d.timestamp)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_else(|_| {
-                    DateTime::from_timestamp(1_735_689_600 + i as i64, 0).unwrap_or_default()
-                });
+            let timestamp =
+                DateTime::parse_from_rfc3339(&d.timestamp).map(|t| t.with_timezone(&Utc)).unwrap_or_else(
+                    |_| DateTime::from_timestamp(1_735_689_600 + i as i64, 0).unwrap_or_default(),
+                );
             groups.seq += 1;
             let seq = groups.seq;
             let g = &mut groups.list[gi];
@@ -132,12 +128,8 @@ impl Groups {
             });
         }
         for g in &mut groups.list {
-            let succeeded: Vec<Content> = g
-                .history
-                .iter()
-                .filter(|d| d.state == "Succeeded")
-                .map(|d| d.content.clone())
-                .collect();
+            let succeeded: Vec<Content> =
+                g.history.iter().filter(|d| d.state == "Succeeded").map(|d| d.content.clone()).collect();
             g.failing = g
                 .history
                 .iter()
@@ -149,9 +141,7 @@ impl Groups {
     }
 
     fn find(&self, sub: &str, group: &str) -> Option<usize> {
-        self.list
-            .iter()
-            .position(|g| g.sub.eq_ignore_ascii_case(sub) && g.name.eq_ignore_ascii_case(group))
+        self.list.iter().position(|g| g.sub.eq_ignore_ascii_case(sub) && g.name.eq_ignore_ascii_case(group))
     }
 
     fn get_or_create(&mut self, sub: &str, group: &str) -> usize {
@@ -170,9 +160,7 @@ impl Groups {
     }
 
     fn by_key(&self, group: &str) -> Option<&Group> {
-        self.list
-            .iter()
-            .find(|g| g.name.eq_ignore_ascii_case(group))
+        self.list.iter().find(|g| g.name.eq_ignore_ascii_case(group))
     }
 
     /// Health of a group: its live content is not a broken one.
@@ -186,11 +174,7 @@ impl Groups {
         let g = self.by_key(group)?;
         let newest = g.newest_first();
         let mut matches: Vec<&Deployment> = match &g.live {
-            Some(live) => newest
-                .iter()
-                .copied()
-                .filter(|d| &d.content == live)
-                .collect(),
+            Some(live) => newest.iter().copied().filter(|d| &d.content == live).collect(),
             None => Vec::new(),
         };
         matches.reverse();
@@ -220,9 +204,7 @@ impl Group {
     }
 
     fn get(&self, name: &str) -> Option<usize> {
-        self.history
-            .iter()
-            .position(|d| d.name.eq_ignore_ascii_case(name))
+        self.history.iter().position(|d| d.name.eq_ignore_ascii_case(name))
     }
 
     fn fails(&self, c: &Content) -> bool {
@@ -232,10 +214,7 @@ impl Group {
 
 impl Content {
     fn new(template: Value, parameters: Value) -> Content {
-        Content {
-            template,
-            parameters: parameter_values(&parameters),
-        }
+        Content { template, parameters: parameter_values(&parameters) }
     }
 }
 
@@ -281,12 +260,9 @@ fn resources_of(template: &Value) -> Vec<&Value> {
 }
 
 fn has_fail_marker(template: &Value) -> bool {
-    resources_of(template).iter().any(|r| {
-        r.get("rollbookSim")
-            .and_then(|s| s.get("fail"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-    })
+    resources_of(template)
+        .iter()
+        .any(|r| r.get("rollbookSim").and_then(|s| s.get("fail")).and_then(Value::as_bool).unwrap_or(false))
 }
 
 fn failure_error(name: &str) -> Value {
@@ -305,37 +281,23 @@ fn failure_error(name: &str) -> Value {
 
 /// Value of a template parameter: the deployment's value, else the template's `defaultValue`.
 fn param_value(c: &Content, name: &str) -> Option<Value> {
-    c.parameters
-        .get(name)
-        .and_then(|p| p.get("value"))
-        .cloned()
-        .or_else(|| {
-            c.template
-                .get("parameters")
-                .and_then(|p| p.get(name))
-                .and_then(|p| p.get("defaultValue"))
-                .cloned()
-        })
+    c.parameters.get(name).and_then(|p| p.get("value")).cloned().or_else(|| {
+        c.template.get("parameters").and_then(|p| p.get(name)).and_then(|p| p.get("defaultValue")).cloned()
+    })
 }
 
 /// Substitutes whole-string `[parameters('x')]` expressions.
 fn substitute(v: &Value, c: &Content) -> Value {
     match v {
         Value::String(s) => {
-            let inner = s
-                .strip_prefix("[parameters('")
-                .and_then(|r| r.strip_suffix("')]"));
+            let inner = s.strip_prefix("[parameters('").and_then(|r| r.strip_suffix("')]"));
             match inner.and_then(|name| param_value(c, name)) {
                 Some(value) => value,
                 None => v.clone(),
             }
         }
         Value::Array(a) => Value::Array(a.iter().map(|x| substitute(x, c)).collect()),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, x)| (k.clone(), substitute(x, c)))
-                .collect(),
-        ),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), substitute(x, c))).collect()),
         other => other.clone(),
     }
 }
@@ -352,10 +314,8 @@ fn expand(c: &Content, prefix: &str) -> Vec<(String, Value)> {
             let mut view = Map::new();
             if let Some(o) = r.as_object() {
                 for (k, v) in o {
-                    if !matches!(
-                        k.as_str(),
-                        "dependsOn" | "condition" | "copy" | "comments" | "rollbookSim"
-                    ) {
+                    if !matches!(k.as_str(), "dependsOn" | "condition" | "copy" | "comments" | "rollbookSim")
+                    {
                         view.insert(k.clone(), v.clone());
                     }
                 }
@@ -399,11 +359,7 @@ fn delta(path: &str, before: &Value, after: &Value, out: &mut Vec<Value>) {
                 if k == "id" && path.is_empty() {
                     continue;
                 }
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
                 match (b.get(k), a.get(k)) {
                     (Some(x), Some(y)) => delta(&p, x, y, out),
                     (None, Some(y)) => {
@@ -426,12 +382,7 @@ fn delta(path: &str, before: &Value, after: &Value, out: &mut Vec<Value>) {
 }
 
 /// The what-if changes from `live` to `new`.
-fn what_if_changes(
-    live: Option<&Content>,
-    new: &Content,
-    complete: bool,
-    prefix: &str,
-) -> Vec<Value> {
+fn what_if_changes(live: Option<&Content>, new: &Content, complete: bool, prefix: &str) -> Vec<Value> {
     let before = live.map(|c| expand(c, prefix)).unwrap_or_default();
     let after = expand(new, prefix);
     let key = |id: &str| id.to_ascii_lowercase();
@@ -439,9 +390,9 @@ fn what_if_changes(
     for (id, a) in &after {
         match before.iter().find(|(b, _)| key(b) == key(id)) {
             None => changes.push(json!({ "resourceId": id, "changeType": "Create", "after": a })),
-            Some((_, b)) if b == a => changes.push(
-                json!({ "resourceId": id, "changeType": "NoChange", "before": b, "after": a }),
-            ),
+            Some((_, b)) if b == a => {
+                changes.push(json!({ "resourceId": id, "changeType": "NoChange", "before": b, "after": a }))
+            }
             Some((_, b)) => {
                 let mut d = Vec::new();
                 delta("", b, a, &mut d);
@@ -560,8 +511,7 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
     // make `arm/<g>` appear for groups the scenario has no deployments in.
     let creates = matches!(
         (l.as_slice(), &req.method),
-        (["deployments", _], &Method::PUT)
-            | (["deployments", _, "validate" | "whatif"], &Method::POST)
+        (["deployments", _], &Method::PUT) | (["deployments", _, "validate" | "whatif"], &Method::POST)
     );
     let gi = match w.deployments.find(&at.sub, &at.group) {
         Some(gi) => gi,
@@ -571,9 +521,7 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
                 (["deployments"], &Method::GET) => Ok(Reply::ok(page(req, Vec::new())?)),
                 (["deployments", _], &Method::HEAD) => Ok(Reply::with(StatusCode::NOT_FOUND, None)),
                 (["deployments", _], &Method::GET)
-                | (["deployments", _, "exporttemplate" | "cancel"], &Method::POST) => {
-                    Err(not_found(&s[1]))
-                }
+                | (["deployments", _, "exporttemplate" | "cancel"], &Method::POST) => Err(not_found(&s[1])),
                 (["deployments", ..], _) => Err(method_not_allowed(req)),
                 _ => Err(unknown_path(req)),
             };
@@ -643,9 +591,7 @@ fn not_found(name: &str) -> ArmError {
 }
 
 fn find(w: &World, gi: usize, name: &str) -> Result<usize, ArmError> {
-    w.deployments.list[gi]
-        .get(name)
-        .ok_or_else(|| not_found(name))
+    w.deployments.list[gi].get(name).ok_or_else(|| not_found(name))
 }
 
 fn list(w: &World, req: &Req, gi: usize, at: &Place) -> Result<Reply, ArmError> {
@@ -671,11 +617,7 @@ fn list(w: &World, req: &Req, gi: usize, at: &Place) -> Result<Reply, ArmError> 
     let items: Vec<Value> = g
         .newest_first()
         .into_iter()
-        .filter(|d| {
-            filter
-                .as_ref()
-                .is_none_or(|f| shown_state(w, d).eq_ignore_ascii_case(f))
-        })
+        .filter(|d| filter.as_ref().is_none_or(|f| shown_state(w, d).eq_ignore_ascii_case(f)))
         .map(|d| deployment_json(w, g, d, at))
         .collect();
     Ok(Reply::ok(page(req, items)?))
@@ -684,9 +626,7 @@ fn list(w: &World, req: &Req, gi: usize, at: &Place) -> Result<Reply, ArmError> 
 fn shown_state(w: &World, d: &Deployment) -> String {
     match &d.op {
         Some(op) => match w.ops.get(op) {
-            Some(o) if o.polls_left == w.lro_polls && o.status == OpStatus::Running => {
-                "Accepted".into()
-            }
+            Some(o) if o.polls_left == w.lro_polls && o.status == OpStatus::Running => "Accepted".into(),
             _ => "Running".into(),
         },
         None => d.state.clone(),
@@ -710,10 +650,7 @@ fn deployment_json(w: &World, g: &Group, d: &Deployment, at: &Place) -> Value {
     if state == "Succeeded" {
         props["outputs"] = json!({});
         props["outputResources"] = Value::Array(
-            expand(&d.content, &prefix)
-                .into_iter()
-                .map(|(id, _)| json!({ "id": id }))
-                .collect(),
+            expand(&d.content, &prefix).into_iter().map(|(id, _)| json!({ "id": id })).collect(),
         );
     }
     if let Some(e) = &d.error {
@@ -741,16 +678,9 @@ fn body_of(w: &World, gi: usize, d: usize, at: &Place) -> Value {
 
 /// The deployment an operation created, as its final `Location` answer shows it.
 pub(crate) fn deployment_body(w: &World, op: &DeployOp) -> Result<Value, ArmError> {
-    let g = w
-        .deployments
-        .list
-        .get(op.group)
-        .ok_or_else(|| not_found(&op.name))?;
+    let g = w.deployments.list.get(op.group).ok_or_else(|| not_found(&op.name))?;
     let d = g.get(&op.name).ok_or_else(|| not_found(&op.name))?;
-    let at = Place {
-        sub: g.sub.clone(),
-        group: g.name.clone(),
-    };
+    let at = Place { sub: g.sub.clone(), group: g.name.clone() };
     Ok(deployment_json(w, g, &g.history[d], &at))
 }
 
@@ -779,9 +709,7 @@ fn invalid_content(message: &str) -> ArmError {
 fn parse_deployment(req: &Req, name: &str) -> Result<Incoming, ArmError> {
     let valid_name = !name.is_empty()
         && name.chars().count() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || "-_.()".contains(c));
+        && name.chars().all(|c| c.is_alphanumeric() || "-_.()".contains(c));
     if !valid_name {
         return Err(ArmError::new(
             StatusCode::BAD_REQUEST,
@@ -800,9 +728,7 @@ fn parse_deployment(req: &Req, name: &str) -> Result<Incoming, ArmError> {
     };
     let mode = match props.get("mode").and_then(Value::as_str) {
         None => {
-            return Err(invalid_content(
-                "Required property 'mode' not found in JSON. Path 'properties'.",
-            ));
+            return Err(invalid_content("Required property 'mode' not found in JSON. Path 'properties'."));
         }
         Some(m) if m.eq_ignore_ascii_case("incremental") => "Incremental".to_string(),
         Some(m) if m.eq_ignore_ascii_case("complete") => "Complete".to_string(),
@@ -842,18 +768,13 @@ fn parse_deployment(req: &Req, name: &str) -> Result<Incoming, ArmError> {
         None | Some(Value::Null) => json!({}),
         Some(p @ Value::Object(_)) => p.clone(),
         Some(_) => {
-            return Err(invalid_content(
-                "'properties.parameters' must be an object.",
-            ));
+            return Err(invalid_content("'properties.parameters' must be an object."));
         }
     };
     let on_error = match props.get("onErrorDeployment") {
         None | Some(Value::Null) => None,
         Some(o) => {
-            let kind = o
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("LastSuccessful");
+            let kind = o.get("type").and_then(Value::as_str).unwrap_or("LastSuccessful");
             let kind = if kind.eq_ignore_ascii_case("lastsuccessful") {
                 "LastSuccessful"
             } else if kind.eq_ignore_ascii_case("specificdeployment") {
@@ -863,30 +784,18 @@ fn parse_deployment(req: &Req, name: &str) -> Result<Incoming, ArmError> {
                     "Error converting value \"{kind}\" to type 'OnErrorDeploymentType'. Path 'properties.onErrorDeployment.type'."
                 )));
             };
-            let target = o
-                .get("deploymentName")
-                .and_then(Value::as_str)
-                .map(str::to_string);
+            let target = o.get("deploymentName").and_then(Value::as_str).map(str::to_string);
             Some((kind.to_string(), target))
         }
     };
-    Ok(Incoming {
-        mode,
-        content: Content::new(template, parameters),
-        on_error,
-    })
+    Ok(Incoming { mode, content: Content::new(template, parameters), on_error })
 }
 
 fn invalid_on_error(message: String) -> ArmError {
     ArmError::new(StatusCode::BAD_REQUEST, "InvalidOnErrorDeployment", message)
 }
 
-fn resolve_on_error(
-    g: &Group,
-    name: &str,
-    kind: &str,
-    target: Option<&str>,
-) -> Result<OnError, ArmError> {
+fn resolve_on_error(g: &Group, name: &str, kind: &str, target: Option<&str>) -> Result<OnError, ArmError> {
     let resolved = match kind {
         "SpecificDeployment" => {
             let Some(t) = target.filter(|t| !t.is_empty()) else {
@@ -916,17 +825,12 @@ fn resolve_on_error(
             Some(d) => d.name.clone(),
             None => {
                 return Err(invalid_on_error(
-                    "No successful deployment was found in the deployment history to roll back to."
-                        .into(),
+                    "No successful deployment was found in the deployment history to roll back to.".into(),
                 ));
             }
         },
     };
-    Ok(OnError {
-        kind: kind.to_string(),
-        target: resolved,
-        state: None,
-    })
+    Ok(OnError { kind: kind.to_string(), target: resolved, state: None })
 }
 
 fn create(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result<Reply, ArmError> {
@@ -950,13 +854,7 @@ fn create(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result
         None => None,
     };
     let key = deploy_key(at, name);
-    let op = w.start_op(
-        key,
-        OpKind::Deploy(DeployOp {
-            group: gi,
-            name: name.to_string(),
-        }),
-    );
+    let op = w.start_op(key, OpKind::Deploy(DeployOp { group: gi, name: name.to_string() }));
     w.deployments.seq += 1;
     let seq = w.deployments.seq;
     let g = &mut w.deployments.list[gi];
@@ -979,25 +877,15 @@ fn create(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result
         op: Some(op.clone()),
     });
     let d = g.history.len() - 1;
-    let base = format!(
-        "{}/providers/Microsoft.Resources/deployments/{name}",
-        at.prefix()
-    );
+    let base = format!("{}/providers/Microsoft.Resources/deployments/{name}", at.prefix());
     let body = body_of(w, gi, d, at);
-    let status = if existed.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let status = if existed.is_some() { StatusCode::OK } else { StatusCode::CREATED };
     Ok(Reply::with(status, Some(body))
         .header(
             header::HeaderName::from_static("azure-asyncoperation"),
             req.url(&format!("{base}/operationStatuses/{op}")),
         )
-        .header(
-            header::LOCATION,
-            req.url(&format!("{base}/operationResults/{op}")),
-        )
+        .header(header::LOCATION, req.url(&format!("{base}/operationResults/{op}")))
         .header(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
 }
 
@@ -1063,13 +951,7 @@ fn iso_duration(d: chrono::TimeDelta) -> String {
     format!("PT{}.{:06}S", micros / 1_000_000, micros % 1_000_000)
 }
 
-fn validate(
-    w: &mut World,
-    req: &Req,
-    gi: usize,
-    name: &str,
-    at: &Place,
-) -> Result<Reply, ArmError> {
+fn validate(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result<Reply, ArmError> {
     let inc = parse_deployment(req, name)?;
     if let Some((kind, target)) = &inc.on_error {
         resolve_on_error(&w.deployments.list[gi], name, kind, target.as_deref())?;
@@ -1100,19 +982,11 @@ fn validate(
 fn what_if(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result<Reply, ArmError> {
     let inc = parse_deployment(req, name)?;
     let g = &w.deployments.list[gi];
-    let changes = what_if_changes(
-        g.live.as_ref(),
-        &inc.content,
-        inc.mode == "Complete",
-        &at.prefix(),
-    );
+    let changes = what_if_changes(g.live.as_ref(), &inc.content, inc.mode == "Complete", &at.prefix());
     let result = json!({ "status": "Succeeded", "properties": { "changes": changes } });
     let op = w.start_op(String::new(), OpKind::WhatIf(result));
     Ok(Reply::with(StatusCode::ACCEPTED, None)
-        .header(
-            header::LOCATION,
-            req.url(&format!("/subscriptions/{}/operationresults/{op}", at.sub)),
-        )
+        .header(header::LOCATION, req.url(&format!("/subscriptions/{}/operationresults/{op}", at.sub)))
         .header(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
 }
 
@@ -1177,15 +1051,9 @@ parameters = { sku = { value = "S2" } }
         assert_eq!(g.healthy("rg"), Some(false));
         let s = g.state("RG").unwrap();
         assert_eq!(s["live"], "infra-41");
-        assert_eq!(
-            s["deployments"],
-            json!(["infra-42", "infra-41", "infra-40"])
-        );
+        assert_eq!(s["deployments"], json!(["infra-42", "infra-41", "infra-40"]));
         let grp = &g.list[0];
-        assert!(
-            grp.fails(&grp.history[2].content),
-            "failed content fails again"
-        );
+        assert!(grp.fails(&grp.history[2].content), "failed content fails again");
         assert!(!grp.fails(&grp.history[0].content));
     }
 
@@ -1198,8 +1066,7 @@ parameters = { sku = { value = "S2" } }
 
     #[test]
     fn fail_marker_is_found_on_a_resource() {
-        let t =
-            json!({"resources": [{"type": "A.B/c", "name": "x", "rollbookSim": {"fail": true}}]});
+        let t = json!({"resources": [{"type": "A.B/c", "name": "x", "rollbookSim": {"fail": true}}]});
         assert!(has_fail_marker(&t));
         assert!(!has_fail_marker(&json!({"resources": []})));
     }
@@ -1207,11 +1074,7 @@ parameters = { sku = { value = "S2" } }
     #[test]
     fn resource_ids_interleave_types_and_names() {
         assert_eq!(
-            resource_id(
-                "/p",
-                "Microsoft.Network/virtualNetworks/subnets",
-                "vnet/sub1"
-            ),
+            resource_id("/p", "Microsoft.Network/virtualNetworks/subnets", "vnet/sub1"),
             "/p/providers/Microsoft.Network/virtualNetworks/vnet/subnets/sub1"
         );
     }
@@ -1235,12 +1098,7 @@ parameters = { sku = { value = "S2" } }
         let changes = what_if_changes(Some(&live), &new, true, "/s/rg");
         let kinds: Vec<(&str, &str)> = changes
             .iter()
-            .map(|c| {
-                (
-                    c["resourceId"].as_str().unwrap(),
-                    c["changeType"].as_str().unwrap(),
-                )
-            })
+            .map(|c| (c["resourceId"].as_str().unwrap(), c["changeType"].as_str().unwrap()))
             .collect();
         assert_eq!(
             kinds,

@@ -144,10 +144,7 @@ pub(crate) struct Req {
 impl Req {
     /// A query parameter by case-insensitive name.
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON; an empty body is `null`; anything unparsable is ARM's `InvalidRequestContent`.
@@ -172,16 +169,8 @@ impl Req {
     /// The absolute `nextLink` for the page starting at `offset`: this request's path and query
     /// with `$skiptoken` replaced.
     pub fn next_link(&self, offset: usize) -> String {
-        let path: String = self
-            .segs
-            .iter()
-            .map(|s| format!("/{}", encode_segment(s)))
-            .collect();
-        let mut query = form_query(
-            self.query
-                .iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken")),
-        );
+        let path: String = self.segs.iter().map(|s| format!("/{}", encode_segment(s))).collect();
+        let mut query = form_query(self.query.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken")));
         if !query.is_empty() {
             query.push('&');
         }
@@ -191,9 +180,7 @@ impl Req {
 
     /// `$skiptoken` as an offset (0 when absent or not a number).
     pub fn skip(&self) -> usize {
-        self.query("$skiptoken")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+        self.query("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0)
     }
 
     /// `$top` when given; a malformed one is refused as ARM refuses it.
@@ -246,11 +233,7 @@ impl Reply {
 
     /// A status with an optional JSON body.
     pub fn with(status: StatusCode, body: Option<Value>) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body,
-        }
+        Reply { status, headers: Vec::new(), body }
     }
 
     /// Adds a header.
@@ -317,11 +300,7 @@ impl ArmError {
         ArmError::new(
             StatusCode::NOT_FOUND,
             "NotFound",
-            format!(
-                "The simulator has no {} operation at '/{}'.",
-                req.method,
-                req.segs.join("/")
-            ),
+            format!("The simulator has no {} operation at '/{}'.", req.method, req.segs.join("/")),
         )
     }
 }
@@ -331,11 +310,7 @@ pub(crate) fn method_not_allowed(req: &Req) -> ArmError {
     ArmError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",
-        format!(
-            "The requested method '{}' is not allowed on '/{}'.",
-            req.method,
-            req.segs.join("/")
-        ),
+        format!("The requested method '{}' is not allowed on '/{}'.", req.method, req.segs.join("/")),
     )
 }
 
@@ -378,9 +353,7 @@ impl AzureWorld {
             ops: HashMap::new(),
             lro_polls: s.sim.lro_polls.unwrap_or(2),
         };
-        AzureWorld {
-            inner: Mutex::new(world),
-        }
+        AzureWorld { inner: Mutex::new(world) }
     }
 
     /// Routes for every ARM path (`/subscriptions/...`), case-insensitive, api-version checked.
@@ -457,46 +430,29 @@ async fn handle(
     };
     extra.push((
         HeaderName::from_static("x-ms-routing-request-id"),
-        format!(
-            "EASTUS:{}:{request_id}",
-            Utc::now().format("%Y%m%dT%H%M%SZ")
-        ),
+        format!("EASTUS:{}:{request_id}", Utc::now().format("%Y%m%dT%H%M%SZ")),
     ));
     extra.push((HeaderName::from_static("x-ms-request-id"), request_id));
-    extra.push((
-        HeaderName::from_static("x-ms-correlation-request-id"),
-        correlation,
-    ));
+    extra.push((HeaderName::from_static("x-ms-correlation-request-id"), correlation));
     let limit = if is_write {
         "x-ms-ratelimit-remaining-subscription-writes"
     } else {
         "x-ms-ratelimit-remaining-subscription-reads"
     };
-    extra.push((
-        HeaderName::from_static(limit),
-        if is_write { "1199" } else { "11999" }.into(),
-    ));
+    extra.push((HeaderName::from_static(limit), if is_write { "1199" } else { "11999" }.into()));
     let return_client_id = headers
         .get("x-ms-return-client-request-id")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    if return_client_id
-        && let Some(id) = headers
-            .get("x-ms-client-request-id")
-            .and_then(|v| v.to_str().ok())
+    if return_client_id && let Some(id) = headers.get("x-ms-client-request-id").and_then(|v| v.to_str().ok())
     {
-        extra.push((
-            HeaderName::from_static("x-ms-client-request-id"),
-            id.to_string(),
-        ));
+        extra.push((HeaderName::from_static("x-ms-client-request-id"), id.to_string()));
     }
     let mut response = match body {
         Some(v) => {
             let mut r = (status, v.to_string()).into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json; charset=utf-8"),
-            );
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
             r
         }
         None => {
@@ -513,43 +469,19 @@ async fn handle(
     response
 }
 
-fn answer(
-    ctx: &Ctx,
-    method: Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<Reply, ArmError> {
-    let segs: Vec<String> = uri
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(decode_segment)
-        .collect();
+fn answer(ctx: &Ctx, method: Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Result<Reply, ArmError> {
+    let segs: Vec<String> = uri.path().split('/').filter(|s| !s.is_empty()).map(decode_segment).collect();
     let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let query: Vec<(String, String)> = uri.query().map(parse_query).unwrap_or_default();
 
     let provider = provider_of(&lower);
-    let raw_version = query
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("api-version"))
-        .map(|(_, v)| v.clone());
+    let raw_version =
+        query.iter().find(|(k, _)| k.eq_ignore_ascii_case("api-version")).map(|(_, v)| v.clone());
     let api_version = check_api_version(&provider, raw_version.as_deref(), Utc::now())?;
     check_auth(headers)?;
 
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let req = Req {
-        method,
-        segs,
-        lower,
-        query,
-        api_version,
-        base: format!("http://{host}"),
-        body,
-    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let req = Req { method, segs, lower, query, api_version, base: format!("http://{host}"), body };
 
     let mut w = ctx.world.lock();
     w.route(&req, &ctx.kube)
@@ -570,12 +502,7 @@ impl World {
             ));
         }
         // Polling URLs of long-running operations, wherever they hang.
-        if l.len() >= 4
-            && matches!(
-                l[l.len() - 2].as_str(),
-                "operationresults" | "operationstatuses"
-            )
-        {
+        if l.len() >= 4 && matches!(l[l.len() - 2].as_str(), "operationresults" | "operationstatuses") {
             if req.method != Method::GET {
                 return Err(method_not_allowed(req));
             }
@@ -621,10 +548,7 @@ impl World {
         if l[4] != "providers" || l.len() < 7 {
             return Err(ArmError::not_routable(req));
         }
-        let at = Place {
-            sub: sub.clone(),
-            group,
-        };
+        let at = Place { sub: sub.clone(), group };
         let rest = 6;
         match l[5].as_str() {
             "microsoft.web" => appservice::handle(self, req, &at, rest),
@@ -694,11 +618,7 @@ impl World {
             OpKind::Deploy(d) => arm::complete_deploy(self, d),
             OpKind::WhatIf(_) => true,
         };
-        op.status = if ok {
-            OpStatus::Succeeded
-        } else {
-            OpStatus::Failed
-        };
+        op.status = if ok { OpStatus::Succeeded } else { OpStatus::Failed };
         op.end = Some(Utc::now());
         self.ops.insert(id.to_string(), op);
     }
@@ -732,9 +652,7 @@ impl World {
             if op.status == OpStatus::Running {
                 let mut reply = Reply::with(StatusCode::ACCEPTED, None);
                 reply.headers.push(retry);
-                reply
-                    .headers
-                    .push((header::LOCATION, req.url(&path_of(req))));
+                reply.headers.push((header::LOCATION, req.url(&path_of(req))));
                 return Ok(reply);
             }
             return Ok(match &op.kind {
@@ -750,8 +668,7 @@ impl World {
             "startTime": op.start.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         });
         if let Some(end) = op.end {
-            body["endTime"] =
-                Value::String(end.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+            body["endTime"] = Value::String(end.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
         }
         if op.status == OpStatus::Failed
             && let OpKind::Deploy(d) = &op.kind
@@ -786,10 +703,7 @@ impl Place {
 pub(crate) const LOCATION: &str = "eastus";
 
 fn path_of(req: &Req) -> String {
-    req.segs
-        .iter()
-        .map(|s| format!("/{}", encode_segment(s)))
-        .collect()
+    req.segs.iter().map(|s| format!("/{}", encode_segment(s))).collect()
 }
 
 /// The resource provider a path addresses, lowercase (`microsoft.resources` when none is named).
@@ -826,13 +740,7 @@ fn known_versions(provider: &str) -> (&'static str, &'static [&'static str]) {
         ),
         "microsoft.logic" => (
             "2015-02-01-preview",
-            &[
-                "2019-05-01",
-                "2018-07-01-preview",
-                "2016-06-01",
-                "2015-08-01-preview",
-                "2015-02-01-preview",
-            ],
+            &["2019-05-01", "2018-07-01-preview", "2016-06-01", "2015-08-01-preview", "2015-02-01-preview"],
         ),
         "microsoft.containerservice" => (
             "2017-08-31",
@@ -900,11 +808,7 @@ pub(crate) fn parse_api_version(v: &str) -> Option<NaiveDate> {
     if b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    if !date
-        .chars()
-        .enumerate()
-        .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-    {
+    if !date.chars().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit()) {
         return None;
     }
     NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()
@@ -983,9 +887,7 @@ fn check_auth(headers: &HeaderMap) -> Result<(), ArmError> {
         .to_str()
         .ok()
         .and_then(|v| v.split_once(' '))
-        .is_some_and(|(scheme, token)| {
-            scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-        });
+        .is_some_and(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty());
     if ok {
         return Ok(());
     }
@@ -1019,9 +921,7 @@ pub(crate) fn new_uuid() -> String {
 }
 
 fn decode_segment(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 fn encode_segment(s: &str) -> String {
@@ -1048,19 +948,12 @@ fn parse_query(q: &str) -> Vec<(String, String)> {
 }
 
 fn form_query<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> String {
-    pairs
-        .map(|(k, v)| format!("{}={}", encode_segment(k), encode_segment(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.map(|(k, v)| format!("{}={}", encode_segment(k), encode_segment(v))).collect::<Vec<_>>().join("&")
 }
 
 /// RFC 3339 with 7 fractional digits, as ARM writes timestamps.
 pub(crate) fn arm_time(t: DateTime<Utc>) -> String {
-    format!(
-        "{}.{:07}Z",
-        t.format("%Y-%m-%dT%H:%M:%S"),
-        t.timestamp_subsec_nanos() / 100
-    )
+    format!("{}.{:07}Z", t.format("%Y-%m-%dT%H:%M:%S"), t.timestamp_subsec_nanos() / 100)
 }
 
 #[cfg(test)]
@@ -1084,31 +977,17 @@ mod tests {
             ("microsoft.containerservice", "2025-10-02-preview"),
             ("microsoft.logic", "2019-05-01"),
         ] {
-            assert_eq!(
-                check_api_version(p, Some(v), now()).ok().as_deref(),
-                Some(v),
-                "{p} {v}"
-            );
+            assert_eq!(check_api_version(p, Some(v), now()).ok().as_deref(), Some(v), "{p} {v}");
         }
     }
 
     #[test]
     fn missing_and_malformed_api_versions_are_refused_as_arm_does() {
         let e = check_api_version("microsoft.web", None, now()).unwrap_err();
-        assert_eq!(
-            (e.status.as_u16(), e.code.as_str()),
-            (400, "MissingApiVersionParameter")
-        );
+        assert_eq!((e.status.as_u16(), e.code.as_str()), (400, "MissingApiVersionParameter"));
         let e = check_api_version("microsoft.web", Some(""), now()).unwrap_err();
         assert_eq!(e.code, "MissingApiVersionParameter");
-        for bad in [
-            "2025-13-01",
-            "2025-5-01",
-            "latest",
-            "2025-05-01preview",
-            "2025-05-01-",
-            "20250501",
-        ] {
+        for bad in ["2025-13-01", "2025-5-01", "latest", "2025-05-01preview", "2025-05-01-", "20250501"] {
             let e = check_api_version("microsoft.web", Some(bad), now()).unwrap_err();
             assert_eq!(e.code, "InvalidApiVersionParameter", "{bad}");
             assert!(e.message.contains(&format!("'{bad}'")), "{}", e.message);
@@ -1138,17 +1017,9 @@ mod tests {
         w.observe("r");
         assert_eq!(status(&w, &id), Some(OpStatus::Succeeded));
         assert!(w.ops.get(&id).is_some_and(|o| o.end.is_some()));
-        assert_eq!(
-            status(&w, &other),
-            Some(OpStatus::Running),
-            "other resources are not observed"
-        );
+        assert_eq!(status(&w, &other), Some(OpStatus::Running), "other resources are not observed");
         w.observe("r");
-        assert_eq!(
-            status(&w, &id),
-            Some(OpStatus::Succeeded),
-            "terminal stays terminal"
-        );
+        assert_eq!(status(&w, &id), Some(OpStatus::Succeeded), "terminal stays terminal");
 
         let mut w = world(0);
         let id = w.start_op(String::new(), OpKind::WhatIf(json!({})));
@@ -1162,10 +1033,7 @@ mod tests {
             method: Method::GET,
             segs: vec!["subscriptions".into(), "s".into(), "a b".into()],
             lower: vec!["subscriptions".into(), "s".into(), "a b".into()],
-            query: vec![
-                ("api-version".into(), "2025-04-01".into()),
-                ("$top".into(), "3".into()),
-            ],
+            query: vec![("api-version".into(), "2025-04-01".into()), ("$top".into(), "3".into())],
             api_version: "2025-04-01".into(),
             base: "http://127.0.0.1:1".into(),
             body: Bytes::new(),

@@ -16,9 +16,7 @@ use axum::http::{Method, StatusCode};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
-use super::azure::{
-    ArmError, Place, Reply, Req, World, arm_time, method_not_allowed, page, unknown_path,
-};
+use super::azure::{ArmError, Place, Reply, Req, World, arm_time, method_not_allowed, page, unknown_path};
 use super::scenario::Scenario;
 
 /// All simulated workflows.
@@ -97,11 +95,7 @@ impl Workflows {
                         parameters: json!({}),
                     })
                     .collect();
-                let broken = x
-                    .broken
-                    .iter()
-                    .map(|id| (definition_for(id), json!({})))
-                    .collect();
+                let broken = x.broken.iter().map(|id| (definition_for(id), json!({}))).collect();
                 Workflow {
                     sub: x.subscription.clone(),
                     group: x.group.clone(),
@@ -126,20 +120,14 @@ impl Workflows {
     }
 
     fn by_key(&self, group: &str, name: &str) -> Option<&Workflow> {
-        self.list
-            .iter()
-            .find(|w| w.group.eq_ignore_ascii_case(group) && w.name.eq_ignore_ascii_case(name))
+        self.list.iter().find(|w| w.group.eq_ignore_ascii_case(group) && w.name.eq_ignore_ascii_case(name))
     }
 
     /// Health: the current definition and parameters are not a broken version's.
     pub fn healthy(&self, group: &str, name: &str) -> Option<bool> {
         let w = self.by_key(group, name)?;
         let cur = w.versions.last()?;
-        Some(
-            !w.broken
-                .iter()
-                .any(|(d, p)| d == &cur.definition && p == &cur.parameters),
-        )
+        Some(!w.broken.iter().any(|(d, p)| d == &cur.definition && p == &cur.parameters))
     }
 
     /// `{"current", "state", "versions"}`.
@@ -164,17 +152,10 @@ impl Workflow {
     }
 
     fn properties(&self, v: &Version) -> Value {
-        let token: String = self
-            .id()
-            .bytes()
-            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
-            .to_string();
+        let token: String =
+            self.id().bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))).to_string();
         let changed = v.created;
-        let created = self
-            .versions
-            .first()
-            .map(|f| f.created)
-            .unwrap_or(v.created);
+        let created = self.versions.first().map(|f| f.created).unwrap_or(v.created);
         json!({
             "provisioningState": "Succeeded",
             "createdTime": arm_time(created),
@@ -216,10 +197,7 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
     let name = &s[1];
     let found = w.workflows.find(&at.sub, &at.group, name);
     let not_found = |suffix: &str| {
-        ArmError::resource_not_found(
-            &format!("Microsoft.Logic/workflows/{name}{suffix}"),
-            &at.group,
-        )
+        ArmError::resource_not_found(&format!("Microsoft.Logic/workflows/{name}{suffix}"), &at.group)
     };
     match (&l[2..], &req.method) {
         ([], &Method::PUT) => put(w, req, found, name, at),
@@ -245,34 +223,18 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
         }
         ([action @ ("enable" | "disable")], &Method::POST) => {
             let wf = &mut w.workflows.list[found.ok_or_else(|| not_found(""))?];
-            wf.state = if *action == "enable" {
-                "Enabled"
-            } else {
-                "Disabled"
-            }
-            .into();
+            wf.state = if *action == "enable" { "Enabled" } else { "Disabled" }.into();
             Ok(Reply::with(StatusCode::OK, None))
         }
-        ([] | ["versions"] | ["versions", _] | ["enable" | "disable"], _) => {
-            Err(method_not_allowed(req))
-        }
+        ([] | ["versions"] | ["versions", _] | ["enable" | "disable"], _) => Err(method_not_allowed(req)),
         _ => Err(unknown_path(req)),
     }
 }
 
-fn put(
-    w: &mut World,
-    req: &Req,
-    found: Option<usize>,
-    name: &str,
-    at: &Place,
-) -> Result<Reply, ArmError> {
+fn put(w: &mut World, req: &Req, found: Option<usize>, name: &str, at: &Place) -> Result<Reply, ArmError> {
     let body = req.json()?;
     let props = body.get("properties");
-    let Some(definition) = props
-        .and_then(|p| p.get("definition"))
-        .filter(|d| d.is_object())
-    else {
+    let Some(definition) = props.and_then(|p| p.get("definition")).filter(|d| d.is_object()) else {
         return Err(ArmError::new(
             StatusCode::BAD_REQUEST,
             "InvalidRequestContent",
@@ -325,17 +287,9 @@ fn put(
     }
     let id = next_version_id(wf.versions.iter().map(|v| v.id.as_str()));
     let now = Utc::now();
-    let created = wf
-        .versions
-        .last()
-        .map(|v| v.created)
-        .map_or(now, |last| now.max(last + TimeDelta::seconds(1)));
-    wf.versions.push(Version {
-        id,
-        created,
-        definition: definition.clone(),
-        parameters,
-    });
+    let created =
+        wf.versions.last().map(|v| v.created).map_or(now, |last| now.max(last + TimeDelta::seconds(1)));
+    wf.versions.push(Version { id, created, definition: definition.clone(), parameters });
     let cur = wf.versions.last().ok_or_else(|| unknown_path(req))?;
     Ok(Reply::with(status, Some(wf.resource(cur))))
 }

@@ -1,10 +1,310 @@
 //! The simulator: Azure Resource Manager, Kubernetes API and health endpoints on loopback HTTP.
+//!
+//! [`Sim::start`] builds the world of a [`Scenario`] and serves it on one port: Kubernetes under
+//! `/k8s/<context>`, health under `/health/<resource key>`, ARM everywhere else; faults,
+//! latency and the request record wrap every route.
 
 pub mod aks;
 pub mod appservice;
 pub mod arm;
 pub mod azure;
+pub mod faults;
+pub mod health;
+pub mod k8s;
 pub mod logicapp;
+pub mod record;
 pub mod scenario;
+pub mod server;
 
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::any;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use record::RecordedRequest;
 pub use scenario::{Scenario, ScenarioError};
+
+use azure::{AzureWorld, KubeServerFor};
+use health::HealthWorld;
+use k8s::K8sWorld;
+
+/// How often simulated pods and the Deployment controller make progress.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Why the simulator could not start or keep serving.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The scenario file is unreadable or invalid.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The simulator only listens on loopback.
+    #[error("refusing to listen on `{addr}`: the simulator serves loopback only (use 127.0.0.1 or [::1])")]
+    NotLoopback {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// The listening socket could not be opened.
+    #[error("cannot listen on `{addr}`: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The kubeconfig could not be written.
+    #[error("cannot write kubeconfig `{path}`: {source}")]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Standard output or a signal handler failed.
+    #[error("simulator i/o failed: {0}")]
+    Io(#[source] std::io::Error),
+}
+
+/// Starts simulators.
+pub struct Sim;
+
+struct Inner {
+    addr: SocketAddr,
+    k8s: Arc<K8sWorld>,
+    health: Arc<HealthWorld>,
+    record: Arc<record::Recorder>,
+    rewrites: Vec<(String, String)>,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// A running simulator. Clones share it; it stops at [`SimHandle::shutdown`] or when the last
+/// clone is dropped.
+#[derive(Clone)]
+pub struct SimHandle {
+    inner: Arc<Inner>,
+}
+
+impl Sim {
+    /// Builds the scenario's world and serves it on `listen` (default `127.0.0.1:0`, a free
+    /// port) on the current tokio runtime.
+    pub async fn start(scenario: Scenario, listen: Option<SocketAddr>) -> Result<SimHandle, SimError> {
+        let addr = listen.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        if !addr.ip().is_loopback() {
+            return Err(SimError::NotLoopback { addr });
+        }
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
+        let base = format!("http://{addr}");
+
+        let k8s = Arc::new(K8sWorld::from_scenario(&scenario));
+        let azure = Arc::new(AzureWorld::from_scenario(&scenario));
+        let health =
+            Arc::new(HealthWorld { k8s: k8s.clone(), azure: azure.clone(), keys: scenario.resource_keys() });
+        let kube_for: KubeServerFor = {
+            let k8s = k8s.clone();
+            let base = base.clone();
+            Arc::new(move |ctx: &str| {
+                k8s.has_context(ctx).then(|| format!("{base}/k8s/{}", k8s::encode_context(ctx)))
+            })
+        };
+        let k8s_routes = k8s.clone();
+        let router = Router::new()
+            .route("/k8s/{*rest}", any(move |req: Request| k8s::api::handle(k8s_routes.clone(), req)))
+            .merge(health::router(health.clone()))
+            .fallback_service(azure.clone().router(kube_for));
+        let record = Arc::new(record::Recorder::default());
+        let front = Arc::new(server::Front {
+            router,
+            faults: faults::Faults::new(&scenario.faults),
+            record: record.clone(),
+            latency: scenario.sim.latency.map(|d| d.get()).unwrap_or_default(),
+        });
+        let (shutdown, rx) = watch::channel(false);
+        let serving = tokio::spawn(server::accept_loop(listener, front, rx.clone()));
+        let ticking = {
+            let k8s = k8s.clone();
+            let mut rx = rx;
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(TICK);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tokio::select! {
+                        _ = every.tick() => { k8s.tick(); }
+                        _ = server::stopped_signal(&mut rx) => break,
+                    }
+                }
+            })
+        };
+        let rewrites =
+            scenario.health.iter().map(|h| (h.url.clone(), format!("{base}/health/{}", h.follows))).collect();
+        Ok(SimHandle {
+            inner: Arc::new(Inner {
+                addr,
+                k8s,
+                health,
+                record,
+                rewrites,
+                shutdown,
+                tasks: Mutex::new(vec![serving, ticking]),
+            }),
+        })
+    }
+}
+
+fn yaml_str(s: &str) -> String {
+    // A JSON string is a valid YAML double-quoted scalar.
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+impl SimHandle {
+    /// The address the simulator listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The ARM endpoint (`ROLLBOOK_ARM_ENDPOINT`): `http://127.0.0.1:PORT`.
+    pub fn arm_endpoint(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    /// Base of the health endpoints: `http://127.0.0.1:PORT/health`.
+    pub fn health_base(&self) -> String {
+        format!("http://{}/health", self.inner.addr)
+    }
+
+    /// The API server URL of a simulated context, if it is one.
+    pub fn k8s_server_url(&self, context: &str) -> Option<String> {
+        self.inner
+            .k8s
+            .has_context(context)
+            .then(|| format!("http://{}/k8s/{}", self.inner.addr, k8s::encode_context(context)))
+    }
+
+    /// A kubeconfig with one cluster, user and context per simulated context (named after it);
+    /// the current context is the first. Any bearer token is accepted.
+    pub fn kubeconfig_yaml(&self) -> String {
+        let contexts = self.inner.k8s.contexts();
+        let mut y = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
+        for c in contexts {
+            let url = format!("http://{}/k8s/{}", self.inner.addr, k8s::encode_context(c));
+            y += &format!("- name: {}\n  cluster:\n    server: {}\n", yaml_str(c), yaml_str(&url));
+        }
+        y += "contexts:\n";
+        for c in contexts {
+            y += &format!("- name: {n}\n  context:\n    cluster: {n}\n    user: {n}\n", n = yaml_str(c));
+        }
+        y += "users:\n";
+        for c in contexts {
+            y += &format!("- name: {}\n  user:\n    token: \"rollbook-sim\"\n", yaml_str(c));
+        }
+        let current = contexts.first().map(|c| yaml_str(c)).unwrap_or_else(|| "\"\"".into());
+        y += &format!("current-context: {current}\npreferences: {{}}\n");
+        y
+    }
+
+    /// Each scenario `[[health]]` URL and the simulator URL that answers for it.
+    pub fn url_rewrites(&self) -> Vec<(String, String)> {
+        self.inner.rewrites.clone()
+    }
+
+    /// Every request served so far, in arrival order (faulted and dropped ones included).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.inner.record.all()
+    }
+
+    /// Observable state of a resource key (§6 keys). Kubernetes keys give `image`, `images`,
+    /// `revision`, `replicas`, `ready`, `updated`, `available`, `paused`, `generation`, `healthy`.
+    pub fn resource_state(&self, key: &str) -> Option<serde_json::Value> {
+        if key.starts_with("k8s/") { self.inner.k8s.state(key) } else { self.inner.health.azure.state(key) }
+    }
+
+    /// Health of a resource key, as `<health_base>/<key>` answers it.
+    pub fn healthy(&self, key: &str) -> Option<bool> {
+        self.inner.health.healthy(key)
+    }
+
+    /// Stops serving and waits for the server tasks to end.
+    pub async fn shutdown(self) {
+        let _ = self.inner.shutdown.send(true);
+        let tasks: Vec<JoinHandle<()>> = {
+            let mut t = self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            t.drain(..).collect()
+        };
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn default_kubeconfig_path(addr: SocketAddr) -> PathBuf {
+    let dir = std::env::var_os("ROLLBOOK_STATE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::state_dir().map(|d| d.join("rollbook")))
+        .unwrap_or_else(|| std::env::temp_dir().join("rollbook"));
+    dir.join("sim").join(format!("kubeconfig-{}", addr.port()))
+}
+
+/// `rollbook sim serve`: loads the scenario, starts the simulator, writes the kubeconfig, prints
+/// one JSON line (`arm_endpoint`, `kubeconfig`, `health_base`) and serves until Ctrl-C or SIGTERM.
+pub async fn serve(
+    scenario_path: &Path,
+    listen: Option<SocketAddr>,
+    kubeconfig_out: Option<&Path>,
+) -> Result<(), SimError> {
+    if let Some(addr) = listen
+        && !addr.ip().is_loopback()
+    {
+        return Err(SimError::NotLoopback { addr });
+    }
+    let scenario = Scenario::load(scenario_path)?;
+    let sim = Sim::start(scenario, listen).await?;
+    let path = kubeconfig_out.map(Path::to_path_buf).unwrap_or_else(|| default_kubeconfig_path(sim.addr()));
+    let write = |path: &Path| -> std::io::Result<()> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, sim.kubeconfig_yaml())
+    };
+    write(&path).map_err(|source| SimError::Kubeconfig { path: path.clone(), source })?;
+    let line = serde_json::json!({
+        "arm_endpoint": sim.arm_endpoint(),
+        "kubeconfig": path.display().to_string(),
+        "health_base": sim.health_base(),
+    });
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").map_err(SimError::Io)?;
+    out.flush().map_err(SimError::Io)?;
+    drop(out);
+    wait_for_stop().await.map_err(SimError::Io)?;
+    sim.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_stop() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

@@ -345,20 +345,15 @@ pub enum ScenarioError {
 impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
         Self::parse(path, &text)
     }
 
     /// Parses and validates scenario text; `path` is used in messages and to resolve the test runbook.
     pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         let mut scenario: Scenario = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|span| line_col(text, span.start))
-                .unwrap_or((1, 1));
+            let (line, column) = e.span().map(|span| line_col(text, span.start)).unwrap_or((1, 1));
             ScenarioError::Parse {
                 path: path.to_path_buf(),
                 line,
@@ -380,12 +375,8 @@ impl Scenario {
         for s in &self.appservice.sites {
             keys.push(format!("appservice/{}/{}", s.group, s.name));
         }
-        let mut groups: Vec<String> = self
-            .arm
-            .deployments
-            .iter()
-            .map(|d| format!("arm/{}", d.group))
-            .collect();
+        let mut groups: Vec<String> =
+            self.arm.deployments.iter().map(|d| format!("arm/{}", d.group)).collect();
         groups.dedup();
         keys.extend(groups);
         for w in &self.logicapp.workflows {
@@ -406,24 +397,16 @@ impl Scenario {
         for key in &keys {
             if !seen.insert(key.as_str()) && !key.starts_with("arm/") {
                 let name = key.rsplit('/').next().unwrap_or(key);
-                return Err(invalid(
-                    &format!("\"{name}\""),
-                    format!("`{key}` is defined twice"),
-                ));
+                return Err(invalid(&format!("\"{name}\""), format!("`{key}` is defined twice")));
             }
         }
         for h in &self.health {
             if !keys.iter().any(|k| k == &h.follows) {
                 let mut hint = String::new();
-                if let Some(best) =
-                    crate::model::nearest(&h.follows, keys.iter().map(String::as_str))
-                {
+                if let Some(best) = crate::model::nearest(&h.follows, keys.iter().map(String::as_str)) {
                     hint = format!(" (did you mean `{best}`?)");
                 }
-                return Err(invalid(
-                    &h.follows,
-                    format!("unknown `follows` target `{}`{hint}", h.follows),
-                ));
+                return Err(invalid(&h.follows, format!("unknown `follows` target `{}`{hint}", h.follows)));
             }
         }
         for d in &self.k8s.deployments {
@@ -472,10 +455,7 @@ impl Scenario {
             }
             for key in expect.state.keys() {
                 if !keys.iter().any(|k| k == key) {
-                    return Err(invalid(
-                        key,
-                        format!("[test.expect.state] names unknown resource `{key}`"),
-                    ));
+                    return Err(invalid(key, format!("[test.expect.state] names unknown resource `{key}`")));
                 }
             }
         }
@@ -486,20 +466,12 @@ impl Scenario {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
     (line, column)
 }
 
 fn find_line(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .map(|i| i + 1)
-        .unwrap_or(0)
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -542,10 +514,7 @@ times = 2
         assert_eq!(s.faults[0].times, Some(2));
         assert_eq!(
             s.resource_keys(),
-            vec![
-                "k8s/prod/shop/web".to_string(),
-                "appservice/rg-shop/shop-web".to_string()
-            ]
+            vec!["k8s/prod/shop/web".to_string(), "appservice/rg-shop/shop-web".to_string()]
         );
     }
 
@@ -569,10 +538,7 @@ times = 2
             ScenarioError::Invalid { line, message, .. } => {
                 assert_eq!(*line, 8);
                 assert!(message.contains("appservice/g/t"));
-                assert!(
-                    message.contains("did you mean `appservice/g/s`"),
-                    "{message}"
-                );
+                assert!(message.contains("did you mean `appservice/g/s`"), "{message}");
             }
             other => panic!("unexpected {other}"),
         }

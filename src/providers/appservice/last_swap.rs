@@ -52,11 +52,7 @@ impl Primitive for LastSwap {
         Some(super::key(&args.group, &args.site))
     }
 
-    async fn call(
-        &self,
-        cx: &CallCx,
-        args: LastSwapArgs,
-    ) -> Result<Option<LastSwapOutput>, PrimitiveError> {
+    async fn call(&self, cx: &CallCx, args: LastSwapArgs) -> Result<Option<LastSwapOutput>, PrimitiveError> {
         let site = Site::resolve(cx, args.subscription.as_deref(), &args.group, &args.site)?;
         let resource = site.read(cx).await?;
         Ok(SwapStatus::of(&resource).map(|s| LastSwapOutput {

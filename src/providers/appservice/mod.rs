@@ -71,15 +71,9 @@ impl Site {
         require("group", group)?;
         require("site", site)?;
         let client = client(cx)?;
-        let sub = client
-            .subscription(subscription)
-            .map_err(PrimitiveError::from)?;
+        let sub = client.subscription(subscription).map_err(PrimitiveError::from)?;
         Ok(Site {
-            path: format!(
-                "{}/providers/Microsoft.Web/sites/{}",
-                group_path(&sub, group),
-                encode(site)
-            ),
+            path: format!("{}/providers/Microsoft.Web/sites/{}", group_path(&sub, group), encode(site)),
             client,
             group: group.to_string(),
             name: site.to_string(),
@@ -103,8 +97,7 @@ impl Site {
 
     /// The URL of `suffix` under the site (`""`, `/slots`, `/slotsswap`…).
     pub fn url(&self, suffix: &str) -> String {
-        self.client
-            .url(&format!("{}{suffix}", self.path), api_versions::WEB)
+        self.client.url(&format!("{}{suffix}", self.path), api_versions::WEB)
     }
 
     /// The URL of `suffix` under a slot, or under the site for `production`.
@@ -119,28 +112,14 @@ impl Site {
     /// The site resource (production).
     pub async fn read(&self, pause: &dyn Pause) -> Result<Value, PrimitiveError> {
         let what = self.what();
-        self.client
-            .get(pause, self.url(""), &what)
-            .await
-            .map_err(fail(&self.key()))
+        self.client.get(pause, self.url(""), &what).await.map_err(fail(&self.key()))
     }
 
     /// The build a slot runs (`production` is the site), for plans and checks.
-    pub async fn build(
-        &self,
-        pause: &dyn Pause,
-        slot: &str,
-    ) -> Result<Option<String>, PrimitiveError> {
-        let what = if is_production(slot) {
-            self.what()
-        } else {
-            self.slot_what(slot)
-        };
-        let resource = self
-            .client
-            .get(pause, self.slot_url(slot, ""), &what)
-            .await
-            .map_err(fail(&self.key()))?;
+    pub async fn build(&self, pause: &dyn Pause, slot: &str) -> Result<Option<String>, PrimitiveError> {
+        let what = if is_production(slot) { self.what() } else { self.slot_what(slot) };
+        let resource =
+            self.client.get(pause, self.slot_url(slot, ""), &what).await.map_err(fail(&self.key()))?;
         Ok(build_of(&resource))
     }
 }
@@ -192,8 +171,7 @@ impl SwapStatus {
     /// Whether this swap exchanged `a` and `b` (either way round).
     pub fn is_pair(&self, a: &str, b: &str) -> bool {
         let eq = |x: &str, y: &str| x.eq_ignore_ascii_case(y);
-        (eq(&self.source, a) && eq(&self.destination, b))
-            || (eq(&self.source, b) && eq(&self.destination, a))
+        (eq(&self.source, a) && eq(&self.destination, b)) || (eq(&self.source, b) && eq(&self.destination, a))
     }
 
     /// Whether this swap completed after `before` (the status read before we acted).
@@ -218,7 +196,8 @@ mod tests {
     fn builds_come_from_fx_version() {
         let r = json!({"properties": {"siteConfig": {"linuxFxVersion": "DOCKER|web:1.4.0"}}});
         assert_eq!(build_of(&r).as_deref(), Some("web:1.4.0"));
-        let w = json!({"properties": {"siteConfig": {"linuxFxVersion": "", "windowsFxVersion": "DOTNET|8.0"}}});
+        let w =
+            json!({"properties": {"siteConfig": {"linuxFxVersion": "", "windowsFxVersion": "DOTNET|8.0"}}});
         assert_eq!(build_of(&w).as_deref(), Some("8.0"));
         assert_eq!(build_of(&json!({})), None);
     }
@@ -230,10 +209,7 @@ mod tests {
         assert!(s.is_pair("Production", "STAGING"));
         assert!(!s.is_pair("qa", "production"));
         assert!(s.is_newer_than(None));
-        let older = SwapStatus {
-            time: "2026-11-27T09:00:00Z".into(),
-            ..s.clone()
-        };
+        let older = SwapStatus { time: "2026-11-27T09:00:00Z".into(), ..s.clone() };
         assert!(s.is_newer_than(Some(&older)));
         assert!(!s.is_newer_than(Some(&s)));
         assert_eq!(SwapStatus::of(&json!({"properties": {}})), None);

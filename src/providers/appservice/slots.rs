@@ -57,11 +57,7 @@ impl Primitive for Slots {
     async fn call(&self, cx: &CallCx, args: SlotsArgs) -> Result<Vec<SlotInfo>, PrimitiveError> {
         let site = Site::resolve(cx, args.subscription.as_deref(), &args.group, &args.site)?;
         let what = format!("slots of {}", site.what());
-        let items = site
-            .client
-            .list(cx, site.url("/slots"), &what)
-            .await
-            .map_err(fail(&site.key()))?;
+        let items = site.client.list(cx, site.url("/slots"), &what).await.map_err(fail(&site.key()))?;
         Ok(items.iter().map(slot_info).collect())
     }
 }
@@ -89,9 +85,6 @@ mod tests {
         );
         assert_eq!(s.name, "staging");
         assert_eq!(s.state.as_deref(), Some("Running"));
-        assert_eq!(
-            s.host_name.as_deref(),
-            Some("web-staging.azurewebsites.net")
-        );
+        assert_eq!(s.host_name.as_deref(), Some("web-staging.azurewebsites.net"));
     }
 }

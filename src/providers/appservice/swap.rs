@@ -100,12 +100,7 @@ fn request(site: &Site, args: &SwapArgs) -> ArmRequest {
         method: Method::POST,
         url,
         body: Some(json!({ "targetSlot": target_slot, "preserveVnet": args.preserve_vnet })),
-        what: format!(
-            "swap of slot `{}` with `{}` on {}",
-            args.slot,
-            args.target,
-            site.what()
-        ),
+        what: format!("swap of slot `{}` with `{}` on {}", args.slot, args.target, site.what()),
         idempotency: Idempotency::Once,
     }
 }
@@ -131,11 +126,7 @@ pub(super) async fn perform(cx: &CallCx, args: SwapArgs) -> Result<SwapOutput, P
         let e = match site.client.send(&budget, &req).await {
             Ok(first) => {
                 let remaining = budget.remaining();
-                match site
-                    .client
-                    .wait(&budget, &first, &req.what, remaining)
-                    .await
-                {
+                match site.client.wait(&budget, &first, &req.what, remaining).await {
                     Ok(_) => return Ok(done()),
                     Err(AzureError::Timeout { what, .. }) => {
                         return Err(PrimitiveError::from(AzureError::Timeout {
@@ -156,9 +147,10 @@ pub(super) async fn perform(cx: &CallCx, args: SwapArgs) -> Result<SwapOutput, P
         looks += 1;
         tracing::info!(site = %args.site, slot = %args.slot, target = %args.target, error = %e, "swap outcome unknown; reading slotSwapStatus");
         let now = SwapStatus::of(&site.read(&budget).await?);
-        if now.as_ref().is_some_and(|s| {
-            s.is_pair(&args.slot, &args.target) && s.is_newer_than(before.as_ref())
-        }) {
+        if now
+            .as_ref()
+            .is_some_and(|s| s.is_pair(&args.slot, &args.target) && s.is_newer_than(before.as_ref()))
+        {
             return Ok(done());
         }
         let in_flight = e.status() == Some(409);
@@ -169,11 +161,7 @@ pub(super) async fn perform(cx: &CallCx, args: SwapArgs) -> Result<SwapOutput, P
             )))
             .with_target(key));
         }
-        let wait = site
-            .client
-            .policy()
-            .backoff(looks)
-            .max(Duration::from_secs(1));
+        let wait = site.client.policy().backoff(looks).max(Duration::from_secs(1));
         if budget.spent() + wait > budget.limit() {
             return Err(PrimitiveError::from(AzureError::Timeout {
                 what: format!(
@@ -198,11 +186,7 @@ async fn budget_pause(budget: &Budget<'_>, d: Duration) -> Result<(), PrimitiveE
 }
 
 /// The plan of a swap: which build each slot runs now and what production would run.
-pub(super) async fn plan(
-    cx: &CallCx,
-    args: &SwapArgs,
-    verb: &str,
-) -> Result<Planned, PrimitiveError> {
+pub(super) async fn plan(cx: &CallCx, args: &SwapArgs, verb: &str) -> Result<Planned, PrimitiveError> {
     check(args)?;
     let site = Site::resolve(cx, args.subscription.as_deref(), &args.group, &args.site)?;
     let source = site.build(cx, &args.slot).await?;
@@ -260,32 +244,20 @@ mod tests {
     use crate::providers::appservice::PRODUCTION;
 
     fn args(slot: &str, target: &str) -> SwapArgs {
-        serde_json::from_value(
-            json!({"group": "rg", "site": "web", "slot": slot, "target": target}),
-        )
-        .unwrap()
+        serde_json::from_value(json!({"group": "rg", "site": "web", "slot": slot, "target": target})).unwrap()
     }
 
     #[test]
     fn defaults_and_checks() {
         let a: SwapArgs =
-            serde_json::from_value(json!({"group": "rg", "site": "web", "slot": "staging"}))
-                .unwrap();
+            serde_json::from_value(json!({"group": "rg", "site": "web", "slot": "staging"})).unwrap();
         assert_eq!(a.target, PRODUCTION);
         assert!(a.preserve_vnet);
         assert_eq!(a.timeout.get(), Duration::from_secs(900));
         assert!(check(&a).is_ok());
+        assert!(check(&args("staging", "Staging")).unwrap_err().message.contains("itself"));
         assert!(
-            check(&args("staging", "Staging"))
-                .unwrap_err()
-                .message
-                .contains("itself")
-        );
-        assert!(
-            check(&args("production", "staging"))
-                .unwrap_err()
-                .message
-                .contains("cannot be `production`")
+            check(&args("production", "staging")).unwrap_err().message.contains("cannot be `production`")
         );
         assert!(check(&args("qa", "staging")).is_ok());
     }

@@ -58,11 +58,7 @@ impl Primitive for SwapCancel {
         Some(super::key(&args.group, &args.site))
     }
 
-    async fn call(
-        &self,
-        cx: &CallCx,
-        args: SwapCancelArgs,
-    ) -> Result<SwapCancelOutput, PrimitiveError> {
+    async fn call(&self, cx: &CallCx, args: SwapCancelArgs) -> Result<SwapCancelOutput, PrimitiveError> {
         let site = Site::resolve(cx, args.subscription.as_deref(), &args.group, &args.site)?;
         let url = if is_production(&args.target) {
             site.url("/resetSlotConfig")
@@ -73,21 +69,11 @@ impl Primitive for SwapCancel {
             method: Method::POST,
             url,
             body: None,
-            what: format!(
-                "cancel of the swap preview into `{}` on {}",
-                args.target,
-                site.what()
-            ),
+            what: format!("cancel of the swap preview into `{}` on {}", args.target, site.what()),
             idempotency: Idempotency::Safe,
         };
-        site.client
-            .send(cx, &req)
-            .await
-            .map_err(fail(&site.key()))?;
-        Ok(SwapCancelOutput {
-            site: args.site,
-            target: args.target,
-        })
+        site.client.send(cx, &req).await.map_err(fail(&site.key()))?;
+        Ok(SwapCancelOutput { site: args.site, target: args.target })
     }
 
     async fn plan(&self, cx: &CallCx, args: &SwapCancelArgs) -> Result<Planned, PrimitiveError> {

@@ -75,56 +75,31 @@ impl Primitive for SwapPreview {
         Some(super::key(&args.group, &args.site))
     }
 
-    async fn call(
-        &self,
-        cx: &CallCx,
-        args: SwapPreviewArgs,
-    ) -> Result<SwapPreviewOutput, PrimitiveError> {
+    async fn call(&self, cx: &CallCx, args: SwapPreviewArgs) -> Result<SwapPreviewOutput, PrimitiveError> {
         check(&args)?;
         let site = Site::resolve(cx, args.subscription.as_deref(), &args.group, &args.site)?;
         // azure-cli: production target → site-level applySlotConfig with targetSlot = source.
         let (url, target_slot) = if is_production(&args.target) {
             (site.url("/applySlotConfig"), args.slot.clone())
         } else {
-            (
-                site.slot_url(&args.slot, "/applySlotConfig"),
-                args.target.clone(),
-            )
+            (site.slot_url(&args.slot, "/applySlotConfig"), args.target.clone())
         };
         let req = ArmRequest {
             method: Method::POST,
             url,
             body: Some(json!({ "targetSlot": target_slot, "preserveVnet": true })),
-            what: format!(
-                "swap preview of slot `{}` with `{}` on {}",
-                args.slot,
-                args.target,
-                site.what()
-            ),
+            what: format!("swap preview of slot `{}` with `{}` on {}", args.slot, args.target, site.what()),
             idempotency: Idempotency::Safe,
         };
-        site.client
-            .send(cx, &req)
-            .await
-            .map_err(fail(&site.key()))?;
-        Ok(SwapPreviewOutput {
-            site: args.site,
-            slot: args.slot,
-            target: args.target,
-        })
+        site.client.send(cx, &req).await.map_err(fail(&site.key()))?;
+        Ok(SwapPreviewOutput { site: args.site, slot: args.slot, target: args.target })
     }
 
     async fn plan(&self, cx: &CallCx, args: &SwapPreviewArgs) -> Result<Planned, PrimitiveError> {
         check(args)?;
         let site = Site::resolve(cx, args.subscription.as_deref(), &args.group, &args.site)?;
-        let source = site
-            .build(cx, &args.slot)
-            .await?
-            .unwrap_or_else(|| "an unknown build".into());
-        let target = site
-            .build(cx, &args.target)
-            .await?
-            .unwrap_or_else(|| "an unknown build".into());
+        let source = site.build(cx, &args.slot).await?.unwrap_or_else(|| "an unknown build".into());
+        let target = site.build(cx, &args.target).await?.unwrap_or_else(|| "an unknown build".into());
         Ok(Planned {
             effect: format!(
                 "start a swap with preview of slot `{}` (runs {source}) with `{}` (runs {target}) on {}: `{}`'s settings would be applied to `{}`, which restarts; nothing swaps yet",

@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 
 use super::redeploy::mode;
 use super::{
-    DeploymentInfo, Group, LAST_SUCCESSFUL, describe_changes, error_of, generated_name,
-    script_parameters,
+    DeploymentInfo, Group, LAST_SUCCESSFUL, describe_changes, error_of, generated_name, script_parameters,
 };
 use crate::model::{Dur, PrimitiveError};
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive};
@@ -115,13 +114,8 @@ impl Primitive for Deploy {
     async fn call(&self, cx: &CallCx, args: DeployArgs) -> Result<DeployOutput, PrimitiveError> {
         let props = properties(&args)?;
         let group = Group::resolve(cx, args.subscription.as_deref(), &args.group)?;
-        let name = args
-            .name
-            .clone()
-            .unwrap_or_else(|| generated_name("deploy", None, chrono::Utc::now()));
-        let done = group
-            .deploy_and_wait(cx, &name, &props, args.timeout.get())
-            .await?;
+        let name = args.name.clone().unwrap_or_else(|| generated_name("deploy", None, chrono::Utc::now()));
+        let done = group.deploy_and_wait(cx, &name, &props, args.timeout.get()).await?;
         let state = DeploymentInfo::of(&done).state;
         let rolled_back_to = (!state.eq_ignore_ascii_case("Succeeded"))
             .then(|| {
@@ -132,33 +126,21 @@ impl Primitive for Deploy {
                     .map(str::to_string)
             })
             .flatten();
-        Ok(DeployOutput {
-            error: error_of(&done),
-            name,
-            state,
-            rolled_back_to,
-        })
+        Ok(DeployOutput { error: error_of(&done), name, state, rolled_back_to })
     }
 
     async fn plan(&self, cx: &CallCx, args: &DeployArgs) -> Result<Planned, PrimitiveError> {
         let props = properties(args)?;
         let group = Group::resolve(cx, args.subscription.as_deref(), &args.group)?;
-        let name = args
-            .name
-            .clone()
-            .unwrap_or_else(|| generated_name("deploy", None, chrono::Utc::now()));
+        let name = args.name.clone().unwrap_or_else(|| generated_name("deploy", None, chrono::Utc::now()));
         let rollback = match args.on_error.as_deref() {
             Some(o) if o.eq_ignore_ascii_case(super::LAST_SUCCESSFUL) => {
                 let history = group.history(cx).await?;
                 match super::last_successful(&history, None) {
-                    Some(d) => format!(
-                        ", rolling back to the last successful deployment `{}` on failure",
-                        d.name
-                    ),
-                    None => {
-                        ", with rollback on failure but no successful deployment to roll back to"
-                            .into()
+                    Some(d) => {
+                        format!(", rolling back to the last successful deployment `{}` on failure", d.name)
                     }
+                    None => ", with rollback on failure but no successful deployment to roll back to".into(),
                 }
             }
             Some(o) => format!(", rolling back to deployment `{o}` on failure"),

@@ -39,13 +39,7 @@ impl Primitive for Deployments {
         Some(format!("arm/{}", args.group))
     }
 
-    async fn call(
-        &self,
-        cx: &CallCx,
-        args: DeploymentsArgs,
-    ) -> Result<Vec<DeploymentInfo>, PrimitiveError> {
-        Group::resolve(cx, args.subscription.as_deref(), &args.group)?
-            .history(cx)
-            .await
+    async fn call(&self, cx: &CallCx, args: DeploymentsArgs) -> Result<Vec<DeploymentInfo>, PrimitiveError> {
+        Group::resolve(cx, args.subscription.as_deref(), &args.group)?.history(cx).await
     }
 }

@@ -53,17 +53,13 @@ impl Primitive for LastSuccessful {
         let before = match &args.before {
             None => None,
             Some(name) => Some(
-                history
-                    .iter()
-                    .find(|d| d.name.eq_ignore_ascii_case(name))
-                    .cloned()
-                    .ok_or_else(|| {
-                        PrimitiveError::new(
-                            ErrorKind::NotFound,
-                            format!("{} not found (named in `before`)", group.what(name)),
-                        )
-                        .with_target(group.key())
-                    })?,
+                history.iter().find(|d| d.name.eq_ignore_ascii_case(name)).cloned().ok_or_else(|| {
+                    PrimitiveError::new(
+                        ErrorKind::NotFound,
+                        format!("{} not found (named in `before`)", group.what(name)),
+                    )
+                    .with_target(group.key())
+                })?,
             ),
         };
         Ok(last_successful(&history, before.as_ref()))

@@ -77,10 +77,7 @@ pub fn newest_first(mut list: Vec<DeploymentInfo>) -> Vec<DeploymentInfo> {
 }
 
 /// The newest `Succeeded` deployment older than `before` (when given).
-pub fn last_successful(
-    list: &[DeploymentInfo],
-    before: Option<&DeploymentInfo>,
-) -> Option<DeploymentInfo> {
+pub fn last_successful(list: &[DeploymentInfo], before: Option<&DeploymentInfo>) -> Option<DeploymentInfo> {
     list.iter()
         .filter(|d| d.state.eq_ignore_ascii_case("Succeeded"))
         .filter(|d| match before {
@@ -93,39 +90,22 @@ pub fn last_successful(
 
 /// Terminal `provisioningState`s.
 pub fn is_terminal(state: &str) -> bool {
-    matches!(
-        state.to_ascii_lowercase().as_str(),
-        "succeeded" | "failed" | "canceled" | "cancelled"
-    )
+    matches!(state.to_ascii_lowercase().as_str(), "succeeded" | "failed" | "canceled" | "cancelled")
 }
 
 /// A name for a deployment rollbook creates: `rollbook-<verb>-<from>-<yyyymmddHHMMSS>`, cut to
 /// ARM's 64 characters and its alphabet, so an operator can tell what it was.
-pub fn generated_name(
-    verb: &str,
-    from: Option<&str>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> String {
+pub fn generated_name(verb: &str, from: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> String {
     let stamp = now.format("%Y%m%d%H%M%S").to_string();
     let head = format!("rollbook-{verb}-");
     let room = 64 - head.len() - stamp.len() - 1;
     let from: String = from
         .unwrap_or_default()
         .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "-_.()".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_alphanumeric() || "-_.()".contains(c) { c } else { '-' })
         .take(room)
         .collect();
-    if from.is_empty() {
-        format!("{head}{stamp}")
-    } else {
-        format!("{head}{from}-{stamp}")
-    }
+    if from.is_empty() { format!("{head}{stamp}") } else { format!("{head}{from}-{stamp}") }
 }
 
 /// Keeps what a new deployment may send of each parameter (`value`, `reference` or
@@ -167,9 +147,7 @@ pub fn script_parameters(params: &Value) -> Value {
             let wrapped = match v {
                 Value::Object(o)
                     if !o.is_empty()
-                        && o.keys().all(|k| {
-                            matches!(k.as_str(), "value" | "reference" | "expression")
-                        }) =>
+                        && o.keys().all(|k| matches!(k.as_str(), "value" | "reference" | "expression")) =>
                 {
                     v.clone()
                 }
@@ -192,16 +170,10 @@ pub(crate) struct Group {
 
 impl Group {
     /// Resolves the group of a call.
-    pub fn resolve(
-        cx: &CallCx,
-        subscription: Option<&str>,
-        group: &str,
-    ) -> Result<Group, PrimitiveError> {
+    pub fn resolve(cx: &CallCx, subscription: Option<&str>, group: &str) -> Result<Group, PrimitiveError> {
         require("group", group)?;
         let client = client(cx)?;
-        let sub = client
-            .subscription(subscription)
-            .map_err(PrimitiveError::from)?;
+        let sub = client.subscription(subscription).map_err(PrimitiveError::from)?;
         Ok(Group {
             // The deployments swagger spells the segment `resourcegroups`.
             path: format!(
@@ -234,20 +206,13 @@ impl Group {
     /// The whole history, newest first.
     pub async fn history(&self, pause: &dyn Pause) -> Result<Vec<DeploymentInfo>, PrimitiveError> {
         let what = format!("deployments of group `{}`", self.name);
-        let items = self
-            .client
-            .list(pause, self.url(None, ""), &what)
-            .await
-            .map_err(fail(&self.key()))?;
+        let items = self.client.list(pause, self.url(None, ""), &what).await.map_err(fail(&self.key()))?;
         Ok(newest_first(items.iter().map(DeploymentInfo::of).collect()))
     }
 
     /// One deployment.
     pub async fn get(&self, pause: &dyn Pause, name: &str) -> Result<Value, PrimitiveError> {
-        self.client
-            .get(pause, self.url(Some(name), ""), &self.what(name))
-            .await
-            .map_err(fail(&self.key()))
+        self.client.get(pause, self.url(Some(name), ""), &self.what(name)).await.map_err(fail(&self.key()))
     }
 
     /// The deployment `from` names: a name, or `last-successful` (the newest Succeeded one).
@@ -262,10 +227,7 @@ impl Group {
             return last_successful(&history, None).ok_or_else(|| {
                 PrimitiveError::new(
                     ErrorKind::NotFound,
-                    format!(
-                        "no successful deployment in group `{}` to redeploy",
-                        self.name
-                    ),
+                    format!("no successful deployment in group `{}` to redeploy", self.name),
                 )
                 .with_target(self.key())
             });
@@ -274,11 +236,7 @@ impl Group {
     }
 
     /// The template and request-ready parameters of deployment `name`.
-    pub async fn content(
-        &self,
-        pause: &dyn Pause,
-        name: &str,
-    ) -> Result<(Value, Value), PrimitiveError> {
+    pub async fn content(&self, pause: &dyn Pause, name: &str) -> Result<(Value, Value), PrimitiveError> {
         let req = ArmRequest {
             method: Method::POST,
             url: self.url(Some(name), "/exportTemplate"),
@@ -286,22 +244,11 @@ impl Group {
             what: format!("template of {}", self.what(name)),
             idempotency: Idempotency::Safe,
         };
-        let exported = self
-            .client
-            .send(pause, &req)
-            .await
-            .map_err(fail(&self.key()))?;
-        let template = exported
-            .body
-            .get("template")
-            .cloned()
-            .unwrap_or(Value::Null);
+        let exported = self.client.send(pause, &req).await.map_err(fail(&self.key()))?;
+        let template = exported.body.get("template").cloned().unwrap_or(Value::Null);
         if !template.is_object() {
-            return Err(PrimitiveError::invalid(format!(
-                "ARM exported no template for {}",
-                self.what(name)
-            ))
-            .with_target(self.key()));
+            return Err(PrimitiveError::invalid(format!("ARM exported no template for {}", self.what(name)))
+                .with_target(self.key()));
         }
         let deployment = self.get(pause, name).await?;
         let params = deployment
@@ -327,11 +274,7 @@ impl Group {
             what: format!("what-if of {}", self.what(name)),
             idempotency: Idempotency::Safe,
         };
-        let (_, last) = self
-            .client
-            .send_and_wait(pause, &req, timeout)
-            .await
-            .map_err(fail(&self.key()))?;
+        let (_, last) = self.client.send_and_wait(pause, &req, timeout).await.map_err(fail(&self.key()))?;
         let changes = last
             .body
             .get("properties")
@@ -343,16 +286,8 @@ impl Group {
         Ok(changes
             .iter()
             .map(|c| Change {
-                resource_id: c
-                    .get("resourceId")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                change_type: c
-                    .get("changeType")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                resource_id: c.get("resourceId").and_then(Value::as_str).unwrap_or_default().to_string(),
+                change_type: c.get("changeType").and_then(Value::as_str).unwrap_or_default().to_string(),
             })
             .collect())
     }
@@ -378,17 +313,11 @@ impl Group {
             idempotency: Idempotency::Safe,
         };
         match self.client.send(&budget, &req).await {
-            Ok(first) => match self
-                .client
-                .wait(&budget, &first, &req.what, budget.remaining())
-                .await
-            {
+            Ok(first) => match self.client.wait(&budget, &first, &req.what, budget.remaining()).await {
                 Ok(_) | Err(AzureError::OperationFailed { .. }) => {}
                 Err(e) => return Err(fail(&self.key())(e)),
             },
-            Err(e)
-                if e.code()
-                    .is_some_and(|c| c.eq_ignore_ascii_case("DeploymentActive")) => {}
+            Err(e) if e.code().is_some_and(|c| c.eq_ignore_ascii_case("DeploymentActive")) => {}
             Err(e) => return Err(fail(&self.key())(e)),
         }
         // The operation is over (or was already running): read the deployment until it is terminal.
@@ -400,11 +329,7 @@ impl Group {
                 return Ok(d);
             }
             polls += 1;
-            let wait = self
-                .client
-                .policy()
-                .backoff(polls)
-                .min(Duration::from_secs(30));
+            let wait = self.client.policy().backoff(polls).min(Duration::from_secs(30));
             if budget.spent() + wait > budget.limit() {
                 return Err(fail(&self.key())(AzureError::Timeout {
                     what: format!("{} (still {state}; it may still finish)", self.what(name)),
@@ -427,10 +352,7 @@ pub fn describe_changes(changes: &[Change]) -> String {
     if changes.is_empty() {
         return "what-if: no resource changes".into();
     }
-    let list: Vec<String> = changes
-        .iter()
-        .map(|c| format!("{} {}", c.change_type, c.resource_id))
-        .collect();
+    let list: Vec<String> = changes.iter().map(|c| format!("{} {}", c.change_type, c.resource_id)).collect();
     format!("what-if: {}", list.join("; "))
 }
 
@@ -463,9 +385,8 @@ mod tests {
 
     #[test]
     fn generated_names_fit_arm_rules() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T10:11:12Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
+        let now =
+            chrono::DateTime::parse_from_rfc3339("2026-11-27T10:11:12Z").unwrap().with_timezone(&chrono::Utc);
         assert_eq!(
             generated_name("redeploy", Some("infra-41"), now),
             "rollbook-redeploy-infra-41-20261127101112"
@@ -473,29 +394,20 @@ mod tests {
         let long = "x".repeat(80);
         let n = generated_name("redeploy", Some(&long), now);
         assert!(n.len() <= 64 && n.ends_with("-20261127101112"), "{n}");
-        assert_eq!(
-            generated_name("deploy", None, now),
-            "rollbook-deploy-20261127101112"
-        );
-        assert_eq!(
-            generated_name("redeploy", Some("a b"), now),
-            "rollbook-redeploy-a-b-20261127101112"
-        );
+        assert_eq!(generated_name("deploy", None, now), "rollbook-deploy-20261127101112");
+        assert_eq!(generated_name("redeploy", Some("a b"), now), "rollbook-redeploy-a-b-20261127101112");
     }
 
     #[test]
     fn parameters_keep_only_what_a_request_takes() {
-        let got = request_parameters("d", &json!({"sku": {"type": "String", "value": "S1"}, "kv": {"reference": {"secretName": "s"}}})).unwrap();
-        assert_eq!(
-            got,
-            json!({"sku": {"value": "S1"}, "kv": {"reference": {"secretName": "s"}}})
-        );
+        let got = request_parameters(
+            "d",
+            &json!({"sku": {"type": "String", "value": "S1"}, "kv": {"reference": {"secretName": "s"}}}),
+        )
+        .unwrap();
+        assert_eq!(got, json!({"sku": {"value": "S1"}, "kv": {"reference": {"secretName": "s"}}}));
         let secure = request_parameters("d", &json!({"pw": {"type": "SecureString"}})).unwrap_err();
-        assert!(
-            secure.message.contains("parameter `pw` of deployment `d`"),
-            "{}",
-            secure.message
-        );
+        assert!(secure.message.contains("parameter `pw` of deployment `d`"), "{}", secure.message);
         assert_eq!(
             script_parameters(&json!({"sku": "S1", "n": {"value": 2}})),
             json!({"sku": {"value": "S1"}, "n": {"value": 2}})

@@ -79,10 +79,8 @@ pub(super) async fn prepare(
     let mode = mode(&args.mode)?;
     let from = group.resolve_from(cx, &args.from).await?;
     let (template, parameters) = group.content(cx, &from.name).await?;
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| generated_name(verb, Some(&from.name), chrono::Utc::now()));
+    let name =
+        args.name.clone().unwrap_or_else(|| generated_name(verb, Some(&from.name), chrono::Utc::now()));
     let properties = json!({ "mode": mode, "template": template, "parameters": parameters });
     Ok((from, name, properties))
 }
@@ -106,16 +104,10 @@ impl Primitive for Redeploy {
         Some(format!("arm/{}", args.group))
     }
 
-    async fn call(
-        &self,
-        cx: &CallCx,
-        args: RedeployArgs,
-    ) -> Result<RedeployOutput, PrimitiveError> {
+    async fn call(&self, cx: &CallCx, args: RedeployArgs) -> Result<RedeployOutput, PrimitiveError> {
         let group = Group::resolve(cx, args.subscription.as_deref(), &args.group)?;
         let (from, name, properties) = prepare(cx, &group, &args, "redeploy").await?;
-        let done = group
-            .deploy_and_wait(cx, &name, &properties, args.timeout.get())
-            .await?;
+        let done = group.deploy_and_wait(cx, &name, &properties, args.timeout.get()).await?;
         Ok(RedeployOutput {
             state: DeploymentInfo::of(&done).state,
             error: error_of(&done),
@@ -127,10 +119,7 @@ impl Primitive for Redeploy {
     async fn plan(&self, cx: &CallCx, args: &RedeployArgs) -> Result<Planned, PrimitiveError> {
         let group = Group::resolve(cx, args.subscription.as_deref(), &args.group)?;
         let (from, name, properties) = prepare(cx, &group, args, "redeploy").await?;
-        let what_if = match group
-            .what_if(cx, &name, &properties, args.timeout.get())
-            .await
-        {
+        let what_if = match group.what_if(cx, &name, &properties, args.timeout.get()).await {
             Ok(changes) => describe_changes(&changes),
             Err(e) => format!("what-if unavailable: {}", e.message),
         };

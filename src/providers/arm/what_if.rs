@@ -48,9 +48,7 @@ impl Primitive for WhatIf {
     async fn call(&self, cx: &CallCx, args: RedeployArgs) -> Result<WhatIfOutput, PrimitiveError> {
         let group = Group::resolve(cx, args.subscription.as_deref(), &args.group)?;
         let (_, name, properties) = prepare(cx, &group, &args, "whatif").await?;
-        let changes = group
-            .what_if(cx, &name, &properties, args.timeout.get())
-            .await?;
+        let changes = group.what_if(cx, &name, &properties, args.timeout.get()).await?;
         Ok(WhatIfOutput { changes })
     }
 }

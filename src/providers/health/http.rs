@@ -101,13 +101,9 @@ impl Primitive for Http {
     async fn call(&self, cx: &CallCx, args: HttpArgs) -> Result<HttpOutput, PrimitiveError> {
         let url = parse_url(&args.url, cx)?;
         let method = reqwest::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| {
-                PrimitiveError::invalid(format!("`{}` is not an HTTP method", args.method))
-            })?;
+            .map_err(|_| PrimitiveError::invalid(format!("`{}` is not an HTTP method", args.method)))?;
         if args.attempts == 0 || args.consecutive == 0 {
-            return Err(PrimitiveError::invalid(
-                "`attempts` and `consecutive` must be at least 1",
-            ));
+            return Err(PrimitiveError::invalid("`attempts` and `consecutive` must be at least 1"));
         }
         if args.consecutive > args.attempts {
             return Err(PrimitiveError::invalid(format!(
@@ -115,13 +111,7 @@ impl Primitive for Http {
                 args.consecutive, args.attempts
             )));
         }
-        let mut out = HttpOutput {
-            ok: false,
-            status: None,
-            latency_ms: 0,
-            attempts: 0,
-            error: None,
-        };
+        let mut out = HttpOutput { ok: false, status: None, latency_ms: 0, attempts: 0, error: None };
         let mut passed_in_a_row = 0;
         for attempt in 1..=args.attempts {
             if attempt > 1 {
@@ -135,10 +125,7 @@ impl Primitive for Http {
             }
             out.attempts = attempt;
             let started = Instant::now();
-            let mut request = cx
-                .http
-                .request(method.clone(), url.clone())
-                .timeout(args.timeout.get());
+            let mut request = cx.http.request(method.clone(), url.clone()).timeout(args.timeout.get());
             for (name, value) in &args.headers {
                 request = request.header(name, value);
             }
@@ -169,24 +156,16 @@ impl Primitive for Http {
             }
         }
         if out.error.is_none() {
-            out.error = Some(format!(
-                "only {passed_in_a_row} of {} consecutive probes passed",
-                args.consecutive
-            ));
+            out.error =
+                Some(format!("only {passed_in_a_row} of {} consecutive probes passed", args.consecutive));
         }
         Ok(out)
     }
 }
 
 /// One probe: Ok(status) when it passes, Err((status, reason)) when it does not.
-async fn probe(
-    request: reqwest::RequestBuilder,
-    args: &HttpArgs,
-) -> Result<u16, (Option<u16>, String)> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| (None, describe_error(&e, args.timeout.get())))?;
+async fn probe(request: reqwest::RequestBuilder, args: &HttpArgs) -> Result<u16, (Option<u16>, String)> {
+    let response = request.send().await.map_err(|e| (None, describe_error(&e, args.timeout.get())))?;
     let status = response.status().as_u16();
     let status_ok = match &args.expect_status {
         None => (200..400).contains(&status),
@@ -197,19 +176,13 @@ async fn probe(
         let wanted = match &args.expect_status {
             None => "200–399".to_string(),
             Some(ExpectStatus::One(code)) => code.to_string(),
-            Some(ExpectStatus::Any(codes)) => codes
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+            Some(ExpectStatus::Any(codes)) => codes.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),
         };
         return Err((Some(status), format!("status {status}, expected {wanted}")));
     }
     if let Some(needle) = &args.body_contains {
-        let body = response
-            .text()
-            .await
-            .map_err(|e| (Some(status), describe_error(&e, args.timeout.get())))?;
+        let body =
+            response.text().await.map_err(|e| (Some(status), describe_error(&e, args.timeout.get())))?;
         if !body.contains(needle.as_str()) {
             return Err((Some(status), format!("body does not contain `{needle}`")));
         }

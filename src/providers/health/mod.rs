@@ -23,14 +23,11 @@ pub fn register() -> Vec<Arc<dyn DynPrimitive>> {
 /// Parses a probe URL, refusing what is not http(s) with a clear message.
 fn parse_url(raw: &str, cx: &super::CallCx) -> Result<reqwest::Url, PrimitiveError> {
     let rewritten = cx.rewrite_url(raw);
-    let url = reqwest::Url::parse(&rewritten).map_err(|e| {
-        PrimitiveError::invalid(format!("malformed URL `{raw}`: {e}")).with_target(raw)
-    })?;
+    let url = reqwest::Url::parse(&rewritten)
+        .map_err(|e| PrimitiveError::invalid(format!("malformed URL `{raw}`: {e}")).with_target(raw))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(PrimitiveError::invalid(format!(
-            "URL `{raw}` must start with http:// or https://"
-        ))
-        .with_target(raw));
+        return Err(PrimitiveError::invalid(format!("URL `{raw}` must start with http:// or https://"))
+            .with_target(raw));
     }
     Ok(url)
 }
@@ -38,10 +35,7 @@ fn parse_url(raw: &str, cx: &super::CallCx) -> Result<reqwest::Url, PrimitiveErr
 /// Describes a reqwest failure in words an operator understands.
 fn describe_error(e: &reqwest::Error, timeout: std::time::Duration) -> String {
     if e.is_timeout() {
-        format!(
-            "no answer within {}",
-            crate::model::format_duration(timeout)
-        )
+        format!("no answer within {}", crate::model::format_duration(timeout))
     } else if e.is_connect() {
         format!("connection failed: {}", root_cause(e))
     } else {

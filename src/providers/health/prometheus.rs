@@ -71,26 +71,15 @@ impl Primitive for Prometheus {
         Some(args.url.clone())
     }
 
-    async fn call(
-        &self,
-        cx: &CallCx,
-        args: PrometheusArgs,
-    ) -> Result<PrometheusOutput, PrimitiveError> {
+    async fn call(&self, cx: &CallCx, args: PrometheusArgs) -> Result<PrometheusOutput, PrimitiveError> {
         let base = parse_url(&args.url, cx)?;
         let endpoint = base
-            .join(&format!(
-                "{}/api/v1/query",
-                base.path().trim_end_matches('/')
-            ))
+            .join(&format!("{}/api/v1/query", base.path().trim_end_matches('/')))
             .map_err(|e| PrimitiveError::invalid(format!("malformed URL `{}`: {e}", args.url)))?;
         if args.attempts == 0 {
             return Err(PrimitiveError::invalid("`attempts` must be at least 1"));
         }
-        let mut out = PrometheusOutput {
-            ok: false,
-            value: None,
-            error: None,
-        };
+        let mut out = PrometheusOutput { ok: false, value: None, error: None };
         for attempt in 1..=args.attempts {
             if attempt > 1 {
                 cx.progress.waiting(&format!(
@@ -153,10 +142,7 @@ fn check_bounds(value: f64, min: Option<f64>, max: Option<f64>) -> Option<String
 }
 
 async fn query(request: reqwest::RequestBuilder, args: &PrometheusArgs) -> Result<f64, String> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| describe_error(&e, args.timeout.get()))?;
+    let response = request.send().await.map_err(|e| describe_error(&e, args.timeout.get()))?;
     let status = response.status();
     let body: serde_json::Value = response
         .json()
@@ -179,15 +165,12 @@ fn parse_query_result(body: &serde_json::Value) -> Result<f64, String> {
             None => return Err("query returned no data".into()),
         },
         Some(other) => {
-            return Err(format!(
-                "query returned a {other}, expected a scalar or vector"
-            ));
+            return Err(format!("query returned a {other}, expected a scalar or vector"));
         }
         None => return Err("the answer has no resultType".into()),
     };
     let text = sample[1].as_str().ok_or("the sample has no value")?;
-    text.parse::<f64>()
-        .map_err(|_| format!("sample value `{text}` is not a number"))
+    text.parse::<f64>().map_err(|_| format!("sample value `{text}` is not a number"))
 }
 
 #[cfg(test)]
@@ -206,31 +189,16 @@ mod tests {
     #[test]
     fn explains_empty_and_failed_queries() {
         let empty = json!({"status":"success","data":{"resultType":"vector","result":[]}});
-        assert_eq!(
-            parse_query_result(&empty).unwrap_err(),
-            "query returned no data"
-        );
+        assert_eq!(parse_query_result(&empty).unwrap_err(), "query returned no data");
         let failed = json!({"status":"error","errorType":"bad_data","error":"parse error"});
-        assert!(
-            parse_query_result(&failed)
-                .unwrap_err()
-                .contains("parse error")
-        );
+        assert!(parse_query_result(&failed).unwrap_err().contains("parse error"));
     }
 
     #[test]
     fn bounds() {
         assert_eq!(check_bounds(0.5, None, Some(1.0)), None);
-        assert!(
-            check_bounds(2.0, None, Some(1.0))
-                .unwrap()
-                .contains("above max")
-        );
-        assert!(
-            check_bounds(0.1, Some(0.5), None)
-                .unwrap()
-                .contains("below min")
-        );
+        assert!(check_bounds(2.0, None, Some(1.0)).unwrap().contains("above max"));
+        assert!(check_bounds(0.1, Some(0.5), None).unwrap().contains("below min"));
         assert!(check_bounds(f64::NAN, None, None).is_some());
     }
 }

@@ -54,9 +54,7 @@ impl Workflow {
         require("group", group)?;
         require("workflow", workflow)?;
         let client = client(cx)?;
-        let sub = client
-            .subscription(subscription)
-            .map_err(PrimitiveError::from)?;
+        let sub = client.subscription(subscription).map_err(PrimitiveError::from)?;
         Ok(Workflow {
             path: format!(
                 "{}/providers/Microsoft.Logic/workflows/{}",
@@ -81,16 +79,12 @@ impl Workflow {
 
     /// URL of `suffix` under the workflow.
     pub fn url(&self, suffix: &str) -> String {
-        self.client
-            .url(&format!("{}{suffix}", self.path), api_versions::LOGIC)
+        self.client.url(&format!("{}{suffix}", self.path), api_versions::LOGIC)
     }
 
     /// The workflow resource.
     pub async fn read(&self, pause: &dyn Pause) -> Result<Value, PrimitiveError> {
-        self.client
-            .get(pause, self.url(""), &self.what())
-            .await
-            .map_err(fail(&self.key()))
+        self.client.get(pause, self.url(""), &self.what()).await.map_err(fail(&self.key()))
     }
 
     /// One version resource.
@@ -121,17 +115,8 @@ pub fn prop(resource: &Value, name: &str) -> String {
 
 /// Enables or disables a workflow unless it already is; `changed` says whether it was needed.
 /// Idempotent: the state is read first, and the enable/disable action is safe to repeat.
-async fn toggle(
-    cx: &CallCx,
-    args: &ToggleArgs,
-    enable: bool,
-) -> Result<ToggleOutput, PrimitiveError> {
-    let wf = Workflow::resolve(
-        cx,
-        args.subscription.as_deref(),
-        &args.group,
-        &args.workflow,
-    )?;
+async fn toggle(cx: &CallCx, args: &ToggleArgs, enable: bool) -> Result<ToggleOutput, PrimitiveError> {
+    let wf = Workflow::resolve(cx, args.subscription.as_deref(), &args.group, &args.workflow)?;
     let want = if enable { "Enabled" } else { "Disabled" };
     let state = prop(&wf.read(cx).await?, "state");
     if state.eq_ignore_ascii_case(want) {
@@ -149,17 +134,8 @@ async fn toggle(
     Ok(ToggleOutput { changed: true })
 }
 
-async fn plan_toggle(
-    cx: &CallCx,
-    args: &ToggleArgs,
-    enable: bool,
-) -> Result<Planned, PrimitiveError> {
-    let wf = Workflow::resolve(
-        cx,
-        args.subscription.as_deref(),
-        &args.group,
-        &args.workflow,
-    )?;
+async fn plan_toggle(cx: &CallCx, args: &ToggleArgs, enable: bool) -> Result<Planned, PrimitiveError> {
+    let wf = Workflow::resolve(cx, args.subscription.as_deref(), &args.group, &args.workflow)?;
     let state = prop(&wf.read(cx).await?, "state");
     let want = if enable { "Enabled" } else { "Disabled" };
     let (effect, changed) = if state.eq_ignore_ascii_case(want) {
@@ -168,8 +144,5 @@ async fn plan_toggle(
         let verb = if enable { "enable" } else { "disable" };
         (format!("{verb} {} (now {state})", wf.what()), true)
     };
-    Ok(Planned {
-        effect,
-        output: serde_json::json!({ "changed": changed }),
-    })
+    Ok(Planned { effect, output: serde_json::json!({ "changed": changed }) })
 }

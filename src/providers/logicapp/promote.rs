@@ -49,12 +49,8 @@ const MAX_TRIES: u32 = 4;
 fn content(resource: &Value) -> (Value, Value) {
     let p = resource.get("properties");
     (
-        p.and_then(|p| p.get("definition"))
-            .cloned()
-            .unwrap_or(Value::Null),
-        p.and_then(|p| p.get("parameters"))
-            .cloned()
-            .unwrap_or_else(|| json!({})),
+        p.and_then(|p| p.get("definition")).cloned().unwrap_or(Value::Null),
+        p.and_then(|p| p.get("parameters")).cloned().unwrap_or_else(|| json!({})),
     )
 }
 
@@ -107,12 +103,7 @@ impl Primitive for Promote {
     }
 
     async fn call(&self, cx: &CallCx, args: PromoteArgs) -> Result<PromoteOutput, PrimitiveError> {
-        let wf = Workflow::resolve(
-            cx,
-            args.subscription.as_deref(),
-            &args.group,
-            &args.workflow,
-        )?;
+        let wf = Workflow::resolve(cx, args.subscription.as_deref(), &args.group, &args.workflow)?;
         let current = wf.read(cx).await?;
         let from_version = prop(&current, "version");
         let version = wf.version(cx, &args.version).await?;
@@ -129,10 +120,7 @@ impl Primitive for Promote {
             tries += 1;
             let e = match wf.client.send(cx, &req).await {
                 Ok(resp) => {
-                    return Ok(PromoteOutput {
-                        from_version,
-                        new_version: prop(&resp.body, "version"),
-                    });
+                    return Ok(PromoteOutput { from_version, new_version: prop(&resp.body, "version") });
                 }
                 Err(e) => e,
             };
@@ -143,36 +131,22 @@ impl Primitive for Promote {
             let now = wf.read(cx).await?;
             let version_now = prop(&now, "version");
             if content(&now) == wanted && version_now != from_version {
-                return Ok(PromoteOutput {
-                    from_version,
-                    new_version: version_now,
-                });
+                return Ok(PromoteOutput { from_version, new_version: version_now });
             }
             if tries >= MAX_TRIES {
                 return Err(fail(&wf.key())(e));
             }
-            cx.pause(wf.client.policy().backoff(tries))
-                .await
-                .map_err(PrimitiveError::from)?;
+            cx.pause(wf.client.policy().backoff(tries)).await.map_err(PrimitiveError::from)?;
         }
     }
 
     async fn plan(&self, cx: &CallCx, args: &PromoteArgs) -> Result<Planned, PrimitiveError> {
-        let wf = Workflow::resolve(
-            cx,
-            args.subscription.as_deref(),
-            &args.group,
-            &args.workflow,
-        )?;
+        let wf = Workflow::resolve(cx, args.subscription.as_deref(), &args.group, &args.workflow)?;
         let current = wf.read(cx).await?;
         let from = prop(&current, "version");
         let version = wf.version(cx, &args.version).await?;
         let same = content(&current) == content(&version);
-        let note = if same {
-            " (its definition and parameters are already current)"
-        } else {
-            ""
-        };
+        let note = if same { " (its definition and parameters are already current)" } else { "" };
         Ok(Planned {
             effect: format!(
                 "make version `{}` (saved {}) of {} current again: its definition and parameters would replace those of the current version `{from}` as a new version{note}",

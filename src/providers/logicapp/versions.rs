@@ -55,11 +55,7 @@ pub fn sort_versions(items: &[Value], current: &str) -> Vec<VersionInfo> {
         })
         .collect();
     let time = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
-    out.sort_by(|a, b| {
-        time(&b.changed)
-            .cmp(&time(&a.changed))
-            .then_with(|| b.version.cmp(&a.version))
-    });
+    out.sort_by(|a, b| time(&b.changed).cmp(&time(&a.changed)).then_with(|| b.version.cmp(&a.version)));
     out
 }
 
@@ -82,24 +78,11 @@ impl Primitive for Versions {
         Some(super::key(&args.group, &args.workflow))
     }
 
-    async fn call(
-        &self,
-        cx: &CallCx,
-        args: VersionsArgs,
-    ) -> Result<Vec<VersionInfo>, PrimitiveError> {
-        let wf = Workflow::resolve(
-            cx,
-            args.subscription.as_deref(),
-            &args.group,
-            &args.workflow,
-        )?;
+    async fn call(&self, cx: &CallCx, args: VersionsArgs) -> Result<Vec<VersionInfo>, PrimitiveError> {
+        let wf = Workflow::resolve(cx, args.subscription.as_deref(), &args.group, &args.workflow)?;
         let current = prop(&wf.read(cx).await?, "version");
         let what = format!("versions of {}", wf.what());
-        let items = wf
-            .client
-            .list(cx, wf.url("/versions"), &what)
-            .await
-            .map_err(fail(&wf.key()))?;
+        let items = wf.client.list(cx, wf.url("/versions"), &what).await.map_err(fail(&wf.key()))?;
         Ok(sort_versions(&items, &current))
     }
 }
@@ -112,11 +95,8 @@ mod tests {
     #[test]
     fn newest_first_with_current_marked() {
         let v = |id: &str, t: &str| json!({"properties": {"version": id, "changedTime": t, "createdTime": "2026-01-01T00:00:00Z", "state": "Enabled"}});
-        let items = [
-            v("1", "2026-01-01T00:00:00Z"),
-            v("3", "2026-01-03T00:00:00Z"),
-            v("2", "2026-01-02T00:00:00Z"),
-        ];
+        let items =
+            [v("1", "2026-01-01T00:00:00Z"), v("3", "2026-01-03T00:00:00Z"), v("2", "2026-01-02T00:00:00Z")];
         let out = sort_versions(&items, "3");
         let ids: Vec<&str> = out.iter().map(|x| x.version.as_str()).collect();
         assert_eq!(ids, ["3", "2", "1"]);

@@ -1,0 +1,320 @@
+//! `rollbook test`: runs each scenario's `[test]` runbook in the simulator and checks
+//! `[test.expect]` (outcome, mutations, state); one line per scenario, JUnit XML on request.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use console::style;
+use serde_json::Value;
+
+use super::sandbox::Sandbox;
+use crate::engine::{Engine, RunOptions};
+use crate::model::Access;
+use crate::providers::{ScaledClock, Settings};
+use crate::run::journal::{Event, RunStatus, read_journal};
+use crate::sim::Scenario;
+use crate::sim::scenario::TestSpec;
+
+/// How much faster than real time rehearsals run (a runbook's "15s" interval takes 300 ms).
+pub const REHEARSAL_SPEEDUP: f64 = 50.0;
+
+/// The verdict on one scenario.
+pub enum Verdict {
+    /// Every expectation held.
+    Passed,
+    /// Expectations that did not hold: what was expected and what was found.
+    Failed(Vec<String>),
+    /// The scenario or its runbook is not valid.
+    Invalid(String),
+}
+
+/// One scenario's result.
+pub struct TestResult {
+    /// The scenario file.
+    pub path: PathBuf,
+    /// Its `name`.
+    pub name: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// Finds scenario files: given files as they are; in folders, every `.toml` that has a `[test]`.
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out);
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("no such scenario file or folder `{}`", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            walk(&p, out);
+        } else if p.extension().and_then(|e| e.to_str()) == Some("toml")
+            && std::fs::read_to_string(&p).is_ok_and(|t| t.lines().any(|l| l.trim() == "[test]"))
+        {
+            out.push(p);
+        }
+    }
+}
+
+/// Runs one scenario's test.
+pub async fn run_one(engine: &Engine, path: &Path, work: &Path) -> TestResult {
+    let started = Instant::now();
+    let mut result = TestResult {
+        path: path.to_path_buf(),
+        name: String::new(),
+        verdict: Verdict::Passed,
+        took: Duration::ZERO,
+    };
+    result.verdict = match Scenario::load(path) {
+        Err(e) => Verdict::Invalid(e.to_string()),
+        Ok(scenario) => {
+            result.name = scenario.name.clone().unwrap_or_default();
+            match scenario.test.clone() {
+                None => Verdict::Invalid(format!(
+                    "{}: no [test] section: add `[test]` with `runbook = \"…\"`",
+                    path.display()
+                )),
+                Some(test) => rehearse(engine, path, scenario, &test, work).await,
+            }
+        }
+    };
+    result.took = started.elapsed();
+    result
+}
+
+fn param_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(items) => items.iter().map(param_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+fn toml_to_json(v: &toml::Value) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+async fn rehearse(engine: &Engine, path: &Path, scenario: Scenario, test: &TestSpec, work: &Path) -> Verdict {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let runbook_path = base.join(&test.runbook);
+    let runbook = match engine.load(&runbook_path) {
+        Ok(r) => r,
+        Err(e) => {
+            return Verdict::Invalid(format!(
+                "{}: runbook `{}`: {e}",
+                path.display(),
+                runbook_path.display()
+            ));
+        }
+    };
+    let sandbox = match Sandbox::start(scenario, work).await {
+        Ok(s) => s,
+        Err(why) => return Verdict::Invalid(why),
+    };
+    let params: Vec<(String, String)> = test.params.iter().map(|(k, v)| (k.clone(), param_text(v))).collect();
+    let mut opts = RunOptions::new(work.join("state"));
+    opts.yes = test.yes;
+    opts.settings = sandbox.settings(&Settings::from_env());
+    opts.url_rewrites = sandbox.url_rewrites();
+    opts.clock = Arc::new(ScaledClock::new(REHEARSAL_SPEEDUP));
+    opts.timeout = Some(Duration::from_secs(600));
+    let report = match engine.run(&runbook, &params, opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            sandbox.stop().await;
+            return Verdict::Invalid(format!("{}: {e}", path.display()));
+        }
+    };
+    let mut failures = Vec::new();
+    let expect = test.expect.clone().unwrap_or_else(|| crate::sim::scenario::TestExpect {
+        outcome: None,
+        mutations: None,
+        state: BTreeMap::new(),
+    });
+    let outcome = match report.status {
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Denied => "denied",
+        _ => "failed",
+    };
+    if let Some(want) = &expect.outcome
+        && want != outcome
+    {
+        let why = report.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+        failures.push(format!("outcome: expected `{want}`, found `{outcome}`{why}"));
+    }
+    if let Some(want) = &expect.mutations {
+        let found = mutations(&report.journal);
+        if &found != want {
+            failures.push(format!("mutations: expected {want:?}, found {found:?}"));
+        }
+    }
+    for (key, fields) in &expect.state {
+        let found = sandbox.sim.resource_state(key).unwrap_or(Value::Null);
+        for (field, want) in fields {
+            let want = toml_to_json(want);
+            let got = found.get(field).cloned().unwrap_or(Value::Null);
+            if !same(&want, &got) {
+                failures.push(format!("state `{key}`.{field}: expected {want}, found {got}"));
+            }
+        }
+    }
+    sandbox.stop().await;
+    if failures.is_empty() { Verdict::Passed } else { Verdict::Failed(failures) }
+}
+
+fn same(want: &Value, got: &Value) -> bool {
+    match (want.as_f64(), got.as_f64()) {
+        (Some(a), Some(b)) => a == b,
+        _ => want == got,
+    }
+}
+
+/// Mutating calls that took effect, in order (undos included), from a run's journal.
+pub fn mutations(journal: &Path) -> Vec<String> {
+    let Ok(read) = read_journal(journal) else {
+        return Vec::new();
+    };
+    let mut mutating = BTreeMap::new();
+    let mut out = Vec::new();
+    for r in read.records {
+        match r.event {
+            Event::CallStarted { call, primitive, access: Access::Mutate, .. } => {
+                mutating.insert(call, primitive);
+            }
+            Event::CallFinished { call, ok: true, .. } => {
+                if let Some(p) = mutating.remove(&call) {
+                    out.push(p);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `rollbook test`: exit 0 when every expectation holds, 1 when any does not, 2 for invalid scenarios.
+pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>) -> i32 {
+    let files = match collect(paths) {
+        Ok(f) if f.is_empty() => {
+            return super::render::invalid("no scenario with a [test] section found");
+        }
+        Ok(f) => f,
+        Err(why) => return super::render::invalid(&why),
+    };
+    let work = std::env::temp_dir().join(format!(
+        "rollbook-test-{}-{:06x}",
+        std::process::id(),
+        fastrand::u32(..0x100_0000)
+    ));
+    let engine = Engine::new();
+    let mut results = Vec::new();
+    for file in &files {
+        let r = run_one(&engine, file, &work).await;
+        print_result(&r);
+        results.push(r);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    let passed = results.iter().filter(|r| matches!(r.verdict, Verdict::Passed)).count();
+    let invalid = results.iter().filter(|r| matches!(r.verdict, Verdict::Invalid(_))).count();
+    let failed = results.len() - passed - invalid;
+    println!(
+        "{passed} passed, {failed} failed{}",
+        if invalid > 0 { format!(", {invalid} invalid") } else { String::new() }
+    );
+    if let Some(path) = junit
+        && let Err(e) = std::fs::write(path, junit_xml(&results))
+    {
+        return super::render::invalid(&format!("cannot write `{}`: {e}", path.display()));
+    }
+    if invalid > 0 {
+        super::EXIT_INVALID
+    } else if failed > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+fn print_result(r: &TestResult) {
+    let took = style(crate::model::format_duration(Duration::from_millis(r.took.as_millis() as u64))).dim();
+    let name = if r.name.is_empty() { String::new() } else { format!("  {}", style(&r.name).dim()) };
+    match &r.verdict {
+        Verdict::Passed => println!("{}    {}{name}  {took}", style("ok").green(), r.path.display()),
+        Verdict::Failed(why) => {
+            println!("{}  {}{name}  {took}", style("FAIL").red().bold(), r.path.display());
+            for w in why {
+                println!("      {w}");
+            }
+        }
+        Verdict::Invalid(why) => {
+            println!("{} {}{name}", style("INVALID").red().bold(), r.path.display());
+            println!("      {why}");
+        }
+    }
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The results as a JUnit XML report.
+pub fn junit_xml(results: &[TestResult]) -> String {
+    let failures = results.iter().filter(|r| matches!(r.verdict, Verdict::Failed(_))).count();
+    let errors = results.iter().filter(|r| matches!(r.verdict, Verdict::Invalid(_))).count();
+    let total: f64 = results.iter().map(|r| r.took.as_secs_f64()).sum();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuite name=\"rollbook\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{total:.3}\">",
+        results.len()
+    );
+    for r in results {
+        let name = if r.name.is_empty() { r.path.display().to_string() } else { r.name.clone() };
+        let _ = write!(
+            out,
+            "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+            xml(&r.path.display().to_string()),
+            xml(&name),
+            r.took.as_secs_f64()
+        );
+        match &r.verdict {
+            Verdict::Passed => out.push_str("/>\n"),
+            Verdict::Failed(why) => {
+                let _ = writeln!(
+                    out,
+                    ">\n    <failure message=\"{}\">{}</failure>\n  </testcase>",
+                    xml(why.first().map(String::as_str).unwrap_or("")),
+                    xml(&why.join("\n"))
+                );
+            }
+            Verdict::Invalid(why) => {
+                let _ = writeln!(
+                    out,
+                    ">\n    <error message=\"invalid scenario\">{}</error>\n  </testcase>",
+                    xml(why)
+                );
+            }
+        }
+    }
+    out.push_str("</testsuite>\n");
+    out
+}

@@ -1,0 +1,147 @@
+//! What a resumed run may take from its journal instead of acting again: completed stages'
+//! values, finished mutating calls' outputs, answered approvals, and the calls left in doubt
+//! (started, with no outcome) that the primitive itself must check before anything is resent.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::journal::{Event, Record, RunStatus, RunbookInfo};
+use crate::model::Access;
+
+/// A mutating call that was started but has no outcome in the journal.
+#[derive(Debug, Clone)]
+pub struct InDoubt {
+    /// The call number in the first run.
+    pub call: u64,
+    /// `namespace::name`.
+    pub primitive: String,
+    /// Its arguments (as journaled).
+    pub args: Value,
+    /// When it was sent.
+    pub started: DateTime<Utc>,
+}
+
+/// The journal of an interrupted run, ready to be replayed.
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    /// (stage name, occurrence) → the stage's journaled value.
+    stages: HashMap<(String, usize), Value>,
+    /// (primitive, args) → outputs of finished mutating calls, in order.
+    calls: HashMap<(String, String), Vec<Value>>,
+    /// (primitive, args) → calls in doubt.
+    in_doubt: HashMap<(String, String), Vec<InDoubt>>,
+    /// Approval message → answers given, in order.
+    approvals: HashMap<String, Vec<bool>>,
+    /// How many times each (stage) / (call) key was seen during this replay.
+    seen_stages: HashMap<String, usize>,
+    seen_calls: HashMap<(String, String), usize>,
+    seen_approvals: HashMap<String, usize>,
+}
+
+/// Why a journal cannot be resumed.
+pub fn resumable(records: &[Record]) -> Result<(RunbookInfo, Value, bool, bool), String> {
+    let Some(Event::RunStarted { runbook, params, dry_run, yes, .. }) = records.first().map(|r| &r.event) else {
+        return Err("the journal does not start with a run".into());
+    };
+    if let Some(status) = records.iter().rev().find_map(|r| match &r.event {
+        Event::RunFinished { status, .. } => Some(*status),
+        _ => None,
+    }) {
+        if status != RunStatus::Incomplete {
+            return Err(format!("the run already ended ({}); there is nothing to resume", status.as_str()));
+        }
+    }
+    Ok((runbook.clone(), params.clone(), *dry_run, *yes))
+}
+
+fn key(primitive: &str, args: &Value) -> (String, String) {
+    (primitive.to_string(), args.to_string())
+}
+
+impl Replay {
+    /// Builds the replay of a journal's records.
+    pub fn from_records(records: &[Record]) -> Replay {
+        let mut replay = Replay::default();
+        let mut started: BTreeMap<u64, (String, Value, DateTime<Utc>)> = BTreeMap::new();
+        let mut stage_counts: HashMap<String, usize> = HashMap::new();
+        let mut approval_counts: HashMap<String, Vec<bool>> = HashMap::new();
+        for r in records {
+            match &r.event {
+                Event::CallStarted { call, primitive, access: Access::Mutate, args, .. } => {
+                    started.insert(*call, (primitive.clone(), args.clone(), r.ts));
+                }
+                Event::CallFinished { call, ok, output, .. } => {
+                    if let Some((primitive, args, _)) = started.remove(call)
+                        && *ok
+                    {
+                        replay.calls.entry(key(&primitive, &args)).or_default().push(output.clone().unwrap_or(Value::Null));
+                    }
+                }
+                // A call whose outcome was decided by checking (after an earlier resume).
+                Event::CallVerified { call, applied: Some(true), output, .. } => {
+                    if let Some((primitive, args, _)) = started.remove(call) {
+                        replay.calls.entry(key(&primitive, &args)).or_default().push(output.clone().unwrap_or(Value::Null));
+                    }
+                }
+                Event::CallVerified { call, applied: Some(false), .. } => {
+                    started.remove(call);
+                }
+                Event::StageFinished { stage, ok: true, value, .. } => {
+                    let n = stage_counts.entry(stage.clone()).or_default();
+                    replay.stages.insert((stage.clone(), *n), value.clone().unwrap_or(Value::Null));
+                    *n += 1;
+                }
+                Event::StageFinished { stage, ok: false, .. } => {
+                    *stage_counts.entry(stage.clone()).or_default() += 1;
+                }
+                Event::Approval { message, approved, .. } => {
+                    approval_counts.entry(message.clone()).or_default().push(*approved);
+                }
+                _ => {}
+            }
+        }
+        for (call, (primitive, args, ts)) in started {
+            replay.in_doubt.entry(key(&primitive, &args)).or_default().push(InDoubt { call, primitive, args, started: ts });
+        }
+        replay.approvals = approval_counts;
+        replay
+    }
+
+    /// The journaled value of the next occurrence of stage `name`, if it completed.
+    pub fn stage(&mut self, name: &str) -> Option<Value> {
+        let n = self.seen_stages.entry(name.to_string()).or_default();
+        let value = self.stages.get(&(name.to_string(), *n)).cloned();
+        *n += 1;
+        value
+    }
+
+    /// For the next mutating call of `primitive` with `args`: its journaled output if it
+    /// finished, or the in-doubt record if it was sent without an outcome.
+    pub fn call(&mut self, primitive: &str, args: &Value) -> Option<Result<Value, InDoubt>> {
+        let k = key(primitive, args);
+        let n = self.seen_calls.entry(k.clone()).or_default();
+        let finished = self.calls.get(&k).map(Vec::len).unwrap_or(0);
+        let result = if *n < finished {
+            self.calls.get(&k).and_then(|v| v.get(*n)).cloned().map(Ok)
+        } else {
+            self.in_doubt.get_mut(&k).and_then(|v| if v.is_empty() { None } else { Some(Err(v.remove(0))) })
+        };
+        *n += 1;
+        result
+    }
+
+    /// The answer given to the next occurrence of approval `message`, if any.
+    pub fn approval(&mut self, message: &str) -> Option<bool> {
+        let n = self.seen_approvals.entry(message.to_string()).or_default();
+        let answer = self.approvals.get(message).and_then(|a| a.get(*n)).copied();
+        *n += 1;
+        answer
+    }
+
+    /// Calls still in doubt that the replay never reached.
+    pub fn unreached_in_doubt(&self) -> Vec<InDoubt> {
+        self.in_doubt.values().flatten().cloned().collect()
+    }
+}

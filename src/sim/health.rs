@@ -1,0 +1,88 @@
+//! Health endpoints (`/health/<resource key>`) and a Prometheus-style error-rate query, answered
+//! from what actually runs in the simulated world.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::sim::azure::AzureWorld;
+use crate::sim::k8s::K8sWorld;
+
+/// What the health routes look at.
+pub struct HealthWorld {
+    /// The clusters.
+    pub k8s: Arc<K8sWorld>,
+    /// ARM.
+    pub azure: Arc<AzureWorld>,
+    /// Every resource key of the scenario.
+    pub keys: Vec<String>,
+}
+
+impl HealthWorld {
+    /// Health of a resource key; None when the key is unknown.
+    pub fn healthy(&self, key: &str) -> Option<bool> {
+        if key.starts_with("k8s/") { self.k8s.healthy(key) } else { self.azure.healthy(key) }
+    }
+}
+
+/// `/health`, `/health/<key>` and `/prometheus/api/v1/query`.
+pub fn router(world: Arc<HealthWorld>) -> Router {
+    Router::new()
+        .route("/health", get(all))
+        .route("/health/{*key}", get(one))
+        .route("/prometheus/api/v1/query", get(prometheus).post(prometheus))
+        .with_state(world)
+}
+
+async fn one(State(w): State<Arc<HealthWorld>>, Path(key): Path<String>) -> Response {
+    let key = key.trim_matches('/');
+    match w.healthy(key) {
+        Some(true) => (StatusCode::OK, axum::Json(json!({"key": key, "healthy": true}))).into_response(),
+        Some(false) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"key": key, "healthy": false})))
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("unknown resource `{key}`"), "known": w.keys})),
+        )
+            .into_response(),
+    }
+}
+
+async fn all(State(w): State<Arc<HealthWorld>>) -> Response {
+    let map: serde_json::Map<String, Value> =
+        w.keys.iter().map(|k| (k.clone(), json!(w.healthy(k)))).collect();
+    axum::Json(Value::Object(map)).into_response()
+}
+
+/// Instant query: one sample per resource, `1` when broken and `0` when healthy. The resources
+/// are those whose key appears in the query (e.g. `error_rate{resource="k8s/prod/shop/web"}`),
+/// or all of them.
+async fn prometheus(State(w): State<Arc<HealthWorld>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some(query) = q.get("query") else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"status": "error", "errorType": "bad_data",
+                "error": "invalid parameter \"query\": empty query"})),
+        )
+            .into_response();
+    };
+    let named: Vec<&String> = w.keys.iter().filter(|k| query.contains(k.as_str())).collect();
+    let chosen: Vec<&String> = if named.is_empty() { w.keys.iter().collect() } else { named };
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    let result: Vec<Value> = chosen
+        .into_iter()
+        .filter_map(|k| w.healthy(k).map(|h| (k, h)))
+        .map(|(k, healthy)| {
+            json!({"metric": {"__name__": "error_rate", "resource": k},
+                "value": [now, if healthy { "0" } else { "1" }]})
+        })
+        .collect();
+    axum::Json(json!({"status": "success", "data": {"resultType": "vector", "result": result}}))
+        .into_response()
+}

@@ -1,0 +1,614 @@
+//! The Deployment controller and pod lifecycle of the simulated clusters (reference §5):
+//! ReplicaSet per pod template, revision bookkeeping, rolling updates, history cleanup and status.
+
+use serde_json::{Value, json};
+
+use super::store::{Key, Kind, Store, annotation, int_at, obj_mut, set_annotation, str_at};
+
+/// Deployment annotations that are not copied to ReplicaSets nor restored by a rollback.
+pub const ANNOTATIONS_TO_SKIP: &[&str] = &[
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deployment.kubernetes.io/revision",
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+];
+
+const REVISION: &str = "deployment.kubernetes.io/revision";
+const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+const HASH: &str = "pod-template-hash";
+
+/// Drops nulls and empty maps/lists, as Go's semantic equality treats nil and empty alike.
+pub fn normalize(v: &Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::Object(m) => {
+            let out: serde_json::Map<String, Value> =
+                m.iter().filter_map(|(k, v)| normalize(v).map(|v| (k.clone(), v))).collect();
+            (!out.is_empty()).then_some(Value::Object(out))
+        }
+        Value::Array(a) => (!a.is_empty())
+            .then(|| Value::Array(a.iter().map(|x| normalize(x).unwrap_or(Value::Null)).collect())),
+        other => Some(other.clone()),
+    }
+}
+
+/// A pod template without its `pod-template-hash` label, normalised.
+fn template_key(template: &Value) -> Option<Value> {
+    let mut t = template.clone();
+    if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+        labels.remove(HASH);
+    }
+    normalize(&t)
+}
+
+/// kubectl's and the controller's `EqualIgnoreHash`.
+pub fn equal_ignore_hash(a: &Value, b: &Value) -> bool {
+    template_key(a) == template_key(b)
+}
+
+/// A stable `pod-template-hash`: FNV-1a-32 of the normalised template, its decimal digits
+/// mapped onto the alphabet Kubernetes uses (so it looks like a real one, e.g. `78449c65d4`).
+pub fn pod_template_hash(template: &Value) -> String {
+    let text = template_key(template).map(|v| v.to_string()).unwrap_or_default();
+    let mut h: u32 = 0x811c9dc5;
+    for b in text.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x01000193);
+    }
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    h.to_string().bytes().map(|d| ALPHABET[(usize::from(d)) % 27] as char).collect()
+}
+
+/// Images of a pod template's containers, in order.
+pub fn template_images(template: &Value) -> Vec<String> {
+    template
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter().filter_map(|c| c.get("image").and_then(Value::as_str).map(String::from)).collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The revision annotation as kubectl parses it (missing = 0, unparsable = None).
+pub fn revision_of(obj: &Value) -> Option<i64> {
+    match annotation(obj, REVISION) {
+        None => Some(0),
+        Some(s) => s.parse().ok(),
+    }
+}
+
+/// Resolves an int-or-percent of `total`, rounding up or down.
+fn int_or_percent(v: Option<&Value>, total: i64, default_pct: i64, round_up: bool) -> i64 {
+    let pct = match v {
+        Some(Value::Number(n)) => return n.as_i64().unwrap_or(0),
+        Some(Value::String(s)) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
+            Some(p) => p,
+            None => return s.parse().unwrap_or(0),
+        },
+        _ => default_pct,
+    };
+    if round_up { (pct * total + 99) / 100 } else { pct * total / 100 }
+}
+
+/// `maxSurge` and `maxUnavailable` of a Deployment, resolved as the controller does.
+pub fn surge_and_unavailable(d: &Value) -> (i64, i64) {
+    let desired = int_at(d, "/spec/replicas");
+    let ru = d.pointer("/spec/strategy/rollingUpdate");
+    let surge = int_or_percent(ru.and_then(|r| r.get("maxSurge")), desired, 25, true);
+    let mut unavailable = int_or_percent(ru.and_then(|r| r.get("maxUnavailable")), desired, 25, false);
+    if surge == 0 && unavailable == 0 {
+        unavailable = 1;
+    }
+    (surge, unavailable.min(desired))
+}
+
+/// Whether a ReplicaSet's pods run an image its owner's scenario calls broken.
+pub fn rs_broken(store: &Store, rs: &Value, ctx: &str) -> bool {
+    let Some(owner) = owner_name(rs) else {
+        return false;
+    };
+    let ns = str_at(rs, "/metadata/namespace").unwrap_or("default");
+    let key = Key::new(ctx, Kind::Deployment, ns, owner);
+    let Some(broken) = store.broken.get(&key) else {
+        return false;
+    };
+    rs.pointer("/spec/template").map(template_images).unwrap_or_default().iter().any(|i| broken.contains(i))
+}
+
+fn owner_name(rs: &Value) -> Option<&str> {
+    rs.pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))?
+        .get("name")?
+        .as_str()
+}
+
+fn owner_uid(rs: &Value) -> Option<&str> {
+    rs.pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))?
+        .get("uid")?
+        .as_str()
+}
+
+/// The ReplicaSets a Deployment controls, oldest first (creationTimestamp, then name).
+pub fn owned_replicasets(store: &Store, dkey: &Key, uid: &str) -> Vec<(Key, Value)> {
+    let mut rss: Vec<(Key, Value)> = store
+        .list(&dkey.ctx, Kind::ReplicaSet, Some(&dkey.ns))
+        .into_iter()
+        .filter(|(_, rs)| owner_uid(rs) == Some(uid))
+        .collect();
+    rss.sort_by(|a, b| {
+        let ta = str_at(&a.1, "/metadata/creationTimestamp").unwrap_or("");
+        let tb = str_at(&b.1, "/metadata/creationTimestamp").unwrap_or("");
+        (ta, &a.0.name).cmp(&(tb, &b.0.name))
+    });
+    rss
+}
+
+fn set_replicas(rs: &mut Value, n: i64) {
+    if int_at(rs, "/spec/replicas") != n {
+        obj_mut(rs, &["spec"]).insert("replicas".into(), json!(n));
+        let generation = int_at(rs, "/metadata/generation") + 1;
+        obj_mut(rs, &["metadata"]).insert("generation".into(), json!(generation));
+    }
+}
+
+fn set_condition(d: &mut Value, kind: &str, status: &str, reason: &str, message: &str, now: &str) {
+    let status_obj = obj_mut(d, &["status"]);
+    let conds = status_obj.entry("conditions").or_insert_with(|| json!([]));
+    if !conds.is_array() {
+        *conds = json!([]);
+    }
+    let Some(list) = conds.as_array_mut() else {
+        return;
+    };
+    let fresh = json!({"type": kind, "status": status, "lastUpdateTime": now,
+        "lastTransitionTime": now, "reason": reason, "message": message});
+    match list.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(kind)) {
+        Some(c) => {
+            let same_status = c.get("status").and_then(Value::as_str) == Some(status);
+            let same = same_status
+                && c.get("reason").and_then(Value::as_str) == Some(reason)
+                && c.get("message").and_then(Value::as_str) == Some(message);
+            if same {
+                return;
+            }
+            let transition = if same_status {
+                c.get("lastTransitionTime").cloned().unwrap_or(json!(now))
+            } else {
+                json!(now)
+            };
+            *c = fresh;
+            c["lastTransitionTime"] = transition;
+        }
+        None => {
+            // Available comes first, as on a real cluster.
+            if kind == "Available" {
+                list.insert(0, fresh);
+            } else {
+                list.push(fresh);
+            }
+        }
+    }
+}
+
+fn condition_reason(d: &Value, kind: &str) -> Option<String> {
+    d.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))?
+        .get("reason")?
+        .as_str()
+        .map(String::from)
+}
+
+fn new_replicaset(store: &mut Store, d: &Value, dkey: &Key, revision: i64) -> (Key, Value) {
+    let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    let hash = pod_template_hash(&template);
+    let name = format!("{}-{hash}", dkey.name);
+    let mut t = template;
+    obj_mut(&mut t, &["metadata", "labels"]).insert(HASH.into(), json!(hash));
+    let mut labels = t.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+    labels[HASH] = json!(hash);
+    let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+    obj_mut(&mut selector, &["matchLabels"]).insert(HASH.into(), json!(hash));
+    let mut annotations = serde_json::Map::new();
+    if let Some(Value::Object(a)) = d.pointer("/metadata/annotations") {
+        for (k, v) in a {
+            if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) {
+                annotations.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    annotations.insert(REVISION.into(), json!(revision.to_string()));
+    let uid = store.uid();
+    let mut rs = json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": name,
+            "namespace": dkey.ns,
+            "uid": uid,
+            "generation": 1,
+            "creationTimestamp": store.timestamp(),
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": dkey.name,
+                "uid": str_at(d, "/metadata/uid").unwrap_or(""), "controller": true,
+                "blockOwnerDeletion": true}],
+        },
+        "spec": {"replicas": 0, "selector": selector, "template": t},
+        "status": {"replicas": 0, "observedGeneration": 1},
+    });
+    if let Some(m) = d.pointer("/spec/minReadySeconds") {
+        rs["spec"]["minReadySeconds"] = m.clone();
+    }
+    (Key::new(&dkey.ctx, Kind::ReplicaSet, &dkey.ns, &name), rs)
+}
+
+/// One pass of the Deployment controller over one Deployment; writes what changed.
+pub fn sync_deployment(store: &mut Store, dkey: &Key) {
+    let Some(mut d) = store.objects.get(dkey).cloned() else {
+        return;
+    };
+    let now = store.timestamp();
+    let uid = str_at(&d, "/metadata/uid").unwrap_or("").to_string();
+    let mut rss = owned_replicasets(store, dkey, &uid);
+    let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
+    let desired = int_at(&d, "/spec/replicas");
+    let (surge, max_unavailable) = surge_and_unavailable(&d);
+    let mut new_idx = rss
+        .iter()
+        .position(|(_, rs)| rs.pointer("/spec/template").is_some_and(|t| equal_ignore_hash(t, &template)));
+    let mut created = false;
+
+    // Pause and resume conditions come first (checkPausedConditions).
+    let progressing = condition_reason(&d, "Progressing");
+    if paused && progressing.as_deref() != Some("DeploymentPaused") {
+        set_condition(&mut d, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", &now);
+    } else if !paused && progressing.as_deref() == Some("DeploymentPaused") {
+        set_condition(&mut d, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed", &now);
+    }
+
+    if !paused {
+        let max_old = rss
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != new_idx)
+            .filter_map(|(_, (_, rs))| revision_of(rs))
+            .max()
+            .unwrap_or(0);
+        let new_revision = max_old + 1;
+        match new_idx {
+            None => {
+                let rs = new_replicaset(store, &d, dkey, new_revision);
+                rss.push(rs);
+                new_idx = Some(rss.len() - 1);
+                created = true;
+            }
+            Some(i) => {
+                let rs = &mut rss[i].1;
+                if let Some(Value::Object(a)) = d.pointer("/metadata/annotations").cloned() {
+                    for (k, v) in a {
+                        if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) {
+                            obj_mut(rs, &["metadata", "annotations"]).insert(k, v);
+                        }
+                    }
+                }
+                let old = revision_of(rs).unwrap_or(0);
+                if old < new_revision {
+                    if annotation(rs, REVISION).is_some() {
+                        let history = match annotation(rs, REVISION_HISTORY) {
+                            Some(h) if !h.is_empty() => format!("{h},{old}"),
+                            _ => old.to_string(),
+                        };
+                        let history = if history.len() > 2000 {
+                            history[history.len() - 2000..].to_string()
+                        } else {
+                            history
+                        };
+                        set_annotation(rs, REVISION_HISTORY, &history);
+                    }
+                    set_annotation(rs, REVISION, &new_revision.to_string());
+                }
+            }
+        }
+        let Some(ni) = new_idx else { return };
+        if let Some(rev) = annotation(&rss[ni].1, REVISION).map(String::from) {
+            set_annotation(&mut d, REVISION, &rev);
+        }
+        if created {
+            let name = rss[ni].0.name.clone();
+            set_condition(
+                &mut d,
+                "Progressing",
+                "True",
+                "NewReplicaSetCreated",
+                &format!("Created new replica set \"{name}\""),
+                &now,
+            );
+        }
+        let recreate = str_at(&d, "/spec/strategy/type") == Some("Recreate");
+        if recreate {
+            let old_pods: i64 = rss
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != ni)
+                .map(|(_, (_, rs))| int_at(rs, "/status/replicas"))
+                .sum();
+            for (i, (_, rs)) in rss.iter_mut().enumerate() {
+                if i != ni {
+                    set_replicas(rs, 0);
+                }
+            }
+            if old_pods == 0 {
+                set_replicas(&mut rss[ni].1, desired);
+            }
+        } else {
+            rolling(&mut rss, ni, desired, surge, max_unavailable);
+        }
+        let max_replicas = desired + surge;
+        let rs = &mut rss[ni].1;
+        if int_at(rs, "/spec/replicas") > 0 || desired == 0 {
+            set_annotation(rs, "deployment.kubernetes.io/desired-replicas", &desired.to_string());
+            set_annotation(rs, "deployment.kubernetes.io/max-replicas", &max_replicas.to_string());
+        }
+    } else {
+        // Paused: scaling only, onto the one active ReplicaSet when there is exactly one.
+        let active: Vec<usize> =
+            (0..rss.len()).filter(|&i| int_at(&rss[i].1, "/spec/replicas") > 0).collect();
+        if active.len() == 1 {
+            set_replicas(&mut rss[active[0]].1, desired);
+        } else if active.is_empty()
+            && let Some(i) = new_idx
+        {
+            set_replicas(&mut rss[i].1, desired);
+        }
+    }
+
+    // Status.
+    let sum = |ptr: &str, rss: &[(Key, Value)]| -> i64 { rss.iter().map(|(_, rs)| int_at(rs, ptr)).sum() };
+    let total_spec = sum("/spec/replicas", &rss);
+    let replicas = sum("/status/replicas", &rss);
+    let ready = sum("/status/readyReplicas", &rss);
+    let available = sum("/status/availableReplicas", &rss);
+    let updated = new_idx.map(|i| int_at(&rss[i].1, "/status/replicas")).unwrap_or(0);
+    let unavailable = (total_spec - available).max(0);
+    let before_status = d.get("status").cloned();
+    {
+        let st = obj_mut(&mut d, &["status"]);
+        let generation = st.get("observedGeneration").cloned();
+        let _ = generation;
+        for (k, v) in [
+            ("replicas", replicas),
+            ("updatedReplicas", updated),
+            ("readyReplicas", ready),
+            ("availableReplicas", available),
+            ("unavailableReplicas", unavailable),
+        ] {
+            if v > 0 {
+                st.insert(k.into(), json!(v));
+            } else {
+                st.remove(k);
+            }
+        }
+    }
+    let generation = int_at(&d, "/metadata/generation");
+    obj_mut(&mut d, &["status"]).insert("observedGeneration".into(), json!(generation));
+    if available >= desired - max_unavailable {
+        set_condition(
+            &mut d,
+            "Available",
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+            &now,
+        );
+    } else {
+        set_condition(
+            &mut d,
+            "Available",
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+            &now,
+        );
+    }
+    let complete = updated == desired && replicas == desired && available == desired;
+    if !paused
+        && !created
+        && let Some(ni) = new_idx
+    {
+        let name = rss[ni].0.name.clone();
+        let reason = condition_reason(&d, "Progressing");
+        if complete {
+            set_condition(
+                &mut d,
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                &format!("ReplicaSet \"{name}\" has successfully progressed."),
+                &now,
+            );
+        } else if before_status.as_ref() != d.get("status") || reason.is_none() {
+            set_condition(
+                &mut d,
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                &format!("ReplicaSet \"{name}\" is progressing."),
+                &now,
+            );
+        }
+    }
+
+    // History cleanup, when complete or paused.
+    let mut delete = Vec::new();
+    if complete || paused {
+        let limit = d.pointer("/spec/revisionHistoryLimit").and_then(Value::as_i64).unwrap_or(10);
+        let mut old: Vec<usize> = (0..rss.len()).filter(|&i| Some(i) != new_idx).collect();
+        old.sort_by_key(|&i| revision_of(&rss[i].1).unwrap_or(0));
+        let diff = old.len() as i64 - limit;
+        for &i in old.iter().take(diff.max(0) as usize) {
+            let rs = &rss[i].1;
+            if int_at(rs, "/spec/replicas") == 0 && int_at(rs, "/status/replicas") == 0 {
+                delete.push(rss[i].0.clone());
+            }
+        }
+    }
+
+    for (key, rs) in rss {
+        if !delete.contains(&key) {
+            store.put(&key, rs);
+        }
+    }
+    for key in delete {
+        store.delete(&key);
+    }
+    store.put(dkey, d);
+}
+
+/// One rolling-update step: scale the new ReplicaSet up within `maxSurge`, then the old ones
+/// down within `maxUnavailable` (rolling.go: reconcileNewReplicaSet, reconcileOldReplicaSets).
+fn rolling(rss: &mut [(Key, Value)], ni: usize, desired: i64, surge: i64, max_unavailable: i64) {
+    let spec = |rs: &Value| int_at(rs, "/spec/replicas");
+    let avail = |rs: &Value| int_at(rs, "/status/availableReplicas");
+    // Scale up (or down, when the new one has more than wanted).
+    let new_spec = spec(&rss[ni].1);
+    if new_spec > desired {
+        set_replicas(&mut rss[ni].1, desired);
+    } else if new_spec < desired {
+        let all: i64 = rss.iter().map(|(_, rs)| spec(rs)).sum();
+        let room = (desired + surge - all).min(desired - new_spec);
+        if room > 0 {
+            set_replicas(&mut rss[ni].1, new_spec + room);
+        }
+    }
+    // Scale down old ones.
+    let old_pods: i64 = rss.iter().enumerate().filter(|(i, _)| *i != ni).map(|(_, (_, rs))| spec(rs)).sum();
+    if old_pods == 0 {
+        return;
+    }
+    let all: i64 = rss.iter().map(|(_, rs)| spec(rs)).sum();
+    let min_available = desired - max_unavailable;
+    let new_unavailable = spec(&rss[ni].1) - avail(&rss[ni].1);
+    let max_scaled_down = all - min_available - new_unavailable;
+    if max_scaled_down <= 0 {
+        return;
+    }
+    // First the unhealthy replicas of old ReplicaSets.
+    let mut cleaned = 0;
+    for (i, (_, rs)) in rss.iter_mut().enumerate() {
+        if i == ni || cleaned >= max_scaled_down {
+            continue;
+        }
+        let (s, a) = (spec(rs), avail(rs));
+        if s == a {
+            continue;
+        }
+        let down = (max_scaled_down - cleaned).min(s - a);
+        set_replicas(rs, s - down);
+        cleaned += down;
+    }
+    // Then available ones, down to minAvailable.
+    let available: i64 = rss.iter().map(|(_, rs)| avail(rs).min(spec(rs))).sum();
+    if available <= min_available {
+        return;
+    }
+    let total = available - min_available;
+    let mut done = 0;
+    for (i, (_, rs)) in rss.iter_mut().enumerate() {
+        if i == ni || done >= total {
+            continue;
+        }
+        let s = spec(rs);
+        if s == 0 {
+            continue;
+        }
+        let down = s.min(total - done);
+        set_replicas(rs, s - down);
+        done += down;
+    }
+}
+
+/// Pods start and become ready: one step of every ReplicaSet's pod lifecycle, then a
+/// controller pass over every Deployment. Returns whether anything changed.
+pub fn tick(store: &mut Store, instant: bool) -> bool {
+    let rv_before = store.rv;
+    let keys: Vec<Key> = store.objects.keys().filter(|k| k.kind == Kind::ReplicaSet).cloned().collect();
+    for key in &keys {
+        let Some(mut rs) = store.objects.get(key).cloned() else {
+            continue;
+        };
+        let spec = int_at(&rs, "/spec/replicas");
+        let have = int_at(&rs, "/status/replicas");
+        let ready = int_at(&rs, "/status/readyReplicas");
+        let generation = int_at(&rs, "/metadata/generation");
+        let broken = rs_broken(store, &rs, &key.ctx);
+        let mut new_ready = ready;
+        let mut new_have = have;
+        if have != spec {
+            new_have = spec;
+            new_ready = ready.min(spec);
+            store.pod_age.insert(key.clone(), 0);
+        } else if ready < have && !broken {
+            let age = store.pod_age.entry(key.clone()).or_insert(0);
+            *age += 1;
+            if instant || *age >= store.rollout_steps {
+                new_ready = have;
+            }
+        }
+        let st = obj_mut(&mut rs, &["status"]);
+        st.insert("observedGeneration".into(), json!(generation));
+        for (k, v) in [
+            ("replicas", new_have),
+            ("fullyLabeledReplicas", new_have),
+            ("readyReplicas", new_ready),
+            ("availableReplicas", new_ready),
+        ] {
+            if v > 0 || k == "replicas" {
+                st.insert(k.into(), json!(v));
+            } else {
+                st.remove(k);
+            }
+        }
+        store.put(key, rs);
+    }
+    let deployments: Vec<Key> =
+        store.objects.keys().filter(|k| k.kind == Kind::Deployment).cloned().collect();
+    for key in &deployments {
+        sync_deployment(store, key);
+    }
+    store.rv != rv_before
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_uses_the_kubernetes_alphabet_and_ignores_the_hash_label() {
+        let a = json!({"metadata": {"labels": {"app": "web"}, "creationTimestamp": null},
+            "spec": {"containers": [{"name": "web", "image": "a", "resources": {}}]}});
+        let b = json!({"metadata": {"labels": {"app": "web", "pod-template-hash": "x"}},
+            "spec": {"containers": [{"name": "web", "image": "a"}]}});
+        assert!(equal_ignore_hash(&a, &b));
+        assert_eq!(pod_template_hash(&a), pod_template_hash(&b));
+        assert!(pod_template_hash(&a).chars().all(|c| "456789bcdf".contains(c)));
+    }
+
+    #[test]
+    fn surge_rounds_up_and_unavailable_down() {
+        let d = json!({"spec": {"replicas": 3}});
+        assert_eq!(surge_and_unavailable(&d), (1, 0));
+        let d = json!({"spec": {"replicas": 10, "strategy": {"rollingUpdate": {"maxSurge": 2, "maxUnavailable": "50%"}}}});
+        assert_eq!(surge_and_unavailable(&d), (2, 5));
+    }
+}

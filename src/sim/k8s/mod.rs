@@ -1,0 +1,219 @@
+//! The simulated Kubernetes API: one API server per simulated context, Deployments and
+//! ReplicaSets with a Deployment controller, Leases, discovery and watches.
+
+pub mod api;
+pub mod controller;
+pub mod discovery;
+pub mod patch;
+pub mod select;
+pub mod store;
+pub mod table;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::Duration as ChronoDuration;
+use serde_json::{Value, json};
+
+use crate::sim::Scenario;
+use controller::{rs_broken, template_images};
+use store::{Key, Kind, Store, int_at, str_at};
+
+/// How many instant controller passes building a scenario's history may take per revision.
+const CONVERGE_PASSES: usize = 200;
+
+/// Every simulated Kubernetes cluster.
+pub struct K8sWorld {
+    store: Mutex<Store>,
+    contexts: Vec<String>,
+}
+
+impl K8sWorld {
+    /// Builds the clusters of a scenario: each Deployment with its revision history (revisions
+    /// 1..N from the scenario images, the last one live and rolled out as far as it can go).
+    pub fn from_scenario(scenario: &Scenario) -> K8sWorld {
+        let mut contexts: Vec<String> = Vec::new();
+        for ctx in scenario
+            .k8s
+            .deployments
+            .iter()
+            .map(|d| &d.context)
+            .chain(scenario.aks.clusters.iter().map(|c| &c.context))
+        {
+            if !contexts.contains(ctx) {
+                contexts.push(ctx.clone());
+            }
+        }
+        let mut store = Store::new(scenario.sim.rollout_steps.unwrap_or(1));
+        let now = chrono::Utc::now();
+        for dep in &scenario.k8s.deployments {
+            let key = Key::new(&dep.context, Kind::Deployment, &dep.namespace, &dep.name);
+            store.broken.insert(key.clone(), dep.broken.iter().cloned().collect::<BTreeSet<_>>());
+            let n = dep.revisions.len() as i64;
+            let base = now - ChronoDuration::minutes(10 * n + 5);
+            store.clock = Some(base);
+            let uid = store.uid();
+            let mut containers =
+                vec![json!({"name": dep.name, "image": dep.revisions.first().cloned().unwrap_or_default()})];
+            for (name, image) in &dep.sidecars {
+                containers.push(json!({"name": name, "image": image}));
+            }
+            let mut d = json!({
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": dep.name, "namespace": dep.namespace, "uid": uid,
+                    "generation": 1, "creationTimestamp": store.timestamp(),
+                    "labels": {"app": dep.name}, "annotations": {}},
+                "spec": {"replicas": dep.replicas, "selector": {"matchLabels": {"app": dep.name}},
+                    "template": {"metadata": {"labels": {"app": dep.name}},
+                        "spec": {"containers": containers}}},
+                "status": {},
+            });
+            if let Some(limit) = dep.revision_history_limit {
+                d["spec"]["revisionHistoryLimit"] = json!(limit);
+            }
+            api::default_deployment(&mut d);
+            store.put(&key, d);
+            converge(&mut store, &key);
+            for (i, image) in dep.revisions.iter().enumerate().skip(1) {
+                store.clock = Some(base + ChronoDuration::minutes(10 * i as i64));
+                let Some(mut d) = store.objects.get(&key).cloned() else {
+                    continue;
+                };
+                d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+                api::default_deployment(&mut d);
+                d["metadata"]["generation"] = json!(int_at(&d, "/metadata/generation") + 1);
+                store.put(&key, d);
+                converge(&mut store, &key);
+            }
+            if dep.paused
+                && let Some(mut d) = store.objects.get(&key).cloned()
+            {
+                d["spec"]["paused"] = json!(true);
+                d["metadata"]["generation"] = json!(int_at(&d, "/metadata/generation") + 1);
+                store.put(&key, d);
+                controller::sync_deployment(&mut store, &key);
+            }
+        }
+        store.clock = None;
+        store.clear_log();
+        K8sWorld { store: Mutex::new(store), contexts }
+    }
+
+    /// The simulated contexts, in scenario order.
+    pub fn contexts(&self) -> &[String] {
+        &self.contexts
+    }
+
+    /// Whether `ctx` is a simulated context.
+    pub fn has_context(&self, ctx: &str) -> bool {
+        self.contexts.iter().any(|c| c == ctx)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One step of simulated time: pods start and become ready, the controller reacts.
+    pub fn tick(&self) -> bool {
+        controller::tick(&mut self.lock(), false)
+    }
+
+    fn deployment(&self, key: &str) -> Option<(Key, Value, Vec<Value>, bool)> {
+        let rest = key.strip_prefix("k8s/")?;
+        // The context may itself hold `/`: take the longest known one that prefixes the key.
+        let ctx =
+            self.contexts.iter().filter(|c| rest.starts_with(&format!("{c}/"))).max_by_key(|c| c.len())?;
+        let (ns, name) = rest[ctx.len() + 1..].split_once('/')?;
+        let store = self.lock();
+        let dkey = Key::new(ctx, Kind::Deployment, ns, name);
+        let d = store.objects.get(&dkey)?.clone();
+        let uid = str_at(&d, "/metadata/uid").unwrap_or("").to_string();
+        let rss: Vec<Value> =
+            controller::owned_replicasets(&store, &dkey, &uid).into_iter().map(|(_, rs)| rs).collect();
+        let broken_running = rss.iter().any(|rs| {
+            (int_at(rs, "/spec/replicas") > 0 || int_at(rs, "/status/replicas") > 0)
+                && rs_broken(&store, rs, ctx)
+        });
+        let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
+        let template_broken = store.broken.get(&dkey).is_some_and(|b| {
+            d.pointer("/spec/template").map(template_images).unwrap_or_default().iter().any(|i| b.contains(i))
+        });
+        let unhealthy = broken_running || (template_broken && !paused);
+        Some((dkey, d, rss, unhealthy))
+    }
+
+    /// Health of `k8s/<context>/<namespace>/<deployment>`: healthy iff no pods of a broken image
+    /// run or are being rolled out; None for an unknown key.
+    pub fn healthy(&self, key: &str) -> Option<bool> {
+        self.deployment(key).map(|(_, _, _, unhealthy)| !unhealthy)
+    }
+
+    /// Observable state of a Deployment key for test expectations.
+    pub fn state(&self, key: &str) -> Option<Value> {
+        let (_, d, _, unhealthy) = self.deployment(key)?;
+        let images = d.pointer("/spec/template").map(template_images).unwrap_or_default();
+        let revision: i64 = store::annotation(&d, "deployment.kubernetes.io/revision")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        Some(json!({
+            "image": images.first().cloned().unwrap_or_default(),
+            "images": images,
+            "revision": revision,
+            "replicas": int_at(&d, "/spec/replicas"),
+            "ready": int_at(&d, "/status/readyReplicas"),
+            "updated": int_at(&d, "/status/updatedReplicas"),
+            "available": int_at(&d, "/status/availableReplicas"),
+            "paused": d.pointer("/spec/paused").and_then(Value::as_bool).unwrap_or(false),
+            "generation": int_at(&d, "/metadata/generation"),
+            "healthy": !unhealthy,
+        }))
+    }
+}
+
+/// Runs the controller with pods ready at once until nothing changes (building history).
+fn converge(store: &mut Store, key: &Key) {
+    controller::sync_deployment(store, key);
+    for _ in 0..CONVERGE_PASSES {
+        if !controller::tick(store, true) {
+            break;
+        }
+    }
+}
+
+/// A context name as URL path text: characters that would end or escape a path (`%`, `?`,
+/// `#`, spaces, non-ASCII) are percent-encoded; `/` and `:` stay, since clients such as
+/// kubectl re-join server paths unescaped anyway.
+pub fn encode_context(ctx: &str) -> String {
+    let mut out = String::new();
+    for b in ctx.bytes() {
+        if b.is_ascii_graphic() && !b"%?#".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-decodes URL path text (the inverse of [`encode_context`]); None for malformed escapes.
+pub fn decode_context(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A shared handle to the clusters.
+pub type SharedK8s = Arc<K8sWorld>;

@@ -1,0 +1,122 @@
+//! The HTTP front of the simulator: its own accept loop (so a fault can close a connection with
+//! no answer at all), global and per-fault latency, injected faults and the request record,
+//! wrapped around every route (Kubernetes, health and ARM alike).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::sim::faults::{Faults, fault_body};
+use crate::sim::record::Recorder;
+
+/// Everything a request passes through.
+pub struct Front {
+    /// All routes.
+    pub router: axum::Router,
+    /// Injected faults.
+    pub faults: Faults,
+    /// The request record.
+    pub record: Arc<Recorder>,
+    /// `[sim] latency`, added to every answer.
+    pub latency: Duration,
+}
+
+/// Returned by the service to make hyper close the connection without writing an answer.
+#[derive(Debug)]
+pub struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+/// Accepts connections until `shutdown` turns true (or its sender is gone).
+pub async fn accept_loop(listener: TcpListener, front: Arc<Front>, shutdown: watch::Receiver<bool>) {
+    let mut stopped = shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors and the like: back off briefly, keep serving.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let front = front.clone();
+                let mut stop = shutdown.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle(front.clone(), req));
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stopped_signal(&mut stop) => {}
+                    }
+                });
+            }
+            _ = stopped_signal(&mut stopped) => break,
+        }
+    }
+}
+
+/// Resolves once the shutdown flag is set or its sender is gone.
+pub async fn stopped_signal(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Result<Response<Body>, DropConnection> {
+    let (parts, body) = req.into_parts();
+    let bytes = match body.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return Err(DropConnection),
+    };
+    let method = parts.method.as_str().to_string();
+    let path = parts.uri.path().to_string();
+    let index = front.record.start(&method, &path, parts.uri.query(), &bytes);
+    let injection = front.faults.take(&method, &path);
+    let delay = front.latency + injection.as_ref().map(|i| i.latency).unwrap_or_default();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let req = Request::from_parts(parts, Body::from(bytes));
+    match injection {
+        Some(i) if i.drop || i.status.is_some() => {
+            if i.applied {
+                // The request takes effect; its answer is lost.
+                let _ = front.router.clone().oneshot(req).await;
+            }
+            if i.drop {
+                front.record.finish(index, None, true, true);
+                return Err(DropConnection);
+            }
+            let status = i.status.unwrap_or(500);
+            let mut resp = Response::new(Body::from(fault_body(&path, status).to_string()));
+            *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            if let Some(secs) = i.retry_after {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            front.record.finish(index, Some(status), true, false);
+            Ok(resp)
+        }
+        other => {
+            let resp = match front.router.clone().oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            front.record.finish(index, Some(resp.status().as_u16()), other.is_some(), false);
+            Ok(resp)
+        }
+    }
+}
