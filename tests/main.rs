@@ -1,8 +1,13 @@
 //! Integration tests: one binary (one link), one module per area.
 
+mod appservice;
+mod arm;
+mod azure_client;
+mod azure_support;
 mod cli;
 mod engine;
 mod health;
+mod logicapp;
 mod rehearse;
 mod sim_azure;
 mod sim_k8s;
