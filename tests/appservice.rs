@@ -240,3 +240,63 @@ async fn preview_and_cancel_are_retried_as_idempotent() {
     let v = az.caught(r#"appservice::last_swap(#{ group: "rg-shop", site: "nope" })"#).await["kind"].clone();
     assert_eq!(v, "not_found");
 }
+
+const BOTH_BROKEN: &str = r#"
+[[appservice.sites]]
+group = "rg-shop"
+name = "shop-api"
+slots = { production = "2.1.0", staging = "2.0.0" }
+broken = ["2.1.0", "2.0.0"]
+
+[[health]]
+url = "https://api.example.com/healthz"
+follows = "appservice/rg-shop/shop-api"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdlib_swap_back_verified_swaps_and_checks_health() {
+    let az = start("").await;
+    let script = r#"
+import "std/appservice" as slots;
+slots::recover(#{ group: "rg-shop", site: "shop-web", slot: "staging", health_url: "https://shop.example.com/healthz" })
+"#;
+    let report = az.dry(script, &[SITE]).await;
+    assert_eq!(report.plan.len(), 1, "a dry-run plans the swap only");
+    let v = az.value(script).await;
+    assert_eq!(v["swapped"], true, "{v}");
+    assert_eq!(v["health"]["ok"], true);
+    assert_eq!(v["last_swap"]["source"], "staging");
+    assert_eq!(state(&az)["production"], "1.4.0");
+    // Healthy now: recover does nothing.
+    let v = az.value(script).await;
+    assert_eq!(v["swapped"], false, "{v}");
+    assert_eq!(az.requests_to("POST", "/slotsswap").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdlib_swap_back_is_undone_when_health_stays_bad() {
+    let az = start(BOTH_BROKEN).await;
+    let report = az
+        .run_with(
+            r#"
+import "std/appservice" as slots;
+slots::swap_back_verified(#{ group: "rg-shop", site: "shop-api", slot: "staging", health_url: "https://api.example.com/healthz", within: "1m" })
+"#,
+            false,
+        )
+        .await;
+    assert_eq!(report.status, rollbook::run::journal::RunStatus::Failed);
+    assert!(
+        report
+            .error
+            .unwrap_or_default()
+            .contains("shop-api is still unhealthy after swapping staging into production")
+    );
+    assert_eq!(report.undone, ["swap staging into production of shop-api"]);
+    assert_eq!(
+        az.state("appservice/rg-shop/shop-api").unwrap_or_default()["production"],
+        "2.1.0",
+        "swapped back"
+    );
+    assert_eq!(az.requests_to("POST", "/sites/shop-api/slotsswap").len(), 2);
+}

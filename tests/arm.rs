@@ -228,3 +228,32 @@ async fn deploy_on_error_to_a_deployment_that_failed_is_refused() {
     assert_eq!(v["kind"], "invalid", "{v}");
     assert!(v["message"].as_str().unwrap_or_default().contains("InvalidOnErrorDeployment"), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdlib_redeploy_last_good_skips_the_broken_newest() {
+    let az = start("").await;
+    let script = r#"
+import "std/arm" as infra;
+infra::redeploy_last_good(#{ group: "rg-shop", health_url: "https://infra.example.com/healthz" })
+"#;
+    let report = az.dry(script, &[GROUP]).await;
+    assert!(report.plan[0].effect.contains("deployment `infra-41`"), "{}", report.plan[0].effect);
+    let v = az.value(script).await;
+    assert_eq!(v["from"], "infra-41", "{v}");
+    assert_eq!(v["state"], "Succeeded");
+    assert_eq!(state(&az)["live"], "infra-41");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdlib_redeploy_last_good_fails_when_there_is_none() {
+    let az = start(
+        "[[arm.deployments]]\ngroup = \"rg-new\"\nname = \"only\"\nstate = \"Succeeded\"\ntimestamp = \"2026-11-21T10:00:00Z\"\n",
+    )
+    .await;
+    let report = az
+        .run_with("import \"std/arm\" as infra;\ninfra::redeploy_last_good(#{ group: \"rg-new\" })", false)
+        .await;
+    assert!(
+        report.error.unwrap_or_default().contains("no successful deployment older than only in group rg-new")
+    );
+}

@@ -108,3 +108,37 @@ async fn disable_and_enable_say_whether_they_changed_anything() {
     let v = az.caught(r#"logicapp::enable(#{ group: "rg-shop", workflow: "nope" })"#).await["kind"].clone();
     assert_eq!(v, "not_found");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdlib_promote_previous_and_verify() {
+    let az = start("").await;
+    let script = r#"
+import "std/logicapp" as la;
+la::promote_previous(#{ group: "rg-shop", workflow: "orders", health_url: "https://orders.example.com/healthz" })
+"#;
+    let report = az.dry(script, &[WF]).await;
+    assert!(report.plan[0].effect.starts_with(&format!("make version `{V1}`")), "{}", report.plan[0].effect);
+    let v = az.value(script).await;
+    assert_eq!(v, json!({"promoted": V1, "from_version": V2, "new_version": V3}));
+    assert_eq!(state(&az)["current"], V1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdlib_promote_previous_is_undone_when_health_stays_bad() {
+    let az = start(
+        "[[logicapp.workflows]]\ngroup = \"rg-shop\"\nname = \"billing\"\nversions = [\"1\", \"2\"]\nbroken = [\"1\", \"2\"]\n\
+         [[health]]\nurl = \"https://billing.example.com/healthz\"\nfollows = \"logicapp/rg-shop/billing\"\n",
+    )
+    .await;
+    let report = az
+        .run_with(
+            "import \"std/logicapp\" as la;\nla::promote_previous(#{ group: \"rg-shop\", workflow: \"billing\", health_url: \"https://billing.example.com/healthz\", within: \"30s\" })",
+            false,
+        )
+        .await;
+    assert_eq!(report.status, rollbook::run::journal::RunStatus::Failed, "{:?}", report.error);
+    assert_eq!(report.undone.len(), 1);
+    let s = az.state("logicapp/rg-shop/billing").unwrap_or_default();
+    assert_eq!(s["current"], "2", "promoted back: {s}");
+    assert_eq!(s["versions"], 4);
+}

@@ -10,7 +10,12 @@ use rhai::{AST, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
 type SharedModule = Shared<Module>;
 
 /// The stdlib: `std/<name>` → source, compiled into the binary.
-pub const STDLIB: &[(&str, &str)] = &[("std/health", include_str!("../../stdlib/health.rhai"))];
+pub const STDLIB: &[(&str, &str)] = &[
+    ("std/appservice", include_str!("../../stdlib/appservice.rhai")),
+    ("std/arm", include_str!("../../stdlib/arm.rhai")),
+    ("std/health", include_str!("../../stdlib/health.rhai")),
+    ("std/logicapp", include_str!("../../stdlib/logicapp.rhai")),
+];
 
 /// Sources and ASTs of every module a run loaded (for diagnostics and deferred closure calls).
 #[derive(Default, Clone)]

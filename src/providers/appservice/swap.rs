@@ -206,7 +206,7 @@ pub(super) async fn plan(cx: &CallCx, args: &SwapArgs, verb: &str) -> Result<Pla
     );
     Ok(Planned {
         effect,
-        output: json!({ "site": args.site, "slot": args.slot, "target": args.target, "swapped": false }),
+        output: json!({ "site": args.site, "slot": args.slot, "target": args.target, "swapped": false, "planned": true }),
     })
 }
 

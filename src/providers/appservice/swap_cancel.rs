@@ -86,7 +86,7 @@ impl Primitive for SwapCancel {
                 args.target,
                 site.what()
             ),
-            output: json!({ "site": args.site, "target": args.target }),
+            output: json!({ "site": args.site, "target": args.target, "planned": true }),
         })
     }
 }

@@ -109,7 +109,7 @@ impl Primitive for SwapPreview {
                 args.target,
                 args.slot
             ),
-            output: json!({ "site": args.site, "slot": args.slot, "target": args.target }),
+            output: json!({ "site": args.site, "slot": args.slot, "target": args.target, "planned": true }),
         })
     }
 }

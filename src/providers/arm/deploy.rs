@@ -156,7 +156,7 @@ impl Primitive for Deploy {
                 args.group,
                 props["mode"].as_str().unwrap_or_default()
             ),
-            output: json!({ "name": name, "state": "Planned", "error": null, "rolled_back_to": null }),
+            output: json!({ "name": name, "state": "Planned", "error": null, "rolled_back_to": null, "planned": true }),
         })
     }
 }

@@ -132,7 +132,7 @@ impl Primitive for Redeploy {
                 args.group,
                 properties["mode"].as_str().unwrap_or_default(),
             ),
-            output: json!({ "name": name, "from": from.name, "state": "Planned", "error": null }),
+            output: json!({ "name": name, "from": from.name, "state": "Planned", "error": null, "planned": true }),
         })
     }
 }

@@ -144,5 +144,5 @@ async fn plan_toggle(cx: &CallCx, args: &ToggleArgs, enable: bool) -> Result<Pla
         let verb = if enable { "enable" } else { "disable" };
         (format!("{verb} {} (now {state})", wf.what()), true)
     };
-    Ok(Planned { effect, output: serde_json::json!({ "changed": changed }) })
+    Ok(Planned { effect, output: serde_json::json!({ "changed": changed, "planned": true }) })
 }

@@ -154,7 +154,7 @@ impl Primitive for Promote {
                 prop(&version, "changedTime"),
                 wf.what(),
             ),
-            output: json!({ "from_version": from, "new_version": "(planned)" }),
+            output: json!({ "from_version": from, "new_version": "(planned)", "planned": true }),
         })
     }
 }
