@@ -213,3 +213,20 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Every Azure runbook in `runbooks/` passes its rehearsal (`rollbook test`), faults included.
+#[test]
+fn azure_runbooks_rehearse_green() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    let scenarios: Vec<String> =
+        ["appservice-swap-back", "arm-redeploy-last-good", "logicapp-promote-previous"]
+            .iter()
+            .map(|n| root.join(format!("{n}.toml")).display().to_string())
+            .collect();
+    let mut args = vec!["test"];
+    args.extend(scenarios.iter().map(String::as_str));
+    let out = crate::support::rollbook(&args);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("3 passed, 0 failed"), "{stdout}");
+}
