@@ -389,4 +389,54 @@ mod tests {
         assert_eq!(c.token(false).await.unwrap().expose(), "tok");
         assert!(!format!("{c:?}").contains("tok\""));
     }
+
+    /// A credential that counts its calls and hands out tokens expiring `lifetime` seconds
+    /// from now.
+    #[derive(Debug)]
+    struct Counting {
+        calls: std::sync::atomic::AtomicU32,
+        lifetime: i64,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenCredential for Counting {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let expires = azure_core::time::OffsetDateTime::now_utc()
+                + azure_core::time::Duration::seconds(self.lifetime);
+            Ok(azure_core::credentials::AccessToken::new(format!("token-{n}"), expires))
+        }
+    }
+
+    fn counting(lifetime: i64) -> (Arc<Counting>, Credentials) {
+        let c = Arc::new(Counting { calls: Default::default(), lifetime });
+        let creds = Credentials {
+            choice: CredentialChoice::AzureCli { tenant_id: None },
+            source: Source::Identity(c.clone()),
+            scope: "s".into(),
+            cache: Mutex::new(None),
+        };
+        (c, creds)
+    }
+
+    #[tokio::test]
+    async fn tokens_are_cached_until_shortly_before_they_expire() {
+        let (c, creds) = counting(3600);
+        assert_eq!(creds.token(false).await.unwrap().expose(), "token-1");
+        assert_eq!(creds.token(false).await.unwrap().expose(), "token-1", "cached");
+        assert_eq!(c.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // After a 401 the caller forces a refresh.
+        assert_eq!(creds.token(true).await.unwrap().expose(), "token-2");
+        assert_eq!(creds.token(false).await.unwrap().expose(), "token-2");
+
+        // A token within five minutes of expiry is refreshed before use.
+        let (c, creds) = counting(120);
+        creds.token(false).await.unwrap();
+        assert_eq!(creds.token(false).await.unwrap().expose(), "token-2");
+        assert_eq!(c.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 }
