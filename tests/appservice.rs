@@ -300,3 +300,18 @@ slots::swap_back_verified(#{ group: "rg-shop", site: "shop-api", slot: "staging"
     );
     assert_eq!(az.requests_to("POST", "/sites/shop-api/slotsswap").len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_swap_looks_then_waits_what_retry_after_asks() {
+    let az = start("[[faults]]\nmethod = \"POST\"\npath = \"*/slotsswap\"\nstatus = 429\nretry_after = \"9s\"\ntimes = 1\n").await;
+    az.value(SWAP).await;
+    assert_eq!(az.clock.slept().first(), Some(&std::time::Duration::from_secs(9)), "{:?}", az.clock.slept());
+    let posts = az.requests_to("POST", "/slotsswap");
+    assert_eq!(posts.len(), 2);
+    // Between the two POSTs the site was read (slotSwapStatus) before sending again.
+    let record = az.requests();
+    let first = record.iter().position(|r| r.method == "POST").unwrap_or_default();
+    assert_eq!(record[first + 1].method, "GET");
+    assert!(record[first + 1].path.ends_with("/sites/shop-web"), "{:?}", record[first + 1]);
+    assert_eq!(state(&az)["production"], "1.4.0");
+}

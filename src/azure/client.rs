@@ -365,6 +365,7 @@ impl ArmClient {
                         envelope: Envelope::parse(&body).map(Box::new),
                         attempts,
                         request_id,
+                        retry_after: retry_after(&headers),
                     });
                 }
             }

@@ -74,6 +74,8 @@ pub enum AzureError {
         attempts: u32,
         /// `x-ms-request-id` of the last answer.
         request_id: Option<String>,
+        /// `Retry-After` of the last answer, when it asked for one.
+        retry_after: Option<Duration>,
     },
     /// A long-running operation ended `Failed` or `Canceled`.
     #[error("{what}: the operation ended {status}{}", envelope.as_ref().map(|e| format!(" ({})", e.summary())).unwrap_or_default())]
@@ -173,6 +175,14 @@ impl AzureError {
         }
     }
 
+    /// How long the last answer asked us to wait before trying again, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AzureError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// The HTTP status, for errors that have one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -236,6 +246,7 @@ mod tests {
             envelope: Envelope::parse(&body).map(Box::new),
             attempts: 1,
             request_id: Some("req-1".into()),
+            retry_after: None,
         }
     }
 

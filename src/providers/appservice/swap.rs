@@ -161,7 +161,12 @@ pub(super) async fn perform(cx: &CallCx, args: SwapArgs) -> Result<SwapOutput, P
             )))
             .with_target(key));
         }
-        let wait = site.client.policy().backoff(looks).max(Duration::from_secs(1));
+        let wait = site
+            .client
+            .policy()
+            .backoff(looks)
+            .max(e.retry_after().unwrap_or(Duration::from_secs(1)))
+            .min(site.client.policy().max_backoff);
         if budget.spent() + wait > budget.limit() {
             return Err(PrimitiveError::from(AzureError::Timeout {
                 what: format!(

@@ -136,7 +136,8 @@ impl Primitive for Promote {
             if tries >= MAX_TRIES {
                 return Err(fail(&wf.key())(e));
             }
-            cx.pause(wf.client.policy().backoff(tries)).await.map_err(PrimitiveError::from)?;
+            let wait = wf.client.policy().backoff(tries).max(e.retry_after().unwrap_or_default());
+            cx.pause(wait.min(wf.client.policy().max_backoff)).await.map_err(PrimitiveError::from)?;
         }
     }
 
