@@ -257,3 +257,21 @@ async fn stdlib_redeploy_last_good_fails_when_there_is_none() {
         report.error.unwrap_or_default().contains("no successful deployment older than only in group rg-new")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_and_deploy_under_faults() {
+    let faults = "[[faults]]\nmethod = \"GET\"\npath = \"*/providers/Microsoft.Resources/deployments\"\nstatus = 500\ntimes = 2\n\
+                  [[faults]]\nmethod = \"PUT\"\npath = \"*/deployments/fwd\"\ndrop = true\napplied = true\ntimes = 1\n";
+    let az = start(faults).await;
+    let v = az.value(r#"arm::deployments(#{ group: "rg-shop" }).len()"#).await;
+    assert_eq!(v, 4, "two 500s retried");
+    let v = az.value(r#"arm::last_successful(#{ group: "rg-shop" }).name"#).await;
+    assert_eq!(v, "infra-42");
+    let v = az
+        .value(r#"arm::deploy(#{ group: "rg-shop", name: "fwd", template: #{ contentVersion: "1.0.0.0", resources: [] } })"#)
+        .await;
+    assert_eq!(v["state"], "Succeeded", "{v}");
+    let s = state(&az);
+    assert_eq!(s["deployments"].as_array().map(Vec::len), Some(5), "deployed once: {s}");
+    assert_eq!(s["live"], "fwd");
+}

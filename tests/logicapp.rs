@@ -142,3 +142,20 @@ async fn stdlib_promote_previous_is_undone_when_health_stays_bad() {
     assert_eq!(s["current"], "2", "promoted back: {s}");
     assert_eq!(s["versions"], 4);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enable_under_a_dropped_connection() {
+    let az = start(
+        "[[logicapp.workflows]]\ngroup = \"rg-shop\"\nname = \"paused\"\nversions = [\"1\"]\nstate = \"Disabled\"\n\
+         [[faults]]\nmethod = \"POST\"\npath = \"*/workflows/paused/enable\"\ndrop = true\napplied = true\ntimes = 1\n",
+    )
+    .await;
+    let report = az
+        .dry(r#"logicapp::enable(#{ group: "rg-shop", workflow: "paused" })"#, &["logicapp/rg-shop/paused"])
+        .await;
+    assert_eq!(report.plan[0].effect, "enable workflow `paused` in group `rg-shop` (now Disabled)");
+    let v = az.value(r#"logicapp::enable(#{ group: "rg-shop", workflow: "paused" })"#).await;
+    assert_eq!(v, json!({"changed": true}));
+    assert_eq!(az.state("logicapp/rg-shop/paused").unwrap_or_default()["state"], "Enabled");
+    assert_eq!(az.requests_to("POST", "/enable").len(), 2, "enable is idempotent, so it was sent again");
+}

@@ -7,8 +7,8 @@
 //! status is read again. If it now shows a swap of the same two slots completed after the
 //! first read, the swap happened and is not sent again. Otherwise the request is re-sent:
 //! if the earlier try is still in flight, App Service refuses the new one with 409 and the
-//! loop keeps looking until the status changes or `timeout` runs out, so a swap is applied at
-//! most once. Calling `swap` twice on purpose swaps twice (that is the undo of a swap stage).
+//! loop keeps looking until the status changes or `timeout` runs out (then a `conflict`
+//! error says the site stayed busy), so a swap is applied at most once. Calling `swap` twice on purpose swaps twice (that is the undo of a swap stage).
 //! A concurrent swap of the same two slots by someone else counts as this one.
 
 use std::time::Duration;
@@ -167,6 +167,15 @@ pub(super) async fn perform(cx: &CallCx, args: SwapArgs) -> Result<SwapOutput, P
             .backoff(looks)
             .max(e.retry_after().unwrap_or(Duration::from_secs(1)))
             .min(site.client.policy().max_backoff);
+        if budget.spent() + wait > budget.limit() && in_flight {
+            // Refused all along: another operation or a pending preview of another pair holds the site.
+            return Err(PrimitiveError::from(e.about(format!(
+                "{} (still refused after waiting {}; another operation or a swap preview of other slots holds the site)",
+                req.what,
+                crate::model::format_duration(budget.limit())
+            )))
+            .with_target(key));
+        }
         if budget.spent() + wait > budget.limit() {
             return Err(PrimitiveError::from(AzureError::Timeout {
                 what: format!(
