@@ -229,4 +229,11 @@ fn azure_runbooks_rehearse_green() {
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("3 passed, 0 failed"), "{stdout}");
+    // And `rollbook check` accepts them with their stdlib imports.
+    let files: Vec<String> = scenarios.iter().map(|s| s.replace(".toml", ".rhai")).collect();
+    let mut args = vec!["check"];
+    args.extend(files.iter().map(String::as_str));
+    let out = crate::support::rollbook(&args);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
 }
