@@ -385,6 +385,12 @@ mod tests {
             let c = Credentials::from_settings(&s, "https://management.azure.com/.default");
             assert!(c.is_ok(), "{s:?}: {:?}", c.err());
         }
+        // AZURE_AUTHORITY_HOST reaches azure_identity, which refuses an authority without TLS.
+        let mut plain = SP.to_vec();
+        plain.push(("AZURE_AUTHORITY_HOST", "http://127.0.0.1:9"));
+        let e = Credentials::from_settings(&settings(&plain), "s").unwrap_err();
+        assert!(e.to_string().contains("HTTPS"), "{e}");
+        assert!(!e.to_string().contains("secret"), "{e}");
         let c = Credentials::from_settings(&settings(&[("ROLLBOOK_AZURE_TOKEN", "tok")]), "s").unwrap();
         assert_eq!(c.token(false).await.unwrap().expose(), "tok");
         assert!(!format!("{c:?}").contains("tok\""));
