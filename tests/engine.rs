@@ -428,3 +428,96 @@ async fn a_second_run_on_a_locked_target_fails_fast_with_exit_5() {
         f.engine.run(&runbook, &[], RunOptions::new(f.dir.path().join("state"))).await.expect("starts");
     assert_eq!(third.status, RunStatus::Succeeded, "{:?}", third.error);
 }
+
+/// Cuts a finished run's journal just after the `CallStarted` of the call named `name`, as if
+/// the process had been killed between sending that call and journaling its outcome.
+fn crash_after_sending(report: &RunReport, name: &str) {
+    let text = std::fs::read_to_string(&report.journal).expect("journal");
+    let mut kept = String::new();
+    for line in text.lines() {
+        kept.push_str(line);
+        kept.push('\n');
+        if line.contains("\"type\":\"call_started\"") && line.contains(&format!("\"name\":\"{name}\"")) {
+            break;
+        }
+    }
+    kept.push_str("{\"seq\":99,\"ts\":\"2026-11-"); // and a torn line for good measure
+    std::fs::write(&report.journal, kept).expect("rewrite journal");
+}
+
+const THREE_STAGES: &str = r#"
+let a = stage("one", || test::mutate(#{ name: "a" }), || test::mutate(#{ name: "undo-a" }));
+stage("two", || test::mutate(#{ name: "b" }));
+stage("three", || test::mutate(#{ name: "c" }));
+a.name
+"#;
+
+async fn resume(f: &Fixture, run_id: &str, force: bool) -> Result<RunReport, rollbook::engine::EngineError> {
+    let state = f.dir.path().join("state");
+    let (runbook, params, from) = f.engine.prepare_resume(&state, run_id, force, &[])?;
+    let mut opts = RunOptions::new(state);
+    opts.resume = Some(from);
+    f.engine.run(&runbook, &params, opts).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_replays_completed_stages_and_checks_the_call_in_doubt() {
+    let f = fixture();
+    let first = f.run(THREE_STAGES, |_| {}).await;
+    assert_eq!(first.status, RunStatus::Succeeded);
+    crash_after_sending(&first, "b");
+    f.recorder.calls.lock().expect("recorder").retain(|c| c != "c"); // stage three never ran
+
+    let report = resume(&f, &first.run_id, false).await.expect("resumes");
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert_eq!(report.run_id, first.run_id, "the same run continues");
+    assert_eq!(report.value, Some(serde_json::json!("a")), "stage one's value came from the journal");
+    assert_eq!(f.calls(), vec!["a", "b", "c"], "nothing was applied twice");
+    let evs = events(&report);
+    assert!(evs.iter().any(|e| matches!(e, Event::RunResumed { .. })));
+    assert!(evs.iter().any(|e| matches!(e, Event::Replayed { what } if what == "stage one")));
+    assert!(evs.iter().any(|e| matches!(e, Event::CallVerified { applied: Some(true), primitive, .. } if primitive == "test::mutate")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_in_doubt_that_did_not_happen_is_sent_and_a_blind_one_stops_for_a_person() {
+    let f = fixture();
+    let first = f.run(THREE_STAGES, |_| {}).await;
+    crash_after_sending(&first, "b");
+    f.recorder.calls.lock().expect("recorder").retain(|c| c == "a"); // b was lost on the way
+    let report = resume(&f, &first.run_id, false).await.expect("resumes");
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert_eq!(f.calls(), vec!["a", "b", "c"]);
+
+    let f = fixture();
+    let blind = r#"stage("one", || test::mutate(#{ name: "a" }), || test::mutate(#{ name: "undo-a" }));
+test::mutate(#{ name: "blind-swap" });"#;
+    let first = f.run(blind, |_| {}).await;
+    crash_after_sending(&first, "blind-swap");
+    let report = resume(&f, &first.run_id, false).await.expect("resumes");
+    assert_eq!(report.status, RunStatus::UndoFailed);
+    assert_eq!(report.exit_code, 3);
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains("`test::mutate` on `test/blind-swap` was sent at")
+            && error.contains("outcome is unknown"),
+        "{error}"
+    );
+    assert_eq!(f.calls(), vec!["a", "blind-swap"], "not resent, and nothing undone while in doubt");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_refuses_a_changed_runbook_unless_forced_and_a_finished_run() {
+    let f = fixture();
+    let first = f.run(THREE_STAGES, |_| {}).await;
+    let err = resume(&f, &first.run_id, false).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("already ended (succeeded)"), "{err}");
+
+    crash_after_sending(&first, "b");
+    write(f.dir.path(), "runbook.rhai", &format!("{THREE_STAGES}\n// edited\n"));
+    let err = resume(&f, &first.run_id, false).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("changed since run") && err.contains("--force"), "{err}");
+    let report = resume(&f, &first.run_id, true).await.expect("forced");
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert!(events(&report).iter().any(|e| matches!(e, Event::RunResumed { forced: true, .. })));
+}

@@ -210,6 +210,15 @@ async fn kubectl_rollout_commands_match_a_real_cluster() {
         "Error from server (NotFound): deployments.apps \"nosuch\" not found\n"
     );
 
+    let described = ok(kc, &["describe", "deploy", "web"]).await;
+    for needle in [
+        "Progressing    True    NewReplicaSetAvailable",
+        "deployment-controller  Scaled up replica set web-",
+        " from 0 to 1\n",
+    ] {
+        assert!(described.contains(needle), "`{needle}` missing from\n{described}");
+    }
+
     // A broken image never becomes ready: status waits, then times out like on a cluster.
     assert!(sim.healthy(KEY).unwrap());
     ok(kc, &["set", "image", "deploy/web", "web=shop/web:9.9.9"]).await;
@@ -488,10 +497,19 @@ async fn api_serves_lists_watches_patches_dry_runs_conflicts_scale_and_leases() 
     assert_eq!(r.status(), 409);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["reason"], "Conflict");
-    let mut fresh = get_json(&format!("{ns}/deployments/web")).await;
-    fresh["spec"]["replicas"] = json!(1);
-    let r = http.put(format!("{ns}/deployments/web")).json(&fresh).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    // The controller may update status between our GET and PUT: retry on conflict, as
+    // client-go's RetryOnConflict does.
+    let mut status = 0;
+    for _ in 0..20 {
+        let mut fresh = get_json(&format!("{ns}/deployments/web")).await;
+        fresh["spec"]["replicas"] = json!(1);
+        let r = http.put(format!("{ns}/deployments/web")).json(&fresh).send().await.unwrap();
+        status = r.status().as_u16();
+        if status != 409 {
+            break;
+        }
+    }
+    assert_eq!(status, 200);
 
     // The scale subresource.
     let scale = get_json(&format!("{ns}/deployments/web/scale")).await;
@@ -528,6 +546,23 @@ async fn api_serves_lists_watches_patches_dry_runs_conflicts_scale_and_leases() 
     let r = http.put(format!("{leases}/rollbook-lock")).json(&renewed).send().await.unwrap();
     assert_eq!(r.status(), 409, "the first update changed the resourceVersion");
     assert_eq!(get_json(&format!("{leases}/rollbook-lock")).await["spec"]["holderIdentity"], "run-2");
+    assert_eq!(http.delete(format!("{leases}/rollbook-lock")).send().await.unwrap().status(), 200);
+    let gone = get_json(&format!("{leases}/rollbook-lock")).await;
+    assert_eq!(gone["message"], "leases.coordination.k8s.io \"rollbook-lock\" not found");
+
+    // The streaming list (sendInitialEvents) ends its initial ADDED events with a bookmark.
+    let watch = http
+        .get(format!("{ns}/deployments?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"))
+        .send()
+        .await
+        .unwrap();
+    let events = watch_until(watch, |e| e["type"] == "BOOKMARK").await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(
+        (events[0]["type"].as_str(), events[0]["object"]["metadata"]["name"].as_str()),
+        (Some("ADDED"), Some("web"))
+    );
+    assert_eq!(events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
     sim.shutdown().await;
 }
 
@@ -617,4 +652,141 @@ async fn history_is_trimmed_to_the_limit_and_contexts_may_need_escaping() {
     drop(sim);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_get_client_errors_and_the_server_keeps_serving() {
+    let (sim, _dir, _kc) = start(WEB).await;
+    let web = format!("{}/apis/apps/v1/namespaces/shop/deployments/web", sim.k8s_server_url("prod").unwrap());
+    let http = reqwest::Client::new();
+    for (ct, body) in [
+        ("application/merge-patch+json", r#"{"spec":"nope"}"#),
+        ("application/merge-patch+json", r#"{"spec":{"strategy":7,"replicas":1}}"#),
+        ("application/merge-patch+json", r#"{"spec":{"replicas":99999999999}}"#),
+        ("application/merge-patch+json", r#"{"spec":{"replicas":"3"}}"#),
+        (
+            "application/strategic-merge-patch+json",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":null}]}}}}"#,
+        ),
+        ("application/json-patch+json", r#"[{"op":"remove","path":"/spec/template/spec/containers/9"}]"#),
+        ("application/json-patch+json", r#"{"op":"bogus"}"#),
+        ("application/merge-patch+json", "not json"),
+        ("text/plain", "{}"),
+    ] {
+        let r = http.patch(&web).header("content-type", ct).body(body).send().await.unwrap();
+        assert!(r.status().is_client_error() || r.status() == 200, "{body}: {}", r.status());
+    }
+    let r = http.put(&web).body("[1,2]").send().await.unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let r = http
+        .get(format!("{}s?watch=1&labelSelector=a%20in%20(b", web.trim_end_matches("s/web")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // The Deployment is still served and still healthy.
+    assert_eq!(http.get(&web).send().await.unwrap().status(), 200);
+    assert!(sim.healthy(KEY).unwrap());
+    sim.shutdown().await;
+}
+
+/// `spec.replicas` of each owned ReplicaSet by image, once the controller has settled.
+async fn rs_sizes(api: &str) -> Vec<(String, i64)> {
+    let list = get_json(&format!("{api}/apis/apps/v1/namespaces/shop/replicasets")).await;
+    let mut sizes: Vec<(String, i64)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rs| {
+            let image =
+                rs["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap().to_string();
+            (image, rs["spec"]["replicas"].as_i64().unwrap())
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    sizes.sort();
+    sizes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_rollout_scales_proportionally_like_the_documented_example() {
+    // kubernetes.io "Proportional scaling": 10 replicas, maxSurge 3, maxUnavailable 2, an image
+    // that never becomes ready: 8 old + 5 new; scaling to 15 adds 3 to the old and 2 to the new.
+    let (sim, _dir, _kc) = start(
+        "[[k8s.deployments]]\ncontext = \"prod\"\nnamespace = \"shop\"\nname = \"web\"\nreplicas = 10\nrevisions = [\"w:1\"]\nbroken = [\"w:bad\"]\n",
+    )
+    .await;
+    let api = sim.k8s_server_url("prod").unwrap();
+    let web = format!("{api}/apis/apps/v1/namespaces/shop/deployments/web");
+    let http = reqwest::Client::new();
+    let patch = |body: &'static str| {
+        http.patch(&web).header("content-type", "application/strategic-merge-patch+json").body(body).send()
+    };
+    assert_eq!(
+        patch(r#"{"spec":{"strategy":{"rollingUpdate":{"maxSurge":3,"maxUnavailable":2}}}}"#)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        patch(r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"w:bad"}]}}}}"#)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    wait_state(&sim, KEY, |s| s["updated"] == 5).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(rs_sizes(&api).await, vec![("w:1".to_string(), 8), ("w:bad".to_string(), 5)]);
+    assert!(!sim.healthy(KEY).unwrap());
+
+    assert_eq!(patch(r#"{"spec":{"replicas":15}}"#).await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(rs_sizes(&api).await, vec![("w:1".to_string(), 11), ("w:bad".to_string(), 7)]);
+    sim.shutdown().await;
+}
+
+/// A writer that hands each write to the test.
+struct Lines(tokio::sync::mpsc::UnboundedSender<Vec<u8>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.send(buf.to_vec());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_one_json_line_writes_the_kubeconfig_and_stops_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "web.toml", WEB);
+    let kc = dir.path().join("out").join("kubeconfig");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (scenario2, kc2) = (scenario.clone(), kc.clone());
+    let server = tokio::spawn(async move {
+        let mut out = Lines(tx);
+        rollbook::sim::serve_until(&scenario2, None, Some(&kc2), &mut out, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let line = String::from_utf8(rx.recv().await.expect("the JSON line")).unwrap();
+    assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "{line:?}");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let arm = v["arm_endpoint"].as_str().unwrap();
+    assert!(arm.starts_with("http://127.0.0.1:"), "{arm}");
+    assert_eq!(v["health_base"].as_str().unwrap(), format!("{arm}/health"));
+    assert_eq!(v["kubeconfig"].as_str().unwrap(), kc.display().to_string());
+    assert_eq!(ok(&kc, &["rollout", "history", "deploy/web"]).await, history(&[1, 2, 3]));
+    let health = reqwest::get(format!("{arm}/health/{KEY}")).await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().expect("serve ends cleanly");
+    assert!(reqwest::get(format!("{arm}/health/{KEY}")).await.is_err());
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rollbook::model::{Access, ErrorKind, PrimitiveError};
-use rollbook::providers::{CallCx, Meta, Planned, Primitive};
+use rollbook::providers::{CallCx, Meta, Planned, Primitive, Verified};
 use serde::{Deserialize, Serialize};
 
 /// Serves `router` on 127.0.0.1 (a free port) for the rest of the test; returns its base URL.
@@ -134,6 +134,23 @@ impl Primitive for Mutate {
         }
         self.0.calls.lock().expect("recorder").push(args.name.clone());
         Ok(MutateOutput { name: args.name, changed: true })
+    }
+
+    async fn verify(
+        &self,
+        _cx: &CallCx,
+        args: &MutateArgs,
+        _sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        if args.name.starts_with("blind") {
+            return Ok(Verified::Unknown("the test system keeps no record of blind calls".into()));
+        }
+        let done = self.0.calls.lock().expect("recorder").contains(&args.name);
+        Ok(if done {
+            Verified::Applied(serde_json::json!({ "name": args.name, "changed": true }))
+        } else {
+            Verified::NotApplied
+        })
     }
 
     async fn plan(&self, _cx: &CallCx, args: &MutateArgs) -> Result<Planned, PrimitiveError> {

@@ -75,6 +75,13 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Continue a run that was interrupted (crash, kill, lost machine) where it stopped.
+    Resume {
+        /// The run id (a unique prefix is enough).
+        run_id: String,
+        #[command(flatten)]
+        flags: ResumeFlags,
+    },
     /// Past runs.
     Runs {
         #[command(subcommand)]
@@ -169,6 +176,7 @@ async fn dispatch(command: Command) -> i32 {
                 Err(e) => render::invalid(&e.to_string()),
             }
         }
+        Command::Resume { run_id, flags } => resume_command(run_id, flags).await,
         Command::Check { paths } => check_command(&paths),
         Command::Runs { command } => runs_command(command),
         Command::Docs { format } => {
@@ -266,7 +274,26 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     if text {
         render::run_header(&runbook, flags.dry_run);
     }
-    let code = match engine.run(&runbook, &params, opts).await {
+    let code = execute(&engine, &runbook, &params, opts, &reporter, text).await;
+    if let Some(sb) = sandbox {
+        if text {
+            sandbox::print_changes(&sb);
+        }
+        sb.stop().await;
+    }
+    code
+}
+
+/// Runs (or resumes) a loaded runbook and prints its report; returns the exit code.
+async fn execute(
+    engine: &Engine,
+    runbook: &crate::engine::Runbook,
+    params: &[(String, String)],
+    opts: RunOptions,
+    reporter: &render::TextReporter,
+    text: bool,
+) -> i32 {
+    match engine.run(runbook, params, opts).await {
         Ok(report) => {
             reporter.finish();
             if text {
@@ -280,14 +307,65 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
             reporter.finish();
             render::engine_error(e)
         }
-    };
-    if let Some(sb) = sandbox {
-        if text {
-            sandbox::print_changes(&sb);
-        }
-        sb.stop().await;
     }
-    code
+}
+
+/// The flags of `rollbook resume`.
+#[derive(clap::Args)]
+struct ResumeFlags {
+    /// Resume even though the runbook changed since the run began.
+    #[arg(long)]
+    force: bool,
+    /// Answer every approval with yes.
+    #[arg(long)]
+    yes: bool,
+    /// A param to give again (secret params are never journaled), KEY=VALUE.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// text or json.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+    /// Where journals are.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Stop the resumed run after this long.
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<Dur>,
+    /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+}
+
+async fn resume_command(run_id: String, flags: ResumeFlags) -> i32 {
+    let extra = match parse_params(&flags.params) {
+        Ok(p) => p,
+        Err(why) => return render::invalid(&why),
+    };
+    let state_dir = run::state_dir(flags.state_dir.as_deref());
+    let run_id = match find_run(&state_dir, &run_id) {
+        Ok(path) => path.file_stem().and_then(|s| s.to_str()).unwrap_or(&run_id).to_string(),
+        Err(why) => return render::invalid(&why),
+    };
+    let engine = Engine::new();
+    let (runbook, params, resume) = match engine.prepare_resume(&state_dir, &run_id, flags.force, &extra) {
+        Ok(prepared) => prepared,
+        Err(e) => return render::engine_error(e),
+    };
+    let text = flags.output == Output::Text;
+    let cancel = CancellationToken::new();
+    spawn_ctrl_c(cancel.clone());
+    let reporter = Arc::new(render::TextReporter::new(!text));
+    let mut opts = RunOptions::new(state_dir);
+    opts.yes = flags.yes;
+    opts.timeout = flags.timeout.map(Dur::get);
+    opts.cancel = cancel;
+    opts.reporter = reporter.clone();
+    opts.settings.kubeconfig = flags.kubeconfig;
+    opts.resume = Some(resume);
+    if text {
+        render::run_header(&runbook, false);
+    }
+    execute(&engine, &runbook, &params, opts, &reporter, text).await
 }
 
 fn spawn_ctrl_c(cancel: CancellationToken) {

@@ -173,6 +173,24 @@ impl Reporter for TextReporter {
                 style("?").magenta(),
                 if *approved { style("yes").green() } else { style("no").red() }
             ),
+            Event::CallVerified { primitive, applied, detail, .. } => format!(
+                "  {} {} in doubt after the interruption: {}",
+                style("?").yellow(),
+                style(primitive).cyan(),
+                match applied {
+                    Some(true) => format!("it took effect ({detail}); not sent again"),
+                    Some(false) => format!("it did not take effect ({detail}); sending it now"),
+                    None => format!("cannot tell ({detail})"),
+                }
+            ),
+            Event::Replayed { what } => {
+                format!("  {} {what} (done before the interruption)", style("↷").dim())
+            }
+            Event::RunResumed { user, host, forced, .. } => format!(
+                "{} resumed by {user}@{host}{}",
+                style("↻").cyan(),
+                if *forced { " (--force: the runbook changed)" } else { "" }
+            ),
             Event::UndoStarted { stage } => {
                 format!("{} undo {}", style("↺").yellow(), style(stage).bold())
             }
@@ -404,6 +422,18 @@ pub fn timeline(path: &Path, read: &JournalRead) {
             Event::Log { level, message } => format!("  {level}: {message}"),
             Event::Approval { message, approved, by } => {
                 format!("? approval \"{message}\": {} ({by})", if *approved { "yes" } else { "no" })
+            }
+            Event::CallVerified { primitive, applied, detail, .. } => format!(
+                "  ? {primitive} was in doubt: {} ({detail})",
+                match applied {
+                    Some(true) => "it had taken effect",
+                    Some(false) => "it had not taken effect",
+                    None => "cannot tell",
+                }
+            ),
+            Event::Replayed { what } => format!("  ↷ {what} taken from the journal"),
+            Event::RunResumed { user, host, forced, .. } => {
+                format!("↻ resumed by {user}@{host}{}", if *forced { " with --force" } else { "" })
             }
             Event::UndoStarted { stage } => format!("↺ undo {stage}"),
             Event::UndoFinished { stage, ok, error, duration_ms } => {

@@ -172,6 +172,15 @@ fn stage(
     undo: Option<FnPtr>,
 ) -> RhaiResult<Dynamic> {
     let pos = ctx.call_position();
+    let replayed = s.replay.as_ref().and_then(|r| r.lock().ok().and_then(|mut r| r.stage(name)));
+    if let Some(value) = replayed {
+        // Completed before the interruption: its value comes from the journal, nothing runs again.
+        s.record(Event::Replayed { what: format!("stage {name}") }).map_err(|why| journal_err(why, pos))?;
+        if let (Some(undo), Ok(mut stack)) = (undo, s.undo_stack.lock()) {
+            stack.push(UndoEntry { stage: name.into(), undo });
+        }
+        return Ok(super::invoke::from_json(&value));
+    }
     s.record(Event::StageStarted { stage: name.into() }).map_err(|why| journal_err(why, pos))?;
     s.push_stage(name);
     let started = Instant::now();
@@ -211,6 +220,12 @@ fn stage(
 }
 
 fn approve(s: &Arc<Session>, message: &str, pos: Position) -> RhaiResult<bool> {
+    let replayed = s.replay.as_ref().and_then(|r| r.lock().ok().and_then(|mut r| r.approval(message)));
+    if replayed == Some(true) {
+        s.record(Event::Replayed { what: format!("approval \"{message}\"") })
+            .map_err(|why| journal_err(why, pos))?;
+        return Ok(true);
+    }
     let (approved, by) = if s.dry_run {
         if let Ok(mut plan) = s.plan.lock() {
             plan.push(PlanEntry {

@@ -89,6 +89,28 @@ pub(crate) fn invoke(
         }
     }
 
+    if meta.access == Access::Mutate
+        && let Some(done) = session.replay.as_ref().and_then(|r| r.lock().ok()?.call(&name, &journal_args))
+    {
+        match done {
+            Ok(output) => {
+                // It finished before the interruption: take its journaled output, send nothing.
+                session
+                    .record(Event::Replayed { what: format!("call {name}") })
+                    .map_err(|why| journal_failure(why, pos))?;
+                return Ok(from_json(&output));
+            }
+            Err(in_doubt) => {
+                if let Some(output) =
+                    settle_in_doubt(session, &decoded, &name, target.as_deref(), &in_doubt, pos)?
+                {
+                    return Ok(from_json(&output));
+                }
+                // Checked: it did not take effect, so it is sent now.
+            }
+        }
+    }
+
     if meta.access == Access::Mutate && session.dry_run {
         let planned = session.block_on(decoded.plan(cx)).map_err(|e| fail(session, &e, pos))?;
         if let Ok(mut plan) = session.plan.lock() {
@@ -140,6 +162,66 @@ pub(crate) fn invoke(
         }
         Err(e) => Err(fail(session, &e, pos)),
     }
+}
+
+/// Decides a call left in doubt by the interrupted run: the primitive checks whether it took
+/// effect (its output if so, `None` if not); when no check can tell, an operator on a terminal
+/// is asked, and otherwise the run stops for a person (exit 3) naming what to look at.
+fn settle_in_doubt(
+    session: &Session,
+    decoded: &crate::providers::Decoded,
+    name: &str,
+    target: Option<&str>,
+    in_doubt: &crate::run::replay::InDoubt,
+    pos: Position,
+) -> Result<Option<serde_json::Value>, Box<EvalAltResult>> {
+    use crate::providers::Verified;
+    let verdict = session.block_on(decoded.verify(session.cx(), in_doubt.started));
+    let (applied, output, detail) = match verdict {
+        Ok(Verified::Applied(output)) => (Some(true), Some(output), "its effect is there".to_string()),
+        Ok(Verified::NotApplied) => (Some(false), None, "its effect is not there".to_string()),
+        Ok(Verified::Unknown(why)) => (None, None, why),
+        Err(e) => (None, None, format!("the check failed: {e}")),
+    };
+    let on = target.map(|t| format!(" on `{t}`")).unwrap_or_default();
+    let sent = in_doubt.started.format("%Y-%m-%d %H:%M:%S UTC");
+    let (applied, output) = match applied {
+        Some(known) => (known, output),
+        None => {
+            let question = format!(
+                "`{name}`{on} was sent at {sent} before the interruption and {detail}; did it take effect?"
+            );
+            match session.reporter.ask(&question) {
+                Some(answer) => (answer, answer.then_some(serde_json::Value::Null)),
+                None => {
+                    let _ = session.record(Event::CallVerified {
+                        call: in_doubt.call,
+                        primitive: name.into(),
+                        applied: None,
+                        output: None,
+                        detail: detail.clone(),
+                    });
+                    let look = format!(
+                        "`{name}`{on} was sent at {sent} and its outcome is unknown ({detail}); check whether it took effect, then resume on a terminal to answer"
+                    );
+                    if let Ok(mut needs) = session.needs_person.lock() {
+                        *needs = Some(look.clone());
+                    }
+                    return Err(EvalAltResult::ErrorTerminated(Dynamic::from(look), pos).into());
+                }
+            }
+        }
+    };
+    session
+        .record(Event::CallVerified {
+            call: in_doubt.call,
+            primitive: name.into(),
+            applied: Some(applied),
+            output: output.clone(),
+            detail,
+        })
+        .map_err(|why| journal_failure(why, pos))?;
+    Ok(if applied { Some(output.unwrap_or(serde_json::Value::Null)) } else { None })
 }
 
 fn fail(session: &Session, e: &PrimitiveError, pos: Position) -> Box<EvalAltResult> {

@@ -95,6 +95,9 @@ pub enum EngineError {
     /// The state directory cannot hold a journal.
     #[error("{0}")]
     StateDir(String),
+    /// The run cannot be resumed (finished, runbook changed, secret params missing).
+    #[error("{0}")]
+    Resume(String),
 }
 
 /// How to run.
@@ -120,6 +123,22 @@ pub struct RunOptions {
     pub clock: Arc<dyn crate::providers::Clock>,
     /// `--allow` patterns that narrow the runbook's scope for this run.
     pub allow: Vec<String>,
+    /// Continue an interrupted run instead of starting a new one (`rollbook resume`).
+    pub resume: Option<ResumeFrom>,
+}
+
+/// What `Engine::prepare_resume` gives back: the runbook, its params, and the run to continue.
+pub type PreparedResume = (Runbook, Vec<(String, String)>, ResumeFrom);
+
+/// An interrupted run to continue: its id and what its journal says was done.
+#[derive(Clone)]
+pub struct ResumeFrom {
+    /// The run to continue (its journal is appended to).
+    pub run_id: String,
+    /// Completed stages and calls, answered approvals, calls in doubt.
+    pub replay: crate::run::replay::Replay,
+    /// Whether `--force` overrode a changed runbook.
+    pub forced: bool,
 }
 
 impl RunOptions {
@@ -136,6 +155,7 @@ impl RunOptions {
             settings: crate::providers::Settings::from_env(),
             clock: Arc::new(crate::providers::RealClock),
             allow: Vec::new(),
+            resume: None,
         }
     }
 }
@@ -317,7 +337,61 @@ impl Engine {
         Ok(Runbook { path: path.to_path_buf(), source, hash, meta, ast })
     }
 
-    /// Runs a loaded runbook with `-p` params. Errors before the run starts are `EngineError`s
+    /// Prepares `rollbook resume`: reads the interrupted run's journal, reloads its runbook
+    /// (refusing one that changed since the run began, unless `force`), and rebuilds its params
+    /// (secret ones were never journaled and must be given again in `extra`).
+    pub fn prepare_resume(
+        &self,
+        state_dir: &Path,
+        run_id: &str,
+        force: bool,
+        extra: &[(String, String)],
+    ) -> Result<PreparedResume, EngineError> {
+        let path = crate::run::journal::journal_path(state_dir, run_id);
+        let read = crate::run::journal::read_journal(&path)
+            .map_err(|e| EngineError::Resume(format!("cannot read the journal of run `{run_id}`: {e}")))?;
+        let (info, journaled, dry_run, _yes) = crate::run::replay::resumable(&read.records)
+            .map_err(|why| EngineError::Resume(format!("run `{run_id}`: {why}")))?;
+        if dry_run {
+            return Err(EngineError::Resume(format!(
+                "run `{run_id}` was a dry-run: it changed nothing, so run it again instead"
+            )));
+        }
+        let runbook = self.load(Path::new(&info.path))?;
+        if runbook.hash != info.hash && !force {
+            return Err(EngineError::Resume(format!(
+                "runbook `{}` changed since run `{run_id}` began ({} → {}); review the change, then resume with --force",
+                info.path, info.hash, runbook.hash
+            )));
+        }
+        let mut params: Vec<(String, String)> = Vec::new();
+        if let serde_json::Value::Object(map) = journaled {
+            for (key, value) in map {
+                if let Some((_, given)) = extra.iter().find(|(k, _)| *k == key) {
+                    params.push((key, given.clone()));
+                    continue;
+                }
+                let secret = runbook.meta.params.iter().any(|p| p.name == key && p.secret);
+                if secret {
+                    return Err(EngineError::Resume(format!(
+                        "param `{key}` is secret and was not journaled: give it again with -p {key}=…"
+                    )));
+                }
+                params.push((key, param_text(&value)));
+            }
+        }
+        for (key, given) in extra {
+            if !params.iter().any(|(k, _)| k == key) {
+                params.push((key.clone(), given.clone()));
+            }
+        }
+        let replay = crate::run::replay::Replay::from_records(&read.records);
+        let forced = force && runbook.hash != info.hash;
+        Ok((runbook, params, ResumeFrom { run_id: run_id.to_string(), replay, forced }))
+    }
+
+    /// Runs a loaded runbook with `-p` params.
+    /// Errors before the run starts are `EngineError`s
     /// (exit 2); everything after is in the report, and in the journal.
     pub async fn run(
         &self,
@@ -327,9 +401,16 @@ impl Engine {
     ) -> Result<RunReport, EngineError> {
         let values = runbook.meta.resolve_params(params).map_err(EngineError::Params)?;
         crate::run::ensure_state_dir(&opts.state_dir).map_err(EngineError::StateDir)?;
-        let run_id = crate::run::journal::new_run_id();
-        let journal = Journal::create(&opts.state_dir, &run_id).map_err(|e| {
-            EngineError::StateDir(format!("cannot create a journal in `{}`: {e}", opts.state_dir.display()))
+        let run_id = match &opts.resume {
+            Some(r) => r.run_id.clone(),
+            None => crate::run::journal::new_run_id(),
+        };
+        let journal = match &opts.resume {
+            Some(_) => Journal::append(&opts.state_dir, &run_id),
+            None => Journal::create(&opts.state_dir, &run_id),
+        }
+        .map_err(|e| {
+            EngineError::StateDir(format!("cannot write a journal in `{}`: {e}", opts.state_dir.display()))
         })?;
         let cx = CallCx {
             http: self.http.clone(),
@@ -356,14 +437,24 @@ impl Engine {
             opts.reporter.clone(),
             opts.timeout,
             loaded.clone(),
+            opts.resume.as_ref().map(|r| r.replay.clone()),
         ));
-        session
-            .record(Event::RunStarted {
+        let first = match &opts.resume {
+            Some(r) => Event::RunResumed {
+                pid: std::process::id(),
+                user: crate::run::current_user(),
+                host: crate::run::current_host(),
+                forced: r.forced,
+            },
+            None => Event::RunStarted {
                 run_id: run_id.clone(),
                 runbook: RunbookInfo {
                     name: runbook.meta.name.clone(),
                     version: runbook.meta.version.clone(),
-                    path: runbook.path.display().to_string(),
+                    path: std::path::absolute(&runbook.path)
+                        .unwrap_or_else(|_| runbook.path.clone())
+                        .display()
+                        .to_string(),
                     hash: runbook.hash.clone(),
                 },
                 params: runbook.meta.redacted(&values),
@@ -373,8 +464,9 @@ impl Engine {
                 host: crate::run::current_host(),
                 pid: std::process::id(),
                 rollbook_version: env!("CARGO_PKG_VERSION").into(),
-            })
-            .map_err(EngineError::StateDir)?;
+            },
+        };
+        session.record(first).map_err(EngineError::StateDir)?;
 
         // Ctrl-C from the caller, and the wall-clock limit.
         let watcher = {
@@ -504,6 +596,12 @@ fn finish(
     };
     let mut stack = session.undo_stack.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
     let kind = error_kind(&err);
+    if session.needs_person.lock().map(|n| n.is_some()).unwrap_or(false) {
+        // A call's outcome is unknown: acting further (or undoing) could make it worse.
+        let mut outcome = Outcome::ended(RunStatus::UndoFailed, None, Some(err));
+        outcome.undo_pending = stack.iter().rev().map(|u| u.stage.clone()).collect();
+        return outcome;
+    }
     if session.denied.load(Ordering::SeqCst) && kind.as_deref() == Some("denied") {
         // The operator said no: stop where we are; completed stages stay as they are.
         return Outcome::ended(RunStatus::Denied, None, Some(err));
@@ -565,6 +663,15 @@ impl Outcome {
 fn error_kind(err: &EvalAltResult) -> Option<String> {
     let value = builtins::error_value(err);
     value.read_lock::<Map>().and_then(|m| m.get("kind").map(|k| k.to_string()))
+}
+
+/// A journaled param value as it would be written after `-p KEY=`.
+fn param_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => items.iter().map(param_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
 }
 
 /// The folder imports resolve in: the runbook's own.

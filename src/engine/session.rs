@@ -44,6 +44,10 @@ pub(crate) struct Session {
     call_seq: AtomicU64,
     pub denied: AtomicBool,
     pub main_ast: Mutex<Option<AST>>,
+    /// What an interrupted run already did, when this run resumes it.
+    pub replay: Option<Mutex<crate::run::replay::Replay>>,
+    /// Set when the run must stop for a person (a call in doubt that no check can settle).
+    pub needs_person: Mutex<Option<String>>,
     pub loaded: Loaded,
     pub started: Instant,
 }
@@ -60,6 +64,7 @@ impl Session {
         reporter: Arc<dyn Reporter>,
         timeout: Option<Duration>,
         loaded: Loaded,
+        replay: Option<crate::run::replay::Replay>,
     ) -> Session {
         Session {
             scope,
@@ -78,6 +83,8 @@ impl Session {
             call_seq: AtomicU64::new(0),
             denied: AtomicBool::new(false),
             main_ast: Mutex::new(None),
+            replay: replay.map(Mutex::new),
+            needs_person: Mutex::new(None),
             loaded,
             started: Instant::now(),
         }

@@ -17,6 +17,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -284,6 +286,29 @@ pub trait Primitive: Send + Sync + 'static {
             format!("{} {}", self.meta().full_name(), serde_json::to_string(args).unwrap_or_default());
         async move { Ok(Planned { effect, output: serde_json::json!({ "planned": true }) }) }
     }
+
+    /// Whether this call, sent at `sent` by a run that was interrupted before it could journal
+    /// the outcome, took effect. Resume asks this before it resends anything; the default is
+    /// that no check is possible, so resume stops and asks a person.
+    fn verify(
+        &self,
+        _cx: &CallCx,
+        _args: &Self::Args,
+        _sent: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Verified, PrimitiveError>> + Send {
+        async { Ok(Verified::Unknown("this primitive has no way to check".into())) }
+    }
+}
+
+/// What a primitive's check found about a call in doubt.
+#[derive(Debug, Clone)]
+pub enum Verified {
+    /// It took effect; this is what the call would have returned.
+    Applied(serde_json::Value),
+    /// It did not take effect; it is safe to send it.
+    NotApplied,
+    /// No check can tell; the words say what a person should look at.
+    Unknown(String),
 }
 
 /// A primitive with its types erased, as the registry keeps it.
@@ -296,22 +321,64 @@ pub trait DynPrimitive: Send + Sync {
     fn decode(&self, args: serde_json::Value) -> Result<Decoded, PrimitiveError>;
 }
 
-/// Decoded args, ready to call, plan or target.
+/// Decoded args bound to their primitive, ready to call, plan, verify or target.
 pub struct Decoded {
     /// The resource key, if any.
     pub target: Option<String>,
-    call: Box<dyn FnOnce(CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> + Send>,
-    plan: Box<dyn FnOnce(CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>> + Send>,
+    bound: Box<dyn BoundCall>,
 }
 
 impl Decoded {
     /// Performs the call.
-    pub fn call(self, cx: CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> {
-        (self.call)(cx)
+    pub fn call(&self, cx: CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> {
+        self.bound.call(cx)
     }
     /// Plans the call.
-    pub fn plan(self, cx: CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>> {
-        (self.plan)(cx)
+    pub fn plan(&self, cx: CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>> {
+        self.bound.plan(cx)
+    }
+    /// Checks whether this call, sent at `sent` by an interrupted run, took effect.
+    pub fn verify(
+        &self,
+        cx: CallCx,
+        sent: DateTime<Utc>,
+    ) -> BoxFuture<'static, Result<Verified, PrimitiveError>> {
+        self.bound.verify(cx, sent)
+    }
+}
+
+trait BoundCall: Send + Sync {
+    fn call(&self, cx: CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>>;
+    fn plan(&self, cx: CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>>;
+    fn verify(&self, cx: CallCx, sent: DateTime<Utc>)
+    -> BoxFuture<'static, Result<Verified, PrimitiveError>>;
+}
+
+struct Bound<P: Primitive> {
+    primitive: Arc<P>,
+    args: P::Args,
+}
+
+impl<P: Primitive> BoundCall for Bound<P> {
+    fn call(&self, cx: CallCx) -> BoxFuture<'static, Result<serde_json::Value, PrimitiveError>> {
+        let (p, args) = (self.primitive.clone(), self.args.clone());
+        Box::pin(async move {
+            let out = p.call(&cx, args).await?;
+            serde_json::to_value(out)
+                .map_err(|e| PrimitiveError::invalid(format!("cannot encode the result: {e}")))
+        })
+    }
+    fn plan(&self, cx: CallCx) -> BoxFuture<'static, Result<Planned, PrimitiveError>> {
+        let (p, args) = (self.primitive.clone(), self.args.clone());
+        Box::pin(async move { p.plan(&cx, &args).await })
+    }
+    fn verify(
+        &self,
+        cx: CallCx,
+        sent: DateTime<Utc>,
+    ) -> BoxFuture<'static, Result<Verified, PrimitiveError>> {
+        let (p, args) = (self.primitive.clone(), self.args.clone());
+        Box::pin(async move { p.verify(&cx, &args, sent).await })
     }
 }
 
@@ -331,39 +398,24 @@ impl<P: Primitive> DynPrimitive for Erased<P> {
 
     fn decode(&self, args: serde_json::Value) -> Result<Decoded, PrimitiveError> {
         let name = self.inner.meta().full_name();
-        if let serde_json::Value::Object(map) = &args {
-            for key in map.keys() {
-                if !self.keys.contains(&key.as_str()) {
-                    let hint = match crate::model::nearest(key, self.keys.iter().copied()) {
-                        Some(best) => format!("; did you mean `{best}`?"),
-                        None => format!("; valid keys: {}", self.keys.join(", ")),
-                    };
-                    return Err(PrimitiveError::invalid(format!("{name}: unknown key `{key}`{hint}")));
-                }
-            }
-        } else {
+        let serde_json::Value::Object(map) = &args else {
             return Err(PrimitiveError::invalid(format!(
                 "{name} takes one object map, like #{{ key: value }}"
             )));
+        };
+        for key in map.keys() {
+            if !self.keys.contains(&key.as_str()) {
+                let hint = match crate::model::nearest(key, self.keys.iter().copied()) {
+                    Some(best) => format!("; did you mean `{best}`?"),
+                    None => format!("; valid keys: {}", self.keys.join(", ")),
+                };
+                return Err(PrimitiveError::invalid(format!("{name}: unknown key `{key}`{hint}")));
+            }
         }
         let typed: P::Args =
             serde_json::from_value(args).map_err(|e| PrimitiveError::invalid(format!("{name}: {e}")))?;
-        let typed = Arc::new(typed);
         let target = self.inner.target(&typed);
-        let (p1, a1) = (self.inner.clone(), typed.clone());
-        let (p2, a2) = (self.inner.clone(), typed);
-        Ok(Decoded {
-            target,
-            call: Box::new(move |cx| {
-                Box::pin(async move {
-                    let args = Arc::try_unwrap(a1).unwrap_or_else(|shared| (*shared).clone());
-                    let out = p1.call(&cx, args).await?;
-                    serde_json::to_value(out)
-                        .map_err(|e| PrimitiveError::invalid(format!("cannot encode the result: {e}")))
-                })
-            }),
-            plan: Box::new(move |cx| Box::pin(async move { p2.plan(&cx, &a2).await })),
-        })
+        Ok(Decoded { target, bound: Box::new(Bound { primitive: self.inner.clone(), args: typed }) })
     }
 }
 

@@ -167,6 +167,36 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<String>,
     },
+    /// A call left in doubt by an interrupted run, checked by its primitive on resume.
+    CallVerified {
+        /// The call number of the original attempt.
+        call: u64,
+        /// `namespace::name`.
+        primitive: String,
+        /// `Some(true)`: it took effect; `Some(false)`: it did not; `None`: no check possible.
+        applied: Option<bool>,
+        /// Its output, when it took effect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        /// What the check found, in words.
+        detail: String,
+    },
+    /// A resumed run took a completed stage's or call's journaled value instead of acting.
+    Replayed {
+        /// `stage <name>`, `call <primitive>` or `approval`.
+        what: String,
+    },
+    /// The run was resumed after an interruption.
+    RunResumed {
+        /// The resuming process.
+        pid: u32,
+        /// Who resumed it.
+        user: String,
+        /// Where.
+        host: String,
+        /// Whether `--force` overrode a changed runbook.
+        forced: bool,
+    },
     /// `info`, `warn` or `print`.
     Log {
         /// `info`, `warn`.
@@ -255,6 +285,22 @@ pub fn journal_path(state_dir: &Path, run_id: &str) -> PathBuf {
 }
 
 impl Journal {
+    /// Opens an existing run's journal to append to it (resume), continuing its numbering.
+    pub fn append(state_dir: &Path, run_id: &str) -> std::io::Result<Journal> {
+        let path = journal_path(state_dir, run_id);
+        let seq = read_journal(&path)?.records.last().map(|r| r.seq).unwrap_or(0);
+        // A torn last line is cut off first, so the file stays one event per line.
+        let text = std::fs::read(&path)?;
+        if let Some(end) = text.iter().rposition(|b| *b == b'\n')
+            && end + 1 < text.len()
+        {
+            let f = OpenOptions::new().write(true).open(&path)?;
+            f.set_len((end + 1) as u64)?;
+        }
+        let file = OpenOptions::new().append(true).open(&path)?;
+        Ok(Journal { file, path, seq })
+    }
+
     /// Creates the journal of a new run.
     pub fn create(state_dir: &Path, run_id: &str) -> std::io::Result<Journal> {
         let path = journal_path(state_dir, run_id);
@@ -414,7 +460,8 @@ pub fn redact(value: &mut Value) {
 fn redact_event(event: &mut Event) {
     match event {
         Event::CallStarted { args, .. } | Event::CallPlanned { args, .. } => redact(args),
-        Event::CallFinished { output: Some(output), .. } => redact(output),
+        Event::CallFinished { output: Some(output), .. }
+        | Event::CallVerified { output: Some(output), .. } => redact(output),
         Event::StageFinished { value: Some(value), .. } => redact(value),
         _ => {}
     }

@@ -2,6 +2,7 @@
 
 pub mod journal;
 pub mod locks;
+pub mod replay;
 pub mod scope;
 
 use std::path::{Path, PathBuf};

@@ -42,16 +42,16 @@ pub struct Replay {
 
 /// Why a journal cannot be resumed.
 pub fn resumable(records: &[Record]) -> Result<(RunbookInfo, Value, bool, bool), String> {
-    let Some(Event::RunStarted { runbook, params, dry_run, yes, .. }) = records.first().map(|r| &r.event) else {
+    let Some(Event::RunStarted { runbook, params, dry_run, yes, .. }) = records.first().map(|r| &r.event)
+    else {
         return Err("the journal does not start with a run".into());
     };
-    if let Some(status) = records.iter().rev().find_map(|r| match &r.event {
+    let ended = records.iter().rev().find_map(|r| match &r.event {
         Event::RunFinished { status, .. } => Some(*status),
         _ => None,
-    }) {
-        if status != RunStatus::Incomplete {
-            return Err(format!("the run already ended ({}); there is nothing to resume", status.as_str()));
-        }
+    });
+    if let Some(status) = ended.filter(|s| *s != RunStatus::Incomplete) {
+        return Err(format!("the run already ended ({}); there is nothing to resume", status.as_str()));
     }
     Ok((runbook.clone(), params.clone(), *dry_run, *yes))
 }
@@ -76,13 +76,21 @@ impl Replay {
                     if let Some((primitive, args, _)) = started.remove(call)
                         && *ok
                     {
-                        replay.calls.entry(key(&primitive, &args)).or_default().push(output.clone().unwrap_or(Value::Null));
+                        replay
+                            .calls
+                            .entry(key(&primitive, &args))
+                            .or_default()
+                            .push(output.clone().unwrap_or(Value::Null));
                     }
                 }
                 // A call whose outcome was decided by checking (after an earlier resume).
                 Event::CallVerified { call, applied: Some(true), output, .. } => {
                     if let Some((primitive, args, _)) = started.remove(call) {
-                        replay.calls.entry(key(&primitive, &args)).or_default().push(output.clone().unwrap_or(Value::Null));
+                        replay
+                            .calls
+                            .entry(key(&primitive, &args))
+                            .or_default()
+                            .push(output.clone().unwrap_or(Value::Null));
                     }
                 }
                 Event::CallVerified { call, applied: Some(false), .. } => {
@@ -103,7 +111,12 @@ impl Replay {
             }
         }
         for (call, (primitive, args, ts)) in started {
-            replay.in_doubt.entry(key(&primitive, &args)).or_default().push(InDoubt { call, primitive, args, started: ts });
+            replay.in_doubt.entry(key(&primitive, &args)).or_default().push(InDoubt {
+                call,
+                primitive,
+                args,
+                started: ts,
+            });
         }
         replay.approvals = approval_counts;
         replay

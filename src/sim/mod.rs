@@ -170,6 +170,15 @@ fn yaml_str(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.inner.addr)
+            .field("contexts", &self.inner.k8s.contexts())
+            .finish()
+    }
+}
+
 impl SimHandle {
     /// The address the simulator listens on.
     pub fn addr(&self) -> SocketAddr {
@@ -265,6 +274,24 @@ pub async fn serve(
     listen: Option<SocketAddr>,
     kubeconfig_out: Option<&Path>,
 ) -> Result<(), SimError> {
+    // Listen for the signals before the JSON line tells anyone we are up.
+    let stop = stop_signal().map_err(SimError::Io)?;
+    serve_until(scenario_path, listen, kubeconfig_out, &mut std::io::stdout(), stop).await
+}
+
+/// [`serve`] with the JSON line written to `out` and serving until `stop` resolves (for
+/// embedding and tests).
+pub async fn serve_until<W, F>(
+    scenario_path: &Path,
+    listen: Option<SocketAddr>,
+    kubeconfig_out: Option<&Path>,
+    out: &mut W,
+    stop: F,
+) -> Result<(), SimError>
+where
+    W: Write + Send,
+    F: std::future::Future<Output = ()> + Send,
+{
     if let Some(addr) = listen
         && !addr.ip().is_loopback()
     {
@@ -285,26 +312,32 @@ pub async fn serve(
         "kubeconfig": path.display().to_string(),
         "health_base": sim.health_base(),
     });
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").map_err(SimError::Io)?;
+    // One write, so a reader never sees half a line.
+    out.write_all(format!("{line}\n").as_bytes()).map_err(SimError::Io)?;
     out.flush().map_err(SimError::Io)?;
-    drop(out);
-    wait_for_stop().await.map_err(SimError::Io)?;
+    stop.await;
     sim.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_stop() -> std::io::Result<()> {
+/// Resolves at Ctrl-C or SIGTERM; the handlers are installed when this is called.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

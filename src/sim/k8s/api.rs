@@ -71,6 +71,9 @@ pub fn default_deployment(d: &mut Value) {
     spec.entry("revisionHistoryLimit").or_insert(json!(10));
     spec.entry("progressDeadlineSeconds").or_insert(json!(600));
     let strategy = spec.entry("strategy").or_insert_with(|| json!({"type": "RollingUpdate"}));
+    if !strategy.is_object() {
+        *strategy = json!({"type": "RollingUpdate"});
+    }
     if strategy.get("type").is_none() {
         strategy["type"] = json!("RollingUpdate");
     }
@@ -109,6 +112,13 @@ pub fn default_pod_template(t: &mut Value) {
 
 fn validate_deployment(name: &str, old: Option<&Value>, d: &Value) -> Result<(), Response> {
     let replicas = int_at(d, "/spec/replicas");
+    if replicas > i64::from(i32::MAX) || !d.pointer("/spec/replicas").is_some_and(Value::is_i64) {
+        return Err(invalid(
+            Kind::Deployment,
+            name,
+            "spec.replicas: Invalid value: must be a 32-bit integer",
+        ));
+    }
     if replicas < 0 {
         return Err(invalid(
             Kind::Deployment,
@@ -226,6 +236,8 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
                 "metadata": {"resourceVersion": world.lock().rv.to_string()}, "items": items}),
             )
         }
+        ["api", "v1", "events"] if get => events(&world, &r, None),
+        ["api", "v1", "namespaces", ns, "events"] if get => events(&world, &r, Some(ns)),
         ["api", "v1", "namespaces", ns] if get => {
             if namespaces(&world, &r.ctx).iter().any(|n| n == ns) {
                 json_response(StatusCode::OK, &namespace_object(ns))
@@ -275,6 +287,35 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
         }
         _ => no_route(),
     }
+}
+
+/// Core Events the controller recorded, filtered by namespace and an `involvedObject.*` /
+/// `reason` / `type` field selector (the fields `kubectl describe` uses).
+fn events(world: &K8sWorld, r: &Req, ns: Option<&str>) -> Response {
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for part in r.q("fieldSelector").unwrap_or("").split(',').filter(|p| !p.is_empty()) {
+        let Some((k, v)) = part.split_once('=') else {
+            return status_error(400, "BadRequest", &format!("invalid selector: '{part}'"), None);
+        };
+        let k = k.trim_end_matches('=');
+        wanted.push((format!("/{}", k.replace('.', "/")), v.to_string()));
+    }
+    let store = world.lock();
+    let items: Vec<Value> = store
+        .events
+        .iter()
+        .filter(|(ctx, e)| {
+            *ctx == r.ctx
+                && ns.is_none_or(|n| str_at(e, "/metadata/namespace") == Some(n))
+                && wanted.iter().all(|(ptr, v)| str_at(e, ptr) == Some(v.as_str()))
+        })
+        .map(|(_, e)| e.clone())
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": "EventList", "apiVersion": "v1",
+        "metadata": {"resourceVersion": store.rv.to_string()}, "items": items}),
+    )
 }
 
 /// The namespaces of a context: the usual ones plus every namespace holding an object.
@@ -347,6 +388,7 @@ fn watch(
     let ctx = r.ctx.clone();
     let ns = ns.map(String::from);
     let as_table = table::wants_table(&r.accept()).then_some(kind);
+    let initial_events = r.q("sendInitialEvents") == Some("true");
     let from: u64 = r.q("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
     let timeout = r
         .q("timeoutSeconds")
@@ -369,7 +411,7 @@ fn watch(
             );
             return json_response(StatusCode::OK, &json!({"type": "ERROR", "object": gone}));
         }
-        let replay: Vec<String> = if from == 0 {
+        let mut replay: Vec<String> = if from == 0 || initial_events {
             store
                 .objects
                 .iter()
@@ -384,6 +426,13 @@ fn watch(
                 .map(|e| event_line(e.kind, &e.object, as_table))
                 .collect()
         };
+        if initial_events {
+            // The streaming list's end marker (KEP-3157), which kube's watcher waits for.
+            let mark = json!({"kind": kind.name(), "apiVersion": kind.api_version(),
+                "metadata": {"resourceVersion": store.rv.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"}}});
+            replay.push(event_line("BOOKMARK", &mark, None));
+        }
         (replay, rx)
     };
     let deadline = tokio::time::Instant::now() + timeout;
@@ -418,6 +467,15 @@ fn event_line(kind: &str, obj: &Value, as_table: Option<Kind>) -> String {
 }
 
 fn parse_body(r: &Req) -> Result<Value, Response> {
+    let ct = r.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.starts_with("application/vnd.kubernetes.protobuf") || ct.starts_with("application/cbor") {
+        return Err(status_error(
+            415,
+            "UnsupportedMediaType",
+            &format!("the simulator accepts JSON bodies only, not `{ct}`"),
+            None,
+        ));
+    }
     serde_json::from_slice(&r.body).map_err(|e| {
         status_error(
             400,

@@ -18,6 +18,8 @@ pub const ANNOTATIONS_TO_SKIP: &[&str] = &[
 const REVISION: &str = "deployment.kubernetes.io/revision";
 const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
 const HASH: &str = "pod-template-hash";
+const DESIRED: &str = "deployment.kubernetes.io/desired-replicas";
+const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 
 /// Drops nulls and empty maps/lists, as Go's semantic equality treats nil and empty alike.
 pub fn normalize(v: &Value) -> Option<Value> {
@@ -82,15 +84,17 @@ pub fn revision_of(obj: &Value) -> Option<i64> {
 
 /// Resolves an int-or-percent of `total`, rounding up or down.
 fn int_or_percent(v: Option<&Value>, total: i64, default_pct: i64, round_up: bool) -> i64 {
+    const MAX: i64 = i32::MAX as i64;
     let pct = match v {
-        Some(Value::Number(n)) => return n.as_i64().unwrap_or(0),
+        Some(Value::Number(n)) => return n.as_i64().unwrap_or(0).clamp(0, MAX),
         Some(Value::String(s)) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
-            Some(p) => p,
-            None => return s.parse().unwrap_or(0),
+            Some(p) => p.clamp(0, 100_000),
+            None => return s.parse::<i64>().unwrap_or(0).clamp(0, MAX),
         },
         _ => default_pct,
     };
-    if round_up { (pct * total + 99) / 100 } else { pct * total / 100 }
+    let scaled = pct.saturating_mul(total.clamp(0, MAX));
+    if round_up { (scaled + 99) / 100 } else { scaled / 100 }
 }
 
 /// `maxSurge` and `maxUnavailable` of a Deployment, resolved as the controller does.
@@ -151,11 +155,107 @@ pub fn owned_replicasets(store: &Store, dkey: &Key, uid: &str) -> Vec<(Key, Valu
     rss
 }
 
-fn set_replicas(rs: &mut Value, n: i64) {
+/// Scales a ReplicaSet, stamping the Deployment's size on it as the controller does
+/// (`desired-replicas`, `max-replicas`), as `ann`.
+fn set_replicas(rs: &mut Value, n: i64, ann: (i64, i64)) {
     if int_at(rs, "/spec/replicas") != n {
         obj_mut(rs, &["spec"]).insert("replicas".into(), json!(n));
         let generation = int_at(rs, "/metadata/generation") + 1;
         obj_mut(rs, &["metadata"]).insert("generation".into(), json!(generation));
+    }
+    set_annotation(rs, DESIRED, &ann.0.to_string());
+    set_annotation(rs, MAX_REPLICAS, &ann.1.to_string());
+}
+
+/// Whether the Deployment's size changed since its active ReplicaSets were scaled.
+fn is_scaling_event(rss: &[(Key, Value)], desired: i64) -> bool {
+    rss.iter()
+        .filter(|(_, rs)| int_at(rs, "/spec/replicas") > 0)
+        .filter_map(|(_, rs)| annotation(rs, DESIRED)?.parse::<i64>().ok())
+        .any(|d| d != desired)
+}
+
+/// The controller's `scale()`: the one active (or latest) ReplicaSet takes the whole size;
+/// otherwise a saturated new one ends the old ones; otherwise a rolling Deployment spreads
+/// the change over the active ReplicaSets in proportion to their size.
+fn scale(
+    rss: &mut [(Key, Value)],
+    new_idx: Option<usize>,
+    d: &Value,
+    desired: i64,
+    surge: i64,
+    rolling: bool,
+) {
+    let ann = (desired, desired + surge);
+    let spec = |rs: &Value| int_at(rs, "/spec/replicas");
+    let active: Vec<usize> = (0..rss.len()).filter(|&i| spec(&rss[i].1) > 0).collect();
+    let only = match active.len() {
+        0 => new_idx.or_else(|| (0..rss.len()).rev().find(|&i| Some(i) != new_idx)),
+        1 => Some(active[0]),
+        _ => None,
+    };
+    if let Some(i) = only {
+        if spec(&rss[i].1) != desired {
+            set_replicas(&mut rss[i].1, desired, ann);
+        }
+        return;
+    }
+    if let Some(ni) = new_idx {
+        let rs = &rss[ni].1;
+        let saturated = spec(rs) == desired
+            && annotation(rs, DESIRED).and_then(|v| v.parse::<i64>().ok()) == Some(desired)
+            && int_at(rs, "/status/availableReplicas") == desired;
+        if saturated {
+            for &i in active.iter().filter(|&&i| i != ni) {
+                set_replicas(&mut rss[i].1, 0, ann);
+            }
+            return;
+        }
+    }
+    if !rolling {
+        return;
+    }
+    let total: i64 = active.iter().map(|&i| spec(&rss[i].1)).sum();
+    let allowed = if desired > 0 { desired + surge } else { 0 };
+    let to_add = allowed - total;
+    let mut order = active.clone();
+    // Larger first; ties go to the newer one when adding and the older one when removing.
+    order.sort_by(|&a, &b| {
+        let by_size = spec(&rss[b].1).cmp(&spec(&rss[a].1));
+        by_size.then(if to_add > 0 { b.cmp(&a) } else { a.cmp(&b) })
+    });
+    let status_replicas = int_at(d, "/status/replicas");
+    let mut added = 0;
+    let mut sizes = Vec::with_capacity(order.len());
+    for &i in &order {
+        let rs = &rss[i].1;
+        let s = spec(rs);
+        let mut p = 0;
+        if to_add != 0 && to_add != added {
+            let fraction = if desired == 0 {
+                -s
+            } else {
+                let annotated = annotation(rs, MAX_REPLICAS)
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(status_replicas);
+                if annotated > 0 {
+                    ((s * (desired + surge)) as f64 / annotated as f64).round() as i64 - s
+                } else {
+                    0
+                }
+            };
+            let left = to_add - added;
+            p = if to_add > 0 { fraction.min(left) } else { fraction.max(left) };
+        }
+        sizes.push(s + p);
+        added += p;
+    }
+    for (k, &i) in order.iter().enumerate() {
+        let mut size = sizes[k];
+        if k == 0 && to_add != 0 {
+            size = (size + to_add - added).max(0);
+        }
+        set_replicas(&mut rss[i].1, size, ann);
     }
 }
 
@@ -208,7 +308,7 @@ fn condition_reason(d: &Value, kind: &str) -> Option<String> {
         .map(String::from)
 }
 
-fn new_replicaset(store: &mut Store, d: &Value, dkey: &Key, revision: i64) -> (Key, Value) {
+fn new_replicaset(store: &mut Store, d: &Value, dkey: &Key, revision: i64, ann: (i64, i64)) -> (Key, Value) {
     let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
     let hash = pod_template_hash(&template);
     let name = format!("{}-{hash}", dkey.name);
@@ -227,6 +327,8 @@ fn new_replicaset(store: &mut Store, d: &Value, dkey: &Key, revision: i64) -> (K
         }
     }
     annotations.insert(REVISION.into(), json!(revision.to_string()));
+    annotations.insert(DESIRED.into(), json!(ann.0.to_string()));
+    annotations.insert(MAX_REPLICAS.into(), json!(ann.1.to_string()));
     let uid = store.uid();
     let mut rs = json!({
         "apiVersion": "apps/v1",
@@ -277,53 +379,55 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
         set_condition(&mut d, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed", &now);
     }
 
-    if !paused {
-        let max_old = rss
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != new_idx)
-            .filter_map(|(_, (_, rs))| revision_of(rs))
-            .max()
-            .unwrap_or(0);
-        let new_revision = max_old + 1;
-        match new_idx {
+    // Revision bookkeeping of an existing new ReplicaSet (getNewReplicaSet), even when paused.
+    let max_old = rss
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != new_idx)
+        .filter_map(|(_, (_, rs))| revision_of(rs))
+        .max()
+        .unwrap_or(0);
+    let new_revision = max_old + 1;
+    if let Some(i) = new_idx {
+        let rs = &mut rss[i].1;
+        if let Some(Value::Object(a)) = d.pointer("/metadata/annotations").cloned() {
+            for (k, v) in a {
+                if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) {
+                    obj_mut(rs, &["metadata", "annotations"]).insert(k, v);
+                }
+            }
+        }
+        let old = revision_of(rs).unwrap_or(0);
+        if old < new_revision {
+            if annotation(rs, REVISION).is_some() {
+                let history = match annotation(rs, REVISION_HISTORY) {
+                    Some(h) if !h.is_empty() => format!("{h},{old}"),
+                    _ => old.to_string(),
+                };
+                let history =
+                    if history.len() > 2000 { history[history.len() - 2000..].to_string() } else { history };
+                set_annotation(rs, REVISION_HISTORY, &history);
+            }
+            set_annotation(rs, REVISION, &new_revision.to_string());
+        }
+    }
+
+    let recreate = str_at(&d, "/spec/strategy/type") == Some("Recreate");
+    let ann = (desired, desired + surge);
+    if paused || is_scaling_event(&rss, desired) {
+        // sync(): scaling only, proportionally across the active ReplicaSets; no new one.
+        scale(&mut rss, new_idx, &d, desired, surge, !recreate);
+    } else {
+        let ni = match new_idx {
+            Some(i) => i,
             None => {
-                let rs = new_replicaset(store, &d, dkey, new_revision);
+                let rs = new_replicaset(store, &d, dkey, new_revision, ann);
                 rss.push(rs);
-                new_idx = Some(rss.len() - 1);
                 created = true;
+                rss.len() - 1
             }
-            Some(i) => {
-                let rs = &mut rss[i].1;
-                if let Some(Value::Object(a)) = d.pointer("/metadata/annotations").cloned() {
-                    for (k, v) in a {
-                        if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) {
-                            obj_mut(rs, &["metadata", "annotations"]).insert(k, v);
-                        }
-                    }
-                }
-                let old = revision_of(rs).unwrap_or(0);
-                if old < new_revision {
-                    if annotation(rs, REVISION).is_some() {
-                        let history = match annotation(rs, REVISION_HISTORY) {
-                            Some(h) if !h.is_empty() => format!("{h},{old}"),
-                            _ => old.to_string(),
-                        };
-                        let history = if history.len() > 2000 {
-                            history[history.len() - 2000..].to_string()
-                        } else {
-                            history
-                        };
-                        set_annotation(rs, REVISION_HISTORY, &history);
-                    }
-                    set_annotation(rs, REVISION, &new_revision.to_string());
-                }
-            }
-        }
-        let Some(ni) = new_idx else { return };
-        if let Some(rev) = annotation(&rss[ni].1, REVISION).map(String::from) {
-            set_annotation(&mut d, REVISION, &rev);
-        }
+        };
+        new_idx = Some(ni);
         if created {
             let name = rss[ni].0.name.clone();
             set_condition(
@@ -335,7 +439,6 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
                 &now,
             );
         }
-        let recreate = str_at(&d, "/spec/strategy/type") == Some("Recreate");
         if recreate {
             let old_pods: i64 = rss
                 .iter()
@@ -344,33 +447,21 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
                 .map(|(_, (_, rs))| int_at(rs, "/status/replicas"))
                 .sum();
             for (i, (_, rs)) in rss.iter_mut().enumerate() {
-                if i != ni {
-                    set_replicas(rs, 0);
+                if i != ni && int_at(rs, "/spec/replicas") != 0 {
+                    set_replicas(rs, 0, ann);
                 }
             }
-            if old_pods == 0 {
-                set_replicas(&mut rss[ni].1, desired);
+            if old_pods == 0 && int_at(&rss[ni].1, "/spec/replicas") != desired {
+                set_replicas(&mut rss[ni].1, desired, ann);
             }
         } else {
             rolling(&mut rss, ni, desired, surge, max_unavailable);
         }
-        let max_replicas = desired + surge;
-        let rs = &mut rss[ni].1;
-        if int_at(rs, "/spec/replicas") > 0 || desired == 0 {
-            set_annotation(rs, "deployment.kubernetes.io/desired-replicas", &desired.to_string());
-            set_annotation(rs, "deployment.kubernetes.io/max-replicas", &max_replicas.to_string());
-        }
-    } else {
-        // Paused: scaling only, onto the one active ReplicaSet when there is exactly one.
-        let active: Vec<usize> =
-            (0..rss.len()).filter(|&i| int_at(&rss[i].1, "/spec/replicas") > 0).collect();
-        if active.len() == 1 {
-            set_replicas(&mut rss[active[0]].1, desired);
-        } else if active.is_empty()
-            && let Some(i) = new_idx
-        {
-            set_replicas(&mut rss[i].1, desired);
-        }
+    }
+    if let Some(ni) = new_idx
+        && let Some(rev) = annotation(&rss[ni].1, REVISION).map(String::from)
+    {
+        set_annotation(&mut d, REVISION, &rev);
     }
 
     // Status.
@@ -384,8 +475,6 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
     let before_status = d.get("status").cloned();
     {
         let st = obj_mut(&mut d, &["status"]);
-        let generation = st.get("observedGeneration").cloned();
-        let _ = generation;
         for (k, v) in [
             ("replicas", replicas),
             ("updatedReplicas", updated),
@@ -466,6 +555,13 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
 
     for (key, rs) in rss {
         if !delete.contains(&key) {
+            let before = store.objects.get(&key).map(|old| int_at(old, "/spec/replicas")).unwrap_or(0);
+            let after = int_at(&rs, "/spec/replicas");
+            if before != after {
+                let way = if after > before { "up" } else { "down" };
+                let message = format!("Scaled {way} replica set {} from {before} to {after}", key.name);
+                store.record_event(&d, "Normal", "ScalingReplicaSet", &message);
+            }
             store.put(&key, rs);
         }
     }
@@ -480,15 +576,16 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
 fn rolling(rss: &mut [(Key, Value)], ni: usize, desired: i64, surge: i64, max_unavailable: i64) {
     let spec = |rs: &Value| int_at(rs, "/spec/replicas");
     let avail = |rs: &Value| int_at(rs, "/status/availableReplicas");
+    let ann = (desired, desired + surge);
     // Scale up (or down, when the new one has more than wanted).
     let new_spec = spec(&rss[ni].1);
     if new_spec > desired {
-        set_replicas(&mut rss[ni].1, desired);
+        set_replicas(&mut rss[ni].1, desired, ann);
     } else if new_spec < desired {
         let all: i64 = rss.iter().map(|(_, rs)| spec(rs)).sum();
         let room = (desired + surge - all).min(desired - new_spec);
         if room > 0 {
-            set_replicas(&mut rss[ni].1, new_spec + room);
+            set_replicas(&mut rss[ni].1, new_spec + room, ann);
         }
     }
     // Scale down old ones.
@@ -514,7 +611,7 @@ fn rolling(rss: &mut [(Key, Value)], ni: usize, desired: i64, surge: i64, max_un
             continue;
         }
         let down = (max_scaled_down - cleaned).min(s - a);
-        set_replicas(rs, s - down);
+        set_replicas(rs, s - down, ann);
         cleaned += down;
     }
     // Then available ones, down to minAvailable.
@@ -533,7 +630,7 @@ fn rolling(rss: &mut [(Key, Value)], ni: usize, desired: i64, surge: i64, max_un
             continue;
         }
         let down = s.min(total - done);
-        set_replicas(rs, s - down);
+        set_replicas(rs, s - down, ann);
         done += down;
     }
 }

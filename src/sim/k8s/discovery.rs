@@ -96,7 +96,9 @@ pub fn legacy_api() -> Value {
 pub fn legacy_core_v1() -> Value {
     json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
         {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
-         "verbs": ["get", "list"], "shortNames": ["ns"]}]})
+         "verbs": ["get", "list"], "shortNames": ["ns"]},
+        {"name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
+         "verbs": ["list"], "shortNames": ["ev"]}]})
 }
 
 /// Legacy `/apis`.
@@ -143,7 +145,10 @@ pub fn aggregated_api(v: &str) -> Value {
             "versions": [{"version": "v1", "freshness": "Current", "resources": [
                 {"resource": "namespaces", "responseKind": {"group": "", "version": "v1", "kind": "Namespace"},
                  "scope": "Cluster", "singularResource": "namespace", "shortNames": ["ns"],
-                 "verbs": ["get", "list"]}]}]}]})
+                 "verbs": ["get", "list"]},
+                {"resource": "events", "responseKind": {"group": "", "version": "v1", "kind": "Event"},
+                 "scope": "Namespaced", "singularResource": "event", "shortNames": ["ev"],
+                 "verbs": ["list"]}]}]}]})
 }
 
 /// Aggregated `/apis`.

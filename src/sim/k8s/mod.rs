@@ -64,7 +64,7 @@ impl K8sWorld {
                 "metadata": {"name": dep.name, "namespace": dep.namespace, "uid": uid,
                     "generation": 1, "creationTimestamp": store.timestamp(),
                     "labels": {"app": dep.name}, "annotations": {}},
-                "spec": {"replicas": dep.replicas, "selector": {"matchLabels": {"app": dep.name}},
+                "spec": {"replicas": dep.replicas.clamp(0, i64::from(i32::MAX)), "selector": {"matchLabels": {"app": dep.name}},
                     "template": {"metadata": {"labels": {"app": dep.name}},
                         "spec": {"containers": containers}}},
                 "status": {},

@@ -115,6 +115,8 @@ pub struct Store {
     pub pod_age: BTreeMap<Key, u32>,
     /// A fixed clock while the scenario's history is being built.
     pub clock: Option<DateTime<Utc>>,
+    /// Core `v1` Events the controller recorded, oldest first (capped).
+    pub events: VecDeque<(String, Value)>,
     /// Ticks a pod takes to become ready.
     pub rollout_steps: u32,
     uid_seq: u64,
@@ -129,6 +131,7 @@ impl Store {
             objects: BTreeMap::new(),
             log: VecDeque::new(),
             log_start: 0,
+            events: VecDeque::new(),
             tx,
             broken: BTreeMap::new(),
             pod_age: BTreeMap::new(),
@@ -202,6 +205,40 @@ impl Store {
         self.log.push_back(ev.clone());
         // No receivers is the normal case; nothing to do then.
         let _ = self.tx.send(ev);
+    }
+
+    /// Records a core Event about `obj` in its context (as the deployment-controller does).
+    pub fn record_event(&mut self, obj: &Value, kind: &str, reason: &str, message: &str) {
+        const EVENTS_CAP: usize = 1000;
+        let Some(ctx) = self
+            .objects
+            .iter()
+            .find(|(_, v)| v.pointer("/metadata/uid") == obj.pointer("/metadata/uid"))
+            .map(|(k, _)| k.ctx.clone())
+        else {
+            return;
+        };
+        let name = str_at(obj, "/metadata/name").unwrap_or("").to_string();
+        let ns = str_at(obj, "/metadata/namespace").unwrap_or("default").to_string();
+        let now = self.timestamp();
+        self.rv += 1;
+        let event = json!({
+            "kind": "Event", "apiVersion": "v1",
+            "metadata": {"name": format!("{name}.{:016x}", fastrand::u64(..)), "namespace": ns,
+                "uid": self.uid(), "resourceVersion": self.rv.to_string(), "creationTimestamp": now},
+            "involvedObject": {"kind": obj.get("kind").cloned().unwrap_or(json!("Deployment")),
+                "namespace": ns, "name": name, "uid": obj.pointer("/metadata/uid").cloned(),
+                "apiVersion": obj.get("apiVersion").cloned().unwrap_or(json!("apps/v1")),
+                "resourceVersion": obj.pointer("/metadata/resourceVersion").cloned()},
+            "reason": reason, "message": message,
+            "source": {"component": "deployment-controller"},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1, "type": kind,
+            "eventTime": null, "reportingComponent": "deployment-controller", "reportingInstance": "",
+        });
+        if self.events.len() >= EVENTS_CAP {
+            self.events.pop_front();
+        }
+        self.events.push_back((ctx, event));
     }
 
     /// Forgets past events (after building the scenario): watches start from now.
