@@ -332,3 +332,29 @@ async fn swap_complete_and_last_swap_under_faults() {
     let last = az.value(r#"appservice::last_swap(#{ group: "rg-shop", site: "shop-web" })"#).await;
     assert_eq!(last["destination"], "production");
 }
+
+/// `rollbook resume` after a crash between sending a swap and journaling it: the swap's check
+/// finds it in slotSwapStatus, so it is not sent again.
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_after_a_crash_mid_swap_does_not_swap_again() {
+    use crate::azure_support::{crash_after_sending, verified};
+    let az = start("").await;
+    let script = format!("stage(\"swap\", || {SWAP});\n\"done\"");
+    let first = az.run_with(&script, false).await;
+    assert_eq!(state(&az)["production"], "1.4.0", "{:?}", first.error);
+    crash_after_sending(&first, "appservice::swap");
+    let fresh = start("").await; // a world the call never reached, for the second half
+    fresh.adopt(&first.journal);
+    let report = az.resume(&first.run_id).await;
+    assert_eq!(report.status, rollbook::run::journal::RunStatus::Succeeded, "{:?}", report.error);
+    assert!(verified(&report, true), "the check found the swap applied");
+    assert_eq!(az.requests_to("POST", "/slotsswap").len(), 1, "not sent again");
+    assert_eq!(state(&az)["production"], "1.4.0");
+
+    // The same journal against a world where the swap never arrived: it is not there, but it
+    // could still be in flight (sent moments ago), so the check cannot tell and a person decides.
+    let report = fresh.resume(&first.run_id).await;
+    assert_eq!(report.exit_code, 3, "{:?}", report.error);
+    assert!(report.error.unwrap_or_default().contains("may still be in flight"));
+    assert!(fresh.requests_to("POST", "/slotsswap").is_empty());
+}

@@ -275,3 +275,28 @@ async fn reads_and_deploy_under_faults() {
     assert_eq!(s["deployments"].as_array().map(Vec::len), Some(5), "deployed once: {s}");
     assert_eq!(s["live"], "fwd");
 }
+
+/// Resume after a crash mid-redeploy: the new deployment is in the history, so it is not
+/// deployed again; in a world without it, it is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_after_a_crash_mid_redeploy() {
+    use crate::azure_support::{crash_after_sending, verified};
+    let az = start("").await;
+    let script =
+        "let r = stage(\"redeploy\", || arm::redeploy(#{ group: \"rg-shop\", from: \"infra-41\" }));\nr.name";
+    let first = az.run_with(script, false).await;
+    crash_after_sending(&first, "arm::redeploy");
+    let fresh = start("").await; // a world the call never reached, for the second half
+    fresh.adopt(&first.journal);
+    let report = az.resume(&first.run_id).await;
+    assert_eq!(report.status, rollbook::run::journal::RunStatus::Succeeded, "{:?}", report.error);
+    assert!(verified(&report, true));
+    assert_eq!(report.value, first.value, "the check reports the deployment the first try made");
+    assert_eq!(az.requests_to("PUT", "").len(), 1, "deployed once");
+
+    let report = fresh.resume(&first.run_id).await;
+    assert_eq!(report.status, rollbook::run::journal::RunStatus::Succeeded, "{:?}", report.error);
+    assert!(verified(&report, false));
+    assert_eq!(fresh.requests_to("PUT", "").len(), 1, "not there, so sent");
+    assert_eq!(state(&fresh)["live"], "infra-41");
+}

@@ -155,6 +155,28 @@ impl Azure {
         report
     }
 
+    /// Resumes run `run_id` of this simulator's state directory (`rollbook resume`).
+    pub async fn resume(&self, run_id: &str) -> RunReport {
+        let state = self.dir.path().join("state");
+        let (runbook, params, from) =
+            self.engine.prepare_resume(&state, run_id, false, &[]).expect("the run can be resumed");
+        let mut opts = RunOptions::new(state);
+        opts.settings = self.settings();
+        opts.clock = self.clock.clone();
+        opts.yes = true;
+        opts.url_rewrites = self.sim.url_rewrites();
+        opts.resume = Some(from);
+        self.engine.run(&runbook, &params, opts).await.expect("resume starts")
+    }
+
+    /// Adopts another test's journal as if that run had happened against this simulator.
+    pub fn adopt(&self, journal: &Path) {
+        let runs = self.dir.path().join("state").join("runs");
+        std::fs::create_dir_all(&runs).expect("runs dir");
+        let name = journal.file_name().expect("journal file name");
+        std::fs::copy(journal, runs.join(name)).expect("copy journal");
+    }
+
     /// Observable state of a resource key.
     pub fn state(&self, key: &str) -> Option<Value> {
         self.sim.resource_state(key)
@@ -173,4 +195,28 @@ impl Azure {
             .filter(|r| r.method == method && r.path.to_ascii_lowercase().ends_with(&suffix))
             .collect()
     }
+}
+
+/// Cuts a finished run's journal just after it started calling `primitive`, as if the process
+/// had been killed between sending that call and journaling its outcome.
+pub fn crash_after_sending(report: &RunReport, primitive: &str) {
+    let text = std::fs::read_to_string(&report.journal).expect("journal");
+    let mut kept = String::new();
+    for line in text.lines() {
+        kept.push_str(line);
+        kept.push('\n');
+        if line.contains("\"type\":\"call_started\"")
+            && line.contains(&format!("\"primitive\":\"{primitive}\""))
+        {
+            break;
+        }
+    }
+    std::fs::write(&report.journal, kept).expect("rewrite journal");
+}
+
+/// Whether the journal says a call in doubt was checked and found `applied`.
+pub fn verified(report: &RunReport, applied: bool) -> bool {
+    let text = std::fs::read_to_string(&report.journal).unwrap_or_default();
+    text.lines()
+        .any(|l| l.contains("\"type\":\"call_verified\"") && l.contains(&format!("\"applied\":{applied}")))
 }

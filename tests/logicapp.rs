@@ -159,3 +159,27 @@ async fn enable_under_a_dropped_connection() {
     assert_eq!(az.state("logicapp/rg-shop/paused").unwrap_or_default()["state"], "Enabled");
     assert_eq!(az.requests_to("POST", "/enable").len(), 2, "enable is idempotent, so it was sent again");
 }
+
+/// Resume after a crash mid-promote: a version with that definition saved since then means it
+/// happened; the workflow is not PUT again.
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_after_a_crash_mid_promote() {
+    use crate::azure_support::{crash_after_sending, verified};
+    let az = start("").await;
+    let script = format!(
+        "let r = stage(\"promote\", || logicapp::promote(#{{ group: \"rg-shop\", workflow: \"orders\", version: \"{V1}\" }}));\nr"
+    );
+    let first = az.run_with(&script, false).await;
+    crash_after_sending(&first, "logicapp::promote");
+    let fresh = start("").await; // a world the call never reached, for the second half
+    fresh.adopt(&first.journal);
+    let report = az.resume(&first.run_id).await;
+    assert_eq!(report.status, rollbook::run::journal::RunStatus::Succeeded, "{:?}", report.error);
+    assert!(verified(&report, true));
+    assert_eq!(report.value, Some(json!({"from_version": V2, "new_version": V3})));
+    assert_eq!(state(&az)["versions"], 3, "no second version");
+
+    let report = fresh.resume(&first.run_id).await;
+    assert!(verified(&report, false), "{:?}", report.error);
+    assert_eq!(state(&fresh), json!({"current": V1, "state": "Enabled", "versions": 3}));
+}

@@ -174,6 +174,12 @@ impl SwapStatus {
         (eq(&self.source, a) && eq(&self.destination, b)) || (eq(&self.source, b) && eq(&self.destination, a))
     }
 
+    /// Whether this swap completed at or after `sent` (less five seconds for clock skew).
+    pub fn completed_since(&self, sent: chrono::DateTime<chrono::Utc>) -> bool {
+        chrono::DateTime::parse_from_rfc3339(&self.time)
+            .is_ok_and(|t| t.with_timezone(&chrono::Utc) >= sent - chrono::TimeDelta::seconds(5))
+    }
+
     /// Whether this swap completed after `before` (the status read before we acted).
     pub fn is_newer_than(&self, before: Option<&SwapStatus>) -> bool {
         let Some(b) = before else { return true };

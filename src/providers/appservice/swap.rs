@@ -21,7 +21,7 @@ use super::{Site, SwapStatus, is_production, production};
 use crate::azure::{ArmRequest, AzureError, Idempotency};
 use crate::model::{Dur, PrimitiveError};
 use crate::providers::azure::Budget;
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 
 /// `appservice::swap`.
 pub struct Swap;
@@ -199,6 +199,35 @@ async fn budget_pause(budget: &Budget<'_>, d: Duration) -> Result<(), PrimitiveE
     budget.pause(d).await.map_err(PrimitiveError::from)
 }
 
+/// Whether a swap sent at `sent` by an interrupted run took effect: `slotSwapStatus` shows a
+/// swap of the same two slots completed since then (applied); none, and `timeout` has passed
+/// since (not applied: it would have finished by now); none yet (unknown: it may be in flight).
+pub(super) async fn verify(
+    cx: &CallCx,
+    args: &SwapArgs,
+    sent: chrono::DateTime<chrono::Utc>,
+) -> Result<Verified, PrimitiveError> {
+    check(args)?;
+    let site = Site::resolve(cx, args.subscription.as_deref(), &args.group, &args.site)?;
+    let status = SwapStatus::of(&site.read(cx).await?);
+    if status.as_ref().is_some_and(|s| s.is_pair(&args.slot, &args.target) && s.completed_since(sent)) {
+        return Ok(Verified::Applied(
+            json!({ "site": args.site, "slot": args.slot, "target": args.target, "swapped": true }),
+        ));
+    }
+    let settled = chrono::TimeDelta::from_std(args.timeout.get()).unwrap_or(chrono::TimeDelta::MAX);
+    if chrono::Utc::now() - sent > settled {
+        return Ok(Verified::NotApplied);
+    }
+    Ok(Verified::Unknown(format!(
+        "slotSwapStatus of {} shows no swap of `{}` and `{}` since then, but one sent then may still be in flight until {}; check appservice::last_swap",
+        site.what(),
+        args.slot,
+        args.target,
+        (sent + settled).format("%H:%M:%S UTC")
+    )))
+}
+
 /// The plan of a swap: which build each slot runs now and what production would run.
 pub(super) async fn plan(cx: &CallCx, args: &SwapArgs, verb: &str) -> Result<Planned, PrimitiveError> {
     check(args)?;
@@ -249,6 +278,15 @@ impl Primitive for Swap {
 
     async fn plan(&self, cx: &CallCx, args: &SwapArgs) -> Result<Planned, PrimitiveError> {
         plan(cx, args, "swap").await
+    }
+
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &SwapArgs,
+        sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        verify(cx, args, sent).await
     }
 }
 

@@ -1,9 +1,9 @@
 //! `appservice::swap_complete`: phase 2 of a swap with preview, the swap itself (azure-cli's
 //! `--action swap` after `--action preview`). Same keys, result and idempotency as `swap`.
 
-use super::swap::{SwapArgs, SwapOutput, perform, plan};
+use super::swap::{SwapArgs, SwapOutput, perform, plan, verify};
 use crate::model::PrimitiveError;
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 
 /// `appservice::swap_complete`.
 pub struct SwapComplete;
@@ -33,5 +33,14 @@ impl Primitive for SwapComplete {
 
     async fn plan(&self, cx: &CallCx, args: &SwapArgs) -> Result<Planned, PrimitiveError> {
         plan(cx, args, "complete the swap with preview of").await
+    }
+
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &SwapArgs,
+        sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        verify(cx, args, sent).await
     }
 }

@@ -12,7 +12,7 @@ use super::{Site, is_production, production};
 use crate::azure::{ArmRequest, Idempotency};
 use crate::model::PrimitiveError;
 use crate::providers::azure::fail;
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 
 /// `appservice::swap_preview`.
 pub struct SwapPreview;
@@ -111,5 +111,15 @@ impl Primitive for SwapPreview {
             ),
             output: json!({ "site": args.site, "slot": args.slot, "target": args.target, "planned": true }),
         })
+    }
+
+    /// Idempotent: sending it again after an interruption is harmless, so resume may resend it.
+    async fn verify(
+        &self,
+        _cx: &CallCx,
+        _args: &SwapPreviewArgs,
+        _sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        Ok(Verified::NotApplied)
     }
 }

@@ -12,7 +12,7 @@ use super::{
     DeploymentInfo, Group, LAST_SUCCESSFUL, describe_changes, error_of, generated_name, script_parameters,
 };
 use crate::model::{Dur, PrimitiveError};
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 
 /// `arm::deploy`.
 pub struct Deploy;
@@ -127,6 +127,26 @@ impl Primitive for Deploy {
             })
             .flatten();
         Ok(DeployOutput { error: error_of(&done), name, state, rolled_back_to })
+    }
+
+    /// Applied when its deployment (`name`, or a `rollbook-deploy-…` one) appeared since it was
+    /// sent; an accepted PUT is in the history at once.
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &DeployArgs,
+        sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        let group = Group::resolve(cx, args.subscription.as_deref(), &args.group)?;
+        match super::created_since(&group, cx, args.name.as_deref(), "rollbook-deploy-", sent).await? {
+            Some(d) => Ok(Verified::Applied(json!({
+                "name": DeploymentInfo::of(&d).name,
+                "state": DeploymentInfo::of(&d).state,
+                "error": error_of(&d),
+                "rolled_back_to": null,
+            }))),
+            None => Ok(Verified::NotApplied),
+        }
     }
 
     async fn plan(&self, cx: &CallCx, args: &DeployArgs) -> Result<Planned, PrimitiveError> {

@@ -96,16 +96,21 @@ pub fn is_terminal(state: &str) -> bool {
 /// A name for a deployment rollbook creates: `rollbook-<verb>-<from>-<yyyymmddHHMMSS>`, cut to
 /// ARM's 64 characters and its alphabet, so an operator can tell what it was.
 pub fn generated_name(verb: &str, from: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> String {
-    let stamp = now.format("%Y%m%d%H%M%S").to_string();
+    format!("{}{}", name_prefix(verb, from), now.format("%Y%m%d%H%M%S"))
+}
+
+/// `rollbook-<verb>-<from>-`: everything of a generated name before its time stamp.
+pub fn name_prefix(verb: &str, from: Option<&str>) -> String {
     let head = format!("rollbook-{verb}-");
-    let room = 64 - head.len() - stamp.len() - 1;
+    // 64 characters at most: 14 for the stamp and one for the dash after `from`.
+    let room = 64usize.saturating_sub(head.chars().count() + 15);
     let from: String = from
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_alphanumeric() || "-_.()".contains(c) { c } else { '-' })
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.()".contains(c) { c } else { '-' })
         .take(room)
         .collect();
-    if from.is_empty() { format!("{head}{stamp}") } else { format!("{head}{from}-{stamp}") }
+    if from.is_empty() { head } else { format!("{head}{from}-") }
 }
 
 /// Keeps what a new deployment may send of each parameter (`value`, `reference` or
@@ -338,6 +343,28 @@ impl Group {
             }
             budget.pause(wait).await.map_err(PrimitiveError::from)?;
         }
+    }
+}
+
+/// A deployment rollbook created for a call sent at `sent`: the one named `name`, or else the
+/// newest whose name starts with `prefix`, if it appeared since (less five seconds for skew).
+pub(crate) async fn created_since(
+    group: &Group,
+    pause: &dyn Pause,
+    name: Option<&str>,
+    prefix: &str,
+    sent: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Value>, PrimitiveError> {
+    let since = sent - chrono::TimeDelta::seconds(5);
+    let recent = |d: &DeploymentInfo| d.time().is_some_and(|t| t.with_timezone(&chrono::Utc) >= since);
+    let history = group.history(pause).await?;
+    let found = match name {
+        Some(n) => history.iter().find(|d| d.name.eq_ignore_ascii_case(n) && recent(d)),
+        None => history.iter().find(|d| d.name.starts_with(prefix) && recent(d)),
+    };
+    match found {
+        Some(d) => Ok(Some(group.get(pause, &d.name).await?)),
+        None => Ok(None),
     }
 }
 

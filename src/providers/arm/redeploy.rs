@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{DeploymentInfo, Group, describe_changes, error_of, generated_name};
 use crate::model::{Dur, PrimitiveError};
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 
 /// `arm::redeploy`.
 pub struct Redeploy;
@@ -114,6 +114,29 @@ impl Primitive for Redeploy {
             name,
             from: from.name,
         })
+    }
+
+    /// Applied when the deployment it would have created (its `name`, or a
+    /// `rollbook-redeploy-<from>-…` one) appeared since it was sent: a PUT that ARM accepted is
+    /// in the history at once, so its absence means it was not applied.
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &RedeployArgs,
+        sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        let group = Group::resolve(cx, args.subscription.as_deref(), &args.group)?;
+        let from = (!args.from.eq_ignore_ascii_case(super::LAST_SUCCESSFUL)).then_some(args.from.as_str());
+        let prefix = super::name_prefix("redeploy", from);
+        match super::created_since(&group, cx, args.name.as_deref(), &prefix, sent).await? {
+            Some(d) => Ok(Verified::Applied(json!({
+                "name": DeploymentInfo::of(&d).name,
+                "from": args.from,
+                "state": DeploymentInfo::of(&d).state,
+                "error": error_of(&d),
+            }))),
+            None => Ok(Verified::NotApplied),
+        }
     }
 
     async fn plan(&self, cx: &CallCx, args: &RedeployArgs) -> Result<Planned, PrimitiveError> {

@@ -2,7 +2,7 @@
 
 use super::enable::{ToggleArgs, ToggleOutput};
 use crate::model::PrimitiveError;
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 
 /// `logicapp::disable`.
 pub struct Disable;
@@ -32,5 +32,14 @@ impl Primitive for Disable {
 
     async fn plan(&self, cx: &CallCx, args: &ToggleArgs) -> Result<Planned, PrimitiveError> {
         super::plan_toggle(cx, args, false).await
+    }
+
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &ToggleArgs,
+        _sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        super::verify_toggle(cx, args, false).await
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::PrimitiveError;
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 
 /// `logicapp::enable`.
 pub struct Enable;
@@ -53,5 +53,14 @@ impl Primitive for Enable {
 
     async fn plan(&self, cx: &CallCx, args: &ToggleArgs) -> Result<Planned, PrimitiveError> {
         super::plan_toggle(cx, args, true).await
+    }
+
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &ToggleArgs,
+        _sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        super::verify_toggle(cx, args, true).await
     }
 }

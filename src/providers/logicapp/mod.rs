@@ -18,7 +18,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::azure::{client, fail, group_path, require};
-use super::{CallCx, DynPrimitive, Planned, erase};
+use super::{CallCx, DynPrimitive, Planned, Verified, erase};
 use crate::azure::{ArmClient, ArmRequest, Idempotency, Pause, api_versions, encode};
 use crate::model::PrimitiveError;
 
@@ -132,6 +132,17 @@ async fn toggle(cx: &CallCx, args: &ToggleArgs, enable: bool) -> Result<ToggleOu
     };
     wf.client.send(cx, &req).await.map_err(fail(&wf.key()))?;
     Ok(ToggleOutput { changed: true })
+}
+
+/// An interrupted enable/disable took effect when the workflow is now in that state (resending
+/// it would be harmless anyway).
+async fn verify_toggle(cx: &CallCx, args: &ToggleArgs, enable: bool) -> Result<Verified, PrimitiveError> {
+    let wf = Workflow::resolve(cx, args.subscription.as_deref(), &args.group, &args.workflow)?;
+    let want = if enable { "Enabled" } else { "Disabled" };
+    if prop(&wf.read(cx).await?, "state").eq_ignore_ascii_case(want) {
+        return Ok(Verified::Applied(serde_json::json!({ "changed": true })));
+    }
+    Ok(Verified::NotApplied)
 }
 
 async fn plan_toggle(cx: &CallCx, args: &ToggleArgs, enable: bool) -> Result<Planned, PrimitiveError> {

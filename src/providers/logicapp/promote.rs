@@ -14,7 +14,7 @@ use super::{Workflow, prop};
 use crate::azure::{ArmRequest, Idempotency, Pause};
 use crate::model::PrimitiveError;
 use crate::providers::azure::fail;
-use crate::providers::{Access, CallCx, Meta, Planned, Primitive};
+use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 
 /// `logicapp::promote`.
 pub struct Promote;
@@ -139,6 +139,33 @@ impl Primitive for Promote {
             let wait = wf.client.policy().backoff(tries).max(e.retry_after().unwrap_or_default());
             cx.pause(wait.min(wf.client.policy().max_backoff)).await.map_err(PrimitiveError::from)?;
         }
+    }
+
+    /// Applied when a version saved since it was sent carries that version's definition and
+    /// parameters (the PUT is synchronous, so there is nothing in flight to wait for).
+    async fn verify(
+        &self,
+        cx: &CallCx,
+        args: &PromoteArgs,
+        sent: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verified, PrimitiveError> {
+        let wf = Workflow::resolve(cx, args.subscription.as_deref(), &args.group, &args.workflow)?;
+        let wanted = content(&wf.version(cx, &args.version).await?);
+        let what = format!("versions of {}", wf.what());
+        let mut items = wf.client.list(cx, wf.url("/versions"), &what).await.map_err(fail(&wf.key()))?;
+        let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(&prop(v, "changedTime")).ok();
+        items.sort_by_key(|v| std::cmp::Reverse(time(v)));
+        let since = sent - chrono::TimeDelta::seconds(5);
+        for (i, v) in items.iter().enumerate() {
+            let recent = time(v).is_some_and(|t| t.with_timezone(&chrono::Utc) >= since);
+            if recent && prop(v, "version") != args.version && content(v) == wanted {
+                let from = items.get(i + 1).map(|p| prop(p, "version")).unwrap_or_default();
+                return Ok(Verified::Applied(
+                    json!({ "from_version": from, "new_version": prop(v, "version") }),
+                ));
+            }
+        }
+        Ok(Verified::NotApplied)
     }
 
     async fn plan(&self, cx: &CallCx, args: &PromoteArgs) -> Result<Planned, PrimitiveError> {
