@@ -262,6 +262,24 @@ mod tests {
     }
 
     #[test]
+    fn the_official_validate_400_example_parses() {
+        let path = format!(
+            "{}/tests/fixtures/azure-rest-examples/resources/PostDeploymentValidateOnResourceGroup.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let example: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let e = Envelope::parse(&example["responses"]["400"]["body"]).unwrap();
+        assert_eq!(e.code.as_deref(), Some("InvalidTemplateDeployment"));
+        let s = e.summary();
+        assert!(
+            s.starts_with("InvalidTemplateDeployment: The template deployment 'my-deployment' is not valid"),
+            "{s}"
+        );
+        assert!(s.contains("AccountNameInvalid"), "{s}");
+    }
+
+    #[test]
     fn summary_names_the_innermost_detail() {
         let body = json!({"error": {"code": "InvalidTemplateDeployment", "message": "top",
             "details": [{"code": "PreflightValidationCheckFailed", "message": "mid",

@@ -79,6 +79,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_official_list_example_parses() {
+        let path = format!(
+            "{}/tests/fixtures/azure-rest-examples/web/ListWebAppSlots.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let example: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let items = example["responses"]["200"]["body"]["value"].as_array().unwrap();
+        let slots: Vec<SlotInfo> = items.iter().map(slot_info).collect();
+        assert!(!slots.is_empty());
+        assert!(slots.iter().all(|s| !s.name.is_empty() && !s.name.contains('/')), "{slots:?}");
+        assert!(slots.iter().all(|s| s.host_name.is_some()), "{slots:?}");
+    }
+
+    #[test]
     fn slot_names_lose_the_site_prefix() {
         let s = slot_info(
             &serde_json::json!({"name": "web/staging", "properties": {"state": "Running", "defaultHostName": "web-staging.azurewebsites.net"}}),

@@ -180,3 +180,39 @@ impl Primitive for Deploy {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_error_matches_the_official_examples() {
+        let path = format!(
+            "{}/tests/fixtures/azure-rest-examples/resources/PutDeploymentWithOnErrorDeploymentLastSuccessful.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let example: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(
+            on_error_deployment("last-successful"),
+            example["parameters"]["parameters"]["properties"]["onErrorDeployment"]
+        );
+        assert_eq!(
+            on_error_deployment("infra-41"),
+            json!({"type": "SpecificDeployment", "deploymentName": "infra-41"})
+        );
+    }
+
+    #[test]
+    fn properties_wrap_plain_parameters_and_check_the_template() {
+        let args: DeployArgs = serde_json::from_value(json!({
+            "group": "rg", "template": {"resources": []}, "parameters": {"sku": "S1"}, "mode": "complete", "on_error": "last-successful"
+        }))
+        .unwrap();
+        let p = properties(&args).unwrap();
+        assert_eq!(p["mode"], "Complete");
+        assert_eq!(p["parameters"], json!({"sku": {"value": "S1"}}));
+        assert_eq!(p["onErrorDeployment"], json!({"type": "LastSuccessful"}));
+        let bad: DeployArgs = serde_json::from_value(json!({"group": "rg", "template": "x"})).unwrap();
+        assert!(properties(&bad).is_err());
+    }
+}

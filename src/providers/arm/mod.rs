@@ -280,21 +280,7 @@ impl Group {
             idempotency: Idempotency::Safe,
         };
         let (_, last) = self.client.send_and_wait(pause, &req, timeout).await.map_err(fail(&self.key()))?;
-        let changes = last
-            .body
-            .get("properties")
-            .and_then(|p| p.get("changes"))
-            .or_else(|| last.body.get("changes"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        Ok(changes
-            .iter()
-            .map(|c| Change {
-                resource_id: c.get("resourceId").and_then(Value::as_str).unwrap_or_default().to_string(),
-                change_type: c.get("changeType").and_then(Value::as_str).unwrap_or_default().to_string(),
-            })
-            .collect())
+        Ok(changes_of(&last.body))
     }
 
     /// PUTs deployment `name` with `properties` and waits until it ends (or `timeout`).
@@ -368,6 +354,23 @@ pub(crate) async fn created_since(
     }
 }
 
+/// The changes of a what-if result (`properties.changes`).
+pub fn changes_of(result: &Value) -> Vec<Change> {
+    let text = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    result
+        .get("properties")
+        .and_then(|p| p.get("changes"))
+        .or_else(|| result.get("changes"))
+        .and_then(Value::as_array)
+        .map(|changes| {
+            changes
+                .iter()
+                .map(|c| Change { resource_id: text(c, "resourceId"), change_type: text(c, "changeType") })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The deployment's error in words, when it failed.
 pub fn error_of(deployment: &Value) -> Option<String> {
     let e = deployment.get("properties")?.get("error")?;
@@ -408,6 +411,32 @@ mod tests {
         assert_eq!(last_successful(&list, None).unwrap().name, "c");
         assert_eq!(last_successful(&list, Some(&list[0])).unwrap().name, "a");
         assert_eq!(last_successful(&list, Some(&list[2])), None);
+    }
+
+    fn fixture(name: &str) -> Value {
+        let path =
+            format!("{}/tests/fixtures/azure-rest-examples/resources/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn official_examples_parse() {
+        let put = fixture("PutDeploymentResourceGroup.json");
+        let d = DeploymentInfo::of(&put["responses"]["200"]["body"]);
+        assert_eq!(
+            (d.name.as_str(), d.state.as_str(), d.mode.as_str()),
+            ("my-deployment", "Succeeded", "Incremental")
+        );
+        assert!(d.time().is_some(), "{}", d.timestamp);
+        let what_if = fixture("PostDeploymentWhatIfOnResourceGroup.json");
+        let changes = changes_of(&what_if["responses"]["200"]["body"]);
+        assert!(!changes.is_empty());
+        assert_eq!(changes[0].change_type, "Modify");
+        assert!(
+            changes[0].resource_id.ends_with("/userAssignedIdentities/myExistingIdentity"),
+            "{:?}",
+            changes[0]
+        );
     }
 
     #[test]

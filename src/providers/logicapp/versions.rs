@@ -93,6 +93,21 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn the_official_list_example_parses() {
+        let path = format!(
+            "{}/tests/fixtures/azure-rest-examples/logic/WorkflowVersions_List.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let example: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let items = example["responses"]["200"]["body"]["value"].as_array().unwrap();
+        let out = sort_versions(items, "08586677515911718341");
+        assert_eq!(out[0].version, "08586677515911718341");
+        assert!(out[0].current);
+        assert_eq!(out[0].state, "Enabled");
+        assert!(out[0].changed.starts_with("2018-08-09"), "{:?}", out[0]);
+    }
+
+    #[test]
     fn newest_first_with_current_marked() {
         let v = |id: &str, t: &str| json!({"properties": {"version": id, "changedTime": t, "createdTime": "2026-01-01T00:00:00Z", "state": "Enabled"}});
         let items =
