@@ -237,3 +237,13 @@ fn azure_runbooks_rehearse_green() {
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_longer_than_the_bound_gives_up_instead_of_retrying_early() {
+    let az = start(&fault("GET", "*/sites/shop-web/slots", "status = 429\nretry_after = \"10m\"\ntimes = 1"))
+        .await;
+    let v = az.caught(SLOTS).await;
+    assert_eq!(v["kind"], "throttled", "{v}");
+    assert_eq!(az.requests_to("GET", "/sites/shop-web/slots").len(), 1, "no retry before ARM allows one");
+    assert!(az.clock.slept().is_empty());
+}

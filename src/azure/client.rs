@@ -49,7 +49,8 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// First backoff (doubles each retry).
     pub base_backoff: Duration,
-    /// Longest single backoff (and longest `Retry-After` honoured).
+    /// Longest single backoff of our own (a longer `Retry-After` is honoured while
+    /// `max_total_wait` allows; past it, the request gives up).
     pub max_backoff: Duration,
     /// Most total waiting across the retries of one request.
     pub max_total_wait: Duration,
@@ -350,7 +351,7 @@ impl ArmClient {
                     let transient = status == 429 || status >= 500;
                     if transient && req.idempotency == Idempotency::Safe {
                         let wait = match retry_after(&headers) {
-                            Some(ra) => ra.min(self.policy.max_backoff),
+                            Some(ra) => ra,
                             None => self.policy.backoff(attempts),
                         };
                         if retry(wait, waited) {

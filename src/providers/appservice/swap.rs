@@ -165,8 +165,8 @@ pub(super) async fn perform(cx: &CallCx, args: SwapArgs) -> Result<SwapOutput, P
             .client
             .policy()
             .backoff(looks)
-            .max(e.retry_after().unwrap_or(Duration::from_secs(1)))
-            .min(site.client.policy().max_backoff);
+            .min(site.client.policy().max_backoff)
+            .max(e.retry_after().unwrap_or(Duration::from_secs(1)));
         if budget.spent() + wait > budget.limit() && in_flight {
             // Refused all along: another operation or a pending preview of another pair holds the site.
             return Err(PrimitiveError::from(e.about(format!(

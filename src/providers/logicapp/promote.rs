@@ -136,8 +136,9 @@ impl Primitive for Promote {
             if tries >= MAX_TRIES {
                 return Err(fail(&wf.key())(e));
             }
-            let wait = wf.client.policy().backoff(tries).max(e.retry_after().unwrap_or_default());
-            cx.pause(wait.min(wf.client.policy().max_backoff)).await.map_err(PrimitiveError::from)?;
+            let policy = wf.client.policy();
+            let wait = policy.backoff(tries).max(e.retry_after().unwrap_or_default());
+            cx.pause(wait.min(policy.max_total_wait)).await.map_err(PrimitiveError::from)?;
         }
     }
 
