@@ -258,3 +258,16 @@ fn docs_list_every_primitive_and_builtin_with_a_doc_line() {
     assert!(defs.contains("fn http(options: Map) -> ?;"), "{defs}");
     assert!(defs.contains("fn stage(name: String, action: Fn, undo: Fn) -> ?;"), "{defs}");
 }
+
+#[test]
+fn completions_and_man_page_are_generated() {
+    let out = rollbook(&["completions", "bash"]);
+    let (bash, _) = texts(&out);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(bash.contains("_rollbook()") && bash.contains("resume") && bash.contains("--sandbox"), "{bash}");
+    let out = rollbook(&["completions", "zsh"]);
+    assert!(texts(&out).0.contains("#compdef rollbook"));
+    let out = rollbook(&["man"]);
+    let (man, _) = texts(&out);
+    assert!(man.contains(".TH rollbook 1") && man.contains("SUBCOMMANDS"), "{man}");
+}

@@ -87,6 +87,13 @@ enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Shell completions for bash, zsh, fish, elvish or powershell.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff), e.g. `rollbook man > rollbook.1`.
+    Man,
     /// The reference of every primitive and built-in.
     Docs {
         /// markdown or definitions (.d.rhai).
@@ -177,6 +184,18 @@ async fn dispatch(command: Command) -> i32 {
             }
         }
         Command::Resume { run_id, flags } => resume_command(run_id, flags).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "rollbook", &mut std::io::stdout());
+            0
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => 0,
+                Err(e) => render::invalid(&format!("cannot write the man page: {e}")),
+            }
+        }
         Command::Check { paths } => check_command(&paths),
         Command::Runs { command } => runs_command(command),
         Command::Docs { format } => {
