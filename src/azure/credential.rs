@@ -352,6 +352,38 @@ mod tests {
         assert_eq!(select_credential(&off), CredentialChoice::AzureCli { tenant_id: None });
     }
 
+    /// Every combination of the §5 variables (present or not) picks the first credential found.
+    #[test]
+    fn every_combination_follows_the_order_of_api_md() {
+        const VARS: [(&str, &str); 7] = [
+            ("ROLLBOOK_AZURE_TOKEN", "tok"),
+            ("AZURE_TENANT_ID", "tenant"),
+            ("AZURE_CLIENT_ID", "client"),
+            ("AZURE_CLIENT_SECRET", "secret"),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:1"),
+            ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us"),
+        ];
+        for mask in 0u32..(1 << VARS.len()) {
+            let present: Vec<(&str, &str)> =
+                VARS.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, v)| *v).collect();
+            let has = |k: &str| present.iter().any(|(name, _)| *name == k);
+            let expected = if has("ROLLBOOK_AZURE_TOKEN") {
+                "ROLLBOOK_AZURE_TOKEN"
+            } else if has("AZURE_TENANT_ID") && has("AZURE_CLIENT_ID") && has("AZURE_CLIENT_SECRET") {
+                "service principal"
+            } else if has("AZURE_TENANT_ID") && has("AZURE_CLIENT_ID") && has("AZURE_FEDERATED_TOKEN_FILE") {
+                "workload identity"
+            } else if has("IDENTITY_ENDPOINT") {
+                "managed identity"
+            } else {
+                "azure cli"
+            };
+            let got = select_credential(&settings(&present));
+            assert_eq!(got.name(), expected, "{present:?}");
+        }
+    }
+
     #[test]
     fn azure_cli_is_the_last_resort() {
         assert_eq!(select_credential(&Settings::default()), CredentialChoice::AzureCli { tenant_id: None });
