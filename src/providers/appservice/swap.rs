@@ -156,7 +156,7 @@ pub(super) async fn perform(cx: &CallCx, args: SwapArgs) -> Result<SwapOutput, P
         let in_flight = e.status() == Some(409);
         if !in_flight && tries >= MAX_TRIES {
             return Err(PrimitiveError::from(e.about(format!(
-                "{} (gave up after {tries} tries; slotSwapStatus shows the swap did not happen)",
+                "{} (gave up after {tries} tries; slotSwapStatus shows no completed swap: check appservice::last_swap before swapping again)",
                 req.what
             )))
             .with_target(key));
