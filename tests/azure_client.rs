@@ -247,3 +247,19 @@ async fn a_retry_after_longer_than_the_bound_gives_up_instead_of_retrying_early(
     assert_eq!(az.requests_to("GET", "/sites/shop-web/slots").len(), 1, "no retry before ARM allows one");
     assert!(az.clock.slept().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_with_no_answer_in_time_is_retried_then_reported_as_timeout() {
+    let az = start(&fault("GET", "*/sites/shop-web/slots", "latency = \"2s\"\ntimes = 1")).await;
+    let script = format!("{SLOTS}.len()");
+    let report = az.run_with_settings(&script, &[("ROLLBOOK_ARM_TIMEOUT", "300ms")]).await;
+    assert_eq!(report.value, Some(serde_json::json!(2)), "{:?}", report.error);
+    assert_eq!(az.requests_to("GET", "/sites/shop-web/slots").len(), 2, "timed out once, then answered");
+
+    let az = start(&fault("GET", "*/sites/shop-web/slots", "latency = \"2s\"\ntimes = 10")).await;
+    let script = format!("let c = (); try {{ {SLOTS}; }} catch (e) {{ c = e; }} c");
+    let report = az.run_with_settings(&script, &[("ROLLBOOK_ARM_TIMEOUT", "200ms")]).await;
+    let v = report.value.unwrap_or_default();
+    assert_eq!(v["kind"], "timeout", "{v}");
+    assert_eq!(v["message"], "slots of site `shop-web` in group `rg-shop`: no answer within 200ms");
+}

@@ -112,6 +112,19 @@ impl Azure {
         s
     }
 
+    /// Runs `script` live with extra settings.
+    pub async fn run_with_settings(&self, script: &str, extra: &[(&str, &str)]) -> RunReport {
+        let path = write(self.dir.path(), "runbook.rhai", script);
+        let runbook = self.engine.load(&path).expect("runbook loads");
+        let mut opts = RunOptions::new(self.dir.path().join("state"));
+        opts.settings = self.settings();
+        for (k, v) in extra {
+            opts.settings.env.insert((*k).into(), (*v).into());
+        }
+        opts.clock = self.clock.clone();
+        self.engine.run(&runbook, &[], opts).await.expect("run starts")
+    }
+
     /// Runs `script` (live, or as a dry-run).
     pub async fn run_with(&self, script: &str, dry_run: bool) -> RunReport {
         let path = write(self.dir.path(), "runbook.rhai", script);

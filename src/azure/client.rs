@@ -173,8 +173,8 @@ impl std::fmt::Debug for ArmClient {
 
 impl ArmClient {
     /// A client over `http` configured from the settings: `ROLLBOOK_ARM_ENDPOINT` (default
-    /// `https://management.azure.com`), `AZURE_SUBSCRIPTION_ID`, and the credential
-    /// [`super::select_credential`] picks.
+    /// `https://management.azure.com`), `AZURE_SUBSCRIPTION_ID`, `ROLLBOOK_ARM_TIMEOUT` (per
+    /// request, default 100s), and the credential [`super::select_credential`] picks.
     pub fn from_settings(http: reqwest::Client, settings: &Settings) -> Result<ArmClient, AzureError> {
         let raw = settings.var("ROLLBOOK_ARM_ENDPOINT").unwrap_or(super::DEFAULT_ENDPOINT);
         let endpoint = Url::parse(raw.trim_end_matches('/'))
@@ -186,12 +186,17 @@ impl ArmClient {
         }
         let scope = format!("{}/.default", endpoint.as_str().trim_end_matches('/'));
         let credentials = Credentials::from_settings(settings, &scope)?;
+        let mut policy = RetryPolicy::default();
+        if let Some(t) = settings.var("ROLLBOOK_ARM_TIMEOUT") {
+            policy.request_timeout = crate::model::parse_duration(t)
+                .map_err(|e| AzureError::Invalid(format!("ROLLBOOK_ARM_TIMEOUT: {e}")))?;
+        }
         Ok(ArmClient {
             http,
             endpoint,
             subscription: settings.var("AZURE_SUBSCRIPTION_ID").map(str::to_string),
             credentials,
-            policy: RetryPolicy::default(),
+            policy,
         })
     }
 
