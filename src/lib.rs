@@ -4,6 +4,7 @@
 //! `sim` depends on `model` only.
 #![forbid(unsafe_code)]
 
+pub mod azure;
 pub mod cli;
 pub mod engine;
 pub mod model;

@@ -1,10 +1,15 @@
 //! Integration tests: one binary (one link), one module per area.
 
 mod aks;
+mod appservice;
+mod arm;
+mod azure_client;
+mod azure_support;
 mod cli;
 mod engine;
 mod health;
 mod k8s;
+mod logicapp;
 mod rehearse;
 mod sim_azure;
 mod sim_k8s;

@@ -405,8 +405,11 @@ fn module_functions(engine: &Engine, root: &Path, module: &str) -> Result<BTreeS
         std::fs::read_to_string(&file)
             .map_err(|e| format!("import `{module}`: cannot read `{}`: {e}", file.display()))?
     };
-    let ast = rhai::Engine::new().compile(&source).map_err(|e| format!("import `{module}`: {e}"))?;
-    let _ = engine;
+    // Compile under the run's limits: a default engine's are tighter in debug builds and would
+    // refuse modules the runner accepts.
+    let mut compiler = rhai::Engine::new();
+    compiler.set_max_expr_depths(engine.limits.max_expr_depths.0, engine.limits.max_expr_depths.1);
+    let ast = compiler.compile(&source).map_err(|e| format!("import `{module}`: {e}"))?;
     Ok(ast
         .iter_functions()
         .filter(|f| f.access != rhai::FnAccess::Private)

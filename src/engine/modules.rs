@@ -11,8 +11,11 @@ type SharedModule = Shared<Module>;
 
 /// The stdlib: `std/<name>` → source, compiled into the binary.
 pub const STDLIB: &[(&str, &str)] = &[
+    ("std/appservice", include_str!("../../stdlib/appservice.rhai")),
+    ("std/arm", include_str!("../../stdlib/arm.rhai")),
     ("std/health", include_str!("../../stdlib/health.rhai")),
     ("std/k8s", include_str!("../../stdlib/k8s.rhai")),
+    ("std/logicapp", include_str!("../../stdlib/logicapp.rhai")),
 ];
 
 /// Sources and ASTs of every module a run loaded (for diagnostics and deferred closure calls).

@@ -2,9 +2,11 @@
 
 pub mod duration;
 pub mod error;
+pub mod settings;
 
 pub use duration::{Dur, format_duration, parse_duration};
 pub use error::{ErrorKind, PrimitiveError};
+pub use settings::Settings;
 
 use serde::{Deserialize, Serialize};
 

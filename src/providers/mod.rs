@@ -4,14 +4,17 @@
 //! scope, approvals and undo happen once, in the engine's invoke wrapper.
 
 pub mod aks;
+pub mod appservice;
+pub mod arm;
+pub(crate) mod azure;
 pub mod health;
 pub(crate) mod introspect;
 pub mod k8s;
+pub mod logicapp;
 
 use std::any::{Any, TypeId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,7 +30,7 @@ use crate::model::{ErrorKind, PrimitiveError};
 /// A boxed, sendable future, as the type-erased registry stores calls.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-pub use crate::model::Access;
+pub use crate::model::{Access, Settings};
 
 /// What `rollbook docs` and `rollbook check` know about a primitive.
 #[derive(Debug, Clone, Serialize)]
@@ -192,34 +195,6 @@ impl Clock for SkipClock {
     }
     fn now(&self) -> Duration {
         self.slept.lock().map(|s| s.iter().sum()).unwrap_or_default()
-    }
-}
-
-/// Connection settings of API.md §5, read once per run (tests pass their own).
-#[derive(Debug, Clone, Default)]
-pub struct Settings {
-    /// Environment variables the providers read (`ROLLBOOK_ARM_ENDPOINT`, `AZURE_*`, `KUBECONFIG`, …).
-    pub env: BTreeMap<String, String>,
-    /// `--kubeconfig`.
-    pub kubeconfig: Option<PathBuf>,
-}
-
-/// Prefixes of the environment variables providers may read.
-const SETTINGS_ENV_PREFIXES: &[&str] =
-    &["ROLLBOOK_", "AZURE_", "KUBECONFIG", "IDENTITY_", "IMDS_", "MSI_", "HOME", "KUBERNETES_SERVICE_"];
-
-impl Settings {
-    /// The settings this process was started with.
-    pub fn from_env() -> Settings {
-        let env = std::env::vars()
-            .filter(|(k, _)| SETTINGS_ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
-            .collect();
-        Settings { env, kubeconfig: None }
-    }
-
-    /// One setting, if set and not empty.
-    pub fn var(&self, name: &str) -> Option<&str> {
-        self.env.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
 
@@ -463,7 +438,10 @@ pub fn erase<P: Primitive>(primitive: P) -> Arc<dyn DynPrimitive> {
 pub fn builtin() -> Vec<Arc<dyn DynPrimitive>> {
     let mut all = Vec::new();
     all.extend(aks::register());
+    all.extend(appservice::register());
+    all.extend(arm::register());
     all.extend(health::register());
     all.extend(k8s::register());
+    all.extend(logicapp::register());
     all
 }
