@@ -214,30 +214,6 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// Every Azure runbook in `runbooks/` passes its rehearsal (`rollbook test`), faults included.
-#[test]
-fn azure_runbooks_rehearse_green() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
-    let scenarios: Vec<String> =
-        ["appservice-swap-back", "arm-redeploy-last-good", "logicapp-promote-previous"]
-            .iter()
-            .map(|n| root.join(format!("{n}.toml")).display().to_string())
-            .collect();
-    let mut args = vec!["test"];
-    args.extend(scenarios.iter().map(String::as_str));
-    let out = crate::support::rollbook(&args);
-    let (stdout, stderr) = texts(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("3 passed, 0 failed"), "{stdout}");
-    // And `rollbook check` accepts them with their stdlib imports.
-    let files: Vec<String> = scenarios.iter().map(|s| s.replace(".toml", ".rhai")).collect();
-    let mut args = vec!["check"];
-    args.extend(files.iter().map(String::as_str));
-    let out = crate::support::rollbook(&args);
-    let (stdout, stderr) = texts(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_after_longer_than_the_bound_gives_up_instead_of_retrying_early() {
     let az = start(&fault("GET", "*/sites/shop-web/slots", "status = 429\nretry_after = \"10m\"\ntimes = 1"))

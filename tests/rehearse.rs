@@ -156,3 +156,33 @@ fn rollbook_test_checks_expectations_and_shows_what_was_found() {
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(stdout.contains("INVALID") && stdout.contains("runbok"), "{stdout}");
 }
+
+/// Every runbook in `runbooks/` passes `rollbook check` and has the three scenarios beside it:
+/// the incident it fixes, a case where it must do nothing, and one where it must stop and undo.
+/// (`.ci/run` rehearses them all with `rollbook test runbooks/`.)
+#[test]
+fn every_runbook_checks_and_has_its_three_scenarios() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    let mut runbooks: Vec<_> = std::fs::read_dir(&root)
+        .expect("runbooks/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("rhai"))
+        .collect();
+    runbooks.sort();
+    assert!(runbooks.len() >= 6, "the ready runbooks are there: {runbooks:?}");
+    for rb in &runbooks {
+        let stem = rb.file_stem().and_then(|s| s.to_str()).expect("name");
+        for case in ["incident", "healthy", "undo"] {
+            let scenario = root.join(format!("{stem}.{case}.toml"));
+            let text = std::fs::read_to_string(&scenario)
+                .unwrap_or_else(|_| panic!("{} is missing", scenario.display()));
+            assert!(
+                text.contains(&format!("runbook = \"{stem}.rhai\"")),
+                "{} rehearses {stem}",
+                scenario.display()
+            );
+        }
+        let out = rollbook(&["check", rb.to_str().expect("utf-8")]);
+        assert!(out.status.success(), "{:?}", texts(&out));
+    }
+}

@@ -281,6 +281,8 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
                 Ok(sb) => {
                     opts.settings = sb.settings(&opts.settings);
                     opts.url_rewrites = sb.url_rewrites();
+                    // A rehearsal checks what the runbook does, not how long it waits.
+                    opts.clock = Arc::new(crate::providers::ScaledClock::new(rehearse::REHEARSAL_SPEEDUP));
                     if text {
                         sandbox::print_start(&sb, path);
                     }

@@ -174,7 +174,12 @@ pub fn print_start(sandbox: &Sandbox, scenario_path: &Path) {
         "{} {} {}",
         style("sandbox").magenta().bold(),
         style(name).bold(),
-        style(format!("(simulator at {})", sandbox.sim.arm_endpoint())).dim()
+        style(format!(
+            "(simulator at {}; waits run {}× faster)",
+            sandbox.sim.arm_endpoint(),
+            super::rehearse::REHEARSAL_SPEEDUP
+        ))
+        .dim()
     );
     for (key, health) in sandbox.health() {
         eprintln!("  {:<8} {key}", health_word(health));
