@@ -927,23 +927,23 @@ async fn verify_tells_resume_whether_a_call_in_doubt_took_effect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_aks_undo_runbook_is_rehearsed_against_its_scenario() {
+async fn the_rollout_undo_runbook_is_rehearsed_against_its_scenarios() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
     let check = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbook"))
         .arg("check")
-        .arg(root.join("aks-undo-unhealthy.rhai"))
+        .arg(root.join("k8s-rollout-undo.rhai"))
         .output()
         .await
         .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbook"))
         .arg("test")
-        .arg(root.join("aks-undo-unhealthy.toml"))
+        .args(["incident", "healthy", "undo"].map(|c| root.join(format!("k8s-rollout-undo.{c}.toml"))))
         .env("NO_COLOR", "1")
         .output()
         .await
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("1 passed, 0 failed"), "{text}");
+    assert!(text.contains("3 passed, 0 failed"), "{text}");
 }
