@@ -258,6 +258,10 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         Ok(r) => r,
         Err(e) => return render::engine_error(e),
     };
+    // Params are refused before anything is shown or started (the engine checks them again).
+    if let Err(why) = runbook.meta.resolve_params(&params) {
+        return render::invalid(&why);
+    }
     let text = flags.output == Output::Text;
     let cancel = CancellationToken::new();
     spawn_ctrl_c(cancel.clone());
