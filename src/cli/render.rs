@@ -104,10 +104,41 @@ impl TextReporter {
     }
 }
 
+/// A call's result in one short line: `ok=false status=503 error=…`, nulls left out, cut to fit.
 fn short(value: &serde_json::Value) -> String {
-    let text = value.to_string();
-    if text.chars().count() > 120 {
-        format!("{}…", text.chars().take(119).collect::<String>())
+    use serde_json::Value;
+    fn scalar(v: &Value) -> String {
+        match v {
+            Value::String(s) if s.contains(' ') => format!("\"{s}\""),
+            Value::String(s) => s.clone(),
+            Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+                format!("[{}]", items.iter().map(scalar).collect::<Vec<_>>().join(", "))
+            }
+            Value::Array(items) => format!("[{} items]", items.len()),
+            Value::Object(map) => {
+                format!(
+                    "{{{}}}",
+                    map.iter().map(|(k, v)| format!("{k}: {}", scalar(v))).collect::<Vec<_>>().join(", ")
+                )
+            }
+            other => other.to_string(),
+        }
+    }
+    const FIRST: &[&str] = &["ok", "complete", "changed", "swapped", "state", "status", "error", "message"];
+    let text = match value {
+        Value::Object(map) => {
+            let mut fields: Vec<_> =
+                map.iter().filter(|(k, v)| !v.is_null() && k.as_str() != "latency_ms").collect();
+            fields.sort_by_key(|(k, _)| FIRST.iter().position(|f| f == k).unwrap_or(FIRST.len()));
+            fields.iter().map(|(k, v)| format!("{k}={}", scalar(v))).collect::<Vec<_>>().join(" ")
+        }
+        Value::Array(items) => format!("{} item(s)", items.len()),
+        other => scalar(other),
+    };
+    let width = console::Term::stderr().size_checked().map(|(_, w)| w as usize).unwrap_or(120);
+    let room = width.saturating_sub(40).max(40);
+    if text.chars().count() > room {
+        format!("{}…", text.chars().take(room - 1).collect::<String>())
     } else {
         text
     }

@@ -96,7 +96,14 @@ impl Sandbox {
                     if &old != new
                         && !matches!(
                             field.as_str(),
-                            "healthy" | "generation" | "deployments" | "versions" | "live_matches"
+                            "healthy"
+                                | "generation"
+                                | "deployments"
+                                | "versions"
+                                | "live_matches"
+                                | "updated"
+                                | "ready"
+                                | "available"
                         )
                     {
                         fields.push((field.clone(), old, new.clone()));
