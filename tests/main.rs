@@ -6,6 +6,7 @@ mod arm;
 mod azure_client;
 mod azure_support;
 mod cli;
+mod crash;
 mod engine;
 mod health;
 mod k8s;

@@ -200,8 +200,10 @@ async fn budget_pause(budget: &Budget<'_>, d: Duration) -> Result<(), PrimitiveE
 }
 
 /// Whether a swap sent at `sent` by an interrupted run took effect: `slotSwapStatus` shows a
-/// swap of the same two slots completed since then (applied); none, and `timeout` has passed
-/// since (not applied: it would have finished by now); none yet (unknown: it may be in flight).
+/// swap of the same two slots completed since then (applied); none (not applied, so it may be
+/// sent again). A swap of the interrupted run that is still in flight cannot be applied twice
+/// by that re-send: App Service refuses it with 409 while the first runs, and [`perform`]
+/// then waits until `slotSwapStatus` shows the first one completed (the module's idempotency).
 pub(super) async fn verify(
     cx: &CallCx,
     args: &SwapArgs,
@@ -215,17 +217,7 @@ pub(super) async fn verify(
             json!({ "site": args.site, "slot": args.slot, "target": args.target, "swapped": true }),
         ));
     }
-    let settled = chrono::TimeDelta::from_std(args.timeout.get()).unwrap_or(chrono::TimeDelta::MAX);
-    if chrono::Utc::now() - sent > settled {
-        return Ok(Verified::NotApplied);
-    }
-    Ok(Verified::Unknown(format!(
-        "slotSwapStatus of {} shows no swap of `{}` and `{}` since then, but one sent then may still be in flight until {}; check appservice::last_swap",
-        site.what(),
-        args.slot,
-        args.target,
-        (sent + settled).format("%H:%M:%S UTC")
-    )))
+    Ok(Verified::NotApplied)
 }
 
 /// The plan of a swap: which build each slot runs now and what production would run.
