@@ -12,6 +12,7 @@ mod health;
 mod k8s;
 mod logicapp;
 mod rehearse;
+mod safety;
 mod sim_azure;
 mod sim_k8s;
 mod support;
