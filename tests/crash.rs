@@ -293,6 +293,13 @@ fn trial(trigger: Trigger, n: usize) -> Option<KillPoint> {
         ended || read.records.iter().any(|r| matches!(r.event, Event::RunResumed { .. })),
         "trial {n}: resume journaled"
     );
+    if point.last == "call_started" {
+        // The call in doubt was settled by its primitive's check, and that decision is journaled.
+        assert!(
+            read.records.iter().any(|r| matches!(r.event, Event::CallVerified { applied: Some(_), .. })),
+            "trial {n} ({trigger:?} at {point:?}): no verification journaled"
+        );
+    }
     Some(point)
 }
 

@@ -126,6 +126,10 @@ k8s::undo(#{ context: "prod", namespace: "shop", deployment: "web", to_revision:
     assert_ne!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("`k8s/prod/shop/web` is outside the runbook's scope"), "{text}");
     assert!(live.sim.requests().iter().all(|r| !r.path.starts_with("/k8s/")), "{:?}", live.sim.requests());
+    // The refusal is a journaled decision.
+    let journal = std::fs::read_dir(state.join("runs")).unwrap().next().unwrap().unwrap().path();
+    let text = std::fs::read_to_string(journal).unwrap();
+    assert!(text.contains(r#""type":"refused""#) && text.contains(r#""by":"scope""#), "{text}");
 
     // Inside the runbook's scope but outside --allow: the error names the flag.
     let swap = write(

@@ -55,6 +55,12 @@ pub(crate) fn invoke(
     if meta.access == Access::Mutate {
         // Scope first: a call outside it is refused before any request (and before any plan).
         session.scope.check(target.as_deref(), &name).map_err(|why| {
+            let _ = session.record(Event::Refused {
+                primitive: name.clone(),
+                target: target.clone(),
+                by: "scope".into(),
+                reason: why.clone(),
+            });
             throw(
                 &PrimitiveError::new(ErrorKind::Denied, why).with_target(target.clone().unwrap_or_default()),
                 pos,
@@ -74,6 +80,12 @@ pub(crate) fn invoke(
                     });
                 }
                 Err(e @ crate::run::locks::LockError::Held { .. }) => {
+                    let _ = session.record(Event::Refused {
+                        primitive: name.clone(),
+                        target: target.clone(),
+                        by: "lock".into(),
+                        reason: e.to_string(),
+                    });
                     return Err(throw(
                         &PrimitiveError::new(ErrorKind::Locked, e.to_string()).with_target(key),
                         pos,
@@ -96,7 +108,12 @@ pub(crate) fn invoke(
             Ok(output) => {
                 // It finished before the interruption: take its journaled output, send nothing.
                 session
-                    .record(Event::Replayed { what: format!("call {name}") })
+                    .record(Event::Replayed {
+                        what: format!(
+                            "call {name}{}",
+                            target.as_deref().map(|t| format!(" on `{t}`")).unwrap_or_default()
+                        ),
+                    })
                     .map_err(|why| journal_failure(why, pos))?;
                 return Ok(from_json(&output));
             }
