@@ -351,9 +351,9 @@ async fn resume_after_a_crash_mid_swap_does_not_swap_again() {
     assert_eq!(az.requests_to("POST", "/slotsswap").len(), 1, "not sent again");
     assert_eq!(state(&az)["production"], "1.4.0");
 
-    // The same journal against a world where the swap never arrived: it is not there, so it is
-    // sent once (were it still in flight, App Service would refuse the re-send with 409 and
-    // the swap would wait for the first one, as after any ambiguous try).
+    // The same journal against a world where the swap never arrived: the check looks until
+    // the swap's timeout has passed since it was sent (it could have been still running), then
+    // finds it not applied, and it is sent once.
     let report = fresh.resume(&first.run_id).await;
     assert_eq!(report.status, rollbook::run::journal::RunStatus::Succeeded, "{:?}", report.error);
     assert!(verified(&report, false), "the check found the swap not applied");

@@ -25,7 +25,7 @@ const RUNBOOK = #{
     version: "1.0.0",
     scope: ["appservice/rg-shop/*", "k8s/prod/shop/*", "logicapp/rg-shop/*"],
 };
-let s = #{ group: "rg-shop", site: "shop-web", slot: "staging" };
+let s = #{ group: "rg-shop", site: "shop-web", slot: "staging", timeout: "5s" };
 stage("swap", || appservice::swap(s), || appservice::swap(s));
 let k = #{ context: "prod", namespace: "shop", deployment: "web", to_revision: 1 };
 stage("undo", || k8s::undo(k), || k8s::undo(k + #{ to_revision: 2 }));
@@ -194,8 +194,12 @@ fn texts(out: &Output) -> String {
 /// One trial: a fresh simulator, a run killed at `trigger`, a resume. Returns the kill point,
 /// or `None` when the run finished before the trigger fired.
 fn trial(trigger: Trigger, n: usize) -> Option<KillPoint> {
+    trial_in(SCENARIO, trigger, n)
+}
+
+fn trial_in(scenario: &str, trigger: Trigger, n: usize) -> Option<KillPoint> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let live = LiveSim::start(dir.path(), SCENARIO);
+    let live = LiveSim::start(dir.path(), scenario);
     let runbook = write(dir.path(), "crash-rollback.rhai", RUNBOOK);
     let state = dir.path().join("state");
     let started = Instant::now();
@@ -354,4 +358,13 @@ fn sigkill_at_many_points_then_resume_finishes_once() {
     assert!(points.len() >= 30, "only {} kills landed", points.len());
     assert!(distinct.len() >= 25, "only {} distinct kill points", distinct.len());
     assert!(in_doubt >= 10, "kills between a call's send and its outcome: {in_doubt}");
+}
+
+#[test]
+fn a_swap_accepted_but_unfinished_at_the_kill_is_not_swapped_again() {
+    // Swaps take two polls to finish here: the kill lands while the accepted swap is still
+    // running, so the resume's check must keep looking until it completes, and not re-send it.
+    let slow = SCENARIO.replace("lro_polls = 0", "lro_polls = 2");
+    let point = trial_in(&slow, Trigger::Answered(1), 0).expect("killed while the swap ran");
+    assert_eq!((point.sent, point.answered, point.last.as_str()), (1, 1, "call_started"), "{point:?}");
 }
