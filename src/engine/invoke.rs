@@ -193,6 +193,14 @@ fn settle_in_doubt(
     pos: Position,
 ) -> Result<Option<serde_json::Value>, Box<EvalAltResult>> {
     use crate::providers::Verified;
+    let on_target = target.map(|t| format!(" on `{t}`")).unwrap_or_default();
+    let _ = session.record(Event::Log {
+        level: "info".into(),
+        message: format!(
+            "checking whether `{name}`{on_target}, sent at {} before the interruption, took effect",
+            in_doubt.started.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+    });
     let verdict = session.block_on(decoded.verify(session.cx(), in_doubt.started));
     let (applied, output, detail) = match verdict {
         Ok(Verified::Applied(output)) => (Some(true), Some(output), "its effect is there".to_string()),
