@@ -257,3 +257,58 @@ sleep("30s");
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("took over the lock on `k8s/prod/shop/web`"), "{text}");
 }
+
+fn leases(live: &LiveSim) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&live.kubeconfig)
+        .args(["--context", "prod", "-n", "shop", "get", "leases", "-o", "json"])
+        .output()
+        .expect("kubectl");
+    assert!(out.status.success(), "{}", both(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("lease list");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_held_lease_names_the_run_is_renewed_and_is_released_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = LiveSim::start(dir.path(), WORLD);
+    let holder = write(
+        dir.path(),
+        "holder.rhai",
+        r#"
+k8s::scale(#{ context: "prod", namespace: "shop", deployment: "web", replicas: 3 });
+sleep("7s");
+"#,
+    );
+    let state = dir.path().join("state");
+    let mut first = live
+        .rollbook("run", &state)
+        .args(["--lock", "k8s:prod/shop"])
+        .arg(&holder)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while !live.sim.requests().iter().any(|r| r.method == "PATCH") {
+        assert!(began.elapsed() < Duration::from_secs(20), "the first run never scaled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let taken = leases(&live);
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let spec = &taken[0]["spec"];
+    let holder_id = spec["holderIdentity"].as_str().unwrap_or_default().to_string();
+    assert!(holder_id.ends_with(&format!("/{}", first.id())), "run@host/pid: {holder_id}");
+    assert!(taken[0]["metadata"]["name"].as_str().unwrap().starts_with("rollbook-k8s-prod-shop-web-"));
+    let renewed_at = |l: &serde_json::Value| l["spec"]["renewTime"].as_str().unwrap_or_default().to_string();
+    let first_renewal = renewed_at(&taken[0]);
+    std::thread::sleep(Duration::from_secs(6));
+    let later = leases(&live);
+    assert_eq!(later[0]["spec"]["holderIdentity"].as_str(), Some(holder_id.as_str()));
+    assert_ne!(renewed_at(&later[0]), first_renewal, "renewed while the run lives");
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+    let released = leases(&live);
+    assert!(released[0]["spec"]["holderIdentity"].is_null(), "released: {:?}", released[0]);
+}
