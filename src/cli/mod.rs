@@ -246,6 +246,26 @@ struct RunFlags {
     /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
+    /// Where target locks live: `file` (the state dir) or `k8s:<context>/<namespace>` (Leases).
+    #[arg(long, value_name = "BACKEND", default_value = "file")]
+    lock: String,
+}
+
+/// The lock backend `--lock` names (`None`: files in the state dir).
+fn lock_opener(
+    spec: &str,
+    settings: &crate::providers::Settings,
+) -> Result<Option<crate::run::locks::LockOpener>, String> {
+    match spec {
+        "file" => Ok(None),
+        _ => match spec.strip_prefix("k8s:") {
+            Some(rest) => {
+                let store = crate::providers::k8s::lease::LeaseStore::parse(rest)?;
+                Ok(Some(crate::providers::k8s::lease::opener(settings.clone(), store)))
+            }
+            None => Err(format!("--lock `{spec}`: use `file` or `k8s:<context>/<namespace>`")),
+        },
+    }
 }
 
 async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) -> i32 {
@@ -295,6 +315,10 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
                 Err(why) => return render::invalid(&why),
             }
         }
+    };
+    opts.locks = match lock_opener(&flags.lock, &opts.settings) {
+        Ok(l) => l,
+        Err(why) => return render::invalid(&why),
     };
     if text {
         render::run_header(&runbook, flags.dry_run);
@@ -359,6 +383,9 @@ struct ResumeFlags {
     /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
+    /// Where target locks live: `file` (the state dir) or `k8s:<context>/<namespace>` (Leases).
+    #[arg(long, value_name = "BACKEND", default_value = "file")]
+    lock: String,
 }
 
 async fn resume_command(run_id: String, flags: ResumeFlags) -> i32 {
@@ -386,6 +413,10 @@ async fn resume_command(run_id: String, flags: ResumeFlags) -> i32 {
     opts.cancel = cancel;
     opts.reporter = reporter.clone();
     opts.settings.kubeconfig = flags.kubeconfig;
+    opts.locks = match lock_opener(&flags.lock, &opts.settings) {
+        Ok(l) => l,
+        Err(why) => return render::invalid(&why),
+    };
     opts.resume = Some(resume);
     if text {
         render::run_header(&runbook, false);

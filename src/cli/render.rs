@@ -214,6 +214,9 @@ impl Reporter for TextReporter {
                     None => format!("cannot tell ({detail})"),
                 }
             ),
+            Event::Refused { primitive, reason, .. } => {
+                format!("  {} {primitive} refused: {reason}", style("⊘").red())
+            }
             Event::Replayed { what } => {
                 format!("  {} {what} (done before the interruption)", style("↷").dim())
             }
@@ -462,6 +465,9 @@ pub fn timeline(path: &Path, read: &JournalRead) {
                     None => "cannot tell",
                 }
             ),
+            Event::Refused { primitive, target, by, reason } => {
+                format!("  ⊘ {primitive} {} refused by {by}: {reason}", target.as_deref().unwrap_or(""))
+            }
             Event::Replayed { what } => format!("  ↷ {what} taken from the journal"),
             Event::RunResumed { user, host, forced, .. } => {
                 format!("↻ resumed by {user}@{host}{}", if *forced { " with --force" } else { "" })

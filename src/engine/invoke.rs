@@ -55,6 +55,12 @@ pub(crate) fn invoke(
     if meta.access == Access::Mutate {
         // Scope first: a call outside it is refused before any request (and before any plan).
         session.scope.check(target.as_deref(), &name).map_err(|why| {
+            let _ = session.record(Event::Refused {
+                primitive: name.clone(),
+                target: target.clone(),
+                by: "scope".into(),
+                reason: why.clone(),
+            });
             throw(
                 &PrimitiveError::new(ErrorKind::Denied, why).with_target(target.clone().unwrap_or_default()),
                 pos,
@@ -74,6 +80,12 @@ pub(crate) fn invoke(
                     });
                 }
                 Err(e @ crate::run::locks::LockError::Held { .. }) => {
+                    let _ = session.record(Event::Refused {
+                        primitive: name.clone(),
+                        target: target.clone(),
+                        by: "lock".into(),
+                        reason: e.to_string(),
+                    });
                     return Err(throw(
                         &PrimitiveError::new(ErrorKind::Locked, e.to_string()).with_target(key),
                         pos,
@@ -96,7 +108,12 @@ pub(crate) fn invoke(
             Ok(output) => {
                 // It finished before the interruption: take its journaled output, send nothing.
                 session
-                    .record(Event::Replayed { what: format!("call {name}") })
+                    .record(Event::Replayed {
+                        what: format!(
+                            "call {name}{}",
+                            target.as_deref().map(|t| format!(" on `{t}`")).unwrap_or_default()
+                        ),
+                    })
                     .map_err(|why| journal_failure(why, pos))?;
                 return Ok(from_json(&output));
             }
@@ -176,6 +193,14 @@ fn settle_in_doubt(
     pos: Position,
 ) -> Result<Option<serde_json::Value>, Box<EvalAltResult>> {
     use crate::providers::Verified;
+    let on_target = target.map(|t| format!(" on `{t}`")).unwrap_or_default();
+    let _ = session.record(Event::Log {
+        level: "info".into(),
+        message: format!(
+            "checking whether `{name}`{on_target}, sent at {} before the interruption, took effect",
+            in_doubt.started.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+    });
     let verdict = session.block_on(decoded.verify(session.cx(), in_doubt.started));
     let (applied, output, detail) = match verdict {
         Ok(Verified::Applied(output)) => (Some(true), Some(output), "its effect is there".to_string()),

@@ -125,6 +125,8 @@ pub struct RunOptions {
     pub allow: Vec<String>,
     /// Continue an interrupted run instead of starting a new one (`rollbook resume`).
     pub resume: Option<ResumeFrom>,
+    /// Where target locks are kept (`--lock`); `None`: files in the state dir.
+    pub locks: Option<crate::run::locks::LockOpener>,
 }
 
 /// What `Engine::prepare_resume` gives back: the runbook, its params, and the run to continue.
@@ -156,6 +158,7 @@ impl RunOptions {
             clock: Arc::new(crate::providers::RealClock),
             allow: Vec::new(),
             resume: None,
+            locks: None,
         }
     }
 }
@@ -405,6 +408,11 @@ impl Engine {
             Some(r) => r.run_id.clone(),
             None => crate::run::journal::new_run_id(),
         };
+        let locks: Option<Box<dyn crate::run::locks::LockBackend>> = match (&opts.locks, opts.dry_run) {
+            (_, true) => None,
+            (None, false) => Some(Box::new(crate::run::locks::FileLocks::new(&opts.state_dir, &run_id))),
+            (Some(open), false) => Some(open(&run_id).map_err(EngineError::StateDir)?),
+        };
         let journal = match &opts.resume {
             Some(_) => Journal::append(&opts.state_dir, &run_id),
             None => Journal::create(&opts.state_dir, &run_id),
@@ -426,7 +434,6 @@ impl Engine {
         }
         let scope =
             crate::run::scope::Scope { declared: runbook.meta.scope.clone(), allowed: opts.allow.clone() };
-        let locks = (!opts.dry_run).then(|| crate::run::locks::FileLocks::new(&opts.state_dir, &run_id));
         let session = Arc::new(Session::new(
             scope,
             locks,

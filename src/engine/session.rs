@@ -29,7 +29,7 @@ pub(crate) struct UndoEntry {
 
 pub(crate) struct Session {
     pub scope: crate::run::scope::Scope,
-    pub locks: Option<crate::run::locks::FileLocks>,
+    pub locks: Option<Box<dyn crate::run::locks::LockBackend>>,
     pub dry_run: bool,
     pub yes: bool,
     pub rt: tokio::runtime::Handle,
@@ -56,7 +56,7 @@ impl Session {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         scope: crate::run::scope::Scope,
-        locks: Option<crate::run::locks::FileLocks>,
+        locks: Option<Box<dyn crate::run::locks::LockBackend>>,
         journal: Journal,
         cx: CallCx,
         dry_run: bool,

@@ -181,6 +181,18 @@ pub enum Event {
         /// What the check found, in words.
         detail: String,
     },
+    /// A mutating call refused before any request: outside the scope, or its target locked.
+    Refused {
+        /// `namespace::name`.
+        primitive: String,
+        /// The resource key, when the call names one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// `scope` or `lock`.
+        by: String,
+        /// Why, in words (the error the script sees).
+        reason: String,
+    },
     /// A resumed run took a completed stage's or call's journaled value instead of acting.
     Replayed {
         /// `stage <name>`, `call <primitive>` or `approval`.

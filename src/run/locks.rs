@@ -1,6 +1,8 @@
 //! Target locks: a mutating call locks its target for the rest of the run, so two runs never
-//! change the same thing at once. The file backend uses OS file locks in the state dir: a lock
-//! held by a process that died is released by the OS and taken over with a warning.
+//! change the same thing at once. [`LockBackend`] is what a run needs of a lock store; the file
+//! backend here uses OS file locks in the state dir (a lock held by a process that died is
+//! released by the OS and taken over with a warning). Other backends (the Kubernetes Lease one
+//! lives with the k8s provider) plug in through [`LockOpener`], so this layer knows no client.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -24,6 +26,30 @@ pub struct Holder {
     pub since: DateTime<Utc>,
 }
 
+impl Holder {
+    /// This process, holding locks for `run_id` from now on.
+    pub fn me(run_id: &str) -> Holder {
+        Holder {
+            run_id: run_id.into(),
+            pid: std::process::id(),
+            host: super::current_host(),
+            since: Utc::now(),
+        }
+    }
+}
+
+/// A store of target locks for one run: taken on a mutating call's target, kept until released.
+pub trait LockBackend: Send + Sync {
+    /// Takes the lock on `target` (no-op if this run holds it); fails at once if another live
+    /// run does, and says whom it took over from when the previous holder is gone.
+    fn acquire(&self, target: &str) -> Result<Option<TakenOver>, LockError>;
+    /// Releases every lock this run holds.
+    fn release_all(&self);
+}
+
+/// Opens the lock backend of a run, given its id (the file backend when a run is given none).
+pub type LockOpener = std::sync::Arc<dyn Fn(&str) -> Result<Box<dyn LockBackend>, String> + Send + Sync>;
+
 /// Why a lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -34,6 +60,16 @@ pub enum LockError {
         target: String,
         /// Who holds it.
         holder: Holder,
+    },
+    /// The lock store (a remote one) could not be used.
+    #[error("cannot lock `{target}` in {store}: {message}")]
+    Store {
+        /// The target.
+        target: String,
+        /// Where locks are kept.
+        store: String,
+        /// Why.
+        message: String,
     },
     /// The lock file could not be used.
     #[error("cannot lock `{target}` in `{}`: {source}", .path.display())]
@@ -64,16 +100,7 @@ pub struct TakenOver {
 impl FileLocks {
     /// Locks for run `run_id` under `state_dir/locks`.
     pub fn new(state_dir: &Path, run_id: &str) -> FileLocks {
-        FileLocks {
-            dir: state_dir.join("locks"),
-            me: Holder {
-                run_id: run_id.into(),
-                pid: std::process::id(),
-                host: super::current_host(),
-                since: Utc::now(),
-            },
-            held: Mutex::new(HashMap::new()),
-        }
+        FileLocks { dir: state_dir.join("locks"), me: Holder::me(run_id), held: Mutex::new(HashMap::new()) }
     }
 
     fn path_for(&self, target: &str) -> PathBuf {
@@ -140,6 +167,15 @@ impl FileLocks {
                 let _ = file.unlock();
             }
         }
+    }
+}
+
+impl LockBackend for FileLocks {
+    fn acquire(&self, target: &str) -> Result<Option<TakenOver>, LockError> {
+        FileLocks::acquire(self, target)
+    }
+    fn release_all(&self) {
+        FileLocks::release_all(self)
     }
 }
 

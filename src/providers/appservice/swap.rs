@@ -200,8 +200,10 @@ async fn budget_pause(budget: &Budget<'_>, d: Duration) -> Result<(), PrimitiveE
 }
 
 /// Whether a swap sent at `sent` by an interrupted run took effect: `slotSwapStatus` shows a
-/// swap of the same two slots completed since then (applied); none, and `timeout` has passed
-/// since (not applied: it would have finished by now); none yet (unknown: it may be in flight).
+/// swap of the same two slots completed since then (applied). While none shows, one sent then
+/// may still be running (ARM accepted it but the run died before the answer), and re-sending
+/// it could swap twice; so the check keeps looking until `timeout` has passed since `sent`, by
+/// when such a swap would have finished, and only then says it was not applied.
 pub(super) async fn verify(
     cx: &CallCx,
     args: &SwapArgs,
@@ -209,23 +211,26 @@ pub(super) async fn verify(
 ) -> Result<Verified, PrimitiveError> {
     check(args)?;
     let site = Site::resolve(cx, args.subscription.as_deref(), &args.group, &args.site)?;
-    let status = SwapStatus::of(&site.read(cx).await?);
-    if status.as_ref().is_some_and(|s| s.is_pair(&args.slot, &args.target) && s.completed_since(sent)) {
-        return Ok(Verified::Applied(
-            json!({ "site": args.site, "slot": args.slot, "target": args.target, "swapped": true }),
-        ));
-    }
     let settled = chrono::TimeDelta::from_std(args.timeout.get()).unwrap_or(chrono::TimeDelta::MAX);
-    if chrono::Utc::now() - sent > settled {
-        return Ok(Verified::NotApplied);
+    let left = (sent + settled - chrono::Utc::now()).to_std().unwrap_or_default();
+    // About 60 looks over what is left (at least 1 s apart), timed on the run's clock.
+    let every = (left / 60).max(Duration::from_secs(1));
+    let mut waited = Duration::ZERO;
+    loop {
+        let status = SwapStatus::of(&site.read(cx).await?);
+        if status.as_ref().is_some_and(|s| s.is_pair(&args.slot, &args.target) && s.completed_since(sent)) {
+            return Ok(Verified::Applied(
+                json!({ "site": args.site, "slot": args.slot, "target": args.target, "swapped": true }),
+            ));
+        }
+        if waited >= left {
+            return Ok(Verified::NotApplied);
+        }
+        let step = every.min(left - waited);
+        tracing::info!(site = %args.site, "no completed swap since the interruption yet; looking again in {step:?}");
+        cx.sleep(step).await?;
+        waited += step;
     }
-    Ok(Verified::Unknown(format!(
-        "slotSwapStatus of {} shows no swap of `{}` and `{}` since then, but one sent then may still be in flight until {}; check appservice::last_swap",
-        site.what(),
-        args.slot,
-        args.target,
-        (sent + settled).format("%H:%M:%S UTC")
-    )))
 }
 
 /// The plan of a swap: which build each slot runs now and what production would run.

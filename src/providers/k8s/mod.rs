@@ -6,6 +6,7 @@ pub mod clients;
 pub mod errors;
 mod get;
 mod history;
+pub mod lease;
 mod pause;
 mod restart;
 mod resume;
