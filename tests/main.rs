@@ -9,6 +9,7 @@ mod cli;
 mod engine;
 mod health;
 mod k8s;
+mod library;
 mod logicapp;
 mod rehearse;
 mod sim_azure;

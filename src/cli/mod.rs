@@ -1,5 +1,6 @@
 //! The command line (API.md §4): parses flags, runs commands, renders results, picks exit codes.
 
+mod library;
 mod rehearse;
 mod render;
 mod sandbox;
@@ -47,7 +48,7 @@ enum DocsFormat {
 enum Command {
     /// Run a runbook.
     Run {
-        /// The runbook file (.rhai).
+        /// The runbook: a file (.rhai), or `<library>/<runbook>` in the current library or a dependency.
         runbook: PathBuf,
         /// A param, KEY=VALUE (repeatable).
         #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
@@ -86,6 +87,29 @@ enum Command {
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
+    },
+    /// Pin every dependency of the current library in rollbook.lock (and check existing pins).
+    Lock {
+        /// Where fetched libraries are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Move the pins of DEP (or of every dependency) to the newest versions the manifest allows.
+    Update {
+        /// The dependency to update (default: all).
+        dep: Option<String>,
+        /// Where fetched libraries are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// The runbooks of the current library and of its dependencies.
+    List {
+        /// text or json.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+        /// Where fetched libraries are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Shell completions for bash, zsh, fish, elvish or powershell.
     Completions {
@@ -197,6 +221,15 @@ async fn dispatch(command: Command) -> i32 {
             }
         }
         Command::Check { paths } => check_command(&paths),
+        Command::Lock { state_dir } => {
+            library::lock_command(crate::library::Mode::Lock, &run::state_dir(state_dir.as_deref()))
+        }
+        Command::Update { dep, state_dir } => {
+            library::lock_command(crate::library::Mode::Update(dep), &run::state_dir(state_dir.as_deref()))
+        }
+        Command::List { output, state_dir } => {
+            library::list_command(output, &run::state_dir(state_dir.as_deref()))
+        }
         Command::Runs { command } => runs_command(command),
         Command::Docs { format } => {
             let engine = Engine::new();
@@ -254,7 +287,12 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         Err(why) => return render::invalid(&why),
     };
     let engine = Engine::new();
-    let runbook = match engine.load(&path) {
+    let state_dir = run::state_dir(flags.state_dir.as_deref());
+    let (path, lib) = match library::find_runbook(&path, &state_dir) {
+        Ok(found) => found,
+        Err(e) => return render::engine_error(e),
+    };
+    let runbook = match engine.load_with(&path, lib) {
         Ok(r) => r,
         Err(e) => return render::engine_error(e),
     };
@@ -262,7 +300,7 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     let cancel = CancellationToken::new();
     spawn_ctrl_c(cancel.clone());
     let reporter = Arc::new(render::TextReporter::new(!text));
-    let mut opts = RunOptions::new(run::state_dir(flags.state_dir.as_deref()));
+    let mut opts = RunOptions::new(state_dir);
     opts.dry_run = flags.dry_run;
     opts.yes = flags.yes;
     opts.timeout = flags.timeout.map(Dur::get);

@@ -1,0 +1,159 @@
+//! `rollbook lock`, `update`, `list`, and finding a runbook by `<library>/<runbook>` name.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::engine::{Engine, EngineError};
+use crate::library::{self, Mode, Resolved};
+
+use super::{Output, render};
+
+fn here() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+fn manifest_here() -> Result<PathBuf, String> {
+    let dir = here();
+    library::manifest::find(&dir).ok_or_else(|| library::LibraryError::NoManifest(dir).to_string())
+}
+
+fn print_changes(resolved: &Resolved) {
+    if resolved.changes.is_empty() {
+        println!("no changes: every dependency stays where it is");
+    }
+    for c in &resolved.changes {
+        match (&c.from, &c.to) {
+            (None, Some(to)) => println!("locked   {} {to}", c.name),
+            (Some(from), Some(to)) => println!("updated  {} {from} → {to}", c.name),
+            (Some(from), None) => println!("removed  {} {from}", c.name),
+            (None, None) => {}
+        }
+    }
+    if let Some(file) = &resolved.wrote_lock {
+        println!("wrote {}", file.display());
+    }
+}
+
+/// `rollbook lock` and `rollbook update [DEP]`.
+pub fn lock_command(mode: Mode, state_dir: &Path) -> i32 {
+    let manifest = match manifest_here() {
+        Ok(m) => m,
+        Err(why) => return render::invalid(&why),
+    };
+    match library::resolve(&manifest, state_dir, mode) {
+        Ok(resolved) => {
+            print_changes(&resolved);
+            0
+        }
+        Err(e) => render::invalid(&e.to_string()),
+    }
+}
+
+/// Finds the runbook `arg` names: a file, or `<library>/<path>` in the library of the current
+/// folder or one of its dependencies; returns the file and its library, resolved.
+pub fn find_runbook(arg: &Path, state_dir: &Path) -> Result<(PathBuf, Option<Arc<Resolved>>), EngineError> {
+    if arg.is_file() {
+        return Ok((arg.to_path_buf(), Engine::library_for(arg, state_dir)?));
+    }
+    let text = arg.to_string_lossy();
+    let by_name = text.split_once('/').filter(|_| arg.extension().is_none());
+    let manifest = library::manifest::find(&here());
+    if let (Some((lib, rest)), Some(manifest)) = (by_name, manifest) {
+        let resolved = library::resolve(&manifest, state_dir, Mode::Run)?;
+        let owner = if lib == resolved.root.name {
+            Some(resolved.root.clone())
+        } else {
+            resolved.deps.get(lib).cloned()
+        };
+        if let Some(owner) = owner {
+            let file = owner.root.join(format!("{rest}.rhai"));
+            if file.is_file() {
+                let mut scoped = resolved.clone();
+                scoped.root = owner;
+                return Ok((file, Some(Arc::new(scoped))));
+            }
+            return Err(EngineError::Params(format!(
+                "library `{lib}` has no runbook `{rest}` (no file `{}`); see `rollbook list`",
+                file.display()
+            )));
+        }
+    }
+    // Not found as a name: report the file as missing.
+    Ok((arg.to_path_buf(), None))
+}
+
+/// One runbook, as `rollbook list` shows it.
+#[derive(serde::Serialize)]
+struct Listed {
+    run: String,
+    library: String,
+    library_version: String,
+    name: String,
+    version: String,
+    description: Option<String>,
+    params: Vec<crate::engine::ParamSpec>,
+}
+
+/// `rollbook list`: the runbooks of this library and of its dependencies.
+pub fn list_command(output: Output, state_dir: &Path) -> i32 {
+    let manifest = match manifest_here() {
+        Ok(m) => m,
+        Err(why) => return render::invalid(&why),
+    };
+    let resolved = match library::resolve(&manifest, state_dir, Mode::Run) {
+        Ok(r) => Arc::new(r),
+        Err(e) => return render::invalid(&e.to_string()),
+    };
+    let engine = Engine::new();
+    let mut listed = Vec::new();
+    let mut libs = vec![(resolved.root.name.clone(), resolved.root.clone())];
+    libs.extend(resolved.deps.iter().map(|(k, l)| (k.clone(), l.clone())));
+    for (key, lib) in libs {
+        let files = match library::files(&lib.root) {
+            Ok(f) => f,
+            Err(e) => return render::invalid(&e.to_string()),
+        };
+        let mut scoped = (*resolved).clone();
+        scoped.root = lib.clone();
+        let scoped = Arc::new(scoped);
+        for (rel, path) in files {
+            let Some(stem) = rel.strip_suffix(".rhai") else { continue };
+            let Ok(source) = std::fs::read_to_string(&path) else { continue };
+            if !source.contains("RUNBOOK") {
+                continue;
+            }
+            match engine.load_source_with(&path, source, Some(scoped.clone())) {
+                Ok(rb) => listed.push(Listed {
+                    run: format!("{key}/{stem}"),
+                    library: lib.name.clone(),
+                    library_version: lib.version.clone(),
+                    name: rb.meta.name.clone(),
+                    version: rb.meta.version.clone(),
+                    description: rb.meta.description.clone(),
+                    params: rb.meta.params.clone(),
+                }),
+                Err(e) => eprintln!("warning: `{}`: {e}", path.display()),
+            }
+        }
+    }
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&listed).unwrap_or_default()),
+        Output::Text => {
+            for l in &listed {
+                let params: Vec<String> = l
+                    .params
+                    .iter()
+                    .map(|p| if p.default_value.is_some() { format!("[{}]", p.name) } else { p.name.clone() })
+                    .collect();
+                println!("{}  ({} {}, {} {})", l.run, l.name, l.version, l.library, l.library_version);
+                if let Some(d) = &l.description {
+                    println!("    {d}");
+                }
+                if !params.is_empty() {
+                    println!("    params: {}", params.join(", "));
+                }
+            }
+        }
+    }
+    0
+}
