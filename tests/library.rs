@@ -82,6 +82,25 @@ impl Repo {
         git(&self.work, &["push", "--quiet", "--force", "origin", "main", "--tags"]);
     }
 
+    /// As `release`, signed with `key` (`rollbook sign`) before committing.
+    pub fn release_signed(&self, version: &str, key: &Path) {
+        self.release(version, "");
+        let out = rollbook_in(&self.work, &["sign", "--key", key.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "--quiet", "-m", &format!("sign {version}")]);
+        git(&self.work, &["tag", "-f", &format!("v{version}")]);
+        git(&self.work, &["push", "--quiet", "--force", "origin", "main", "--tags"]);
+    }
+
+    /// Changes a module after signing and tags that as `tag`, without signing again.
+    pub fn tamper(&self, tag: &str) {
+        write(&self.work, "k8s/helpers.rhai", "fn version() { `evil` }\nfn inner() { 0 }\n");
+        git(&self.work, &["commit", "--quiet", "-am", "tamper"]);
+        git(&self.work, &["tag", "-f", tag]);
+        git(&self.work, &["push", "--quiet", "--force", "origin", "main", "--tags"]);
+    }
+
     pub fn bare(&self) -> &Path {
         &self.bare
     }
@@ -336,4 +355,71 @@ fn bad_dependencies_are_refused_before_anything_runs() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no longer matches rollbook.toml"), "{stderr}");
     let _ = repo.bare();
+}
+
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let out = rollbook_in(dir, &["keygen", key.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+    let public = std::fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap().trim().to_string();
+    (key, public)
+}
+
+fn trust(lib: &Path, key: &str) {
+    let manifest = lib.join("rollbook.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}\n[trust]\nkeys = [\"{key}\"]\n")).unwrap();
+}
+
+#[test]
+fn signed_dependencies_pass_and_tampered_or_untrusted_ones_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(tmp.path(), "platform.key");
+    let repo = Repo::new(tmp.path(), "platform");
+    repo.release_signed("2.1.0", &key);
+    let lib = payments(tmp.path(), &repo.url);
+    trust(&lib, &public);
+    let state = tmp.path().join("state");
+    let s = state.to_str().unwrap();
+
+    let out = rollbook_in(&repo.work, &["verify", "--state-dir", s]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("ok  platform 2.1.0 signed by {public}")), "{stdout}");
+    let out = rollbook_in(&lib, &["lock", "--state-dir", s]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+    let out = rollbook_in(&lib, &["run", "runbooks/recover.rhai", "--state-dir", s]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+
+    // Content changed after signing, published as 2.1.1: refused by update and by verify.
+    repo.tamper("v2.1.1");
+    let out = rollbook_in(&lib, &["update", "--state-dir", s]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("refused by `[trust] keys`") && stderr.contains("changed after signing"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("library `payments`") && stderr.contains("dependency `platform`"), "{stderr}");
+    let out = rollbook_in(&repo.work, &["verify", "--state-dir", s]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(locked_version(&lib), "2.1.0");
+
+    // Signed, but by a key the manifest does not trust.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let repo2 = Repo::new(&other, "platform");
+    repo2.release("2.1.0", "");
+    let lib2 = payments(&other, &repo2.url);
+    trust(&lib2, &public);
+    let out = rollbook_in(&lib2, &["lock", "--state-dir", s]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not signed"), "{stderr}");
+    let (key2, _) = keygen(&other, "intruder.key");
+    repo2.release_signed("2.2.0", &key2);
+    let out = rollbook_in(&lib2, &["lock", "--state-dir", s]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not among the `[trust] keys`"), "{stderr}");
 }

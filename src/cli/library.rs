@@ -157,3 +157,71 @@ pub fn list_command(output: Output, state_dir: &Path) -> i32 {
     }
     0
 }
+
+/// `rollbook keygen FILE`.
+pub fn keygen_command(file: &Path) -> i32 {
+    match library::sign::keygen(file) {
+        Ok(public) => {
+            println!("wrote {} (secret: keep it safe) and {}.pub", file.display(), file.display());
+            println!("public key: {public}");
+            println!("trust it with: [trust] keys = [\"{public}\"]");
+            0
+        }
+        Err(why) => render::invalid(&why),
+    }
+}
+
+fn load_here() -> Result<library::Manifest, String> {
+    let file = manifest_here()?;
+    library::Manifest::load(&file).map_err(|e| e.to_string())
+}
+
+/// `rollbook sign --key FILE`.
+pub fn sign_command(key: &Path) -> i32 {
+    let manifest = match load_here() {
+        Ok(m) => m,
+        Err(why) => return render::invalid(&why),
+    };
+    match library::sign::sign(&manifest, key) {
+        Ok(sig) => {
+            println!("signed {} {} ({}) with key {}", sig.library, sig.version, sig.hash, sig.key);
+            println!("wrote {}", manifest.root().join(library::sign::SIGFILE).display());
+            0
+        }
+        Err(why) => {
+            render::invalid(&format!("library `{}` (`{}`): {why}", manifest.name, manifest.file.display()))
+        }
+    }
+}
+
+/// `rollbook verify`: this library's signature, then its dependencies (against `[trust] keys`).
+pub fn verify_command(state_dir: &Path) -> i32 {
+    let manifest = match load_here() {
+        Ok(m) => m,
+        Err(why) => return render::invalid(&why),
+    };
+    match library::sign::verify(&manifest.root(), &[]) {
+        Ok(sig) => println!("ok  {} {} signed by {}", sig.library, sig.version, sig.key),
+        Err(why) => {
+            return render::invalid(&format!(
+                "library `{}` (`{}`): {why}",
+                manifest.name,
+                manifest.file.display()
+            ));
+        }
+    }
+    match library::resolve(&manifest.file, state_dir, Mode::Run) {
+        Ok(resolved) => {
+            for (name, dep) in &resolved.deps {
+                let how = if dep.commit.is_some() && !manifest.trust_keys.is_empty() {
+                    "signed by a trusted key"
+                } else {
+                    "matches rollbook.lock"
+                };
+                println!("ok  {name}: {} {} {how}", dep.name, dep.version);
+            }
+            0
+        }
+        Err(e) => render::invalid(&e.to_string()),
+    }
+}

@@ -111,6 +111,23 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Write a new ed25519 key file (and FILE.pub with its public key) for `rollbook sign`.
+    Keygen {
+        /// The secret key file to write.
+        file: PathBuf,
+    },
+    /// Sign the current library (writes rollbook.sig over its content hash).
+    Sign {
+        /// The secret key file (see `rollbook keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Check the current library's signature, and its dependencies against `[trust] keys`.
+    Verify {
+        /// Where fetched libraries are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Shell completions for bash, zsh, fish, elvish or powershell.
     Completions {
         /// The shell.
@@ -227,6 +244,9 @@ async fn dispatch(command: Command) -> i32 {
         Command::Update { dep, state_dir } => {
             library::lock_command(crate::library::Mode::Update(dep), &run::state_dir(state_dir.as_deref()))
         }
+        Command::Keygen { file } => library::keygen_command(&file),
+        Command::Sign { key } => library::sign_command(&key),
+        Command::Verify { state_dir } => library::verify_command(&run::state_dir(state_dir.as_deref())),
         Command::List { output, state_dir } => {
             library::list_command(output, &run::state_dir(state_dir.as_deref()))
         }

@@ -12,6 +12,7 @@ pub mod git;
 pub mod lock;
 pub mod manifest;
 mod resolve;
+pub mod sign;
 
 use std::path::{Path, PathBuf};
 

@@ -72,6 +72,7 @@ struct Ctx<'a> {
     cache: PathBuf,
     deps: BTreeMap<String, Library>,
     locked: Vec<Locked>,
+    trust: Vec<String>,
 }
 
 /// Resolves the library of `manifest_file` (see [`Mode`]); fetched libraries go under
@@ -97,6 +98,7 @@ pub fn resolve(manifest_file: &Path, state_dir: &Path, mode: Mode) -> Result<Res
         cache: state_dir.join("libraries"),
         deps: BTreeMap::new(),
         locked: Vec::new(),
+        trust: manifest.trust_keys.clone(),
     };
     let root_dir = manifest.root();
     let mut stack = vec![manifest.name.clone()];
@@ -213,6 +215,10 @@ fn visit(
             .map_err(|e| err(format!("no usable `{MANIFEST}` in `{}`: {e}", dir.display())))?;
         if stack.contains(&dep.name) {
             return Err(err(format!("cycle between libraries: {} → {}", stack.join(" → "), dep.name)));
+        }
+        if pinned.is_some() && !ctx.trust.is_empty() {
+            super::sign::verify(&dir, &ctx.trust)
+                .map_err(|why| err(format!("refused by `[trust] keys`: {why}")))?;
         }
         let locked = match pinned {
             Some(l) => l,
