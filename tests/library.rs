@@ -423,3 +423,52 @@ fn signed_dependencies_pass_and_tampered_or_untrusted_ones_are_refused() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("not among the `[trust] keys`"), "{stderr}");
 }
+
+#[test]
+fn a_bundle_runs_with_the_git_repositories_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = published(tmp.path(), &["2.1.0", "2.2.0", "3.0.0"]);
+    let lib = payments(tmp.path(), &repo.url);
+    let bundle = tmp.path().join("payments.rbk");
+    let out = rollbook_in(
+        &lib,
+        &["pack", "-o", bundle.to_str().unwrap(), "--state-dir", tmp.path().join("state").to_str().unwrap()],
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("2 libraries"), "{stdout}");
+
+    // An air-gapped machine: no repositories, no library folder, no cache.
+    std::fs::remove_dir_all(repo.bare()).unwrap();
+    std::fs::remove_dir_all(&repo.work).unwrap();
+    std::fs::remove_dir_all(&lib).unwrap();
+    std::fs::remove_dir_all(tmp.path().join("state")).unwrap();
+    let state = tmp.path().join("airgap");
+    let s = state.to_str().unwrap();
+    let target = format!("{}#payments/runbooks/recover", bundle.display());
+    let out = rollbook_in(tmp.path(), &["run", &target, "--output", "json", "--state-dir", s]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["value"], "2.2.0 84");
+    let run_id = report["run_id"].as_str().unwrap();
+    let out = rollbook_in(tmp.path(), &["runs", "show", run_id, "--state-dir", s]);
+    assert!(texts(&out).0.contains("from platform 2.2.0 (commit "), "{:?}", texts(&out));
+    let target = format!("{}#platform/aks-undo", bundle.display());
+    let out = rollbook_in(tmp.path(), &["run", &target, "-p", "cluster=c", "--state-dir", s]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+
+    // A bundle whose content was changed is refused.
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    doc["libraries"][1]["files"]["k8s/inner.rhai"] = serde_json::json!("Zm4geCgpIHsgMCB9"); // "fn x() { 0 }"
+    let tampered = tmp.path().join("tampered.rbk");
+    std::fs::write(&tampered, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let target = format!("{}#payments/runbooks/recover", tampered.display());
+    let out = rollbook_in(tmp.path(), &["run", &target, "--state-dir", s]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("does not match its hash in the bundle") && stderr.contains("`platform`"),
+        "{stderr}"
+    );
+}

@@ -49,37 +49,85 @@ pub fn lock_command(mode: Mode, state_dir: &Path) -> i32 {
     }
 }
 
-/// Finds the runbook `arg` names: a file, or `<library>/<path>` in the library of the current
-/// folder or one of its dependencies; returns the file and its library, resolved.
+/// Finds the runbook `arg` names: a file; `<library>/<path>` in the library of the current
+/// folder or one of its dependencies; or `BUNDLE#<library>/<path>` inside a bundle made by
+/// `rollbook pack`. Returns the file and its library, resolved.
 pub fn find_runbook(arg: &Path, state_dir: &Path) -> Result<(PathBuf, Option<Arc<Resolved>>), EngineError> {
     if arg.is_file() {
         return Ok((arg.to_path_buf(), Engine::library_for(arg, state_dir)?));
     }
     let text = arg.to_string_lossy();
-    let by_name = text.split_once('/').filter(|_| arg.extension().is_none());
-    let manifest = library::manifest::find(&here());
-    if let (Some((lib, rest)), Some(manifest)) = (by_name, manifest) {
+    if let Some((bundle, name)) = text.rsplit_once('#')
+        && Path::new(bundle).is_file()
+    {
+        let resolved = library::bundle::open(Path::new(bundle), state_dir)?;
+        return by_name(&resolved, name).map(|(f, r)| (f, Some(r))).ok_or_else(|| {
+            EngineError::Params(format!(
+                "bundle `{bundle}` has no runbook `{name}`; name it as <library>/<path>, e.g. `{}/…`",
+                resolved.root.name
+            ))
+        });
+    }
+    if arg.extension().is_none()
+        && text.contains('/')
+        && let Some(manifest) = library::manifest::find(&here())
+    {
         let resolved = library::resolve(&manifest, state_dir, Mode::Run)?;
-        let owner = if lib == resolved.root.name {
-            Some(resolved.root.clone())
-        } else {
-            resolved.deps.get(lib).cloned()
-        };
-        if let Some(owner) = owner {
-            let file = owner.root.join(format!("{rest}.rhai"));
-            if file.is_file() {
-                let mut scoped = resolved.clone();
-                scoped.root = owner;
-                return Ok((file, Some(Arc::new(scoped))));
-            }
+        if let Some(found) = by_name(&resolved, &text) {
+            return Ok((found.0, Some(found.1)));
+        }
+        let lib = text.split('/').next().unwrap_or_default();
+        if lib == resolved.root.name || resolved.deps.contains_key(lib) {
             return Err(EngineError::Params(format!(
-                "library `{lib}` has no runbook `{rest}` (no file `{}`); see `rollbook list`",
-                file.display()
+                "library `{lib}` has no runbook `{text}`; see `rollbook list`"
             )));
         }
     }
-    // Not found as a name: report the file as missing.
+    // Not found as a name: loading reports the missing file.
     Ok((arg.to_path_buf(), None))
+}
+
+/// `<library>/<path>` in `resolved`: the file, and the library scoped to the one holding it.
+fn by_name(resolved: &Resolved, name: &str) -> Option<(PathBuf, Arc<Resolved>)> {
+    let (lib, rest) = name.split_once('/')?;
+    let owner = if lib == resolved.root.name {
+        Some(resolved.root.clone())
+    } else {
+        resolved.deps.get(lib).cloned()
+    }?;
+    let rest = rest.strip_suffix(".rhai").unwrap_or(rest);
+    if !rest.split('/').all(|p| !p.is_empty() && p != ".." && p != ".") {
+        return None;
+    }
+    let file = owner.root.join(format!("{rest}.rhai"));
+    if !file.is_file() {
+        return None;
+    }
+    let mut scoped = resolved.clone();
+    scoped.root = owner;
+    Some((file, Arc::new(scoped)))
+}
+
+/// `rollbook pack [-o FILE]`: the library, its locked dependencies and their hashes in one file.
+pub fn pack_command(out: Option<PathBuf>, state_dir: &Path) -> i32 {
+    let manifest = match manifest_here() {
+        Ok(m) => m,
+        Err(why) => return render::invalid(&why),
+    };
+    let resolved = match library::resolve(&manifest, state_dir, Mode::Run) {
+        Ok(r) => r,
+        Err(e) => return render::invalid(&e.to_string()),
+    };
+    let out =
+        out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.rbk", resolved.root.name, resolved.root.version)));
+    match library::bundle::pack(&resolved, &out) {
+        Ok((libs, files)) => {
+            println!("wrote {} ({libs} libraries, {files} files)", out.display());
+            println!("run from it with: rollbook run '{}#{}/<runbook>'", out.display(), resolved.root.name);
+            0
+        }
+        Err(e) => render::invalid(&e.to_string()),
+    }
 }
 
 /// One runbook, as `rollbook list` shows it.

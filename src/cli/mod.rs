@@ -48,7 +48,8 @@ enum DocsFormat {
 enum Command {
     /// Run a runbook.
     Run {
-        /// The runbook: a file (.rhai), or `<library>/<runbook>` in the current library or a dependency.
+        /// The runbook: a file (.rhai); `<library>/<runbook>` in the current library or a
+        /// dependency; or `BUNDLE#<library>/<runbook>` in a bundle made by `rollbook pack`.
         runbook: PathBuf,
         /// A param, KEY=VALUE (repeatable).
         #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
@@ -107,6 +108,15 @@ enum Command {
         /// text or json.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
+        /// Where fetched libraries are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Write the library, its locked dependencies and their hashes into one file (a bundle).
+    Pack {
+        /// The bundle to write (default `<name>-<version>.rbk`).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        out: Option<PathBuf>,
         /// Where fetched libraries are cached.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
@@ -244,6 +254,7 @@ async fn dispatch(command: Command) -> i32 {
         Command::Update { dep, state_dir } => {
             library::lock_command(crate::library::Mode::Update(dep), &run::state_dir(state_dir.as_deref()))
         }
+        Command::Pack { out, state_dir } => library::pack_command(out, &run::state_dir(state_dir.as_deref())),
         Command::Keygen { file } => library::keygen_command(&file),
         Command::Sign { key } => library::sign_command(&key),
         Command::Verify { state_dir } => library::verify_command(&run::state_dir(state_dir.as_deref())),

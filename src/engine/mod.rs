@@ -380,7 +380,19 @@ impl Engine {
         let Some(manifest) = crate::library::manifest::find(&runbook_root(path)) else {
             return Ok(None);
         };
-        let resolved = crate::library::resolve(&manifest, state_dir, crate::library::Mode::Run)?;
+        let dir = runbook_root(&manifest);
+        // A library unpacked from a bundle resolves from that bundle, never from git.
+        let resolved = match crate::library::bundle::kept_for(&dir) {
+            Some(bundle) => {
+                let mut all = crate::library::bundle::open(&bundle, state_dir)?;
+                let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+                if let Some(lib) = all.deps.values().find(|l| canon(&l.root) == canon(&dir)) {
+                    all.root = lib.clone();
+                }
+                all
+            }
+            None => crate::library::resolve(&manifest, state_dir, crate::library::Mode::Run)?,
+        };
         Ok(Some(Arc::new(resolved)))
     }
 

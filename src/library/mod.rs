@@ -8,6 +8,7 @@
 //! its path (UTF-8), one `0` byte, its length as an 8-byte big-endian integer, then its bytes.
 //! Symbolic links are refused.
 
+pub mod bundle;
 pub mod git;
 pub mod lock;
 pub mod manifest;
