@@ -281,7 +281,8 @@ fn list_shows_runbooks_of_the_library_and_its_dependencies() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let runs: Vec<&str> = listed.as_array().unwrap().iter().map(|l| l["run"].as_str().unwrap()).collect();
-    assert_eq!(runs, ["payments/runbooks/recover", "platform/aks-undo"]);
+    assert_eq!(runs[..2], ["payments/runbooks/recover", "platform/aks-undo"]);
+    assert!(runs.contains(&"rollbook/k8s-rollout-undo"), "the shipped runbooks are listed: {runs:?}");
     assert_eq!(listed[1]["version"], "2.1.0");
     assert_eq!(listed[1]["description"], "undo an aks rollout");
     assert_eq!(listed[1]["params"][0]["name"], "cluster");
@@ -471,4 +472,27 @@ fn a_bundle_runs_with_the_git_repositories_gone() {
         stderr.contains("does not match its hash in the bundle") && stderr.contains("`platform`"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_shipped_runbooks_are_a_library() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = tmp.path().join("state");
+    let out = rollbook_in(tmp.path(), &["list", "--state-dir", s.to_str().unwrap()]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    for name in
+        ["appservice-swap-back", "arm-redeploy-last-good", "k8s-rollout-undo", "logicapp-promote-previous"]
+    {
+        assert!(stdout.contains(&format!("rollbook/{name}  ({name} 1.0.0, rollbook ")), "{name}: {stdout}");
+    }
+    let out = rollbook_in(tmp.path(), &["run", "rollbook/nope", "--state-dir", s.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(texts(&out).1.contains("rollbook ships no runbook `nope`"));
+    // Running a shipped runbook by name reaches its params check (it loaded from the library).
+    let out =
+        rollbook_in(tmp.path(), &["run", "rollbook/k8s-rollout-undo", "--state-dir", s.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("param"), "{stderr}");
 }

@@ -83,6 +83,23 @@ pub fn find_runbook(arg: &Path, state_dir: &Path) -> Result<(PathBuf, Option<Arc
             )));
         }
     }
+    if let Some(rest) = text.strip_prefix(&format!("{}/", library::shipped::NAME))
+        && arg.extension().is_none()
+    {
+        let lib = library::shipped::unpack(state_dir)?;
+        let file = lib.root.join(format!("{rest}.rhai"));
+        if !rest.contains("..") && file.is_file() {
+            let resolved = Resolved {
+                manifest: lib.root.join(library::manifest::MANIFEST),
+                root: lib,
+                deps: Default::default(),
+                changes: Vec::new(),
+                wrote_lock: None,
+            };
+            return Ok((file, Some(Arc::new(resolved))));
+        }
+        return Err(EngineError::Params(format!("rollbook ships no runbook `{rest}`; see `rollbook list`")));
+    }
     // Not found as a name: loading reports the missing file.
     Ok((arg.to_path_buf(), None))
 }
@@ -144,18 +161,31 @@ struct Listed {
 
 /// `rollbook list`: the runbooks of this library and of its dependencies.
 pub fn list_command(output: Output, state_dir: &Path) -> i32 {
-    let manifest = match manifest_here() {
-        Ok(m) => m,
-        Err(why) => return render::invalid(&why),
-    };
-    let resolved = match library::resolve(&manifest, state_dir, Mode::Run) {
-        Ok(r) => Arc::new(r),
+    let shipped = match library::shipped::unpack(state_dir) {
+        Ok(l) => l,
         Err(e) => return render::invalid(&e.to_string()),
+    };
+    // Outside a library, the shipped runbooks alone.
+    let resolved = match library::manifest::find(&here()) {
+        Some(manifest) => match library::resolve(&manifest, state_dir, Mode::Run) {
+            Ok(r) => Arc::new(r),
+            Err(e) => return render::invalid(&e.to_string()),
+        },
+        None => Arc::new(Resolved {
+            manifest: shipped.root.join(library::manifest::MANIFEST),
+            root: shipped.clone(),
+            deps: Default::default(),
+            changes: Vec::new(),
+            wrote_lock: None,
+        }),
     };
     let engine = Engine::new();
     let mut listed = Vec::new();
     let mut libs = vec![(resolved.root.name.clone(), resolved.root.clone())];
     libs.extend(resolved.deps.iter().map(|(k, l)| (k.clone(), l.clone())));
+    if resolved.root.root != shipped.root && !resolved.deps.contains_key(library::shipped::NAME) {
+        libs.push((library::shipped::NAME.to_string(), shipped));
+    }
     for (key, lib) in libs {
         let files = match library::files(&lib.root) {
             Ok(f) => f,

@@ -13,6 +13,7 @@ pub mod git;
 pub mod lock;
 pub mod manifest;
 mod resolve;
+pub mod shipped;
 pub mod sign;
 
 use std::path::{Path, PathBuf};

@@ -119,7 +119,9 @@ pub fn resolve(manifest_file: &Path, state_dir: &Path, mode: Mode) -> Result<Res
     let mut new_lock = Lock { version: 1, dependencies: std::mem::take(&mut ctx.locked) };
     new_lock.dependencies.sort_by(|a, b| a.name.cmp(&b.name));
     let changes = diff(old.as_ref(), &new_lock);
-    let wrote_lock = if mode != Mode::Run || old.is_none() {
+    // A library without dependencies gets a lock only when asked for one.
+    let wants_lock = mode != Mode::Run || (old.is_none() && !new_lock.dependencies.is_empty());
+    let wrote_lock = if wants_lock {
         if old.as_ref() != Some(&new_lock) { Some(new_lock.save(manifest_file)?) } else { None }
     } else {
         None
