@@ -248,6 +248,10 @@ fn a_run_imports_across_libraries_and_journals_versions_and_hashes() {
         "{text}"
     );
 
+    // `check` resolves imports of dependencies too.
+    let out = rollbook_in(&lib, &["check", "runbooks/recover.rhai", "--state-dir", s]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+
     // A dependency's runbook runs by name.
     let out = rollbook_in(&lib, &["run", "platform/aks-undo", "-p", "cluster=aks-prod", "--state-dir", s]);
     let (stdout, stderr) = texts(&out);

@@ -76,6 +76,9 @@ enum Command {
         /// Runbook files or folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Where libraries that runbooks import from are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Continue a run that was interrupted (crash, kill, lost machine) where it stopped.
     Resume {
@@ -247,7 +250,7 @@ async fn dispatch(command: Command) -> i32 {
                 Err(e) => render::invalid(&format!("cannot write the man page: {e}")),
             }
         }
-        Command::Check { paths } => check_command(&paths),
+        Command::Check { paths, state_dir } => check_command(&paths, &run::state_dir(state_dir.as_deref())),
         Command::Lock { state_dir } => {
             library::lock_command(crate::library::Mode::Lock, &run::state_dir(state_dir.as_deref()))
         }
@@ -470,7 +473,7 @@ fn spawn_ctrl_c(cancel: CancellationToken) {
     });
 }
 
-fn check_command(paths: &[PathBuf]) -> i32 {
+fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> i32 {
     let engine = Engine::new();
     let mut files = Vec::new();
     for p in paths {
@@ -485,7 +488,14 @@ fn check_command(paths: &[PathBuf]) -> i32 {
     }
     let mut bad = 0;
     for file in &files {
-        let diags = crate::engine::check::check(&engine, file);
+        let diags = match Engine::library_for(file, state_dir) {
+            Ok(library) => crate::engine::check::check_with(&engine, file, library),
+            Err(e) => {
+                render::invalid(&e.to_string());
+                bad += 1;
+                continue;
+            }
+        };
         if diags.is_empty() {
             println!("ok    {}", file.display());
         } else {

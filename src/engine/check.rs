@@ -208,7 +208,16 @@ const KEYWORDS: &[&str] = &[
 
 /// Checks a runbook; an empty list means it is fine.
 pub fn check(engine: &Engine, path: &Path) -> Vec<Diagnostic> {
-    let runbook = match engine.load(path) {
+    check_with(engine, path, None)
+}
+
+/// As [`check`], inside a resolved library: imports of its dependencies are checked too.
+pub fn check_with(
+    engine: &Engine,
+    path: &Path,
+    library: Option<std::sync::Arc<crate::library::Resolved>>,
+) -> Vec<Diagnostic> {
+    let runbook = match engine.load_with(path, library) {
         Ok(r) => r,
         Err(EngineError::Script(d)) => return vec![*d],
         Err(e) => {
