@@ -525,6 +525,14 @@ mod tests {
     }
 
     #[test]
+    fn journals_from_before_libraries_still_read() {
+        let line = r#"{"type":"run_started","run_id":"r","runbook":{"name":"x","version":"0.0.0","path":"x.rhai","hash":"sha256:0"},"params":{},"dry_run":false,"yes":false,"user":"u","host":"h","pid":1,"rollbook_version":"0"}"#;
+        let event: Event = serde_json::from_str(line).unwrap();
+        let Event::RunStarted { runbook, .. } = event else { panic!("run_started") };
+        assert!(runbook.library.is_none() && runbook.modules.is_empty());
+    }
+
+    #[test]
     fn torn_last_line_is_tolerated_and_reported() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::create(dir.path(), "r1").unwrap();
