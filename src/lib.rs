@@ -7,6 +7,7 @@
 pub mod azure;
 pub mod cli;
 pub mod engine;
+pub mod library;
 pub mod model;
 pub mod providers;
 pub mod run;

@@ -1,5 +1,6 @@
 //! The command line (API.md §4): parses flags, runs commands, renders results, picks exit codes.
 
+mod library;
 mod rehearse;
 mod render;
 mod sandbox;
@@ -47,7 +48,8 @@ enum DocsFormat {
 enum Command {
     /// Run a runbook.
     Run {
-        /// The runbook file (.rhai).
+        /// The runbook: a file (.rhai); `<library>/<runbook>` in the current library or a
+        /// dependency; or `BUNDLE#<library>/<runbook>` in a bundle made by `rollbook pack`.
         runbook: PathBuf,
         /// A param, KEY=VALUE (repeatable).
         #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
@@ -74,6 +76,9 @@ enum Command {
         /// Runbook files or folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Where libraries that runbooks import from are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Continue a run that was interrupted (crash, kill, lost machine) where it stopped.
     Resume {
@@ -86,6 +91,55 @@ enum Command {
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
+    },
+    /// Pin every dependency of the current library in rollbook.lock (and check existing pins).
+    Lock {
+        /// Where fetched libraries are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Move the pins of DEP (or of every dependency) to the newest versions the manifest allows.
+    Update {
+        /// The dependency to update (default: all).
+        dep: Option<String>,
+        /// Where fetched libraries are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// The runbooks of the current library and of its dependencies.
+    List {
+        /// text or json.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+        /// Where fetched libraries are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Write the library, its locked dependencies and their hashes into one file (a bundle).
+    Pack {
+        /// The bundle to write (default `<name>-<version>.rbk`).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Where fetched libraries are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Write a new ed25519 key file (and FILE.pub with its public key) for `rollbook sign`.
+    Keygen {
+        /// The secret key file to write.
+        file: PathBuf,
+    },
+    /// Sign the current library (writes rollbook.sig over its content hash).
+    Sign {
+        /// The secret key file (see `rollbook keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Check the current library's signature, and its dependencies against `[trust] keys`.
+    Verify {
+        /// Where fetched libraries are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Shell completions for bash, zsh, fish, elvish or powershell.
     Completions {
@@ -196,7 +250,20 @@ async fn dispatch(command: Command) -> i32 {
                 Err(e) => render::invalid(&format!("cannot write the man page: {e}")),
             }
         }
-        Command::Check { paths } => check_command(&paths),
+        Command::Check { paths, state_dir } => check_command(&paths, &run::state_dir(state_dir.as_deref())),
+        Command::Lock { state_dir } => {
+            library::lock_command(crate::library::Mode::Lock, &run::state_dir(state_dir.as_deref()))
+        }
+        Command::Update { dep, state_dir } => {
+            library::lock_command(crate::library::Mode::Update(dep), &run::state_dir(state_dir.as_deref()))
+        }
+        Command::Pack { out, state_dir } => library::pack_command(out, &run::state_dir(state_dir.as_deref())),
+        Command::Keygen { file } => library::keygen_command(&file),
+        Command::Sign { key } => library::sign_command(&key),
+        Command::Verify { state_dir } => library::verify_command(&run::state_dir(state_dir.as_deref())),
+        Command::List { output, state_dir } => {
+            library::list_command(output, &run::state_dir(state_dir.as_deref()))
+        }
         Command::Runs { command } => runs_command(command),
         Command::Docs { format } => {
             let engine = Engine::new();
@@ -274,7 +341,12 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         Err(why) => return render::invalid(&why),
     };
     let engine = Engine::new();
-    let runbook = match engine.load(&path) {
+    let state_dir = run::state_dir(flags.state_dir.as_deref());
+    let (path, lib) = match library::find_runbook(&path, &state_dir) {
+        Ok(found) => found,
+        Err(e) => return render::engine_error(e),
+    };
+    let runbook = match engine.load_with(&path, lib) {
         Ok(r) => r,
         Err(e) => return render::engine_error(e),
     };
@@ -286,7 +358,7 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     let cancel = CancellationToken::new();
     spawn_ctrl_c(cancel.clone());
     let reporter = Arc::new(render::TextReporter::new(!text));
-    let mut opts = RunOptions::new(run::state_dir(flags.state_dir.as_deref()));
+    let mut opts = RunOptions::new(state_dir);
     opts.dry_run = flags.dry_run;
     opts.yes = flags.yes;
     opts.timeout = flags.timeout.map(Dur::get);
@@ -436,7 +508,7 @@ fn spawn_ctrl_c(cancel: CancellationToken) {
     });
 }
 
-fn check_command(paths: &[PathBuf]) -> i32 {
+fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> i32 {
     let engine = Engine::new();
     let mut files = Vec::new();
     for p in paths {
@@ -451,7 +523,14 @@ fn check_command(paths: &[PathBuf]) -> i32 {
     }
     let mut bad = 0;
     for file in &files {
-        let diags = crate::engine::check::check(&engine, file);
+        let diags = match Engine::library_for(file, state_dir) {
+            Ok(library) => crate::engine::check::check_with(&engine, file, library),
+            Err(e) => {
+                render::invalid(&e.to_string());
+                bad += 1;
+                continue;
+            }
+        };
         if diags.is_empty() {
             println!("ok    {}", file.display());
         } else {

@@ -384,6 +384,14 @@ pub fn runs_table(runs: &[RunSummary]) {
     }
 }
 
+/// A library's version, commit and hash in one line.
+fn library_line(l: &crate::run::LibraryInfo) -> String {
+    match &l.commit {
+        Some(c) => format!("{} {} (commit {c}) {}", l.name, l.version, l.hash),
+        None => format!("{} {} {}", l.name, l.version, l.hash),
+    }
+}
+
 /// `rollbook runs show` as a readable timeline.
 pub fn timeline(path: &Path, read: &JournalRead) {
     let Some(first) = read.records.first() else {
@@ -410,6 +418,14 @@ pub fn timeline(path: &Path, read: &JournalRead) {
                     if *dry_run { " · dry-run" } else { "" },
                     if *yes { " · --yes" } else { "" }
                 );
+                if let Some(lib) = &runbook.library {
+                    println!("  library  {}", library_line(lib));
+                }
+                for m in &runbook.modules {
+                    let from =
+                        m.library.as_ref().map(|l| format!("  from {}", library_line(l))).unwrap_or_default();
+                    println!("  module   {} {}{from}", m.id, m.hash);
+                }
                 println!("  params   {params}");
                 println!();
                 continue;

@@ -29,6 +29,18 @@ struct Token {
     col: usize,
 }
 
+/// The literal paths of `import "…"` statements in `src`, in order.
+pub(crate) fn import_paths(src: &str) -> Vec<String> {
+    let tokens = tokenize(src);
+    tokens
+        .windows(2)
+        .filter_map(|w| match (&w[0].tok, &w[1].tok) {
+            (Tok::Ident(kw), Tok::Str(path)) if kw == "import" => Some(path.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Splits Rhai source into the few tokens the checks need; strings and comments are skipped.
 fn tokenize(src: &str) -> Vec<Token> {
     let chars: Vec<char> = src.chars().collect();
@@ -196,7 +208,16 @@ const KEYWORDS: &[&str] = &[
 
 /// Checks a runbook; an empty list means it is fine.
 pub fn check(engine: &Engine, path: &Path) -> Vec<Diagnostic> {
-    let runbook = match engine.load(path) {
+    check_with(engine, path, None)
+}
+
+/// As [`check`], inside a resolved library: imports of its dependencies are checked too.
+pub fn check_with(
+    engine: &Engine,
+    path: &Path,
+    library: Option<std::sync::Arc<crate::library::Resolved>>,
+) -> Vec<Diagnostic> {
+    let runbook = match engine.load_with(path, library) {
         Ok(r) => r,
         Err(EngineError::Script(d)) => return vec![*d],
         Err(e) => {
@@ -236,7 +257,7 @@ pub fn check(engine: &Engine, path: &Path) -> Vec<Diagnostic> {
         if kw != "as" {
             continue;
         }
-        match module_functions(engine, &root, module) {
+        match module_functions(engine, &root, runbook.library.clone(), module) {
             Ok(fns) => {
                 aliases.insert(alias.clone(), fns);
             }
@@ -393,14 +414,20 @@ fn plain_function_names(runbook: &super::Runbook) -> BTreeSet<String> {
     names
 }
 
-fn module_functions(engine: &Engine, root: &Path, module: &str) -> Result<BTreeSet<String>, String> {
+fn module_functions(
+    engine: &Engine,
+    root: &Path,
+    library: Option<std::sync::Arc<crate::library::Resolved>>,
+    module: &str,
+) -> Result<BTreeSet<String>, String> {
     let source = if let Some((_, src)) = STDLIB.iter().find(|(id, _)| *id == module) {
         (*src).to_string()
     } else if module.starts_with("std/") {
         let names: Vec<&str> = STDLIB.iter().map(|(id, _)| *id).collect();
         return Err(format!("no stdlib module `{module}`; the stdlib has {}", names.join(", ")));
     } else {
-        let resolver = super::modules::Resolver::new(root.to_path_buf(), Default::default());
+        let resolver =
+            super::modules::Resolver::new(root.to_path_buf(), Default::default()).with_library(library);
         let file = resolver.locate(module)?;
         std::fs::read_to_string(&file)
             .map_err(|e| format!("import `{module}`: cannot read `{}`: {e}", file.display()))?

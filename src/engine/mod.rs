@@ -72,6 +72,10 @@ pub struct Runbook {
     pub hash: String,
     /// `RUNBOOK`, validated.
     pub meta: RunbookMeta,
+    /// The library it belongs to, with its dependencies resolved and locked.
+    pub library: Option<Arc<crate::library::Resolved>>,
+    /// Every module it imports (directly or through modules), with where each came from.
+    pub modules: Vec<crate::run::ModuleInfo>,
     ast: AST,
 }
 
@@ -98,6 +102,9 @@ pub enum EngineError {
     /// The run cannot be resumed (finished, runbook changed, secret params missing).
     #[error("{0}")]
     Resume(String),
+    /// The runbook's library, its lock or a dependency cannot be used.
+    #[error(transparent)]
+    Library(#[from] crate::library::LibraryError),
 }
 
 /// How to run.
@@ -245,7 +252,13 @@ impl Engine {
     }
 
     /// Builds a sandboxed rhai engine; with a session, primitives and built-ins act for that run.
-    fn rhai(&self, root: &Path, slot: Arc<OnceLock<Arc<Session>>>, loaded: modules::Loaded) -> rhai::Engine {
+    fn rhai(
+        &self,
+        root: &Path,
+        slot: Arc<OnceLock<Arc<Session>>>,
+        loaded: modules::Loaded,
+        library: Option<Arc<crate::library::Resolved>>,
+    ) -> rhai::Engine {
         let mut engine = rhai::Engine::new();
         let l = &self.limits;
         engine.set_max_operations(l.max_operations);
@@ -257,7 +270,7 @@ impl Engine {
         engine.set_max_modules(l.max_modules);
         engine.set_strict_variables(true);
         engine.disable_symbol("eval");
-        engine.set_module_resolver(modules::Resolver::new(root.to_path_buf(), loaded));
+        engine.set_module_resolver(modules::Resolver::new(root.to_path_buf(), loaded).with_library(library));
 
         let progress_slot = slot.clone();
         engine.on_progress(move |_ops| {
@@ -304,15 +317,35 @@ impl Engine {
     /// Reads, compiles and validates a runbook: syntax and `RUNBOOK` errors come back with
     /// their place in the file.
     pub fn load(&self, path: &Path) -> Result<Runbook, EngineError> {
+        self.load_with(path, None)
+    }
+
+    /// As [`Engine::load`], inside a resolved library: imports of its dependencies resolve
+    /// into their locked content.
+    pub fn load_with(
+        &self,
+        path: &Path,
+        library: Option<Arc<crate::library::Resolved>>,
+    ) -> Result<Runbook, EngineError> {
         let source = std::fs::read_to_string(path)
             .map_err(|source| EngineError::Read { path: path.to_path_buf(), source })?;
-        self.load_source(path, source)
+        self.load_source_with(path, source, library)
     }
 
     /// As [`Engine::load`], from text already read.
     pub fn load_source(&self, path: &Path, source: String) -> Result<Runbook, EngineError> {
+        self.load_source_with(path, source, None)
+    }
+
+    /// As [`Engine::load_with`], from text already read.
+    pub fn load_source_with(
+        &self,
+        path: &Path,
+        source: String,
+        library: Option<Arc<crate::library::Resolved>>,
+    ) -> Result<Runbook, EngineError> {
         let root = runbook_root(path);
-        let engine = self.rhai(&root, Arc::new(OnceLock::new()), modules::Loaded::default());
+        let engine = self.rhai(&root, Arc::new(OnceLock::new()), modules::Loaded::default(), library.clone());
         // `params` is declared for strict variables but not as a constant: the optimizer would
         // otherwise fold `params.x` into `()` at compile time. At run time it is a constant.
         let mut scope = Scope::new();
@@ -336,8 +369,49 @@ impl Engine {
         let meta = read_meta(&ast, &source, stem).map_err(|(message, needle)| {
             EngineError::Script(Box::new(diag::at_text(&display, &source, &needle, message, None)))
         })?;
-        let hash = format!("sha256:{}", hex::encode(Sha256::digest(source.as_bytes())));
-        Ok(Runbook { path: path.to_path_buf(), source, hash, meta, ast })
+        let hash = sha256_text(&source);
+        let modules = module_provenance(&root, library.clone(), &source);
+        Ok(Runbook { path: path.to_path_buf(), source, hash, meta, library, modules, ast })
+    }
+
+    /// The library the runbook at `path` belongs to (the nearest `rollbook.toml` at or above its
+    /// folder), resolved against its lock (locked now if it has none); none outside a library.
+    pub fn library_for(
+        path: &Path,
+        state_dir: &Path,
+    ) -> Result<Option<Arc<crate::library::Resolved>>, EngineError> {
+        let Some(manifest) = crate::library::manifest::find(&runbook_root(path)) else {
+            return Ok(None);
+        };
+        let dir = runbook_root(&manifest);
+        // A library unpacked from a bundle resolves from that bundle, never from git.
+        let resolved = match crate::library::bundle::kept_for(&dir) {
+            Some(bundle) => {
+                let mut all = crate::library::bundle::open(&bundle, state_dir)?;
+                let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+                if let Some(lib) = all.deps.values().find(|l| canon(&l.root) == canon(&dir)) {
+                    all.root = lib.clone();
+                }
+                all
+            }
+            None => crate::library::resolve(&manifest, state_dir, crate::library::Mode::Run)?,
+        };
+        Ok(Some(Arc::new(resolved)))
+    }
+
+    /// The journal's record of where the runbook comes from.
+    pub fn runbook_info(runbook: &Runbook) -> RunbookInfo {
+        RunbookInfo {
+            name: runbook.meta.name.clone(),
+            version: runbook.meta.version.clone(),
+            path: std::path::absolute(&runbook.path)
+                .unwrap_or_else(|_| runbook.path.clone())
+                .display()
+                .to_string(),
+            hash: runbook.hash.clone(),
+            library: runbook.library.as_ref().map(|l| library_info(&l.root)),
+            modules: runbook.modules.clone(),
+        }
     }
 
     /// Prepares `rollbook resume`: reads the interrupted run's journal, reloads its runbook
@@ -360,11 +434,22 @@ impl Engine {
                 "run `{run_id}` was a dry-run: it changed nothing, so run it again instead"
             )));
         }
-        let runbook = self.load(Path::new(&info.path))?;
+        let library = Engine::library_for(Path::new(&info.path), state_dir)?;
+        let runbook = self.load_with(Path::new(&info.path), library)?;
+        let changed_module = info
+            .modules
+            .iter()
+            .find(|m| runbook.modules.iter().find(|now| now.id == m.id).is_none_or(|now| now.hash != m.hash));
         if runbook.hash != info.hash && !force {
             return Err(EngineError::Resume(format!(
                 "runbook `{}` changed since run `{run_id}` began ({} → {}); review the change, then resume with --force",
                 info.path, info.hash, runbook.hash
+            )));
+        }
+        if let (Some(m), false) = (changed_module, force) {
+            return Err(EngineError::Resume(format!(
+                "module `{}` imported by runbook `{}` changed since run `{run_id}` began (was {}); review the change, then resume with --force",
+                m.id, info.path, m.hash
             )));
         }
         let mut params: Vec<(String, String)> = Vec::new();
@@ -389,7 +474,7 @@ impl Engine {
             }
         }
         let replay = crate::run::replay::Replay::from_records(&read.records);
-        let forced = force && runbook.hash != info.hash;
+        let forced = force && (runbook.hash != info.hash || changed_module.is_some());
         Ok((runbook, params, ResumeFrom { run_id: run_id.to_string(), replay, forced }))
     }
 
@@ -455,15 +540,7 @@ impl Engine {
             },
             None => Event::RunStarted {
                 run_id: run_id.clone(),
-                runbook: RunbookInfo {
-                    name: runbook.meta.name.clone(),
-                    version: runbook.meta.version.clone(),
-                    path: std::path::absolute(&runbook.path)
-                        .unwrap_or_else(|_| runbook.path.clone())
-                        .display()
-                        .to_string(),
-                    hash: runbook.hash.clone(),
-                },
+                runbook: Engine::runbook_info(runbook),
                 params: runbook.meta.redacted(&values),
                 dry_run: opts.dry_run,
                 yes: opts.yes,
@@ -493,7 +570,8 @@ impl Engine {
 
         let slot = Arc::new(OnceLock::new());
         let _ = slot.set(session.clone());
-        let mut engine = self.rhai(&runbook_root(&runbook.path), slot, loaded.clone());
+        let mut engine =
+            self.rhai(&runbook_root(&runbook.path), slot, loaded.clone(), runbook.library.clone());
         builtins::register(&mut engine, session.clone());
         let ast = runbook.ast.clone();
         if let Ok(mut main) = session.main_ast.lock() {
@@ -679,6 +757,63 @@ fn param_text(value: &serde_json::Value) -> String {
         serde_json::Value::Array(items) => items.iter().map(param_text).collect::<Vec<_>>().join(","),
         other => other.to_string(),
     }
+}
+
+fn sha256_text(text: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+fn library_info(l: &crate::library::Library) -> crate::run::LibraryInfo {
+    crate::run::LibraryInfo {
+        name: l.name.clone(),
+        version: l.version.clone(),
+        commit: l.commit.clone(),
+        hash: l.hash.clone(),
+    }
+}
+
+/// Every module `source` imports, transitively, with its hash and library; imports that do not
+/// resolve are left out here (the run reports them where they are).
+fn module_provenance(
+    root: &Path,
+    library: Option<Arc<crate::library::Resolved>>,
+    source: &str,
+) -> Vec<crate::run::ModuleInfo> {
+    let resolver =
+        modules::Resolver::new(root.to_path_buf(), modules::Loaded::default()).with_library(library.clone());
+    let mut out: Vec<crate::run::ModuleInfo> = Vec::new();
+    let mut todo: Vec<(Option<String>, String)> =
+        check::import_paths(source).into_iter().map(|p| (None, p)).collect();
+    while let Some((importer, path)) = todo.pop() {
+        let (text, id, dep) = if let Some((_, src)) = STDLIB.iter().find(|(id, _)| *id == path) {
+            ((*src).to_string(), path.clone(), None)
+        } else {
+            let Ok((file, dep)) = resolver.locate_from(importer.as_deref(), &path) else { continue };
+            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+            let id = match &dep {
+                Some(d) if !path.starts_with(&format!("{d}/")) => format!("{d}/{path}"),
+                _ => path.clone(),
+            };
+            (text, id, dep)
+        };
+        if out.iter().any(|m| m.id == id) {
+            continue;
+        }
+        let lib = match (&dep, &library) {
+            (Some(d), Some(l)) => l.deps.get(d).map(library_info),
+            (None, Some(l)) if !id.starts_with("std/") => Some(library_info(&l.root)),
+            _ => None,
+        };
+        for p in check::import_paths(&text) {
+            todo.push((dep.as_ref().map(|_| id.clone()), p));
+        }
+        out.push(crate::run::ModuleInfo { id, hash: sha256_text(&text), library: lib });
+        if out.len() > 256 {
+            break;
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
 }
 
 /// The folder imports resolve in: the runbook's own.

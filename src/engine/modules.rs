@@ -1,11 +1,15 @@
-//! Module resolution: `import "std/<name>"` from the stdlib compiled into the binary; other
-//! imports from the runbook's folder, never outside it.
+//! Module resolution: `import "std/<name>"` from the stdlib compiled into the binary;
+//! `import "<dependency>/<path>"` from that dependency of the runbook's library (API.md §7),
+//! never outside its folder; other imports from the runbook's folder (or, inside a library,
+//! its root), never outside it.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rhai::{AST, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
+
+use crate::library::Resolved;
 
 type SharedModule = Shared<Module>;
 
@@ -27,62 +31,108 @@ pub(crate) struct Loaded {
     pub asts: Arc<Mutex<Vec<AST>>>,
 }
 
-/// Resolves `std/…` and runbook-relative imports, confined to the runbook's folder.
+/// Resolves `std/…`, dependency and runbook-relative imports, each confined to its folder.
 pub(crate) struct Resolver {
     root: PathBuf,
+    library: Option<Arc<Resolved>>,
     cache: Mutex<HashMap<String, SharedModule>>,
     loaded: Loaded,
 }
 
 impl Resolver {
     pub fn new(root: PathBuf, loaded: Loaded) -> Self {
-        Resolver { root, cache: Mutex::new(HashMap::new()), loaded }
+        Resolver { root, library: None, cache: Mutex::new(HashMap::new()), loaded }
     }
 
+    /// Resolves imports of dependencies through `library` too.
+    pub fn with_library(mut self, library: Option<Arc<Resolved>>) -> Self {
+        self.library = library;
+        self
+    }
+
+    /// The file an import path names, and the library (dependency name) it is from.
     pub(crate) fn locate(&self, path: &str) -> Result<PathBuf, String> {
-        let rel = Path::new(path);
-        if rel.is_absolute() || path.starts_with('\\') || path.contains(':') {
-            return Err(format!(
-                "import `{path}`: absolute paths are not allowed; imports are relative to the runbook's folder `{}`",
-                self.root.display()
-            ));
-        }
-        let mut normal = PathBuf::new();
-        for part in rel.components() {
-            match part {
-                Component::Normal(p) => normal.push(p),
-                Component::CurDir => {}
-                Component::ParentDir => {
-                    if !normal.pop() {
-                        return Err(format!(
-                            "import `{path}` leaves the runbook's folder `{}`; only files inside it can be imported",
-                            self.root.display()
-                        ));
-                    }
-                }
-                _ => return Err(format!("import `{path}`: not a relative path")),
-            }
-        }
-        let mut file = self.root.join(&normal);
-        file.set_extension("rhai");
-        let real =
-            file.canonicalize().map_err(|_| format!("import `{path}`: no file `{}`", file.display()))?;
-        let root = self.root.canonicalize().unwrap_or_else(|_| self.root.clone());
-        if !real.starts_with(&root) {
-            return Err(format!(
-                "import `{path}` resolves outside the runbook's folder `{}` (through a link)",
-                self.root.display()
-            ));
-        }
-        Ok(real)
+        self.locate_from(None, path).map(|(file, _)| file)
     }
 
+    /// As `locate`, for an import written in module `importer` (a dependency's module resolves
+    /// its own relative imports inside that dependency).
+    pub(crate) fn locate_from(
+        &self,
+        importer: Option<&str>,
+        path: &str,
+    ) -> Result<(PathBuf, Option<String>), String> {
+        if let Some(lib) = &self.library {
+            if let Some((first, rest)) = path.split_once('/')
+                && let Some(dep) = lib.deps.get(first)
+            {
+                return confined(&dep.root, rest, path, &format!("dependency `{first}`"))
+                    .map(|f| (f, Some(first.to_string())));
+            }
+            if let Some(first) = importer.and_then(|i| i.split_once('/')).map(|(f, _)| f)
+                && let Some(dep) = lib.deps.get(first)
+            {
+                return confined(&dep.root, path, path, &format!("dependency `{first}`"))
+                    .map(|f| (f, Some(first.to_string())));
+            }
+            return match confined(&self.root, path, path, "the runbook's folder") {
+                Ok(f) => Ok((f, None)),
+                Err(why) if why.contains("no file") => {
+                    confined(&lib.root.root, path, path, &format!("library `{}`", lib.root.name))
+                        .map(|f| (f, None))
+                        .map_err(|_| why)
+                }
+                Err(why) => Err(why),
+            };
+        }
+        confined(&self.root, path, path, "the runbook's folder").map(|f| (f, None))
+    }
+}
+
+/// `rel` (an import path without extension) inside `root`, never outside it.
+fn confined(root: &Path, rel_path: &str, path: &str, what: &str) -> Result<PathBuf, String> {
+    let rel = Path::new(rel_path);
+    if rel.is_absolute() || path.starts_with('\\') || path.contains(':') {
+        return Err(format!(
+            "import `{path}`: absolute paths are not allowed; imports are relative to {what} `{}`",
+            root.display()
+        ));
+    }
+    let mut normal = PathBuf::new();
+    for part in rel.components() {
+        match part {
+            Component::Normal(p) => normal.push(p),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !normal.pop() {
+                    return Err(format!(
+                        "import `{path}` leaves {what} `{}`; only files inside it can be imported",
+                        root.display()
+                    ));
+                }
+            }
+            _ => return Err(format!("import `{path}`: not a relative path")),
+        }
+    }
+    let mut file = root.join(&normal);
+    file.set_extension("rhai");
+    let real = file.canonicalize().map_err(|_| format!("import `{path}`: no file `{}`", file.display()))?;
+    let canon_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    if !real.starts_with(&canon_root) {
+        return Err(format!("import `{path}` resolves outside {what} `{}` (through a link)", root.display()));
+    }
+    Ok(real)
+}
+
+impl Resolver {
     fn load(
         &self,
         engine: &rhai::Engine,
+        importer: Option<&str>,
         path: &str,
         pos: Position,
     ) -> Result<SharedModule, Box<EvalAltResult>> {
+        let mut id = path.to_string();
         let source = if let Some((_, src)) = STDLIB.iter().find(|(id, _)| *id == path) {
             (*src).to_string()
         } else if path.starts_with("std/") {
@@ -94,8 +144,16 @@ impl Resolver {
                 EvalAltResult::ErrorRuntime(format!("no stdlib module `{path}`{hint}").into(), pos).into()
             );
         } else {
-            let file =
-                self.locate(path).map_err(|why| Box::new(EvalAltResult::ErrorRuntime(why.into(), pos)))?;
+            let (file, dep) = self
+                .locate_from(importer, path)
+                .map_err(|why| Box::new(EvalAltResult::ErrorRuntime(why.into(), pos)))?;
+            if let (Some(dep), Some(lib)) = (dep, &self.library)
+                && !path.starts_with(&format!("{dep}/"))
+                && lib.deps.contains_key(&dep)
+            {
+                // Module ids name their dependency, so their own imports resolve inside it.
+                id = format!("{dep}/{path}");
+            }
             std::fs::read_to_string(&file).map_err(|e| {
                 Box::new(EvalAltResult::ErrorRuntime(
                     format!("import `{path}`: cannot read `{}`: {e}", file.display()).into(),
@@ -106,9 +164,9 @@ impl Resolver {
         let mut ast = engine
             .compile(&source)
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.into(), e.into(), pos)))?;
-        ast.set_source(path);
+        ast.set_source(id.as_str());
         if let Ok(mut sources) = self.loaded.sources.lock() {
-            sources.insert(path.to_string(), source);
+            sources.insert(id.clone(), source);
         }
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.into(), e, pos)))?;
@@ -123,16 +181,24 @@ impl ModuleResolver for Resolver {
     fn resolve(
         &self,
         engine: &rhai::Engine,
-        _source: Option<&str>,
+        source: Option<&str>,
         path: &str,
         pos: Position,
     ) -> Result<SharedModule, Box<EvalAltResult>> {
-        if let Some(m) = self.cache.lock().ok().and_then(|c| c.get(path).cloned()) {
+        let dep_of = source
+            .and_then(|s| s.split_once('/'))
+            .map(|(f, _)| f)
+            .filter(|f| self.library.as_ref().is_some_and(|l| l.deps.contains_key(*f)));
+        let key = match dep_of {
+            Some(dep) if !path.starts_with("std/") => format!("{dep}:{path}"),
+            _ => path.to_string(),
+        };
+        if let Some(m) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(m);
         }
-        let module = self.load(engine, path, pos)?;
+        let module = self.load(engine, dep_of.and(source), path, pos)?;
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(path.to_string(), module.clone());
+            cache.insert(key, module.clone());
         }
         Ok(module)
     }

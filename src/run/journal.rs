@@ -67,6 +67,38 @@ pub struct RunbookInfo {
     pub path: String,
     /// `sha256:` of the file's content.
     pub hash: String,
+    /// The library the runbook belongs to, if it is in one (journals before libraries have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<LibraryInfo>,
+    /// Every module the runbook imports (directly or through other modules), stdlib included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<ModuleInfo>,
+}
+
+/// Which version of a playbook library a file came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibraryInfo {
+    /// `[library] name`.
+    pub name: String,
+    /// Its version (for a git dependency, the locked tag's).
+    pub version: String,
+    /// The git commit, for git dependencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The library's content hash (`sha256:`).
+    pub hash: String,
+}
+
+/// A module a run imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleInfo {
+    /// The import path (`std/k8s`, `platform/k8s/helpers`).
+    pub id: String,
+    /// `sha256:` of the module's text.
+    pub hash: String,
+    /// The library it came from (none for the stdlib and for files beside a lone runbook).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<LibraryInfo>,
 }
 
 /// One journal event.
@@ -491,6 +523,8 @@ mod tests {
                 version: "0.0.0".into(),
                 path: "x.rhai".into(),
                 hash: "sha256:0".into(),
+                library: None,
+                modules: Vec::new(),
             },
             params: serde_json::json!({}),
             dry_run: false,
@@ -500,6 +534,14 @@ mod tests {
             pid: 1,
             rollbook_version: "0".into(),
         }
+    }
+
+    #[test]
+    fn journals_from_before_libraries_still_read() {
+        let line = r#"{"type":"run_started","run_id":"r","runbook":{"name":"x","version":"0.0.0","path":"x.rhai","hash":"sha256:0"},"params":{},"dry_run":false,"yes":false,"user":"u","host":"h","pid":1,"rollbook_version":"0"}"#;
+        let event: Event = serde_json::from_str(line).unwrap();
+        let Event::RunStarted { runbook, .. } = event else { panic!("run_started") };
+        assert!(runbook.library.is_none() && runbook.modules.is_empty());
     }
 
     #[test]

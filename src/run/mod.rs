@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use journal::{Event, Journal, Record, RunStatus, RunSummary, RunbookInfo};
+pub use journal::{Event, Journal, LibraryInfo, ModuleInfo, Record, RunStatus, RunSummary, RunbookInfo};
 
 /// One entry of a dry-run plan.
 #[derive(Debug, Clone, Serialize)]

@@ -1,0 +1,305 @@
+//! `rollbook lock`, `update`, `list`, and finding a runbook by `<library>/<runbook>` name.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::engine::{Engine, EngineError};
+use crate::library::{self, Mode, Resolved};
+
+use super::{Output, render};
+
+fn here() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+fn manifest_here() -> Result<PathBuf, String> {
+    let dir = here();
+    library::manifest::find(&dir).ok_or_else(|| library::LibraryError::NoManifest(dir).to_string())
+}
+
+fn print_changes(resolved: &Resolved) {
+    if resolved.changes.is_empty() {
+        println!("no changes: every dependency stays where it is");
+    }
+    for c in &resolved.changes {
+        match (&c.from, &c.to) {
+            (None, Some(to)) => println!("locked   {} {to}", c.name),
+            (Some(from), Some(to)) => println!("updated  {} {from} → {to}", c.name),
+            (Some(from), None) => println!("removed  {} {from}", c.name),
+            (None, None) => {}
+        }
+    }
+    if let Some(file) = &resolved.wrote_lock {
+        println!("wrote {}", file.display());
+    }
+}
+
+/// `rollbook lock` and `rollbook update [DEP]`.
+pub fn lock_command(mode: Mode, state_dir: &Path) -> i32 {
+    let manifest = match manifest_here() {
+        Ok(m) => m,
+        Err(why) => return render::invalid(&why),
+    };
+    match library::resolve(&manifest, state_dir, mode) {
+        Ok(resolved) => {
+            print_changes(&resolved);
+            0
+        }
+        Err(e) => render::invalid(&e.to_string()),
+    }
+}
+
+/// Finds the runbook `arg` names: a file; `<library>/<path>` in the library of the current
+/// folder or one of its dependencies; or `BUNDLE#<library>/<path>` inside a bundle made by
+/// `rollbook pack`. Returns the file and its library, resolved.
+pub fn find_runbook(arg: &Path, state_dir: &Path) -> Result<(PathBuf, Option<Arc<Resolved>>), EngineError> {
+    if arg.is_file() {
+        return Ok((arg.to_path_buf(), Engine::library_for(arg, state_dir)?));
+    }
+    let text = arg.to_string_lossy();
+    if let Some((bundle, name)) = text.rsplit_once('#')
+        && Path::new(bundle).is_file()
+    {
+        let resolved = library::bundle::open(Path::new(bundle), state_dir)?;
+        return by_name(&resolved, name).map(|(f, r)| (f, Some(r))).ok_or_else(|| {
+            EngineError::Params(format!(
+                "bundle `{bundle}` has no runbook `{name}`; name it as <library>/<path>, e.g. `{}/…`",
+                resolved.root.name
+            ))
+        });
+    }
+    if arg.extension().is_none()
+        && text.contains('/')
+        && let Some(manifest) = library::manifest::find(&here())
+    {
+        let resolved = library::resolve(&manifest, state_dir, Mode::Run)?;
+        if let Some(found) = by_name(&resolved, &text) {
+            return Ok((found.0, Some(found.1)));
+        }
+        let lib = text.split('/').next().unwrap_or_default();
+        if lib == resolved.root.name || resolved.deps.contains_key(lib) {
+            return Err(EngineError::Params(format!(
+                "library `{lib}` has no runbook `{text}`; see `rollbook list`"
+            )));
+        }
+    }
+    if let Some(rest) = text.strip_prefix(&format!("{}/", library::shipped::NAME))
+        && arg.extension().is_none()
+    {
+        let lib = library::shipped::unpack(state_dir)?;
+        let file = lib.root.join(format!("{rest}.rhai"));
+        if !rest.contains("..") && file.is_file() {
+            let resolved = Resolved {
+                manifest: lib.root.join(library::manifest::MANIFEST),
+                root: lib,
+                deps: Default::default(),
+                changes: Vec::new(),
+                wrote_lock: None,
+            };
+            return Ok((file, Some(Arc::new(resolved))));
+        }
+        return Err(EngineError::Params(format!("rollbook ships no runbook `{rest}`; see `rollbook list`")));
+    }
+    // Not found as a name: loading reports the missing file.
+    Ok((arg.to_path_buf(), None))
+}
+
+/// `<library>/<path>` in `resolved`: the file, and the library scoped to the one holding it.
+fn by_name(resolved: &Resolved, name: &str) -> Option<(PathBuf, Arc<Resolved>)> {
+    let (lib, rest) = name.split_once('/')?;
+    let owner = if lib == resolved.root.name {
+        Some(resolved.root.clone())
+    } else {
+        resolved.deps.get(lib).cloned()
+    }?;
+    let rest = rest.strip_suffix(".rhai").unwrap_or(rest);
+    if !rest.split('/').all(|p| !p.is_empty() && p != ".." && p != ".") {
+        return None;
+    }
+    let file = owner.root.join(format!("{rest}.rhai"));
+    if !file.is_file() {
+        return None;
+    }
+    let mut scoped = resolved.clone();
+    scoped.root = owner;
+    Some((file, Arc::new(scoped)))
+}
+
+/// `rollbook pack [-o FILE]`: the library, its locked dependencies and their hashes in one file.
+pub fn pack_command(out: Option<PathBuf>, state_dir: &Path) -> i32 {
+    let manifest = match manifest_here() {
+        Ok(m) => m,
+        Err(why) => return render::invalid(&why),
+    };
+    let resolved = match library::resolve(&manifest, state_dir, Mode::Run) {
+        Ok(r) => r,
+        Err(e) => return render::invalid(&e.to_string()),
+    };
+    let out =
+        out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.rbk", resolved.root.name, resolved.root.version)));
+    match library::bundle::pack(&resolved, &out) {
+        Ok((libs, files)) => {
+            println!("wrote {} ({libs} libraries, {files} files)", out.display());
+            println!("run from it with: rollbook run '{}#{}/<runbook>'", out.display(), resolved.root.name);
+            0
+        }
+        Err(e) => render::invalid(&e.to_string()),
+    }
+}
+
+/// One runbook, as `rollbook list` shows it.
+#[derive(serde::Serialize)]
+struct Listed {
+    run: String,
+    library: String,
+    library_version: String,
+    name: String,
+    version: String,
+    description: Option<String>,
+    params: Vec<crate::engine::ParamSpec>,
+}
+
+/// `rollbook list`: the runbooks of this library and of its dependencies.
+pub fn list_command(output: Output, state_dir: &Path) -> i32 {
+    let shipped = match library::shipped::unpack(state_dir) {
+        Ok(l) => l,
+        Err(e) => return render::invalid(&e.to_string()),
+    };
+    // Outside a library, the shipped runbooks alone.
+    let resolved = match library::manifest::find(&here()) {
+        Some(manifest) => match library::resolve(&manifest, state_dir, Mode::Run) {
+            Ok(r) => Arc::new(r),
+            Err(e) => return render::invalid(&e.to_string()),
+        },
+        None => Arc::new(Resolved {
+            manifest: shipped.root.join(library::manifest::MANIFEST),
+            root: shipped.clone(),
+            deps: Default::default(),
+            changes: Vec::new(),
+            wrote_lock: None,
+        }),
+    };
+    let engine = Engine::new();
+    let mut listed = Vec::new();
+    let mut libs = vec![(resolved.root.name.clone(), resolved.root.clone())];
+    libs.extend(resolved.deps.iter().map(|(k, l)| (k.clone(), l.clone())));
+    if resolved.root.root != shipped.root && !resolved.deps.contains_key(library::shipped::NAME) {
+        libs.push((library::shipped::NAME.to_string(), shipped));
+    }
+    for (key, lib) in libs {
+        let files = match library::files(&lib.root) {
+            Ok(f) => f,
+            Err(e) => return render::invalid(&e.to_string()),
+        };
+        let mut scoped = (*resolved).clone();
+        scoped.root = lib.clone();
+        let scoped = Arc::new(scoped);
+        for (rel, path) in files {
+            let Some(stem) = rel.strip_suffix(".rhai") else { continue };
+            let Ok(source) = std::fs::read_to_string(&path) else { continue };
+            if !source.contains("RUNBOOK") {
+                continue;
+            }
+            match engine.load_source_with(&path, source, Some(scoped.clone())) {
+                Ok(rb) => listed.push(Listed {
+                    run: format!("{key}/{stem}"),
+                    library: lib.name.clone(),
+                    library_version: lib.version.clone(),
+                    name: rb.meta.name.clone(),
+                    version: rb.meta.version.clone(),
+                    description: rb.meta.description.clone(),
+                    params: rb.meta.params.clone(),
+                }),
+                Err(e) => eprintln!("warning: `{}`: {e}", path.display()),
+            }
+        }
+    }
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&listed).unwrap_or_default()),
+        Output::Text => {
+            for l in &listed {
+                let params: Vec<String> = l
+                    .params
+                    .iter()
+                    .map(|p| if p.default_value.is_some() { format!("[{}]", p.name) } else { p.name.clone() })
+                    .collect();
+                println!("{}  ({} {}, {} {})", l.run, l.name, l.version, l.library, l.library_version);
+                if let Some(d) = &l.description {
+                    println!("    {d}");
+                }
+                if !params.is_empty() {
+                    println!("    params: {}", params.join(", "));
+                }
+            }
+        }
+    }
+    0
+}
+
+/// `rollbook keygen FILE`.
+pub fn keygen_command(file: &Path) -> i32 {
+    match library::sign::keygen(file) {
+        Ok(public) => {
+            println!("wrote {} (secret: keep it safe) and {}.pub", file.display(), file.display());
+            println!("public key: {public}");
+            println!("trust it with: [trust] keys = [\"{public}\"]");
+            0
+        }
+        Err(why) => render::invalid(&why),
+    }
+}
+
+fn load_here() -> Result<library::Manifest, String> {
+    let file = manifest_here()?;
+    library::Manifest::load(&file).map_err(|e| e.to_string())
+}
+
+/// `rollbook sign --key FILE`.
+pub fn sign_command(key: &Path) -> i32 {
+    let manifest = match load_here() {
+        Ok(m) => m,
+        Err(why) => return render::invalid(&why),
+    };
+    match library::sign::sign(&manifest, key) {
+        Ok(sig) => {
+            println!("signed {} {} ({}) with key {}", sig.library, sig.version, sig.hash, sig.key);
+            println!("wrote {}", manifest.root().join(library::sign::SIGFILE).display());
+            0
+        }
+        Err(why) => {
+            render::invalid(&format!("library `{}` (`{}`): {why}", manifest.name, manifest.file.display()))
+        }
+    }
+}
+
+/// `rollbook verify`: this library's signature, then its dependencies (against `[trust] keys`).
+pub fn verify_command(state_dir: &Path) -> i32 {
+    let manifest = match load_here() {
+        Ok(m) => m,
+        Err(why) => return render::invalid(&why),
+    };
+    match library::sign::verify(&manifest.root(), &[]) {
+        Ok(sig) => println!("ok  {} {} signed by {}", sig.library, sig.version, sig.key),
+        Err(why) => {
+            return render::invalid(&format!(
+                "library `{}` (`{}`): {why}",
+                manifest.name,
+                manifest.file.display()
+            ));
+        }
+    }
+    match library::resolve(&manifest.file, state_dir, Mode::Run) {
+        Ok(resolved) => {
+            for (name, dep) in &resolved.deps {
+                let how = if dep.commit.is_some() && !manifest.trust_keys.is_empty() {
+                    "signed by a trusted key"
+                } else {
+                    "matches rollbook.lock"
+                };
+                println!("ok  {name}: {} {} {how}", dep.name, dep.version);
+            }
+            0
+        }
+        Err(e) => render::invalid(&e.to_string()),
+    }
+}
