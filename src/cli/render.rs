@@ -183,6 +183,8 @@ impl Reporter for TextReporter {
                     None => format!("cannot tell ({detail})"),
                 }
             ),
+            // A fleet batch shows as one progress line, not a line per item.
+            Event::ParallelItem { .. } => return,
             Event::Replayed { what } => {
                 format!("  {} {what} (done before the interruption)", style("↷").dim())
             }
@@ -431,6 +433,13 @@ pub fn timeline(path: &Path, read: &JournalRead) {
                     None => "cannot tell",
                 }
             ),
+            Event::ParallelItem { index, ok, error, duration_ms } => {
+                if *ok {
+                    format!("  ∥ item {index} ok ({})", ms(*duration_ms))
+                } else {
+                    format!("  ∥ item {index} failed ({}) {}", ms(*duration_ms), error.as_deref().unwrap_or_default())
+                }
+            }
             Event::Replayed { what } => format!("  ↷ {what} taken from the journal"),
             Event::RunResumed { user, host, forced, .. } => {
                 format!("↻ resumed by {user}@{host}{}", if *forced { " with --force" } else { "" })

@@ -257,9 +257,14 @@ impl Engine {
         engine.set_module_resolver(modules::Resolver::new(root.to_path_buf(), loaded));
 
         let progress_slot = slot.clone();
-        engine.on_progress(move |_ops| {
+        engine.on_progress(move |ops| {
             let session = progress_slot.get()?;
             match session.stop_state() {
+                // A `parallel` item past its `timeout` is stopped alone (checked every 256
+                // operations: reading the clock on every one would cost more than the loop).
+                Stop::Running if ops % 256 == 0 && session::item_deadline().is_some_and(|d| d.passed()) => {
+                    Some(session::ITEM_TIMEOUT.into())
+                }
                 Stop::Running => None,
                 Stop::Cancelled => Some("cancelled".into()),
                 Stop::TimedOut => Some("timeout".into()),

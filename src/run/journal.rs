@@ -181,6 +181,19 @@ pub enum Event {
         /// What the check found, in words.
         detail: String,
     },
+    /// One item of a `parallel` batch ended (journaled per item, never fsynced: it records an
+    /// outcome, not an action about to happen).
+    ParallelItem {
+        /// The item's position in the input array, from 0.
+        index: usize,
+        /// Whether the closure returned a value.
+        ok: bool,
+        /// The error in words, when not ok (`timeout: …` for an item past its `timeout`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// How long the item took.
+        duration_ms: u64,
+    },
     /// A resumed run took a completed stage's or call's journaled value instead of acting.
     Replayed {
         /// `stage <name>`, `call <primitive>` or `approval`.
