@@ -27,19 +27,26 @@ SIM_PID=
 cleanup() { [[ -n "$SIM_PID" ]] && kill "$SIM_PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-# median of numbers on stdin
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-ms() { awk -v s="$1" 'BEGIN {printf "%.1f", s*1000}'; }
-# time_runs N CMD...: median wall seconds of N runs of CMD (output discarded, failure fatal)
-time_runs() {
-  local n=$1; shift
-  for _ in $(seq "$n"); do
-    local t0; t0=$(now)
-    "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; "$@" >&2 || true; exit 1; }
-    awk -v a="$t0" -v b="$(now)" 'BEGIN {print b-a}'
-  done | median
+# bench N NAME CMD...: median wall seconds of N runs of CMD. CMD is run directly (no shell in
+# between) by hyperfine when it is installed, else timed here; a failing run stops the script.
+bench() {
+  local n=$1 name=$2; shift 2
+  if command -v hyperfine >/dev/null; then
+    hyperfine -N --style none --warmup 1 --runs "$n" --export-json "$WORK/$name.json" -- "$(printf '%q ' "$@")" \
+      >/dev/null 2>"$WORK/$name.err" || { cat "$WORK/$name.err" >&2; "$@" >&2 || true; exit 1; }
+    jq '.results[0].median' "$WORK/$name.json"
+  else
+    for _ in $(seq "$n"); do
+      local t0; t0=$(date +%s.%N)
+      "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; "$@" >&2 || true; exit 1; }
+      awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {print b-a}'
+    done | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
+  fi
 }
+ms() { awk -v s="$1" 'BEGIN {printf "%.1f", s*1000}'; }
+# script NAME BODY: a small bash script under $WORK/bin, for the cases that need a pipe or a loop.
+mkdir -p "$WORK/bin"
+script() { printf '#!/usr/bin/env bash\nset -euo pipefail\n%s\n' "$2" >"$WORK/bin/$1"; chmod +x "$WORK/bin/$1"; echo "$WORK/bin/$1"; }
 
 # The world: NS namespaces × PER Deployments, each with two revisions (undo flips between them).
 SCENARIO=$WORK/fleet.toml
@@ -65,56 +72,45 @@ export ROLLBOOK_STATE_DIR=$WORK/state
 KC=("$KUBECTL" --kubeconfig "$KUBECONFIG")
 RB=("$ROLLBOOK" run --yes --kubeconfig "$KUBECONFIG" --state-dir "$WORK/state")
 
-# 1. One undo: fresh kubectl cache dir every time (discovery included, as on a new machine).
-one_kubectl() { "${KC[@]}" --cache-dir "$(mktemp -d -p "$WORK")" rollout undo deployment/web0 -n ns0; }
-one_rollbook() { "${RB[@]}" bench/one-undo.rhai -p namespace=ns0 -p deployment=web0; }
-one_kubectl >/dev/null 2>&1; one_rollbook >/dev/null 2>&1 # warm the page cache
-T1_KC=$(time_runs "$RUNS" one_kubectl)
-T1_RB=$(time_runs "$RUNS" one_rollbook)
+# 1. One undo: a fresh kubectl cache dir every time (discovery included, as on a new machine).
+ONE_KC=$(script one-kubectl "exec \"$KUBECTL\" --kubeconfig \"$KUBECONFIG\" --cache-dir \"\$(mktemp -d -p \"$WORK\")\" rollout undo deployment/web0 -n ns0")
+T1_KC=$(bench "$RUNS" one-kubectl "$ONE_KC")
+T1_RB=$(bench "$RUNS" one-rollbook "${RB[@]}" bench/one-undo.rhai -p namespace=ns0 -p deployment=web0)
 
 # 2. The fleet. kubectl gets a shared, warm discovery cache (kinder to kubectl than a fresh one).
 CACHE=$WORK/kube-cache
 "${KC[@]}" --cache-dir "$CACHE" api-resources >/dev/null
 for n in $(seq 0 $((NS - 1))); do for d in $(seq 0 $((PER - 1))); do echo "ns$n web$d"; done; done >"$WORK/targets"
-targets() { cat "$WORK/targets"; }
-fleet_seq_sample() {
-  head -n "$SEQ_SAMPLE" "$WORK/targets" | while read -r ns d; do
-    "${KC[@]}" --cache-dir "$CACHE" rollout undo "deployment/$d" -n "$ns" >/dev/null
-  done
-}
-fleet_xargs() {
-  targets | xargs -P "$CONC" -L 1 sh -c '"$0" --kubeconfig "$1" --cache-dir "$2" rollout undo "deployment/$4" -n "$3" >/dev/null' \
-    "$KUBECTL" "$KUBECONFIG" "$CACHE"
-}
-fleet_rollbook() {
-  "${RB[@]}" bench/fleet-undo.rhai -p namespaces=$NS -p per_namespace=$PER -p concurrency=$CONC
-}
+SEQ=$(script fleet-seq "head -n $SEQ_SAMPLE \"$WORK/targets\" | while read -r ns d; do
+  \"$KUBECTL\" --kubeconfig \"$KUBECONFIG\" --cache-dir \"$CACHE\" rollout undo \"deployment/\$d\" -n \"\$ns\" >/dev/null
+done")
+XARGS=$(script fleet-xargs "xargs -P $CONC -L 1 sh -c '\"\$0\" --kubeconfig \"\$1\" --cache-dir \"\$2\" rollout undo \"deployment/\$4\" -n \"\$3\" >/dev/null' \\
+  \"$KUBECTL\" \"$KUBECONFIG\" \"$CACHE\" <\"$WORK/targets\"")
+FLEET=("${RB[@]}" bench/fleet-undo.rhai -p namespaces=$NS -p per_namespace=$PER -p concurrency=$CONC)
 FLEET_RUNS=$(( RUNS < 5 ? RUNS : 5 ))
-T2_RB=$(time_runs "$FLEET_RUNS" fleet_rollbook)
-T2_SAMPLE=$(time_runs 1 fleet_seq_sample)
+T2_RB=$(bench "$FLEET_RUNS" fleet-rollbook "${FLEET[@]}")
+T2_SAMPLE=$(bench 1 fleet-seq "$SEQ")
 T2_SEQ=$(awk -v s="$T2_SAMPLE" -v n="$SEQ_SAMPLE" -v t="$TOTAL" 'BEGIN {print s/n*t}')
-T2_XARGS=$(time_runs 1 fleet_xargs)
+T2_XARGS=$(bench 1 fleet-xargs "$XARGS")
 # Floor: every undo is 3 requests (GET deployment, LIST replicasets, PATCH), each ≥ latency.
 FLOOR=$(awk -v t="$TOTAL" -v l="$LATENCY_MS" -v c="$CONC" 'BEGIN {print t*3*l/1000/c}')
 
 # 3. Health probes.
-T3_RB=$(time_runs "$FLEET_RUNS" "${RB[@]}" bench/fleet-probe.rhai -p "health_base=$HEALTH_BASE" \
+T3_RB=$(bench "$FLEET_RUNS" fleet-probe "${RB[@]}" bench/fleet-probe.rhai -p "health_base=$HEALTH_BASE" \
   -p namespaces=$NS -p per_namespace=$PER -p concurrency=$CONC)
 FLOOR3=$(awk -v t="$TOTAL" -v l="$LATENCY_MS" -v c="$CONC" 'BEGIN {print t*l/1000/c}')
 
 # 4. Cold start.
-T4_VERSION=$(time_runs $((RUNS * 4)) "$ROLLBOOK" --version)
+T4_VERSION=$(bench $((RUNS * 4)) version "$ROLLBOOK" --version)
 mkdir -p "$WORK/check"
 for i in $(seq "$CHECKS"); do cp runbooks/k8s-rollout-undo.rhai "$WORK/check/r$i.rhai"; done
-T4_CHECK=$(time_runs "$RUNS" "$ROLLBOOK" check "$WORK"/check/*.rhai)
+T4_CHECK=$(bench "$RUNS" check "$ROLLBOOK" check "$WORK"/check/*.rhai)
 
 # 5. Peak RSS of the fleet run.
-/usr/bin/time -v "${RB[@]}" bench/fleet-undo.rhai -p namespaces=$NS -p per_namespace=$PER \
-  -p concurrency=$CONC >/dev/null 2>"$WORK/time.txt" || { cat "$WORK/time.txt" >&2; exit 1; }
+/usr/bin/time -v "${FLEET[@]}" >/dev/null 2>"$WORK/time.txt" || { cat "$WORK/time.txt" >&2; exit 1; }
 RSS_KB=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time.txt")
 RSS_MB=$(awk -v k="$RSS_KB" 'BEGIN {printf "%.1f", k/1024}')
 
-REQS=$(grep -c . "$WORK/sim.err" || true)
 verdict() { if awk "BEGIN {exit !($1)}"; then echo met; else echo "NOT met"; fi; }
 cat <<TABLE
 | # | measurement | rollbook | kubectl | target | result |
