@@ -192,9 +192,9 @@ pub struct RunReport {
 pub struct Engine {
     primitives: BTreeMap<String, Arc<dyn DynPrimitive>>,
     limits: Limits,
-    /// Built on the first run, not before: loading the TLS roots is most of the start-up time
+    /// Built on first use, not before: loading the TLS roots is most of the start-up time
     /// of `rollbook check` and `docs`, which never send a request.
-    http: std::sync::OnceLock<reqwest::Client>,
+    http: crate::providers::LazyHttp,
 }
 
 impl Default for Engine {
@@ -218,7 +218,7 @@ impl Engine {
         Engine {
             primitives: BTreeMap::new(),
             limits: Limits::default(),
-            http: std::sync::OnceLock::new(),
+            http: crate::providers::LazyHttp::default(),
         }
     }
 
@@ -420,7 +420,7 @@ impl Engine {
             EngineError::StateDir(format!("cannot write a journal in `{}`: {e}", opts.state_dir.display()))
         })?;
         let cx = CallCx {
-            http: self.http.get_or_init(crate::providers::default_http_client).clone(),
+            http: self.http.clone(),
             cancel: CancellationToken::new(),
             progress: opts.reporter.progress(),
             url_rewrites: Arc::new(opts.url_rewrites.clone()),
