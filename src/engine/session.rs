@@ -69,6 +69,10 @@ pub(crate) struct Session {
     pub reporter: Arc<dyn Reporter>,
     pub timeout: Option<Duration>,
     journal: Mutex<Journal>,
+    /// fsyncs the journal for every thread (group commit); an error keeps the run from acting.
+    syncer: Result<crate::run::journal::JournalSync, String>,
+    /// The newest sequence number written to the journal.
+    written: AtomicU64,
     cx: Mutex<CallCx>,
     stop: AtomicU8,
     pub plan: Mutex<Vec<PlanEntry>>,
@@ -107,6 +111,8 @@ impl Session {
             rt: tokio::runtime::Handle::current(),
             reporter,
             timeout,
+            syncer: journal.syncer().map_err(|e| format!("cannot fsync the journal: {e}")),
+            written: AtomicU64::new(0),
             journal: Mutex::new(journal),
             cx: Mutex::new(cx),
             stop: AtomicU8::new(Stop::Running as u8),
@@ -123,12 +129,25 @@ impl Session {
         }
     }
 
-    /// Journals an event (flushed; fsynced when write-ahead), then shows it.
+    /// Journals an event (flushed; fsynced when write-ahead, before this returns), then shows it.
+    /// The fsync happens outside the journal's lock, so the calls of a `parallel` batch share
+    /// fsyncs (group commit) instead of queueing one each behind the lock.
     pub fn record(&self, event: Event) -> Result<(), String> {
-        let result = match self.journal.lock() {
-            Ok(mut j) => j.write(event.clone()).map_err(|e| format!("cannot write the journal: {e}")),
+        let written = match self.journal.lock() {
+            Ok(mut j) => j.write_unsynced(event.clone()).map_err(|e| format!("cannot write the journal: {e}")),
             Err(_) => Err("the journal is unavailable".to_string()),
         };
+        let result = written.and_then(|(seq, write_ahead)| {
+            self.written.fetch_max(seq, Ordering::SeqCst);
+            if !write_ahead {
+                return Ok(());
+            }
+            match &self.syncer {
+                Ok(sync) => sync.sync_to(seq, &self.written),
+                Err(why) => Err(std::io::Error::other(why.clone())),
+            }
+            .map_err(|e| format!("cannot write the journal: {e}"))
+        });
         self.reporter.event(&event);
         result
     }
