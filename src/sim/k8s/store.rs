@@ -249,11 +249,21 @@ impl Store {
 
     /// Objects of one kind in a context (and namespace, when given), in key order.
     pub fn list(&self, ctx: &str, kind: Kind, ns: Option<&str>) -> Vec<(Key, Value)> {
+        self.iter_of(ctx, kind, ns).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// [`Store::list`] without copying: a key range (keys sort by context, kind, namespace),
+    /// so a fleet of thousands of objects is not scanned whole for one namespace.
+    pub fn iter_of<'a>(
+        &'a self,
+        ctx: &'a str,
+        kind: Kind,
+        ns: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+        let start = Key::new(ctx, kind, ns.unwrap_or(""), "");
         self.objects
-            .iter()
-            .filter(|(k, _)| k.ctx == ctx && k.kind == kind && ns.is_none_or(|n| k.ns == n))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+            .range(start..)
+            .take_while(move |(k, _)| k.ctx == ctx && k.kind == kind && ns.is_none_or(|n| k.ns == n))
     }
 }
 
