@@ -437,7 +437,11 @@ pub fn timeline(path: &Path, read: &JournalRead) {
                 if *ok {
                     format!("  ∥ item {index} ok ({})", ms(*duration_ms))
                 } else {
-                    format!("  ∥ item {index} failed ({}) {}", ms(*duration_ms), error.as_deref().unwrap_or_default())
+                    format!(
+                        "  ∥ item {index} failed ({}) {}",
+                        ms(*duration_ms),
+                        error.as_deref().unwrap_or_default()
+                    )
                 }
             }
             Event::Replayed { what } => format!("  ↷ {what} taken from the journal"),

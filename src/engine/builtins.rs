@@ -468,7 +468,9 @@ fn parallel(
                         }
                         let item = items[i].clone();
                         let started = clock.now();
-                        let own = opts.timeout.map(|t| ItemDeadline { clock: clock.clone(), at: started + t.get() });
+                        let own = opts
+                            .timeout
+                            .map(|t| ItemDeadline { clock: clock.clone(), at: started + t.get() });
                         let deadline = match (own, outer.clone()) {
                             (Some(a), Some(b)) => Some(if a.at <= b.at { a } else { b }),
                             (a, b) => a.or(b),
@@ -501,7 +503,8 @@ fn parallel(
                         };
                         let failed = outcome.is_err();
                         let error = outcome.as_ref().err().map(|e| {
-                            let kind = e.read_lock::<Map>().and_then(|m| m.get("kind").map(|k| k.to_string()));
+                            let kind =
+                                e.read_lock::<Map>().and_then(|m| m.get("kind").map(|k| k.to_string()));
                             let message = e
                                 .read_lock::<Map>()
                                 .and_then(|m| m.get("message").map(|k| k.to_string()))
@@ -511,7 +514,8 @@ fn parallel(
                                 _ => message,
                             }
                         });
-                        let journaled = s.record(Event::ParallelItem { index: i, ok: !failed, error, duration_ms });
+                        let journaled =
+                            s.record(Event::ParallelItem { index: i, ok: !failed, error, duration_ms });
                         if let Err(why) = journaled {
                             stop_all.store(true, Ordering::SeqCst);
                             if let Ok(mut f) = fatal.lock() {

@@ -134,7 +134,9 @@ impl Session {
     /// fsyncs (group commit) instead of queueing one each behind the lock.
     pub fn record(&self, event: Event) -> Result<(), String> {
         let written = match self.journal.lock() {
-            Ok(mut j) => j.write_unsynced(event.clone()).map_err(|e| format!("cannot write the journal: {e}")),
+            Ok(mut j) => {
+                j.write_unsynced(event.clone()).map_err(|e| format!("cannot write the journal: {e}"))
+            }
             Err(_) => Err("the journal is unavailable".to_string()),
         };
         let result = written.and_then(|(seq, write_ahead)| {
