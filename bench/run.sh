@@ -32,7 +32,7 @@ trap cleanup EXIT
 bench() {
   local n=$1 name=$2; shift 2
   if command -v hyperfine >/dev/null; then
-    hyperfine -N --style none --warmup 1 --runs "$n" --export-json "$WORK/$name.json" -- "$(printf '%q ' "$@")" \
+    hyperfine -N --style none --warmup $(( n > 1 ? 1 : 0 )) --runs "$n" --export-json "$WORK/$name.json" -- "$(printf '%q ' "$@")" \
       >/dev/null 2>"$WORK/$name.err" || { cat "$WORK/$name.err" >&2; "$@" >&2 || true; exit 1; }
     jq '.results[0].median' "$WORK/$name.json"
   else
@@ -63,7 +63,7 @@ SCENARIO=$WORK/fleet.toml
 
 "$ROLLBOOK" sim serve "$SCENARIO" --kubeconfig "$WORK/kubeconfig" >"$WORK/sim.json" 2>"$WORK/sim.err" &
 SIM_PID=$!
-for _ in $(seq 100); do [[ -s "$WORK/sim.json" ]] && break; sleep 0.05; done
+for _ in $(seq 2400); do [[ -s "$WORK/sim.json" ]] && break; sleep 0.05; done
 [[ -s "$WORK/sim.json" ]] || { cat "$WORK/sim.err" >&2; exit 1; }
 HEALTH_BASE=$(sed -n 's/.*"health_base": *"\([^"]*\)".*/\1/p' "$WORK/sim.json")
 export KUBECONFIG=$WORK/kubeconfig

@@ -659,23 +659,20 @@ pub fn tick_of(store: &mut Store, instant: bool, only: Option<&Key>) -> bool {
         }
         None => store.objects.keys().filter(|k| k.kind == Kind::ReplicaSet).cloned().collect(),
     };
+    // A quiet world stays quiet: nothing changed since the last tick that changed nothing, and
+    // no pod is still becoming ready (the fleet's idle ticks would otherwise hold the lock).
+    if only.is_none()
+        && store.quiet_rv == Some(store.rv)
+        && keys.iter().all(|k| store.objects.get(k).is_none_or(settled))
+    {
+        return false;
+    }
     for key in &keys {
         let Some(rs) = store.objects.get(key) else {
             continue;
         };
         // Settled ReplicaSets (the whole fleet, most of the time) are skipped without a copy.
-        let settled = {
-            let spec = int_at(rs, "/spec/replicas");
-            let have = int_at(rs, "/status/replicas");
-            let ready = int_at(rs, "/status/readyReplicas");
-            rs.pointer("/status/replicas").is_some()
-                && have == spec
-                && ready == have
-                && int_at(rs, "/status/observedGeneration") == int_at(rs, "/metadata/generation")
-                && int_at(rs, "/status/availableReplicas") == ready
-                && int_at(rs, "/status/fullyLabeledReplicas") == have
-        };
-        if settled {
+        if settled(rs) {
             continue;
         }
         let mut rs = rs.clone();
@@ -720,7 +717,23 @@ pub fn tick_of(store: &mut Store, instant: bool, only: Option<&Key>) -> bool {
     for key in &deployments {
         sync_deployment(store, key);
     }
+    if only.is_none() {
+        store.quiet_rv = (store.rv == rv_before).then_some(store.rv);
+    }
     store.rv != rv_before
+}
+
+/// Whether a ReplicaSet's status already says what a tick would write.
+fn settled(rs: &Value) -> bool {
+    let spec = int_at(rs, "/spec/replicas");
+    let have = int_at(rs, "/status/replicas");
+    let ready = int_at(rs, "/status/readyReplicas");
+    rs.pointer("/status/replicas").is_some()
+        && have == spec
+        && ready == have
+        && int_at(rs, "/status/observedGeneration") == int_at(rs, "/metadata/generation")
+        && int_at(rs, "/status/availableReplicas") == ready
+        && int_at(rs, "/status/fullyLabeledReplicas") == have
 }
 
 #[cfg(test)]

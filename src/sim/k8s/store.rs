@@ -119,6 +119,9 @@ pub struct Store {
     pub events: VecDeque<(String, Value)>,
     /// Ticks a pod takes to become ready.
     pub rollout_steps: u32,
+    /// The resourceVersion after the last whole-world tick that changed nothing: while nothing
+    /// changed since and every ReplicaSet is settled, the next tick has nothing to do.
+    pub quiet_rv: Option<u64>,
     uid_seq: u64,
 }
 
@@ -137,6 +140,7 @@ impl Store {
             pod_age: BTreeMap::new(),
             clock: None,
             rollout_steps: rollout_steps.max(1),
+            quiet_rv: None,
             uid_seq: 0,
         }
     }
