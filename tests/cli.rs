@@ -35,6 +35,19 @@ fn check_names_a_misspelled_key_and_suggests_the_valid_one() {
     assert!(err.contains("unknown primitive `health::probe`"), "{err}");
     assert!(err.contains("unknown function `stge`") && err.contains("did you mean `stage`?"), "{err}");
 
+    let par = write(
+        dir.path(),
+        "par.rhai",
+        "parallel([1, 2], |i| i, #{ concurrency: 2, timeout: \"5s\", fail_fats: true });\n",
+    );
+    let out = rollbook(&["check", par.to_str().expect("utf-8")]);
+    let (_, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`parallel` has no key `fail_fats`") && err.contains("did you mean `fail_fast`?"),
+        "{err}"
+    );
+
     let ns = write(dir.path(), "ns.rhai", "helth::http(#{ url: \"x\" });\n");
     let out = rollbook(&["check", ns.to_str().expect("utf-8")]);
     let (_, err) = texts(&out);

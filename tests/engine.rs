@@ -153,6 +153,72 @@ parallel(items, |i| test::mutate(#{ name: `n${i}`, delay_ms: 60, fail: i == 5 })
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn parallel_times_out_one_item_without_stopping_the_others() {
+    let f = fixture();
+    // Item 1 blocks in a primitive, item 3 spins in script code: both are stopped by their
+    // timeout, the others finish, and the run goes on after the batch.
+    let script = r#"
+let r = parallel([0, 1, 2, 3, 4], |i| {
+    if i == 1 { test::mutate(#{ name: "slow", delay_ms: 60000 }); }
+    if i == 3 { loop { } }
+    test::mutate(#{ name: `n${i}` })
+}, #{ concurrency: 5, timeout: "300ms" });
+test::mutate(#{ name: "after" });
+r
+"#;
+    let started = Instant::now();
+    let report = f.run(script, |_| {}).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert!(started.elapsed() < Duration::from_secs(30), "the stuck items were stopped");
+    let results = report.value.clone().expect("value").as_array().expect("array").clone();
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["item"], i, "input order");
+        if i == 1 || i == 3 {
+            assert_eq!(r["ok"], false, "{r}");
+            assert_eq!(r["error"]["kind"], "timeout", "{r}");
+            assert!(r["error"]["message"].as_str().unwrap_or("").contains("300ms"), "{r}");
+        } else {
+            assert_eq!(r["ok"], true, "{r}");
+        }
+    }
+    assert!(f.calls().contains(&"after".to_string()), "the run went on: {:?}", f.calls());
+    // One journal event per item, with its index, outcome and duration.
+    let mut items: Vec<(usize, bool)> = events(&report)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::ParallelItem { index, ok, .. } => Some((index, ok)),
+            _ => None,
+        })
+        .collect();
+    items.sort();
+    assert_eq!(items, vec![(0, true), (1, false), (2, true), (3, false), (4, true)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_fail_fast_skips_the_rest_and_otherwise_collects_every_failure() {
+    let f = fixture();
+    let script = r#"
+let items = [];
+for i in 0..20 { items.push(i); }
+parallel(items, |i| test::mutate(#{ name: `n${i}`, fail: i == 0 || i == 7 }), #{ concurrency: 1, fail_fast: FF })
+"#;
+    let report = f.run(&script.replace("FF", "true"), |_| {}).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    let results = report.value.expect("value").as_array().expect("array").clone();
+    assert_eq!(results[0]["error"]["kind"], "conflict");
+    assert!(results[1..].iter().all(|r| r["ok"] == false), "the rest were skipped");
+    assert!(results[5]["error"].as_str().unwrap_or("").contains("skipped"), "{}", results[5]);
+    assert!(f.calls().is_empty(), "nothing after the (unrecorded) failure was sent: {:?}", f.calls());
+
+    let f = fixture();
+    let report = f.run(&script.replace("FF", "false"), |_| {}).await;
+    let results = report.value.expect("value").as_array().expect("array").clone();
+    let failed: Vec<usize> = (0..20).filter(|i| results[*i]["ok"] == false).collect();
+    assert_eq!(failed, vec![0, 7], "failures collected, the others done");
+    assert_eq!(f.calls().len(), 18, "every other item ran");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn endless_loops_and_recursion_are_stopped_with_a_clear_message() {
     let mut f = fixture();
     f.engine.limits_mut().max_operations = 200_000;

@@ -217,6 +217,8 @@ impl Reporter for TextReporter {
             Event::Refused { primitive, reason, .. } => {
                 format!("  {} {primitive} refused: {reason}", style("⊘").red())
             }
+            // A fleet batch shows as one progress line, not a line per item.
+            Event::ParallelItem { .. } => return,
             Event::Replayed { what } => {
                 format!("  {} {what} (done before the interruption)", style("↷").dim())
             }
@@ -483,6 +485,17 @@ pub fn timeline(path: &Path, read: &JournalRead) {
             ),
             Event::Refused { primitive, target, by, reason } => {
                 format!("  ⊘ {primitive} {} refused by {by}: {reason}", target.as_deref().unwrap_or(""))
+            }
+            Event::ParallelItem { index, ok, error, duration_ms } => {
+                if *ok {
+                    format!("  ∥ item {index} ok ({})", ms(*duration_ms))
+                } else {
+                    format!(
+                        "  ∥ item {index} failed ({}) {}",
+                        ms(*duration_ms),
+                        error.as_deref().unwrap_or_default()
+                    )
+                }
             }
             Event::Replayed { what } => format!("  ↷ {what} taken from the journal"),
             Event::RunResumed { user, host, forced, .. } => {

@@ -280,6 +280,9 @@ struct ParallelOpts {
     concurrency: usize,
     #[serde(default)]
     fail_fast: bool,
+    /// Each item's time limit; an item past it is `ok: false` with a `timeout` error.
+    #[serde(default)]
+    timeout: Option<Dur>,
 }
 
 fn five_minutes() -> Dur {
@@ -364,6 +367,55 @@ fn retry(s: &Arc<Session>, ctx: &NativeCallContext, opts: Map, body: FnPtr) -> R
     }
 }
 
+/// One finished item of a `parallel` batch, as the script sees it.
+fn item_entry(item: Dynamic, outcome: Result<Dynamic, Dynamic>) -> Dynamic {
+    let mut entry = Map::new();
+    entry.insert("item".into(), item);
+    let (ok, value, error) = match outcome {
+        Ok(value) => (true, value, Dynamic::UNIT),
+        Err(error) => (false, Dynamic::UNIT, error),
+    };
+    entry.insert("ok".into(), ok.into());
+    entry.insert("value".into(), value);
+    entry.insert("error".into(), error);
+    entry.into()
+}
+
+/// The error of an item stopped by its `timeout`.
+fn timeout_error(index: usize, limit: Dur) -> Dynamic {
+    let err = PrimitiveError::new(ErrorKind::Timeout, format!("item {index} did not finish within {limit}"));
+    error_value(&throw(&err, Position::NONE))
+}
+
+/// Progress of a batch, shown at most every [`PROGRESS_EVERY`] (a fleet of 1,000 items must not
+/// redraw 1,000 times).
+struct BatchProgress {
+    total: usize,
+    done: AtomicUsize,
+    failed: AtomicUsize,
+    running: AtomicUsize,
+    last: Mutex<Option<Instant>>,
+}
+
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+impl BatchProgress {
+    fn show(&self, progress: &dyn crate::providers::Progress, force: bool) {
+        let Ok(mut last) = self.last.try_lock() else { return };
+        if !force && last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        progress.waiting(&format!(
+            "parallel: {}/{} done, {} failed, {} running",
+            self.done.load(Ordering::Relaxed),
+            self.total,
+            self.failed.load(Ordering::Relaxed),
+            self.running.load(Ordering::Relaxed),
+        ));
+    }
+}
+
 fn parallel(
     s: &Arc<Session>,
     ctx: &NativeCallContext,
@@ -371,6 +423,7 @@ fn parallel(
     body: FnPtr,
     opts: Map,
 ) -> RhaiResult<Array> {
+    use super::session::{ItemDeadline, item_deadline, set_item_deadline};
     let pos = ctx.call_position();
     let opts: ParallelOpts = decode_opts("parallel", opts, pos)?;
     if opts.concurrency == 0 {
@@ -381,15 +434,24 @@ fn parallel(
         return Ok(Array::new());
     }
     let engine = ctx.engine();
+    // Compiled once per batch, not per item: every item calls the closure on this one AST.
     let ast = s.deferred_ast();
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Dynamic>>> = Mutex::new(vec![None; n]);
     let fatal: Mutex<Option<Box<EvalAltResult>>> = Mutex::new(None);
     let stop_all = std::sync::atomic::AtomicBool::new(false);
     let workers = opts.concurrency.min(n);
-    let progress = s.cx().progress;
-    let done = AtomicUsize::new(0);
-    let failed = AtomicUsize::new(0);
+    let cx = s.cx();
+    let clock = cx.clock.clone();
+    // An item inside an outer item's time keeps the outer deadline too.
+    let outer = item_deadline();
+    let batch = BatchProgress {
+        total: n,
+        done: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        running: AtomicUsize::new(0),
+        last: Mutex::new(None),
+    };
     let spawn_error = std::thread::scope(|scope| {
         for w in 0..workers {
             let spawned = std::thread::Builder::new()
@@ -405,41 +467,73 @@ fn parallel(
                             break;
                         }
                         let item = items[i].clone();
+                        let started = clock.now();
+                        let own = opts
+                            .timeout
+                            .map(|t| ItemDeadline { clock: clock.clone(), at: started + t.get() });
+                        let deadline = match (own, outer.clone()) {
+                            (Some(a), Some(b)) => Some(if a.at <= b.at { a } else { b }),
+                            (a, b) => a.or(b),
+                        };
+                        set_item_deadline(deadline.clone());
+                        batch.running.fetch_add(1, Ordering::Relaxed);
                         let outcome = body.call::<Dynamic>(engine, &ast, (item.clone(),));
-                        let mut entry = Map::new();
-                        entry.insert("item".into(), item);
-                        match outcome {
-                            Ok(value) => {
-                                entry.insert("ok".into(), true.into());
-                                entry.insert("value".into(), value);
-                                entry.insert("error".into(), Dynamic::UNIT);
-                            }
-                            Err(e) if e.is_catchable() => {
-                                failed.fetch_add(1, Ordering::SeqCst);
-                                entry.insert("ok".into(), false.into());
-                                entry.insert("value".into(), Dynamic::UNIT);
-                                entry.insert("error".into(), error_value(&e));
-                                if opts.fail_fast {
-                                    stop_all.store(true, Ordering::SeqCst);
-                                }
-                            }
-                            Err(e) => {
+                        batch.running.fetch_sub(1, Ordering::Relaxed);
+                        set_item_deadline(outer.clone());
+                        let duration_ms = clock.now().saturating_sub(started).as_millis() as u64;
+                        let out_of_time = deadline.as_ref().is_some_and(|d| d.passed());
+                        let outcome = match outcome {
+                            // The run itself was stopped (timeout, Ctrl-C, limits): not this item's failure.
+                            Err(e) if !e.is_catchable() && !is_item_timeout(&e, s) => {
                                 stop_all.store(true, Ordering::SeqCst);
                                 if let Ok(mut f) = fatal.lock() {
                                     f.get_or_insert(e);
                                 }
                                 break;
                             }
+                            // Past its deadline, however the closure ended (even if it caught the timeout).
+                            _ if out_of_time => {
+                                Err(timeout_error(i, opts.timeout.unwrap_or(Dur(Duration::ZERO))))
+                            }
+                            Err(e) if is_item_timeout(&e, s) => {
+                                Err(timeout_error(i, opts.timeout.unwrap_or(Dur(Duration::ZERO))))
+                            }
+                            Ok(value) => Ok(value),
+                            Err(e) => Err(error_value(&e)),
+                        };
+                        let failed = outcome.is_err();
+                        let error = outcome.as_ref().err().map(|e| {
+                            let kind =
+                                e.read_lock::<Map>().and_then(|m| m.get("kind").map(|k| k.to_string()));
+                            let message = e
+                                .read_lock::<Map>()
+                                .and_then(|m| m.get("message").map(|k| k.to_string()))
+                                .unwrap_or_else(|| e.to_string());
+                            match kind {
+                                Some(k) if !k.is_empty() => format!("{k}: {message}"),
+                                _ => message,
+                            }
+                        });
+                        let journaled =
+                            s.record(Event::ParallelItem { index: i, ok: !failed, error, duration_ms });
+                        if let Err(why) = journaled {
+                            stop_all.store(true, Ordering::SeqCst);
+                            if let Ok(mut f) = fatal.lock() {
+                                f.get_or_insert(journal_err(why, pos));
+                            }
+                            break;
+                        }
+                        if failed {
+                            batch.failed.fetch_add(1, Ordering::Relaxed);
+                            if opts.fail_fast {
+                                stop_all.store(true, Ordering::SeqCst);
+                            }
                         }
                         if let Ok(mut r) = results.lock() {
-                            r[i] = Some(entry.into());
+                            r[i] = Some(item_entry(item, outcome));
                         }
-                        let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
-                        progress.waiting(&format!(
-                            "parallel: {finished}/{n} done, {} failed, {} running",
-                            failed.load(Ordering::SeqCst),
-                            workers.min(n - finished.min(n))
-                        ));
+                        batch.done.fetch_add(1, Ordering::Relaxed);
+                        batch.show(cx.progress.as_ref(), false);
                     }
                 });
             if let Err(e) = spawned {
@@ -449,7 +543,7 @@ fn parallel(
         }
         None
     });
-    progress.done_waiting();
+    cx.progress.done_waiting();
     if let Some(why) = spawn_error {
         return Err(throw(&PrimitiveError::invalid(format!("parallel: cannot start a worker: {why}")), pos));
     }
@@ -461,15 +555,21 @@ fn parallel(
         .into_iter()
         .zip(items)
         .map(|(r, item)| {
+            // Not started because fail_fast stopped the batch.
             r.unwrap_or_else(|| {
-                // Not started because fail_fast stopped the batch.
-                let mut entry = Map::new();
-                entry.insert("item".into(), item);
-                entry.insert("ok".into(), false.into());
-                entry.insert("value".into(), Dynamic::UNIT);
-                entry.insert("error".into(), "skipped: an earlier item failed and fail_fast is set".into());
-                entry.into()
+                item_entry(item, Err("skipped: an earlier item failed and fail_fast is set".into()))
             })
         })
         .collect())
+}
+
+/// Whether `e` is an item's own timeout (and not the whole run being stopped).
+fn is_item_timeout(e: &EvalAltResult, s: &Session) -> bool {
+    use super::session::{ITEM_TIMEOUT, Stop};
+    match e.unwrap_inner() {
+        EvalAltResult::ErrorTerminated(reason, _) => {
+            s.stop_state() == Stop::Running && reason.to_string() == ITEM_TIMEOUT
+        }
+        _ => false,
+    }
 }

@@ -136,6 +136,31 @@ fn tokenize(src: &str) -> Vec<Token> {
 }
 
 /// The top-level keys of the literal map starting at `tokens[start]` (a `#{`), with positions.
+/// Where the `n`th (from 0) argument of the call whose `(` is at `open` starts.
+fn nth_argument(tokens: &[Token], open: usize, n: usize) -> Option<usize> {
+    let mut depth = 0i32;
+    let mut seen = 0;
+    for (i, t) in tokens.iter().enumerate().skip(open) {
+        match &t.tok {
+            Tok::Punct("#{") | Tok::Punct("{") | Tok::Punct("(") | Tok::Punct("[") => depth += 1,
+            Tok::Punct("}") | Tok::Punct(")") | Tok::Punct("]") => {
+                depth -= 1;
+                if depth == 0 {
+                    return None;
+                }
+            }
+            Tok::Punct(",") if depth == 1 => {
+                seen += 1;
+                if seen == n {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 fn literal_keys(tokens: &[Token], start: usize) -> Vec<(String, usize, usize)> {
     let mut keys = Vec::new();
     let mut depth = 0i32;
@@ -374,13 +399,17 @@ pub fn check_with(
             continue;
         }
         // Built-in option maps (first argument).
-        let builtin_keys: Option<&[&str]> = match name.as_str() {
-            "retry" => Some(&["attempts", "interval"]),
-            "wait_until" => Some(&["timeout", "interval"]),
-            _ => None,
+        let (builtin_keys, map_at): (Option<&[&str]>, Option<usize>) = match name.as_str() {
+            "retry" => (Some(&["attempts", "interval"]), Some(i + 2)),
+            "wait_until" => (Some(&["timeout", "interval"]), Some(i + 2)),
+            // parallel(items, closure, #{ … }): the map is the third argument.
+            "parallel" => (Some(&["concurrency", "fail_fast", "timeout"]), nth_argument(&tokens, i + 1, 2)),
+            _ => (None, None),
         };
-        if let (Some(valid), Some(Tok::Punct("#{"))) = (builtin_keys, tokens.get(i + 2).map(|n| &n.tok)) {
-            for (key, kl, kc) in literal_keys(&tokens, i + 2) {
+        if let (Some(valid), Some(at)) = (builtin_keys, map_at)
+            && tokens.get(at).map(|n| &n.tok) == Some(&Tok::Punct("#{"))
+        {
+            for (key, kl, kc) in literal_keys(&tokens, at) {
                 if !valid.contains(&key.as_str()) {
                     let hint = nearest(&key, valid.iter().copied()).map(|b| format!("did you mean `{b}`?"));
                     found.push(Diagnostic::at(
@@ -404,14 +433,25 @@ fn plain_function_names(runbook: &super::Runbook) -> BTreeSet<String> {
     for f in runbook.ast.iter_functions() {
         names.insert(f.name.to_string());
     }
-    for sig in rhai::Engine::new().gen_fn_signatures(true) {
-        if let Some(rest) = sig.strip_prefix("fn ").or_else(|| sig.split("fn ").nth(1))
-            && let Some(name) = rest.split('(').next()
-        {
-            names.insert(name.trim().to_string());
-        }
-    }
+    names.extend(rhai_function_names().iter().cloned());
     names
+}
+
+/// The names of Rhai's own functions, listed once per process: building them needs a whole
+/// engine and every signature, which dominated `rollbook check` over many runbooks.
+fn rhai_function_names() -> &'static BTreeSet<String> {
+    static NAMES: std::sync::OnceLock<BTreeSet<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names = BTreeSet::new();
+        for sig in rhai::Engine::new().gen_fn_signatures(true) {
+            if let Some(rest) = sig.strip_prefix("fn ").or_else(|| sig.split("fn ").nth(1))
+                && let Some(name) = rest.split('(').next()
+            {
+                names.insert(name.trim().to_string());
+            }
+        }
+        names
+    })
 }
 
 fn module_functions(

@@ -53,12 +53,12 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "parallel",
-        signature: "parallel(items, closure) / parallel(items, closure, #{ concurrency, fail_fast })",
+        signature: "parallel(items, closure) / parallel(items, closure, #{ concurrency, fail_fast, timeout })",
         definitions: &[
             "fn parallel(items: Array, body: Fn) -> Array;",
             "fn parallel(items: Array, body: Fn, options: Map) -> Array;",
         ],
-        doc: "Calls the closure for each item, at most `concurrency` (10) at once; returns `[#{ item, ok, value, error }]` in input order; `fail_fast` skips the rest after a failure.",
+        doc: "Calls the closure for each item, at most `concurrency` (10) at once; returns `[#{ item, ok, value, error }]` in input order. A failed item does not stop the others unless `fail_fast` (false) is set, which skips the rest; an item past `timeout` (none) is stopped alone and gets `error.kind == \"timeout\"`. Each item's outcome is journaled; a terminal shows done / failed / running.",
     },
     Builtin {
         name: "info",

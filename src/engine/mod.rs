@@ -202,7 +202,9 @@ pub struct RunReport {
 pub struct Engine {
     primitives: BTreeMap<String, Arc<dyn DynPrimitive>>,
     limits: Limits,
-    http: reqwest::Client,
+    /// Built on first use, not before: loading the TLS roots is most of the start-up time
+    /// of `rollbook check` and `docs`, which never send a request.
+    http: crate::providers::LazyHttp,
 }
 
 impl Default for Engine {
@@ -226,7 +228,7 @@ impl Engine {
         Engine {
             primitives: BTreeMap::new(),
             limits: Limits::default(),
-            http: crate::providers::default_http_client(),
+            http: crate::providers::LazyHttp::default(),
         }
     }
 
@@ -273,9 +275,14 @@ impl Engine {
         engine.set_module_resolver(modules::Resolver::new(root.to_path_buf(), loaded).with_library(library));
 
         let progress_slot = slot.clone();
-        engine.on_progress(move |_ops| {
+        engine.on_progress(move |ops| {
             let session = progress_slot.get()?;
             match session.stop_state() {
+                // A `parallel` item past its `timeout` is stopped alone (checked every 256
+                // operations: reading the clock on every one would cost more than the loop).
+                Stop::Running if ops % 256 == 0 && session::item_deadline().is_some_and(|d| d.passed()) => {
+                    Some(session::ITEM_TIMEOUT.into())
+                }
                 Stop::Running => None,
                 Stop::Cancelled => Some("cancelled".into()),
                 Stop::TimedOut => Some("timeout".into()),

@@ -13,6 +13,39 @@ use crate::model::{ErrorKind, PrimitiveError};
 use crate::providers::CallCx;
 use crate::run::{Event, Journal, PlanEntry};
 
+/// The deadline of the `parallel` item this thread is evaluating: its clock and the clock
+/// reading past which the item is out of time. Thread-local because each item runs on its own
+/// worker thread, and the shared Rhai engine's progress hook must see only its own item's.
+#[derive(Clone)]
+pub(crate) struct ItemDeadline {
+    pub clock: Arc<dyn crate::providers::Clock>,
+    pub at: Duration,
+}
+
+impl ItemDeadline {
+    /// Whether the item is out of time.
+    pub fn passed(&self) -> bool {
+        self.clock.now() >= self.at
+    }
+}
+
+thread_local! {
+    static ITEM_DEADLINE: std::cell::RefCell<Option<ItemDeadline>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets (or clears) the deadline of the item this thread evaluates.
+pub(crate) fn set_item_deadline(deadline: Option<ItemDeadline>) {
+    ITEM_DEADLINE.with(|d| *d.borrow_mut() = deadline);
+}
+
+/// The deadline of the item this thread evaluates, if any.
+pub(crate) fn item_deadline() -> Option<ItemDeadline> {
+    ITEM_DEADLINE.with(|d| d.borrow().clone())
+}
+
+/// The message of the error that ends an item past its `timeout`.
+pub(crate) const ITEM_TIMEOUT: &str = "item_timeout";
+
 /// Why the script must stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stop {
@@ -36,6 +69,10 @@ pub(crate) struct Session {
     pub reporter: Arc<dyn Reporter>,
     pub timeout: Option<Duration>,
     journal: Mutex<Journal>,
+    /// fsyncs the journal for every thread (group commit); an error keeps the run from acting.
+    syncer: Result<crate::run::journal::JournalSync, String>,
+    /// The newest sequence number written to the journal.
+    written: AtomicU64,
     cx: Mutex<CallCx>,
     stop: AtomicU8,
     pub plan: Mutex<Vec<PlanEntry>>,
@@ -74,6 +111,8 @@ impl Session {
             rt: tokio::runtime::Handle::current(),
             reporter,
             timeout,
+            syncer: journal.syncer().map_err(|e| format!("cannot fsync the journal: {e}")),
+            written: AtomicU64::new(0),
             journal: Mutex::new(journal),
             cx: Mutex::new(cx),
             stop: AtomicU8::new(Stop::Running as u8),
@@ -90,12 +129,27 @@ impl Session {
         }
     }
 
-    /// Journals an event (flushed; fsynced when write-ahead), then shows it.
+    /// Journals an event (flushed; fsynced when write-ahead, before this returns), then shows it.
+    /// The fsync happens outside the journal's lock, so the calls of a `parallel` batch share
+    /// fsyncs (group commit) instead of queueing one each behind the lock.
     pub fn record(&self, event: Event) -> Result<(), String> {
-        let result = match self.journal.lock() {
-            Ok(mut j) => j.write(event.clone()).map_err(|e| format!("cannot write the journal: {e}")),
+        let written = match self.journal.lock() {
+            Ok(mut j) => {
+                j.write_unsynced(event.clone()).map_err(|e| format!("cannot write the journal: {e}"))
+            }
             Err(_) => Err("the journal is unavailable".to_string()),
         };
+        let result = written.and_then(|(seq, write_ahead)| {
+            self.written.fetch_max(seq, Ordering::SeqCst);
+            if !write_ahead {
+                return Ok(());
+            }
+            match &self.syncer {
+                Ok(sync) => sync.sync_to(seq, &self.written),
+                Err(why) => Err(std::io::Error::other(why.clone())),
+            }
+            .map_err(|e| format!("cannot write the journal: {e}"))
+        });
         self.reporter.event(&event);
         result
     }
@@ -163,16 +217,25 @@ impl Session {
         EvalAltResult::ErrorTerminated(Dynamic::from(reason.to_string()), pos).into()
     }
 
-    /// Waits for `fut` on the runtime, giving up when the run is stopped.
+    /// Waits for `fut` on the runtime, giving up when the run is stopped or, inside a
+    /// `parallel` item, when the item's time is up (a `timeout` error).
     pub fn block_on<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, PrimitiveError>>,
     ) -> Result<T, PrimitiveError> {
         let token = self.cx().cancel;
+        let deadline = item_deadline();
         self.rt.block_on(async move {
+            let item_timer = async {
+                match deadline {
+                    Some(d) => d.clock.sleep(d.at.saturating_sub(d.clock.now())).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = fut => r,
                 _ = token.cancelled() => Err(PrimitiveError::new(ErrorKind::Cancelled, "the run was stopped")),
+                _ = item_timer => Err(PrimitiveError::new(ErrorKind::Timeout, "the parallel item ran past its `timeout`")),
             }
         })
     }

@@ -25,7 +25,7 @@ impl Pause for CallCx {
 
 /// The run's ARM client, built on first use from the run's settings and HTTP client.
 pub fn client(cx: &CallCx) -> Result<Arc<ArmClient>, PrimitiveError> {
-    let http = cx.http.clone();
+    let http = cx.http.client().clone();
     cx.shared.get_or_init::<ArmClient>(move |settings| {
         ArmClient::from_settings(http, settings).map_err(PrimitiveError::from)
     })

@@ -68,8 +68,8 @@ pub struct Planned {
 /// Everything a primitive call may use: shared HTTP client, cancellation, progress, settings.
 #[derive(Clone)]
 pub struct CallCx {
-    /// The run's HTTP client (connections are reused across calls).
-    pub http: reqwest::Client,
+    /// The run's HTTP client (connections are reused across calls), built on first use.
+    pub http: LazyHttp,
     /// Cancelled on Ctrl-C or when the run's time is up; every wait must watch it.
     pub cancel: CancellationToken,
     /// Progress and log output.
@@ -87,7 +87,7 @@ impl CallCx {
     /// settings from the environment (for embedding and tests).
     pub fn standalone() -> Self {
         CallCx {
-            http: default_http_client(),
+            http: LazyHttp::default(),
             cancel: CancellationToken::new(),
             progress: Arc::new(Silent),
             url_rewrites: Arc::new(Vec::new()),
@@ -238,6 +238,31 @@ pub fn default_http_client() -> reqwest::Client {
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
         .unwrap_or_default()
+}
+
+/// An HTTP client built on first use and then shared by every clone: building one loads the
+/// platform's TLS roots, which cost more than a whole Kubernetes-only run otherwise spends
+/// before its first request.
+#[derive(Clone, Default)]
+pub struct LazyHttp(Arc<std::sync::OnceLock<reqwest::Client>>);
+
+impl LazyHttp {
+    /// A lazy handle already holding `client`.
+    pub fn from_client(client: reqwest::Client) -> LazyHttp {
+        LazyHttp(Arc::new(std::sync::OnceLock::from(client)))
+    }
+
+    /// The client ([`default_http_client`] on first use).
+    pub fn client(&self) -> &reqwest::Client {
+        self.0.get_or_init(default_http_client)
+    }
+}
+
+impl std::ops::Deref for LazyHttp {
+    type Target = reqwest::Client;
+    fn deref(&self) -> &reqwest::Client {
+        self.client()
+    }
 }
 
 /// Where primitives report waits and progress; the CLI shows a spinner on a terminal.

@@ -225,6 +225,19 @@ pub enum Event {
         /// Why, in words (the error the script sees).
         reason: String,
     },
+    /// One item of a `parallel` batch ended (journaled per item, never fsynced: it records an
+    /// outcome, not an action about to happen).
+    ParallelItem {
+        /// The item's position in the input array, from 0.
+        index: usize,
+        /// Whether the closure returned a value.
+        ok: bool,
+        /// The error in words, when not ok (`timeout: …` for an item past its `timeout`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// How long the item took.
+        duration_ms: u64,
+    },
     /// A resumed run took a completed stage's or call's journaled value instead of acting.
     Replayed {
         /// `stage <name>`, `call <primitive>` or `approval`.
@@ -361,7 +374,17 @@ impl Journal {
     }
 
     /// Writes one event and flushes it; write-ahead events are also fsynced.
-    pub fn write(&mut self, mut event: Event) -> std::io::Result<()> {
+    pub fn write(&mut self, event: Event) -> std::io::Result<()> {
+        if self.write_unsynced(event)?.1 {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Writes one event and flushes it to the OS without fsync; returns its sequence number and
+    /// whether it is write-ahead (then the caller must [`JournalSync::sync_to`] it before acting).
+    /// Lets concurrent writers share one fsync (group commit) instead of queueing one each.
+    pub fn write_unsynced(&mut self, mut event: Event) -> std::io::Result<(u64, bool)> {
         redact_event(&mut event);
         self.seq += 1;
         let record = Record { seq: self.seq, ts: Utc::now(), event };
@@ -369,9 +392,33 @@ impl Journal {
         line.push(b'\n');
         self.file.write_all(&line)?;
         self.file.flush()?;
-        if record.event.is_write_ahead() {
-            self.file.sync_data()?;
+        Ok((self.seq, record.event.is_write_ahead()))
+    }
+
+    /// A handle that fsyncs this journal, shared by the threads writing to it.
+    pub fn syncer(&self) -> std::io::Result<JournalSync> {
+        Ok(JournalSync { file: self.file.try_clone()?, synced: std::sync::Mutex::new(self.seq) })
+    }
+}
+
+/// Group commit of a journal: one fsync makes every event written before it durable, so a
+/// thread whose event an fsync already covered does not fsync again.
+pub struct JournalSync {
+    file: File,
+    synced: std::sync::Mutex<u64>,
+}
+
+impl JournalSync {
+    /// Makes every event up to `seq` durable; `written` is the newest sequence number written
+    /// so far (all of which the fsync covers).
+    pub fn sync_to(&self, seq: u64, written: &std::sync::atomic::AtomicU64) -> std::io::Result<()> {
+        let mut synced = self.synced.lock().map_err(|_| std::io::Error::other("journal sync poisoned"))?;
+        if *synced >= seq {
+            return Ok(());
         }
+        let upto = written.load(std::sync::atomic::Ordering::SeqCst);
+        self.file.sync_data()?;
+        *synced = upto.max(seq);
         Ok(())
     }
 }

@@ -153,8 +153,10 @@ impl FileLocks {
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         let record = serde_json::to_vec(&self.me).map_err(|e| io(std::io::Error::other(e)))?;
+        // Not fsynced: the flock is what excludes other runs (and dies with this process or the
+        // machine); the holder text only names who held it, so a crash that loses it costs a
+        // warning, while an fsync per target under the table's lock serialised a whole fleet.
         file.write_all(&record).map_err(io)?;
-        file.sync_data().map_err(io)?;
         held.insert(target.to_string(), file);
         Ok(taken_over)
     }

@@ -38,8 +38,9 @@ pub struct KubeClients {
     file: Mutex<Option<Result<Arc<FileConfig>, String>>>,
     /// Contexts added by `aks::credentials`: context name → a kubeconfig holding it. Never written to disk.
     memory: Mutex<BTreeMap<String, Kubeconfig>>,
-    /// Context name → its client.
-    clients: Mutex<HashMap<String, Client>>,
+    /// Context name → its client, built once even when many calls ask for it at the same time
+    /// (a `parallel` batch starting 50 items would otherwise build 50 clients and 50 pools).
+    clients: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Client>>>>,
 }
 
 /// A context resolved to a concrete name and its default namespace.
@@ -194,9 +195,11 @@ impl KubeClients {
 
     /// The client of a resolved context, built on first use.
     pub async fn client(&self, settings: &Settings, context: &str) -> Result<Client, PrimitiveError> {
-        if let Some(c) = lock(&self.clients).get(context) {
-            return Ok(c.clone());
-        }
+        let cell = lock(&self.clients).entry(context.to_string()).or_default().clone();
+        cell.get_or_try_init(|| self.build(settings, context)).await.cloned()
+    }
+
+    async fn build(&self, settings: &Settings, context: &str) -> Result<Client, PrimitiveError> {
         let mut config = self.config(settings, context).await?;
         let unusable = |e: &dyn std::fmt::Display| {
             PrimitiveError::invalid(format!("cannot build a Kubernetes client for context `{context}`: {e}"))
@@ -205,9 +208,14 @@ impl KubeClients {
         // wants a few quick tries (honouring Retry-After) and then a `throttled` error it can
         // act on, so the default is replaced.
         config.default_retry = false;
+        // A plain-HTTP API server (`kubectl proxy`, the simulator) never uses TLS: an empty
+        // trust store spares loading the platform's roots, which cost more than the call itself.
+        if config.cluster_url.scheme_str() == Some("http") && config.root_cert.is_none() {
+            config.root_cert = Some(Vec::new());
+        }
         let retry =
             RetryPolicy::new(RETRY_MIN_DELAY, RETRY_MAX_DELAY, RETRIES, true).map_err(|e| unusable(&e))?;
-        let client = kube::client::ClientBuilder::try_from(config)
+        Ok(kube::client::ClientBuilder::try_from(config)
             .map_err(|e| unusable(&e))?
             .with_layer(
                 &tower::ServiceBuilder::new()
@@ -216,8 +224,7 @@ impl KubeClients {
                     .buffer(1024)
                     .into_inner(),
             )
-            .build();
-        Ok(lock(&self.clients).entry(context.to_string()).or_insert(client).clone())
+            .build())
     }
 
     async fn config(&self, settings: &Settings, context: &str) -> Result<Config, PrimitiveError> {

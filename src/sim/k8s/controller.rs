@@ -142,10 +142,11 @@ fn owner_uid(rs: &Value) -> Option<&str> {
 
 /// The ReplicaSets a Deployment controls, oldest first (creationTimestamp, then name).
 pub fn owned_replicasets(store: &Store, dkey: &Key, uid: &str) -> Vec<(Key, Value)> {
+    // Filtered before copying: a namespace may hold the ReplicaSets of hundreds of Deployments.
     let mut rss: Vec<(Key, Value)> = store
-        .list(&dkey.ctx, Kind::ReplicaSet, Some(&dkey.ns))
-        .into_iter()
+        .iter_of(&dkey.ctx, Kind::ReplicaSet, Some(&dkey.ns))
         .filter(|(_, rs)| owner_uid(rs) == Some(uid))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     rss.sort_by(|a, b| {
         let ta = str_at(&a.1, "/metadata/creationTimestamp").unwrap_or("");
@@ -638,12 +639,43 @@ fn rolling(rss: &mut [(Key, Value)], ni: usize, desired: i64, surge: i64, max_un
 /// Pods start and become ready: one step of every ReplicaSet's pod lifecycle, then a
 /// controller pass over every Deployment. Returns whether anything changed.
 pub fn tick(store: &mut Store, instant: bool) -> bool {
+    tick_of(store, instant, None)
+}
+
+/// [`tick`] limited to one Deployment and its ReplicaSets when `only` is given (building a
+/// scenario's fleet converges each Deployment alone, not the whole world once per Deployment).
+pub fn tick_of(store: &mut Store, instant: bool, only: Option<&Key>) -> bool {
     let rv_before = store.rv;
-    let keys: Vec<Key> = store.objects.keys().filter(|k| k.kind == Kind::ReplicaSet).cloned().collect();
+    let keys: Vec<Key> = match only {
+        Some(dkey) => {
+            let uid = str_at(store.objects.get(dkey).unwrap_or(&Value::Null), "/metadata/uid")
+                .unwrap_or_default()
+                .to_string();
+            store
+                .iter_of(&dkey.ctx, Kind::ReplicaSet, Some(&dkey.ns))
+                .filter(|(_, rs)| owner_uid(rs) == Some(uid.as_str()))
+                .map(|(k, _)| k.clone())
+                .collect()
+        }
+        None => store.objects.keys().filter(|k| k.kind == Kind::ReplicaSet).cloned().collect(),
+    };
+    // A quiet world stays quiet: nothing changed since the last tick that changed nothing, and
+    // no pod is still becoming ready (the fleet's idle ticks would otherwise hold the lock).
+    if only.is_none()
+        && store.quiet_rv == Some(store.rv)
+        && keys.iter().all(|k| store.objects.get(k).is_none_or(settled))
+    {
+        return false;
+    }
     for key in &keys {
-        let Some(mut rs) = store.objects.get(key).cloned() else {
+        let Some(rs) = store.objects.get(key) else {
             continue;
         };
+        // Settled ReplicaSets (the whole fleet, most of the time) are skipped without a copy.
+        if settled(rs) {
+            continue;
+        }
+        let mut rs = rs.clone();
         let spec = int_at(&rs, "/spec/replicas");
         let have = int_at(&rs, "/status/replicas");
         let ready = int_at(&rs, "/status/readyReplicas");
@@ -678,12 +710,30 @@ pub fn tick(store: &mut Store, instant: bool) -> bool {
         }
         store.put(key, rs);
     }
-    let deployments: Vec<Key> =
-        store.objects.keys().filter(|k| k.kind == Kind::Deployment).cloned().collect();
+    let deployments: Vec<Key> = match only {
+        Some(dkey) => vec![dkey.clone()],
+        None => store.objects.keys().filter(|k| k.kind == Kind::Deployment).cloned().collect(),
+    };
     for key in &deployments {
         sync_deployment(store, key);
     }
+    if only.is_none() {
+        store.quiet_rv = (store.rv == rv_before).then_some(store.rv);
+    }
     store.rv != rv_before
+}
+
+/// Whether a ReplicaSet's status already says what a tick would write.
+fn settled(rs: &Value) -> bool {
+    let spec = int_at(rs, "/spec/replicas");
+    let have = int_at(rs, "/status/replicas");
+    let ready = int_at(rs, "/status/readyReplicas");
+    rs.pointer("/status/replicas").is_some()
+        && have == spec
+        && ready == have
+        && int_at(rs, "/status/observedGeneration") == int_at(rs, "/metadata/generation")
+        && int_at(rs, "/status/availableReplicas") == ready
+        && int_at(rs, "/status/fullyLabeledReplicas") == have
 }
 
 #[cfg(test)]

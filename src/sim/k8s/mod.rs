@@ -176,7 +176,7 @@ impl K8sWorld {
 fn converge(store: &mut Store, key: &Key) {
     controller::sync_deployment(store, key);
     for _ in 0..CONVERGE_PASSES {
-        if !controller::tick(store, true) {
+        if !controller::tick_of(store, true, Some(key)) {
             break;
         }
     }

@@ -119,6 +119,9 @@ pub struct Store {
     pub events: VecDeque<(String, Value)>,
     /// Ticks a pod takes to become ready.
     pub rollout_steps: u32,
+    /// The resourceVersion after the last whole-world tick that changed nothing: while nothing
+    /// changed since and every ReplicaSet is settled, the next tick has nothing to do.
+    pub quiet_rv: Option<u64>,
     uid_seq: u64,
 }
 
@@ -137,6 +140,7 @@ impl Store {
             pod_age: BTreeMap::new(),
             clock: None,
             rollout_steps: rollout_steps.max(1),
+            quiet_rv: None,
             uid_seq: 0,
         }
     }
@@ -249,11 +253,21 @@ impl Store {
 
     /// Objects of one kind in a context (and namespace, when given), in key order.
     pub fn list(&self, ctx: &str, kind: Kind, ns: Option<&str>) -> Vec<(Key, Value)> {
+        self.iter_of(ctx, kind, ns).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// [`Store::list`] without copying: a key range (keys sort by context, kind, namespace),
+    /// so a fleet of thousands of objects is not scanned whole for one namespace.
+    pub fn iter_of<'a>(
+        &'a self,
+        ctx: &'a str,
+        kind: Kind,
+        ns: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+        let start = Key::new(ctx, kind, ns.unwrap_or(""), "");
         self.objects
-            .iter()
-            .filter(|(k, _)| k.ctx == ctx && k.kind == kind && ns.is_none_or(|n| k.ns == n))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+            .range(start..)
+            .take_while(move |(k, _)| k.ctx == ctx && k.kind == kind && ns.is_none_or(|n| k.ns == n))
     }
 }
 

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Fleet benchmarks of issue 8: rollbook against kubectl, both talking to `rollbook sim serve`
+# with 10 ms added to every answer. Prints one Markdown table (paste it into BENCHMARKS.md).
+#
+#   bench/run.sh            # full run (release build; a few minutes)
+#   SMOKE=1 bench/run.sh    # tiny sizes, a few seconds: checks that the script still works
+#
+# Env: ROLLBOOK (binary, default target/release/rollbook), KUBECTL (default kubectl),
+#      RUNS (repeats for medians, default 15), SEQ_SAMPLE (sequential kubectl sample, default 50).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+ROLLBOOK=${ROLLBOOK:-$ROOT/target/release/rollbook}
+KUBECTL=${KUBECTL:-kubectl}
+if [[ -n "${SMOKE:-}" ]]; then
+  NS=2 PER=5 RUNS=${RUNS:-2} SEQ_SAMPLE=${SEQ_SAMPLE:-3} CHECKS=5
+else
+  NS=10 PER=100 RUNS=${RUNS:-15} SEQ_SAMPLE=${SEQ_SAMPLE:-50} CHECKS=200
+fi
+TOTAL=$((NS * PER))
+CONC=50
+LATENCY_MS=10
+[[ -x "$ROLLBOOK" ]] || { echo "build first: cargo build --release (or set ROLLBOOK)" >&2; exit 2; }
+
+WORK=$(mktemp -d)
+SIM_PID=
+cleanup() { [[ -n "$SIM_PID" ]] && kill "$SIM_PID" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# bench N NAME CMD...: median wall seconds of N runs of CMD. CMD is run directly (no shell in
+# between) by hyperfine when it is installed, else timed here; a failing run stops the script.
+bench() {
+  local n=$1 name=$2; shift 2
+  if command -v hyperfine >/dev/null; then
+    hyperfine -N --style none --warmup $(( n > 1 ? 1 : 0 )) --runs "$n" --export-json "$WORK/$name.json" -- "$(printf '%q ' "$@")" \
+      >/dev/null 2>"$WORK/$name.err" || { cat "$WORK/$name.err" >&2; "$@" >&2 || true; exit 1; }
+    jq '.results[0].median' "$WORK/$name.json"
+  else
+    for _ in $(seq "$n"); do
+      local t0; t0=$(date +%s.%N)
+      "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; "$@" >&2 || true; exit 1; }
+      awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {print b-a}'
+    done | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
+  fi
+}
+ms() { awk -v s="$1" 'BEGIN {printf "%.1f", s*1000}'; }
+# script NAME BODY: a small bash script under $WORK/bin, for the cases that need a pipe or a loop.
+mkdir -p "$WORK/bin"
+script() { printf '#!/usr/bin/env bash\nset -euo pipefail\n%s\n' "$2" >"$WORK/bin/$1"; chmod +x "$WORK/bin/$1"; echo "$WORK/bin/$1"; }
+
+# The world: NS namespaces × PER Deployments, each with two revisions (undo flips between them).
+SCENARIO=$WORK/fleet.toml
+{
+  echo "name = \"fleet: $TOTAL deployments in $NS namespaces\""
+  echo "[sim]"
+  echo "latency = \"${LATENCY_MS}ms\""
+  for n in $(seq 0 $((NS - 1))); do
+    for d in $(seq 0 $((PER - 1))); do
+      printf '[[k8s.deployments]]\nnamespace = "ns%s"\nname = "web%s"\nrevisions = ["fleet/web:1.0.%s", "fleet/web:1.1.%s"]\n' "$n" "$d" "$d" "$d"
+    done
+  done
+} >"$SCENARIO"
+
+"$ROLLBOOK" sim serve "$SCENARIO" --kubeconfig "$WORK/kubeconfig" >"$WORK/sim.json" 2>"$WORK/sim.err" &
+SIM_PID=$!
+for _ in $(seq 2400); do [[ -s "$WORK/sim.json" ]] && break; sleep 0.05; done
+[[ -s "$WORK/sim.json" ]] || { cat "$WORK/sim.err" >&2; exit 1; }
+HEALTH_BASE=$(sed -n 's/.*"health_base": *"\([^"]*\)".*/\1/p' "$WORK/sim.json")
+export KUBECONFIG=$WORK/kubeconfig
+export ROLLBOOK_STATE_DIR=$WORK/state
+
+KC=("$KUBECTL" --kubeconfig "$KUBECONFIG")
+RB=("$ROLLBOOK" run --yes --kubeconfig "$KUBECONFIG" --state-dir "$WORK/state")
+
+# 1. One undo: a fresh kubectl cache dir every time (discovery included, as on a new machine).
+ONE_KC=$(script one-kubectl "exec \"$KUBECTL\" --kubeconfig \"$KUBECONFIG\" --cache-dir \"\$(mktemp -d -p \"$WORK\")\" rollout undo deployment/web0 -n ns0")
+T1_KC=$(bench "$RUNS" one-kubectl "$ONE_KC")
+T1_RB=$(bench "$RUNS" one-rollbook "${RB[@]}" bench/one-undo.rhai -p namespace=ns0 -p deployment=web0)
+
+# 2. The fleet. kubectl gets a shared, warm discovery cache (kinder to kubectl than a fresh one).
+CACHE=$WORK/kube-cache
+"${KC[@]}" --cache-dir "$CACHE" api-resources >/dev/null
+for n in $(seq 0 $((NS - 1))); do for d in $(seq 0 $((PER - 1))); do echo "ns$n web$d"; done; done >"$WORK/targets"
+SEQ=$(script fleet-seq "head -n $SEQ_SAMPLE \"$WORK/targets\" | while read -r ns d; do
+  \"$KUBECTL\" --kubeconfig \"$KUBECONFIG\" --cache-dir \"$CACHE\" rollout undo \"deployment/\$d\" -n \"\$ns\" >/dev/null
+done")
+XARGS=$(script fleet-xargs "xargs -P $CONC -L 1 sh -c '\"\$0\" --kubeconfig \"\$1\" --cache-dir \"\$2\" rollout undo \"deployment/\$4\" -n \"\$3\" >/dev/null' \\
+  \"$KUBECTL\" \"$KUBECONFIG\" \"$CACHE\" <\"$WORK/targets\"")
+FLEET=("${RB[@]}" bench/fleet-undo.rhai -p namespaces=$NS -p per_namespace=$PER -p concurrency=$CONC)
+FLEET_RUNS=$(( RUNS < 5 ? RUNS : 5 ))
+T2_RB=$(bench "$FLEET_RUNS" fleet-rollbook "${FLEET[@]}")
+T2_SAMPLE=$(bench 1 fleet-seq "$SEQ")
+T2_SEQ=$(awk -v s="$T2_SAMPLE" -v n="$SEQ_SAMPLE" -v t="$TOTAL" 'BEGIN {print s/n*t}')
+T2_XARGS=$(bench 1 fleet-xargs "$XARGS")
+# Floor: every undo is 3 requests (GET deployment, LIST replicasets, PATCH), each ≥ latency.
+FLOOR=$(awk -v t="$TOTAL" -v l="$LATENCY_MS" -v c="$CONC" 'BEGIN {print t*3*l/1000/c}')
+
+# 3. Health probes.
+T3_RB=$(bench "$FLEET_RUNS" fleet-probe "${RB[@]}" bench/fleet-probe.rhai -p "health_base=$HEALTH_BASE" \
+  -p namespaces=$NS -p per_namespace=$PER -p concurrency=$CONC)
+FLOOR3=$(awk -v t="$TOTAL" -v l="$LATENCY_MS" -v c="$CONC" 'BEGIN {print t*l/1000/c}')
+
+# 4. Cold start.
+T4_VERSION=$(bench $((RUNS * 4)) version "$ROLLBOOK" --version)
+mkdir -p "$WORK/check"
+for i in $(seq "$CHECKS"); do cp runbooks/k8s-rollout-undo.rhai "$WORK/check/r$i.rhai"; done
+T4_CHECK=$(bench "$RUNS" check "$ROLLBOOK" check "$WORK"/check/*.rhai)
+
+# 5. Peak RSS of the fleet run.
+/usr/bin/time -v "${FLEET[@]}" >/dev/null 2>"$WORK/time.txt" || { cat "$WORK/time.txt" >&2; exit 1; }
+RSS_KB=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time.txt")
+RSS_MB=$(awk -v k="$RSS_KB" 'BEGIN {printf "%.1f", k/1024}')
+
+verdict() { if awk "BEGIN {exit !($1)}"; then echo met; else echo "NOT met"; fi; }
+cat <<TABLE
+| # | measurement | rollbook | kubectl | target | result |
+|---|---|---|---|---|---|
+| 1 | one undo, median of $RUNS | $(ms "$T1_RB") ms | $(ms "$T1_KC") ms (fresh cache dir) | ≤ ½ kubectl | $(verdict "$T1_RB <= $T1_KC / 2") |
+| 2a | undo $TOTAL deployments / $NS namespaces, concurrency $CONC (median of $FLEET_RUNS) | $(ms "$T2_RB") ms | sequential loop: $(ms "$T2_SEQ") ms (extrapolated from $SEQ_SAMPLE: $(ms "$T2_SAMPLE") ms) | ≥ 50× faster | $(awk -v a="$T2_SEQ" -v b="$T2_RB" 'BEGIN {printf "%.0f×", a/b}') — $(verdict "$T2_RB * 50 <= $T2_SEQ") |
+| 2b | same | | xargs -P $CONC: $(ms "$T2_XARGS") ms | faster than xargs | $(awk -v a="$T2_XARGS" -v b="$T2_RB" 'BEGIN {printf "%.1f×", a/b}') — $(verdict "$T2_RB < $T2_XARGS") |
+| 2c | same | | floor $TOTAL×3 requests×${LATENCY_MS} ms÷$CONC = $(ms "$FLOOR") ms | within 2× of floor | $(awk -v a="$T2_RB" -v b="$FLOOR" 'BEGIN {printf "%.2f×", a/b}') — $(verdict "$T2_RB <= 2 * $FLOOR") |
+| 3 | $TOTAL health::http probes, concurrency $CONC (median of $FLEET_RUNS) | $(ms "$T3_RB") ms | | (floor $(ms "$FLOOR3") ms) | |
+| 4a | rollbook --version, median of $((RUNS * 4)) | $(ms "$T4_VERSION") ms | | < 10 ms | $(verdict "$T4_VERSION < 0.010") |
+| 4b | rollbook check over $CHECKS runbooks, median of $RUNS | $(ms "$T4_CHECK") ms | | | |
+| 5 | peak RSS of the $TOTAL-deployment run | $RSS_MB MiB | | < 64 MiB | $(verdict "$RSS_KB < 65536") |
+TABLE
