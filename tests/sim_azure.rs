@@ -16,59 +16,13 @@ const RES: &str = "api-version=2026-06-01";
 const LOGIC: &str = "api-version=2019-05-01";
 const AKS: &str = "api-version=2026-08-01";
 
-const WORLD: &str = r#"
-name = "arm"
-
-[[aks.clusters]]
-group = "rg-shop"
-name = "aks-prod"
-context = "prod"
-
-[[appservice.sites]]
-group = "rg-shop"
-name = "shop-web"
-slots = { production = "1.5.0", staging = "1.4.0", qa = "1.3.0" }
-broken = ["1.5.0"]
-
-[[arm.deployments]]
-group = "rg-shop"
-name = "infra-39"
-state = "Succeeded"
-timestamp = "2026-11-18T10:00:00Z"
-template = { contentVersion = "1.0.0.0", resources = [] }
-parameters = { sku = { value = "S0" } }
-
-[[arm.deployments]]
-group = "rg-shop"
-name = "infra-40"
-state = "Failed"
-timestamp = "2026-11-19T10:00:00Z"
-template = { contentVersion = "1.0.0.0", resources = [] }
-parameters = { sku = { value = "X9" } }
-
-[[arm.deployments]]
-group = "rg-shop"
-name = "infra-41"
-state = "Succeeded"
-timestamp = "2026-11-20T10:00:00Z"
-template = { "$schema" = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", contentVersion = "1.0.0.0", parameters = { sku = { type = "string" } }, resources = [ { type = "Microsoft.Web/serverfarms", apiVersion = "2024-11-01", name = "plan", location = "eastus", sku = { name = "[parameters('sku')]" } } ] }
-parameters = { sku = { value = "S1" } }
-
-[[arm.deployments]]
-group = "rg-shop"
-name = "infra-42"
-state = "Succeeded"
-timestamp = "2026-11-21T10:00:00Z"
-template = { "$schema" = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", contentVersion = "1.0.0.0", parameters = { sku = { type = "string" } }, resources = [ { type = "Microsoft.Web/serverfarms", apiVersion = "2024-11-01", name = "plan", location = "eastus", sku = { name = "[parameters('sku')]" } } ] }
-parameters = { sku = { value = "P1v3" } }
-broken = true
-
-[[logicapp.workflows]]
-group = "rg-shop"
-name = "orders"
-versions = ["08585000000000000001", "08585000000000000002"]
-broken = ["08585000000000000002"]
-"#;
+/// The shared Azure test world plus an AKS cluster whose credentials reach context `prod`.
+fn world() -> String {
+    format!(
+        "{}\n[[aks.clusters]]\ngroup = \"rg-shop\"\nname = \"aks-prod\"\ncontext = \"prod\"\n",
+        crate::azure_support::WORLD
+    )
+}
 
 struct Sim {
     base: String,
@@ -103,7 +57,7 @@ async fn serve_with(text: &str) -> Sim {
 }
 
 async fn serve() -> Sim {
-    serve_with(WORLD).await
+    serve_with(&world()).await
 }
 
 fn rg() -> String {
@@ -935,7 +889,7 @@ async fn aks_credentials_decode_to_a_kubeconfig_for_the_simulated_context() {
 
 #[tokio::test]
 async fn lro_polls_zero_completes_on_the_first_poll() {
-    let text = WORLD.replace("name = \"arm\"\n", "name = \"arm\"\n[sim]\nlro_polls = 0\n");
+    let text = world().replace("name = \"azure\"\n", "name = \"azure\"\n[sim]\nlro_polls = 0\n");
     let sim = serve_with(&text).await;
     let start = sim
         .call(
