@@ -150,17 +150,41 @@ appservice::swap(#{ group: "rg-shop", site: "shop-web", slot: "staging" });
 
 /// The first run takes the lock on `k8s/prod/shop/web` and holds it (sleeping); the second
 /// touches the same target and must fail at once with exit 5 naming the first.
+/// Starts a run of the binary that scales `web` (taking its lock with `lock`) and then holds
+/// it for `hold`; returns once the scale was sent, so the lock is surely taken.
+fn start_holder(
+    live: &LiveSim,
+    dir: &std::path::Path,
+    state: &std::path::Path,
+    lock: &str,
+    hold: &str,
+) -> std::process::Child {
+    let holder = write(
+        dir,
+        "holder.rhai",
+        &format!(
+            "k8s::scale(#{{ context: \"prod\", namespace: \"shop\", deployment: \"web\", replicas: 3 }});\nsleep(\"{hold}\");\n"
+        ),
+    );
+    let first = live
+        .rollbook("run", state)
+        .args(["--lock", lock])
+        .arg(&holder)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while !live.sim.requests().iter().any(|r| r.method == "PATCH") {
+        assert!(began.elapsed() < Duration::from_secs(20), "the first run never scaled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    first
+}
+
 fn second_run_is_locked_out(lock: &str) {
     let dir = tempfile::tempdir().unwrap();
     let live = LiveSim::start(dir.path(), WORLD);
-    let holder = write(
-        dir.path(),
-        "holder.rhai",
-        r#"
-k8s::scale(#{ context: "prod", namespace: "shop", deployment: "web", replicas: 3 });
-sleep("3s");
-"#,
-    );
     let other = write(
         dir.path(),
         "other.rhai",
@@ -169,20 +193,7 @@ k8s::scale(#{ context: "prod", namespace: "shop", deployment: "web", replicas: 5
 "#,
     );
     let state = dir.path().join("state");
-    let mut first = live
-        .rollbook("run", &state)
-        .args(["--lock", lock])
-        .arg(&holder)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the first run's scale was sent (its lock is taken before).
-    let began = Instant::now();
-    while !live.sim.requests().iter().any(|r| r.method == "PATCH") {
-        assert!(began.elapsed() < Duration::from_secs(20), "the first run never scaled");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut first = start_holder(&live, dir.path(), &state, lock, "3s");
     let first_id = std::fs::read_dir(state.join("runs"))
         .unwrap()
         .filter_map(|e| e.ok())
@@ -223,28 +234,8 @@ fn a_second_process_on_a_locked_target_exits_5_lease_backend() {
 fn a_lease_left_by_a_killed_run_is_taken_over_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let live = LiveSim::start(dir.path(), WORLD);
-    let holder = write(
-        dir.path(),
-        "holder.rhai",
-        r#"
-k8s::scale(#{ context: "prod", namespace: "shop", deployment: "web", replicas: 3 });
-sleep("30s");
-"#,
-    );
     let state = dir.path().join("state");
-    let mut first = live
-        .rollbook("run", &state)
-        .args(["--lock", "k8s:prod/shop"])
-        .arg(&holder)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let began = Instant::now();
-    while !live.sim.requests().iter().any(|r| r.method == "PATCH") {
-        assert!(began.elapsed() < Duration::from_secs(20), "the first run never scaled");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut first = start_holder(&live, dir.path(), &state, "k8s:prod/shop", "30s");
     first.kill().unwrap();
     first.wait().unwrap();
     let other = write(
@@ -274,28 +265,8 @@ fn leases(live: &LiveSim) -> Vec<serde_json::Value> {
 fn a_held_lease_names_the_run_is_renewed_and_is_released_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let live = LiveSim::start(dir.path(), WORLD);
-    let holder = write(
-        dir.path(),
-        "holder.rhai",
-        r#"
-k8s::scale(#{ context: "prod", namespace: "shop", deployment: "web", replicas: 3 });
-sleep("7s");
-"#,
-    );
     let state = dir.path().join("state");
-    let mut first = live
-        .rollbook("run", &state)
-        .args(["--lock", "k8s:prod/shop"])
-        .arg(&holder)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let began = Instant::now();
-    while !live.sim.requests().iter().any(|r| r.method == "PATCH") {
-        assert!(began.elapsed() < Duration::from_secs(20), "the first run never scaled");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut first = start_holder(&live, dir.path(), &state, "k8s:prod/shop", "7s");
     let taken = leases(&live);
     assert_eq!(taken.len(), 1, "{taken:?}");
     let spec = &taken[0]["spec"];
