@@ -21,7 +21,7 @@ use super::controller::sync_deployment;
 use super::discovery;
 use super::patch::{self, PatchKind};
 use super::select::{FieldSelector, LabelSelector, selector_string};
-use super::store::{Event, Key, Kind, Store, int_at, status_body, str_at};
+use super::store::{At, Event, Key, Kind, Store, int_at, status_body, str_at};
 use super::table;
 
 /// Largest request body accepted.
@@ -112,7 +112,7 @@ pub fn default_pod_template(t: &mut Value) {
 
 fn validate_deployment(name: &str, old: Option<&Value>, d: &Value) -> Result<(), Response> {
     let replicas = int_at(d, "/spec/replicas");
-    if replicas > i64::from(i32::MAX) || !d.pointer("/spec/replicas").is_some_and(Value::is_i64) {
+    if replicas > i64::from(i32::MAX) || !d.at("/spec/replicas").is_some_and(Value::is_i64) {
         return Err(invalid(
             Kind::Deployment,
             name,
@@ -126,15 +126,15 @@ fn validate_deployment(name: &str, old: Option<&Value>, d: &Value) -> Result<(),
             &format!("spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"),
         ));
     }
-    let selector = d.pointer("/spec/selector").cloned().unwrap_or(Value::Null);
+    let selector = d.at("/spec/selector").cloned().unwrap_or(Value::Null);
     if let Some(old) = old
-        && old.pointer("/spec/selector") != d.pointer("/spec/selector")
+        && old.at("/spec/selector") != d.at("/spec/selector")
     {
         return Err(invalid(Kind::Deployment, name, "spec.selector: Invalid value: field is immutable"));
     }
     let sel = LabelSelector::parse(&selector_string(&selector)).unwrap_or_default();
     let template_labels = json!({"metadata": {"labels":
-        d.pointer("/spec/template/metadata/labels").cloned().unwrap_or(json!({}))}});
+        d.at("/spec/template/metadata/labels").cloned().unwrap_or(json!({}))}});
     if selector_string(&selector).is_empty() || !sel.matches(&template_labels) {
         return Err(invalid(
             Kind::Deployment,
@@ -143,7 +143,7 @@ fn validate_deployment(name: &str, old: Option<&Value>, d: &Value) -> Result<(),
         ));
     }
     let containers =
-        d.pointer("/spec/template/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+        d.at("/spec/template/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
     if containers.is_empty() {
         return Err(invalid(Kind::Deployment, name, "spec.template.spec.containers: Required value"));
     }
@@ -364,8 +364,9 @@ async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>)
         return watch(world, r, kind, ns, keep);
     }
     let store = world.lock();
+    // Filtered before copying: a namespace of a fleet holds hundreds of ReplicaSets.
     let items: Vec<Value> =
-        store.list(&r.ctx, kind, ns).into_iter().map(|(_, v)| v).filter(|v| keep(v)).collect();
+        store.iter_of(&r.ctx, kind, ns).map(|(_, v)| v).filter(|v| keep(v)).cloned().collect();
     if table::wants_table(&r.accept())
         && let Some(t) = table::table(kind, &items, &store.rv.to_string(), store.now())
     {
@@ -525,12 +526,11 @@ fn create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str) -> Response {
     if r.dry_run() {
         return json_response(StatusCode::CREATED, &obj);
     }
-    let mut stored = store.put(&key, obj);
+    store.put(&key, obj);
     if kind == Kind::Deployment {
         sync_deployment(&mut store, &key);
-        stored = store.objects.get(&key).cloned().unwrap_or(stored);
     }
-    json_response(StatusCode::CREATED, &stored)
+    json_response(StatusCode::CREATED, &store.objects[&key])
 }
 
 fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Response {
@@ -644,7 +644,7 @@ fn update(store: &mut Store, key: &Key, current: &Value, mut new: Value, dry_run
             "ownerReferences",
             "resourceVersion",
         ] {
-            match current.pointer(&format!("/metadata/{k}")) {
+            match current.at(&format!("/metadata/{k}")) {
                 Some(v) => meta.insert(k.into(), v.clone()),
                 None => meta.remove(k),
             };
@@ -667,23 +667,22 @@ fn update(store: &mut Store, key: &Key, current: &Value, mut new: Value, dry_run
         }
     }
     let changed = new.get("spec") != current.get("spec")
-        || new.pointer("/metadata/annotations") != current.pointer("/metadata/annotations");
+        || new.at("/metadata/annotations") != current.at("/metadata/annotations");
     if changed && kind != Kind::Lease {
         new["metadata"]["generation"] = json!(int_at(current, "/metadata/generation") + 1);
     }
     if dry_run {
         return json_response(StatusCode::OK, &new);
     }
-    let mut stored = store.put(key, new);
+    store.put(key, new);
     if kind == Kind::Deployment {
         sync_deployment(store, key);
-        stored = store.objects.get(key).cloned().unwrap_or(stored);
     }
-    json_response(StatusCode::OK, &stored)
+    json_response(StatusCode::OK, &store.objects[key])
 }
 
 fn scale_of(obj: &Value) -> Value {
-    let selector = obj.pointer("/spec/selector").map(selector_string).unwrap_or_default();
+    let selector = obj.at("/spec/selector").map(selector_string).unwrap_or_default();
     json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
         "metadata": {"name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"],
             "uid": obj["metadata"]["uid"], "resourceVersion": obj["metadata"]["resourceVersion"],
@@ -725,12 +724,12 @@ fn scale(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respons
             );
         }
     }
-    let Some(replicas) = sc.pointer("/spec/replicas").and_then(Value::as_i64) else {
+    let Some(replicas) = sc.at("/spec/replicas").and_then(Value::as_i64) else {
         return invalid(kind, name, "spec.replicas: Required value");
     };
     let mut new = current.clone();
     new["spec"]["replicas"] = json!(replicas);
-    if let Some(rv) = sc.pointer("/metadata/resourceVersion").cloned() {
+    if let Some(rv) = sc.at("/metadata/resourceVersion").cloned() {
         new["metadata"]["resourceVersion"] = rv;
     }
     let resp = update(&mut store, &key, &current, new, r.dry_run());

@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::store::{Key, Kind, Store, annotation, int_at, obj_mut, set_annotation, str_at};
+use super::store::{
+    At, Key, Kind, Store, annotation, controller_owner, int_at, obj_mut, set_annotation, str_at,
+};
 
 /// Deployment annotations that are not copied to ReplicaSets nor restored by a rollback.
 pub const ANNOTATIONS_TO_SKIP: &[&str] = &[
@@ -66,7 +68,7 @@ pub fn pod_template_hash(template: &Value) -> String {
 /// Images of a pod template's containers, in order.
 pub fn template_images(template: &Value) -> Vec<String> {
     template
-        .pointer("/spec/containers")
+        .at("/spec/containers")
         .and_then(Value::as_array)
         .map(|cs| {
             cs.iter().filter_map(|c| c.get("image").and_then(Value::as_str).map(String::from)).collect()
@@ -100,7 +102,7 @@ fn int_or_percent(v: Option<&Value>, total: i64, default_pct: i64, round_up: boo
 /// `maxSurge` and `maxUnavailable` of a Deployment, resolved as the controller does.
 pub fn surge_and_unavailable(d: &Value) -> (i64, i64) {
     let desired = int_at(d, "/spec/replicas");
-    let ru = d.pointer("/spec/strategy/rollingUpdate");
+    let ru = d.at("/spec/strategy/rollingUpdate");
     let surge = int_or_percent(ru.and_then(|r| r.get("maxSurge")), desired, 25, true);
     let mut unavailable = int_or_percent(ru.and_then(|r| r.get("maxUnavailable")), desired, 25, false);
     if surge == 0 && unavailable == 0 {
@@ -111,7 +113,7 @@ pub fn surge_and_unavailable(d: &Value) -> (i64, i64) {
 
 /// Whether a ReplicaSet's pods run an image its owner's scenario calls broken.
 pub fn rs_broken(store: &Store, rs: &Value, ctx: &str) -> bool {
-    let Some(owner) = owner_name(rs) else {
+    let Some(owner) = controller_owner(rs) else {
         return false;
     };
     let ns = str_at(rs, "/metadata/namespace").unwrap_or("default");
@@ -119,20 +121,11 @@ pub fn rs_broken(store: &Store, rs: &Value, ctx: &str) -> bool {
     let Some(broken) = store.broken.get(&key) else {
         return false;
     };
-    rs.pointer("/spec/template").map(template_images).unwrap_or_default().iter().any(|i| broken.contains(i))
-}
-
-fn owner_name(rs: &Value) -> Option<&str> {
-    rs.pointer("/metadata/ownerReferences")?
-        .as_array()?
-        .iter()
-        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))?
-        .get("name")?
-        .as_str()
+    rs.at("/spec/template").map(template_images).unwrap_or_default().iter().any(|i| broken.contains(i))
 }
 
 fn owner_uid(rs: &Value) -> Option<&str> {
-    rs.pointer("/metadata/ownerReferences")?
+    rs.at("/metadata/ownerReferences")?
         .as_array()?
         .iter()
         .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))?
@@ -144,7 +137,7 @@ fn owner_uid(rs: &Value) -> Option<&str> {
 pub fn owned_replicasets(store: &Store, dkey: &Key, uid: &str) -> Vec<(Key, Value)> {
     // Filtered before copying: a namespace may hold the ReplicaSets of hundreds of Deployments.
     let mut rss: Vec<(Key, Value)> = store
-        .iter_of(&dkey.ctx, Kind::ReplicaSet, Some(&dkey.ns))
+        .owned_by(dkey)
         .filter(|(_, rs)| owner_uid(rs) == Some(uid))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
@@ -300,7 +293,7 @@ fn set_condition(d: &mut Value, kind: &str, status: &str, reason: &str, message:
 }
 
 fn condition_reason(d: &Value, kind: &str) -> Option<String> {
-    d.pointer("/status/conditions")?
+    d.at("/status/conditions")?
         .as_array()?
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))?
@@ -310,17 +303,17 @@ fn condition_reason(d: &Value, kind: &str) -> Option<String> {
 }
 
 fn new_replicaset(store: &mut Store, d: &Value, dkey: &Key, revision: i64, ann: (i64, i64)) -> (Key, Value) {
-    let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    let template = d.at("/spec/template").cloned().unwrap_or(json!({}));
     let hash = pod_template_hash(&template);
     let name = format!("{}-{hash}", dkey.name);
     let mut t = template;
     obj_mut(&mut t, &["metadata", "labels"]).insert(HASH.into(), json!(hash));
-    let mut labels = t.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+    let mut labels = t.at("/metadata/labels").cloned().unwrap_or(json!({}));
     labels[HASH] = json!(hash);
-    let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+    let mut selector = d.at("/spec/selector").cloned().unwrap_or(json!({}));
     obj_mut(&mut selector, &["matchLabels"]).insert(HASH.into(), json!(hash));
     let mut annotations = serde_json::Map::new();
-    if let Some(Value::Object(a)) = d.pointer("/metadata/annotations") {
+    if let Some(Value::Object(a)) = d.at("/metadata/annotations") {
         for (k, v) in a {
             if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) {
                 annotations.insert(k.clone(), v.clone());
@@ -349,7 +342,7 @@ fn new_replicaset(store: &mut Store, d: &Value, dkey: &Key, revision: i64, ann: 
         "spec": {"replicas": 0, "selector": selector, "template": t},
         "status": {"replicas": 0, "observedGeneration": 1},
     });
-    if let Some(m) = d.pointer("/spec/minReadySeconds") {
+    if let Some(m) = d.at("/spec/minReadySeconds") {
         rs["spec"]["minReadySeconds"] = m.clone();
     }
     (Key::new(&dkey.ctx, Kind::ReplicaSet, &dkey.ns, &name), rs)
@@ -363,13 +356,13 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
     let now = store.timestamp();
     let uid = str_at(&d, "/metadata/uid").unwrap_or("").to_string();
     let mut rss = owned_replicasets(store, dkey, &uid);
-    let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
-    let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
+    let template = d.at("/spec/template").cloned().unwrap_or(json!({}));
+    let paused = d.at("/spec/paused").and_then(Value::as_bool) == Some(true);
     let desired = int_at(&d, "/spec/replicas");
     let (surge, max_unavailable) = surge_and_unavailable(&d);
-    let mut new_idx = rss
-        .iter()
-        .position(|(_, rs)| rs.pointer("/spec/template").is_some_and(|t| equal_ignore_hash(t, &template)));
+    let wanted = template_key(&template);
+    let mut new_idx =
+        rss.iter().position(|(_, rs)| rs.at("/spec/template").is_some_and(|t| template_key(t) == wanted));
     let mut created = false;
 
     // Pause and resume conditions come first (checkPausedConditions).
@@ -391,7 +384,7 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
     let new_revision = max_old + 1;
     if let Some(i) = new_idx {
         let rs = &mut rss[i].1;
-        if let Some(Value::Object(a)) = d.pointer("/metadata/annotations").cloned() {
+        if let Some(Value::Object(a)) = d.at("/metadata/annotations").cloned() {
             for (k, v) in a {
                 if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) {
                     obj_mut(rs, &["metadata", "annotations"]).insert(k, v);
@@ -542,7 +535,7 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
     // History cleanup, when complete or paused.
     let mut delete = Vec::new();
     if complete || paused {
-        let limit = d.pointer("/spec/revisionHistoryLimit").and_then(Value::as_i64).unwrap_or(10);
+        let limit = d.at("/spec/revisionHistoryLimit").and_then(Value::as_i64).unwrap_or(10);
         let mut old: Vec<usize> = (0..rss.len()).filter(|&i| Some(i) != new_idx).collect();
         old.sort_by_key(|&i| revision_of(&rss[i].1).unwrap_or(0));
         let diff = old.len() as i64 - limit;
@@ -561,7 +554,7 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
             if before != after {
                 let way = if after > before { "up" } else { "down" };
                 let message = format!("Scaled {way} replica set {} from {before} to {after}", key.name);
-                store.record_event(&d, "Normal", "ScalingReplicaSet", &message);
+                store.record_event(&dkey.ctx, &d, "Normal", "ScalingReplicaSet", &message);
             }
             store.put(&key, rs);
         }
@@ -636,38 +629,45 @@ fn rolling(rss: &mut [(Key, Value)], ni: usize, desired: i64, surge: i64, max_un
     }
 }
 
-/// Pods start and become ready: one step of every ReplicaSet's pod lifecycle, then a
-/// controller pass over every Deployment. Returns whether anything changed.
+/// Pods start and become ready, and the controller reacts: one step of the pod lifecycle of
+/// every ReplicaSet written since the last tick or still starting pods, then a controller pass
+/// over every Deployment whose objects changed since its last pass. A Deployment's pass reads
+/// nothing but the Deployment and its ReplicaSets, so one whose objects did not change would
+/// write nothing: a fleet of thousands costs per tick only what moved. Returns whether anything
+/// changed.
 pub fn tick(store: &mut Store, instant: bool) -> bool {
-    tick_of(store, instant, None)
+    let rv_before = store.rv;
+    let mut keys = std::mem::take(&mut store.dirty_replicasets);
+    keys.append(&mut std::mem::take(&mut store.unsettled));
+    step_pods(store, instant, keys.iter());
+    for key in std::mem::take(&mut store.dirty_deployments) {
+        sync_deployment(store, &key);
+    }
+    store.rv != rv_before
 }
 
-/// [`tick`] limited to one Deployment and its ReplicaSets when `only` is given (building a
-/// scenario's fleet converges each Deployment alone, not the whole world once per Deployment).
-pub fn tick_of(store: &mut Store, instant: bool, only: Option<&Key>) -> bool {
+/// [`tick`] limited to one Deployment and its ReplicaSets (building a scenario's fleet converges
+/// each Deployment alone).
+pub fn tick_one(store: &mut Store, instant: bool, dkey: &Key) -> bool {
     let rv_before = store.rv;
-    let keys: Vec<Key> = match only {
-        Some(dkey) => {
-            let uid = str_at(store.objects.get(dkey).unwrap_or(&Value::Null), "/metadata/uid")
-                .unwrap_or_default()
-                .to_string();
-            store
-                .iter_of(&dkey.ctx, Kind::ReplicaSet, Some(&dkey.ns))
-                .filter(|(_, rs)| owner_uid(rs) == Some(uid.as_str()))
-                .map(|(k, _)| k.clone())
-                .collect()
-        }
-        None => store.objects.keys().filter(|k| k.kind == Kind::ReplicaSet).cloned().collect(),
-    };
-    // A quiet world stays quiet: nothing changed since the last tick that changed nothing, and
-    // no pod is still becoming ready (the fleet's idle ticks would otherwise hold the lock).
-    if only.is_none()
-        && store.quiet_rv == Some(store.rv)
-        && keys.iter().all(|k| store.objects.get(k).is_none_or(settled))
-    {
-        return false;
-    }
-    for key in &keys {
+    let uid = str_at(store.objects.get(dkey).unwrap_or(&Value::Null), "/metadata/uid")
+        .unwrap_or_default()
+        .to_string();
+    let keys: Vec<Key> = store
+        .owned_by(dkey)
+        .filter(|(_, rs)| owner_uid(rs) == Some(uid.as_str()))
+        .map(|(k, _)| k.clone())
+        .collect();
+    step_pods(store, instant, keys.iter());
+    sync_deployment(store, dkey);
+    store.rv != rv_before
+}
+
+/// One step of the pod lifecycle of each of `keys` (ReplicaSets): pods are created or removed
+/// to match the spec, then become ready one tick at a time (at once when `instant`) unless
+/// their image is broken. ReplicaSets left starting are noted in `store.unsettled`.
+fn step_pods<'a>(store: &mut Store, instant: bool, keys: impl Iterator<Item = &'a Key>) {
+    for key in keys {
         let Some(rs) = store.objects.get(key) else {
             continue;
         };
@@ -708,19 +708,11 @@ pub fn tick_of(store: &mut Store, instant: bool, only: Option<&Key>) -> bool {
                 st.remove(k);
             }
         }
+        if !settled(&rs) {
+            store.unsettled.insert(key.clone());
+        }
         store.put(key, rs);
     }
-    let deployments: Vec<Key> = match only {
-        Some(dkey) => vec![dkey.clone()],
-        None => store.objects.keys().filter(|k| k.kind == Kind::Deployment).cloned().collect(),
-    };
-    for key in &deployments {
-        sync_deployment(store, key);
-    }
-    if only.is_none() {
-        store.quiet_rv = (store.rv == rv_before).then_some(store.rv);
-    }
-    store.rv != rv_before
 }
 
 /// Whether a ReplicaSet's status already says what a tick would write.
@@ -728,7 +720,7 @@ fn settled(rs: &Value) -> bool {
     let spec = int_at(rs, "/spec/replicas");
     let have = int_at(rs, "/status/replicas");
     let ready = int_at(rs, "/status/readyReplicas");
-    rs.pointer("/status/replicas").is_some()
+    rs.at("/status/replicas").is_some()
         && have == spec
         && ready == have
         && int_at(rs, "/status/observedGeneration") == int_at(rs, "/metadata/generation")

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::sim::Scenario;
 use controller::{rs_broken, template_images};
-use store::{Key, Kind, Store, int_at, str_at};
+use store::{At, Key, Kind, Store, int_at, str_at};
 
 /// How many instant controller passes building a scenario's history may take per revision.
 const CONVERGE_PASSES: usize = 200;
@@ -136,9 +136,9 @@ impl K8sWorld {
             (int_at(rs, "/spec/replicas") > 0 || int_at(rs, "/status/replicas") > 0)
                 && rs_broken(&store, rs, ctx)
         });
-        let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
+        let paused = d.at("/spec/paused").and_then(Value::as_bool) == Some(true);
         let template_broken = store.broken.get(&dkey).is_some_and(|b| {
-            d.pointer("/spec/template").map(template_images).unwrap_or_default().iter().any(|i| b.contains(i))
+            d.at("/spec/template").map(template_images).unwrap_or_default().iter().any(|i| b.contains(i))
         });
         let unhealthy = broken_running || (template_broken && !paused);
         Some((dkey, d, rss, unhealthy))
@@ -153,7 +153,7 @@ impl K8sWorld {
     /// Observable state of a Deployment key for test expectations.
     pub fn state(&self, key: &str) -> Option<Value> {
         let (_, d, _, unhealthy) = self.deployment(key)?;
-        let images = d.pointer("/spec/template").map(template_images).unwrap_or_default();
+        let images = d.at("/spec/template").map(template_images).unwrap_or_default();
         let revision: i64 = store::annotation(&d, "deployment.kubernetes.io/revision")
             .and_then(|r| r.parse().ok())
             .unwrap_or(0);
@@ -165,7 +165,7 @@ impl K8sWorld {
             "ready": int_at(&d, "/status/readyReplicas"),
             "updated": int_at(&d, "/status/updatedReplicas"),
             "available": int_at(&d, "/status/availableReplicas"),
-            "paused": d.pointer("/spec/paused").and_then(Value::as_bool).unwrap_or(false),
+            "paused": d.at("/spec/paused").and_then(Value::as_bool).unwrap_or(false),
             "generation": int_at(&d, "/metadata/generation"),
             "healthy": !unhealthy,
         }))
@@ -176,7 +176,7 @@ impl K8sWorld {
 fn converge(store: &mut Store, key: &Key) {
     controller::sync_deployment(store, key);
     for _ in 0..CONVERGE_PASSES {
-        if !controller::tick_of(store, true, Some(key)) {
+        if !controller::tick_one(store, true, key) {
             break;
         }
     }
@@ -217,3 +217,84 @@ pub fn decode_context(segment: &str) -> Option<String> {
 
 /// A shared handle to the clusters.
 pub type SharedK8s = Arc<K8sWorld>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world(text: &str) -> K8sWorld {
+        let scenario = Scenario::parse(std::path::Path::new("t.toml"), text).expect("scenario parses");
+        K8sWorld::from_scenario(&scenario)
+    }
+
+    const TWO: &str = r#"
+[[k8s.deployments]]
+name = "a"
+revisions = ["app:1", "app:2"]
+[[k8s.deployments]]
+name = "b"
+revisions = ["app:1", "app:2"]
+"#;
+
+    fn settle(w: &K8sWorld) {
+        for _ in 0..50 {
+            if !w.tick() {
+                return;
+            }
+        }
+        panic!("the world did not settle in 50 ticks");
+    }
+
+    #[test]
+    fn a_settled_world_ticks_without_work() {
+        let w = world(TWO);
+        settle(&w);
+        let store = w.lock();
+        assert!(store.dirty_deployments.is_empty(), "{:?}", store.dirty_deployments);
+        assert!(store.dirty_replicasets.is_empty());
+        assert!(store.unsettled.is_empty());
+    }
+
+    #[test]
+    fn a_change_resyncs_its_own_deployment_only() {
+        let w = world(TWO);
+        settle(&w);
+        let a = Key::new("sim", Kind::Deployment, "default", "a");
+        let b = Key::new("sim", Kind::Deployment, "default", "b");
+        let b_before = w.lock().objects[&b].clone();
+        {
+            let mut store = w.lock();
+            let mut d = store.objects[&a].clone();
+            d["spec"]["replicas"] = json!(5);
+            d["metadata"]["generation"] = json!(int_at(&d, "/metadata/generation") + 1);
+            store.put(&a, d);
+            assert_eq!(store.dirty_deployments.iter().collect::<Vec<_>>(), vec![&a]);
+        }
+        settle(&w);
+        let store = w.lock();
+        assert_eq!(int_at(&store.objects[&a], "/status/readyReplicas"), 5, "{}", store.objects[&a]);
+        assert_eq!(store.objects[&b], b_before, "an untouched Deployment is not rewritten");
+    }
+
+    #[test]
+    fn a_deleted_replicaset_is_noticed_through_its_owner() {
+        let w = world(TWO);
+        settle(&w);
+        let a = Key::new("sim", Kind::Deployment, "default", "a");
+        let live = {
+            let mut store = w.lock();
+            let uid = str_at(&store.objects[&a], "/metadata/uid").unwrap_or_default().to_string();
+            let owned = controller::owned_replicasets(&store, &a, &uid);
+            assert_eq!(owned.len(), 2, "two revisions, two ReplicaSets");
+            let (key, _) = owned.iter().find(|(_, rs)| int_at(rs, "/spec/replicas") > 0).cloned().expect("live");
+            store.delete(&key);
+            assert!(store.dirty_deployments.contains(&a));
+            key
+        };
+        settle(&w);
+        let store = w.lock();
+        // The controller made the ReplicaSet of the current template again, and scaled it up.
+        let rs = store.objects.get(&live).expect("recreated");
+        assert_eq!(int_at(rs, "/status/readyReplicas"), int_at(&store.objects[&a], "/spec/replicas"));
+    }
+}

@@ -1,5 +1,6 @@
 //! Label and field selectors as the API server parses them from `labelSelector` / `fieldSelector`.
 
+use super::store::At;
 use serde_json::Value;
 
 /// One requirement of a label selector.
@@ -74,7 +75,7 @@ impl LabelSelector {
 
     /// Whether an object's `metadata.labels` satisfy every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
-        let labels = obj.pointer("/metadata/labels");
+        let labels = obj.at("/metadata/labels");
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.0.iter().all(|r| match r {
             Req::Eq(k, v) => get(k) == Some(v.as_str()),
@@ -119,7 +120,7 @@ impl FieldSelector {
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(field, eq, value)| {
             let ptr = if field == "metadata.name" { "/metadata/name" } else { "/metadata/namespace" };
-            let actual = obj.pointer(ptr).and_then(Value::as_str).unwrap_or("");
+            let actual = obj.at(ptr).and_then(Value::as_str).unwrap_or("");
             (actual == value) == *eq
         })
     }

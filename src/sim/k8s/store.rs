@@ -119,9 +119,16 @@ pub struct Store {
     pub events: VecDeque<(String, Value)>,
     /// Ticks a pod takes to become ready.
     pub rollout_steps: u32,
-    /// The resourceVersion after the last whole-world tick that changed nothing: while nothing
-    /// changed since and every ReplicaSet is settled, the next tick has nothing to do.
-    pub quiet_rv: Option<u64>,
+    /// Deployments whose objects (themselves or a ReplicaSet they own) changed since the
+    /// controller last synced them: the next tick syncs these and only these.
+    pub dirty_deployments: BTreeSet<Key>,
+    /// ReplicaSets written since the last tick: the next tick steps their pods.
+    pub dirty_replicasets: BTreeSet<Key>,
+    /// ReplicaSets whose pods are still starting (status behind spec): stepped every tick.
+    pub unsettled: BTreeSet<Key>,
+    /// ReplicaSets by the Deployment named as their controlling owner (an index: a sync reads a
+    /// Deployment's own ReplicaSets, not every one of its namespace).
+    owned: BTreeMap<Key, BTreeSet<Key>>,
     uid_seq: u64,
 }
 
@@ -140,7 +147,10 @@ impl Store {
             pod_age: BTreeMap::new(),
             clock: None,
             rollout_steps: rollout_steps.max(1),
-            quiet_rv: None,
+            dirty_deployments: BTreeSet::new(),
+            dirty_replicasets: BTreeSet::new(),
+            unsettled: BTreeSet::new(),
+            owned: BTreeMap::new(),
             uid_seq: 0,
         }
     }
@@ -169,34 +179,85 @@ impl Store {
     }
 
     /// Stores `obj` under `key` if it differs from what is stored (ignoring resourceVersion),
-    /// bumping the resourceVersion and emitting an event. Returns the stored object.
-    pub fn put(&mut self, key: &Key, mut obj: Value) -> Value {
+    /// bumping the resourceVersion and emitting an event. Returns whether it did.
+    pub fn put(&mut self, key: &Key, mut obj: Value) -> bool {
         let old = self.objects.get(key);
         if let Some(old) = old
             && same_ignoring_rv(old, &obj)
         {
-            return old.clone();
+            return false;
         }
         let kind = if old.is_some() { "MODIFIED" } else { "ADDED" };
+        let old_owner = old.and_then(controller_owner);
+        if key.kind == Kind::ReplicaSet && old_owner != controller_owner(&obj) {
+            let old_owner = old_owner.map(String::from);
+            self.unindex_owner(key, old_owner.as_deref());
+            if let Some(owner) = controller_owner(&obj) {
+                let dkey = Key::new(&key.ctx, Kind::Deployment, &key.ns, owner);
+                self.owned.entry(dkey).or_default().insert(key.clone());
+            }
+        }
         self.rv += 1;
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), Value::String(self.rv.to_string()));
         }
+        self.mark_dirty(key, &obj);
         self.objects.insert(key.clone(), obj.clone());
-        self.emit(key, kind, obj.clone());
-        obj
+        self.emit(key, kind, obj);
+        true
+    }
+
+    /// Notes a written or deleted object for the controller: a Deployment is synced again, a
+    /// ReplicaSet has its pods stepped and its owning Deployment synced again.
+    fn mark_dirty(&mut self, key: &Key, obj: &Value) {
+        match key.kind {
+            Kind::Deployment => {
+                self.dirty_deployments.insert(key.clone());
+            }
+            Kind::ReplicaSet => {
+                self.dirty_replicasets.insert(key.clone());
+                if let Some(owner) = controller_owner(obj) {
+                    self.dirty_deployments.insert(Key::new(&key.ctx, Kind::Deployment, &key.ns, owner));
+                }
+            }
+            Kind::Lease => {}
+        }
     }
 
     /// Removes an object, emitting `DELETED`.
     pub fn delete(&mut self, key: &Key) -> Option<Value> {
         let mut obj = self.objects.remove(key)?;
         self.pod_age.remove(key);
+        self.unsettled.remove(key);
+        self.mark_dirty(key, &obj);
+        if key.kind == Kind::ReplicaSet {
+            self.unindex_owner(key, controller_owner(&obj));
+        }
         self.rv += 1;
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), Value::String(self.rv.to_string()));
         }
         self.emit(key, "DELETED", obj.clone());
         Some(obj)
+    }
+
+    fn unindex_owner(&mut self, key: &Key, owner: Option<&str>) {
+        let Some(owner) = owner else {
+            return;
+        };
+        let dkey = Key::new(&key.ctx, Kind::Deployment, &key.ns, owner);
+        if let Some(set) = self.owned.get_mut(&dkey) {
+            set.remove(key);
+            if set.is_empty() {
+                self.owned.remove(&dkey);
+            }
+        }
+    }
+
+    /// The ReplicaSets whose controlling owner is named as the Deployment `dkey` (their owner
+    /// uid is for the caller to check), in key order.
+    pub fn owned_by<'a>(&'a self, dkey: &Key) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+        self.owned.get(dkey).into_iter().flatten().filter_map(|k| self.objects.get_key_value(k))
     }
 
     fn emit(&mut self, key: &Key, kind: &'static str, object: Value) {
@@ -211,17 +272,10 @@ impl Store {
         let _ = self.tx.send(ev);
     }
 
-    /// Records a core Event about `obj` in its context (as the deployment-controller does).
-    pub fn record_event(&mut self, obj: &Value, kind: &str, reason: &str, message: &str) {
+    /// Records a core Event about `obj` in context `ctx` (as the deployment-controller does).
+    pub fn record_event(&mut self, ctx: &str, obj: &Value, kind: &str, reason: &str, message: &str) {
         const EVENTS_CAP: usize = 1000;
-        let Some(ctx) = self
-            .objects
-            .iter()
-            .find(|(_, v)| v.pointer("/metadata/uid") == obj.pointer("/metadata/uid"))
-            .map(|(k, _)| k.ctx.clone())
-        else {
-            return;
-        };
+        let ctx = ctx.to_string();
         let name = str_at(obj, "/metadata/name").unwrap_or("").to_string();
         let ns = str_at(obj, "/metadata/namespace").unwrap_or("default").to_string();
         let now = self.timestamp();
@@ -231,9 +285,9 @@ impl Store {
             "metadata": {"name": format!("{name}.{:016x}", fastrand::u64(..)), "namespace": ns,
                 "uid": self.uid(), "resourceVersion": self.rv.to_string(), "creationTimestamp": now},
             "involvedObject": {"kind": obj.get("kind").cloned().unwrap_or(json!("Deployment")),
-                "namespace": ns, "name": name, "uid": obj.pointer("/metadata/uid").cloned(),
+                "namespace": ns, "name": name, "uid": obj.at("/metadata/uid").cloned(),
                 "apiVersion": obj.get("apiVersion").cloned().unwrap_or(json!("apps/v1")),
-                "resourceVersion": obj.pointer("/metadata/resourceVersion").cloned()},
+                "resourceVersion": obj.at("/metadata/resourceVersion").cloned()},
             "reason": reason, "message": message,
             "source": {"component": "deployment-controller"},
             "firstTimestamp": now, "lastTimestamp": now, "count": 1, "type": kind,
@@ -251,13 +305,9 @@ impl Store {
         self.log_start = self.rv;
     }
 
-    /// Objects of one kind in a context (and namespace, when given), in key order.
-    pub fn list(&self, ctx: &str, kind: Kind, ns: Option<&str>) -> Vec<(Key, Value)> {
-        self.iter_of(ctx, kind, ns).map(|(k, v)| (k.clone(), v.clone())).collect()
-    }
-
-    /// [`Store::list`] without copying: a key range (keys sort by context, kind, namespace),
-    /// so a fleet of thousands of objects is not scanned whole for one namespace.
+    /// Objects of one kind in a context (and namespace, when given), in key order, without
+    /// copying: a key range (keys sort by context, kind, namespace), so a fleet of thousands of
+    /// objects is not scanned whole for one namespace.
     pub fn iter_of<'a>(
         &'a self,
         ctx: &'a str,
@@ -271,30 +321,70 @@ impl Store {
     }
 }
 
+/// Whether two objects are equal but for `metadata.resourceVersion` (compared in place: every
+/// write of the controller asks this, and most of them change nothing).
 fn same_ignoring_rv(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-        }
-        v
+    let (Value::Object(a), Value::Object(b)) = (a, b) else {
+        return a == b;
     };
-    strip(a) == strip(b)
+    let without_rv = |m: &Map<String, Value>| m.len() - usize::from(m.contains_key("resourceVersion"));
+    a.len() == b.len()
+        && a.iter().all(|(k, va)| match (k.as_str(), va, b.get(k)) {
+            ("metadata", Value::Object(ma), Some(Value::Object(mb))) => {
+                without_rv(ma) == without_rv(mb)
+                    && ma.iter().all(|(mk, mv)| mk == "resourceVersion" || mb.get(mk) == Some(mv))
+            }
+            (_, va, Some(vb)) => va == vb,
+            (_, _, None) => false,
+        })
+}
+
+/// The name of the object's controlling owner (`ownerReferences[controller=true]`).
+pub fn controller_owner(obj: &Value) -> Option<&str> {
+    obj.at("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))?
+        .get("name")?
+        .as_str()
+}
+
+/// JSON pointer lookups without `Value::pointer`'s two string allocations per segment: the
+/// controller and the list handlers look up thousands of fields per tick and per request.
+pub trait At {
+    /// The value at a JSON pointer (`~` escapes are honoured, through `Value::pointer`).
+    fn at(&self, ptr: &str) -> Option<&Value>;
+}
+
+impl At for Value {
+    fn at(&self, ptr: &str) -> Option<&Value> {
+        if ptr.contains('~') {
+            return self.pointer(ptr);
+        }
+        if ptr.is_empty() {
+            return Some(self);
+        }
+        ptr.strip_prefix('/')?.split('/').try_fold(self, |v, seg| match v {
+            Value::Object(m) => m.get(seg),
+            Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        })
+    }
 }
 
 /// A string at a JSON pointer.
 pub fn str_at<'a>(obj: &'a Value, ptr: &str) -> Option<&'a str> {
-    obj.pointer(ptr).and_then(Value::as_str)
+    obj.at(ptr).and_then(Value::as_str)
 }
 
 /// An integer at a JSON pointer, 0 when absent.
 pub fn int_at(obj: &Value, ptr: &str) -> i64 {
-    obj.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
+    obj.at(ptr).and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// An annotation's value.
 pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
+    obj.at("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
 }
 
 /// The object map at `path` inside `obj`, created (replacing non-objects) as needed.

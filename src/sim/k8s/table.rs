@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::controller::template_images;
 use super::select::selector_string;
-use super::store::{Kind, int_at, str_at};
+use super::store::{At, Kind, int_at, str_at};
 
 /// Whether the `Accept` header asks for a Table.
 pub fn wants_table(accept: &str) -> bool {
@@ -68,11 +68,11 @@ fn column(name: &str, kind: &str, priority: i64, description: &str) -> Value {
 
 fn containers(obj: &Value) -> (String, String) {
     let names: Vec<&str> = obj
-        .pointer("/spec/template/spec/containers")
+        .at("/spec/template/spec/containers")
         .and_then(Value::as_array)
         .map(|cs| cs.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).collect())
         .unwrap_or_default();
-    let images = obj.pointer("/spec/template").map(template_images).unwrap_or_default();
+    let images = obj.at("/spec/template").map(template_images).unwrap_or_default();
     (names.join(","), images.join(","))
 }
 
@@ -124,7 +124,7 @@ pub fn table(kind: Kind, objects: &[Value], resource_version: &str, now: DateTim
                     json!(age(d, now)),
                     json!(names),
                     json!(images),
-                    json!(d.pointer("/spec/selector").map(selector_string).unwrap_or_default()),
+                    json!(d.at("/spec/selector").map(selector_string).unwrap_or_default()),
                 ]
             }),
         ),
@@ -159,7 +159,7 @@ pub fn table(kind: Kind, objects: &[Value], resource_version: &str, now: DateTim
                     json!(age(rs, now)),
                     json!(names),
                     json!(images),
-                    json!(rs.pointer("/spec/selector").map(selector_string).unwrap_or_default()),
+                    json!(rs.at("/spec/selector").map(selector_string).unwrap_or_default()),
                 ]
             }),
         ),
