@@ -363,20 +363,47 @@ async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>)
     if watching {
         return watch(world, r, kind, ns, keep);
     }
-    let store = world.lock();
-    // Filtered before copying: a namespace of a fleet holds hundreds of ReplicaSets.
-    let items: Vec<Value> =
-        store.iter_of(&r.ctx, kind, ns).map(|(_, v)| v).filter(|v| keep(v)).cloned().collect();
+    // The matching objects are shared, not copied, and written out after the lock is released.
+    let (items, rv, now) = {
+        let store = world.lock();
+        let items: Vec<Arc<Value>> =
+            store.iter_of(&r.ctx, kind, ns).map(|(_, v)| v).filter(|v| keep(v)).cloned().collect();
+        (items, store.rv.to_string(), store.now())
+    };
     if table::wants_table(&r.accept())
-        && let Some(t) = table::table(kind, &items, &store.rv.to_string(), store.now())
+        && let Some(t) = table::table(kind, &items, &rv, now)
     {
         return json_response(StatusCode::OK, &t);
     }
-    json_response(
-        StatusCode::OK,
-        &json!({"kind": format!("{}List", kind.name()), "apiVersion": kind.api_version(),
-            "metadata": {"resourceVersion": store.rv.to_string()}, "items": items}),
-    )
+    list_response(kind, &rv, &items)
+}
+
+/// A `<Kind>List` answer, written straight from the shared objects (not copied into one tree).
+fn list_response(kind: Kind, rv: &str, items: &[Arc<Value>]) -> Response {
+    struct Items<'a>(&'a [Arc<Value>]);
+    impl serde::Serialize for Items<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(|v| &**v))
+        }
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct List<'a> {
+        kind: String,
+        api_version: &'static str,
+        metadata: Value,
+        items: Items<'a>,
+    }
+    let list = List {
+        kind: format!("{}List", kind.name()),
+        api_version: kind.api_version(),
+        metadata: json!({"resourceVersion": rv}),
+        items: Items(items),
+    };
+    match serde_json::to_string(&list) {
+        Ok(text) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Err(e) => status_error(500, "InternalError", &format!("cannot write the list: {e}"), None),
+    }
 }
 
 fn watch(
@@ -541,9 +568,11 @@ fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respon
     };
     match r.method {
         Method::GET => {
+            let (rv, now) = (store.rv.to_string(), store.now());
+            // Written out after the lock is released: the object is shared, not copied.
+            drop(store);
             if table::wants_table(&r.accept())
-                && let Some(t) =
-                    table::table(kind, std::slice::from_ref(&current), &store.rv.to_string(), store.now())
+                && let Some(t) = table::table(kind, std::slice::from_ref(&current), &rv, now)
             {
                 return json_response(StatusCode::OK, &t);
             }
@@ -596,7 +625,7 @@ fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respon
                 Ok(v) => v,
                 Err(e) => return e,
             };
-            let mut new = current.clone();
+            let mut new = Value::clone(&current);
             if let Err(e) = patch::apply(pk, &mut new, &p) {
                 return status_error(422, "Invalid", &e, None);
             }
@@ -727,7 +756,7 @@ fn scale(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respons
     let Some(replicas) = sc.at("/spec/replicas").and_then(Value::as_i64) else {
         return invalid(kind, name, "spec.replicas: Required value");
     };
-    let mut new = current.clone();
+    let mut new = Value::clone(&current);
     new["spec"]["replicas"] = json!(replicas);
     if let Some(rv) = sc.at("/metadata/resourceVersion").cloned() {
         new["metadata"]["resourceVersion"] = rv;
@@ -737,9 +766,9 @@ fn scale(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respons
         return resp;
     }
     let after = if r.dry_run() {
-        let mut a = current.clone();
+        let mut a = Value::clone(&current);
         a["spec"]["replicas"] = json!(replicas);
-        a
+        Arc::new(a)
     } else {
         store.objects.get(&key).cloned().unwrap_or(current)
     };

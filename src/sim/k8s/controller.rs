@@ -1,6 +1,8 @@
 //! The Deployment controller and pod lifecycle of the simulated clusters (reference §5):
 //! ReplicaSet per pod template, revision bookkeeping, rolling updates, history cleanup and status.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::store::{
@@ -133,10 +135,10 @@ fn owner_uid(rs: &Value) -> Option<&str> {
         .as_str()
 }
 
-/// The ReplicaSets a Deployment controls, oldest first (creationTimestamp, then name).
-pub fn owned_replicasets(store: &Store, dkey: &Key, uid: &str) -> Vec<(Key, Value)> {
-    // Filtered before copying: a namespace may hold the ReplicaSets of hundreds of Deployments.
-    let mut rss: Vec<(Key, Value)> = store
+/// The ReplicaSets a Deployment controls, oldest first (creationTimestamp, then name), shared
+/// with the store: a sync copies only the ones it changes.
+pub fn owned_replicasets(store: &Store, dkey: &Key, uid: &str) -> Vec<(Key, Arc<Value>)> {
+    let mut rss: Vec<(Key, Arc<Value>)> = store
         .owned_by(dkey)
         .filter(|(_, rs)| owner_uid(rs) == Some(uid))
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -150,8 +152,13 @@ pub fn owned_replicasets(store: &Store, dkey: &Key, uid: &str) -> Vec<(Key, Valu
 }
 
 /// Scales a ReplicaSet, stamping the Deployment's size on it as the controller does
-/// (`desired-replicas`, `max-replicas`), as `ann`.
-fn set_replicas(rs: &mut Value, n: i64, ann: (i64, i64)) {
+/// (`desired-replicas`, `max-replicas`), as `ann`; copies it only if that changes it.
+fn set_replicas(rs: &mut Arc<Value>, n: i64, ann: (i64, i64)) {
+    let stamped = |k: &str, v: i64| annotation(rs, k).and_then(|s| s.parse::<i64>().ok()) == Some(v);
+    if int_at(rs, "/spec/replicas") == n && stamped(DESIRED, ann.0) && stamped(MAX_REPLICAS, ann.1) {
+        return;
+    }
+    let rs = Arc::make_mut(rs);
     if int_at(rs, "/spec/replicas") != n {
         obj_mut(rs, &["spec"]).insert("replicas".into(), json!(n));
         let generation = int_at(rs, "/metadata/generation") + 1;
@@ -162,7 +169,7 @@ fn set_replicas(rs: &mut Value, n: i64, ann: (i64, i64)) {
 }
 
 /// Whether the Deployment's size changed since its active ReplicaSets were scaled.
-fn is_scaling_event(rss: &[(Key, Value)], desired: i64) -> bool {
+fn is_scaling_event(rss: &[(Key, Arc<Value>)], desired: i64) -> bool {
     rss.iter()
         .filter(|(_, rs)| int_at(rs, "/spec/replicas") > 0)
         .filter_map(|(_, rs)| annotation(rs, DESIRED)?.parse::<i64>().ok())
@@ -173,7 +180,7 @@ fn is_scaling_event(rss: &[(Key, Value)], desired: i64) -> bool {
 /// otherwise a saturated new one ends the old ones; otherwise a rolling Deployment spreads
 /// the change over the active ReplicaSets in proportion to their size.
 fn scale(
-    rss: &mut [(Key, Value)],
+    rss: &mut [(Key, Arc<Value>)],
     new_idx: Option<usize>,
     d: &Value,
     desired: i64,
@@ -350,7 +357,7 @@ fn new_replicaset(store: &mut Store, d: &Value, dkey: &Key, revision: i64, ann: 
 
 /// One pass of the Deployment controller over one Deployment; writes what changed.
 pub fn sync_deployment(store: &mut Store, dkey: &Key) {
-    let Some(mut d) = store.objects.get(dkey).cloned() else {
+    let Some(mut d) = store.objects.get(dkey).map(|d| Value::clone(d)) else {
         return;
     };
     let now = store.timestamp();
@@ -384,15 +391,17 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
     let new_revision = max_old + 1;
     if let Some(i) = new_idx {
         let rs = &mut rss[i].1;
-        if let Some(Value::Object(a)) = d.at("/metadata/annotations").cloned() {
+        if let Some(Value::Object(a)) = d.at("/metadata/annotations") {
             for (k, v) in a {
-                if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) {
-                    obj_mut(rs, &["metadata", "annotations"]).insert(k, v);
+                let copied = rs.at("/metadata/annotations").and_then(|r| r.get(k)) == Some(v);
+                if !copied && !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) {
+                    obj_mut(Arc::make_mut(rs), &["metadata", "annotations"]).insert(k.clone(), v.clone());
                 }
             }
         }
         let old = revision_of(rs).unwrap_or(0);
         if old < new_revision {
+            let rs = Arc::make_mut(rs);
             if annotation(rs, REVISION).is_some() {
                 let history = match annotation(rs, REVISION_HISTORY) {
                     Some(h) if !h.is_empty() => format!("{h},{old}"),
@@ -415,8 +424,8 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
         let ni = match new_idx {
             Some(i) => i,
             None => {
-                let rs = new_replicaset(store, &d, dkey, new_revision, ann);
-                rss.push(rs);
+                let (key, rs) = new_replicaset(store, &d, dkey, new_revision, ann);
+                rss.push((key, Arc::new(rs)));
                 created = true;
                 rss.len() - 1
             }
@@ -459,7 +468,8 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
     }
 
     // Status.
-    let sum = |ptr: &str, rss: &[(Key, Value)]| -> i64 { rss.iter().map(|(_, rs)| int_at(rs, ptr)).sum() };
+    let sum =
+        |ptr: &str, rss: &[(Key, Arc<Value>)]| -> i64 { rss.iter().map(|(_, rs)| int_at(rs, ptr)).sum() };
     let total_spec = sum("/spec/replicas", &rss);
     let replicas = sum("/status/replicas", &rss);
     let ready = sum("/status/readyReplicas", &rss);
@@ -567,7 +577,7 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
 
 /// One rolling-update step: scale the new ReplicaSet up within `maxSurge`, then the old ones
 /// down within `maxUnavailable` (rolling.go: reconcileNewReplicaSet, reconcileOldReplicaSets).
-fn rolling(rss: &mut [(Key, Value)], ni: usize, desired: i64, surge: i64, max_unavailable: i64) {
+fn rolling(rss: &mut [(Key, Arc<Value>)], ni: usize, desired: i64, surge: i64, max_unavailable: i64) {
     let spec = |rs: &Value| int_at(rs, "/spec/replicas");
     let avail = |rs: &Value| int_at(rs, "/status/availableReplicas");
     let ann = (desired, desired + surge);
@@ -650,9 +660,8 @@ pub fn tick(store: &mut Store, instant: bool) -> bool {
 /// each Deployment alone).
 pub fn tick_one(store: &mut Store, instant: bool, dkey: &Key) -> bool {
     let rv_before = store.rv;
-    let uid = str_at(store.objects.get(dkey).unwrap_or(&Value::Null), "/metadata/uid")
-        .unwrap_or_default()
-        .to_string();
+    let uid =
+        store.objects.get(dkey).and_then(|d| str_at(d, "/metadata/uid")).unwrap_or_default().to_string();
     let keys: Vec<Key> = store
         .owned_by(dkey)
         .filter(|(_, rs)| owner_uid(rs) == Some(uid.as_str()))
@@ -675,7 +684,7 @@ fn step_pods<'a>(store: &mut Store, instant: bool, keys: impl Iterator<Item = &'
         if settled(rs) {
             continue;
         }
-        let mut rs = rs.clone();
+        let mut rs = Value::clone(rs);
         let spec = int_at(&rs, "/spec/replicas");
         let have = int_at(&rs, "/status/replicas");
         let ready = int_at(&rs, "/status/readyReplicas");

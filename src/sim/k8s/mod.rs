@@ -77,7 +77,7 @@ impl K8sWorld {
             converge(&mut store, &key);
             for (i, image) in dep.revisions.iter().enumerate().skip(1) {
                 store.clock = Some(base + ChronoDuration::minutes(10 * i as i64));
-                let Some(mut d) = store.objects.get(&key).cloned() else {
+                let Some(mut d) = store.objects.get(&key).map(|d| Value::clone(d)) else {
                     continue;
                 };
                 d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
@@ -87,7 +87,7 @@ impl K8sWorld {
                 converge(&mut store, &key);
             }
             if dep.paused
-                && let Some(mut d) = store.objects.get(&key).cloned()
+                && let Some(mut d) = store.objects.get(&key).map(|d| Value::clone(d))
             {
                 d["spec"]["paused"] = json!(true);
                 d["metadata"]["generation"] = json!(int_at(&d, "/metadata/generation") + 1);
@@ -128,10 +128,12 @@ impl K8sWorld {
         let (ns, name) = rest[ctx.len() + 1..].split_once('/')?;
         let store = self.lock();
         let dkey = Key::new(ctx, Kind::Deployment, ns, name);
-        let d = store.objects.get(&dkey)?.clone();
+        let d = Value::clone(store.objects.get(&dkey)?);
         let uid = str_at(&d, "/metadata/uid").unwrap_or("").to_string();
-        let rss: Vec<Value> =
-            controller::owned_replicasets(&store, &dkey, &uid).into_iter().map(|(_, rs)| rs).collect();
+        let rss: Vec<Value> = controller::owned_replicasets(&store, &dkey, &uid)
+            .into_iter()
+            .map(|(_, rs)| Value::clone(&rs))
+            .collect();
         let broken_running = rss.iter().any(|rs| {
             (int_at(rs, "/spec/replicas") > 0 || int_at(rs, "/status/replicas") > 0)
                 && rs_broken(&store, rs, ctx)
@@ -264,7 +266,7 @@ revisions = ["app:1", "app:2"]
         let b_before = w.lock().objects[&b].clone();
         {
             let mut store = w.lock();
-            let mut d = store.objects[&a].clone();
+            let mut d = Value::clone(&store.objects[&a]);
             d["spec"]["replicas"] = json!(5);
             d["metadata"]["generation"] = json!(int_at(&d, "/metadata/generation") + 1);
             store.put(&a, d);
@@ -286,7 +288,8 @@ revisions = ["app:1", "app:2"]
             let uid = str_at(&store.objects[&a], "/metadata/uid").unwrap_or_default().to_string();
             let owned = controller::owned_replicasets(&store, &a, &uid);
             assert_eq!(owned.len(), 2, "two revisions, two ReplicaSets");
-            let (key, _) = owned.iter().find(|(_, rs)| int_at(rs, "/spec/replicas") > 0).cloned().expect("live");
+            let (key, _) =
+                owned.iter().find(|(_, rs)| int_at(rs, "/spec/replicas") > 0).cloned().expect("live");
             store.delete(&key);
             assert!(store.dirty_deployments.contains(&a));
             key

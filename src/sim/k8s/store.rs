@@ -93,16 +93,17 @@ pub struct Event {
     pub key: Key,
     /// `ADDED`, `MODIFIED` or `DELETED`.
     pub kind: &'static str,
-    /// The object after the change (before, for `DELETED`).
-    pub object: Value,
+    /// The object after the change (before, for `DELETED`), shared with the store.
+    pub object: Arc<Value>,
 }
 
 /// Every simulated cluster's objects.
 pub struct Store {
     /// The last resourceVersion handed out.
     pub rv: u64,
-    /// The objects.
-    pub objects: BTreeMap<Key, Value>,
+    /// The objects, shared with the watch log and with the controller's working copies: an
+    /// object is copied only when something changes it.
+    pub objects: BTreeMap<Key, Arc<Value>>,
     /// Recent events, oldest first.
     pub log: VecDeque<Arc<Event>>,
     /// Watches may resume from this resourceVersion or later; older ones get 410 Gone.
@@ -180,15 +181,16 @@ impl Store {
 
     /// Stores `obj` under `key` if it differs from what is stored (ignoring resourceVersion),
     /// bumping the resourceVersion and emitting an event. Returns whether it did.
-    pub fn put(&mut self, key: &Key, mut obj: Value) -> bool {
+    pub fn put(&mut self, key: &Key, obj: impl Into<Arc<Value>>) -> bool {
+        let mut obj = obj.into();
         let old = self.objects.get(key);
         if let Some(old) = old
-            && same_ignoring_rv(old, &obj)
+            && (Arc::ptr_eq(old, &obj) || same_ignoring_rv(old, &obj))
         {
             return false;
         }
         let kind = if old.is_some() { "MODIFIED" } else { "ADDED" };
-        let old_owner = old.and_then(controller_owner);
+        let old_owner = old.and_then(|o| controller_owner(o));
         if key.kind == Kind::ReplicaSet && old_owner != controller_owner(&obj) {
             let old_owner = old_owner.map(String::from);
             self.unindex_owner(key, old_owner.as_deref());
@@ -198,7 +200,7 @@ impl Store {
             }
         }
         self.rv += 1;
-        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(meta) = Arc::make_mut(&mut obj).get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), Value::String(self.rv.to_string()));
         }
         self.mark_dirty(key, &obj);
@@ -225,7 +227,7 @@ impl Store {
     }
 
     /// Removes an object, emitting `DELETED`.
-    pub fn delete(&mut self, key: &Key) -> Option<Value> {
+    pub fn delete(&mut self, key: &Key) -> Option<Arc<Value>> {
         let mut obj = self.objects.remove(key)?;
         self.pod_age.remove(key);
         self.unsettled.remove(key);
@@ -234,7 +236,7 @@ impl Store {
             self.unindex_owner(key, controller_owner(&obj));
         }
         self.rv += 1;
-        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(meta) = Arc::make_mut(&mut obj).get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), Value::String(self.rv.to_string()));
         }
         self.emit(key, "DELETED", obj.clone());
@@ -256,11 +258,11 @@ impl Store {
 
     /// The ReplicaSets whose controlling owner is named as the Deployment `dkey` (their owner
     /// uid is for the caller to check), in key order.
-    pub fn owned_by<'a>(&'a self, dkey: &Key) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+    pub fn owned_by<'a>(&'a self, dkey: &Key) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
         self.owned.get(dkey).into_iter().flatten().filter_map(|k| self.objects.get_key_value(k))
     }
 
-    fn emit(&mut self, key: &Key, kind: &'static str, object: Value) {
+    fn emit(&mut self, key: &Key, kind: &'static str, object: Arc<Value>) {
         let ev = Arc::new(Event { rv: self.rv, key: key.clone(), kind, object });
         if self.log.len() >= LOG_CAP
             && let Some(old) = self.log.pop_front()
@@ -313,7 +315,7 @@ impl Store {
         ctx: &'a str,
         kind: Kind,
         ns: Option<&'a str>,
-    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+    ) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
         let start = Key::new(ctx, kind, ns.unwrap_or(""), "");
         self.objects
             .range(start..)

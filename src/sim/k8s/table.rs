@@ -1,6 +1,8 @@
 //! Server-side printing: the `meta.k8s.io/v1` `Table` that `kubectl get` asks for, with the
 //! columns a real API server prints for Deployments and ReplicaSets.
 
+use std::borrow::Borrow;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -80,7 +82,12 @@ fn containers(obj: &Value) -> (String, String) {
 type RowFn = Box<dyn Fn(&Value) -> Vec<Value>>;
 
 /// A Table of `objects` of `kind`, or None for kinds printed by the client.
-pub fn table(kind: Kind, objects: &[Value], resource_version: &str, now: DateTime<Utc>) -> Option<Value> {
+pub fn table<T: Borrow<Value>>(
+    kind: Kind,
+    objects: &[T],
+    resource_version: &str,
+    now: DateTime<Utc>,
+) -> Option<Value> {
     let name_col = column("Name", "string", 0, "Name must be unique within a namespace.");
     let (columns, cells): (Vec<Value>, RowFn) = match kind {
         Kind::Deployment => (
@@ -168,6 +175,7 @@ pub fn table(kind: Kind, objects: &[Value], resource_version: &str, now: DateTim
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
+            let o = o.borrow();
             json!({"cells": cells(o), "object": {"kind": "PartialObjectMetadata",
                 "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))}})
         })
