@@ -215,16 +215,21 @@ impl KubeClients {
         }
         let retry =
             RetryPolicy::new(RETRY_MIN_DELAY, RETRY_MAX_DELAY, RETRIES, true).map_err(|e| unusable(&e))?;
-        Ok(kube::client::ClientBuilder::try_from(config)
-            .map_err(|e| unusable(&e))?
-            .with_layer(
-                &tower::ServiceBuilder::new()
-                    .layer(tower::retry::RetryLayer::new(retry))
-                    // Retry needs a cloneable service; the buffer makes kube's boxed stack one.
-                    .buffer(1024)
-                    .into_inner(),
-            )
-            .build())
+        if config.proxy_url.is_some() {
+            // Through a proxy (`proxy-url` in the kubeconfig) kube's own stack is used: it knows
+            // the SOCKS5 and HTTP CONNECT tunnels, but speaks HTTP/1.1 only.
+            return Ok(kube::client::ClientBuilder::try_from(config)
+                .map_err(|e| unusable(&e))?
+                .with_layer(
+                    &tower::ServiceBuilder::new()
+                        .layer(tower::retry::RetryLayer::new(retry))
+                        // Retry needs a cloneable service; the buffer makes kube's boxed stack one.
+                        .buffer(1024)
+                        .into_inner(),
+                )
+                .build());
+        }
+        direct_client(config, retry).map_err(|e| unusable(&e))
     }
 
     async fn config(&self, settings: &Settings, context: &str) -> Result<Config, PrimitiveError> {
@@ -250,6 +255,53 @@ impl KubeClients {
             format!("context `{context}` not found in {}", describe_paths(&file.paths)),
         ))
     }
+}
+
+/// A client for a directly reachable API server, built the way kube's default stack is (same
+/// TLS configuration, timeouts and middleware) but with a connector that offers HTTP/2 as well
+/// as HTTP/1.1 through ALPN. kube's own builder enables HTTP/1.1 only, so every concurrent
+/// request of a `parallel` batch would need its own TLS connection; over HTTP/2 they share one.
+/// Plain `http://` servers have no ALPN and keep HTTP/1.1.
+fn direct_client(config: Config, retry: RetryPolicy) -> Result<Client, String> {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use kube::client::ConfigExt;
+    use tower::ServiceBuilder;
+
+    // What kube's builder does first: rustls needs a process-wide crypto provider. The only
+    // error is another thread installing one in between, which is as good.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+    let tls = config.rustls_client_config().map_err(|e| e.to_string())?;
+    let mut https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
+    if let Some(name) = &config.tls_server_name {
+        let name = rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(|e| format!("invalid tls-server-name `{name}`: {e}"))?;
+        https = https.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+    }
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    let mut connector =
+        hyper_timeout::TimeoutConnector::new(https.enable_http1().enable_http2().wrap_connector(tcp));
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let http: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+
+    // kube's layers, in kube's order, then ours (retry over a buffer, as for kube's own stack).
+    // kube's tracing layer is left out; `valid_until` (the expiry of a client certificate from
+    // an exec plugin) is not set, as nothing in rollbook reads it.
+    let service = ServiceBuilder::new()
+        .layer(tower::retry::RetryLayer::new(retry))
+        .buffer(1024)
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer().map_err(|e| e.to_string())?)
+        .layer(config.extra_headers_layer().map_err(|e| e.to_string())?)
+        .map_err(tower::BoxError::from)
+        .service(http);
+    Ok(Client::new(service, config.default_namespace))
 }
 
 fn describe_paths(paths: &[PathBuf]) -> String {
