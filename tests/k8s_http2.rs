@@ -131,10 +131,9 @@ async fn parallel_undos_share_one_http2_connection_over_tls() {
     assert!(requests.len() >= N, "at least one request per undo, saw {}", requests.len());
     assert!(requests.iter().all(|(_, v)| *v == Version::HTTP_2), "every request over HTTP/2: {requests:?}");
     let carried: BTreeSet<usize> = requests.iter().map(|(c, _)| *c).collect();
-    // hyper's pool dials once per request that finds no connection, so the batch's first
-    // requests race several TLS handshakes; the first to negotiate h2 is kept and shared, the
-    // others are closed unused. Those extra dials are accepted but carry nothing.
-    assert!(seen.accepted.load(Ordering::SeqCst) <= N, "at most one dial per item");
+    // hyper's pool would dial once per request that finds no connection (9 dials of 20 were
+    // seen here); the client holds the batch back until its first answer, so it dials once.
+    assert_eq!(seen.accepted.load(Ordering::SeqCst), 1, "one TCP connection, one TLS handshake");
     assert_eq!(carried.len(), 1, "all {} requests over one connection: {requests:?}", requests.len());
 
     // kubectl negotiates HTTP/2 through the same proxy and gets an answer.
