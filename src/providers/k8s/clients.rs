@@ -326,6 +326,7 @@ struct Gate {
 }
 
 impl<S> FirstAnswerGate<S> {
+    /// `inner` behind a closed gate.
     fn new(inner: S) -> Self {
         FirstAnswerGate { inner, gate: Arc::default() }
     }
