@@ -10,6 +10,7 @@ mod crash;
 mod engine;
 mod health;
 mod k8s;
+mod k8s_http2;
 mod library;
 mod logicapp;
 mod rehearse;

@@ -215,16 +215,21 @@ impl KubeClients {
         }
         let retry =
             RetryPolicy::new(RETRY_MIN_DELAY, RETRY_MAX_DELAY, RETRIES, true).map_err(|e| unusable(&e))?;
-        Ok(kube::client::ClientBuilder::try_from(config)
-            .map_err(|e| unusable(&e))?
-            .with_layer(
-                &tower::ServiceBuilder::new()
-                    .layer(tower::retry::RetryLayer::new(retry))
-                    // Retry needs a cloneable service; the buffer makes kube's boxed stack one.
-                    .buffer(1024)
-                    .into_inner(),
-            )
-            .build())
+        if config.proxy_url.is_some() {
+            // Through a proxy (`proxy-url` in the kubeconfig) kube's own stack is used: it knows
+            // the SOCKS5 and HTTP CONNECT tunnels, but speaks HTTP/1.1 only.
+            return Ok(kube::client::ClientBuilder::try_from(config)
+                .map_err(|e| unusable(&e))?
+                .with_layer(
+                    &tower::ServiceBuilder::new()
+                        .layer(tower::retry::RetryLayer::new(retry))
+                        // Retry needs a cloneable service; the buffer makes kube's boxed stack one.
+                        .buffer(1024)
+                        .into_inner(),
+                )
+                .build());
+        }
+        direct_client(config, retry).map_err(|e| unusable(&e))
     }
 
     async fn config(&self, settings: &Settings, context: &str) -> Result<Config, PrimitiveError> {
@@ -249,6 +254,118 @@ impl KubeClients {
             ErrorKind::NotFound,
             format!("context `{context}` not found in {}", describe_paths(&file.paths)),
         ))
+    }
+}
+
+/// A client for a directly reachable API server, built the way kube's default stack is (same
+/// TLS configuration, timeouts and middleware) but with a connector that offers HTTP/2 as well
+/// as HTTP/1.1 through ALPN. kube's own builder enables HTTP/1.1 only, so every concurrent
+/// request of a `parallel` batch would need its own TLS connection; over HTTP/2 they share one.
+/// Plain `http://` servers have no ALPN and keep HTTP/1.1.
+fn direct_client(config: Config, retry: RetryPolicy) -> Result<Client, String> {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use kube::client::ConfigExt;
+    use tower::ServiceBuilder;
+
+    // What kube's builder does first: rustls needs a process-wide crypto provider. The only
+    // error is another thread installing one in between, which is as good.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+    let tls = config.rustls_client_config().map_err(|e| e.to_string())?;
+    let mut https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
+    if let Some(name) = &config.tls_server_name {
+        let name = rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(|e| format!("invalid tls-server-name `{name}`: {e}"))?;
+        https = https.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+    }
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    let mut connector =
+        hyper_timeout::TimeoutConnector::new(https.enable_http1().enable_http2().wrap_connector(tcp));
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let http: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+
+    // kube's layers, in kube's order, then ours (retry over a buffer, as for kube's own stack).
+    // kube's tracing layer is left out; `valid_until` (the expiry of a client certificate from
+    // an exec plugin) is not set, as nothing in rollbook reads it.
+    let service = ServiceBuilder::new()
+        .layer(tower::retry::RetryLayer::new(retry))
+        .buffer(1024)
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer().map_err(|e| e.to_string())?)
+        .layer(config.extra_headers_layer().map_err(|e| e.to_string())?)
+        .map_err(tower::BoxError::from)
+        .service(FirstAnswerGate::new(http));
+    Ok(Client::new(service, config.default_namespace))
+}
+
+/// Holds a client's requests back until its first request has an answer (or has failed), so
+/// that a `parallel` batch starting on a new client dials once. hyper's pool dials for every
+/// request that finds no connection; only after a TLS handshake does it learn that the server
+/// speaks HTTP/2 and one connection can carry everything, and it closes the other dials unused.
+/// Once the gate is open, requests pass straight through (over HTTP/1.1 they then open the
+/// connections they need, as before). The cost is one round trip, once per client.
+#[derive(Clone)]
+struct FirstAnswerGate<S> {
+    inner: S,
+    gate: Arc<Gate>,
+}
+
+/// The shared state of a [`FirstAnswerGate`].
+#[derive(Default)]
+struct Gate {
+    /// Set once a request has had its answer.
+    open: std::sync::atomic::AtomicBool,
+    /// Held by the one request in flight while the gate is closed.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl<S> FirstAnswerGate<S> {
+    /// `inner` behind a closed gate.
+    fn new(inner: S) -> Self {
+        FirstAnswerGate { inner, gate: Arc::default() }
+    }
+}
+
+impl<S, R> tower::Service<R> for FirstAnswerGate<S>
+where
+    S: tower::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        use std::sync::atomic::Ordering;
+        // hyper's client does nothing before its future is polled: holding the future back
+        // holds the request back.
+        let send = self.inner.call(request);
+        let gate = self.gate.clone();
+        Box::pin(async move {
+            if gate.open.load(Ordering::Acquire) {
+                return send.await;
+            }
+            let turn = gate.turn.lock().await;
+            if gate.open.load(Ordering::Acquire) {
+                drop(turn);
+                return send.await;
+            }
+            let answer = send.await;
+            // A failure opens the gate too: holding the others back would only make them
+            // fail one after another. A request dropped in flight leaves it closed for the next.
+            gate.open.store(true, Ordering::Release);
+            answer
+        })
     }
 }
 
@@ -404,5 +521,41 @@ mod tests {
         assert_eq!(lock(&c.clients).len(), 2);
         c.add_in_memory(Kubeconfig::from_yaml(TWO).unwrap()).unwrap();
         assert_eq!(lock(&c.clients).len(), 1, "new credentials replace the old client");
+    }
+
+    #[tokio::test]
+    async fn the_first_request_goes_alone_then_the_rest_together() {
+        use tower::{Service, ServiceExt};
+
+        // Request `i` logs its start and end; request 0 fails.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let mut gated = FirstAnswerGate::new(tower::service_fn(move |i: usize| {
+            let l = l.clone();
+            async move {
+                lock(&l).push(format!("start {i}"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                lock(&l).push(format!("end {i}"));
+                if i == 0 { Err("refused") } else { Ok(i) }
+            }
+        }));
+        // On this one-thread runtime the tasks start in the order they are spawned.
+        let tasks: Vec<_> = (0..4)
+            .map(|i| {
+                let mut g = gated.clone();
+                tokio::spawn(async move { g.ready().await?.call(i).await })
+            })
+            .collect();
+        let answers: Vec<_> =
+            futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+        assert_eq!(
+            answers,
+            vec![Err("refused"), Ok(1), Ok(2), Ok(3)],
+            "a failed first answer opens the gate"
+        );
+        let log = lock(&log).clone();
+        assert_eq!(log[..2], ["start 0", "end 0"], "nothing overlaps the first request: {log:?}");
+        assert!(log[2..5].iter().all(|e| e.starts_with("start")), "then the rest together: {log:?}");
+        assert_eq!(gated.ready().await.unwrap().call(9).await, Ok(9));
     }
 }
