@@ -49,9 +49,63 @@ fn template_key(template: &Value) -> Option<Value> {
     normalize(&t)
 }
 
-/// kubectl's and the controller's `EqualIgnoreHash`.
+/// kubectl's and the controller's `EqualIgnoreHash`: `template_key(a) == template_key(b)`,
+/// compared in place (every sync asks it of every ReplicaSet of the Deployment).
 pub fn equal_ignore_hash(a: &Value, b: &Value) -> bool {
-    template_key(a) == template_key(b)
+    same_normalized(Some(a), Some(b), Level::Template)
+}
+
+/// Where in a pod template a comparison is: the hash label is ignored in `metadata.labels` only.
+#[derive(Clone, Copy, PartialEq)]
+enum Level {
+    Template,
+    Metadata,
+    Labels,
+    Inner,
+}
+
+impl Level {
+    fn below(self, key: &str) -> Level {
+        match (self, key) {
+            (Level::Template, "metadata") => Level::Metadata,
+            (Level::Metadata, "labels") => Level::Labels,
+            _ => Level::Inner,
+        }
+    }
+    fn skips(self, key: &str) -> bool {
+        self == Level::Labels && key == HASH
+    }
+}
+
+/// Whether [`normalize`] would drop the value (at `level`, where the hash label does not count).
+fn vanishes(v: Option<&Value>, level: Level) -> bool {
+    match v {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(m)) => m.iter().all(|(k, v)| level.skips(k) || vanishes(Some(v), level.below(k))),
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(_) => false,
+    }
+}
+
+/// `normalize(a) == normalize(b)` (at `level`), without building either.
+fn same_normalized(a: Option<&Value>, b: Option<&Value>, level: Level) -> bool {
+    let (gone_a, gone_b) = (vanishes(a, level), vanishes(b, level));
+    if gone_a || gone_b {
+        return gone_a && gone_b;
+    }
+    match (a, b) {
+        (Some(Value::Object(x)), Some(Value::Object(y))) => x
+            .keys()
+            .chain(y.keys().filter(|k| !x.contains_key(*k)))
+            .filter(|k| !level.skips(k))
+            .all(|k| same_normalized(x.get(k), y.get(k), level.below(k))),
+        // Array elements that vanish become nulls, which are all alike.
+        (Some(Value::Array(x)), Some(Value::Array(y))) => {
+            x.len() == y.len()
+                && x.iter().zip(y).all(|(p, q)| same_normalized(Some(p), Some(q), Level::Inner))
+        }
+        (a, b) => a == b,
+    }
 }
 
 /// A stable `pod-template-hash`: FNV-1a-32 of the normalised template, its decimal digits
@@ -367,9 +421,9 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
     let paused = d.at("/spec/paused").and_then(Value::as_bool) == Some(true);
     let desired = int_at(&d, "/spec/replicas");
     let (surge, max_unavailable) = surge_and_unavailable(&d);
-    let wanted = template_key(&template);
-    let mut new_idx =
-        rss.iter().position(|(_, rs)| rs.at("/spec/template").is_some_and(|t| template_key(t) == wanted));
+    let mut new_idx = rss
+        .iter()
+        .position(|(_, rs)| rs.at("/spec/template").is_some_and(|t| equal_ignore_hash(t, &template)));
     let mut created = false;
 
     // Pause and resume conditions come first (checkPausedConditions).
@@ -742,12 +796,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn in_place_comparison_agrees_with_normalizing() {
+        let cases = [
+            json!({"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}}),
+            json!({"metadata": {"labels": {"app": "a", "pod-template-hash": "h"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}}),
+            json!({"metadata": {"labels": {"app": "a"}, "annotations": {}}, "spec": {"containers": [{"name": "a", "image": "x", "env": []}]}}),
+            json!({"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "a", "image": "y"}]}}),
+            json!({"metadata": {"labels": {"pod-template-hash": "h"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}}),
+            json!({"metadata": {}, "spec": {"containers": [{"name": "a", "image": "x"}]}}),
+            json!({"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "a", "image": "x"}, {}]}}),
+            json!({"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "a", "image": "x"}, null]}}),
+            json!({"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [], "nodeSelector": {"a": null}}}),
+            json!({"metadata": {"labels": {"app": "a"}}, "spec": {}}),
+            json!({"spec": {"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 80}]}]}}),
+            json!({"spec": {"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 80.0}]}]}}),
+            json!(null),
+            json!({}),
+        ];
+        for a in &cases {
+            for b in &cases {
+                assert_eq!(equal_ignore_hash(a, b), template_key(a) == template_key(b), "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
     fn hash_uses_the_kubernetes_alphabet_and_ignores_the_hash_label() {
         let a = json!({"metadata": {"labels": {"app": "web"}, "creationTimestamp": null},
             "spec": {"containers": [{"name": "web", "image": "a", "resources": {}}]}});
         let b = json!({"metadata": {"labels": {"app": "web", "pod-template-hash": "x"}},
             "spec": {"containers": [{"name": "web", "image": "a"}]}});
         assert!(equal_ignore_hash(&a, &b));
+        assert_eq!(pod_template_hash(&a), pod_template_hash(&b));
         assert_eq!(pod_template_hash(&a), pod_template_hash(&b));
         assert!(pod_template_hash(&a).chars().all(|c| "456789bcdf".contains(c)));
     }
