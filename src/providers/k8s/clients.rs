@@ -290,12 +290,13 @@ fn direct_client(config: Config, retry: RetryPolicy) -> Result<Client, String> {
     let http: hyper_util::client::legacy::Client<_, kube::client::Body> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
 
-    // kube's layers, in kube's order, then ours (retry over a buffer, as for kube's own stack).
-    // kube's tracing layer is left out; `valid_until` (the expiry of a client certificate from
-    // an exec plugin) is not set, as nothing in rollbook reads it.
+    // Our retry, then kube's layers in kube's order. kube's tracing layer is left out;
+    // `valid_until` (the expiry of a client certificate from an exec plugin) is not set, as
+    // nothing in rollbook reads it. Unlike on kube's own stack, the retry needs no buffer under
+    // it: every layer here is cheap to clone, and `Client::new` already puts one buffer (one
+    // task hop per request) in front of the whole stack.
     let service = ServiceBuilder::new()
         .layer(tower::retry::RetryLayer::new(retry))
-        .buffer(1024)
         .layer(config.base_uri_layer())
         .option_layer(config.auth_layer().map_err(|e| e.to_string())?)
         .layer(config.extra_headers_layer().map_err(|e| e.to_string())?)
