@@ -149,6 +149,24 @@ parallel(items, |i| test::mutate(#{ name: `n${i}`, delay_ms: 60, fail: i == 5 })
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_sized_parallel_result_fits_the_default_limits() {
+    // 5,000 items of a map-valued output, as `parallel(targets, |t| k8s::undo(t))` returns over
+    // a fleet: ~50,000 map properties in all. A data limit hit here would fail the run after
+    // every item had already acted.
+    let f = fixture();
+    let script = r#"
+let items = [];
+for i in 0..5000 { items.push(i); }
+let r = parallel(items, |i| #{ from_revision: i, to_revision: i - 1, changed: true,
+    images: #{ web: `app:${i}` } }, #{ concurrency: 50 });
+r.filter(|x| x.ok && x.value.changed).len()
+"#;
+    let report = f.run(script, |_| {}).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert_eq!(report.value, Some(serde_json::json!(5000)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn parallel_times_out_one_item_without_stopping_the_others() {
     let f = fixture();
     // Item 1 blocks in a primitive, item 3 spins in script code: both are stopped by their
@@ -228,6 +246,14 @@ async fn endless_loops_and_recursion_are_stopped_with_a_clear_message() {
     assert_eq!(report.status, RunStatus::Failed);
     let d = report.diagnostic.expect("diagnostic");
     assert!(d.message.contains("nested deeper than 64 levels"), "{}", d.message);
+
+    f.engine.limits_mut().max_map_size = 1000;
+    let report = f
+        .run("let xs = []; for i in 0..500 { xs.push(i); }\nparallel(xs, |i| #{ a: i, b: i })", |_| {})
+        .await;
+    assert_eq!(report.status, RunStatus::Failed);
+    let d = report.diagnostic.expect("diagnostic");
+    assert!(d.message.contains("object map grew beyond the runbook limits"), "{}", d.message);
 }
 
 #[tokio::test(flavor = "multi_thread")]

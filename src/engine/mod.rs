@@ -40,9 +40,10 @@ pub struct Limits {
     pub max_expr_depths: (usize, usize),
     /// Bytes in one string.
     pub max_string_size: usize,
-    /// Items in one array.
+    /// Items in one array, nested arrays' items included.
     pub max_array_size: usize,
-    /// Properties in one map.
+    /// Properties in one map, nested maps' properties included (Rhai counts a value's maps as
+    /// a whole: a `parallel` result over a fleet holds a few maps per item).
     pub max_map_size: usize,
     /// Modules one run may import.
     pub max_modules: usize,
@@ -56,7 +57,8 @@ impl Default for Limits {
             max_expr_depths: (64, 32),
             max_string_size: 4 * 1024 * 1024,
             max_array_size: 100_000,
-            max_map_size: 10_000,
+            // Room for fleets: 100,000 items of a `parallel` batch with outputs of ~10 properties.
+            max_map_size: 1_000_000,
             max_modules: 64,
         }
     }
