@@ -358,6 +358,7 @@ async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>)
         Ok(s) => s,
         Err(e) => return status_error(400, "BadRequest", &e, None),
     };
+    let equality = labels.an_equality().map(|(k, v)| (k.to_string(), v.to_string()));
     let keep = move |obj: &Value| labels.matches(obj) && fields.matches(obj);
     let watching = matches!(r.q("watch"), Some("1" | "true"));
     if watching {
@@ -366,8 +367,16 @@ async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>)
     // The matching objects are shared, not copied, and written out after the lock is released.
     let (items, rv, now) = {
         let store = world.lock();
-        let items: Vec<Arc<Value>> =
-            store.iter_of(&r.ctx, kind, ns).map(|(_, v)| v).filter(|v| keep(v)).cloned().collect();
+        let items: Vec<Arc<Value>> = match (ns, &equality) {
+            // In a namespace with `key=value` in the selector, the label index gives the candidates.
+            (Some(ns), Some((k, v))) => store
+                .labelled(&r.ctx, kind, ns, (k, v))
+                .map(|(_, v)| v)
+                .filter(|v| keep(v))
+                .cloned()
+                .collect(),
+            _ => store.iter_of(&r.ctx, kind, ns).map(|(_, v)| v).filter(|v| keep(v)).cloned().collect(),
+        };
         (items, store.rv.to_string(), store.now())
     };
     if table::wants_table(&r.accept())

@@ -279,6 +279,28 @@ revisions = ["app:1", "app:2"]
     }
 
     #[test]
+    fn the_label_index_follows_label_changes_and_deletes() {
+        let w = world(TWO);
+        settle(&w);
+        let mut store = w.lock();
+        let found = |s: &Store, kind, value| -> Vec<String> {
+            s.labelled("sim", kind, "default", ("app", value)).map(|(k, _)| k.name.clone()).collect()
+        };
+        assert_eq!(found(&store, Kind::Deployment, "a"), vec!["a"]);
+        assert_eq!(found(&store, Kind::ReplicaSet, "a").len(), 2, "both revisions of a");
+        let a = Key::new("sim", Kind::Deployment, "default", "a");
+        let mut d = Value::clone(&store.objects[&a]);
+        d["metadata"]["labels"] = json!({"app": "b", "tier": "web"});
+        store.put(&a, d);
+        assert!(found(&store, Kind::Deployment, "a").is_empty(), "the old label is gone");
+        assert_eq!(found(&store, Kind::Deployment, "b"), vec!["a", "b"]);
+        assert_eq!(store.labelled("sim", Kind::Deployment, "default", ("tier", "web")).count(), 1);
+        store.delete(&a);
+        assert_eq!(found(&store, Kind::Deployment, "b"), vec!["b"]);
+        assert_eq!(store.labelled("sim", Kind::Deployment, "default", ("tier", "web")).count(), 0);
+    }
+
+    #[test]
     fn a_deleted_replicaset_is_noticed_through_its_owner() {
         let w = world(TWO);
         settle(&w);

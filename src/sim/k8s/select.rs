@@ -73,6 +73,15 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
+    /// One `key=value` requirement of the selector, if it has one: a label index narrows the
+    /// candidates to the objects carrying that label before [`LabelSelector::matches`] runs.
+    pub fn an_equality(&self) -> Option<(&str, &str)> {
+        self.0.iter().find_map(|r| match r {
+            Req::Eq(k, v) => Some((k.as_str(), v.as_str())),
+            _ => None,
+        })
+    }
+
     /// Whether an object's `metadata.labels` satisfy every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = obj.at("/metadata/labels");

@@ -130,6 +130,9 @@ pub struct Store {
     /// ReplicaSets by the Deployment named as their controlling owner (an index: a sync reads a
     /// Deployment's own ReplicaSets, not every one of its namespace).
     owned: BTreeMap<Key, BTreeSet<Key>>,
+    /// Objects by one of their labels: (context, kind, namespace, label, value) → keys. Lists
+    /// with a `key=value` selector read these instead of every object of the namespace.
+    labelled: BTreeMap<LabelKey, BTreeSet<Key>>,
     uid_seq: u64,
 }
 
@@ -152,6 +155,7 @@ impl Store {
             dirty_replicasets: BTreeSet::new(),
             unsettled: BTreeSet::new(),
             owned: BTreeMap::new(),
+            labelled: BTreeMap::new(),
             uid_seq: 0,
         }
     }
@@ -190,6 +194,11 @@ impl Store {
             return false;
         }
         let kind = if old.is_some() { "MODIFIED" } else { "ADDED" };
+        if old.and_then(|o| o.at("/metadata/labels")) != obj.at("/metadata/labels") {
+            let (was, is) = (labels_of(old.map(|o| &**o)), labels_of(Some(&obj)));
+            self.index_labels(key, was, is);
+        }
+        let old = self.objects.get(key);
         let old_owner = old.and_then(|o| controller_owner(o));
         if key.kind == Kind::ReplicaSet && old_owner != controller_owner(&obj) {
             let old_owner = old_owner.map(String::from);
@@ -235,12 +244,42 @@ impl Store {
         if key.kind == Kind::ReplicaSet {
             self.unindex_owner(key, controller_owner(&obj));
         }
+        self.index_labels(key, labels_of(Some(&obj)), Vec::new());
         self.rv += 1;
         if let Some(meta) = Arc::make_mut(&mut obj).get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), Value::String(self.rv.to_string()));
         }
         self.emit(key, "DELETED", obj.clone());
         Some(obj)
+    }
+
+    /// Moves `key` in the label index from its `old` labels to its `new` ones.
+    fn index_labels(&mut self, key: &Key, old: Vec<(String, String)>, new: Vec<(String, String)>) {
+        let at = |(k, v): (String, String)| (key.ctx.clone(), key.kind, key.ns.clone(), k, v);
+        for pair in old.iter().filter(|p| !new.contains(p)) {
+            let lk = at(pair.clone());
+            if let Some(set) = self.labelled.get_mut(&lk) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.labelled.remove(&lk);
+                }
+            }
+        }
+        for pair in new.into_iter().filter(|p| !old.contains(p)) {
+            self.labelled.entry(at(pair)).or_default().insert(key.clone());
+        }
+    }
+
+    /// Objects of one kind in a context and namespace labelled `label=value`, in key order.
+    pub fn labelled<'a>(
+        &'a self,
+        ctx: &str,
+        kind: Kind,
+        ns: &str,
+        (label, value): (&str, &str),
+    ) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
+        let lk = (ctx.to_string(), kind, ns.to_string(), label.to_string(), value.to_string());
+        self.labelled.get(&lk).into_iter().flatten().filter_map(|k| self.objects.get_key_value(k))
     }
 
     fn unindex_owner(&mut self, key: &Key, owner: Option<&str>) {
@@ -321,6 +360,17 @@ impl Store {
             .range(start..)
             .take_while(move |(k, _)| k.ctx == ctx && k.kind == kind && ns.is_none_or(|n| k.ns == n))
     }
+}
+
+/// (context, kind, namespace, label, value): an entry of the label index.
+type LabelKey = (String, Kind, String, String, String);
+
+/// An object's string labels, in order (none for no object).
+fn labels_of(obj: Option<&Value>) -> Vec<(String, String)> {
+    obj.and_then(|o| o.at("/metadata/labels"))
+        .and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default()
 }
 
 /// Whether two objects are equal but for `metadata.resourceVersion` (compared in place: every
