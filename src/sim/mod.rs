@@ -143,7 +143,7 @@ impl Sim {
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
                     tokio::select! {
-                        _ = every.tick() => { k8s.tick(); }
+                        _ = every.tick() => { k8s.tick_in_slices().await; }
                         _ = server::stopped_signal(&mut rx) => break,
                     }
                 }

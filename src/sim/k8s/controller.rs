@@ -729,7 +729,7 @@ pub fn tick_one(store: &mut Store, instant: bool, dkey: &Key) -> bool {
 /// One step of the pod lifecycle of each of `keys` (ReplicaSets): pods are created or removed
 /// to match the spec, then become ready one tick at a time (at once when `instant`) unless
 /// their image is broken. ReplicaSets left starting are noted in `store.unsettled`.
-fn step_pods<'a>(store: &mut Store, instant: bool, keys: impl Iterator<Item = &'a Key>) {
+pub fn step_pods<'a>(store: &mut Store, instant: bool, keys: impl Iterator<Item = &'a Key>) {
     for key in keys {
         let Some(rs) = store.objects.get(key) else {
             continue;

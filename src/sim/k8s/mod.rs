@@ -22,6 +22,9 @@ use store::{At, Key, Kind, Store, int_at, str_at};
 /// How many instant controller passes building a scenario's history may take per revision.
 const CONVERGE_PASSES: usize = 200;
 
+/// Objects the controller handles between two releases of the store in a served tick.
+const TICK_SLICE: usize = 32;
+
 /// Every simulated Kubernetes cluster.
 pub struct K8sWorld {
     store: Mutex<Store>,
@@ -118,6 +121,34 @@ impl K8sWorld {
     /// One step of simulated time: pods start and become ready, the controller reacts.
     pub fn tick(&self) -> bool {
         controller::tick(&mut self.lock(), false)
+    }
+
+    /// [`K8sWorld::tick`] in slices of [`TICK_SLICE`] objects, letting go of the store (and of
+    /// the runtime's thread) between slices: when a fleet changes at once, requests are served
+    /// between the controller's steps instead of waiting behind the whole tick. What changes
+    /// while a tick runs is taken up by the next one.
+    pub async fn tick_in_slices(&self) -> bool {
+        let (replicasets, rv_before) = {
+            let mut store = self.lock();
+            let mut keys = std::mem::take(&mut store.dirty_replicasets);
+            keys.append(&mut std::mem::take(&mut store.unsettled));
+            (keys.into_iter().collect::<Vec<_>>(), store.rv)
+        };
+        for slice in replicasets.chunks(TICK_SLICE) {
+            controller::step_pods(&mut self.lock(), false, slice.iter());
+            tokio::task::yield_now().await;
+        }
+        let deployments: Vec<Key> = std::mem::take(&mut self.lock().dirty_deployments).into_iter().collect();
+        for slice in deployments.chunks(TICK_SLICE) {
+            {
+                let mut store = self.lock();
+                for key in slice {
+                    controller::sync_deployment(&mut store, key);
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        self.lock().rv != rv_before
     }
 
     fn deployment(&self, key: &str) -> Option<(Key, Value, Vec<Value>, bool)> {
@@ -298,6 +329,37 @@ revisions = ["app:1", "app:2"]
         store.delete(&a);
         assert_eq!(found(&store, Kind::Deployment, "b"), vec!["b"]);
         assert_eq!(store.labelled("sim", Kind::Deployment, "default", ("tier", "web")).count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_sliced_tick_converges_like_a_whole_one() {
+        // Enough Deployments that the sliced tick lets go of the store several times.
+        let many: String = (0..(TICK_SLICE * 2 + 5))
+            .map(|i| format!("[[k8s.deployments]]\nname = \"d{i}\"\nrevisions = [\"app:1\", \"app:2\"]\n"))
+            .collect();
+        let (sliced, whole) = (world(&many), world(&many));
+        for w in [&sliced, &whole] {
+            let mut store = w.lock();
+            let keys: Vec<Key> =
+                store.objects.keys().filter(|k| k.kind == Kind::Deployment).cloned().collect();
+            for key in keys {
+                let mut d = Value::clone(&store.objects[&key]);
+                d["spec"]["replicas"] = json!(3);
+                d["metadata"]["generation"] = json!(int_at(&d, "/metadata/generation") + 1);
+                store.put(&key, d);
+            }
+        }
+        let mut ticks = 0;
+        while sliced.tick_in_slices().await {
+            ticks += 1;
+            assert!(ticks < 50, "the sliced ticks settle");
+        }
+        settle(&whole);
+        let (a, b) = (sliced.lock(), whole.lock());
+        for (key, d) in a.objects.iter().filter(|(k, _)| k.kind == Kind::Deployment) {
+            assert_eq!(int_at(d, "/status/readyReplicas"), 3, "{}", key.name);
+            assert_eq!(d.at("/status/replicas"), b.objects[key].at("/status/replicas"));
+        }
     }
 
     #[test]
