@@ -257,13 +257,7 @@ impl Store {
     fn index_labels(&mut self, key: &Key, old: Vec<(String, String)>, new: Vec<(String, String)>) {
         let at = |(k, v): (String, String)| (key.ctx.clone(), key.kind, key.ns.clone(), k, v);
         for pair in old.iter().filter(|p| !new.contains(p)) {
-            let lk = at(pair.clone());
-            if let Some(set) = self.labelled.get_mut(&lk) {
-                set.remove(key);
-                if set.is_empty() {
-                    self.labelled.remove(&lk);
-                }
-            }
+            unindex(&mut self.labelled, &at(pair.clone()), key);
         }
         for pair in new.into_iter().filter(|p| !old.contains(p)) {
             self.labelled.entry(at(pair)).or_default().insert(key.clone());
@@ -286,13 +280,7 @@ impl Store {
         let Some(owner) = owner else {
             return;
         };
-        let dkey = Key::new(&key.ctx, Kind::Deployment, &key.ns, owner);
-        if let Some(set) = self.owned.get_mut(&dkey) {
-            set.remove(key);
-            if set.is_empty() {
-                self.owned.remove(&dkey);
-            }
-        }
+        unindex(&mut self.owned, &Key::new(&key.ctx, Kind::Deployment, &key.ns, owner), key);
     }
 
     /// The ReplicaSets whose controlling owner is named as the Deployment `dkey` (their owner
@@ -359,6 +347,16 @@ impl Store {
         self.objects
             .range(start..)
             .take_while(move |(k, _)| k.ctx == ctx && k.kind == kind && ns.is_none_or(|n| k.ns == n))
+    }
+}
+
+/// Takes `key` out of an index entry, and the entry out of the index once it is empty.
+fn unindex<K: Ord>(index: &mut BTreeMap<K, BTreeSet<Key>>, entry: &K, key: &Key) {
+    if let Some(set) = index.get_mut(entry) {
+        set.remove(key);
+        if set.is_empty() {
+            index.remove(entry);
+        }
     }
 }
 
