@@ -118,7 +118,9 @@ impl K8sWorld {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One step of simulated time: pods start and become ready, the controller reacts.
+    /// One step of simulated time in one go: pods start and become ready, the controller
+    /// reacts. (The served simulator uses [`K8sWorld::tick_in_slices`].)
+    #[cfg(test)]
     pub fn tick(&self) -> bool {
         controller::tick(&mut self.lock(), false)
     }
