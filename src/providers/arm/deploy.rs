@@ -17,13 +17,6 @@ use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 /// `arm::deploy`.
 pub struct Deploy;
 
-fn incremental() -> String {
-    "Incremental".into()
-}
-fn thirty_minutes() -> Dur {
-    Dur::secs(30 * 60)
-}
-
 /// Keys of `arm::deploy`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,13 +35,13 @@ pub struct DeployArgs {
     #[serde(default)]
     pub parameters: Option<Value>,
     /// `Incremental` or `Complete` ("Incremental").
-    #[serde(default = "incremental")]
+    #[serde(default = "super::incremental")]
     pub mode: String,
     /// Roll back on failure to `"last-successful"` or to a named deployment.
     #[serde(default)]
     pub on_error: Option<String>,
     /// How long to wait ("30m").
-    #[serde(default = "thirty_minutes")]
+    #[serde(default = "super::thirty_minutes")]
     pub timeout: Dur,
 }
 

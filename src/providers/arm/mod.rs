@@ -70,6 +70,16 @@ impl DeploymentInfo {
     }
 }
 
+/// Default `mode` of `arm::deploy` and `arm::redeploy`.
+fn incremental() -> String {
+    "Incremental".into()
+}
+
+/// Default `timeout` of `arm::deploy` and `arm::redeploy`.
+fn thirty_minutes() -> crate::model::Dur {
+    crate::model::Dur::secs(30 * 60)
+}
+
 /// Sorts newest first by timestamp (ARM does not promise an order); stable for ties.
 pub fn newest_first(mut list: Vec<DeploymentInfo>) -> Vec<DeploymentInfo> {
     list.sort_by_key(|d| std::cmp::Reverse(d.time()));

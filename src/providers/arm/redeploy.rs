@@ -16,13 +16,6 @@ use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 /// `arm::redeploy`.
 pub struct Redeploy;
 
-fn incremental() -> String {
-    "Incremental".into()
-}
-fn thirty_minutes() -> Dur {
-    Dur::secs(30 * 60)
-}
-
 /// Keys of `arm::redeploy` and `arm::what_if`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,10 +31,10 @@ pub struct RedeployArgs {
     #[serde(default)]
     pub name: Option<String>,
     /// `Incremental` or `Complete` ("Incremental").
-    #[serde(default = "incremental")]
+    #[serde(default = "super::incremental")]
     pub mode: String,
     /// How long to wait for the deployment ("30m").
-    #[serde(default = "thirty_minutes")]
+    #[serde(default = "super::thirty_minutes")]
     pub timeout: Dur,
 }
 
