@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use rollbook::sim::{Scenario, ScenarioError, Sim, SimError, SimHandle};
 use serde_json::{Value, json};
 
+use crate::k8s::kubectl;
+
 const WEB: &str = r#"
 name = "web history"
 
@@ -30,32 +32,6 @@ async fn start(toml: &str) -> (SimHandle, tempfile::TempDir, PathBuf) {
     let kc = dir.path().join("kubeconfig");
     std::fs::write(&kc, sim.kubeconfig_yaml()).expect("kubeconfig written");
     (sim, dir, kc)
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the installed kubectl with a fresh discovery cache, as a real user would.
-async fn kubectl(kc: &Path, args: &[&str]) -> Out {
-    let cache = tempfile::tempdir().expect("cache dir");
-    let out = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kc)
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .args(["-n", "shop"])
-        .args(args)
-        .output()
-        .await
-        .expect("kubectl runs");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 async fn ok(kc: &Path, args: &[&str]) -> String {
