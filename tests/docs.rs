@@ -39,10 +39,21 @@ fn primitives_page_is_what_rollbook_docs_prints() {
     assert_eq!(generated, page, "docs/primitives.md differs in line endings; regenerate it");
 }
 
-/// Relative link targets in a Markdown text: `](target)` with no scheme, anchors cut off.
+/// Relative link targets in a Markdown text: `](target)` with no scheme, anchors cut off; code
+/// blocks (fenced with three backticks) are left out.
 fn relative_links(text: &str) -> Vec<String> {
+    let mut prose = String::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced {
+            prose.push_str(line);
+            prose.push('\n');
+        }
+    }
     let mut links = Vec::new();
-    let mut rest = text;
+    let mut rest = prose.as_str();
     while let Some(at) = rest.find("](") {
         rest = &rest[at + 2..];
         let Some(end) = rest.find(')') else { break };
@@ -60,7 +71,9 @@ fn links_between_documentation_pages_resolve() {
     let root = repo();
     let mut pages: Vec<PathBuf> = ["CONTRIBUTING.md", "CHANGELOG.md"].iter().map(|p| root.join(p)).collect();
     let docs = std::fs::read_dir(root.join("docs")).expect("docs/ exists");
-    pages.extend(docs.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "md")));
+    pages.extend(
+        docs.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "md")),
+    );
     let mut broken = Vec::new();
     let mut checked = 0;
     for page in &pages {
