@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fleet benchmarks of issue 8: rollbook against kubectl, both talking to `rollbook sim serve`
+# Fleet benchmarks: rollbook against kubectl, both talking to `rollbook sim serve`
 # with 10 ms added to every answer. Prints one Markdown table (paste it into BENCHMARKS.md).
 #
 #   bench/run.sh            # full run (release build; a few minutes)

@@ -1,4 +1,4 @@
-//! Playbook libraries (issue 9): git dependencies in local bare repositories (`file://` URLs),
+//! Playbook libraries: git dependencies in local bare repositories (`file://` URLs),
 //! `rollbook.lock`, `update`, imports across libraries, provenance in the journal, bad input.
 
 use std::path::{Path, PathBuf};
