@@ -318,7 +318,8 @@ pub fn verify_command(state_dir: &Path) -> i32 {
     match library::resolve(&manifest.file, state_dir, Mode::Run) {
         Ok(resolved) => {
             for (name, dep) in &resolved.deps {
-                let how = if dep.commit.is_some() && !manifest.trust_keys.is_empty() {
+                let policy = !manifest.trust_keys.is_empty() || !library::sign::env_keys().is_empty();
+                let how = if dep.commit.is_some() && policy {
                     "signed by a trusted key"
                 } else {
                     "matches rollbook.lock"

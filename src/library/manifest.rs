@@ -1,4 +1,4 @@
-//! The `rollbook.toml` manifest (API.md §7): the library's name, version and description, its
+//! The `rollbook.toml` manifest: the library's name, version and description, its
 //! dependencies (by `path`, or by `git` with a semver requirement or an exact `rev`) and the keys
 //! its git dependencies must be signed with.
 

@@ -1,4 +1,4 @@
-//! Playbook libraries (API.md §7): the `rollbook.toml` manifest, dependencies by path or git,
+//! Playbook libraries: the `rollbook.toml` manifest, dependencies by path or git,
 //! `rollbook.lock`, content hashes and the cache of fetched libraries under the state
 //! directory. Below `engine`, above `model`; knows no Rhai.
 //!
