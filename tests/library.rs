@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use crate::support::{texts, write};
 
 /// Runs git in `dir`, with a fixed identity.
-fn git(dir: &Path, args: &[&str]) {
+pub fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -26,6 +26,8 @@ pub fn rollbook_in(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("ROLLBOOK_STATE_DIR")
+        .env_remove("ROLLBOOK_TRUST_KEYS")
+        .env("ROLLBOOK_GIT_ALLOW_FILE", "1")
         .env("NO_COLOR", "1")
         .output()
         .expect("run rollbook")
@@ -33,7 +35,7 @@ pub fn rollbook_in(dir: &Path, args: &[&str]) -> Output {
 
 /// A library published in a bare repository, from a work tree.
 pub struct Repo {
-    work: PathBuf,
+    pub work: PathBuf,
     bare: PathBuf,
     /// `file://` URL of the bare repository.
     pub url: String,
@@ -104,10 +106,16 @@ impl Repo {
     pub fn bare(&self) -> &Path {
         &self.bare
     }
+
+    /// Tags the current commit as `tag` too (moving it if it exists) and publishes it.
+    pub fn tag(&self, tag: &str) {
+        git(&self.work, &["tag", "-f", tag]);
+        git(&self.work, &["push", "--quiet", "--force", "origin", "main", "--tags"]);
+    }
 }
 
 /// The `payments` library depending on `platform` with `^2.1`, and a local module.
-fn payments(root: &Path, url: &str) -> PathBuf {
+pub fn payments(root: &Path, url: &str) -> PathBuf {
     let dir = root.join("payments");
     write(
         &dir,
@@ -125,7 +133,7 @@ fn payments(root: &Path, url: &str) -> PathBuf {
     dir
 }
 
-fn published(root: &Path, versions: &[&str]) -> Repo {
+pub fn published(root: &Path, versions: &[&str]) -> Repo {
     let repo = Repo::new(root, "platform");
     for v in versions {
         repo.release(v, "");
@@ -133,7 +141,7 @@ fn published(root: &Path, versions: &[&str]) -> Repo {
     repo
 }
 
-fn lock_text(dir: &Path) -> String {
+pub fn lock_text(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("rollbook.lock")).expect("rollbook.lock written")
 }
 
@@ -362,7 +370,7 @@ fn bad_dependencies_are_refused_before_anything_runs() {
     let _ = repo.bare();
 }
 
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let key = dir.join(name);
     let out = rollbook_in(dir, &["keygen", key.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
@@ -370,7 +378,7 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     (key, public)
 }
 
-fn trust(lib: &Path, key: &str) {
+pub fn trust(lib: &Path, key: &str) {
     let manifest = lib.join("rollbook.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, format!("{text}\n[trust]\nkeys = [\"{key}\"]\n")).unwrap();
@@ -426,7 +434,7 @@ fn signed_dependencies_pass_and_tampered_or_untrusted_ones_are_refused() {
     let out = rollbook_in(&lib2, &["lock", "--state-dir", s]);
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("not among the `[trust] keys`"), "{stderr}");
+    assert!(stderr.contains("not among the trusted keys"), "{stderr}");
 }
 
 #[test]

@@ -13,6 +13,8 @@ mod health;
 mod k8s;
 mod k8s_http2;
 mod library;
+mod library_fuzz;
+mod library_security;
 mod logicapp;
 mod rehearse;
 mod safety;

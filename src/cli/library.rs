@@ -53,24 +53,45 @@ pub fn lock_command(mode: Mode, state_dir: &Path) -> i32 {
 /// folder or one of its dependencies; or `BUNDLE#<library>/<path>` inside a bundle made by
 /// `rollbook pack`. Returns the file and its library, resolved.
 pub fn find_runbook(arg: &Path, state_dir: &Path) -> Result<(PathBuf, Option<Arc<Resolved>>), EngineError> {
-    if arg.is_file() {
-        return Ok((arg.to_path_buf(), Engine::library_for(arg, state_dir)?));
+    find_runbook_in(arg, None, state_dir)
+}
+
+/// As [`find_runbook`], with relative files and library names taken from `dir` (the nearest
+/// `rollbook.toml` at or above it) instead of the current folder: how a scenario names its
+/// runbook.
+pub fn find_runbook_in(
+    arg: &Path,
+    dir: Option<&Path>,
+    state_dir: &Path,
+) -> Result<(PathBuf, Option<Arc<Resolved>>), EngineError> {
+    let as_file = match dir {
+        Some(d) => d.join(arg),
+        None => arg.to_path_buf(),
+    };
+    if as_file.is_file() {
+        let lib = Engine::library_for(&as_file, state_dir)?;
+        return Ok((as_file, lib));
     }
     let text = arg.to_string_lossy();
-    if let Some((bundle, name)) = text.rsplit_once('#')
-        && Path::new(bundle).is_file()
-    {
-        let resolved = library::bundle::open(Path::new(bundle), state_dir)?;
-        return by_name(&resolved, name).map(|(f, r)| (f, Some(r))).ok_or_else(|| {
-            EngineError::Params(format!(
-                "bundle `{bundle}` has no runbook `{name}`; name it as <library>/<path>, e.g. `{}/…`",
-                resolved.root.name
-            ))
-        });
+    if let Some((bundle, name)) = text.rsplit_once('#') {
+        let bundle_file = match dir {
+            Some(d) => d.join(bundle),
+            None => PathBuf::from(bundle),
+        };
+        if bundle_file.is_file() {
+            let resolved = library::bundle::open(&bundle_file, state_dir)?;
+            return by_name(&resolved, name).map(|(f, r)| (f, Some(r))).ok_or_else(|| {
+                EngineError::Params(format!(
+                    "bundle `{bundle}` has no runbook `{name}`; name it as <library>/<path>, e.g. `{}/…`",
+                    resolved.root.name
+                ))
+            });
+        }
     }
+    let base = dir.map(Path::to_path_buf).unwrap_or_else(here);
     if arg.extension().is_none()
         && text.contains('/')
-        && let Some(manifest) = library::manifest::find(&here())
+        && let Some(manifest) = library::manifest::find(&base)
     {
         let resolved = library::resolve(&manifest, state_dir, Mode::Run)?;
         if let Some(found) = by_name(&resolved, &text) {
@@ -101,7 +122,7 @@ pub fn find_runbook(arg: &Path, state_dir: &Path) -> Result<(PathBuf, Option<Arc
         return Err(EngineError::Params(format!("rollbook ships no runbook `{rest}`; see `rollbook list`")));
     }
     // Not found as a name: loading reports the missing file.
-    Ok((arg.to_path_buf(), None))
+    Ok((as_file, None))
 }
 
 /// `<library>/<path>` in `resolved`: the file, and the library scoped to the one holding it.
@@ -125,8 +146,9 @@ fn by_name(resolved: &Resolved, name: &str) -> Option<(PathBuf, Arc<Resolved>)> 
     Some((file, Arc::new(scoped)))
 }
 
-/// `rollbook pack [-o FILE]`: the library, its locked dependencies and their hashes in one file.
-pub fn pack_command(out: Option<PathBuf>, state_dir: &Path) -> i32 {
+/// `rollbook pack [-o FILE] [--key FILE]`: the library, its locked dependencies and their
+/// hashes in one file, signed as a whole with `key` when given.
+pub fn pack_command(out: Option<PathBuf>, key: Option<&Path>, state_dir: &Path) -> i32 {
     let manifest = match manifest_here() {
         Ok(m) => m,
         Err(why) => return render::invalid(&why),
@@ -137,9 +159,14 @@ pub fn pack_command(out: Option<PathBuf>, state_dir: &Path) -> i32 {
     };
     let out =
         out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.rbk", resolved.root.name, resolved.root.version)));
-    match library::bundle::pack(&resolved, &out) {
+    match library::bundle::pack(&resolved, &out, key) {
         Ok((libs, files)) => {
             println!("wrote {} ({libs} libraries, {files} files)", out.display());
+            if key.is_some() {
+                println!(
+                    "signed as a whole; operators trust it by listing the public key in `[trust] keys` or ROLLBOOK_TRUST_KEYS"
+                );
+            }
             println!("run from it with: rollbook run '{}#{}/<runbook>'", out.display(), resolved.root.name);
             0
         }
@@ -291,7 +318,8 @@ pub fn verify_command(state_dir: &Path) -> i32 {
     match library::resolve(&manifest.file, state_dir, Mode::Run) {
         Ok(resolved) => {
             for (name, dep) in &resolved.deps {
-                let how = if dep.commit.is_some() && !manifest.trust_keys.is_empty() {
+                let policy = !manifest.trust_keys.is_empty() || !library::sign::env_keys().is_empty();
+                let how = if dep.commit.is_some() && policy {
                     "signed by a trusted key"
                 } else {
                     "matches rollbook.lock"

@@ -65,6 +65,12 @@ enum Command {
         /// Also write a JUnit XML report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Show each scenario's run (a failing one's is always shown).
+        #[arg(long)]
+        log: bool,
+        /// Where libraries that runbooks import from are cached.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// The built-in simulator of ARM, Kubernetes and health endpoints.
     Sim {
@@ -120,6 +126,9 @@ enum Command {
         /// The bundle to write (default `<name>-<version>.rbk`).
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Sign the bundle as a whole with this secret key file (see `rollbook keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
         /// Where fetched libraries are cached.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
@@ -230,7 +239,9 @@ fn init_tracing(verbose: u8) {
 async fn dispatch(command: Command) -> i32 {
     match command {
         Command::Run { runbook, params, flags } => run_command(runbook, params, flags).await,
-        Command::Test { paths, junit } => rehearse::test_command(&paths, junit.as_deref()).await,
+        Command::Test { paths, junit, log, state_dir } => {
+            rehearse::test_command(&paths, junit.as_deref(), log, &run::state_dir(state_dir.as_deref())).await
+        }
         Command::Sim { command: SimCommand::Serve { scenario, listen, kubeconfig } } => {
             match crate::sim::serve(&scenario, listen, kubeconfig.as_deref()).await {
                 Ok(()) => 0,
@@ -257,7 +268,9 @@ async fn dispatch(command: Command) -> i32 {
         Command::Update { dep, state_dir } => {
             library::lock_command(crate::library::Mode::Update(dep), &run::state_dir(state_dir.as_deref()))
         }
-        Command::Pack { out, state_dir } => library::pack_command(out, &run::state_dir(state_dir.as_deref())),
+        Command::Pack { out, key, state_dir } => {
+            library::pack_command(out, key.as_deref(), &run::state_dir(state_dir.as_deref()))
+        }
         Command::Keygen { file } => library::keygen_command(&file),
         Command::Sign { key } => library::sign_command(&key),
         Command::Verify { state_dir } => library::verify_command(&run::state_dir(state_dir.as_deref())),

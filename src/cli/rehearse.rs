@@ -41,6 +41,8 @@ pub struct TestResult {
     pub verdict: Verdict,
     /// How long it took.
     pub took: Duration,
+    /// The journal of the scenario's run, if it ran.
+    pub journal: Option<PathBuf>,
 }
 
 /// Finds scenario files: given files as they are; in folders, every `.toml` that has a `[test]`.
@@ -75,14 +77,17 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Runs one scenario's test.
-pub async fn run_one(engine: &Engine, path: &Path, work: &Path) -> TestResult {
+/// Runs one scenario's test; its runbook is found as `run` finds one, from the scenario's
+/// folder (a file, `<library>/<runbook>` of the nearest `rollbook.toml`, or a shipped one),
+/// with libraries cached under `state_dir`.
+pub async fn run_one(engine: &Engine, path: &Path, work: &Path, state_dir: &Path) -> TestResult {
     let started = Instant::now();
     let mut result = TestResult {
         path: path.to_path_buf(),
         name: String::new(),
         verdict: Verdict::Passed,
         took: Duration::ZERO,
+        journal: None,
     };
     result.verdict = match Scenario::load(path) {
         Err(e) => Verdict::Invalid(e.to_string()),
@@ -93,7 +98,9 @@ pub async fn run_one(engine: &Engine, path: &Path, work: &Path) -> TestResult {
                     "{}: no [test] section: add `[test]` with `runbook = \"…\"`",
                     path.display()
                 )),
-                Some(test) => rehearse(engine, path, scenario, &test, work).await,
+                Some(test) => {
+                    rehearse(engine, path, scenario, &test, work, state_dir, &mut result.journal).await
+                }
             }
         }
     };
@@ -113,17 +120,25 @@ fn toml_to_json(v: &toml::Value) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-async fn rehearse(engine: &Engine, path: &Path, scenario: Scenario, test: &TestSpec, work: &Path) -> Verdict {
-    let base = path.parent().unwrap_or(Path::new("."));
-    let runbook_path = base.join(&test.runbook);
-    let runbook = match engine.load(&runbook_path) {
+async fn rehearse(
+    engine: &Engine,
+    path: &Path,
+    scenario: Scenario,
+    test: &TestSpec,
+    work: &Path,
+    state_dir: &Path,
+    journal: &mut Option<PathBuf>,
+) -> Verdict {
+    let base = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let loaded = super::library::find_runbook_in(Path::new(&test.runbook), Some(base), state_dir)
+        .and_then(|(file, lib)| engine.load_with(&file, lib));
+    let runbook = match loaded {
         Ok(r) => r,
         Err(e) => {
-            return Verdict::Invalid(format!(
-                "{}: runbook `{}`: {e}",
-                path.display(),
-                runbook_path.display()
-            ));
+            return Verdict::Invalid(format!("{}: runbook `{}`: {e}", path.display(), test.runbook));
         }
     };
     let sandbox = match Sandbox::start(scenario, work).await {
@@ -144,6 +159,7 @@ async fn rehearse(engine: &Engine, path: &Path, scenario: Scenario, test: &TestS
             return Verdict::Invalid(format!("{}: {e}", path.display()));
         }
     };
+    *journal = Some(report.journal.clone());
     let mut failures = Vec::new();
     let expect = test.expect.clone().unwrap_or_else(|| crate::sim::scenario::TestExpect {
         outcome: None,
@@ -212,7 +228,8 @@ pub fn mutations(journal: &Path) -> Vec<String> {
 }
 
 /// `rollbook test`: exit 0 when every expectation holds, 1 when any does not, 2 for invalid scenarios.
-pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>) -> i32 {
+/// With `log`, each scenario's run is shown after its line (a failing one's always is).
+pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>, log: bool, state_dir: &Path) -> i32 {
     let files = match collect(paths) {
         Ok(f) if f.is_empty() => {
             return super::render::invalid("no scenario with a [test] section found");
@@ -228,8 +245,13 @@ pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>) -> i32 {
     let engine = Engine::new();
     let mut results = Vec::new();
     for file in &files {
-        let r = run_one(&engine, file, &work).await;
+        let r = run_one(&engine, file, &work, state_dir).await;
         print_result(&r);
+        if (log || matches!(r.verdict, Verdict::Failed(_)))
+            && let Some(journal) = &r.journal
+        {
+            print_transcript(journal);
+        }
         results.push(r);
     }
     let _ = std::fs::remove_dir_all(&work);
@@ -251,6 +273,18 @@ pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>) -> i32 {
         1
     } else {
         0
+    }
+}
+
+/// The scenario's run, as `rollbook runs show` prints it, indented under its result line.
+fn print_transcript(journal: &Path) {
+    match read_journal(journal) {
+        Ok(read) => {
+            println!("── the scenario's run ──");
+            super::render::timeline(journal, &read);
+            println!("──");
+        }
+        Err(e) => println!("      (no transcript: {e})"),
     }
 }
 

@@ -49,12 +49,35 @@ impl Lock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(LibraryError::Lock { file, why: format!("cannot read it: {e}") }),
         };
-        let lock: Lock = toml::from_str(&text)
-            .map_err(|e| LibraryError::Lock { file: file.clone(), why: e.to_string().trim().to_string() })?;
+        Lock::parse(&file, &text).map(Some)
+    }
+
+    /// Validates lock text read from `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Lock, LibraryError> {
+        let bad = |why: String| LibraryError::Lock { file: file.to_path_buf(), why };
+        let lock: Lock = toml::from_str(text).map_err(|e| bad(e.to_string().trim().to_string()))?;
         if lock.version != 1 {
-            return Err(LibraryError::Lock { file, why: format!("unknown lock version {}", lock.version) });
+            return Err(bad(format!("unknown lock version {}", lock.version)));
         }
-        Ok(Some(lock))
+        let mut seen = std::collections::BTreeSet::new();
+        for d in &lock.dependencies {
+            if !super::manifest::valid_name(&d.name) {
+                return Err(bad(format!(
+                    "dependency name `{}` is not a valid name",
+                    d.name.escape_default()
+                )));
+            }
+            if !seen.insert(d.name.as_str()) {
+                return Err(bad(format!("dependency `{}` is pinned twice", d.name)));
+            }
+            if d.commit
+                .as_deref()
+                .is_some_and(|c| !(matches!(c.len(), 40 | 64) && c.chars().all(|ch| ch.is_ascii_hexdigit())))
+            {
+                return Err(bad(format!("dependency `{}`: commit is not a full commit id", d.name)));
+            }
+        }
+        Ok(lock)
     }
 
     /// Writes the lock beside `manifest`.

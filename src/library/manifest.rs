@@ -1,4 +1,4 @@
-//! The `rollbook.toml` manifest (API.md §7): the library's name, version and description, its
+//! The `rollbook.toml` manifest: the library's name, version and description, its
 //! dependencies (by `path`, or by `git` with a semver requirement or an exact `rev`) and the keys
 //! its git dependencies must be signed with.
 
@@ -137,6 +137,15 @@ impl Manifest {
                 return Err(bad_dep("a library cannot depend on itself"));
             }
             let spec = match (d.path, d.git, d.version, d.rev) {
+                (None, Some(url), _, _) if url.starts_with('-') || url.chars().any(char::is_control) => {
+                    return Err(bad_dep(&format!(
+                        "git URL `{}` is refused: use `https://`, `ssh://` or `user@host:path`",
+                        url.escape_default()
+                    )));
+                }
+                (None, Some(_), None, Some(rev)) if rev.starts_with('-') => {
+                    return Err(bad_dep(&format!("`{}` is not a revision", rev.escape_default())));
+                }
                 (Some(p), None, None, None) => DepSpec::Path(p),
                 (None, Some(url), Some(req), None) => {
                     let req = semver::VersionReq::parse(&req)
@@ -195,8 +204,8 @@ name = "payments"
 version = "1.4.0"
 description = "d"
 [dependencies]
-platform = { git = "file:///x.git", version = "^2.1" }
-tools = { git = "file:///t.git", rev = "3f2a9c1" }
+platform = { git = "https://git.example.com/x.git", version = "^2.1" }
+tools = { git = "git@git.example.com:t.git", rev = "3f2a9c1" }
 shared = { path = "../shared" }
 [trust]
 keys = ["ab"]
@@ -220,6 +229,10 @@ keys = ["ab"]
             ),
             ("[library]\nname='X y'\nversion='1.0.0'\n", "lowercase"),
             ("[library]\nname='x'\nversion='1.0.0'\n[dependencies]\nx={path='.'}\n", "itself"),
+            (
+                "[library]\nname='x'\nversion='1.0.0'\n[dependencies]\na={git='--upload-pack=touch /tmp/x;git-upload-pack',rev='main'}\n",
+                "is refused",
+            ),
         ];
         for (text, want) in cases {
             let e = Manifest::parse(Path::new("lib/rollbook.toml"), text).unwrap_err().to_string();

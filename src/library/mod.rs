@@ -1,12 +1,14 @@
-//! Playbook libraries (API.md §7): the `rollbook.toml` manifest, dependencies by path or git,
+//! Playbook libraries: the `rollbook.toml` manifest, dependencies by path or git,
 //! `rollbook.lock`, content hashes and the cache of fetched libraries under the state
 //! directory. Below `engine`, above `model`; knows no Rhai.
 //!
 //! **Content hash** of a library (`sha256:<hex>`): every regular file under the library's
-//! folder except `.git/` (at any depth) and the top-level `rollbook.sig`, taken in the order of
+//! folder except the top-level `.git/` and the top-level `rollbook.sig`, taken in the order of
 //! their relative paths (`/`-separated, compared as bytes); for each file the SHA-256 input is
 //! its path (UTF-8), one `0` byte, its length as an 8-byte big-endian integer, then its bytes.
-//! Symbolic links are refused.
+//! Symbolic links are refused. A `.git` folder below the top level is content like any other
+//! (it is importable, so it is hashed); git never checks one out and a bundle never holds a
+//! top-level one.
 
 pub mod bundle;
 pub mod git;
@@ -70,27 +72,40 @@ pub enum LibraryError {
 
 /// The content hash of the library in `dir` (see the module docs for the exact definition).
 pub fn content_hash(dir: &Path) -> Result<String, LibraryError> {
-    let mut files = Vec::new();
-    collect(dir, dir, &mut files)?;
-    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let mut hasher = Sha256::new();
-    for (rel, path) in files {
-        if rel == "rollbook.sig" {
+    let mut entries = Vec::new();
+    for (rel, path) in files(dir)? {
+        if rel == sign::SIGFILE {
             continue;
         }
         let bytes = std::fs::read(&path).map_err(|e| LibraryError::Files {
             dir: dir.to_path_buf(),
             why: format!("cannot read `{rel}`: {e}"),
         })?;
+        entries.push((rel, bytes));
+    }
+    Ok(hash_entries(entries.iter().map(|(r, b)| (r.as_str(), b.as_slice()))))
+}
+
+/// The content hash of files held in memory (relative path, bytes), as [`content_hash`]
+/// computes it from a folder: the top-level `rollbook.sig` and `.git/` are left out.
+pub fn hash_entries<'a>(entries: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    let mut entries: Vec<(&str, &[u8])> = entries
+        .into_iter()
+        .filter(|(rel, _)| *rel != sign::SIGFILE && *rel != ".git" && !rel.starts_with(".git/"))
+        .collect();
+    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut hasher = Sha256::new();
+    for (rel, bytes) in entries {
         hasher.update(rel.as_bytes());
         hasher.update([0u8]);
         hasher.update((bytes.len() as u64).to_be_bytes());
-        hasher.update(&bytes);
+        hasher.update(bytes);
     }
-    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+    format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
-/// The relative paths (`/`-separated) and full paths of a library's files, `.git` left out.
+/// The relative paths (`/`-separated) and full paths of a library's files, the top-level
+/// `.git` left out.
 pub fn files(dir: &Path) -> Result<Vec<(String, PathBuf)>, LibraryError> {
     let mut files = Vec::new();
     collect(dir, dir, &mut files)?;
@@ -106,7 +121,7 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<
         let entry = entry.map_err(|e| fail(format!("cannot list `{}`: {e}", dir.display())))?;
         let path = entry.path();
         let kind = entry.file_type().map_err(|e| fail(format!("cannot stat `{}`: {e}", path.display())))?;
-        if entry.file_name() == ".git" {
+        if dir == root && entry.file_name() == ".git" {
             continue;
         }
         let rel = path
@@ -130,6 +145,21 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_git_folder_below_the_top_is_hashed_like_any_content() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sub/.git")).unwrap();
+        std::fs::write(dir.path().join("a.rhai"), "1").unwrap();
+        std::fs::write(dir.path().join("sub/.git/evil.rhai"), "fn f() { 1 }").unwrap();
+        let h1 = content_hash(dir.path()).unwrap();
+        std::fs::write(dir.path().join("sub/.git/evil.rhai"), "fn f() { 2 }").unwrap();
+        assert_ne!(content_hash(dir.path()).unwrap(), h1, "an importable file changed, so must the hash");
+        assert!(files(dir.path()).unwrap().iter().any(|(rel, _)| rel == "sub/.git/evil.rhai"));
+        let mem =
+            [("a.rhai", &b"1"[..]), ("sub/.git/evil.rhai", &b"fn f() { 2 }"[..]), (".git/x", &b"y"[..])];
+        assert_eq!(hash_entries(mem), content_hash(dir.path()).unwrap());
+    }
 
     #[test]
     fn hash_depends_on_paths_and_contents_not_git_or_signature() {

@@ -98,7 +98,12 @@ pub fn resolve(manifest_file: &Path, state_dir: &Path, mode: Mode) -> Result<Res
         cache: state_dir.join("libraries"),
         deps: BTreeMap::new(),
         locked: Vec::new(),
-        trust: manifest.trust_keys.clone(),
+        trust: {
+            // The operator's policy: this manifest's `[trust] keys` and `ROLLBOOK_TRUST_KEYS`.
+            let mut keys = manifest.trust_keys.clone();
+            keys.extend(super::sign::env_keys());
+            keys
+        },
     };
     let root_dir = manifest.root();
     let mut stack = vec![manifest.name.clone()];
@@ -222,6 +227,17 @@ fn visit(
             super::sign::verify(&dir, &ctx.trust)
                 .map_err(|why| err(format!("refused by `[trust] keys`: {why}")))?;
         }
+        // A tag names a version: the library it holds must be that version (a signed 2.1.0
+        // tagged again as v2.2.0 is not 2.2.0).
+        if let Some(l) = &pinned
+            && l.rev.is_none()
+            && l.version != dep.version.to_string()
+        {
+            return Err(err(format!(
+                "the tag for version {} holds library `{}` version {}: tag and manifest disagree; refusing it",
+                l.version, dep.name, dep.version
+            )));
+        }
         let locked = match pinned {
             Some(l) => l,
             None => {
@@ -280,6 +296,7 @@ fn pin_matches(o: &Locked, pin: &GitPin) -> bool {
 
 /// Resolves, fetches and checks one git dependency; returns its checkout and pin.
 fn git_dep(ctx: &mut Ctx<'_>, name: &str, url: &str, pin: &GitPin) -> Result<(PathBuf, Locked), String> {
+    git::check_url(url)?;
     let source = format!("git+{url}");
     let refresh = match &ctx.mode {
         Mode::Update(None) => true,
@@ -306,7 +323,8 @@ fn git_dep(ctx: &mut Ctx<'_>, name: &str, url: &str, pin: &GitPin) -> Result<(Pa
         }
         // Fetch again and check the pin against the source: a tag may have been rewritten.
         if let GitPin::Version(_) = pin {
-            let tags = git::tags(url).map_err(|e| format!("cannot list the tags of `{url}`: {e}"))?;
+            let tags =
+                git::tags(&ctx.cache, url).map_err(|e| format!("cannot list the tags of `{url}`: {e}"))?;
             let tag = tags
                 .iter()
                 .find(|t| t.version.to_string() == o.version)
@@ -339,7 +357,8 @@ fn git_dep(ctx: &mut Ctx<'_>, name: &str, url: &str, pin: &GitPin) -> Result<(Pa
     }
     let (version, commit, rev) = match pin {
         GitPin::Version(req) => {
-            let tags = git::tags(url).map_err(|e| format!("cannot list the tags of `{url}`: {e}"))?;
+            let tags =
+                git::tags(&ctx.cache, url).map_err(|e| format!("cannot list the tags of `{url}`: {e}"))?;
             let best = git::best(&tags, req).ok_or_else(|| {
                 let mut have: Vec<String> = tags.iter().map(|t| t.version.to_string()).collect();
                 have.sort();
