@@ -7,6 +7,7 @@ mod azure_client;
 mod azure_support;
 mod cli;
 mod crash;
+mod dryrun;
 mod engine;
 mod health;
 mod k8s;
