@@ -5,6 +5,7 @@ mod appservice;
 mod arm;
 mod azure_client;
 mod azure_support;
+mod check;
 mod cli;
 mod crash;
 mod dryrun;

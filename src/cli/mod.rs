@@ -354,6 +354,10 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     if let Err(why) = runbook.meta.resolve_params(&params) {
         return render::invalid(&why);
     }
+    // So are `--allow` patterns that could allow nothing (not only at the first change).
+    if let Some(why) = crate::engine::check::allow_problem(&flags.allow, &runbook.meta.scope) {
+        return render::invalid(&why);
+    }
     let text = flags.output == Output::Text;
     let cancel = CancellationToken::new();
     spawn_ctrl_c(cancel.clone());
@@ -523,14 +527,21 @@ fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> i32 {
     }
     let mut bad = 0;
     for file in &files {
-        let diags = match Engine::library_for(file, state_dir) {
-            Ok(library) => crate::engine::check::check_with(&engine, file, library),
+        let report = match Engine::library_for(file, state_dir) {
+            Ok(library) => crate::engine::check::check_report(&engine, file, library),
             Err(e) => {
                 render::invalid(&e.to_string());
                 bad += 1;
                 continue;
             }
         };
+        for w in &report.warnings {
+            eprintln!("warning: {}: {}", w.location(), w.message);
+            if let Some(help) = &w.help {
+                eprintln!("  help: {help}");
+            }
+        }
+        let diags = report.problems;
         if diags.is_empty() {
             println!("ok    {}", file.display());
         } else {
