@@ -15,6 +15,7 @@ mod k8s;
 mod k8s_http2;
 mod library;
 mod logicapp;
+mod manpages;
 mod rehearse;
 mod safety;
 mod sim_azure;

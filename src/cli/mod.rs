@@ -1,6 +1,7 @@
 //! The command line (API.md §4): parses flags, runs commands, renders results, picks exit codes.
 
 mod library;
+mod man;
 mod rehearse;
 mod render;
 mod sandbox;
@@ -111,6 +112,9 @@ enum Command {
         /// text or json.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
+        /// Only the names `rollbook run` takes (`<library>/<runbook>`), one a line.
+        #[arg(long)]
+        names: bool,
         /// Where fetched libraries are cached.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
@@ -141,13 +145,21 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
-    /// Shell completions for bash, zsh, fish, elvish or powershell.
+    /// Shell completions for bash, zsh, fish, elvish or powershell (bash and fish also complete
+    /// run ids and library runbook names, through `runs list --ids` and `list --names`).
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// The manual page (roff), e.g. `rollbook man > rollbook.1`.
-    Man,
+    /// The manual page (roff), e.g. `rollbook man > rollbook.1`; `rollbook man run` for a
+    /// subcommand's page; `--dir DIR` writes every page (rollbook.1, rollbook-run.1, …).
+    Man {
+        /// The subcommand whose page to print (`run`, `runs list`); none: the command's page.
+        subcommand: Vec<String>,
+        /// Write every page into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// The reference of every primitive and built-in.
     Docs {
         /// markdown or definitions (.d.rhai).
@@ -178,6 +190,9 @@ enum RunsCommand {
         /// text or json.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
+        /// Only the run ids, one a line (for shell completion and scripts).
+        #[arg(long)]
+        ids: bool,
         /// Where journals are.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
@@ -239,16 +254,10 @@ async fn dispatch(command: Command) -> i32 {
         }
         Command::Resume { run_id, flags } => resume_command(run_id, flags).await,
         Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "rollbook", &mut std::io::stdout());
-            0
+            man::completions_command(<Cli as clap::CommandFactory>::command(), shell)
         }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
-                Ok(()) => 0,
-                Err(e) => render::invalid(&format!("cannot write the man page: {e}")),
-            }
+        Command::Man { subcommand, dir } => {
+            man::man_command(<Cli as clap::CommandFactory>::command(), &subcommand, dir.as_deref())
         }
         Command::Check { paths, state_dir } => check_command(&paths, &run::state_dir(state_dir.as_deref())),
         Command::Lock { state_dir } => {
@@ -261,8 +270,8 @@ async fn dispatch(command: Command) -> i32 {
         Command::Keygen { file } => library::keygen_command(&file),
         Command::Sign { key } => library::sign_command(&key),
         Command::Verify { state_dir } => library::verify_command(&run::state_dir(state_dir.as_deref())),
-        Command::List { output, state_dir } => {
-            library::list_command(output, &run::state_dir(state_dir.as_deref()))
+        Command::List { output, names, state_dir } => {
+            library::list_command(output, names, &run::state_dir(state_dir.as_deref()))
         }
         Command::Runs { command } => runs_command(command),
         Command::Docs { format } => {
@@ -576,9 +585,19 @@ fn collect_rhai(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
 
 fn runs_command(command: RunsCommand) -> i32 {
     match command {
-        RunsCommand::List { output, state_dir } => {
+        RunsCommand::List { output, ids, state_dir } => {
             let dir = run::state_dir(state_dir.as_deref());
             match run::journal::list_runs(&dir) {
+                Ok(runs) if ids => {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    for r in &runs {
+                        if writeln!(out, "{}", r.id).is_err() {
+                            break;
+                        }
+                    }
+                    0
+                }
                 Ok(runs) => {
                     match output {
                         Output::Json => {
