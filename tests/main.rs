@@ -16,6 +16,7 @@ mod k8s_http2;
 mod library;
 mod logicapp;
 mod manpages;
+mod preflight;
 mod rehearse;
 mod safety;
 mod sim_azure;

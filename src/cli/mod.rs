@@ -160,6 +160,21 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Check that this machine can run runbooks: the state dir, Azure credentials and
+    /// subscription, Kubernetes contexts; with RUNBOOK, what that runbook needs (exit 2 if missing).
+    Doctor {
+        /// A runbook (file or `<library>/<runbook>`) whose needs to check.
+        runbook: Option<PathBuf>,
+        /// A param, KEY=VALUE (repeatable), as `run` would get it.
+        #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+        /// Where journals go (default: ROLLBOOK_STATE_DIR, else the platform's state dir).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// The reference of every primitive and built-in.
     Docs {
         /// markdown or definitions (.d.rhai).
@@ -274,6 +289,9 @@ async fn dispatch(command: Command) -> i32 {
             library::list_command(output, names, &run::state_dir(state_dir.as_deref()))
         }
         Command::Runs { command } => runs_command(command),
+        Command::Doctor { runbook, params, kubeconfig, state_dir } => {
+            doctor_command(runbook, &params, kubeconfig, &run::state_dir(state_dir.as_deref()))
+        }
         Command::Docs { format } => {
             let engine = Engine::new();
             let text = match format {
@@ -405,6 +423,16 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         Ok(l) => l,
         Err(why) => return render::invalid(&why),
     };
+    // Preflight: credentials, subscription and contexts are there before the first probe.
+    let needs = crate::engine::preflight::needs(&runbook, &params);
+    if let Some(why) =
+        crate::engine::preflight::problems(&crate::engine::preflight::check(&needs, &opts.settings))
+    {
+        if let Some(sb) = sandbox {
+            sb.stop().await;
+        }
+        return render::invalid(&format!("{why} (`rollbook doctor {}` shows every check)", path.display()));
+    }
     if text {
         render::run_header(&runbook, flags.dry_run);
     }
@@ -519,6 +547,65 @@ fn spawn_ctrl_c(cancel: CancellationToken) {
             }
         }
     });
+}
+
+/// `rollbook doctor [RUNBOOK]`: every preflight check, one a line; exit 2 when one fails.
+fn doctor_command(
+    path: Option<PathBuf>,
+    raw_params: &[String],
+    kubeconfig: Option<PathBuf>,
+    state_dir: &std::path::Path,
+) -> i32 {
+    use crate::engine::preflight::{self, Finding, Needs};
+    let params = match parse_params(raw_params) {
+        Ok(p) => p,
+        Err(why) => return render::invalid(&why),
+    };
+    let mut settings = crate::providers::Settings::from_env();
+    settings.kubeconfig = kubeconfig;
+    let needs = match &path {
+        Some(path) => {
+            let engine = Engine::new();
+            let (path, lib) = match library::find_runbook(path, state_dir) {
+                Ok(found) => found,
+                Err(e) => return render::engine_error(e),
+            };
+            let runbook = match engine.load_with(&path, lib) {
+                Ok(r) => r,
+                Err(e) => return render::engine_error(e),
+            };
+            if let Err(why) = runbook.meta.resolve_params(&params) {
+                return render::invalid(&why);
+            }
+            preflight::needs(&runbook, &params)
+        }
+        // Without a runbook: everything a runbook could need.
+        None => Needs { azure: true, kubernetes: true, ..Needs::default() },
+    };
+    let mut findings = vec![Finding {
+        what: "state dir".into(),
+        result: run::ensure_state_dir(state_dir).map(|()| state_dir.display().to_string()),
+    }];
+    findings.extend(preflight::check(&needs, &settings));
+    if path.is_some() && !needs.azure && !needs.kubernetes {
+        println!("ok       the runbook calls neither Azure nor Kubernetes");
+    }
+    let mut missing = 0;
+    for f in &findings {
+        match &f.result {
+            Ok(found) => println!("ok       {}: {found}", f.what),
+            Err(why) => {
+                missing += 1;
+                println!("missing  {}: {why}", f.what);
+            }
+        }
+    }
+    if missing > 0 {
+        eprintln!("{missing} check(s) failed");
+        EXIT_INVALID
+    } else {
+        0
+    }
 }
 
 fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> i32 {

@@ -566,6 +566,26 @@ fn literal_values(tokens: &[Token], start: usize) -> BTreeMap<String, Option<Str
     out
 }
 
+/// Every `ns::f(...)` call in `src`: the full name and the literal string values of its map
+/// argument (`None` for a computed value; no entry for a key not given).
+pub(crate) fn primitive_calls(src: &str) -> Vec<(String, BTreeMap<String, Option<String>>)> {
+    let tokens = tokenize(src);
+    let mut out = Vec::new();
+    for (i, w) in tokens.windows(4).enumerate() {
+        if let (Tok::Ident(ns), Tok::Punct("::"), Tok::Ident(f), Tok::Punct("(")) =
+            (&w[0].tok, &w[1].tok, &w[2].tok, &w[3].tok)
+        {
+            let values = if tokens.get(i + 4).map(|t| &t.tok) == Some(&Tok::Punct("#{")) {
+                literal_values(&tokens, i + 4)
+            } else {
+                BTreeMap::new()
+            };
+            out.push((format!("{ns}::{f}"), values));
+        }
+    }
+    out
+}
+
 /// A mutating call whose target, from its literal keys (anything computed may be anything),
 /// can never fall inside the declared scope.
 fn scope_problem(
