@@ -260,3 +260,62 @@ follows = "k8s/prod/shop/web"
     assert_eq!(v["observed"], false, "the real answer is kept: {v}");
     assert_eq!(v["attempts"], 1, "the probe is sent once, without waiting through its attempts: {v}");
 }
+
+#[test]
+fn a_context_fetched_through_aks_has_one_name_in_keys_allow_scenario_and_journal() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    // Every ready scenario names the simulated context of an AKS cluster as AKS names it.
+    for entry in std::fs::read_dir(&root).expect("runbooks dir").flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "toml") || path.ends_with("rollbook.toml") {
+            continue;
+        }
+        let doc: toml::Table = std::fs::read_to_string(&path).expect("read").parse().expect("toml");
+        let clusters = doc.get("aks").and_then(|a| a.get("clusters")).and_then(|c| c.as_array());
+        for cluster in clusters.into_iter().flatten() {
+            assert_eq!(
+                cluster.get("context"),
+                cluster.get("name"),
+                "{}: the simulated context of an AKS cluster is named after the cluster, as its kubeconfig names it",
+                path.display()
+            );
+        }
+    }
+    // A sandbox run: `--allow` with that name is accepted, the journal's target uses it, and it
+    // is the key the scenario's expectations use.
+    let scenario = root.join("k8s-rollout-undo.incident.toml");
+    let doc: toml::Table = std::fs::read_to_string(&scenario).expect("read").parse().expect("toml");
+    let expected_key = "k8s/aks-prod/shop/web";
+    assert!(
+        doc["test"]["expect"]["state"].as_table().is_some_and(|s| s.contains_key(expected_key)),
+        "the scenario's state key is {expected_key}"
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        root.join("k8s-rollout-undo.rhai").display().to_string(),
+        "--sandbox".into(),
+        scenario.display().to_string(),
+        "--allow".into(),
+        expected_key.into(),
+        "--output".into(),
+        "json".into(),
+        "--state-dir".into(),
+        state.path().display().to_string(),
+    ];
+    args.extend(scenario_params(&scenario));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = rollbook(&argv);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let journal =
+        std::fs::read_to_string(report["journal"].as_str().expect("journal path")).expect("journal");
+    let targets: Vec<String> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["primitive"] == "k8s::undo")
+        .filter_map(|e| e["target"].as_str().map(String::from))
+        .collect();
+    assert!(!targets.is_empty() && targets.iter().all(|t| t == expected_key), "{targets:?}");
+}
