@@ -319,3 +319,75 @@ fn a_context_fetched_through_aks_has_one_name_in_keys_allow_scenario_and_journal
         .collect();
     assert!(!targets.is_empty() && targets.iter().all(|t| t == expected_key), "{targets:?}");
 }
+
+fn dry_run_in(scenario: &str, script: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let book = write(dir.path(), "b.rhai", script);
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks").join(scenario);
+    let state = dir.path().join("state");
+    let out = rollbook(&[
+        "run",
+        &book.display().to_string(),
+        "--dry-run",
+        "--sandbox",
+        &scenario.display().to_string(),
+        "--output",
+        "json",
+        "--state-dir",
+        &state.display().to_string(),
+    ]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    report["value"].clone()
+}
+
+#[test]
+fn azure_reads_after_a_planned_write_see_it() {
+    let v = dry_run_in(
+        "shop-release-rollback.incident.toml",
+        r#"
+        let s = #{ group: "rg-shop", site: "shop-web" };
+        let before = appservice::last_swap(s);
+        let swap = appservice::swap(s + #{ slot: "staging" });
+        let after = appservice::last_swap(s);
+        let w = #{ group: "rg-shop", workflow: "orders" };
+        let old = logicapp::versions(w);
+        let p = logicapp::promote(w + #{ version: old[1].version });
+        let now = logicapp::versions(w);
+        #{ before: before, swap_planned: swap.planned, after: after, promote_planned: p.planned,
+           old_len: old.len(), now_len: now.len(), now_current: now[0].current, now_planned: now[0].planned,
+           was_current: now[1].current, from: now[0].promoted_from, target: old[1].version }
+    "#,
+    );
+    assert!(v["before"].is_null(), "no swap before: {v}");
+    assert_eq!(v["swap_planned"], true, "{v}");
+    assert_eq!(v["after"]["source"], "staging", "{v}");
+    assert_eq!(v["after"]["destination"], "production", "{v}");
+    assert_eq!(v["after"]["planned"], true, "{v}");
+    assert_eq!(v["promote_planned"], true, "{v}");
+    assert_eq!(v["now_len"].as_i64(), v["old_len"].as_i64().map(|n| n + 1), "{v}");
+    assert_eq!(v["now_current"], true, "{v}");
+    assert_eq!(v["now_planned"], true, "{v}");
+    assert_eq!(v["was_current"], false, "{v}");
+    assert_eq!(v["from"], v["target"], "{v}");
+
+    let v = dry_run_in(
+        "arm-redeploy-last-good.incident.toml",
+        r#"
+        let g = #{ group: "rg-shop" };
+        let old = arm::deployments(g);
+        let r = arm::redeploy(g + #{ from: "infra-41" });
+        let now = arm::deployments(g);
+        let last = arm::last_successful(g);
+        #{ planned: r.planned, name: r.name, old_len: old.len(), now_len: now.len(), newest: now[0].name,
+           newest_planned: now[0].planned, last: last.name, last_planned: last.planned }
+    "#,
+    );
+    assert_eq!(v["planned"], true, "{v}");
+    assert_eq!(v["now_len"].as_i64(), v["old_len"].as_i64().map(|n| n + 1), "{v}");
+    assert_eq!(v["newest"], v["name"], "{v}");
+    assert_eq!(v["newest_planned"], true, "{v}");
+    assert_eq!(v["last"], v["name"], "{v}");
+    assert_eq!(v["last_planned"], true, "{v}");
+}

@@ -144,6 +144,9 @@ pub(crate) fn invoke(
         if let serde_json::Value::Object(map) = &mut planned.output {
             map.insert("planned".into(), serde_json::Value::Bool(true));
         }
+        if let Some(t) = target.as_deref() {
+            super::planned::remember(&session.cx().shared, t, &name, &journal_args, &planned.output);
+        }
         if let Ok(mut plan) = session.plan.lock() {
             plan.push(PlanEntry {
                 call: name.clone(),
@@ -171,7 +174,7 @@ pub(crate) fn invoke(
             call,
             primitive: name.clone(),
             access: meta.access,
-            target,
+            target: target.clone(),
             args: journal_args,
             stage,
         })
@@ -180,6 +183,12 @@ pub(crate) fn invoke(
     let mut result = session.block_on(decoded.call(cx));
     if probe_after_plan && let Ok(value) = &mut result {
         assume_planned_health(session, value);
+    }
+    if session.dry_run
+        && meta.access != Access::Mutate
+        && let Ok(value) = &mut result
+    {
+        super::planned::overlay(&session.cx().shared, &name, &args, target.as_deref(), value);
     }
     let duration_ms = started.elapsed().as_millis() as u64;
     let (ok, output, error) = match &result {

@@ -8,6 +8,7 @@ pub mod docs;
 mod invoke;
 pub mod meta;
 mod modules;
+mod planned;
 pub mod preflight;
 mod session;
 
