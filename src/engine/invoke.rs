@@ -49,7 +49,7 @@ pub(crate) fn invoke(
     // is made; it is sent once, for real, and does not wait through its attempts.
     let probe_after_plan = session.dry_run
         && meta.namespace == "health"
-        && session.plan.lock().map(|p| !p.is_empty()).unwrap_or(false);
+        && session.plan.lock().map(|p| p.iter().any(|e| e.call != "approve")).unwrap_or(false);
     let mut call_args = args.clone();
     if probe_after_plan && let serde_json::Value::Object(map) = &mut call_args {
         map.insert("attempts".into(), 1.into());
