@@ -566,7 +566,7 @@ async fn dry_run_plans_every_mutation_with_its_effect_and_touches_nothing() {
         plan,
         vec!["scale deployment `web` in namespace `shop` of context `prod` from 3 to 1 replicas"]
     );
-    assert_eq!(value, json!({"changed": true, "from": 3, "to": 1}));
+    assert_eq!(value, json!({"changed": true, "from": 3, "to": 1, "planned": true}));
     let (plan, _) = dry_run_changes_nothing(&w, &format!("k8s::pause(#{{ {WEB} }})")).await;
     assert_eq!(plan, vec!["pause the rollout of deployment `web` in namespace `shop` of context `prod`"]);
     let (plan, _) = dry_run_changes_nothing(&w, &format!("k8s::resume(#{{ {WEB} }})")).await;

@@ -187,7 +187,7 @@ struct Listed {
 }
 
 /// `rollbook list`: the runbooks of this library and of its dependencies.
-pub fn list_command(output: Output, state_dir: &Path) -> i32 {
+pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
     let shipped = match library::shipped::unpack(state_dir) {
         Ok(l) => l,
         Err(e) => return render::invalid(&e.to_string()),
@@ -240,6 +240,16 @@ pub fn list_command(output: Output, state_dir: &Path) -> i32 {
                 Err(e) => eprintln!("warning: `{}`: {e}", path.display()),
             }
         }
+    }
+    if names {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        for l in &listed {
+            if writeln!(out, "{}", l.run).is_err() {
+                break;
+            }
+        }
+        return 0;
     }
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&listed).unwrap_or_default()),

@@ -1,6 +1,7 @@
 //! The command line (API.md §4): parses flags, runs commands, renders results, picks exit codes.
 
 mod library;
+mod man;
 mod rehearse;
 mod render;
 mod sandbox;
@@ -117,6 +118,9 @@ enum Command {
         /// text or json.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
+        /// Only the names `rollbook run` takes (`<library>/<runbook>`), one a line.
+        #[arg(long)]
+        names: bool,
         /// Where fetched libraries are cached.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
@@ -150,13 +154,36 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
-    /// Shell completions for bash, zsh, fish, elvish or powershell.
+    /// Shell completions for bash, zsh, fish, elvish or powershell (bash and fish also complete
+    /// run ids and library runbook names, through `runs list --ids` and `list --names`).
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// The manual page (roff), e.g. `rollbook man > rollbook.1`.
-    Man,
+    /// The manual page (roff), e.g. `rollbook man > rollbook.1`; `rollbook man run` for a
+    /// subcommand's page; `--dir DIR` writes every page (rollbook.1, rollbook-run.1, …).
+    Man {
+        /// The subcommand whose page to print (`run`, `runs list`); none: the command's page.
+        subcommand: Vec<String>,
+        /// Write every page into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Check that this machine can run runbooks: the state dir, Azure credentials and
+    /// subscription, Kubernetes contexts; with RUNBOOK, what that runbook needs (exit 2 if missing).
+    Doctor {
+        /// A runbook (file or `<library>/<runbook>`) whose needs to check.
+        runbook: Option<PathBuf>,
+        /// A param, KEY=VALUE (repeatable), as `run` would get it.
+        #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+        /// Where journals go (default: ROLLBOOK_STATE_DIR, else the platform's state dir).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// The reference of every primitive and built-in.
     Docs {
         /// markdown or definitions (.d.rhai).
@@ -187,6 +214,9 @@ enum RunsCommand {
         /// text or json.
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
+        /// Only the run ids, one a line (for shell completion and scripts).
+        #[arg(long)]
+        ids: bool,
         /// Where journals are.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
@@ -250,16 +280,10 @@ async fn dispatch(command: Command) -> i32 {
         }
         Command::Resume { run_id, flags } => resume_command(run_id, flags).await,
         Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "rollbook", &mut std::io::stdout());
-            0
+            man::completions_command(<Cli as clap::CommandFactory>::command(), shell)
         }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
-                Ok(()) => 0,
-                Err(e) => render::invalid(&format!("cannot write the man page: {e}")),
-            }
+        Command::Man { subcommand, dir } => {
+            man::man_command(<Cli as clap::CommandFactory>::command(), &subcommand, dir.as_deref())
         }
         Command::Check { paths, state_dir } => check_command(&paths, &run::state_dir(state_dir.as_deref())),
         Command::Lock { state_dir } => {
@@ -274,10 +298,13 @@ async fn dispatch(command: Command) -> i32 {
         Command::Keygen { file } => library::keygen_command(&file),
         Command::Sign { key } => library::sign_command(&key),
         Command::Verify { state_dir } => library::verify_command(&run::state_dir(state_dir.as_deref())),
-        Command::List { output, state_dir } => {
-            library::list_command(output, &run::state_dir(state_dir.as_deref()))
+        Command::List { output, names, state_dir } => {
+            library::list_command(output, names, &run::state_dir(state_dir.as_deref()))
         }
         Command::Runs { command } => runs_command(command),
+        Command::Doctor { runbook, params, kubeconfig, state_dir } => {
+            doctor_command(runbook, &params, kubeconfig, &run::state_dir(state_dir.as_deref()))
+        }
         Command::Docs { format } => {
             let engine = Engine::new();
             let text = match format {
@@ -367,6 +394,10 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     if let Err(why) = runbook.meta.resolve_params(&params) {
         return render::invalid(&why);
     }
+    // So are `--allow` patterns that could allow nothing (not only at the first change).
+    if let Some(why) = crate::engine::check::allow_problem(&flags.allow, &runbook.meta.scope) {
+        return render::invalid(&why);
+    }
     let text = flags.output == Output::Text;
     let cancel = CancellationToken::new();
     spawn_ctrl_c(cancel.clone());
@@ -405,6 +436,16 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         Ok(l) => l,
         Err(why) => return render::invalid(&why),
     };
+    // Preflight: credentials, subscription and contexts are there before the first probe.
+    let needs = crate::engine::preflight::needs(&runbook, &params);
+    if let Some(why) =
+        crate::engine::preflight::problems(&crate::engine::preflight::check(&needs, &opts.settings))
+    {
+        if let Some(sb) = sandbox {
+            sb.stop().await;
+        }
+        return render::invalid(&format!("{why} (`rollbook doctor {}` shows every check)", path.display()));
+    }
     if text {
         render::run_header(&runbook, flags.dry_run);
     }
@@ -521,6 +562,65 @@ fn spawn_ctrl_c(cancel: CancellationToken) {
     });
 }
 
+/// `rollbook doctor [RUNBOOK]`: every preflight check, one a line; exit 2 when one fails.
+fn doctor_command(
+    path: Option<PathBuf>,
+    raw_params: &[String],
+    kubeconfig: Option<PathBuf>,
+    state_dir: &std::path::Path,
+) -> i32 {
+    use crate::engine::preflight::{self, Finding, Needs};
+    let params = match parse_params(raw_params) {
+        Ok(p) => p,
+        Err(why) => return render::invalid(&why),
+    };
+    let mut settings = crate::providers::Settings::from_env();
+    settings.kubeconfig = kubeconfig;
+    let needs = match &path {
+        Some(path) => {
+            let engine = Engine::new();
+            let (path, lib) = match library::find_runbook(path, state_dir) {
+                Ok(found) => found,
+                Err(e) => return render::engine_error(e),
+            };
+            let runbook = match engine.load_with(&path, lib) {
+                Ok(r) => r,
+                Err(e) => return render::engine_error(e),
+            };
+            if let Err(why) = runbook.meta.resolve_params(&params) {
+                return render::invalid(&why);
+            }
+            preflight::needs(&runbook, &params)
+        }
+        // Without a runbook: everything a runbook could need.
+        None => Needs { azure: true, kubernetes: true, ..Needs::default() },
+    };
+    let mut findings = vec![Finding {
+        what: "state dir".into(),
+        result: run::ensure_state_dir(state_dir).map(|()| state_dir.display().to_string()),
+    }];
+    findings.extend(preflight::check(&needs, &settings));
+    if path.is_some() && !needs.azure && !needs.kubernetes {
+        println!("ok       the runbook calls neither Azure nor Kubernetes");
+    }
+    let mut missing = 0;
+    for f in &findings {
+        match &f.result {
+            Ok(found) => println!("ok       {}: {found}", f.what),
+            Err(why) => {
+                missing += 1;
+                println!("missing  {}: {why}", f.what);
+            }
+        }
+    }
+    if missing > 0 {
+        eprintln!("{missing} check(s) failed");
+        EXIT_INVALID
+    } else {
+        0
+    }
+}
+
 fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> i32 {
     let engine = Engine::new();
     let mut files = Vec::new();
@@ -536,14 +636,21 @@ fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> i32 {
     }
     let mut bad = 0;
     for file in &files {
-        let diags = match Engine::library_for(file, state_dir) {
-            Ok(library) => crate::engine::check::check_with(&engine, file, library),
+        let report = match Engine::library_for(file, state_dir) {
+            Ok(library) => crate::engine::check::check_report(&engine, file, library),
             Err(e) => {
                 render::invalid(&e.to_string());
                 bad += 1;
                 continue;
             }
         };
+        for w in &report.warnings {
+            eprintln!("warning: {}: {}", w.location(), w.message);
+            if let Some(help) = &w.help {
+                eprintln!("  help: {help}");
+            }
+        }
+        let diags = report.problems;
         if diags.is_empty() {
             println!("ok    {}", file.display());
         } else {
@@ -578,9 +685,19 @@ fn collect_rhai(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
 
 fn runs_command(command: RunsCommand) -> i32 {
     match command {
-        RunsCommand::List { output, state_dir } => {
+        RunsCommand::List { output, ids, state_dir } => {
             let dir = run::state_dir(state_dir.as_deref());
             match run::journal::list_runs(&dir) {
+                Ok(runs) if ids => {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    for r in &runs {
+                        if writeln!(out, "{}", r.id).is_err() {
+                            break;
+                        }
+                    }
+                    0
+                }
                 Ok(runs) => {
                     match output {
                         Output::Json => {

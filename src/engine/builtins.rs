@@ -151,6 +151,10 @@ pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
         Err(EvalAltResult::ErrorRuntime(map.into(), ctx.call_position()).into())
     });
 
+    // dry_run(): whether this run only plans (nothing is changed).
+    let dry_run = session.dry_run;
+    engine.register_fn("dry_run", move || dry_run);
+
     register_pure(engine);
 }
 

@@ -242,19 +242,40 @@ pub fn check_with(
     path: &Path,
     library: Option<std::sync::Arc<crate::library::Resolved>>,
 ) -> Vec<Diagnostic> {
+    check_report(engine, path, library).problems
+}
+
+/// What `rollbook check` found in one runbook.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Mistakes: the runbook would fail or misbehave (exit 2).
+    pub problems: Vec<Diagnostic>,
+    /// Worth a look, but the runbook may be right (exit 0).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// As [`check_with`], with the warnings too.
+pub fn check_report(
+    engine: &Engine,
+    path: &Path,
+    library: Option<std::sync::Arc<crate::library::Resolved>>,
+) -> Report {
     let runbook = match engine.load_with(path, library) {
         Ok(r) => r,
-        Err(EngineError::Script(d)) => return vec![*d],
+        Err(EngineError::Script(d)) => return Report { problems: vec![*d], warnings: Vec::new() },
         Err(e) => {
-            return vec![Diagnostic::at(
-                &path.display().to_string(),
-                None,
-                None,
-                None,
-                e.to_string(),
-                String::new(),
-                None,
-            )];
+            return Report {
+                problems: vec![Diagnostic::at(
+                    &path.display().to_string(),
+                    None,
+                    None,
+                    None,
+                    e.to_string(),
+                    String::new(),
+                    None,
+                )],
+                warnings: Vec::new(),
+            };
         }
     };
     let file = path.display().to_string();
@@ -264,6 +285,9 @@ pub fn check_with(
 
     let known_plain = plain_function_names(&runbook);
     let root = super::runbook_root(path);
+    let mut warnings = Vec::new();
+    // Mutating calls, direct or through an imported module: (what, line, column).
+    let mut mutating: Vec<(String, usize, usize)> = Vec::new();
 
     // Imports: alias -> functions it exports.
     let mut aliases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -283,8 +307,11 @@ pub fn check_with(
             continue;
         }
         match module_functions(engine, &root, runbook.library.clone(), module) {
-            Ok(fns) => {
+            Ok((fns, mutates)) => {
                 aliases.insert(alias.clone(), fns);
+                if let Some(call) = mutates {
+                    mutating.push((format!("{alias}::… (which calls {call})"), *line, *col));
+                }
             }
             Err(why) => found.push(Diagnostic::at(
                 &file,
@@ -356,6 +383,20 @@ pub fn check_with(
                     ));
                     continue;
                 };
+                if p.meta().access == crate::model::Access::Mutate {
+                    mutating.push((full.clone(), *line, *col));
+                    if let Some(problem) = scope_problem(p, &tokens, i + 4, &runbook.meta.scope) {
+                        found.push(Diagnostic::at(
+                            &file,
+                            Some(src),
+                            Some(*line),
+                            Some(*col),
+                            problem,
+                            "outside the scope".into(),
+                            Some("widen `scope` in RUNBOOK, or fix the target".into()),
+                        ));
+                    }
+                }
                 if tokens.get(i + 4).map(|n| &n.tok) == Some(&Tok::Punct("#{")) {
                     let valid = p.keys();
                     for (key, kl, kc) in literal_keys(&tokens, i + 4) {
@@ -425,7 +466,254 @@ pub fn check_with(
             }
         }
     }
+    found.extend(undeclared_params(&file, src, &tokens, &runbook.meta));
+    if runbook.meta.scope.is_empty()
+        && let Some((what, line, col)) = mutating.first()
+    {
+        warnings.push(Diagnostic::at(
+            &file,
+            Some(src),
+            Some(*line),
+            Some(*col),
+            format!(
+                "the runbook changes things ({what}) but declares no `scope`: a run may change any target"
+            ),
+            "mutates without a scope".into(),
+            Some("add `scope: [\"k8s/prod/shop/*\"]` (the resource keys it may change) to RUNBOOK".into()),
+        ));
+    }
+    Report { problems: found, warnings }
+}
+
+/// `params.X` where `X` is not a declared param (the run would fail there).
+fn undeclared_params(file: &str, src: &str, tokens: &[Token], meta: &super::RunbookMeta) -> Vec<Diagnostic> {
+    let declared: Vec<&str> = meta.params.iter().map(|p| p.name.as_str()).collect();
+    let mut found = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if t.tok != Tok::Ident("params".into()) {
+            continue;
+        }
+        let prev = i.checked_sub(1).map(|p| &tokens[p].tok);
+        if matches!(prev, Some(Tok::Punct(".")) | Some(Tok::Punct("::"))) {
+            continue;
+        }
+        let (Some(Token { tok: Tok::Punct("."), .. }), Some(Token { tok: Tok::Ident(name), line, col })) =
+            (tokens.get(i + 1), tokens.get(i + 2))
+        else {
+            continue;
+        };
+        // A method of the map itself (`params.keys()`), not a param.
+        if tokens.get(i + 3).map(|n| &n.tok) == Some(&Tok::Punct("(")) || declared.contains(&name.as_str()) {
+            continue;
+        }
+        let hint = match nearest(name, declared.iter().copied()) {
+            Some(best) => format!("did you mean `params.{best}`?"),
+            None if declared.is_empty() => "declare it under `params` in RUNBOOK".to_string(),
+            None => format!("declared params: {}", declared.join(", ")),
+        };
+        found.push(Diagnostic::at(
+            file,
+            Some(src),
+            Some(*line),
+            Some(*col),
+            format!("`params.{name}` is not a declared param"),
+            "undeclared param".into(),
+            Some(hint),
+        ));
+    }
     found
+}
+
+/// The literal string value of each top-level key of the map at `tokens[start]` (a `#{`):
+/// `Some(text)` for a plain string literal, `None` for anything computed.
+fn literal_values(tokens: &[Token], start: usize) -> BTreeMap<String, Option<String>> {
+    let mut out = BTreeMap::new();
+    let mut depth = 0i32;
+    let mut i = start;
+    while i < tokens.len() {
+        match &tokens[i].tok {
+            Tok::Punct("#{") | Tok::Punct("{") | Tok::Punct("(") | Tok::Punct("[") => depth += 1,
+            Tok::Punct("}") | Tok::Punct(")") | Tok::Punct("]") => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            Tok::Ident(key) | Tok::Str(key)
+                if depth == 1
+                    && tokens.get(i + 1).map(|n| &n.tok) == Some(&Tok::Punct(":"))
+                    && matches!(
+                        tokens.get(i.wrapping_sub(1)).map(|p| &p.tok),
+                        Some(Tok::Punct("#{")) | Some(Tok::Punct(","))
+                    ) =>
+            {
+                let value = match (tokens.get(i + 2).map(|t| &t.tok), tokens.get(i + 3).map(|t| &t.tok)) {
+                    (Some(Tok::Str(v)), Some(Tok::Punct(",")) | Some(Tok::Punct("}")))
+                        if !v.contains("${") =>
+                    {
+                        Some(v.clone())
+                    }
+                    _ => None,
+                };
+                out.insert(key.clone(), value);
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Every `ns::f(...)` call in `src`: the full name and the literal string values of its map
+/// argument (`None` for a computed value; no entry for a key not given).
+pub(crate) fn primitive_calls(src: &str) -> Vec<(String, BTreeMap<String, Option<String>>)> {
+    let tokens = tokenize(src);
+    let mut out = Vec::new();
+    for (i, w) in tokens.windows(4).enumerate() {
+        if let (Tok::Ident(ns), Tok::Punct("::"), Tok::Ident(f), Tok::Punct("(")) =
+            (&w[0].tok, &w[1].tok, &w[2].tok, &w[3].tok)
+        {
+            let values = if tokens.get(i + 4).map(|t| &t.tok) == Some(&Tok::Punct("#{")) {
+                literal_values(&tokens, i + 4)
+            } else {
+                BTreeMap::new()
+            };
+            out.push((format!("{ns}::{f}"), values));
+        }
+    }
+    out
+}
+
+/// A mutating call whose target, from its literal keys (anything computed may be anything),
+/// can never fall inside the declared scope.
+fn scope_problem(
+    p: &std::sync::Arc<dyn crate::providers::DynPrimitive>,
+    tokens: &[Token],
+    map_at: usize,
+    scope: &[String],
+) -> Option<String> {
+    if scope.is_empty() || tokens.get(map_at).map(|n| &n.tok) != Some(&Tok::Punct("#{")) {
+        return None;
+    }
+    let values = literal_values(tokens, map_at);
+    let (_, _, shape) = KEY_SHAPES.iter().find(|(prefix, _, _)| *prefix == p.meta().namespace)?;
+    // The key's shape with each `<key>` filled from a literal value, else `*` (computed, or a
+    // default from the environment at run time: any value).
+    let target: Vec<String> = shape
+        .split('/')
+        .map(|segment| match segment.strip_prefix('<').and_then(|s| s.strip_suffix('>')) {
+            Some(key) => values.get(key).cloned().flatten().unwrap_or_else(|| "*".into()),
+            None => segment.to_string(),
+        })
+        .collect();
+    let target = target.join("/");
+    if scope.iter().any(|s| patterns_overlap(s, &target)) {
+        return None;
+    }
+    Some(format!(
+        "`{}` changes `{target}`, which can never be inside the runbook's scope ({})",
+        p.meta().full_name(),
+        scope.join(", ")
+    ))
+}
+
+/// Whether some resource key matches both patterns (`*` within a segment, `**` across).
+/// Non-`k8s/` keys compare without case, as scope checks do.
+pub fn patterns_overlap(a: &str, b: &str) -> bool {
+    let fold = !(a.starts_with("k8s/") || b.starts_with("k8s/"));
+    let (a, b) = if fold { (a.to_ascii_lowercase(), b.to_ascii_lowercase()) } else { (a.into(), b.into()) };
+    let sa: Vec<&str> = a.split('/').collect();
+    let sb: Vec<&str> = b.split('/').collect();
+    segments_overlap(&sa, &sb)
+}
+
+fn segments_overlap(a: &[&str], b: &[&str]) -> bool {
+    match (a.first(), b.first()) {
+        (None, None) => true,
+        (Some(&"**"), _) => segments_overlap(&a[1..], b) || (!b.is_empty() && segments_overlap(a, &b[1..])),
+        (_, Some(&"**")) => segments_overlap(b, a),
+        (Some(x), Some(y)) if x.contains("**") || y.contains("**") => true,
+        (Some(x), Some(y)) => {
+            segment_overlap(x.as_bytes(), y.as_bytes()) && segments_overlap(&a[1..], &b[1..])
+        }
+        _ => false,
+    }
+}
+
+fn segment_overlap(a: &[u8], b: &[u8]) -> bool {
+    match (a.first(), b.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => segment_overlap(&a[1..], b) || (!b.is_empty() && segment_overlap(a, &b[1..])),
+        (_, Some(b'*')) => segment_overlap(b, a),
+        (Some(x), Some(y)) => x == y && segment_overlap(&a[1..], &b[1..]),
+        _ => false,
+    }
+}
+
+/// The resource keys mutating primitives change, by provider: `(prefix, segments, shape)`.
+const KEY_SHAPES: &[(&str, usize, &str)] = &[
+    ("k8s", 4, "k8s/<context>/<namespace>/<deployment>"),
+    ("appservice", 3, "appservice/<group>/<site>"),
+    ("arm", 2, "arm/<group>"),
+    ("logicapp", 3, "logicapp/<group>/<workflow>"),
+];
+
+/// Why a scope or `--allow` pattern can match no resource key, if it cannot.
+pub fn pattern_problem(pattern: &str) -> Option<String> {
+    if pattern.trim().is_empty() {
+        return Some("an empty pattern matches nothing; write a resource key like `k8s/prod/shop/*`".into());
+    }
+    if pattern.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some(format!(
+            "`{}` has a space or control character; resource keys have none",
+            pattern.escape_debug()
+        ));
+    }
+    let segments: Vec<&str> = pattern.split('/').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Some(format!("`{pattern}` has an empty segment (a leading, trailing or doubled `/`)"));
+    }
+    if pattern.contains("**") {
+        return None;
+    }
+    let first = segments[0];
+    if first.contains('*') {
+        return None;
+    }
+    match KEY_SHAPES.iter().find(|(p, _, _)| *p == first) {
+        None => {
+            let known: Vec<&str> = KEY_SHAPES.iter().map(|(p, _, _)| *p).collect();
+            let hint = nearest(first, known.iter().copied())
+                .map(|b| format!("did you mean `{b}`?"))
+                .unwrap_or_else(|| format!("keys start with {}", known.join(", ")));
+            Some(format!("`{pattern}` starts with `{first}`, which no resource key does; {hint}"))
+        }
+        Some((_, n, shape)) if segments.len() != *n => Some(format!(
+            "`{pattern}` has {} segments but {first} keys have {n} ({shape}); use `*` for a whole segment or `**` for several",
+            segments.len()
+        )),
+        _ => None,
+    }
+}
+
+/// Checks `--allow` against the runbook's scope before a run starts: a malformed pattern, or
+/// one that no key inside the scope can match, is refused (the run would be refused later at
+/// its first change, after the probes).
+pub fn allow_problem(allow: &[String], scope: &[String]) -> Option<String> {
+    for pattern in allow {
+        if let Some(why) = pattern_problem(pattern) {
+            return Some(format!("--allow {why}"));
+        }
+        if !scope.is_empty() && !scope.iter().any(|s| patterns_overlap(s, pattern)) {
+            return Some(format!(
+                "--allow `{pattern}` can never match anything inside the runbook's scope ({}): the run could change nothing it allows",
+                scope.join(", ")
+            ));
+        }
+    }
+    None
 }
 
 fn plain_function_names(runbook: &super::Runbook) -> BTreeSet<String> {
@@ -454,12 +742,13 @@ fn rhai_function_names() -> &'static BTreeSet<String> {
     })
 }
 
+/// The public functions of an imported module, and the first mutating primitive it calls.
 fn module_functions(
     engine: &Engine,
     root: &Path,
     library: Option<std::sync::Arc<crate::library::Resolved>>,
     module: &str,
-) -> Result<BTreeSet<String>, String> {
+) -> Result<(BTreeSet<String>, Option<String>), String> {
     let source = if let Some((_, src)) = STDLIB.iter().find(|(id, _)| *id == module) {
         (*src).to_string()
     } else if module.starts_with("std/") {
@@ -477,11 +766,23 @@ fn module_functions(
     let mut compiler = rhai::Engine::new();
     compiler.set_max_expr_depths(engine.limits.max_expr_depths.0, engine.limits.max_expr_depths.1);
     let ast = compiler.compile(&source).map_err(|e| format!("import `{module}`: {e}"))?;
-    Ok(ast
+    let tokens = tokenize(&source);
+    let mutates = tokens.windows(4).find_map(|w| match (&w[0].tok, &w[1].tok, &w[2].tok, &w[3].tok) {
+        (Tok::Ident(ns), Tok::Punct("::"), Tok::Ident(f), Tok::Punct("(")) => {
+            let full = format!("{ns}::{f}");
+            engine
+                .primitives()
+                .any(|p| p.meta().full_name() == full && p.meta().access == crate::model::Access::Mutate)
+                .then_some(full)
+        }
+        _ => None,
+    });
+    let functions = ast
         .iter_functions()
         .filter(|f| f.access != rhai::FnAccess::Private)
         .map(|f| f.name.to_string())
-        .collect())
+        .collect();
+    Ok((functions, mutates))
 }
 
 #[cfg(test)]
@@ -504,5 +805,28 @@ mod tests {
             .filter_map(|t| if let Tok::Ident(s) = &t.tok { Some(s.as_str()) } else { None })
             .collect();
         assert_eq!(idents, vec!["let", "s", "e", "f"]);
+    }
+
+    #[test]
+    fn patterns_overlap_when_some_key_matches_both() {
+        assert!(patterns_overlap("k8s/prod/*/*", "k8s/prod/shop/web"));
+        assert!(patterns_overlap("k8s/*/shop/*", "k8s/prod/*/web"));
+        assert!(patterns_overlap("k8s/**", "k8s/prod/shop/web"));
+        assert!(patterns_overlap("k8s/prod/sh*/*", "k8s/prod/*op/web"));
+        assert!(!patterns_overlap("k8s/prod/*/*", "k8s/staging/shop/web"));
+        assert!(!patterns_overlap("k8s/prod/*", "k8s/prod/shop/web"), "`*` stays within a segment");
+        assert!(!patterns_overlap("appservice/*/*", "k8s/prod/shop/web"));
+        assert!(patterns_overlap("appservice/RG-Shop/*", "appservice/rg-shop/web"), "azure keys ignore case");
+    }
+
+    #[test]
+    fn malformed_patterns_are_named() {
+        assert!(pattern_problem("k8s/prod/shop/*").is_none());
+        assert!(pattern_problem("k8s/**").is_none());
+        assert!(pattern_problem("arm/rg-shop").is_none());
+        assert!(pattern_problem("k8s/prod/*").unwrap().contains("3 segments"));
+        assert!(pattern_problem("k8:prod/shop/web").is_some());
+        assert!(pattern_problem("/k8s/prod/shop/web").unwrap().contains("empty segment"));
+        assert!(pattern_problem("").is_some());
     }
 }

@@ -85,6 +85,12 @@ pub const BUILTINS: &[Builtin] = &[
         doc: "Fails the run (completed stages are undone), with `message` as the reason.",
     },
     Builtin {
+        name: "dry_run",
+        signature: "dry_run()",
+        definitions: &["fn dry_run() -> bool;"],
+        doc: "True while the run only plans (`--dry-run`): mutating calls return their planned outputs (`planned: true`) and later reads of the same target see the planned state.",
+    },
+    Builtin {
         name: "duration_secs",
         signature: "duration_secs(duration)",
         definitions: &["fn duration_secs(duration: String) -> int;"],

@@ -8,6 +8,8 @@ pub mod docs;
 mod invoke;
 pub mod meta;
 mod modules;
+mod planned;
+pub mod preflight;
 mod session;
 
 use std::collections::BTreeMap;

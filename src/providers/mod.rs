@@ -203,12 +203,33 @@ pub struct Shared {
     /// Connection settings.
     pub settings: Settings,
     clients: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    /// Under dry-run, the state each planned mutation would leave, by resource key: later
+    /// reads and waits on that target see it instead of the real one.
+    planned: Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl Shared {
     /// Shared state over `settings`, with no clients yet.
     pub fn new(settings: Settings) -> Shared {
-        Shared { settings, clients: Mutex::new(HashMap::new()) }
+        Shared { settings, clients: Mutex::new(HashMap::new()), planned: Mutex::new(HashMap::new()) }
+    }
+
+    /// The state a planned mutation left on `key` (dry-run only), if it is a `T`.
+    pub fn planned<T: Any + Send + Sync + Clone>(&self, key: &str) -> Option<T> {
+        let planned = self.planned.lock().ok()?;
+        planned.get(key)?.clone().downcast::<T>().ok().map(|t| (*t).clone())
+    }
+
+    /// Records the state a planned mutation would leave on `key`, for later reads of it.
+    pub fn set_planned<T: Any + Send + Sync>(&self, key: &str, state: T) {
+        if let Ok(mut planned) = self.planned.lock() {
+            planned.insert(key.to_string(), Arc::new(state));
+        }
+    }
+
+    /// Whether any planned mutation left a state (dry-run only).
+    pub fn has_planned(&self) -> bool {
+        self.planned.lock().map(|p| !p.is_empty()).unwrap_or(false)
     }
 
     /// The run's `T`, built by `make` on first use.

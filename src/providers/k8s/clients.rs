@@ -398,6 +398,8 @@ pub struct Place {
     pub client: Client,
     /// The longest one request may take (`ROLLBOOK_KUBE_REQUEST_TIMEOUT`, default 30s).
     pub request_timeout: Duration,
+    /// Under dry-run, the state planned mutations would leave here: reads see it.
+    pub planned: Option<super::planned::PlannedDeployment>,
 }
 
 impl Place {
@@ -411,8 +413,11 @@ impl Place {
         let clients = KubeClients::of(&cx.shared)?;
         let resolved = clients.resolve(&cx.shared.settings, context)?;
         let client = clients.client(&cx.shared.settings, &resolved.context).await?;
+        let namespace = namespace.filter(|n| !n.is_empty()).map(String::from).unwrap_or(resolved.namespace);
+        let key = format!("k8s/{}/{namespace}/{deployment}", resolved.context);
         Ok(Place {
-            namespace: namespace.filter(|n| !n.is_empty()).map(String::from).unwrap_or(resolved.namespace),
+            planned: cx.shared.planned(&key),
+            namespace,
             context: resolved.context,
             deployment: deployment.to_string(),
             client,

@@ -45,6 +45,9 @@ pub struct GetOutput {
     pub paused: bool,
     /// `metadata.generation`.
     pub generation: i64,
+    /// Under dry-run, true when this shows the state planned mutations would leave.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub planned: bool,
 }
 
 impl Primitive for Get {
@@ -79,6 +82,7 @@ impl Primitive for Get {
             available: status.available_replicas.unwrap_or(0),
             paused: paused(&d),
             generation: d.metadata.generation.unwrap_or(0),
+            planned: place.planned.is_some(),
         })
     }
 }

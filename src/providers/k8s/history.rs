@@ -40,6 +40,9 @@ pub struct HistoryEntry {
     pub replicaset: String,
     /// Whether the Deployment's template is this revision's.
     pub current: bool,
+    /// Under dry-run, true when this shows the state planned mutations would leave.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub planned: bool,
 }
 
 impl Primitive for History {
@@ -87,6 +90,7 @@ impl Primitive for History {
                     images: rollout::images(rs.spec.as_ref().and_then(|s| s.template.as_ref())),
                     replicaset: rs.metadata.name.clone().unwrap_or_default(),
                     current: new_uid.is_some() && rs.metadata.uid == new_uid,
+                    planned: place.planned.is_some() && new_uid.is_some() && rs.metadata.uid == new_uid,
                 },
             );
         }

@@ -8,6 +8,7 @@ mod get;
 mod history;
 pub mod lease;
 mod pause;
+pub mod planned;
 mod restart;
 mod resume;
 pub mod rollout;
@@ -106,13 +107,19 @@ pub(crate) fn deployments(place: &Place) -> Api<Deployment> {
     Api::namespaced(place.client.clone(), &place.namespace)
 }
 
-/// Reads the Deployment.
+/// Reads the Deployment (under dry-run, as the planned mutations so far would leave it).
 pub(crate) async fn read(place: &Place) -> Result<Deployment, PrimitiveError> {
+    if let Some(planned) = &place.planned {
+        return Ok(planned.deployment.clone());
+    }
     errors::send(place, "reading", deployments(place).get(&place.deployment)).await
 }
 
 /// Lists the ReplicaSets matching the Deployment's selector (kubectl's one LIST, no limit).
 pub(crate) async fn replica_sets(place: &Place, d: &Deployment) -> Result<Vec<ReplicaSet>, PrimitiveError> {
+    if let Some(planned) = &place.planned {
+        return Ok(planned.replica_sets.clone());
+    }
     let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
     let selector = kube::core::Selector::try_from(selector).map_err(|e| {
         PrimitiveError::invalid(format!("the selector of {} is invalid: {e}", place.describe()))
@@ -185,4 +192,13 @@ where
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A planned output: `output` as a map with `planned: true`.
+pub(crate) fn planned_output(output: &impl Serialize) -> serde_json::Value {
+    let mut value = serde_json::to_value(output).unwrap_or_default();
+    if let serde_json::Value::Object(map) = &mut value {
+        map.insert("planned".into(), serde_json::Value::Bool(true));
+    }
+    value
 }

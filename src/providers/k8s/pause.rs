@@ -60,14 +60,21 @@ impl Primitive for Pause {
 
     async fn plan(&self, cx: &CallCx, args: &PauseArgs) -> Result<Planned, PrimitiveError> {
         let place = args.place(cx).await?;
-        let already = paused(&read(&place).await?);
+        let mut d = read(&place).await?;
+        let already = paused(&d);
+        if !already {
+            if let Some(spec) = d.spec.as_mut() {
+                spec.paused = Some(true);
+            }
+            super::planned::record_change(cx, &place, d).await?;
+        }
         Ok(Planned {
             effect: if already {
                 format!("leave {} paused (already paused)", place.describe())
             } else {
                 format!("pause the rollout of {}", place.describe())
             },
-            output: json!({ "changed": !already }),
+            output: json!({ "changed": !already, "planned": true }),
         })
     }
 

@@ -94,12 +94,22 @@ impl Primitive for Restart {
 
     async fn plan(&self, cx: &CallCx, args: &RestartArgs) -> Result<Planned, PrimitiveError> {
         let place = args.place(cx).await?;
-        if paused(&read(&place).await?) {
+        let mut d = read(&place).await?;
+        if paused(&d) {
             return Err(refuse_paused(&place));
         }
+        if let Some(spec) = d.spec.as_mut() {
+            spec.template
+                .metadata
+                .get_or_insert_with(Default::default)
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(RESTARTED_AT.into(), restart_stamp());
+        }
+        super::planned::record_change(cx, &place, d).await?;
         Ok(Planned {
             effect: format!("restart the pods of {} (annotation {RESTARTED_AT})", place.describe()),
-            output: json!({ "changed": true }),
+            output: json!({ "changed": true, "planned": true }),
         })
     }
 

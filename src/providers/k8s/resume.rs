@@ -61,14 +61,21 @@ impl Primitive for Resume {
 
     async fn plan(&self, cx: &CallCx, args: &ResumeArgs) -> Result<Planned, PrimitiveError> {
         let place = args.place(cx).await?;
-        let is_paused = paused(&read(&place).await?);
+        let mut d = read(&place).await?;
+        let is_paused = paused(&d);
+        if is_paused {
+            if let Some(spec) = d.spec.as_mut() {
+                spec.paused = None;
+            }
+            super::planned::record_change(cx, &place, d).await?;
+        }
         Ok(Planned {
             effect: if is_paused {
                 format!("resume the rollout of {}", place.describe())
             } else {
                 format!("leave {} running (not paused)", place.describe())
             },
-            output: json!({ "changed": is_paused }),
+            output: json!({ "changed": is_paused, "planned": true }),
         })
     }
 

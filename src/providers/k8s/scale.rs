@@ -96,14 +96,21 @@ impl Primitive for Scale {
     async fn plan(&self, cx: &CallCx, args: &ScaleArgs) -> Result<Planned, PrimitiveError> {
         check(args)?;
         let place = args.place(cx).await?;
-        let from = replicas(&read(&place).await?);
+        let mut d = read(&place).await?;
+        let from = replicas(&d);
+        if from != args.replicas {
+            if let Some(spec) = d.spec.as_mut() {
+                spec.replicas = Some(args.replicas);
+            }
+            super::planned::record_change(cx, &place, d).await?;
+        }
         Ok(Planned {
             effect: if from == args.replicas {
                 format!("leave {} at {from} replicas", place.describe())
             } else {
                 format!("scale {} from {from} to {} replicas", place.describe(), args.replicas)
             },
-            output: json!({ "changed": from != args.replicas, "from": from, "to": args.replicas }),
+            output: json!({ "changed": from != args.replicas, "from": from, "to": args.replicas, "planned": true }),
         })
     }
 

@@ -144,6 +144,18 @@ impl Primitive for SetImage {
         let d = read(&place).await?;
         let decision = decide(&place, &d, args)?;
         let changed = decision.from_image != args.image;
+        if changed {
+            let mut d = d;
+            if let Some(c) = d
+                .spec
+                .as_mut()
+                .and_then(|s| s.template.spec.as_mut())
+                .and_then(|s| s.containers.iter_mut().find(|c| c.name == decision.container))
+            {
+                c.image = Some(args.image.clone());
+            }
+            super::planned::record_change(cx, &place, d).await?;
+        }
         Ok(Planned {
             effect: if changed {
                 format!(
@@ -161,12 +173,11 @@ impl Primitive for SetImage {
                     args.image
                 )
             },
-            output: serde_json::to_value(SetImageOutput {
+            output: super::planned_output(&SetImageOutput {
                 changed,
                 from_image: decision.from_image,
                 to_image: args.image.clone(),
-            })
-            .unwrap_or_default(),
+            }),
         })
     }
 

@@ -61,6 +61,9 @@ pub struct StatusOutput {
     pub ready: i32,
     /// Available replicas.
     pub available: i32,
+    /// Under dry-run, true when this shows the state planned mutations would leave.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub planned: bool,
 }
 
 fn output(d: &Deployment, v: &Viewed, timed_out: bool) -> StatusOutput {
@@ -73,6 +76,7 @@ fn output(d: &Deployment, v: &Viewed, timed_out: bool) -> StatusOutput {
         updated: s.updated_replicas.unwrap_or(0),
         ready: s.ready_replicas.unwrap_or(0),
         available: s.available_replicas.unwrap_or(0),
+        planned: false,
     }
 }
 
@@ -158,6 +162,11 @@ impl Primitive for Status {
 
     async fn call(&self, cx: &CallCx, args: StatusArgs) -> Result<StatusOutput, PrimitiveError> {
         let place = args.place(cx).await?;
+        if let Some(planned) = &place.planned {
+            // Under dry-run, after a planned mutation: the planned rollout completes at once.
+            let d = &planned.deployment;
+            return Ok(StatusOutput { planned: true, ..output(d, &rollout::view(d), false) });
+        }
         let last: Last = Arc::new(Mutex::new(None));
         let result = tokio::select! {
             r = wait(cx, &place, last.clone()) => r,

@@ -57,6 +57,9 @@ struct Decision {
     from_images: BTreeMap<String, String>,
     to_images: BTreeMap<String, String>,
     patch: serde_json::Value,
+    /// The Deployment and ReplicaSets the decision was made on.
+    deployment: k8s_openapi::api::apps::v1::Deployment,
+    replica_sets: Vec<k8s_openapi::api::apps::v1::ReplicaSet>,
 }
 
 fn place_suffix(place: &Place) -> String {
@@ -101,7 +104,16 @@ async fn decide(place: &Place, to_revision: i64) -> Result<Decision, PrimitiveEr
         {"op": "replace", "path": "/spec/template", "value": rollout::template_without_hash(&rs_template)},
         {"op": "replace", "path": "/metadata/annotations", "value": annotations},
     ]);
-    Ok(Decision { from_revision: revision_of(&d), to_revision: picked, skip, from_images, to_images, patch })
+    Ok(Decision {
+        from_revision: revision_of(&d),
+        to_revision: picked,
+        skip,
+        from_images,
+        to_images,
+        patch,
+        deployment: d,
+        replica_sets: all,
+    })
 }
 
 impl Primitive for Undo {
@@ -140,7 +152,7 @@ impl Primitive for Undo {
             if decision.skip {
                 return Ok(output);
             }
-            let patch: json_patch::Patch = serde_json::from_value(decision.patch)
+            let patch: json_patch::Patch = serde_json::from_value(decision.patch.clone())
                 .map_err(|e| PrimitiveError::invalid(format!("cannot build the undo patch: {e}")))?;
             let doing = format!("restoring revision {} of", decision.to_revision);
             let sent = errors::send(
@@ -164,6 +176,10 @@ impl Primitive for Undo {
     async fn plan(&self, cx: &CallCx, args: &UndoArgs) -> Result<Planned, PrimitiveError> {
         let place = args.place(cx).await?;
         let decision = decide(&place, args.to_revision).await?;
+        if !decision.skip {
+            let changed = super::planned::apply_json_patch(&decision.deployment, &decision.patch)?;
+            super::planned::record(cx, &place.key(), changed, decision.replica_sets.clone())?;
+        }
         let effect = if decision.skip {
             format!(
                 "leave {} at revision {}: skipped rollback (current template already matches revision {})",
@@ -182,13 +198,12 @@ impl Primitive for Undo {
         };
         Ok(Planned {
             effect,
-            output: serde_json::to_value(UndoOutput {
+            output: super::planned_output(&UndoOutput {
                 from_revision: decision.from_revision,
                 to_revision: decision.to_revision,
                 changed: !decision.skip,
                 images: decision.to_images,
-            })
-            .unwrap_or_default(),
+            }),
         })
     }
 
