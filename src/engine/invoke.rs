@@ -79,7 +79,10 @@ pub(crate) fn invoke(
                         ),
                     });
                 }
-                Err(e @ crate::run::locks::LockError::Held { .. }) => {
+                Err(
+                    e @ (crate::run::locks::LockError::Held { .. }
+                    | crate::run::locks::LockError::Stranded { .. }),
+                ) => {
                     let _ = session.record(Event::Refused {
                         primitive: name.clone(),
                         target: target.clone(),

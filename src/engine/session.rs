@@ -132,9 +132,11 @@ impl Session {
     /// Journals an event (flushed; fsynced when write-ahead, before this returns), then shows it.
     /// The fsync happens outside the journal's lock, so the calls of a `parallel` batch share
     /// fsyncs (group commit) instead of queueing one each behind the lock.
-    pub fn record(&self, event: Event) -> Result<(), String> {
+    pub fn record(&self, mut event: Event) -> Result<(), String> {
         let written = match self.journal.lock() {
             Ok(mut j) => {
+                // Redacted once here, so what is shown is exactly what is journaled.
+                j.redactor().event(&mut event);
                 j.write_unsynced(event.clone()).map_err(|e| format!("cannot write the journal: {e}"))
             }
             Err(_) => Err("the journal is unavailable".to_string()),
