@@ -101,7 +101,8 @@ pub async fn run_one(engine: &Engine, path: &Path, work: &Path) -> TestResult {
     result
 }
 
-fn param_text(v: &toml::Value) -> String {
+/// A scenario param as `-p KEY=` would give it.
+pub(super) fn param_text(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
         toml::Value::Array(items) => items.iter().map(param_text).collect::<Vec<_>>().join(","),

@@ -390,9 +390,16 @@ pub fn runs_table(runs: &[RunSummary]) {
         println!("no runs yet");
         return;
     }
-    println!("{:<30} {:<20} {:<12} RUNBOOK", "ID", "STARTED", "STATUS");
+    println!("{:<30} {:<20} {:<12} {:<8} RUNBOOK", "ID", "STARTED", "STATUS", "MODE");
     for r in runs {
-        println!("{:<30} {:<20} {:<12} {}", r.id, r.started.format("%Y-%m-%d %H:%M:%S"), r.status, r.runbook);
+        println!(
+            "{:<30} {:<20} {:<12} {:<8} {}",
+            r.id,
+            r.started.format("%Y-%m-%d %H:%M:%S"),
+            r.status,
+            r.mode,
+            r.runbook
+        );
     }
 }
 
@@ -430,6 +437,10 @@ pub fn timeline(path: &Path, read: &JournalRead) {
                     if *dry_run { " · dry-run" } else { "" },
                     if *yes { " · --yes" } else { "" }
                 );
+                println!("  mode     {}", crate::run::journal::mode_of(&read.records).as_str());
+                if let Event::RunStarted { scenario: Some(sc), .. } = &record.event {
+                    println!("  scenario {} {}", sc.path, sc.hash);
+                }
                 if let Some(lib) = &runbook.library {
                     println!("  library  {}", library_line(lib));
                 }

@@ -131,6 +131,12 @@ pub(crate) fn invoke(
         }
     }
 
+    if meta.access == Access::Mutate
+        && let Some(stop) = session.undo_stop(&format!("`{name}`"), pos)
+    {
+        return Err(stop);
+    }
+
     if meta.access == Access::Mutate && session.dry_run {
         let planned = session.block_on(decoded.plan(cx)).map_err(|e| fail(session, &e, pos))?;
         if let Ok(mut plan) = session.plan.lock() {

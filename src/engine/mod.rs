@@ -157,6 +157,11 @@ pub struct ResumeFrom {
     pub replay: crate::run::replay::Replay,
     /// Whether `--force` overrode a changed runbook.
     pub forced: bool,
+    /// `rollbook undo`: replay the completed stages, then undo them instead of going on.
+    pub undo: bool,
+    /// Calls in doubt an operator checked by other means and says did not take effect
+    /// (`--assume-not-applied`); journaled with who said so, then sent again when reached.
+    pub assumed_not_applied: Vec<crate::run::replay::InDoubt>,
 }
 
 impl RunOptions {
@@ -442,11 +447,24 @@ impl Engine {
         force: bool,
         extra: &[(String, String)],
     ) -> Result<PreparedResume, EngineError> {
+        self.prepare_resume_after(state_dir, run_id, force, extra, &[])
+    }
+
+    /// As [`Engine::prepare_resume`], also for a run that ended with one of `ended` (a denied
+    /// run continued with `--yes`, a failed or stopped run to undo).
+    pub fn prepare_resume_after(
+        &self,
+        state_dir: &Path,
+        run_id: &str,
+        force: bool,
+        extra: &[(String, String)],
+        ended: &[RunStatus],
+    ) -> Result<PreparedResume, EngineError> {
         let path = crate::run::journal::journal_path(state_dir, run_id);
         let read = crate::run::journal::read_journal(&path)
             .map_err(|e| EngineError::Resume(format!("cannot read the journal of run `{run_id}`: {e}")))?;
-        let (info, journaled, dry_run, _yes) = crate::run::replay::resumable(&read.records)
-            .map_err(|why| EngineError::Resume(format!("run `{run_id}`: {why}")))?;
+        let (info, journaled, dry_run, _yes) = crate::run::replay::resumable_after(&read.records, ended)
+            .map_err(|why| EngineError::Resume(format!("run `{run_id}`: {}", why.replace("<id>", run_id))))?;
         if dry_run {
             return Err(EngineError::Resume(format!(
                 "run `{run_id}` was a dry-run: it changed nothing, so run it again instead"
@@ -493,7 +511,17 @@ impl Engine {
         }
         let replay = crate::run::replay::Replay::from_records(&read.records);
         let forced = force && (runbook.hash != info.hash || changed_module.is_some());
-        Ok((runbook, params, ResumeFrom { run_id: run_id.to_string(), replay, forced }))
+        Ok((
+            runbook,
+            params,
+            ResumeFrom {
+                run_id: run_id.to_string(),
+                replay,
+                forced,
+                undo: false,
+                assumed_not_applied: Vec::new(),
+            },
+        ))
     }
 
     /// Runs a loaded runbook with `-p` params.
@@ -593,6 +621,23 @@ impl Engine {
             },
         };
         session.record(first).map_err(EngineError::StateDir)?;
+        if let Some(r) = &opts.resume {
+            session.undo_only.store(r.undo, Ordering::SeqCst);
+            let user = crate::run::current_user();
+            for d in &r.assumed_not_applied {
+                session
+                    .record(Event::CallVerified {
+                        call: d.call,
+                        primitive: d.primitive.clone(),
+                        applied: Some(false),
+                        output: None,
+                        detail: format!(
+                            "operator {user} checked by other means and says it did not take effect (--assume-not-applied)"
+                        ),
+                    })
+                    .map_err(EngineError::StateDir)?;
+            }
+        }
 
         // Ctrl-C from the caller, and the wall-clock limit.
         let watcher = {
