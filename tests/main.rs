@@ -14,6 +14,7 @@ mod k8s_http2;
 mod library;
 mod logicapp;
 mod rehearse;
+mod run_modes;
 mod run_state;
 mod safety;
 mod sim_azure;

@@ -105,7 +105,8 @@ fn userinfo_in_a_journaled_url_is_stripped() {
         &format!(r#"health::http(#{{ url: "{with_user}/probe", attempts: 1 }});"#),
     );
     let state = dir.path().join("state");
-    let out = rollbook(&["run", runbook.to_str().expect("path"), "--state-dir", state.to_str().expect("path")]);
+    let out =
+        rollbook(&["run", runbook.to_str().expect("path"), "--state-dir", state.to_str().expect("path")]);
     let (stdout, stderr) = texts(&out);
     let journal = std::fs::read_to_string(journal_of(&state)).expect("journal");
     for text in [&stdout, &stderr, &journal] {
@@ -176,7 +177,8 @@ stage("two", || 2);
 
 fn run_two_stages(dir: &Path, state: &Path) -> PathBuf {
     let runbook = write(dir, "two.rhai", TWO_STAGES);
-    let out = rollbook(&["run", runbook.to_str().expect("path"), "--state-dir", state.to_str().expect("path")]);
+    let out =
+        rollbook(&["run", runbook.to_str().expect("path"), "--state-dir", state.to_str().expect("path")]);
     assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
     journal_of(state)
 }
@@ -192,7 +194,9 @@ fn a_journal_torn_inside_a_multibyte_character_is_listed_and_resumable() {
     let journal = run_two_stages(dir.path(), &state);
     let id = run_id(&journal);
     let mut bytes = unfinish(&journal).into_bytes();
-    bytes.extend_from_slice(b"{\"seq\":99,\"ts\":\"2026-11-28T00:00:00Z\",\"type\":\"log\",\"level\":\"info\",\"message\":\"\xc3");
+    bytes.extend_from_slice(
+        b"{\"seq\":99,\"ts\":\"2026-11-28T00:00:00Z\",\"type\":\"log\",\"level\":\"info\",\"message\":\"\xc3",
+    );
     std::fs::write(&journal, bytes).expect("tear the journal");
     let list = rollbook(&["runs", "list", "--output", "json", "--state-dir", state.to_str().expect("path")]);
     let (stdout, stderr) = texts(&list);
@@ -381,7 +385,9 @@ async fn a_long_target_can_be_locked() {
     let path = write(
         f.dir.path(),
         "long.rhai",
-        &format!(r#"stage("s", || test::mutate(#{{ name: "{long}" }})); stage("t", || test::mutate(#{{ name: "{long}2" }}));"#),
+        &format!(
+            r#"stage("s", || test::mutate(#{{ name: "{long}" }})); stage("t", || test::mutate(#{{ name: "{long}2" }}));"#
+        ),
     );
     let runbook = f.engine.load(&path).expect("loads");
     let report =
@@ -404,7 +410,8 @@ fn dead_run_holding_x(state: &Path) -> String {
         "value": 1, "has_undo": true, "duration_ms": 1
     });
     write(&state.join("runs"), &format!("{dead}.jsonl"), &format!("{started}\n{stage}\n"));
-    let holder = serde_json::json!({ "run_id": dead, "pid": 1, "host": "h", "since": "2026-01-01T00:00:00Z" });
+    let holder =
+        serde_json::json!({ "run_id": dead, "pid": 1, "host": "h", "since": "2026-01-01T00:00:00Z" });
     write(&state.join("locks"), "test~x.lock", &holder.to_string());
     dead.to_string()
 }

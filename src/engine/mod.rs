@@ -798,7 +798,9 @@ impl Engine {
         let sent = d.started.format("%Y-%m-%d %H:%M:%S UTC");
         let (applied, output, detail, on) = match decoded {
             None => (None, None, format!("`{}` is not a known primitive", d.primitive), String::new()),
-            Some(Err(e)) => (None, None, format!("its journaled arguments do not decode: {e}"), String::new()),
+            Some(Err(e)) => {
+                (None, None, format!("its journaled arguments do not decode: {e}"), String::new())
+            }
             Some(Ok(decoded)) => {
                 let on = decoded.target.as_deref().map(|t| format!(" on `{t}`")).unwrap_or_default();
                 let _ = session.record(Event::Log {
@@ -812,7 +814,9 @@ impl Engine {
                     Ok(Verified::Applied(output)) => {
                         (Some(true), Some(output), "its effect is there".to_string(), on)
                     }
-                    Ok(Verified::NotApplied) => (Some(false), None, "its effect is not there".to_string(), on),
+                    Ok(Verified::NotApplied) => {
+                        (Some(false), None, "its effect is not there".to_string(), on)
+                    }
                     Ok(Verified::Unknown(why)) => (None, None, why, on),
                     Err(e) => (None, None, format!("the check failed: {e}"), on),
                 }

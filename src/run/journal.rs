@@ -567,19 +567,23 @@ pub fn list_runs(state_dir: &Path) -> std::io::Result<Vec<RunSummary>> {
         }
         let id = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
         let summary = match read_journal(&path) {
-            Ok(read) => summarize(&read.records).ok_or_else(|| "the journal does not start with a run".to_string()),
+            Ok(read) => {
+                summarize(&read.records).ok_or_else(|| "the journal does not start with a run".to_string())
+            }
             Err(e) => Err(e.to_string()),
         };
-        runs.push(summary.unwrap_or_else(|why| RunSummary {
-            id: id.clone(),
-            runbook: "?".into(),
-            started: std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .map(DateTime::<Utc>::from)
-                .unwrap_or_else(|_| Utc::now()),
-            status: "unreadable".into(),
-            mode: "unknown".into(),
-            error: Some(why),
+        runs.push(summary.unwrap_or_else(|why| {
+            RunSummary {
+                id: id.clone(),
+                runbook: "?".into(),
+                started: std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .map(DateTime::<Utc>::from)
+                    .unwrap_or_else(|_| Utc::now()),
+                status: "unreadable".into(),
+                mode: "unknown".into(),
+                error: Some(why),
+            }
         }));
     }
     runs.sort_by(|a, b| b.started.cmp(&a.started).then(b.id.cmp(&a.id)));

@@ -131,7 +131,10 @@ impl FileLocks {
     /// Whether the dead run `holder` completed stages and never finished (its journal says so).
     fn stranded(&self, holder: &Holder) -> bool {
         let id = &holder.run_id;
-        if id == &self.me.run_id || id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if id == &self.me.run_id
+            || id.is_empty()
+            || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return false;
         }
         let Some(state_dir) = self.dir.parent() else { return false };
@@ -152,15 +155,15 @@ const MAX_LOCK_NAME: usize = 120;
 /// its start and a hash of the whole key, so every valid target can be locked.
 pub fn lock_file_name(target: &str) -> String {
     let safe: String = target
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                    c.to_ascii_lowercase()
-                } else {
-                    '~'
-                }
-            })
-            .collect();
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '~'
+            }
+        })
+        .collect();
     if safe.len() + 5 <= MAX_LOCK_NAME {
         return format!("{safe}.lock");
     }
@@ -184,7 +187,6 @@ fn open_private(path: &Path) -> std::io::Result<File> {
 }
 
 impl FileLocks {
-
     /// Takes the lock on `target` (no-op if this run holds it). Fails at once if another run does.
     pub fn acquire(&self, target: &str) -> Result<Option<TakenOver>, LockError> {
         let mut held = self.held.lock().map_err(|_| LockError::Io {
@@ -256,7 +258,8 @@ impl RunLock {
     pub fn acquire(state_dir: &Path, run_id: &str) -> Result<RunLock, LockError> {
         let path = state_dir.join("runs").join(format!("{run_id}.lock"));
         let target = format!("run {run_id}");
-        let io = |source: std::io::Error| LockError::Io { target: target.clone(), path: path.clone(), source };
+        let io =
+            |source: std::io::Error| LockError::Io { target: target.clone(), path: path.clone(), source };
         if let Some(dir) = path.parent() {
             super::create_private_dir(dir).map_err(io)?;
         }

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use journal::{
-    Event, Journal, LibraryInfo, ModuleInfo, Record, RunMode, RunStatus, RunSummary, RunbookInfo, ScenarioInfo,
+    Event, Journal, LibraryInfo, ModuleInfo, Record, RunMode, RunStatus, RunSummary, RunbookInfo,
+    ScenarioInfo,
 };
 
 /// One entry of a dry-run plan.

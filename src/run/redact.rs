@@ -51,7 +51,8 @@ impl Redactor {
             if v.is_empty() {
                 continue;
             }
-            let path = percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string();
+            let path =
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string();
             let form = path.replace("%20", "+");
             for s in [v.to_string(), path.clone(), path.to_ascii_lowercase_hex(), form] {
                 if !self.secrets.contains(&s) {
@@ -205,7 +206,9 @@ pub fn strip_urls(text: &str) -> String {
         out.push_str(&rest[..at]);
         let url_and_more = &rest[at..];
         let end = url_and_more
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | ')' | ']' | '}' | ','))
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | ')' | ']' | '}' | ',')
+            })
             .unwrap_or(url_and_more.len());
         out.push_str(&clean_url(&url_and_more[..end]));
         rest = &url_and_more[end..];
@@ -271,10 +274,7 @@ mod tests {
 
     #[test]
     fn urls_lose_userinfo_and_query() {
-        assert_eq!(
-            strip_urls("GET https://u:p@host:8/path?x=1#f failed"),
-            "GET https://host:8/path failed"
-        );
+        assert_eq!(strip_urls("GET https://u:p@host:8/path?x=1#f failed"), "GET https://host:8/path failed");
         assert_eq!(strip_urls("\"http://h/a?b\""), "\"http://h/a\"");
         assert_eq!(strip_urls("no url"), "no url");
     }

@@ -65,7 +65,9 @@ pub fn resumable_after(
     });
     if let Some(status) = status.filter(|s| *s != RunStatus::Incomplete && !ended.contains(s)) {
         let hint = match status {
-            RunStatus::Denied => "; continue it with `rollbook resume <id> --yes`, or undo it with `rollbook undo <id>`",
+            RunStatus::Denied => {
+                "; continue it with `rollbook resume <id> --yes`, or undo it with `rollbook undo <id>`"
+            }
             RunStatus::Succeeded => "",
             _ => "; undo what it left with `rollbook undo <id>`",
         };
