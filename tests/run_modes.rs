@@ -247,3 +247,31 @@ fn assume_not_applied_settles_a_call_in_doubt_and_journals_who_said_so() {
         "{evs:?}"
     );
 }
+
+#[test]
+fn resume_shows_the_call_in_doubt_its_deadline_and_what_each_look_sees() {
+    let w = world();
+    std::fs::write(
+        &w.runbook,
+        RUNBOOK.replace(r#"slot: "staging" }"#, r#"slot: "staging", timeout: "20s" }"#),
+    )
+    .expect("runbook");
+    let (id, journal) = w.denied_sandbox_run();
+    let text = std::fs::read_to_string(&journal).expect("journal");
+    let mut kept = Vec::new();
+    for line in text.lines() {
+        kept.push(line);
+        if line.contains("\"type\":\"call_started\"") && line.contains("appservice::swap") {
+            break;
+        }
+    }
+    std::fs::write(&journal, kept.join("\n") + "\n").expect("rewrite");
+    let out = w.rollbook(&["resume", &id, "--yes"]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("has no outcome: it will be checked"), "names the call in doubt first: {stderr}");
+    assert!(stderr.contains("deciding by"), "shows the deadline: {stderr}");
+    assert!(stderr.contains("no swap on record"), "shows what the look saw: {stderr}");
+    let evs = events(&journal);
+    assert!(evs.iter().any(|e| matches!(e, Event::CallVerified { applied: Some(false), .. })), "{evs:?}");
+}
