@@ -310,7 +310,9 @@ impl Engine {
                 let _ = s.record(Event::Log { level: "print".into(), message: text.to_string() });
             }
         });
-        engine.on_debug(|text, source, pos| tracing::debug!(source, %pos, "{text}"));
+        engine.on_debug(
+            |text, source, pos| tracing::debug!(source, %pos, "{}", crate::run::redact::scrub(text)),
+        );
 
         let mut namespaces: BTreeMap<&'static str, Module> = BTreeMap::new();
         for primitive in self.primitives.values() {

@@ -248,7 +248,7 @@ impl FileLocks {
 }
 
 /// The lock on a run itself, held by the one process acting for it for the run's whole life
-/// (`runs/<id>.lock`), so a second `rollbook resume` of a live run is refused.
+/// (`locks/runs/<id>.lock`), so a second `rollbook resume` of a live run is refused.
 pub struct RunLock {
     _file: File,
 }
@@ -256,7 +256,7 @@ pub struct RunLock {
 impl RunLock {
     /// Takes the lock of run `run_id`, or says which live process holds it.
     pub fn acquire(state_dir: &Path, run_id: &str) -> Result<RunLock, LockError> {
-        let path = state_dir.join("runs").join(format!("{run_id}.lock"));
+        let path = state_dir.join("locks").join("runs").join(format!("{run_id}.lock"));
         let target = format!("run {run_id}");
         let io =
             |source: std::io::Error| LockError::Io { target: target.clone(), path: path.clone(), source };
