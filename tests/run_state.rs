@@ -429,3 +429,58 @@ async fn the_lock_of_a_dead_run_with_completed_stages_is_not_taken_over() {
     assert!(error.contains(&format!("rollbook resume {dead}")), "points to resume: {error}");
     assert!(f.recorder.calls.lock().expect("recorder").is_empty(), "nothing was changed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn force_takes_over_the_lock_of_a_dead_run_with_completed_stages() {
+    let f = fixture_in(tempfile::tempdir().expect("tempdir"));
+    let state = f.dir.path().join("state");
+    dead_run_holding_x(&state);
+    let path = write(f.dir.path(), "x.rhai", r#"stage("s", || test::mutate(#{ name: "x" }));"#);
+    let runbook = f.engine.load(&path).expect("loads");
+    let mut opts = RunOptions::new(&state);
+    opts.take_over = true;
+    let report = f.engine.run(&runbook, &[], opts).await.expect("runs");
+    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert_eq!(f.recorder.calls.lock().expect("recorder").clone(), vec!["x"]);
+}
+
+const FLAKY_UNDO: &str = r#"
+const RUNBOOK = #{ name: "flaky-undo", params: #{ flaky: #{ type: "string" } } };
+stage("first", || test::mutate(#{ name: "a" }), || test::mutate(#{ name: "undo-a", fail: params.flaky == "yes" }));
+stage("second", || test::mutate(#{ name: "b" }), || test::mutate(#{ name: "undo-b" }));
+fail("boom");
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undo_finishes_what_a_failed_undo_left_and_never_undoes_a_stage_twice() {
+    let f = fixture_in(tempfile::tempdir().expect("tempdir"));
+    let state = f.dir.path().join("state");
+    let path = write(f.dir.path(), "flaky.rhai", FLAKY_UNDO);
+    let runbook = f.engine.load(&path).expect("loads");
+    let first = f
+        .engine
+        .run(&runbook, &[("flaky".into(), "yes".into())], RunOptions::new(&state))
+        .await
+        .expect("runs");
+    assert_eq!(first.status, RunStatus::UndoFailed, "{first:?}");
+    assert_eq!(first.undo_pending, vec!["first"]);
+
+    let ended = [RunStatus::UndoFailed];
+    let (runbook, params, mut from) = f
+        .engine
+        .prepare_resume_after(&state, &first.run_id, false, &[("flaky".into(), "no".into())], &ended)
+        .expect("an undo_failed run can be undone");
+    from.undo = true;
+    let mut opts = RunOptions::new(&state);
+    opts.resume = Some(from);
+    let report = f.engine.run(&runbook, &params, opts).await.expect("undo starts");
+    assert!(report.undo_pending.is_empty(), "{report:?}");
+    assert_eq!(report.undone, vec!["first"]);
+    assert_eq!(
+        f.recorder.calls.lock().expect("recorder").clone(),
+        vec!["a", "b", "undo-b", "undo-a"],
+        "stage two was undone once, by the first run; nothing was done again"
+    );
+    let read = read_journal(&report.journal).expect("journal");
+    assert!(matches!(read.records.last().map(|r| &r.event), Some(Event::RunFinished { .. })));
+}
