@@ -484,3 +484,24 @@ async fn undo_finishes_what_a_failed_undo_left_and_never_undoes_a_stage_twice() 
     let read = read_journal(&report.journal).expect("journal");
     assert!(matches!(read.records.last().map(|r| &r.event), Some(Event::RunFinished { .. })));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_embedder_cannot_resume_a_sandbox_run_outside_a_simulator() {
+    let f = fixture_in(tempfile::tempdir().expect("tempdir"));
+    let state = f.dir.path().join("state");
+    let path = write(f.dir.path(), "s.rhai", r#"stage("s", || test::mutate(#{ name: "s" })); fail("stop");"#);
+    let runbook = f.engine.load(&path).expect("loads");
+    let mut opts = RunOptions::new(&state);
+    opts.sandbox =
+        Some(rollbook::run::ScenarioInfo { path: "/scenario.toml".into(), hash: "sha256:0".into() });
+    let first = f.engine.run(&runbook, &[], opts).await.expect("runs");
+    let text = unfinish(&first.journal);
+    std::fs::write(&first.journal, text).expect("rewrite");
+    let (runbook, params, from) =
+        f.engine.prepare_resume(&state, &first.run_id, false, &[]).expect("prepares");
+    let mut opts = RunOptions::new(&state);
+    opts.resume = Some(from);
+    let refused = f.engine.run(&runbook, &params, opts).await;
+    let Err(e) = refused else { panic!("a sandbox run resumed as a real one") };
+    assert!(e.to_string().contains("sandbox run"), "{e}");
+}

@@ -134,6 +134,11 @@ async fn rehearse(engine: &Engine, path: &Path, scenario: Scenario, test: &TestS
     let params: Vec<(String, String)> = test.params.iter().map(|(k, v)| (k.clone(), param_text(v))).collect();
     let mut opts = RunOptions::new(work.join("state"));
     opts.yes = test.yes;
+    // A rehearsal's journal says it was a sandbox run, so it can never be resumed as a real one.
+    opts.sandbox = super::scenario_hash(path).ok().map(|hash| crate::run::ScenarioInfo {
+        path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string(),
+        hash,
+    });
     opts.settings = sandbox.settings(&Settings::from_env());
     opts.url_rewrites = sandbox.url_rewrites();
     opts.clock = Arc::new(ScaledClock::new(REHEARSAL_SPEEDUP));

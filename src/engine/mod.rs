@@ -162,6 +162,8 @@ pub struct ResumeFrom {
     /// Calls in doubt an operator checked by other means and says did not take effect
     /// (`--assume-not-applied`); journaled with who said so, then sent again when reached.
     pub assumed_not_applied: Vec<crate::run::replay::InDoubt>,
+    /// The mode the run began in: a sandbox run continues only in a simulator.
+    pub mode: crate::run::RunMode,
 }
 
 impl RunOptions {
@@ -522,6 +524,7 @@ impl Engine {
                 forced,
                 undo: false,
                 assumed_not_applied: Vec::new(),
+                mode: crate::run::journal::mode_of(&read.records),
             },
         ))
     }
@@ -541,6 +544,14 @@ impl Engine {
             Some(r) => r.run_id.clone(),
             None => crate::run::journal::new_run_id(),
         };
+        if let Some(r) = &opts.resume
+            && r.mode == crate::run::RunMode::Sandbox
+            && opts.sandbox.is_none()
+        {
+            return Err(EngineError::Resume(format!(
+                "run `{run_id}` is a sandbox run: it continues only inside a simulator rebuilt from its scenario (`rollbook resume {run_id}` does that)"
+            )));
+        }
         // One process acts for a run for its whole life: a second `resume` of a live run stops here.
         let _run_lock = crate::run::locks::RunLock::acquire(&opts.state_dir, &run_id).map_err(|e| match e {
             crate::run::locks::LockError::Held { holder, .. } => EngineError::Locked(format!(
