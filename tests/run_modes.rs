@@ -275,3 +275,15 @@ fn resume_shows_the_call_in_doubt_its_deadline_and_what_each_look_sees() {
     let evs = events(&journal);
     assert!(evs.iter().any(|e| matches!(e, Event::CallVerified { applied: Some(false), .. })), "{evs:?}");
 }
+
+#[test]
+fn undo_of_a_succeeded_run_is_refused() {
+    let w = world();
+    let (id, _) = w.denied_sandbox_run();
+    let done = w.rollbook(&["resume", &id, "--yes"]);
+    assert_eq!(done.status.code(), Some(0), "{:?}", texts(&done));
+    let out = w.rollbook(&["undo", &id]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("succeeded") && stderr.contains("undo"), "{stderr}");
+}

@@ -548,6 +548,11 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> i32 {
         Some(run::Event::RunStarted { scenario, .. }) => scenario.clone(),
         _ => None,
     };
+    if undo && run::journal::summarize(&read.records).is_some_and(|r| r.status == "succeeded") {
+        return render::invalid(&format!(
+            "run `{run_id}` succeeded: `rollbook undo` undoes stopped, denied or failed runs only"
+        ));
+    }
     let ended: Vec<RunStatus> = if undo {
         vec![
             RunStatus::Failed,
