@@ -238,7 +238,8 @@ fn runs_list_json_has_the_contract_fields_newest_first() {
     assert_eq!(runs[1]["status"], "succeeded");
     for r in runs {
         let keys: Vec<&str> = r.as_object().expect("object").keys().map(String::as_str).collect();
-        assert_eq!(keys, vec!["id", "runbook", "started", "status"]);
+        assert_eq!(keys, vec!["id", "mode", "runbook", "started", "status"]);
+        assert_eq!(r["mode"], "real");
     }
 }
 

@@ -21,6 +21,8 @@ mod logicapp;
 mod manpages;
 mod preflight;
 mod rehearse;
+mod run_modes;
+mod run_state;
 mod safety;
 mod sim_azure;
 mod sim_k8s;

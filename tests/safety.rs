@@ -127,7 +127,12 @@ k8s::undo(#{ context: "prod", namespace: "shop", deployment: "web", to_revision:
     assert!(text.contains("`k8s/prod/shop/web` is outside the runbook's scope"), "{text}");
     assert!(live.sim.requests().iter().all(|r| !r.path.starts_with("/k8s/")), "{:?}", live.sim.requests());
     // The refusal is a journaled decision.
-    let journal = std::fs::read_dir(state.join("runs")).unwrap().next().unwrap().unwrap().path();
+    let journal = std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().and_then(|e| e.to_str()) == Some("jsonl"))
+        .unwrap();
     let text = std::fs::read_to_string(journal).unwrap();
     assert!(text.contains(r#""type":"refused""#) && text.contains(r#""by":"scope""#), "{text}");
 

@@ -89,7 +89,14 @@ enum Command {
     },
     /// Continue a run that was interrupted (crash, kill, lost machine) where it stopped.
     Resume {
-        /// The run id (a unique prefix is enough).
+        /// The run id (a unique prefix or suffix, or `last`).
+        run_id: String,
+        #[command(flatten)]
+        flags: ResumeFlags,
+    },
+    /// Undo a stopped, denied or failed run: its completed stages' undos, newest first.
+    Undo {
+        /// The run id (a unique prefix or suffix, or `last`).
         run_id: String,
         #[command(flatten)]
         flags: ResumeFlags,
@@ -217,13 +224,16 @@ enum RunsCommand {
         /// Only the run ids, one a line (for shell completion and scripts).
         #[arg(long)]
         ids: bool,
+        /// Only runs of this mode.
+        #[arg(long, value_name = "MODE", value_parser = ["real", "dry-run", "sandbox"])]
+        mode: Option<String>,
         /// Where journals are.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
     /// One run's timeline: stages, calls, results, durations, undo.
     Show {
-        /// The run id (a unique prefix is enough).
+        /// The run id (a unique prefix or suffix, or `last`).
         run_id: String,
         /// text or json (the raw events).
         #[arg(long, value_enum, default_value = "text")]
@@ -278,7 +288,8 @@ async fn dispatch(command: Command) -> i32 {
                 Err(e) => render::invalid(&e.to_string()),
             }
         }
-        Command::Resume { run_id, flags } => resume_command(run_id, flags).await,
+        Command::Resume { run_id, flags } => resume_command(run_id, flags, false).await,
+        Command::Undo { run_id, flags } => resume_command(run_id, flags, true).await,
         Command::Completions { shell } => {
             man::completions_command(<Cli as clap::CommandFactory>::command(), shell)
         }
@@ -356,6 +367,10 @@ struct RunFlags {
     /// Where target locks live: `file` (the state dir) or `k8s:<context>/<namespace>` (Leases).
     #[arg(long, value_name = "BACKEND", default_value = "file")]
     lock: String,
+    /// Take over file locks left by a dead run even though it completed stages (it will not be
+    /// resumable safely afterwards; prefer `rollbook resume` or `rollbook undo` of that run).
+    #[arg(long)]
+    force: bool,
 }
 
 /// The lock backend `--lock` names (`None`: files in the state dir).
@@ -390,6 +405,22 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         Ok(r) => r,
         Err(e) => return render::engine_error(e),
     };
+    let scenario = match &flags.sandbox {
+        None => None,
+        Some(path) => match crate::sim::Scenario::load(path) {
+            Ok(s) => Some(s),
+            Err(e) => return render::invalid(&e.to_string()),
+        },
+    };
+    // A sandbox run takes the scenario's `[test] params` for any param not given with -p.
+    let mut params = params;
+    if let Some(test) = scenario.as_ref().and_then(|s| s.test.as_ref()) {
+        for (key, value) in &test.params {
+            if !params.iter().any(|(k, _)| k == key) {
+                params.push((key.clone(), rehearse::param_text(value)));
+            }
+        }
+    }
     // Params are refused before anything is shown or started (the engine checks them again).
     if let Err(why) = runbook.meta.resolve_params(&params) {
         return render::invalid(&why);
@@ -402,6 +433,8 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     let cancel = CancellationToken::new();
     spawn_ctrl_c(cancel.clone());
     let reporter = Arc::new(render::TextReporter::new(!text));
+    // Sandbox runs keep their journals and locks apart: they never block or mix with real runs.
+    let state_dir = if flags.sandbox.is_some() { sandbox_state_dir(&state_dir) } else { state_dir };
     let mut opts = RunOptions::new(state_dir);
     opts.dry_run = flags.dry_run;
     opts.yes = flags.yes;
@@ -410,27 +443,13 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     opts.reporter = reporter.clone();
     opts.allow = flags.allow;
     opts.settings.kubeconfig = flags.kubeconfig;
-    let sandbox = match &flags.sandbox {
-        None => None,
-        Some(path) => {
-            let scenario = match crate::sim::Scenario::load(path) {
-                Ok(s) => s,
-                Err(e) => return render::invalid(&e.to_string()),
-            };
-            match sandbox::Sandbox::start(scenario, &opts.state_dir.join("sandbox")).await {
-                Ok(sb) => {
-                    opts.settings = sb.settings(&opts.settings);
-                    opts.url_rewrites = sb.url_rewrites();
-                    // A rehearsal checks what the runbook does, not how long it waits.
-                    opts.clock = Arc::new(crate::providers::ScaledClock::new(rehearse::REHEARSAL_SPEEDUP));
-                    if text {
-                        sandbox::print_start(&sb, path);
-                    }
-                    Some(sb)
-                }
-                Err(why) => return render::invalid(&why),
-            }
-        }
+    opts.take_over = flags.force;
+    let sandbox = match (&flags.sandbox, scenario) {
+        (Some(path), Some(scenario)) => match start_sandbox(path, scenario, &mut opts, text).await {
+            Ok(sb) => Some(sb),
+            Err(why) => return render::invalid(&why),
+        },
+        _ => None,
     };
     opts.locks = match lock_opener(&flags.lock, &opts.settings) {
         Ok(l) => l,
@@ -485,13 +504,50 @@ async fn execute(
     }
 }
 
-/// The flags of `rollbook resume`.
+/// Where sandbox runs keep their journals and locks, under the state dir.
+fn sandbox_state_dir(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("sandbox")
+}
+
+/// Starts the simulator for a sandbox run (or its resume) and points `opts` at it; the
+/// scenario's path and hash go into the journal.
+async fn start_sandbox(
+    path: &std::path::Path,
+    scenario: crate::sim::Scenario,
+    opts: &mut RunOptions,
+    text: bool,
+) -> Result<sandbox::Sandbox, String> {
+    let hash = scenario_hash(path)?;
+    let sb = sandbox::Sandbox::start(scenario, &opts.state_dir).await?;
+    opts.settings = sb.settings(&opts.settings);
+    opts.url_rewrites = sb.url_rewrites();
+    // A rehearsal checks what the runbook does, not how long it waits.
+    opts.clock = Arc::new(crate::providers::ScaledClock::new(rehearse::REHEARSAL_SPEEDUP));
+    opts.sandbox = Some(crate::run::ScenarioInfo {
+        path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string(),
+        hash,
+    });
+    if text {
+        sandbox::print_start(&sb, path);
+    }
+    Ok(sb)
+}
+
+/// `sha256:` of a scenario file's content.
+fn scenario_hash(path: &std::path::Path) -> Result<String, String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read scenario `{}`: {e}", path.display()))?;
+    Ok(format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))))
+}
+
+/// The flags of `rollbook resume` and `rollbook undo`.
 #[derive(clap::Args)]
 struct ResumeFlags {
-    /// Resume even though the runbook changed since the run began.
+    /// Resume even though the runbook changed since the run began; take over file locks left by
+    /// a dead run that completed stages.
     #[arg(long)]
     force: bool,
-    /// Answer every approval with yes.
+    /// Answer every approval with yes (also continues a run that stopped at a denied approval).
     #[arg(long)]
     yes: bool,
     /// A param to give again (secret params are never journaled), KEY=VALUE.
@@ -512,24 +568,88 @@ struct ResumeFlags {
     /// Where target locks live: `file` (the state dir) or `k8s:<context>/<namespace>` (Leases).
     #[arg(long, value_name = "BACKEND", default_value = "file")]
     lock: String,
+    /// For a sandbox run: the scenario to rebuild the simulator from, when the recorded one
+    /// changed or moved (by default the recorded file, refused if its content changed).
+    #[arg(long, value_name = "SCENARIO")]
+    sandbox: Option<PathBuf>,
+    /// A call left in doubt that you checked by other means and that did NOT take effect: its
+    /// call number or journal line (see `rollbook runs show`); journaled with your user name,
+    /// and sent again when the run reaches it (repeatable).
+    #[arg(long = "assume-not-applied", value_name = "CALL")]
+    assume_not_applied: Vec<u64>,
 }
 
-async fn resume_command(run_id: String, flags: ResumeFlags) -> i32 {
+async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> i32 {
+    use crate::run::{RunMode, RunStatus};
     let extra = match parse_params(&flags.params) {
         Ok(p) => p,
         Err(why) => return render::invalid(&why),
     };
-    let state_dir = run::state_dir(flags.state_dir.as_deref());
-    let run_id = match find_run(&state_dir, &run_id) {
-        Ok(path) => path.file_stem().and_then(|s| s.to_str()).unwrap_or(&run_id).to_string(),
+    let base = run::state_dir(flags.state_dir.as_deref());
+    let journal = match find_run(&base, &run_id) {
+        Ok(path) => path,
         Err(why) => return render::invalid(&why),
     };
-    let engine = Engine::new();
-    let (runbook, params, resume) = match engine.prepare_resume(&state_dir, &run_id, flags.force, &extra) {
-        Ok(prepared) => prepared,
-        Err(e) => return render::engine_error(e),
+    let run_id = journal.file_stem().and_then(|s| s.to_str()).unwrap_or(&run_id).to_string();
+    // The state dir the run lives in (the sandbox one for sandbox runs).
+    let state_dir = journal.parent().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or(base);
+    let read = match run::journal::read_journal(&journal) {
+        Ok(read) => read,
+        Err(e) => return render::invalid(&format!("cannot read the journal of run `{run_id}`: {e}")),
     };
+    let mode = run::journal::mode_of(&read.records);
+    let recorded_scenario = match read.records.first().map(|r| &r.event) {
+        Some(run::Event::RunStarted { scenario, .. }) => scenario.clone(),
+        _ => None,
+    };
+    if undo && run::journal::summarize(&read.records).is_some_and(|r| r.status == "succeeded") {
+        return render::invalid(&format!(
+            "run `{run_id}` succeeded: `rollbook undo` undoes stopped, denied or failed runs only"
+        ));
+    }
+    let ended: Vec<RunStatus> = if undo {
+        vec![
+            RunStatus::Failed,
+            RunStatus::UndoFailed,
+            RunStatus::Denied,
+            RunStatus::Cancelled,
+            RunStatus::Locked,
+            RunStatus::Incomplete,
+        ]
+    } else if flags.yes {
+        vec![RunStatus::Denied]
+    } else {
+        Vec::new()
+    };
+    let engine = Engine::new();
+    let (runbook, params, mut resume) =
+        match engine.prepare_resume_after(&state_dir, &run_id, flags.force, &extra, &ended) {
+            Ok(prepared) => prepared,
+            Err(e) => return render::engine_error(e),
+        };
+    resume.undo = undo;
+    for id in &flags.assume_not_applied {
+        match resume.replay.assume_not_applied(*id) {
+            Some(d) => resume.assumed_not_applied.push(d),
+            None => {
+                return render::invalid(&format!(
+                    "--assume-not-applied {id}: no call {id} is in doubt in run `{run_id}` (see `rollbook runs show {run_id}`)"
+                ));
+            }
+        }
+    }
     let text = flags.output == Output::Text;
+    if text {
+        for d in resume.replay.in_doubt() {
+            eprintln!(
+                "call {} `{}` (journal line {}) was sent at {} and has no outcome: it will be checked before anything is sent again",
+                d.call,
+                d.primitive,
+                d.seq,
+                d.started.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+    }
     let cancel = CancellationToken::new();
     spawn_ctrl_c(cancel.clone());
     let reporter = Arc::new(render::TextReporter::new(!text));
@@ -539,6 +659,52 @@ async fn resume_command(run_id: String, flags: ResumeFlags) -> i32 {
     opts.cancel = cancel;
     opts.reporter = reporter.clone();
     opts.settings.kubeconfig = flags.kubeconfig;
+    opts.take_over = flags.force;
+    let sandbox = match (mode, &flags.sandbox) {
+        (RunMode::Sandbox, given) => {
+            // A sandbox run continues only in a simulator rebuilt from its own scenario.
+            let path = match (given, &recorded_scenario) {
+                (Some(p), _) => p.clone(),
+                (None, Some(info)) => {
+                    let path = PathBuf::from(&info.path);
+                    match scenario_hash(&path) {
+                        Ok(hash) if hash == info.hash => path,
+                        Ok(_) => {
+                            return render::invalid(&format!(
+                                "run `{run_id}` is a sandbox run and its scenario `{}` changed since it began; give the scenario to rebuild the simulator from with --sandbox FILE",
+                                info.path
+                            ));
+                        }
+                        Err(why) => {
+                            return render::invalid(&format!(
+                                "run `{run_id}` is a sandbox run and its scenario is gone ({why}); give it again with --sandbox FILE"
+                            ));
+                        }
+                    }
+                }
+                (None, None) => {
+                    return render::invalid(&format!(
+                        "run `{run_id}` is a sandbox run with no recorded scenario; give it with --sandbox FILE"
+                    ));
+                }
+            };
+            let scenario = match crate::sim::Scenario::load(&path) {
+                Ok(s) => s,
+                Err(e) => return render::invalid(&e.to_string()),
+            };
+            match start_sandbox(&path, scenario, &mut opts, text).await {
+                Ok(sb) => Some(sb),
+                Err(why) => return render::invalid(&why),
+            }
+        }
+        (_, Some(_)) => {
+            return render::invalid(&format!(
+                "run `{run_id}` is a {} run: it cannot continue in a simulator (drop --sandbox)",
+                mode.as_str()
+            ));
+        }
+        _ => None,
+    };
     opts.locks = match lock_opener(&flags.lock, &opts.settings) {
         Ok(l) => l,
         Err(why) => return render::invalid(&why),
@@ -546,8 +712,19 @@ async fn resume_command(run_id: String, flags: ResumeFlags) -> i32 {
     opts.resume = Some(resume);
     if text {
         render::run_header(&runbook, false);
+        if undo {
+            eprintln!("undoing run {run_id}: its completed stages' undos run, newest first");
+        }
     }
-    execute(&engine, &runbook, &params, opts, &reporter, text).await
+    let code = execute(&engine, &runbook, &params, opts, &reporter, text).await;
+    if let Some(sb) = sandbox {
+        if text {
+            sandbox::print_changes(&sb);
+        }
+        sb.stop().await;
+    }
+    // For `undo`, a run that ended failed with every undo done is what was asked for.
+    if undo && code == RunStatus::Failed.exit_code() { 0 } else { code }
 }
 
 fn spawn_ctrl_c(cancel: CancellationToken) {
@@ -685,20 +862,25 @@ fn collect_rhai(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
 
 fn runs_command(command: RunsCommand) -> i32 {
     match command {
-        RunsCommand::List { output, ids, state_dir } => {
+        RunsCommand::List { output, ids, mode, state_dir } => {
             let dir = run::state_dir(state_dir.as_deref());
-            match run::journal::list_runs(&dir) {
-                Ok(runs) if ids => {
-                    use std::io::Write as _;
-                    let mut out = std::io::stdout().lock();
-                    for r in &runs {
-                        if writeln!(out, "{}", r.id).is_err() {
-                            break;
-                        }
-                    }
-                    0
-                }
+            match all_runs(&dir) {
                 Ok(runs) => {
+                    let runs: Vec<run::RunSummary> = runs
+                        .into_iter()
+                        .map(|(r, _)| r)
+                        .filter(|r| mode.as_deref().is_none_or(|m| r.mode == m))
+                        .collect();
+                    if ids {
+                        use std::io::Write as _;
+                        let mut out = std::io::stdout().lock();
+                        for r in &runs {
+                            if writeln!(out, "{}", r.id).is_err() {
+                                break;
+                            }
+                        }
+                        return 0;
+                    }
                     match output {
                         Output::Json => {
                             println!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default())
@@ -732,17 +914,45 @@ fn runs_command(command: RunsCommand) -> i32 {
     }
 }
 
-fn find_run(dir: &std::path::Path, id: &str) -> Result<PathBuf, String> {
-    let exact = run::journal::journal_path(dir, id);
-    if exact.exists() {
-        return Ok(exact);
+/// Every run, real and sandbox, newest first, with its journal.
+fn all_runs(dir: &std::path::Path) -> std::io::Result<Vec<(run::RunSummary, PathBuf)>> {
+    let mut all = Vec::new();
+    for d in [dir.to_path_buf(), sandbox_state_dir(dir)] {
+        for r in run::journal::list_runs(&d)? {
+            let path = run::journal::journal_path(&d, &r.id);
+            all.push((r, path));
+        }
     }
-    let runs =
-        run::journal::list_runs(dir).map_err(|e| format!("cannot read runs in `{}`: {e}", dir.display()))?;
-    let matches: Vec<_> = runs.iter().filter(|r| r.id.starts_with(id)).collect();
+    all.sort_by(|(a, _), (b, _)| b.started.cmp(&a.started).then(b.id.cmp(&a.id)));
+    Ok(all)
+}
+
+/// The journal of run `id`: its full id, `last` (the newest run), or a unique prefix or suffix.
+fn find_run(dir: &std::path::Path, id: &str) -> Result<PathBuf, String> {
+    if !id.is_empty() && !id.contains(['/', '\\']) && id != "." && id != ".." {
+        for d in [dir.to_path_buf(), sandbox_state_dir(dir)] {
+            let exact = run::journal::journal_path(&d, id);
+            if exact.exists() {
+                return Ok(exact);
+            }
+        }
+    }
+    let runs = all_runs(dir).map_err(|e| format!("cannot read runs in `{}`: {e}", dir.display()))?;
+    if id == "last" {
+        return runs
+            .into_iter()
+            .next()
+            .map(|(_, p)| p)
+            .ok_or_else(|| format!("no runs yet in `{}`", dir.display()));
+    }
+    let matches: Vec<_> = runs.iter().filter(|(r, _)| r.id.starts_with(id) || r.id.ends_with(id)).collect();
     match matches.as_slice() {
-        [one] => Ok(run::journal::journal_path(dir, &one.id)),
+        [(_, path)] => Ok(path.clone()),
         [] => Err(format!("no run `{id}` in `{}` (see `rollbook runs list`)", dir.display())),
-        many => Err(format!("`{id}` matches {} runs; give more of the id", many.len())),
+        many => Err(format!(
+            "`{id}` matches {} runs ({}); give more of the id",
+            many.len(),
+            many.iter().take(5).map(|(r, _)| r.id.as_str()).collect::<Vec<_>>().join(", ")
+        )),
     }
 }

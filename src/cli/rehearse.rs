@@ -108,7 +108,8 @@ pub async fn run_one(engine: &Engine, path: &Path, work: &Path, state_dir: &Path
     result
 }
 
-fn param_text(v: &toml::Value) -> String {
+/// A scenario param as `-p KEY=` would give it.
+pub(super) fn param_text(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
         toml::Value::Array(items) => items.iter().map(param_text).collect::<Vec<_>>().join(","),
@@ -148,6 +149,11 @@ async fn rehearse(
     let params: Vec<(String, String)> = test.params.iter().map(|(k, v)| (k.clone(), param_text(v))).collect();
     let mut opts = RunOptions::new(work.join("state"));
     opts.yes = test.yes;
+    // A rehearsal's journal says it was a sandbox run, so it can never be resumed as a real one.
+    opts.sandbox = super::scenario_hash(path).ok().map(|hash| crate::run::ScenarioInfo {
+        path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string(),
+        hash,
+    });
     opts.settings = sandbox.settings(&Settings::from_env());
     opts.url_rewrites = sandbox.url_rewrites();
     opts.clock = Arc::new(ScaledClock::new(REHEARSAL_SPEEDUP));

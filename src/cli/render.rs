@@ -34,14 +34,17 @@ pub fn install_miette_hook() {
 
 /// Prints a diagnostic: `file:line:col: message`, the line with a caret, and `help:`.
 pub fn diagnostic(d: &Diagnostic) {
+    let mut d = d.clone();
+    d.message = crate::run::redact::scrub(&d.message);
+    d.label = crate::run::redact::scrub(&d.label);
     eprintln!("{} {}: {}", style("error:").red().bold(), d.location(), d.message);
-    let report = miette::Report::new(d.clone());
+    let report = miette::Report::new(d);
     eprintln!("{report:?}");
 }
 
 /// Prints an invalid-input error and returns exit 2.
 pub fn invalid(message: &str) -> i32 {
-    eprintln!("{} {message}", style("error:").red().bold());
+    eprintln!("{} {}", style("error:").red().bold(), crate::run::redact::scrub(message));
     super::EXIT_INVALID
 }
 
@@ -51,6 +54,10 @@ pub fn engine_error(e: EngineError) -> i32 {
         EngineError::Script(d) => {
             diagnostic(&d);
             super::EXIT_INVALID
+        }
+        EngineError::Locked(why) => {
+            invalid(&why);
+            RunStatus::Locked.exit_code()
         }
         other => invalid(&other.to_string()),
     }
@@ -96,6 +103,8 @@ impl TextReporter {
     }
 
     fn line(&self, text: String) {
+        // Every terminal line of a run passes the run's redactor.
+        let text = crate::run::redact::scrub(&text);
         let spinner = self.progress.spinner.lock().ok().and_then(|s| s.clone());
         match spinner {
             Some(bar) => bar.println(text),
@@ -258,7 +267,7 @@ impl Reporter for TextReporter {
         }
         let _guard = self.ask_lock.lock().ok()?;
         self.progress.done_waiting();
-        eprint!("{} {question} [y/N] ", style("?").magenta().bold());
+        eprint!("{} {} [y/N] ", style("?").magenta().bold(), crate::run::redact::scrub(question));
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer).ok()?;
@@ -279,6 +288,7 @@ impl Progress for SharedProgress {
         if self.quiet {
             return;
         }
+        let message = &crate::run::redact::scrub(message);
         if self.tty {
             if let Ok(mut s) = self.spinner.lock() {
                 let bar = s.get_or_insert_with(|| {
@@ -380,9 +390,16 @@ pub fn runs_table(runs: &[RunSummary]) {
         println!("no runs yet");
         return;
     }
-    println!("{:<30} {:<20} {:<12} RUNBOOK", "ID", "STARTED", "STATUS");
+    println!("{:<30} {:<20} {:<12} {:<8} RUNBOOK", "ID", "STARTED", "STATUS", "MODE");
     for r in runs {
-        println!("{:<30} {:<20} {:<12} {}", r.id, r.started.format("%Y-%m-%d %H:%M:%S"), r.status, r.runbook);
+        println!(
+            "{:<30} {:<20} {:<12} {:<8} {}",
+            r.id,
+            r.started.format("%Y-%m-%d %H:%M:%S"),
+            r.status,
+            r.mode,
+            r.runbook
+        );
     }
 }
 
@@ -420,6 +437,10 @@ pub fn timeline(path: &Path, read: &JournalRead) {
                     if *dry_run { " · dry-run" } else { "" },
                     if *yes { " · --yes" } else { "" }
                 );
+                println!("  mode     {}", crate::run::journal::mode_of(&read.records).as_str());
+                if let Event::RunStarted { scenario: Some(sc), .. } = &record.event {
+                    println!("  scenario {} {}", sc.path, sc.hash);
+                }
                 if let Some(lib) = &runbook.library {
                     println!("  library  {}", library_line(lib));
                 }

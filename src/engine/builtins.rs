@@ -180,10 +180,15 @@ fn stage(
     if let Some(value) = replayed {
         // Completed before the interruption: its value comes from the journal, nothing runs again.
         s.record(Event::Replayed { what: format!("stage {name}") }).map_err(|why| journal_err(why, pos))?;
-        if let (Some(undo), Ok(mut stack)) = (undo, s.undo_stack.lock()) {
+        // A stage an earlier undo attempt already undid is not undone twice.
+        let undone = s.replay.as_ref().is_some_and(|r| r.lock().is_ok_and(|mut r| r.take_undone(name)));
+        if let (Some(undo), false, Ok(mut stack)) = (undo, undone, s.undo_stack.lock()) {
             stack.push(UndoEntry { stage: name.into(), undo });
         }
         return Ok(super::invoke::from_json(&value));
+    }
+    if let Some(stop) = s.undo_stop(&format!("stage `{name}`"), pos) {
+        return Err(stop);
     }
     s.record(Event::StageStarted { stage: name.into() }).map_err(|why| journal_err(why, pos))?;
     s.push_stage(name);
@@ -229,6 +234,9 @@ fn approve(s: &Arc<Session>, message: &str, pos: Position) -> RhaiResult<bool> {
         s.record(Event::Replayed { what: format!("approval \"{message}\"") })
             .map_err(|why| journal_err(why, pos))?;
         return Ok(true);
+    }
+    if let Some(stop) = s.undo_stop("an approval", pos) {
+        return Err(stop);
     }
     let (approved, by) = if s.dry_run {
         if let Ok(mut plan) = s.plan.lock() {

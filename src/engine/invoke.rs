@@ -89,7 +89,10 @@ pub(crate) fn invoke(
                         ),
                     });
                 }
-                Err(e @ crate::run::locks::LockError::Held { .. }) => {
+                Err(
+                    e @ (crate::run::locks::LockError::Held { .. }
+                    | crate::run::locks::LockError::Stranded { .. }),
+                ) => {
                     let _ = session.record(Event::Refused {
                         primitive: name.clone(),
                         target: target.clone(),
@@ -136,6 +139,12 @@ pub(crate) fn invoke(
                 // Checked: it did not take effect, so it is sent now.
             }
         }
+    }
+
+    if meta.access == Access::Mutate
+        && let Some(stop) = session.undo_stop(&format!("`{name}`"), pos)
+    {
+        return Err(stop);
     }
 
     if meta.access == Access::Mutate && session.dry_run {

@@ -106,6 +106,9 @@ pub enum EngineError {
     /// The run cannot be resumed (finished, runbook changed, secret params missing).
     #[error("{0}")]
     Resume(String),
+    /// Another live process is acting for this run (exit 5).
+    #[error("{0}")]
+    Locked(String),
     /// The runbook's library, its lock or a dependency cannot be used.
     #[error(transparent)]
     Library(#[from] crate::library::LibraryError),
@@ -138,6 +141,10 @@ pub struct RunOptions {
     pub resume: Option<ResumeFrom>,
     /// Where target locks are kept (`--lock`); `None`: files in the state dir.
     pub locks: Option<crate::run::locks::LockOpener>,
+    /// Take over file locks left by dead runs even when those runs completed stages (`--force`).
+    pub take_over: bool,
+    /// The scenario of a `--sandbox` run (journaled, so a resume rebuilds the same simulator).
+    pub sandbox: Option<crate::run::ScenarioInfo>,
 }
 
 /// What `Engine::prepare_resume` gives back: the runbook, its params, and the run to continue.
@@ -152,6 +159,13 @@ pub struct ResumeFrom {
     pub replay: crate::run::replay::Replay,
     /// Whether `--force` overrode a changed runbook.
     pub forced: bool,
+    /// `rollbook undo`: replay the completed stages, then undo them instead of going on.
+    pub undo: bool,
+    /// Calls in doubt an operator checked by other means and says did not take effect
+    /// (`--assume-not-applied`); journaled with who said so, then sent again when reached.
+    pub assumed_not_applied: Vec<crate::run::replay::InDoubt>,
+    /// The mode the run began in: a sandbox run continues only in a simulator.
+    pub mode: crate::run::RunMode,
 }
 
 impl RunOptions {
@@ -170,6 +184,8 @@ impl RunOptions {
             allow: Vec::new(),
             resume: None,
             locks: None,
+            take_over: false,
+            sandbox: None,
         }
     }
 }
@@ -298,7 +314,9 @@ impl Engine {
                 let _ = s.record(Event::Log { level: "print".into(), message: text.to_string() });
             }
         });
-        engine.on_debug(|text, source, pos| tracing::debug!(source, %pos, "{text}"));
+        engine.on_debug(
+            |text, source, pos| tracing::debug!(source, %pos, "{}", crate::run::redact::scrub(text)),
+        );
 
         let mut namespaces: BTreeMap<&'static str, Module> = BTreeMap::new();
         for primitive in self.primitives.values() {
@@ -435,11 +453,24 @@ impl Engine {
         force: bool,
         extra: &[(String, String)],
     ) -> Result<PreparedResume, EngineError> {
+        self.prepare_resume_after(state_dir, run_id, force, extra, &[])
+    }
+
+    /// As [`Engine::prepare_resume`], also for a run that ended with one of `ended` (a denied
+    /// run continued with `--yes`, a failed or stopped run to undo).
+    pub fn prepare_resume_after(
+        &self,
+        state_dir: &Path,
+        run_id: &str,
+        force: bool,
+        extra: &[(String, String)],
+        ended: &[RunStatus],
+    ) -> Result<PreparedResume, EngineError> {
         let path = crate::run::journal::journal_path(state_dir, run_id);
         let read = crate::run::journal::read_journal(&path)
             .map_err(|e| EngineError::Resume(format!("cannot read the journal of run `{run_id}`: {e}")))?;
-        let (info, journaled, dry_run, _yes) = crate::run::replay::resumable(&read.records)
-            .map_err(|why| EngineError::Resume(format!("run `{run_id}`: {why}")))?;
+        let (info, journaled, dry_run, _yes) = crate::run::replay::resumable_after(&read.records, ended)
+            .map_err(|why| EngineError::Resume(format!("run `{run_id}`: {}", why.replace("<id>", run_id))))?;
         if dry_run {
             return Err(EngineError::Resume(format!(
                 "run `{run_id}` was a dry-run: it changed nothing, so run it again instead"
@@ -486,7 +517,18 @@ impl Engine {
         }
         let replay = crate::run::replay::Replay::from_records(&read.records);
         let forced = force && (runbook.hash != info.hash || changed_module.is_some());
-        Ok((runbook, params, ResumeFrom { run_id: run_id.to_string(), replay, forced }))
+        Ok((
+            runbook,
+            params,
+            ResumeFrom {
+                run_id: run_id.to_string(),
+                replay,
+                forced,
+                undo: false,
+                assumed_not_applied: Vec::new(),
+                mode: crate::run::journal::mode_of(&read.records),
+            },
+        ))
     }
 
     /// Runs a loaded runbook with `-p` params.
@@ -504,9 +546,31 @@ impl Engine {
             Some(r) => r.run_id.clone(),
             None => crate::run::journal::new_run_id(),
         };
+        if let Some(r) = &opts.resume
+            && r.mode == crate::run::RunMode::Sandbox
+            && opts.sandbox.is_none()
+        {
+            return Err(EngineError::Resume(format!(
+                "run `{run_id}` is a sandbox run: it continues only inside a simulator rebuilt from its scenario (`rollbook resume {run_id}` does that)"
+            )));
+        }
+        // One process acts for a run for its whole life: a second `resume` of a live run stops here.
+        let _run_lock = crate::run::locks::RunLock::acquire(&opts.state_dir, &run_id).map_err(|e| match e {
+            crate::run::locks::LockError::Held { holder, .. } => EngineError::Locked(format!(
+                "run `{run_id}` is still running: pid {} on {} holds it (since {}); wait for it to end, or stop that process first",
+                holder.pid,
+                holder.host,
+                holder.since.format("%Y-%m-%d %H:%M:%S UTC")
+            )),
+            other => EngineError::StateDir(other.to_string()),
+        })?;
+        let redactor = secret_redactor(runbook, &values);
+        crate::run::redact::register(&redactor);
         let locks: Option<Box<dyn crate::run::locks::LockBackend>> = match (&opts.locks, opts.dry_run) {
             (_, true) => None,
-            (None, false) => Some(Box::new(crate::run::locks::FileLocks::new(&opts.state_dir, &run_id))),
+            (None, false) => Some(Box::new(
+                crate::run::locks::FileLocks::new(&opts.state_dir, &run_id).with_force(opts.take_over),
+            )),
             (Some(open), false) => Some(open(&run_id).map_err(EngineError::StateDir)?),
         };
         let journal = match &opts.resume {
@@ -515,6 +579,10 @@ impl Engine {
         }
         .map_err(|e| {
             EngineError::StateDir(format!("cannot write a journal in `{}`: {e}", opts.state_dir.display()))
+        })
+        .map(|mut j| {
+            j.set_redactor(redactor.clone());
+            j
         })?;
         let cx = CallCx {
             http: self.http.clone(),
@@ -559,9 +627,32 @@ impl Engine {
                 host: crate::run::current_host(),
                 pid: std::process::id(),
                 rollbook_version: env!("CARGO_PKG_VERSION").into(),
+                mode: match (opts.dry_run, &opts.sandbox) {
+                    (true, _) => crate::run::RunMode::DryRun,
+                    (false, Some(_)) => crate::run::RunMode::Sandbox,
+                    (false, None) => crate::run::RunMode::Real,
+                },
+                scenario: opts.sandbox.clone(),
             },
         };
         session.record(first).map_err(EngineError::StateDir)?;
+        if let Some(r) = &opts.resume {
+            session.undo_only.store(r.undo, Ordering::SeqCst);
+            let user = crate::run::current_user();
+            for d in &r.assumed_not_applied {
+                session
+                    .record(Event::CallVerified {
+                        call: d.call,
+                        primitive: d.primitive.clone(),
+                        applied: Some(false),
+                        output: None,
+                        detail: format!(
+                            "operator {user} checked by other means and says it did not take effect (--assume-not-applied)"
+                        ),
+                    })
+                    .map_err(EngineError::StateDir)?;
+            }
+        }
 
         // Ctrl-C from the caller, and the wall-clock limit.
         let watcher = {
@@ -637,9 +728,34 @@ impl Engine {
                 opts.timeout,
             ))
         });
-        let error = diagnostic.as_ref().map(|d| d.message.clone());
+        let mut diagnostic = diagnostic;
+        if let Some(d) = diagnostic.as_mut() {
+            d.message = redactor.text(&d.message);
+            d.label = redactor.text(&d.label);
+            d.help = d.help.as_deref().map(|h| redactor.text(h));
+        }
+        let mut error = diagnostic.as_ref().map(|d| d.message.clone());
         let mut status = outcome.status;
         let mut undo_pending = outcome.undo_pending.clone();
+        if opts.resume.is_some() {
+            // Calls left in doubt that this resume never reached (it took another branch):
+            // each is checked now; one that took effect, or cannot be checked, needs a person.
+            let unreached = session
+                .replay
+                .as_ref()
+                .and_then(|r| r.lock().ok().map(|r| r.unreached_in_doubt()))
+                .unwrap_or_default();
+            for d in unreached {
+                if let Some(problem) = self.settle_unreached(&session, &d).await {
+                    let problem = redactor.text(&problem);
+                    status = RunStatus::UndoFailed;
+                    if error.is_none() {
+                        error = Some(problem.clone());
+                    }
+                    undo_pending.push(problem);
+                }
+            }
+        }
         let finished = session.record(Event::RunFinished {
             status,
             exit_code: status.exit_code(),
@@ -655,21 +771,107 @@ impl Engine {
                 undo_pending.push(format!("journal: {why}"));
             }
         }
-        let plan = session.plan.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut plan = session.plan.lock().map(|p| p.clone()).unwrap_or_default();
+        for entry in plan.iter_mut() {
+            redactor.value(&mut entry.args);
+            entry.effect = redactor.text(&entry.effect);
+            entry.target = entry.target.as_deref().map(|t| redactor.text(t));
+        }
+        let mut value = outcome.value.as_ref().map(invoke::to_json);
+        if let Some(v) = value.as_mut() {
+            redactor.value(v);
+        }
+        let undone = outcome.undone.iter().map(|u| redactor.text(u)).collect();
+        let undo_pending = undo_pending.iter().map(|u| redactor.text(u)).collect();
         Ok(RunReport {
             run_id,
             status,
             exit_code: status.exit_code(),
-            value: outcome.value.as_ref().map(invoke::to_json),
+            value,
             error,
             diagnostic,
             plan,
-            undone: outcome.undone,
+            undone,
             undo_pending,
             journal: session.journal_path(),
             dry_run: opts.dry_run,
         })
     }
+}
+
+impl Engine {
+    /// Checks a call in doubt that a resumed run did not reach; returns what a person must
+    /// look at when it took effect or cannot be checked (`None`: it did not take effect).
+    async fn settle_unreached(
+        &self,
+        session: &Arc<Session>,
+        d: &crate::run::replay::InDoubt,
+    ) -> Option<String> {
+        use crate::providers::Verified;
+        let cx = session.cx();
+        let decoded = self.primitives.get(&d.primitive).map(|p| p.decode(d.args.clone(), &cx.shared));
+        let sent = d.started.format("%Y-%m-%d %H:%M:%S UTC");
+        let (applied, output, detail, on) = match decoded {
+            None => (None, None, format!("`{}` is not a known primitive", d.primitive), String::new()),
+            Some(Err(e)) => {
+                (None, None, format!("its journaled arguments do not decode: {e}"), String::new())
+            }
+            Some(Ok(decoded)) => {
+                let on = decoded.target.as_deref().map(|t| format!(" on `{t}`")).unwrap_or_default();
+                let _ = session.record(Event::Log {
+                    level: "info".into(),
+                    message: format!(
+                        "checking whether `{}`{on} (call {}), sent at {sent} before the interruption and not reached by this resume, took effect",
+                        d.primitive, d.call
+                    ),
+                });
+                match decoded.verify(cx, d.started).await {
+                    Ok(Verified::Applied(output)) => {
+                        (Some(true), Some(output), "its effect is there".to_string(), on)
+                    }
+                    Ok(Verified::NotApplied) => {
+                        (Some(false), None, "its effect is not there".to_string(), on)
+                    }
+                    Ok(Verified::Unknown(why)) => (None, None, why, on),
+                    Err(e) => (None, None, format!("the check failed: {e}"), on),
+                }
+            }
+        };
+        let _ = session.record(Event::CallVerified {
+            call: d.call,
+            primitive: d.primitive.clone(),
+            applied,
+            output,
+            detail: detail.clone(),
+        });
+        match applied {
+            Some(false) => None,
+            Some(true) => Some(format!(
+                "call {} `{}`{on}, sent at {sent} before the interruption, took effect, but the resumed run took another branch and never reached it: check it and undo it by hand if needed",
+                d.call, d.primitive
+            )),
+            None => Some(format!(
+                "call {} `{}`{on}, sent at {sent} before the interruption, was not reached by the resumed run and its outcome is unknown ({detail}): check whether it took effect",
+                d.call, d.primitive
+            )),
+        }
+    }
+}
+
+/// The redactor of a run: the values of its secret params.
+fn secret_redactor(
+    runbook: &Runbook,
+    values: &BTreeMap<String, serde_json::Value>,
+) -> crate::run::redact::Redactor {
+    let secrets = runbook
+        .meta
+        .params
+        .iter()
+        .filter(|p| p.secret)
+        .filter_map(|p| values.get(&p.name))
+        .map(param_text)
+        .filter(|v| !v.is_empty());
+    crate::run::redact::Redactor::new(secrets)
 }
 
 struct Outcome {

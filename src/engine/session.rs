@@ -46,6 +46,9 @@ pub(crate) fn item_deadline() -> Option<ItemDeadline> {
 /// The message of the error that ends an item past its `timeout`.
 pub(crate) const ITEM_TIMEOUT: &str = "item_timeout";
 
+/// The error message that stops a script under `rollbook undo`.
+pub(crate) const UNDO_STOP: &str = "stopped to undo the run (rollbook undo)";
+
 /// Why the script must stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stop {
@@ -87,6 +90,9 @@ pub(crate) struct Session {
     pub needs_person: Mutex<Option<String>>,
     pub loaded: Loaded,
     pub started: Instant,
+    /// `rollbook undo`: the script replays completed stages and stops at the first step that
+    /// would act, so their undos run.
+    pub undo_only: AtomicBool,
 }
 
 impl Session {
@@ -126,15 +132,18 @@ impl Session {
             needs_person: Mutex::new(None),
             loaded,
             started: Instant::now(),
+            undo_only: AtomicBool::new(false),
         }
     }
 
     /// Journals an event (flushed; fsynced when write-ahead, before this returns), then shows it.
     /// The fsync happens outside the journal's lock, so the calls of a `parallel` batch share
     /// fsyncs (group commit) instead of queueing one each behind the lock.
-    pub fn record(&self, event: Event) -> Result<(), String> {
+    pub fn record(&self, mut event: Event) -> Result<(), String> {
         let written = match self.journal.lock() {
             Ok(mut j) => {
+                // Redacted once here, so what is shown is exactly what is journaled.
+                j.redactor().event(&mut event);
                 j.write_unsynced(event.clone()).map_err(|e| format!("cannot write the journal: {e}"))
             }
             Err(_) => Err("the journal is unavailable".to_string()),
@@ -187,6 +196,8 @@ impl Session {
     /// Starts a fresh time budget for undo after a failed run (not after a cancel).
     pub fn begin_undo_phase(self: &Arc<Self>, budget: Duration) -> CancellationToken {
         let token = CancellationToken::new();
+        // The undos themselves must act, also under `rollbook undo`.
+        self.undo_only.store(false, Ordering::SeqCst);
         if let Ok(mut cx) = self.cx.lock() {
             cx.cancel = token.clone();
         }
@@ -206,6 +217,19 @@ impl Session {
                 _ = token.cancelled() => {}
             }
         });
+    }
+
+    /// Under `rollbook undo`: the error that stops the script at the first step that would act
+    /// (`None` otherwise), so the completed stages' undos run next.
+    pub fn undo_stop(&self, what: &str, pos: Position) -> Option<Box<EvalAltResult>> {
+        if !self.undo_only.load(Ordering::SeqCst) {
+            return None;
+        }
+        let _ = self.record(Event::Log {
+            level: "info".into(),
+            message: format!("undo: stopping before {what}; undoing the completed stages"),
+        });
+        Some(EvalAltResult::ErrorRuntime(Dynamic::from(UNDO_STOP.to_string()), pos).into())
     }
 
     /// The error that ends the script for the current stop reason.

@@ -2,7 +2,7 @@
 //! action it records (and fsynced for mutating calls), readable even with a torn last line.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -56,6 +56,39 @@ impl RunStatus {
     }
 }
 
+/// What a run acts on: the real world, nothing (a plan), or a simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunMode {
+    /// Real endpoints.
+    #[default]
+    Real,
+    /// `--dry-run`: reads only, mutations planned.
+    DryRun,
+    /// `--sandbox`: the built-in simulator loaded with a scenario.
+    Sandbox,
+}
+
+impl RunMode {
+    /// The word used in listings and `--mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Real => "real",
+            RunMode::DryRun => "dry-run",
+            RunMode::Sandbox => "sandbox",
+        }
+    }
+}
+
+/// The scenario a sandbox run was rehearsed in: a resume rebuilds the simulator from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// The scenario file (absolute).
+    pub path: String,
+    /// `sha256:` of its content.
+    pub hash: String,
+}
+
 /// Which runbook ran, for audit and resume.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunbookInfo {
@@ -102,6 +135,9 @@ pub struct ModuleInfo {
 }
 
 /// One journal event.
+// `run_started` is the one large event and comes once per run; boxing it would make every
+// match on it clumsier for no measurable gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -125,6 +161,13 @@ pub enum Event {
         pid: u32,
         /// rollbook's version.
         rollbook_version: String,
+        /// Real, dry-run or sandbox (journals from before modes have none: real, or dry-run
+        /// when `dry_run` says so).
+        #[serde(default)]
+        mode: RunMode,
+        /// The scenario of a sandbox run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scenario: Option<ScenarioInfo>,
     },
     /// A stage began.
     StageStarted {
@@ -334,6 +377,7 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     seq: u64,
+    redactor: super::redact::Redactor,
 }
 
 /// The journal file of `run_id` under `state_dir`.
@@ -345,27 +389,47 @@ impl Journal {
     /// Opens an existing run's journal to append to it (resume), continuing its numbering.
     pub fn append(state_dir: &Path, run_id: &str) -> std::io::Result<Journal> {
         let path = journal_path(state_dir, run_id);
-        let seq = read_journal(&path)?.records.last().map(|r| r.seq).unwrap_or(0);
-        // A torn last line is cut off first, so the file stays one event per line.
+        let read = read_journal(&path)?;
+        let seq = read.records.last().map(|r| r.seq).unwrap_or(0);
         let text = std::fs::read(&path)?;
-        if let Some(end) = text.iter().rposition(|b| *b == b'\n')
-            && end + 1 < text.len()
-        {
-            let f = OpenOptions::new().write(true).open(&path)?;
-            f.set_len((end + 1) as u64)?;
+        let tail_start = text.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
+        if tail_start < text.len() {
+            if read.torn_tail {
+                // A torn last line is cut off first, so the file stays one event per line.
+                let f = OpenOptions::new().write(true).open(&path)?;
+                f.set_len(tail_start as u64)?;
+            } else {
+                // A whole last record that only lacks its newline is kept: it gets one.
+                let mut f = OpenOptions::new().append(true).open(&path)?;
+                f.write_all(b"\n")?;
+            }
         }
         let file = OpenOptions::new().append(true).open(&path)?;
-        Ok(Journal { file, path, seq })
+        Ok(Journal { file, path, seq, redactor: Default::default() })
     }
 
-    /// Creates the journal of a new run.
+    /// Creates the journal of a new run (readable by its owner only).
     pub fn create(state_dir: &Path, run_id: &str) -> std::io::Result<Journal> {
         let path = journal_path(state_dir, run_id);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            super::create_private_dir(dir)?;
         }
-        let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
-        Ok(Journal { file, path, seq: 0 })
+        let mut options = OpenOptions::new();
+        options.create_new(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path)?;
+        Ok(Journal { file, path, seq: 0, redactor: Default::default() })
+    }
+
+    /// Masks these secrets in every event written from now on.
+    pub fn set_redactor(&mut self, redactor: super::redact::Redactor) {
+        self.redactor = redactor;
+    }
+
+    /// What this journal masks.
+    pub fn redactor(&self) -> &super::redact::Redactor {
+        &self.redactor
     }
 
     /// The file being written.
@@ -385,7 +449,7 @@ impl Journal {
     /// whether it is write-ahead (then the caller must [`JournalSync::sync_to`] it before acting).
     /// Lets concurrent writers share one fsync (group commit) instead of queueing one each.
     pub fn write_unsynced(&mut self, mut event: Event) -> std::io::Result<(u64, bool)> {
-        redact_event(&mut event);
+        self.redactor.event(&mut event);
         self.seq += 1;
         let record = Record { seq: self.seq, ts: Utc::now(), event };
         let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
@@ -434,24 +498,38 @@ pub struct JournalRead {
 
 /// Reads a journal, tolerating a torn last line; a bad line elsewhere is an error naming it.
 pub fn read_journal(path: &Path) -> std::io::Result<JournalRead> {
-    let file = File::open(path)?;
-    let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>()?;
+    let bytes = std::fs::read(path)?;
+    parse_journal(&bytes).map_err(|(line, why)| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}:{line}: not a journal event: {why}", path.display()),
+        )
+    })
+}
+
+/// Parses a journal's bytes: whole records in order, a torn (unparsable, or cut inside a
+/// character) last line dropped and reported; a bad line elsewhere is `(line number, why)`.
+pub fn parse_journal(bytes: &[u8]) -> Result<JournalRead, (usize, String)> {
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    // After a final newline `split` yields one empty piece: the last line is the one before.
+    let last = match lines.last() {
+        Some([]) => lines.len().saturating_sub(2),
+        _ => lines.len().saturating_sub(1),
+    };
     let mut records = Vec::with_capacity(lines.len());
     let mut torn_tail = false;
-    let last = lines.len().saturating_sub(1);
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Record>(line) {
-            Ok(record) => records.push(record),
-            Err(_) if i == last => torn_tail = true,
-            Err(e) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}:{}: not a journal event: {e}", path.display(), i + 1),
-                ));
+    for (i, raw) in lines.iter().enumerate() {
+        let parsed = std::str::from_utf8(raw).map_err(|e| e.to_string()).and_then(|line| {
+            if line.trim().is_empty() {
+                return Ok(None);
             }
+            serde_json::from_str::<Record>(line).map(Some).map_err(|e| e.to_string())
+        });
+        match parsed {
+            Ok(Some(record)) => records.push(record),
+            Ok(None) => {}
+            Err(_) if i >= last => torn_tail = true,
+            Err(e) => return Err((i + 1, e)),
         }
     }
     Ok(JournalRead { records, torn_tail })
@@ -462,15 +540,21 @@ pub fn read_journal(path: &Path) -> std::io::Result<JournalRead> {
 pub struct RunSummary {
     /// Run id.
     pub id: String,
-    /// Runbook name.
+    /// Runbook name (`?` when the journal cannot be read).
     pub runbook: String,
-    /// When it started.
+    /// When it started (the file's time when the journal cannot be read).
     pub started: DateTime<Utc>,
-    /// How it ended.
+    /// How it ended, `incomplete`, or `unreadable`.
     pub status: String,
+    /// `real`, `dry-run` or `sandbox` (`unknown` when the journal cannot be read).
+    pub mode: String,
+    /// Why the journal cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
-/// The runs under `state_dir`, newest first.
+/// The runs under `state_dir`, newest first; a journal that cannot be read is listed as
+/// `unreadable` rather than left out.
 pub fn list_runs(state_dir: &Path) -> std::io::Result<Vec<RunSummary>> {
     let dir = state_dir.join("runs");
     let entries = match std::fs::read_dir(&dir) {
@@ -484,15 +568,38 @@ pub fn list_runs(state_dir: &Path) -> std::io::Result<Vec<RunSummary>> {
         if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
             continue;
         }
-        let Ok(read) = read_journal(&path) else {
-            continue;
+        let id = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        let summary = match read_journal(&path) {
+            Ok(read) => {
+                summarize(&read.records).ok_or_else(|| "the journal does not start with a run".to_string())
+            }
+            Err(e) => Err(e.to_string()),
         };
-        if let Some(summary) = summarize(&read.records) {
-            runs.push(summary);
-        }
+        runs.push(summary.unwrap_or_else(|why| {
+            RunSummary {
+                id: id.clone(),
+                runbook: "?".into(),
+                started: std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .map(DateTime::<Utc>::from)
+                    .unwrap_or_else(|_| Utc::now()),
+                status: "unreadable".into(),
+                mode: "unknown".into(),
+                error: Some(why),
+            }
+        }));
     }
     runs.sort_by(|a, b| b.started.cmp(&a.started).then(b.id.cmp(&a.id)));
     Ok(runs)
+}
+
+/// The mode a run's first record gives (journals from before modes: from `dry_run`).
+pub fn mode_of(records: &[Record]) -> RunMode {
+    match records.first().map(|r| &r.event) {
+        Some(Event::RunStarted { dry_run: true, .. }) => RunMode::DryRun,
+        Some(Event::RunStarted { mode, .. }) => *mode,
+        _ => RunMode::Real,
+    }
 }
 
 /// The summary of one run's records.
@@ -514,6 +621,8 @@ pub fn summarize(records: &[Record]) -> Option<RunSummary> {
         runbook: runbook.name.clone(),
         started: first.ts,
         status: status.as_str().to_string(),
+        mode: mode_of(records).as_str().to_string(),
+        error: None,
     })
 }
 
@@ -522,40 +631,12 @@ pub fn new_run_id() -> String {
     format!("{}-{:06x}", Utc::now().format("%Y%m%dT%H%M%SZ"), fastrand::u32(..0x100_0000))
 }
 
-const SECRET_WORDS: &[&str] =
-    &["authorization", "token", "password", "secret", "apikey", "api_key", "api-key", "credential", "cookie"];
+pub use super::redact::is_secret_key;
 
-/// Whether a key names something that must never be written down.
-pub fn is_secret_key(key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    SECRET_WORDS.iter().any(|w| lower.contains(w))
-}
-
-/// Replaces the values of secret-looking keys, at any depth, with `"***"`.
+/// Replaces the values of secret-looking keys, at any depth, with `"***"`, and strips the
+/// credentials and queries of URLs.
 pub fn redact(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                if is_secret_key(key) && !v.is_null() {
-                    *v = Value::String("***".into());
-                } else {
-                    redact(v);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact),
-        _ => {}
-    }
-}
-
-fn redact_event(event: &mut Event) {
-    match event {
-        Event::CallStarted { args, .. } | Event::CallPlanned { args, .. } => redact(args),
-        Event::CallFinished { output: Some(output), .. }
-        | Event::CallVerified { output: Some(output), .. } => redact(output),
-        Event::StageFinished { value: Some(value), .. } => redact(value),
-        _ => {}
-    }
+    super::redact::Redactor::default().value(value);
 }
 
 #[cfg(test)]
@@ -580,6 +661,8 @@ mod tests {
             host: "h".into(),
             pid: 1,
             rollbook_version: "0".into(),
+            mode: RunMode::Real,
+            scenario: None,
         }
     }
 
@@ -608,11 +691,46 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_redacted_at_any_depth() {
-        let mut v = serde_json::json!({"url": "u", "headers": {"Authorization": "Bearer abc"}, "list": [{"client_secret": "s"}]});
-        redact(&mut v);
-        assert_eq!(v["headers"]["Authorization"], "***");
-        assert_eq!(v["list"][0]["client_secret"], "***");
-        assert_eq!(v["url"], "u");
+    fn a_line_torn_inside_a_character_is_a_torn_tail() {
+        let mut bytes = serde_json::to_vec(&Record { seq: 1, ts: Utc::now(), event: started() }).unwrap();
+        bytes.extend_from_slice(b"\n{\"seq\":2,\"message\":\"\xc3");
+        let read = parse_journal(&bytes).unwrap();
+        assert_eq!(read.records.len(), 1);
+        assert!(read.torn_tail);
+    }
+
+    #[test]
+    fn a_whole_last_record_without_newline_is_read() {
+        let bytes = serde_json::to_vec(&Record { seq: 1, ts: Utc::now(), event: started() }).unwrap();
+        let read = parse_journal(&bytes).unwrap();
+        assert_eq!(read.records.len(), 1);
+        assert!(!read.torn_tail);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reading_any_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse_journal(&bytes);
+        }
+
+        #[test]
+        fn a_real_journal_cut_anywhere_reads_its_whole_records(cut in 0usize..4096) {
+            let mut bytes = Vec::new();
+            for (i, message) in ["ä", "日本語", "plain", "🦀 crab"].iter().enumerate() {
+                let record = Record {
+                    seq: i as u64 + 1,
+                    ts: Utc::now(),
+                    event: Event::Log { level: "info".into(), message: (*message).into() },
+                };
+                bytes.extend(serde_json::to_vec(&record).unwrap());
+                bytes.push(b'\n');
+            }
+            let cut = cut.min(bytes.len());
+            let whole_lines = bytes[..cut].iter().filter(|b| **b == b'\n').count();
+            let read = parse_journal(&bytes[..cut]);
+            proptest::prop_assert!(read.is_ok());
+            let read = read.unwrap();
+            proptest::prop_assert!(read.records.len() == whole_lines || read.records.len() == whole_lines + 1);
+        }
     }
 }

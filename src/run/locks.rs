@@ -71,6 +71,15 @@ pub enum LockError {
         /// Why.
         message: String,
     },
+    /// The lock was left by a run that died after completing stages: taking it over would let
+    /// another run change what that run's undo (or resume) still needs.
+    #[error("`{target}` is locked by run {} (pid {} on {}), which died after completing stages: finish it with `rollbook resume {}` or undo it with `rollbook undo {}`, or pass --force to take the lock over", .holder.run_id, .holder.pid, .holder.host, .holder.run_id, .holder.run_id)]
+    Stranded {
+        /// The target.
+        target: String,
+        /// The dead run.
+        holder: Holder,
+    },
     /// The lock file could not be used.
     #[error("cannot lock `{target}` in `{}`: {source}", .path.display())]
     Io {
@@ -88,6 +97,7 @@ pub struct FileLocks {
     dir: PathBuf,
     me: Holder,
     held: Mutex<HashMap<String, File>>,
+    force: bool,
 }
 
 /// A lock that was taken over from a run that died without releasing it.
@@ -100,23 +110,83 @@ pub struct TakenOver {
 impl FileLocks {
     /// Locks for run `run_id` under `state_dir/locks`.
     pub fn new(state_dir: &Path, run_id: &str) -> FileLocks {
-        FileLocks { dir: state_dir.join("locks"), me: Holder::me(run_id), held: Mutex::new(HashMap::new()) }
+        FileLocks {
+            dir: state_dir.join("locks"),
+            me: Holder::me(run_id),
+            held: Mutex::new(HashMap::new()),
+            force: false,
+        }
+    }
+
+    /// Whether to take over locks left by dead runs even when they completed stages (`--force`).
+    pub fn with_force(mut self, force: bool) -> FileLocks {
+        self.force = force;
+        self
     }
 
     fn path_for(&self, target: &str) -> PathBuf {
-        let safe: String = target
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                    c.to_ascii_lowercase()
-                } else {
-                    '~'
-                }
-            })
-            .collect();
-        self.dir.join(format!("{safe}.lock"))
+        self.dir.join(lock_file_name(target))
     }
 
+    /// Whether the dead run `holder` completed stages and never finished (its journal says so).
+    fn stranded(&self, holder: &Holder) -> bool {
+        let id = &holder.run_id;
+        if id == &self.me.run_id
+            || id.is_empty()
+            || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return false;
+        }
+        let Some(state_dir) = self.dir.parent() else { return false };
+        let Ok(read) = super::journal::read_journal(&super::journal::journal_path(state_dir, id)) else {
+            return false;
+        };
+        let finished = read.records.iter().any(|r| matches!(r.event, super::Event::RunFinished { .. }));
+        let completed =
+            read.records.iter().any(|r| matches!(r.event, super::Event::StageFinished { ok: true, .. }));
+        completed && !finished
+    }
+}
+
+/// The longest lock file name (most file systems allow 255 bytes).
+const MAX_LOCK_NAME: usize = 120;
+
+/// The lock file name of `target`: the key with unsafe characters replaced, or, for a long key,
+/// its start and a hash of the whole key, so every valid target can be locked.
+pub fn lock_file_name(target: &str) -> String {
+    let safe: String = target
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '~'
+            }
+        })
+        .collect();
+    if safe.len() + 5 <= MAX_LOCK_NAME {
+        return format!("{safe}.lock");
+    }
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(target.as_bytes()));
+    let head: String = safe.chars().take(MAX_LOCK_NAME - 5 - 1 - 32).collect();
+    format!("{head}~{}.lock", &hash[..32])
+}
+
+/// Reads who holds a lock from a lock file's content (`None` when it names no one).
+pub fn read_holder(text: &[u8]) -> Option<Holder> {
+    serde_json::from_slice(text).ok()
+}
+
+fn open_private(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+impl FileLocks {
     /// Takes the lock on `target` (no-op if this run holds it). Fails at once if another run does.
     pub fn acquire(&self, target: &str) -> Result<Option<TakenOver>, LockError> {
         let mut held = self.held.lock().map_err(|_| LockError::Io {
@@ -129,15 +199,14 @@ impl FileLocks {
         }
         let path = self.path_for(target);
         let io = |source: std::io::Error| LockError::Io { target: target.into(), path: path.clone(), source };
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
-        let mut previous = String::new();
+        super::create_private_dir(&self.dir).map_err(io)?;
+        let mut file = open_private(&path).map_err(io)?;
+        let mut previous = Vec::new();
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                file.read_to_string(&mut previous).map_err(io)?;
-                let holder = serde_json::from_str(&previous).unwrap_or(Holder {
+                file.read_to_end(&mut previous).map_err(io)?;
+                let holder = read_holder(&previous).unwrap_or(Holder {
                     run_id: "unknown".into(),
                     pid: 0,
                     host: "unknown".into(),
@@ -147,9 +216,15 @@ impl FileLocks {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        file.read_to_string(&mut previous).map_err(io)?;
-        let taken_over =
-            serde_json::from_str::<Holder>(&previous).ok().map(|previous| TakenOver { previous });
+        file.read_to_end(&mut previous).map_err(io)?;
+        let taken_over = read_holder(&previous).map(|previous| TakenOver { previous });
+        if let Some(t) = &taken_over
+            && !self.force
+            && self.stranded(&t.previous)
+        {
+            // Dropping the file releases the OS lock; the dead run's holder record stays.
+            return Err(LockError::Stranded { target: target.into(), holder: t.previous.clone() });
+        }
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         let record = serde_json::to_vec(&self.me).map_err(|e| io(std::io::Error::other(e)))?;
@@ -169,6 +244,46 @@ impl FileLocks {
                 let _ = file.unlock();
             }
         }
+    }
+}
+
+/// The lock on a run itself, held by the one process acting for it for the run's whole life
+/// (`locks/runs/<id>.lock`), so a second `rollbook resume` of a live run is refused.
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock of run `run_id`, or says which live process holds it.
+    pub fn acquire(state_dir: &Path, run_id: &str) -> Result<RunLock, LockError> {
+        let path = state_dir.join("locks").join("runs").join(format!("{run_id}.lock"));
+        let target = format!("run {run_id}");
+        let io =
+            |source: std::io::Error| LockError::Io { target: target.clone(), path: path.clone(), source };
+        if let Some(dir) = path.parent() {
+            super::create_private_dir(dir).map_err(io)?;
+        }
+        let mut file = open_private(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = Vec::new();
+                file.read_to_end(&mut text).map_err(io)?;
+                let holder = read_holder(&text).unwrap_or(Holder {
+                    run_id: run_id.into(),
+                    pid: 0,
+                    host: "unknown".into(),
+                    since: Utc::now(),
+                });
+                return Err(LockError::Held { target, holder });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let record = serde_json::to_vec(&Holder::me(run_id)).map_err(|e| io(std::io::Error::other(e)))?;
+        file.write_all(&record).map_err(io)?;
+        Ok(RunLock { _file: file })
     }
 }
 
@@ -218,5 +333,38 @@ mod tests {
         let b = FileLocks::new(dir.path(), "run-b");
         let taken = b.acquire("arm/rg").unwrap().expect("took over");
         assert_eq!(taken.previous.run_id, "run-a");
+    }
+
+    #[test]
+    fn a_long_target_gets_a_bounded_distinct_file_name() {
+        let a = lock_file_name(&"k".repeat(400));
+        let b = lock_file_name(&format!("{}x", "k".repeat(400)));
+        assert!(a.len() <= MAX_LOCK_NAME && b.len() <= MAX_LOCK_NAME);
+        assert_ne!(a, b);
+        assert_eq!(lock_file_name("k8s/prod/shop/web"), "k8s~prod~shop~web.lock");
+    }
+
+    #[test]
+    fn a_run_lock_is_exclusive_and_names_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RunLock::acquire(dir.path(), "r1").unwrap();
+        let err = RunLock::acquire(dir.path(), "r1").err().unwrap().to_string();
+        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        drop(first);
+        assert!(RunLock::acquire(dir.path(), "r1").is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reading_any_lock_file_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = read_holder(&bytes);
+        }
+
+        #[test]
+        fn any_target_gets_a_usable_name(target in ".{0,400}") {
+            let name = lock_file_name(&target);
+            proptest::prop_assert!(name.len() <= MAX_LOCK_NAME);
+            proptest::prop_assert!(!name.contains('/') && name != ".lock" || name.ends_with(".lock"));
+        }
     }
 }

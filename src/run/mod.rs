@@ -2,6 +2,7 @@
 
 pub mod journal;
 pub mod locks;
+pub mod redact;
 pub mod replay;
 pub mod scope;
 
@@ -9,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use journal::{Event, Journal, LibraryInfo, ModuleInfo, Record, RunStatus, RunSummary, RunbookInfo};
+pub use journal::{
+    Event, Journal, LibraryInfo, ModuleInfo, Record, RunMode, RunStatus, RunSummary, RunbookInfo,
+    ScenarioInfo,
+};
 
 /// One entry of a dry-run plan.
 #[derive(Debug, Clone, Serialize)]
@@ -42,16 +46,56 @@ pub fn state_dir(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".rollbook"))
 }
 
-/// Checks that the state dir can hold journals, creating it if needed.
+/// Checks that the state dir can hold journals, creating it (owner-only) if needed, and warns
+/// once on stderr when it is open to the group or others.
 pub fn ensure_state_dir(dir: &Path) -> Result<(), String> {
     let runs = dir.join("runs");
-    std::fs::create_dir_all(&runs)
-        .map_err(|e| format!("cannot use state directory `{}`: {e}", dir.display()))?;
+    create_private_dir(&runs).map_err(|e| format!("cannot use state directory `{}`: {e}", dir.display()))?;
+    if let Some(why) = state_dir_warning(dir) {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| eprintln!("warning: {why}"));
+    }
     let probe = runs.join(format!(".probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .map_err(|e| format!("cannot write in state directory `{}`: {e}", dir.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(&probe).map_err(|e| format!("cannot write in state directory `{}`: {e}", dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
+}
+
+/// Creates `dir` and any missing parents with owner-only permissions (0700 on unix), so there
+/// is no moment at which they are open to others. Existing folders are left as they are.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Why the state dir is unsafe, when the group or others may enter it (journals hold what a run
+/// did and its outputs; lock files say who runs what).
+pub fn state_dir_warning(dir: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "state directory `{}` is accessible to other users (mode {:o}); restrict it with `chmod 700 {}`",
+                dir.display(),
+                mode & 0o777,
+                dir.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
 }
 
 /// Who is running: `$USER` or `$USERNAME`, else (unix) the passwd name of this process's

@@ -21,6 +21,8 @@ pub struct InDoubt {
     pub args: Value,
     /// When it was sent.
     pub started: DateTime<Utc>,
+    /// The journal line (`seq`) of its `call_started` record.
+    pub seq: u64,
 }
 
 /// The journal of an interrupted run, ready to be replayed.
@@ -38,20 +40,38 @@ pub struct Replay {
     seen_stages: HashMap<String, usize>,
     seen_calls: HashMap<(String, String), usize>,
     seen_approvals: HashMap<String, usize>,
+    /// Stage name → how many of its undos already succeeded (an earlier undo attempt).
+    undone: HashMap<String, usize>,
 }
 
 /// Why a journal cannot be resumed.
 pub fn resumable(records: &[Record]) -> Result<(RunbookInfo, Value, bool, bool), String> {
+    resumable_after(records, &[])
+}
+
+/// As [`resumable`], also accepting a run that ended with one of `ended` (a denied run that
+/// `resume --yes` continues, a failed or stopped run that `undo` undoes).
+pub fn resumable_after(
+    records: &[Record],
+    ended: &[RunStatus],
+) -> Result<(RunbookInfo, Value, bool, bool), String> {
     let Some(Event::RunStarted { runbook, params, dry_run, yes, .. }) = records.first().map(|r| &r.event)
     else {
         return Err("the journal does not start with a run".into());
     };
-    let ended = records.iter().rev().find_map(|r| match &r.event {
+    let status = records.iter().rev().find_map(|r| match &r.event {
         Event::RunFinished { status, .. } => Some(*status),
         _ => None,
     });
-    if let Some(status) = ended.filter(|s| *s != RunStatus::Incomplete) {
-        return Err(format!("the run already ended ({}); there is nothing to resume", status.as_str()));
+    if let Some(status) = status.filter(|s| *s != RunStatus::Incomplete && !ended.contains(s)) {
+        let hint = match status {
+            RunStatus::Denied => {
+                "; continue it with `rollbook resume <id> --yes`, or undo it with `rollbook undo <id>`"
+            }
+            RunStatus::Succeeded => "",
+            _ => "; undo what it left with `rollbook undo <id>`",
+        };
+        return Err(format!("the run already ended ({}); there is nothing to resume{hint}", status.as_str()));
     }
     Ok((runbook.clone(), params.clone(), *dry_run, *yes))
 }
@@ -64,16 +84,16 @@ impl Replay {
     /// Builds the replay of a journal's records.
     pub fn from_records(records: &[Record]) -> Replay {
         let mut replay = Replay::default();
-        let mut started: BTreeMap<u64, (String, Value, DateTime<Utc>)> = BTreeMap::new();
+        let mut started: BTreeMap<u64, (String, Value, DateTime<Utc>, u64)> = BTreeMap::new();
         let mut stage_counts: HashMap<String, usize> = HashMap::new();
         let mut approval_counts: HashMap<String, Vec<bool>> = HashMap::new();
         for r in records {
             match &r.event {
                 Event::CallStarted { call, primitive, access: Access::Mutate, args, .. } => {
-                    started.insert(*call, (primitive.clone(), args.clone(), r.ts));
+                    started.insert(*call, (primitive.clone(), args.clone(), r.ts, r.seq));
                 }
                 Event::CallFinished { call, ok, output, .. } => {
-                    if let Some((primitive, args, _)) = started.remove(call)
+                    if let Some((primitive, args, _, _)) = started.remove(call)
                         && *ok
                     {
                         replay
@@ -85,7 +105,7 @@ impl Replay {
                 }
                 // A call whose outcome was decided by checking (after an earlier resume).
                 Event::CallVerified { call, applied: Some(true), output, .. } => {
-                    if let Some((primitive, args, _)) = started.remove(call) {
+                    if let Some((primitive, args, _, _)) = started.remove(call) {
                         replay
                             .calls
                             .entry(key(&primitive, &args))
@@ -104,18 +124,22 @@ impl Replay {
                 Event::StageFinished { stage, ok: false, .. } => {
                     *stage_counts.entry(stage.clone()).or_default() += 1;
                 }
+                Event::UndoFinished { stage, ok: true, .. } => {
+                    *replay.undone.entry(stage.clone()).or_default() += 1;
+                }
                 Event::Approval { message, approved, .. } => {
                     approval_counts.entry(message.clone()).or_default().push(*approved);
                 }
                 _ => {}
             }
         }
-        for (call, (primitive, args, ts)) in started {
+        for (call, (primitive, args, ts, seq)) in started {
             replay.in_doubt.entry(key(&primitive, &args)).or_default().push(InDoubt {
                 call,
                 primitive,
                 args,
                 started: ts,
+                seq,
             });
         }
         replay.approvals = approval_counts;
@@ -156,5 +180,38 @@ impl Replay {
     /// Calls still in doubt that the replay never reached.
     pub fn unreached_in_doubt(&self) -> Vec<InDoubt> {
         self.in_doubt.values().flatten().cloned().collect()
+    }
+}
+
+impl Replay {
+    /// Whether a completed stage named `name` was already undone by an earlier attempt (each
+    /// answer counts one undo; a stage's later occurrences are not affected by earlier ones).
+    pub fn take_undone(&mut self, name: &str) -> bool {
+        match self.undone.get_mut(name) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes the call in doubt with call number `id`, or whose `call_started` record is
+    /// journal line `id`, out of the replay: an operator says it did not take effect.
+    pub fn assume_not_applied(&mut self, id: u64) -> Option<InDoubt> {
+        let by_call = self.in_doubt.values().flatten().any(|d| d.call == id);
+        for list in self.in_doubt.values_mut() {
+            if let Some(i) = list.iter().position(|d| if by_call { d.call == id } else { d.seq == id }) {
+                return Some(list.remove(i));
+            }
+        }
+        None
+    }
+
+    /// Every call still in doubt (not yet reached by this replay).
+    pub fn in_doubt(&self) -> Vec<InDoubt> {
+        let mut all: Vec<InDoubt> = self.in_doubt.values().flatten().cloned().collect();
+        all.sort_by_key(|d| d.call);
+        all
     }
 }

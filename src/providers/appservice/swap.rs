@@ -216,8 +216,23 @@ pub(super) async fn verify(
     // About 60 looks over what is left (at least 1 s apart), timed on the run's clock.
     let every = (left / 60).max(Duration::from_secs(1));
     let mut waited = Duration::ZERO;
+    let deadline = (sent + settled).format("%H:%M:%S UTC");
     loop {
         let status = SwapStatus::of(&site.read(cx).await?);
+        // The operator sees what each look finds and until when the check goes on.
+        let seen = match &status {
+            Some(s) => {
+                format!("the last swap on record is `{}` → `{}` at {}", s.source, s.destination, s.time)
+            }
+            None => "no swap on record".to_string(),
+        };
+        cx.progress.waiting(&format!(
+            "checking whether the swap of `{}` and `{}` on `{}` sent at {} took effect: {seen}; deciding by {deadline}",
+            args.slot,
+            args.target,
+            args.site,
+            sent.format("%H:%M:%S UTC")
+        ));
         if status.as_ref().is_some_and(|s| s.is_pair(&args.slot, &args.target) && s.completed_since(sent)) {
             return Ok(Verified::Applied(
                 json!({ "site": args.site, "slot": args.slot, "target": args.target, "swapped": true }),

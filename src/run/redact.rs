@@ -1,0 +1,307 @@
+//! The one place secrets are taken out of everything a run writes or shows: secret param values
+//! (as given and URL-encoded), values under secret-looking keys, and the query strings and
+//! user info of URLs. The journal, reports, errors and terminal lines all pass through it.
+
+use std::sync::{Mutex, OnceLock};
+
+use serde_json::Value;
+
+use super::journal::Event;
+
+/// What replaces a secret.
+pub const MASK: &str = "***";
+
+/// Removes known secret values, secret-keyed values and URL credentials from text and JSON.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Secret texts to mask, longest first (so a secret containing another is masked whole).
+    secrets: Vec<String>,
+}
+
+const SECRET_WORDS: &[&str] =
+    &["authorization", "token", "password", "secret", "apikey", "api_key", "api-key", "credential", "cookie"];
+
+/// Whether a key names something that must never be written down.
+pub fn is_secret_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|w| lower.contains(w))
+}
+
+impl Redactor {
+    /// A redactor for these secret values (empty ones are ignored); each is also masked in its
+    /// URL-encoded forms (`%20` and `+` for spaces).
+    pub fn new<I, S>(values: I) -> Redactor
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut r = Redactor::default();
+        r.add(values);
+        r
+    }
+
+    /// Adds secret values.
+    pub fn add<I, S>(&mut self, values: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        for v in values {
+            let v = v.as_ref();
+            if v.is_empty() {
+                continue;
+            }
+            let path =
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string();
+            let form = path.replace("%20", "+");
+            let lower_form = form.to_ascii_lowercase_hex();
+            for s in [v.to_string(), path.to_ascii_lowercase_hex(), path, lower_form, form] {
+                if !self.secrets.contains(&s) {
+                    self.secrets.push(s);
+                }
+            }
+        }
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    /// Whether there is nothing to mask but keys and URLs.
+    pub fn has_secrets(&self) -> bool {
+        !self.secrets.is_empty()
+    }
+
+    /// `text` with every secret value masked and URL credentials and queries removed.
+    pub fn text(&self, text: &str) -> String {
+        let mut out = strip_urls(text);
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), MASK);
+            }
+        }
+        out
+    }
+
+    /// Redacts a JSON value in place: secret-keyed values, secret values in every string.
+    pub fn value(&self, value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    if is_secret_key(key) && !v.is_null() {
+                        *v = Value::String(MASK.into());
+                    } else {
+                        self.value(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
+            Value::String(s) => {
+                let clean = self.text(s);
+                if clean != *s {
+                    *s = clean;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn opt_text(&self, text: &mut Option<String>) {
+        if let Some(t) = text {
+            *t = self.text(t);
+        }
+    }
+
+    /// Redacts every text and value an event carries.
+    pub fn event(&self, event: &mut Event) {
+        match event {
+            Event::RunStarted { params, .. } => self.value(params),
+            Event::StageStarted { stage } | Event::UndoStarted { stage } => *stage = self.text(stage),
+            Event::StageFinished { stage, value, error, .. } => {
+                *stage = self.text(stage);
+                if let Some(v) = value {
+                    self.value(v);
+                }
+                self.opt_text(error);
+            }
+            Event::CallStarted { target, args, stage, .. } => {
+                self.opt_text(target);
+                self.value(args);
+                self.opt_text(stage);
+            }
+            Event::CallFinished { output, error, .. } => {
+                if let Some(v) = output {
+                    self.value(v);
+                }
+                if let Some(e) = error {
+                    e.message = self.text(&e.message);
+                    self.opt_text(&mut e.target);
+                }
+            }
+            Event::CallPlanned { target, args, effect, stage, .. } => {
+                self.opt_text(target);
+                self.value(args);
+                *effect = self.text(effect);
+                self.opt_text(stage);
+            }
+            Event::CallVerified { output, detail, .. } => {
+                if let Some(v) = output {
+                    self.value(v);
+                }
+                *detail = self.text(detail);
+            }
+            Event::Refused { target, reason, .. } => {
+                self.opt_text(target);
+                *reason = self.text(reason);
+            }
+            Event::ParallelItem { error, .. } => self.opt_text(error),
+            Event::Replayed { what } => *what = self.text(what),
+            Event::Log { message, .. } => *message = self.text(message),
+            Event::Approval { message, .. } => *message = self.text(message),
+            Event::UndoFinished { stage, error, .. } => {
+                *stage = self.text(stage);
+                self.opt_text(error);
+            }
+            Event::RunFinished { error, undo_pending, .. } => {
+                self.opt_text(error);
+                for u in undo_pending.iter_mut() {
+                    *u = self.text(u);
+                }
+            }
+            Event::RunResumed { .. } => {}
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+}
+
+trait LowerHex {
+    fn to_ascii_lowercase_hex(&self) -> String;
+}
+
+impl LowerHex for String {
+    /// The same percent-encoding with lowercase hex digits (`%2f`), as some clients write it.
+    fn to_ascii_lowercase_hex(&self) -> String {
+        let mut out = String::with_capacity(self.len());
+        let mut chars = self.chars();
+        while let Some(c) = chars.next() {
+            out.push(c);
+            if c == '%' {
+                for _ in 0..2 {
+                    if let Some(h) = chars.next() {
+                        out.push(h.to_ascii_lowercase());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `text` with the user info (`user:pass@`) and the query string of every `http(s)://` URL in it
+/// removed; the fragment goes with the query.
+pub fn strip_urls(text: &str) -> String {
+    if !text.contains("://") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = find_scheme(rest) {
+        out.push_str(&rest[..at]);
+        let url_and_more = &rest[at..];
+        let end = url_and_more
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | ')' | ']' | '}' | ',')
+            })
+            .unwrap_or(url_and_more.len());
+        out.push_str(&clean_url(&url_and_more[..end]));
+        rest = &url_and_more[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn find_scheme(text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    [lower.find("https://"), lower.find("http://")].into_iter().flatten().min()
+}
+
+fn clean_url(url: &str) -> String {
+    let Some(sep) = url.find("://") else { return url.to_string() };
+    let (scheme, rest) = url.split_at(sep + 3);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = match authority.rfind('@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+    let path = match path.find(['?', '#']) {
+        Some(q) => &path[..q],
+        None => path,
+    };
+    format!("{scheme}{host}{path}")
+}
+
+fn global() -> &'static Mutex<Redactor> {
+    static GLOBAL: OnceLock<Mutex<Redactor>> = OnceLock::new();
+    GLOBAL.get_or_init(|| Mutex::new(Redactor::default()))
+}
+
+/// Adds a run's secrets to the process-wide redactor that terminal output goes through (a
+/// process keeps every secret it has seen: masking too much is safe, too little is not).
+pub fn register(redactor: &Redactor) {
+    if let Ok(mut g) = global().lock() {
+        let secrets = redactor.secrets.clone();
+        g.add(secrets);
+    }
+}
+
+/// `text` through the process-wide redactor (for errors and terminal lines).
+pub fn scrub(text: &str) -> String {
+    match global().lock() {
+        Ok(g) => g.text(text),
+        Err(_) => strip_urls(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_their_encoded_forms_are_masked() {
+        let r = Redactor::new(["a b/c"]);
+        assert_eq!(r.text("x a b/c y"), "x *** y");
+        assert_eq!(r.text("q=a%20b%2Fc"), "q=***");
+        assert_eq!(r.text("q=a+b%2fc"), "q=***");
+    }
+
+    #[test]
+    fn urls_lose_userinfo_and_query() {
+        assert_eq!(strip_urls("GET https://u:p@host:8/path?x=1#f failed"), "GET https://host:8/path failed");
+        assert_eq!(strip_urls("\"http://h/a?b\""), "\"http://h/a\"");
+        assert_eq!(strip_urls("no url"), "no url");
+    }
+
+    #[test]
+    fn secrets_are_redacted_at_any_depth() {
+        let mut v = serde_json::json!({"url": "u", "headers": {"Authorization": "Bearer abc"}, "list": [{"client_secret": "s"}]});
+        Redactor::default().value(&mut v);
+        assert_eq!(v["headers"]["Authorization"], "***");
+        assert_eq!(v["list"][0]["client_secret"], "***");
+        assert_eq!(v["url"], "u");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn redaction_never_panics_and_removes_the_secret(secret in "[a-z0-9]{4,12}", text in "[ -~]{0,80}") {
+            let r = Redactor::new([secret.as_str()]);
+            let out = r.text(&format!("{text} {secret} {text}"));
+            proptest::prop_assert!(!out.contains(&secret) || text.contains("://"), "{out}");
+            let _ = strip_urls(&text);
+        }
+
+        #[test]
+        fn url_stripping_never_panics(text in "\\PC{0,120}") {
+            let out = strip_urls(&text);
+            proptest::prop_assert!(out.len() <= text.len());
+        }
+    }
+}
