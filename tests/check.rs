@@ -116,7 +116,9 @@ stage("undo", || k8s::undo(k));
         allow,
     ]);
     let (stdout, stderr) = texts(&out);
-    let journals = std::fs::read_dir(state.join("runs")).map(|d| d.count()).unwrap_or(0);
+    // Sandbox runs keep their journals under `<state>/sandbox/runs`.
+    let count = |dir: std::path::PathBuf| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let journals = count(state.join("runs")) + count(state.join("sandbox").join("runs"));
     (out.status.code(), format!("{stdout}{stderr}"), journals)
 }
 

@@ -412,11 +412,13 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
             Err(e) => return render::invalid(&e.to_string()),
         },
     };
-    // A sandbox run takes the scenario's `[test] params` for any param not given with -p.
+    // A sandbox run takes the scenario's `[test] params` for any declared param not given with
+    // -p (only declared ones: the scenario may have been written for another runbook).
     let mut params = params;
     if let Some(test) = scenario.as_ref().and_then(|s| s.test.as_ref()) {
         for (key, value) in &test.params {
-            if !params.iter().any(|(k, _)| k == key) {
+            let declared = runbook.meta.params.iter().any(|p| &p.name == key);
+            if declared && !params.iter().any(|(k, _)| k == key) {
                 params.push((key.clone(), rehearse::param_text(value)));
             }
         }
