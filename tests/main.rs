@@ -13,6 +13,8 @@ mod k8s;
 mod k8s_http2;
 mod library;
 mod logicapp;
+mod net_edges;
+mod net_guard;
 mod rehearse;
 mod safety;
 mod sim_azure;

@@ -62,6 +62,7 @@ impl Sandbox {
         settings.env.insert("AZURE_SUBSCRIPTION_ID".into(), subscription);
         settings.env.insert("KUBECONFIG".into(), self.kubeconfig.display().to_string());
         settings.kubeconfig = Some(self.kubeconfig.clone());
+        settings.sandbox = Some(self.sim.arm_endpoint());
         settings
     }
 
@@ -78,7 +79,7 @@ impl Sandbox {
             .unwrap_or_else(|| crate::sim::scenario::DEFAULT_SUBSCRIPTION.to_string())
     }
 
-    /// URL rewrites so the scenario's health URLs reach the simulator.
+    /// URL rewrites so the scenario's health and Prometheus URLs reach the simulator.
     pub fn url_rewrites(&self) -> Vec<(String, String)> {
         self.sim.url_rewrites()
     }
