@@ -11,6 +11,7 @@ mod engine;
 mod health;
 mod k8s;
 mod k8s_http2;
+mod lease_locks;
 mod library;
 mod logicapp;
 mod net_edges;
