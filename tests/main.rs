@@ -15,6 +15,7 @@ mod lease_locks;
 mod library;
 mod logicapp;
 mod net_edges;
+mod net_fuzz;
 mod net_guard;
 mod rehearse;
 mod safety;

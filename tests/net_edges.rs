@@ -85,7 +85,9 @@ fn plain_http_is_refused_except_on_loopback() {
         let e = ArmClient::from_settings(reqwest::Client::new(), &settings(bad)).unwrap_err();
         assert!(e.to_string().contains("https"), "{bad}: {e}");
     }
-    for good in ["https://management.azure.com", "http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:2"] {
+    for good in
+        ["https://management.azure.com", "http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:2"]
+    {
         assert!(ArmClient::from_settings(reqwest::Client::new(), &settings(good)).is_ok(), "{good}");
     }
 }
@@ -132,10 +134,8 @@ async fn the_simulator_refuses_huge_bodies_with_413() {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
-        let head = format!(
-            "GET /health HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n\r\n",
-            17 * 1024 * 1024
-        );
+        let head =
+            format!("GET /health HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n\r\n", 17 * 1024 * 1024);
         s.write_all(head.as_bytes()).expect("write head");
         s.write_all(&[b' '; 1024]).expect("write some body");
         let mut buf = [0u8; 64];

@@ -114,7 +114,8 @@ fn sandbox_runs_reach_nothing_the_scenario_does_not_map() {
         ("delete", format!(r#"health::http(#{{ url: "{}", method: "HEAD" }})"#, real.url("/real"))),
         ("prometheus", format!(r#"health::prometheus(#{{ url: "{}", query: "up", min: 1 }})"#, real.url(""))),
     ] {
-        let runbook = write(dir.path(), &format!("{name}.rhai"), &format!("let r = {call};\ninfo(`${{r}}`);\n"));
+        let runbook =
+            write(dir.path(), &format!("{name}.rhai"), &format!("let r = {call};\ninfo(`${{r}}`);\n"));
         let out = run(dir.path(), &["--sandbox", scenario.to_str().unwrap(), runbook.to_str().unwrap()]);
         let text = both(&out);
         assert_ne!(out.status.code(), Some(0), "{name}: {text}");
@@ -196,7 +197,8 @@ fn dry_run_sends_get_probes_but_refuses_any_other_method_before_sending() {
         assert!(text.contains("GET or HEAD"), "{method}: says what is allowed: {text}");
         assert_eq!(real.connections(), 0, "{method}: nothing was sent: {text}");
     }
-    let read = write(dir.path(), "read.rhai", &format!("health::http(#{{ url: \"{}\" }});\n", real.url("/x")));
+    let read =
+        write(dir.path(), "read.rhai", &format!("health::http(#{{ url: \"{}\" }});\n", real.url("/x")));
     let out = run(dir.path(), &["--dry-run", read.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert_eq!(real.connections(), 1, "a GET probe is a real read under dry-run");
@@ -225,9 +227,7 @@ async fn prom(
     q: axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> (StatusCode, axum::Json<Value>) {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let sample = |v: &str| {
-        json!({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1.0, v]}]}})
-    };
+    let sample = |v: &str| json!({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1.0, v]}]}});
     let known = ["Bearer prom-secret", "Bearer team-a", "Bearer aad-token"];
     match q.get("query").map(String::as_str) {
         Some("auth") => (StatusCode::OK, axum::Json(sample(if known.contains(&auth) { "1" } else { "0" }))),
@@ -272,7 +272,9 @@ async fn http_probes_give_pass_fail_or_inconclusive() {
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_gives_pass_fail_or_inconclusive() {
     let base = server().await;
-    let q = |query: &str, bound: &str| format!(r#"health::prometheus(#{{ url: "{base}/prom", query: "{query}", {bound} }})"#);
+    let q = |query: &str, bound: &str| {
+        format!(r#"health::prometheus(#{{ url: "{base}/prom", query: "{query}", {bound} }})"#)
+    };
     let v = eval(&q("rate", "max: 0.5")).await.unwrap();
     assert_eq!((v["ok"].clone(), v["verdict"].clone()), (json!(true), json!("pass")), "{v}");
     let v = eval(&q("rate", "max: 0.1")).await.unwrap();
@@ -280,7 +282,11 @@ async fn prometheus_gives_pass_fail_or_inconclusive() {
     assert_eq!(v["reason"], "value 0.2 is above max 0.1");
     for (query, why) in [("empty", "no data"), ("bad(", "parse error"), ("down", "503")] {
         let v = eval(&q(query, "max: 1")).await.unwrap();
-        assert_eq!((v["ok"].clone(), v["verdict"].clone()), (json!(false), json!("inconclusive")), "{query}: {v}");
+        assert_eq!(
+            (v["ok"].clone(), v["verdict"].clone()),
+            (json!(false), json!("inconclusive")),
+            "{query}: {v}"
+        );
         assert!(v["reason"].as_str().unwrap_or("").contains(why), "{query}: {v}");
     }
     let v = eval(r#"health::prometheus(#{ url: "http://127.0.0.1:9", query: "up", min: 1 })"#).await.unwrap();
@@ -324,7 +330,8 @@ async fn probes_refuse_methods_other_than_get_and_head() {
             .unwrap_err();
         assert!(e.contains("GET or HEAD"), "{method}: {e}");
     }
-    let v = eval(&format!(r#"health::http(#{{ url: "{}", method: "head" }})"#, real.url("/x"))).await.unwrap();
+    let v =
+        eval(&format!(r#"health::http(#{{ url: "{}", method: "head" }})"#, real.url("/x"))).await.unwrap();
     assert_eq!(v["verdict"], "pass", "{v}");
     assert_eq!(real.connections(), 1, "only the HEAD probe was sent");
 }

@@ -305,7 +305,8 @@ impl ArmClient {
             let outcome = builder.send().await;
             // Saturating: a hostile `Retry-After` (u64::MAX seconds) must give up, not overflow.
             let retry = |wait: Duration, waited: Duration| {
-                attempts < self.policy.max_attempts && waited.saturating_add(wait) <= self.policy.max_total_wait
+                attempts < self.policy.max_attempts
+                    && waited.saturating_add(wait) <= self.policy.max_total_wait
             };
             match outcome {
                 Err(e) => {

@@ -247,10 +247,7 @@ pub fn default_http_client() -> reqwest::Client {
 /// the redirect answer itself is returned to the caller.
 pub fn same_origin_redirects() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
-        let same = attempt
-            .previous()
-            .last()
-            .is_some_and(|prev| prev.origin() == attempt.url().origin());
+        let same = attempt.previous().last().is_some_and(|prev| prev.origin() == attempt.url().origin());
         if attempt.previous().len() > 10 || !same { attempt.stop() } else { attempt.follow() }
     })
 }

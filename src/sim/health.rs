@@ -124,10 +124,7 @@ async fn scenario_query(
         return (StatusCode::NOT_FOUND, axum::Json(json!({"status": "error", "error": "no such server"})))
             .into_response();
     };
-    let entry = w
-        .prometheus
-        .iter()
-        .find(|e| e.url.trim_end_matches('/') == url.as_str() && e.answers(query));
+    let entry = w.prometheus.iter().find(|e| e.url.trim_end_matches('/') == url.as_str() && e.answers(query));
     let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     let result: Vec<Value> = match entry {
         None => Vec::new(),

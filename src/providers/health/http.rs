@@ -250,8 +250,7 @@ async fn probe_once(
     request: reqwest::RequestBuilder,
     args: &HttpArgs,
 ) -> Result<u16, (Option<u16>, String, bool)> {
-    let response =
-        request.send().await.map_err(|e| (None, describe_error(&e, args.timeout.get()), false))?;
+    let response = request.send().await.map_err(|e| (None, describe_error(&e, args.timeout.get()), false))?;
     let status = response.status().as_u16();
     let status_ok = match &args.expect_status {
         None => (200..400).contains(&status),

@@ -9,8 +9,8 @@
 mod http;
 mod prometheus;
 
-pub use http::{Http, HttpArgs, HttpOutput};
-pub use prometheus::{Prometheus, PrometheusArgs, PrometheusOutput};
+pub use http::{Http, HttpArgs, HttpOutput, ProbeMethod};
+pub use prometheus::{Prometheus, PrometheusArgs, PrometheusOutput, parse_query_result};
 
 use std::sync::Arc;
 

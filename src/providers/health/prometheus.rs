@@ -104,8 +104,13 @@ impl Primitive for Prometheus {
             return Err(PrimitiveError::invalid("`attempts` must be at least 1"));
         }
         let token = token(cx, &args, &endpoint).await?;
-        let mut out =
-            PrometheusOutput { ok: false, verdict: Verdict::Inconclusive, reason: None, value: None, error: None };
+        let mut out = PrometheusOutput {
+            ok: false,
+            verdict: Verdict::Inconclusive,
+            reason: None,
+            value: None,
+            error: None,
+        };
         for attempt in 1..=args.attempts {
             if attempt > 1 {
                 cx.progress.waiting(&format!(
@@ -124,8 +129,10 @@ impl Primitive for Prometheus {
                 .query(&[("query", args.query.as_str())])
                 .timeout(args.timeout.get());
             if let Some(token) = &token {
-                let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| PrimitiveError::invalid("the Prometheus token has characters a header cannot carry"))?;
+                let mut value =
+                    reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                        PrimitiveError::invalid("the Prometheus token has characters a header cannot carry")
+                    })?;
                 value.set_sensitive(true);
                 request = request.header(reqwest::header::AUTHORIZATION, value);
             }
@@ -244,9 +251,8 @@ async fn query(request: reqwest::RequestBuilder, args: &PrometheusArgs) -> Resul
         .json()
         .await
         .map_err(|e| format!("status {status}: the answer is not Prometheus JSON ({e})"))?;
-    parse_query_result(&body).map_err(|why| {
-        if status.is_success() { why } else { format!("status {}: {why}", status.as_u16()) }
-    })
+    parse_query_result(&body)
+        .map_err(|why| if status.is_success() { why } else { format!("status {}: {why}", status.as_u16()) })
 }
 
 /// Extracts the scalar or first sample value from a `/api/v1/query` answer.

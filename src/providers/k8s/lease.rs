@@ -79,12 +79,9 @@ pub fn lease_name(target: &str) -> String {
 pub fn lease_seconds(settings: &Settings) -> Result<i32, String> {
     match settings.var("ROLLBOOK_LEASE_SECONDS") {
         None => Ok(LEASE_SECONDS),
-        Some(v) => v
-            .trim()
-            .parse::<i32>()
-            .ok()
-            .filter(|n| (1..=3600).contains(n))
-            .ok_or_else(|| format!("ROLLBOOK_LEASE_SECONDS `{v}` must be a whole number of seconds from 1 to 3600")),
+        Some(v) => v.trim().parse::<i32>().ok().filter(|n| (1..=3600).contains(n)).ok_or_else(|| {
+            format!("ROLLBOOK_LEASE_SECONDS `{v}` must be a whole number of seconds from 1 to 3600")
+        }),
     }
 }
 
@@ -297,7 +294,9 @@ enum WriteError {
     Other(String),
 }
 
-async fn write(fut: impl std::future::Future<Output = Result<Lease, kube::Error>>) -> Result<Lease, WriteError> {
+async fn write(
+    fut: impl std::future::Future<Output = Result<Lease, kube::Error>>,
+) -> Result<Lease, WriteError> {
     match tokio::time::timeout(API_TIMEOUT, fut).await {
         Ok(Ok(l)) => Ok(l),
         Ok(Err(kube::Error::Api(s))) if s.code == 409 => Err(WriteError::Conflict),
@@ -403,7 +402,10 @@ impl Worker {
             let watched_since = Instant::now();
             let wait = duration_of(&lease).max(self.duration);
             let version = lease.metadata.resource_version.clone();
-            tracing::info!("lease `{name}` looks expired; watching it for {}s before taking it over", wait.as_secs());
+            tracing::info!(
+                "lease `{name}` looks expired; watching it for {}s before taking it over",
+                wait.as_secs()
+            );
             loop {
                 tokio::time::sleep(OBSERVE_EVERY).await;
                 let seen = within(api.get_opt(&name)).await.map_err(failed)?;
@@ -571,7 +573,10 @@ mod tests {
     fn a_holder_round_trips_through_its_identity() {
         let me = Holder::me("20261127T090012Z-3f9a1c");
         let lease = Lease {
-            spec: Some(LeaseSpec { holder_identity: Some(identity(&me, &new_nonce())), ..Default::default() }),
+            spec: Some(LeaseSpec {
+                holder_identity: Some(identity(&me, &new_nonce())),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let back = holder_of(&lease).unwrap();
