@@ -389,3 +389,40 @@ fn a_prometheus_gated_runbook_is_rehearsed_from_the_scenario() {
     let out = rollbook(&["test", scenario.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_follow_redirects_to_another_origin_without_their_credentials() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let s = seen.clone();
+    let other = serve(Router::new().route(
+        "/ok",
+        get(move |headers: HeaderMap| {
+            let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+            if let Ok(mut s) = s.lock() {
+                s.push(auth);
+            }
+            async { "fine" }
+        }),
+    ))
+    .await;
+    let target = format!("{other}/ok");
+    let base = serve(Router::new().route(
+        "/r",
+        get(move || {
+            let t = target.clone();
+            async move { (StatusCode::FOUND, [("location", t)]) }
+        }),
+    ))
+    .await;
+    let v = eval(&format!(
+        r#"health::http(#{{ url: "{base}/r", headers: #{{ authorization: "Bearer secret" }} }})"#
+    ))
+    .await
+    .unwrap();
+    assert_eq!(v["verdict"], "pass", "the redirect was followed and its target checked: {v}");
+    assert_eq!(seen.lock().unwrap().clone(), vec!["-".to_string()], "the credential stayed behind");
+    // Asked for the redirect itself: not followed.
+    let v = eval(&format!(r#"health::http(#{{ url: "{base}/r", expect_status: 302 }})"#)).await.unwrap();
+    assert_eq!((v["verdict"].clone(), v["status"].clone()), (json!("pass"), json!(302)), "{v}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}

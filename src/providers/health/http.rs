@@ -170,12 +170,8 @@ impl Primitive for Http {
             }
             out.attempts = attempt;
             let started = Instant::now();
-            let mut request = cx.http.request(method.clone(), url.clone()).timeout(args.timeout.get());
-            for (name, value) in &args.headers {
-                request = request.header(name, value);
-            }
             let verdict = tokio::select! {
-                r = probe(request, &args) => r,
+                r = probe(cx, &method, &url, &args) => r?,
                 _ = cx.cancel.cancelled() => return Err(PrimitiveError::new(crate::model::ErrorKind::Cancelled, "cancelled while probing")),
             };
             out.latency_ms = started.elapsed().as_millis() as u64;
@@ -236,21 +232,80 @@ enum Probe {
     NoAnswer(Option<u16>, String),
 }
 
-/// One probe.
-async fn probe(request: reqwest::RequestBuilder, args: &HttpArgs) -> Probe {
-    match probe_once(request, args).await {
+/// One probe; throws only when a redirect leads out of a rehearsal's sandbox.
+async fn probe(
+    cx: &CallCx,
+    method: &reqwest::Method,
+    url: &reqwest::Url,
+    args: &HttpArgs,
+) -> Result<Probe, PrimitiveError> {
+    let sent = send(cx, method, url, args).await?;
+    Ok(match probe_once(sent, args).await {
         Ok(status) => Probe::Pass(status),
         Err((Some(status), reason, true)) => Probe::Fail(status, reason),
         Err((status, reason, _)) => Probe::NoAnswer(status, reason),
+    })
+}
+
+/// Headers never sent on to another origin by a redirect.
+fn sensitive(name: &str) -> bool {
+    ["authorization", "cookie", "proxy-authorization"].iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Sends the probe. The run's client follows redirects within one origin only; a redirect to
+/// another origin is followed here (at most 10 hops, unless `expect_status` names the redirect
+/// status itself), each hop checked against the sandbox, without sensitive headers.
+async fn send(
+    cx: &CallCx,
+    method: &reqwest::Method,
+    url: &reqwest::Url,
+    args: &HttpArgs,
+) -> Result<Result<reqwest::Response, reqwest::Error>, PrimitiveError> {
+    let mut url = url.clone();
+    let mut same_origin = true;
+    for _hop in 0..=10 {
+        let mut request = cx.http.request(method.clone(), url.clone()).timeout(args.timeout.get());
+        for (name, value) in &args.headers {
+            if same_origin || !sensitive(name) {
+                request = request.header(name, value);
+            }
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let status = response.status().as_u16();
+        let expected_as_is = match &args.expect_status {
+            None => false,
+            Some(ExpectStatus::One(code)) => *code == status,
+            Some(ExpectStatus::Any(codes)) => codes.contains(&status),
+        };
+        let next = response
+            .status()
+            .is_redirection()
+            .then(|| response.headers().get(reqwest::header::LOCATION))
+            .flatten()
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| url.join(l).ok())
+            .filter(|n| matches!(n.scheme(), "http" | "https"));
+        match next {
+            Some(next) if !expected_as_is => {
+                crate::providers::sandbox_check(&cx.shared.settings, &next)?;
+                same_origin &= next.origin() == url.origin();
+                url = next;
+            }
+            _ => return Ok(Ok(response)),
+        }
     }
+    Err(PrimitiveError::invalid(format!("`{}`: more than 10 redirects", args.url)).with_target(&args.url))
 }
 
 /// Ok(status) when it passes, else (status, reason, whether the answer was evaluated).
 async fn probe_once(
-    request: reqwest::RequestBuilder,
+    sent: Result<reqwest::Response, reqwest::Error>,
     args: &HttpArgs,
 ) -> Result<u16, (Option<u16>, String, bool)> {
-    let response = request.send().await.map_err(|e| (None, describe_error(&e, args.timeout.get()), false))?;
+    let response = sent.map_err(|e| (None, describe_error(&e, args.timeout.get()), false))?;
     let status = response.status().as_u16();
     let status_ok = match &args.expect_status {
         None => (200..400).contains(&status),
