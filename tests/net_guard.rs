@@ -111,7 +111,7 @@ fn sandbox_runs_reach_nothing_the_scenario_does_not_map() {
     let scenario = write(dir.path(), "world.toml", WORLD);
     for (name, call) in [
         ("get", format!(r#"health::http(#{{ url: "{}" }})"#, real.url("/real"))),
-        ("delete", format!(r#"health::http(#{{ url: "{}", method: "HEAD" }})"#, real.url("/real"))),
+        ("head", format!(r#"health::http(#{{ url: "{}", method: "HEAD" }})"#, real.url("/real"))),
         ("prometheus", format!(r#"health::prometheus(#{{ url: "{}", query: "up", min: 1 }})"#, real.url(""))),
     ] {
         let runbook =
@@ -121,6 +121,19 @@ fn sandbox_runs_reach_nothing_the_scenario_does_not_map() {
         assert_ne!(out.status.code(), Some(0), "{name}: {text}");
         assert!(text.contains("sandbox"), "{name}: the error says sandbox: {text}");
         assert_eq!(real.connections(), 0, "{name}: nothing reached the real world: {text}");
+    }
+    // Other methods are refused before anything is sent, in a rehearsal too.
+    for method in ["POST", "DELETE"] {
+        let runbook = write(
+            dir.path(),
+            "write.rhai",
+            &format!("health::http(#{{ url: \"{}\", method: \"{method}\" }});\n", real.url("/real")),
+        );
+        let out = run(dir.path(), &["--sandbox", scenario.to_str().unwrap(), runbook.to_str().unwrap()]);
+        let text = both(&out);
+        assert_ne!(out.status.code(), Some(0), "{method}: {text}");
+        assert!(text.contains("GET or HEAD"), "{method}: {text}");
+        assert_eq!(real.connections(), 0, "{method}: nothing reached the real world: {text}");
     }
     // What the scenario maps still answers from the simulator.
     let mapped = write(
