@@ -383,11 +383,12 @@ const Q = `sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_reque
 let target = #{ context: "prod", namespace: "shop", deployment: "web" };
 let unknown = health::prometheus(#{ url: "https://prometheus.example.com", query: "up", min: 1 });
 if unknown.verdict != "inconclusive" { fail(`a query no entry names must be inconclusive: ${unknown}`); }
-let p = health::prometheus(#{ url: "https://prometheus.example.com", query: Q, max: 0.05 });
+// Rehearsed without the real token (none is set here): the simulator accepts any.
+let p = health::prometheus(#{ url: "https://prometheus.example.com", query: Q, max: 0.05, token_env: "ROLLBOOK_PROMETHEUS_TOKEN_SHOP" });
 if p.verdict == "fail" {
     stage("undo", || k8s::undo(target));
     k8s::status(target + #{ timeout: "2m" });
-    let after = health::prometheus(#{ url: "https://prometheus.example.com", query: Q, max: 0.05, attempts: 10, interval: "5s" });
+    let after = health::prometheus(#{ url: "https://prometheus.example.com", query: Q, max: 0.05, attempts: 10, interval: "5s", auth: "azure" });
     if after.verdict != "pass" { fail(`still failing: ${after}`); }
 } else {
     fail(`expected a failing verdict: ${p}`);

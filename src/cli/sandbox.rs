@@ -56,6 +56,8 @@ impl Sandbox {
         for key in REAL_CREDENTIALS {
             settings.env.remove(*key);
         }
+        // Real Prometheus tokens stay out of rehearsals too.
+        settings.env.retain(|k, _| !k.starts_with("ROLLBOOK_PROMETHEUS_TOKEN"));
         settings.env.insert("ROLLBOOK_ARM_ENDPOINT".into(), self.sim.arm_endpoint());
         settings.env.insert("ROLLBOOK_AZURE_TOKEN".into(), "rollbook-sandbox".into());
         let subscription = self.default_subscription();

@@ -211,6 +211,10 @@ async fn token(
                     "`token_env` must name a variable starting with {TOKEN_ENV}, not `{name}`"
                 )));
             }
+            if settings.sandbox.is_some() {
+                // A rehearsal has no real tokens; the simulator accepts any.
+                return Ok(Some("rollbook-sandbox".into()));
+            }
             Some(settings.var(name).map(str::to_string).ok_or_else(|| {
                 PrimitiveError::new(ErrorKind::Invalid, format!("`token_env`: {name} is not set"))
             })?)
