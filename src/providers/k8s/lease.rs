@@ -123,10 +123,11 @@ fn now() -> MicroTime {
     MicroTime(k8s_openapi::jiff::Timestamp::now())
 }
 
-/// The lease's duration as its holder wrote it (at least one second).
+/// The lease's duration as its holder wrote it (one second to an hour, so a hostile record
+/// cannot make a taker watch it forever).
 fn duration_of(lease: &Lease) -> Duration {
     let secs = lease.spec.as_ref().and_then(|s| s.lease_duration_seconds).unwrap_or(LEASE_SECONDS);
-    Duration::from_secs(u64::try_from(secs.max(1)).unwrap_or(1))
+    Duration::from_secs(u64::try_from(secs.clamp(1, 3600)).unwrap_or(1))
 }
 
 /// A hint only, from the holder's own timestamps compared with this machine's clock: whether
