@@ -165,7 +165,7 @@ async fn prometheus_checks_bounds() {
     let (_, v, _) =
         eval(&format!(r#"health::prometheus(#{{ url: "{base}/prom", query: "error_rate", max: 0.5 }})"#))
             .await;
-    assert_eq!(v, json!({ "ok": true, "value": 0.2, "error": null }));
+    assert_eq!(v, json!({ "ok": true, "verdict": "pass", "reason": null, "value": 0.2, "error": null }));
     let (_, v, _) =
         eval(&format!(r#"health::prometheus(#{{ url: "{base}/prom", query: "error_rate", max: 0.1 }})"#))
             .await;

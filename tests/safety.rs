@@ -237,18 +237,48 @@ fn a_second_process_on_a_locked_target_exits_5_lease_backend() {
 
 #[test]
 fn a_lease_left_by_a_killed_run_is_taken_over_with_a_warning() {
+    // Leases of one second, so that the takeover (after the record stayed unchanged for the
+    // lease's duration, watched on the taker's clock) is quick; the processes' clocks cannot be
+    // advanced from here.
     let dir = tempfile::tempdir().unwrap();
     let live = LiveSim::start(dir.path(), WORLD);
     let state = dir.path().join("state");
-    let mut first = start_holder(&live, dir.path(), &state, "k8s:prod/shop", "30s");
+    let holder = write(
+        dir.path(),
+        "holder.rhai",
+        "k8s::scale(#{ context: \"prod\", namespace: \"shop\", deployment: \"web\", replicas: 3 });\nsleep(\"30s\");\n",
+    );
+    let mut first = live
+        .rollbook("run", &state)
+        .env("ROLLBOOK_LEASE_SECONDS", "1")
+        .args(["--lock", "k8s:prod/shop"])
+        .arg(&holder)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while !live.sim.requests().iter().any(|r| r.method == "PATCH") {
+        assert!(began.elapsed() < Duration::from_secs(20), "the first run never scaled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     first.kill().unwrap();
     first.wait().unwrap();
+    // Let the dead holder's lease look expired even by its own timestamps.
+    std::thread::sleep(Duration::from_millis(1500));
     let other = write(
         dir.path(),
         "other.rhai",
         r#"k8s::scale(#{ context: "prod", namespace: "shop", deployment: "web", replicas: 5 });"#,
     );
-    let out = run(&live, &state, &other, &["--lock", "k8s:prod/shop"]);
+    let out = live
+        .rollbook("run", &state)
+        .env("ROLLBOOK_LEASE_SECONDS", "1")
+        .args(["--lock", "k8s:prod/shop"])
+        .arg(&other)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rollbook");
     let text = both(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("took over the lock on `k8s/prod/shop/web`"), "{text}");
@@ -276,7 +306,7 @@ fn a_held_lease_names_the_run_is_renewed_and_is_released_at_the_end() {
     assert_eq!(taken.len(), 1, "{taken:?}");
     let spec = &taken[0]["spec"];
     let holder_id = spec["holderIdentity"].as_str().unwrap_or_default().to_string();
-    assert!(holder_id.ends_with(&format!("/{}", first.id())), "run@host/pid: {holder_id}");
+    assert!(holder_id.contains(&format!("/{}/", first.id())), "run@host/pid/nonce: {holder_id}");
     assert!(taken[0]["metadata"]["name"].as_str().unwrap().starts_with("rollbook-k8s-prod-shop-web-"));
     let renewed_at = |l: &serde_json::Value| l["spec"]["renewTime"].as_str().unwrap_or_default().to_string();
     let first_renewal = renewed_at(&taken[0]);

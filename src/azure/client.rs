@@ -184,6 +184,20 @@ impl ArmClient {
                 "ROLLBOOK_ARM_ENDPOINT `{raw}` must be an http(s) URL with a host"
             )));
         }
+        // A bearer token must never cross a network in the clear: plain HTTP only to loopback
+        // (the simulator, a local proxy).
+        if endpoint.scheme() == "http" && !super::is_loopback_host(endpoint.host_str().unwrap_or("")) {
+            return Err(AzureError::Invalid(format!(
+                "ROLLBOOK_ARM_ENDPOINT `{raw}` must use https (plain http is accepted only for loopback addresses)"
+            )));
+        }
+        if let Some(origin) = settings.sandbox.as_deref()
+            && Url::parse(origin).map(|o| o.origin() != endpoint.origin()).unwrap_or(true)
+        {
+            return Err(AzureError::Invalid(format!(
+                "sandbox: the ARM endpoint `{raw}` is not the simulator's; a rehearsal reaches only the simulator"
+            )));
+        }
         let scope = format!("{}/.default", endpoint.as_str().trim_end_matches('/'));
         let credentials = Credentials::from_settings(settings, &scope)?;
         let mut policy = RetryPolicy::default();
@@ -289,8 +303,10 @@ impl ArmClient {
             }
             tracing::debug!(method = %req.method, url = %req.url, attempt = attempts, "arm request");
             let outcome = builder.send().await;
+            // Saturating: a hostile `Retry-After` (u64::MAX seconds) must give up, not overflow.
             let retry = |wait: Duration, waited: Duration| {
-                attempts < self.policy.max_attempts && waited + wait <= self.policy.max_total_wait
+                attempts < self.policy.max_attempts
+                    && waited.saturating_add(wait) <= self.policy.max_total_wait
             };
             match outcome {
                 Err(e) => {
@@ -300,7 +316,7 @@ impl ArmClient {
                     if may_retry && retry(wait, waited) {
                         tracing::debug!(url = %req.url, error = %root_cause(&e), "arm request failed; retrying");
                         pause.pause(wait).await?;
-                        waited += wait;
+                        waited = waited.saturating_add(wait);
                         continue;
                     }
                     if e.is_timeout() {
@@ -327,7 +343,7 @@ impl ArmClient {
                             let wait = self.policy.backoff(attempts);
                             if req.idempotency == Idempotency::Safe && retry(wait, waited) {
                                 pause.pause(wait).await?;
-                                waited += wait;
+                                waited = waited.saturating_add(wait);
                                 continue;
                             }
                             return Err(AzureError::Transport {
@@ -343,6 +359,26 @@ impl ArmClient {
                         serde_json::from_str(&text).unwrap_or(Value::String(text))
                     };
                     tracing::debug!(url = %req.url, status, request_id = ?request_id, "arm answer");
+                    if (300..400).contains(&status) {
+                        // The client follows redirects within the endpoint's origin only; one
+                        // left here points elsewhere, and the token must not go there.
+                        let to = headers
+                            .get(reqwest::header::LOCATION)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|l| Url::parse(l).ok())
+                            .map(|u| u.origin().ascii_serialization())
+                            .unwrap_or_else(|| "elsewhere".into());
+                        let message = format!(
+                            "{}: ARM answered {status}, a redirect to `{to}`, which is not the ARM endpoint; not following it",
+                            req.what
+                        );
+                        return Err(if req.method == Method::GET {
+                            AzureError::Invalid(message)
+                        } else {
+                            // A write may have been applied before the redirect: outcome unknown.
+                            AzureError::Transport { what: req.what.clone(), attempts, reason: message }
+                        });
+                    }
                     if (200..300).contains(&status) {
                         return Ok(ArmResponse { status, headers, body, request_id });
                     }
@@ -361,7 +397,7 @@ impl ArmClient {
                         };
                         if retry(wait, waited) {
                             pause.pause(wait).await?;
-                            waited += wait;
+                            waited = waited.saturating_add(wait);
                             continue;
                         }
                     }
@@ -426,16 +462,25 @@ impl ArmClient {
     ) -> Result<ArmResponse, AzureError> {
         let async_op = initial.header("azure-asyncoperation").map(str::to_string);
         let location = initial.header("location").map(str::to_string);
+        // ARM accepted the request: a link we refuse to follow leaves its outcome unknown, so it
+        // is reported like a lost answer (resume verifies), never as invalid input.
+        let in_doubt = |e: AzureError| AzureError::Transport {
+            what: what.to_string(),
+            attempts: 1,
+            reason: format!("{e}; ARM accepted the request, so the change may have been applied"),
+        };
         let (url, status_style) = match (async_op, location) {
-            (Some(a), _) => (self.follow(&a)?, true),
-            (None, Some(l)) if initial.status == 202 || initial.status == 201 => (self.follow(&l)?, false),
+            (Some(a), _) => (self.follow(&a).map_err(in_doubt)?, true),
+            (None, Some(l)) if initial.status == 202 || initial.status == 201 => {
+                (self.follow(&l).map_err(in_doubt)?, false)
+            }
             _ => return Ok(initial.clone()),
         };
         let started = pause.now();
         let mut next_wait = initial.retry_after().unwrap_or(self.policy.default_poll);
         loop {
             let wait = next_wait.min(self.policy.max_backoff);
-            if pause.now().saturating_sub(started) + wait > timeout {
+            if pause.now().saturating_sub(started).saturating_add(wait) > timeout {
                 return Err(AzureError::Timeout { what: what.to_string(), after: timeout });
             }
             pause.pause(wait).await?;

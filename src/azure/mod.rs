@@ -27,3 +27,11 @@ pub mod api_versions {
     /// Microsoft.ContainerService (AKS).
     pub const CONTAINER_SERVICE: &str = "2025-10-01";
 }
+
+/// Whether `host` (as a URL gives it, IPv6 in brackets) is this machine: `localhost` or a
+/// loopback address. Plain HTTP is accepted only there.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}

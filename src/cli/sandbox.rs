@@ -56,12 +56,15 @@ impl Sandbox {
         for key in REAL_CREDENTIALS {
             settings.env.remove(*key);
         }
+        // Real Prometheus tokens stay out of rehearsals too.
+        settings.env.retain(|k, _| !k.starts_with("ROLLBOOK_PROMETHEUS_TOKEN"));
         settings.env.insert("ROLLBOOK_ARM_ENDPOINT".into(), self.sim.arm_endpoint());
         settings.env.insert("ROLLBOOK_AZURE_TOKEN".into(), "rollbook-sandbox".into());
         let subscription = self.default_subscription();
         settings.env.insert("AZURE_SUBSCRIPTION_ID".into(), subscription);
         settings.env.insert("KUBECONFIG".into(), self.kubeconfig.display().to_string());
         settings.kubeconfig = Some(self.kubeconfig.clone());
+        settings.sandbox = Some(self.sim.arm_endpoint());
         settings
     }
 
@@ -78,7 +81,7 @@ impl Sandbox {
             .unwrap_or_else(|| crate::sim::scenario::DEFAULT_SUBSCRIPTION.to_string())
     }
 
-    /// URL rewrites so the scenario's health URLs reach the simulator.
+    /// URL rewrites so the scenario's health and Prometheus URLs reach the simulator.
     pub fn url_rewrites(&self) -> Vec<(String, String)> {
         self.sim.url_rewrites()
     }

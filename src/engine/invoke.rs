@@ -76,6 +76,19 @@ pub(crate) fn invoke(
                 pos,
             )
         })?;
+        // A lock this run held was lost to another runner: nothing more may change.
+        if let Some(why) = session.locks.as_ref().and_then(|l| l.lost()) {
+            let _ = session.record(Event::Refused {
+                primitive: name.clone(),
+                target: target.clone(),
+                by: "lock".into(),
+                reason: why.clone(),
+            });
+            return Err(throw(
+                &PrimitiveError::new(ErrorKind::Locked, why).with_target(target.clone().unwrap_or_default()),
+                pos,
+            ));
+        }
         if let (Some(locks), Some(key)) = (&session.locks, target.as_deref()) {
             match locks.acquire(key) {
                 Ok(None) => {}

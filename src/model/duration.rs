@@ -64,7 +64,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 ));
             }
         };
-        total += Duration::from_secs_f64(number * secs_per_unit);
+        let part = Duration::try_from_secs_f64(number * secs_per_unit)
+            .map_err(|_| format!("invalid duration `{text}`: too long"))?;
+        total = total.checked_add(part).ok_or_else(|| format!("invalid duration `{text}`: too long"))?;
     }
     Ok(total)
 }

@@ -12,6 +12,9 @@ pub struct Settings {
     pub env: BTreeMap<String, String>,
     /// `--kubeconfig`.
     pub kubeconfig: Option<PathBuf>,
+    /// Set for rehearsals (`--sandbox`, `rollbook test`): the simulator's origin
+    /// (`http://127.0.0.1:PORT`), the only place any connection of the run may go.
+    pub sandbox: Option<String>,
 }
 
 /// Prefixes of the environment variables providers may read.
@@ -24,7 +27,7 @@ impl Settings {
         let env = std::env::vars()
             .filter(|(k, _)| SETTINGS_ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
             .collect();
-        Settings { env, kubeconfig: None }
+        Settings { env, kubeconfig: None, sandbox: None }
     }
 
     /// One setting, if set and not empty.
@@ -50,7 +53,11 @@ impl std::fmt::Debug for Settings {
                 (k.as_str(), shown)
             })
             .collect();
-        f.debug_struct("Settings").field("env", &env).field("kubeconfig", &self.kubeconfig).finish()
+        f.debug_struct("Settings")
+            .field("env", &env)
+            .field("kubeconfig", &self.kubeconfig)
+            .field("sandbox", &self.sandbox)
+            .finish()
     }
 }
 

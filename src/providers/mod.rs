@@ -253,12 +253,43 @@ impl Shared {
 }
 
 /// The HTTP client every run starts with: rustls, HTTP/2 when offered, pooled connections.
+/// Redirects are followed only within one origin (scheme, host and port): a token or a probe
+/// never follows a server's redirect to another host, and a rehearsal never leaves the simulator.
 pub fn default_http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(concat!("rollbook/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(Duration::from_secs(60))
+        .redirect(same_origin_redirects())
         .build()
         .unwrap_or_default()
+}
+
+/// Follows at most 10 redirects, each within the origin of the request before it; otherwise
+/// the redirect answer itself is returned to the caller.
+pub fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt.previous().last().is_some_and(|prev| prev.origin() == attempt.url().origin());
+        if attempt.previous().len() > 10 || !same { attempt.stop() } else { attempt.follow() }
+    })
+}
+
+/// Refuses `url` when the run is a rehearsal and `url` is not the simulator's: a sandbox
+/// reaches nothing its scenario does not map (deny by default).
+pub fn sandbox_check(settings: &Settings, url: &reqwest::Url) -> Result<(), PrimitiveError> {
+    let Some(origin) = settings.sandbox.as_deref() else { return Ok(()) };
+    let allowed = reqwest::Url::parse(origin).map(|o| o.origin() == url.origin()).unwrap_or(false);
+    if allowed {
+        return Ok(());
+    }
+    let shown = format!("{}{}", url.origin().ascii_serialization(), url.path());
+    Err(PrimitiveError::new(
+        ErrorKind::Denied,
+        format!(
+            "sandbox: `{shown}` is not part of the scenario, and a rehearsal reaches only the simulator; \
+             name the URL in a [[health]] or [[prometheus]] entry of the scenario"
+        ),
+    )
+    .with_target(shown))
 }
 
 /// An HTTP client built on first use and then shared by every clone: building one loads the

@@ -45,6 +45,11 @@ pub trait LockBackend: Send + Sync {
     fn acquire(&self, target: &str) -> Result<Option<TakenOver>, LockError>;
     /// Releases every lock this run holds.
     fn release_all(&self);
+    /// Why a lock this run held was lost (taken by another runner, or not renewable in time),
+    /// once one was: the run must not change anything after that.
+    fn lost(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Opens the lock backend of a run, given its id (the file backend when a run is given none).

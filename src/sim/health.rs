@@ -22,6 +22,22 @@ pub struct HealthWorld {
     pub azure: Arc<AzureWorld>,
     /// Every resource key of the scenario.
     pub keys: Vec<String>,
+    /// `[[prometheus]]` entries.
+    pub prometheus: Vec<crate::sim::scenario::PrometheusEntry>,
+    /// The distinct `[[prometheus]]` base URLs; the n-th answers at `/prometheus-scenario/<n>`.
+    pub prometheus_urls: Vec<String>,
+}
+
+/// The distinct base URLs of `[[prometheus]]` entries, in order, without a trailing `/`.
+pub fn prometheus_urls(entries: &[crate::sim::scenario::PrometheusEntry]) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for e in entries {
+        let u = e.url.trim_end_matches('/').to_string();
+        if !urls.contains(&u) {
+            urls.push(u);
+        }
+    }
+    urls
 }
 
 impl HealthWorld {
@@ -37,6 +53,7 @@ pub fn router(world: Arc<HealthWorld>) -> Router {
         .route("/health", get(all))
         .route("/health/{*key}", get(one))
         .route("/prometheus/api/v1/query", get(prometheus).post(prometheus))
+        .route("/prometheus-scenario/{n}/api/v1/query", get(scenario_query).post(scenario_query))
         .with_state(world)
 }
 
@@ -83,6 +100,43 @@ async fn prometheus(State(w): State<Arc<HealthWorld>>, Query(q): Query<HashMap<S
                 "value": [now, if healthy { "0" } else { "1" }]})
         })
         .collect();
+    axum::Json(json!({"status": "success", "data": {"resultType": "vector", "result": result}}))
+        .into_response()
+}
+
+/// An instant query on the n-th `[[prometheus]]` URL: the entry naming the query answers its
+/// `value` (`broken_value` while `follows` is unhealthy); a query no entry names answers an
+/// empty result, as Prometheus does for a series that does not exist.
+async fn scenario_query(
+    State(w): State<Arc<HealthWorld>>,
+    Path(n): Path<usize>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(query) = q.get("query").filter(|q| !q.trim().is_empty()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"status": "error", "errorType": "bad_data",
+                "error": "invalid parameter \"query\": empty query"})),
+        )
+            .into_response();
+    };
+    let Some(url) = w.prometheus_urls.get(n) else {
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"status": "error", "error": "no such server"})))
+            .into_response();
+    };
+    let entry = w.prometheus.iter().find(|e| e.url.trim_end_matches('/') == url.as_str() && e.answers(query));
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    let result: Vec<Value> = match entry {
+        None => Vec::new(),
+        Some(e) => {
+            let broken = e.follows.as_deref().and_then(|k| w.healthy(k)) == Some(false);
+            let value = match (broken, e.broken_value) {
+                (true, Some(b)) => b,
+                _ => e.value,
+            };
+            vec![json!({"metric": {}, "value": [now, value.to_string()]})]
+        }
+    };
     axum::Json(json!({"status": "success", "data": {"resultType": "vector", "result": result}}))
         .into_response()
 }

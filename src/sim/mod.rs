@@ -112,8 +112,14 @@ impl Sim {
 
         let k8s = Arc::new(K8sWorld::from_scenario(&scenario));
         let azure = Arc::new(AzureWorld::from_scenario(&scenario));
-        let health =
-            Arc::new(HealthWorld { k8s: k8s.clone(), azure: azure.clone(), keys: scenario.resource_keys() });
+        let prometheus_urls = health::prometheus_urls(&scenario.prometheus);
+        let health = Arc::new(HealthWorld {
+            k8s: k8s.clone(),
+            azure: azure.clone(),
+            keys: scenario.resource_keys(),
+            prometheus: scenario.prometheus.clone(),
+            prometheus_urls: prometheus_urls.clone(),
+        });
         let kube_for: KubeServerFor = {
             let k8s = k8s.clone();
             let base = base.clone();
@@ -149,8 +155,17 @@ impl Sim {
                 }
             })
         };
-        let rewrites =
-            scenario.health.iter().map(|h| (h.url.clone(), format!("{base}/health/{}", h.follows))).collect();
+        let rewrites = scenario
+            .health
+            .iter()
+            .map(|h| (h.url.clone(), format!("{base}/health/{}", h.follows)))
+            .chain(
+                prometheus_urls
+                    .iter()
+                    .enumerate()
+                    .map(|(n, u)| (u.clone(), format!("{base}/prometheus-scenario/{n}"))),
+            )
+            .collect();
         Ok(SimHandle {
             inner: Arc::new(Inner {
                 addr,
@@ -225,7 +240,7 @@ impl SimHandle {
         y
     }
 
-    /// Each scenario `[[health]]` URL and the simulator URL that answers for it.
+    /// Each scenario `[[health]]` and `[[prometheus]]` URL and the simulator URL that answers for it.
     pub fn url_rewrites(&self) -> Vec<(String, String)> {
         self.inner.rewrites.clone()
     }

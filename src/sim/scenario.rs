@@ -35,6 +35,9 @@ pub struct Scenario {
     /// External health URLs that follow a simulated resource.
     #[serde(default)]
     pub health: Vec<HealthUrl>,
+    /// Prometheus queries and their answers, optionally following a simulated resource.
+    #[serde(default)]
+    pub prometheus: Vec<PrometheusEntry>,
     /// Faults injected into HTTP answers.
     #[serde(default)]
     pub faults: Vec<Fault>,
@@ -231,6 +234,32 @@ pub struct HealthUrl {
     pub follows: String,
 }
 
+/// `[[prometheus]]`: the answer to one instant query on one Prometheus base URL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusEntry {
+    /// The server base URL runbooks query.
+    pub url: String,
+    /// The PromQL query (compared without whitespace).
+    pub query: String,
+    /// The answer while healthy.
+    pub value: f64,
+    /// The resource key whose health the answer follows (§6 keys).
+    #[serde(default)]
+    pub follows: Option<String>,
+    /// The answer while `follows` is unhealthy.
+    #[serde(default)]
+    pub broken_value: Option<f64>,
+}
+
+impl PrometheusEntry {
+    /// Whether this entry answers `query` (whitespace is not significant).
+    pub fn answers(&self, query: &str) -> bool {
+        let squash = |q: &str| q.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        squash(&self.query) == squash(query)
+    }
+}
+
 /// `[[faults]]`: an injected answer.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -407,6 +436,26 @@ impl Scenario {
                     hint = format!(" (did you mean `{best}`?)");
                 }
                 return Err(invalid(&h.follows, format!("unknown `follows` target `{}`{hint}", h.follows)));
+            }
+        }
+        for p in &self.prometheus {
+            if let Some(follows) = &p.follows
+                && !keys.iter().any(|k| k == follows)
+            {
+                let mut hint = String::new();
+                if let Some(best) = crate::model::nearest(follows, keys.iter().map(String::as_str)) {
+                    hint = format!(" (did you mean `{best}`?)");
+                }
+                return Err(invalid(follows, format!("unknown `follows` target `{follows}`{hint}")));
+            }
+            if p.follows.is_some() != p.broken_value.is_some() {
+                return Err(invalid(
+                    &p.url,
+                    format!("[[prometheus]] `{}`: give `follows` and `broken_value` together", p.query),
+                ));
+            }
+            if !p.url.starts_with("http://") && !p.url.starts_with("https://") {
+                return Err(invalid(&p.url, format!("[[prometheus]] url `{}` must be http(s)", p.url)));
             }
         }
         for d in &self.k8s.deployments {

@@ -75,10 +75,32 @@ pub async fn stopped_signal(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
+/// The largest request body the simulator reads; a larger one is answered 413.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+fn too_large() -> Response<Body> {
+    let body = serde_json::json!({"error": {"code": "RequestEntityTooLarge",
+        "message": format!("the request body is larger than the simulator's limit of {MAX_BODY} bytes")}});
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
 async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Result<Response<Body>, DropConnection> {
     let (parts, body) = req.into_parts();
-    let bytes = match body.collect().await {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Ok(too_large());
+    }
+    let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Ok(too_large()),
         Err(_) => return Err(DropConnection),
     };
     let method = parts.method.as_str().to_string();

@@ -1,10 +1,21 @@
 //! `health::prometheus`: an instant PromQL query whose value must lie within bounds.
+//!
+//! A value out of bounds is a `fail`; an answer that cannot be evaluated (unreachable server,
+//! query error, empty result, NaN) is `inconclusive`. Auth: a bearer token from
+//! `ROLLBOOK_PROMETHEUS_TOKEN` (or the `ROLLBOOK_PROMETHEUS_*` variable `token_env` names), or
+//! with `auth: "azure"` an Azure AD token for Azure Monitor managed Prometheus from the run's
+//! Azure credentials. A token is sent over HTTPS only (plain HTTP to loopback excepted).
 
 use serde::{Deserialize, Serialize};
 
-use super::{describe_error, parse_url};
-use crate::model::{Dur, PrimitiveError};
+use super::{Verdict, describe_error, is_loopback, parse_url};
+use crate::model::{Dur, ErrorKind, PrimitiveError};
 use crate::providers::{Access, CallCx, Meta, Primitive};
+
+/// The variable a bearer token is read from by default.
+pub const TOKEN_ENV: &str = "ROLLBOOK_PROMETHEUS_TOKEN";
+/// The scope of Azure Monitor managed Prometheus tokens.
+pub const AZURE_SCOPE: &str = "https://prometheus.monitor.azure.com/.default";
 
 /// `health::prometheus`.
 pub struct Prometheus;
@@ -39,13 +50,26 @@ pub struct PrometheusArgs {
     /// Per-request timeout (5s).
     #[serde(default = "five_seconds")]
     pub timeout: Dur,
+    /// The environment variable holding a bearer token (a `ROLLBOOK_PROMETHEUS_*` name;
+    /// default `ROLLBOOK_PROMETHEUS_TOKEN` when set).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// `"azure"`: an Azure AD token from the run's Azure credentials (Azure Monitor managed
+    /// Prometheus); `"none"`: no token even when one is set.
+    #[serde(default)]
+    pub auth: Option<String>,
 }
 
 /// Result of `health::prometheus`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PrometheusOutput {
-    /// Whether the value was within bounds.
+    /// Whether the value was within bounds (true only for a `pass` verdict).
     pub ok: bool,
+    /// `pass`, `fail` (the value is out of bounds) or `inconclusive` (no value: unreachable,
+    /// query error, empty result).
+    pub verdict: Verdict,
+    /// Why not `pass`, in words; none when it passed.
+    pub reason: Option<String>,
     /// The scalar or first sample's value.
     pub value: Option<f64>,
     /// Why not ok, in words.
@@ -60,9 +84,9 @@ impl Primitive for Prometheus {
         Meta {
             namespace: "health",
             name: "prometheus",
-            doc: "Runs a PromQL instant query and checks the scalar (or first sample) against `max`/`min`; never throws for an unhealthy value.",
-            keys_doc: "`url` (server base), `query`, `max` and/or `min`, `attempts` (1), `interval` (\"5s\"), `timeout` per request (\"5s\")",
-            returns: "`#{ ok, value, error }`",
+            doc: "Runs a PromQL instant query and checks the scalar (or first sample) against `max`/`min`; the verdict is pass, fail (out of bounds) or inconclusive (no value: never act on it); never throws for an unhealthy value.",
+            keys_doc: "`url` (server base), `query`, `max` and/or `min`, `attempts` (1), `interval` (\"5s\"), `timeout` per request (\"5s\"), `token_env` (a `ROLLBOOK_PROMETHEUS_*` variable; default `ROLLBOOK_PROMETHEUS_TOKEN` when set), `auth` (\"azure\" for Azure Monitor managed Prometheus, \"none\")",
+            returns: "`#{ ok, verdict, reason, value, error }`",
             access: Access::Read,
         }
     }
@@ -79,7 +103,14 @@ impl Primitive for Prometheus {
         if args.attempts == 0 {
             return Err(PrimitiveError::invalid("`attempts` must be at least 1"));
         }
-        let mut out = PrometheusOutput { ok: false, value: None, error: None };
+        let token = token(cx, &args, &endpoint).await?;
+        let mut out = PrometheusOutput {
+            ok: false,
+            verdict: Verdict::Inconclusive,
+            reason: None,
+            value: None,
+            error: None,
+        };
         for attempt in 1..=args.attempts {
             if attempt > 1 {
                 cx.progress.waiting(&format!(
@@ -92,35 +123,111 @@ impl Primitive for Prometheus {
                 cx.progress.done_waiting();
                 slept?;
             }
-            let request = cx
+            let mut request = cx
                 .http
                 .get(endpoint.clone())
                 .query(&[("query", args.query.as_str())])
                 .timeout(args.timeout.get());
+            if let Some(token) = &token {
+                let mut value =
+                    reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                        PrimitiveError::invalid("the Prometheus token has characters a header cannot carry")
+                    })?;
+                value.set_sensitive(true);
+                request = request.header(reqwest::header::AUTHORIZATION, value);
+            }
             let answer = tokio::select! {
                 r = query(request, &args) => r,
                 _ = cx.cancel.cancelled() => return Err(PrimitiveError::new(crate::model::ErrorKind::Cancelled, "cancelled while querying")),
             };
             match answer {
+                Ok(value) if value.is_nan() => {
+                    out.value = None;
+                    out.verdict = Verdict::Inconclusive;
+                    out.error = Some("value is NaN (no traffic to compute it from?)".into());
+                }
                 Ok(value) => {
                     out.value = Some(value);
                     match check_bounds(value, args.min, args.max) {
                         None => {
                             out.ok = true;
+                            out.verdict = Verdict::Pass;
                             out.error = None;
+                            out.reason = None;
                             return Ok(out);
                         }
-                        Some(reason) => out.error = Some(reason),
+                        Some(reason) => {
+                            out.verdict = Verdict::Fail;
+                            out.error = Some(reason);
+                        }
                     }
                 }
                 Err(reason) => {
                     out.value = None;
+                    out.verdict = Verdict::Inconclusive;
                     out.error = Some(reason);
                 }
             }
         }
+        out.reason = out.error.clone();
         Ok(out)
     }
+}
+
+/// Holds the Azure credential of Prometheus queries for the run (tokens are cached in it).
+struct PrometheusCredential(crate::azure::Credentials);
+
+/// The bearer token to send, if any, refusing names outside `ROLLBOOK_PROMETHEUS_*` (a runbook
+/// must not be able to send any secret of the environment anywhere) and plain HTTP off loopback.
+async fn token(
+    cx: &CallCx,
+    args: &PrometheusArgs,
+    endpoint: &reqwest::Url,
+) -> Result<Option<String>, PrimitiveError> {
+    let settings = &cx.shared.settings;
+    let auth = args.auth.as_deref().map(str::to_ascii_lowercase);
+    let token = match (auth.as_deref(), args.token_env.as_deref()) {
+        (Some("azure"), Some(_)) | (Some("none"), Some(_)) => {
+            return Err(PrimitiveError::invalid("give `auth` or `token_env`, not both"));
+        }
+        (Some("none"), None) => None,
+        (Some("azure"), None) => {
+            let credential = cx.shared.get_or_init::<PrometheusCredential>(|settings| {
+                crate::azure::Credentials::from_settings(settings, AZURE_SCOPE)
+                    .map(PrometheusCredential)
+                    .map_err(PrimitiveError::from)
+            })?;
+            let token = credential.0.token(false).await.map_err(PrimitiveError::from)?;
+            Some(token.expose().to_string())
+        }
+        (Some(other), _) => {
+            return Err(PrimitiveError::invalid(format!(
+                "`auth` must be \"azure\" or \"none\", not `{other}`"
+            )));
+        }
+        (None, Some(name)) => {
+            if !name.starts_with(TOKEN_ENV) {
+                return Err(PrimitiveError::invalid(format!(
+                    "`token_env` must name a variable starting with {TOKEN_ENV}, not `{name}`"
+                )));
+            }
+            if settings.sandbox.is_some() {
+                // A rehearsal has no real tokens; the simulator accepts any.
+                return Ok(Some("rollbook-sandbox".into()));
+            }
+            Some(settings.var(name).map(str::to_string).ok_or_else(|| {
+                PrimitiveError::new(ErrorKind::Invalid, format!("`token_env`: {name} is not set"))
+            })?)
+        }
+        (None, None) => settings.var(TOKEN_ENV).map(str::to_string),
+    };
+    if token.is_some() && endpoint.scheme() != "https" && !is_loopback(endpoint) {
+        return Err(PrimitiveError::invalid(format!(
+            "a token is sent over https only, and `{}` is plain http",
+            endpoint.origin().ascii_serialization()
+        )));
+    }
+    Ok(token)
 }
 
 /// Why `value` is out of bounds, or None when it is within them.
@@ -149,10 +256,11 @@ async fn query(request: reqwest::RequestBuilder, args: &PrometheusArgs) -> Resul
         .await
         .map_err(|e| format!("status {status}: the answer is not Prometheus JSON ({e})"))?;
     parse_query_result(&body)
+        .map_err(|why| if status.is_success() { why } else { format!("status {}: {why}", status.as_u16()) })
 }
 
 /// Extracts the scalar or first sample value from a `/api/v1/query` answer.
-fn parse_query_result(body: &serde_json::Value) -> Result<f64, String> {
+pub fn parse_query_result(body: &serde_json::Value) -> Result<f64, String> {
     if body["status"] != "success" {
         let error = body["error"].as_str().unwrap_or("unknown error");
         return Err(format!("query failed: {error}"));

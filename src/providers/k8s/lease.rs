@@ -1,16 +1,25 @@
 //! The Kubernetes `Lease` lock backend (`rollbook run --lock k8s:<context>/<namespace>`): each
 //! target's lock is a `coordination.k8s.io/v1` Lease in one namespace of one cluster, so runners
-//! on different machines exclude each other. A held lease is renewed while the run lives and
-//! released at its end; one whose holder stopped renewing it (a dead run) is taken over once it
-//! has expired, with a warning. Every write is a create or a replace at the read
+//! on different machines exclude each other. Every write is a create or a replace at the read
 //! `resourceVersion`, so two runners racing for one lease never both win.
+//!
+//! Holders are told apart by a holder identity with a random per-process nonce
+//! (`<run id>@<host>/<pid>/<nonce>`), never by looking at processes: a runner in another PID
+//! namespace may share a host name and a pid. Expiry is judged as client-go's leader election
+//! does: a lease whose record stays unchanged (same `resourceVersion`) for its whole duration,
+//! measured on this machine's clock, is taken over; the holder's own timestamps only decide
+//! whether to start watching (a lease renewed recently by its holder's clock is reported as held
+//! at once). Held leases are renewed by their own task, each request with a short timeout; a
+//! lease that could not be renewed within its duration, or that another runner took, is *lost*:
+//! [`LockBackend::lost`] says so and the run refuses every further mutation.
 //!
 //! The backend runs its own small runtime on its own thread: the run takes locks from the script
 //! thread and releases them from async code, and neither may block a runtime it is inside.
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -22,12 +31,12 @@ use super::KubeClients;
 use crate::model::Settings;
 use crate::run::locks::{Holder, LockBackend, LockError, LockOpener, TakenOver};
 
-/// How long a lease lasts without renewal.
+/// How long a lease lasts without renewal, unless `ROLLBOOK_LEASE_SECONDS` says otherwise.
 const LEASE_SECONDS: i32 = 15;
-/// How often held leases are renewed.
-const RENEW_EVERY: Duration = Duration::from_secs(5);
-/// Longest wait for one lock request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for one request to the cluster (renewals must not starve behind a slow one).
+const API_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an apparently expired lease is looked at again while it is watched.
+const OBSERVE_EVERY: Duration = Duration::from_millis(250);
 
 /// Where `--lock k8s:` keeps leases.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,16 +75,37 @@ pub fn lease_name(target: &str) -> String {
     format!("rollbook-{readable}-{}", &hash[..10])
 }
 
-/// The `holderIdentity` of a run: `<run id>@<host>/<pid>`.
-fn identity(h: &Holder) -> String {
-    format!("{}@{}/{}", h.run_id, h.host, h.pid)
+/// The lease duration: `ROLLBOOK_LEASE_SECONDS` (1–3600), else 15 s.
+pub fn lease_seconds(settings: &Settings) -> Result<i32, String> {
+    match settings.var("ROLLBOOK_LEASE_SECONDS") {
+        None => Ok(LEASE_SECONDS),
+        Some(v) => v.trim().parse::<i32>().ok().filter(|n| (1..=3600).contains(n)).ok_or_else(|| {
+            format!("ROLLBOOK_LEASE_SECONDS `{v}` must be a whole number of seconds from 1 to 3600")
+        }),
+    }
+}
+
+/// The `holderIdentity` of a run in this process: `<run id>@<host>/<pid>/<nonce>`.
+fn identity(h: &Holder, nonce: &str) -> String {
+    format!("{}@{}/{}/{nonce}", h.run_id, h.host, h.pid)
+}
+
+/// A random nonce, new for every backend opened, so two processes never share an identity.
+fn new_nonce() -> String {
+    format!("{:016x}", fastrand::u64(..))
 }
 
 fn holder_of(lease: &Lease) -> Option<Holder> {
     let spec = lease.spec.as_ref()?;
     let id = spec.holder_identity.as_deref().filter(|s| !s.is_empty())?;
     let (run_id, rest) = id.split_once('@').unwrap_or((id, ""));
-    let (host, pid) = rest.rsplit_once('/').unwrap_or((rest, "0"));
+    let mut parts: Vec<&str> = rest.rsplitn(3, '/').collect();
+    parts.reverse();
+    let (host, pid) = match parts.as_slice() {
+        [host, pid, _nonce] => (*host, *pid),
+        [host, pid] => (*host, *pid),
+        _ => (rest, "0"),
+    };
     let since = spec.acquire_time.as_ref().and_then(|t| to_chrono(&t.0)).unwrap_or_else(chrono::Utc::now);
     Some(Holder {
         run_id: run_id.into(),
@@ -93,25 +123,30 @@ fn now() -> MicroTime {
     MicroTime(k8s_openapi::jiff::Timestamp::now())
 }
 
-/// Whether the lease's holder stopped renewing it more than its duration ago.
-fn expired(lease: &Lease) -> bool {
+/// The lease's duration as its holder wrote it (one second to an hour, so a hostile record
+/// cannot make a taker watch it forever).
+fn duration_of(lease: &Lease) -> Duration {
+    let secs = lease.spec.as_ref().and_then(|s| s.lease_duration_seconds).unwrap_or(LEASE_SECONDS);
+    Duration::from_secs(u64::try_from(secs.clamp(1, 3600)).unwrap_or(1))
+}
+
+/// A hint only, from the holder's own timestamps compared with this machine's clock: whether
+/// the lease looks unrenewed for longer than its duration. Clocks may disagree, so this never
+/// decides a takeover; it decides whether watching the record is worth it.
+fn looks_expired(lease: &Lease) -> bool {
     let Some(spec) = lease.spec.as_ref() else { return true };
-    let seconds = i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS));
     let last = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()).and_then(|t| to_chrono(&t.0));
     match last {
-        Some(at) => chrono::Utc::now() > at + chrono::TimeDelta::seconds(seconds),
+        Some(at) => {
+            let d = chrono::TimeDelta::from_std(duration_of(lease)).unwrap_or(chrono::TimeDelta::MAX);
+            at.checked_add_signed(d).is_none_or(|end| chrono::Utc::now() > end)
+        }
         None => true,
     }
 }
 
-/// Whether `holder` is a process of this machine that no longer exists (a dead run: its lease
-/// need not expire before it is taken over). Elsewhere only expiry tells.
-fn gone(holder: &Holder, me: &Holder) -> bool {
-    cfg!(target_os = "linux")
-        && holder.host == me.host
-        && holder.pid != 0
-        && holder.pid != me.pid
-        && !std::path::Path::new("/proc").join(holder.pid.to_string()).exists()
+fn is_free(lease: &Lease) -> bool {
+    lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).is_none_or(str::is_empty)
 }
 
 enum Cmd {
@@ -119,10 +154,37 @@ enum Cmd {
     ReleaseAll(std_mpsc::Sender<()>),
 }
 
+/// What the worker, its renewal task and the run share.
+#[derive(Default)]
+struct State {
+    /// Target → (lease name, when it was last written by us, on this machine's clock).
+    held: Mutex<HashMap<String, (String, Instant)>>,
+    /// Why a held lease was lost, once one was.
+    lost: Mutex<Option<String>>,
+    /// The Lease API, once reached.
+    api: Mutex<Option<Api<Lease>>>,
+}
+
+impl State {
+    fn api(&self) -> Option<Api<Lease>> {
+        self.api.lock().ok().and_then(|a| a.clone())
+    }
+    fn mark_lost(&self, why: String) {
+        tracing::error!("{why}");
+        if let Ok(mut lost) = self.lost.lock()
+            && lost.is_none()
+        {
+            *lost = Some(why);
+        }
+    }
+}
+
 /// The Lease locks of one run.
 pub struct LeaseLocks {
     store: LeaseStore,
     tx: mpsc::UnboundedSender<Cmd>,
+    state: Arc<State>,
+    reply_within: Duration,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -137,8 +199,18 @@ pub fn opener(settings: Settings, store: LeaseStore) -> LockOpener {
 impl LeaseLocks {
     /// Starts the backend for `me`; the cluster is first reached on the first lock.
     pub fn open(settings: Settings, store: LeaseStore, me: Holder) -> Result<LeaseLocks, String> {
+        let seconds = lease_seconds(&settings)?;
+        let duration = Duration::from_secs(u64::try_from(seconds).unwrap_or(15));
         let (tx, rx) = mpsc::unbounded_channel();
-        let worker = Worker { settings, store: store.clone(), me, api: None, held: HashMap::new() };
+        let state = Arc::new(State::default());
+        let worker = Worker {
+            settings,
+            store: store.clone(),
+            id: identity(&me, &new_nonce()),
+            seconds,
+            duration,
+            state: state.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("rollbook-leases".into())
             .spawn(move || {
@@ -152,7 +224,10 @@ impl LeaseLocks {
                 rt.block_on(worker.serve(rx));
             })
             .map_err(|e| format!("cannot start the lease lock thread: {e}"))?;
-        Ok(LeaseLocks { store, tx, thread: Some(thread) })
+        // An acquire may watch a lease whose holder went quiet for up to the longest duration
+        // a holder can write, plus a few requests.
+        let reply_within = Duration::from_secs(3600) + 4 * API_TIMEOUT;
+        Ok(LeaseLocks { store, tx, state, reply_within, thread: Some(thread) })
     }
 
     fn unavailable(&self, target: &str) -> LockError {
@@ -168,14 +243,18 @@ impl LockBackend for LeaseLocks {
     fn acquire(&self, target: &str) -> Result<Option<TakenOver>, LockError> {
         let (reply, answer) = std_mpsc::channel();
         self.tx.send(Cmd::Acquire(target.into(), reply)).map_err(|_| self.unavailable(target))?;
-        answer.recv_timeout(REQUEST_TIMEOUT + Duration::from_secs(5)).map_err(|_| self.unavailable(target))?
+        answer.recv_timeout(self.reply_within).map_err(|_| self.unavailable(target))?
     }
 
     fn release_all(&self) {
         let (reply, answer) = std_mpsc::channel();
         if self.tx.send(Cmd::ReleaseAll(reply)).is_ok() {
-            let _ = answer.recv_timeout(REQUEST_TIMEOUT);
+            let _ = answer.recv_timeout(4 * API_TIMEOUT);
         }
+    }
+
+    fn lost(&self) -> Option<String> {
+        self.state.lost.lock().ok().and_then(|l| l.clone())
     }
 }
 
@@ -194,66 +273,86 @@ impl Drop for LeaseLocks {
 struct Worker {
     settings: Settings,
     store: LeaseStore,
-    me: Holder,
-    api: Option<Api<Lease>>,
-    /// Target → the name of the lease held for it.
-    held: HashMap<String, String>,
+    /// This process's holder identity.
+    id: String,
+    seconds: i32,
+    duration: Duration,
+    state: Arc<State>,
+}
+
+/// Runs one request to the cluster with the short per-request timeout.
+async fn within<T>(fut: impl std::future::Future<Output = Result<T, kube::Error>>) -> Result<T, String> {
+    match tokio::time::timeout(API_TIMEOUT, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {}s", API_TIMEOUT.as_secs())),
+    }
+}
+
+/// A conflict (someone else wrote first) or another failure.
+enum WriteError {
+    Conflict,
+    Other(String),
+}
+
+async fn write(
+    fut: impl std::future::Future<Output = Result<Lease, kube::Error>>,
+) -> Result<Lease, WriteError> {
+    match tokio::time::timeout(API_TIMEOUT, fut).await {
+        Ok(Ok(l)) => Ok(l),
+        Ok(Err(kube::Error::Api(s))) if s.code == 409 => Err(WriteError::Conflict),
+        Ok(Err(e)) => Err(WriteError::Other(e.to_string())),
+        Err(_) => Err(WriteError::Other(format!("no answer within {}s", API_TIMEOUT.as_secs()))),
+    }
 }
 
 impl Worker {
-    async fn serve(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
-        let mut renew = tokio::time::interval(RENEW_EVERY);
-        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        renew.tick().await;
-        loop {
-            tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(Cmd::Acquire(target, reply)) => {
-                        let result = tokio::time::timeout(REQUEST_TIMEOUT, self.acquire(&target))
-                            .await
-                            .unwrap_or_else(|_| Err(self.error(&target, "the cluster did not answer in time")));
-                        let _ = reply.send(result);
-                    }
-                    Some(Cmd::ReleaseAll(reply)) => {
-                        let _ = tokio::time::timeout(REQUEST_TIMEOUT, self.release_all()).await;
-                        let _ = reply.send(());
-                    }
-                    None => {
-                        let _ = tokio::time::timeout(REQUEST_TIMEOUT, self.release_all()).await;
-                        return;
-                    }
-                },
-                _ = renew.tick() => self.renew().await,
+    async fn serve(self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        let renewing = tokio::spawn(renew_loop(self.state.clone(), self.id.clone(), self.duration));
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                Cmd::Acquire(target, reply) => {
+                    let result = self.acquire(&target).await;
+                    let _ = reply.send(result);
+                }
+                Cmd::ReleaseAll(reply) => {
+                    self.release_all().await;
+                    let _ = reply.send(());
+                }
             }
         }
+        renewing.abort();
+        self.release_all().await;
     }
 
     fn error(&self, target: &str, message: impl Into<String>) -> LockError {
         LockError::Store { target: target.into(), store: self.store.describe(), message: message.into() }
     }
 
-    async fn api(&mut self, target: &str) -> Result<Api<Lease>, LockError> {
-        if let Some(api) = &self.api {
-            return Ok(api.clone());
+    async fn api(&self, target: &str) -> Result<Api<Lease>, LockError> {
+        if let Some(api) = self.state.api() {
+            return Ok(api);
         }
         let clients = KubeClients::default();
-        let client = clients
-            .client(&self.settings, &self.store.context)
+        let client = tokio::time::timeout(API_TIMEOUT, clients.client(&self.settings, &self.store.context))
             .await
+            .map_err(|_| self.error(target, "the cluster did not answer in time"))?
             .map_err(|e| self.error(target, e.message))?;
         let api = Api::<Lease>::namespaced(client, &self.store.namespace);
-        self.api = Some(api.clone());
+        if let Ok(mut slot) = self.state.api.lock() {
+            *slot = Some(api.clone());
+        }
         Ok(api)
     }
 
     fn mine(&self, lease: &Lease) -> bool {
-        lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(identity(&self.me).as_str())
+        lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(self.id.as_str())
     }
 
     fn spec(&self, transitions: i32) -> LeaseSpec {
         LeaseSpec {
-            holder_identity: Some(identity(&self.me)),
-            lease_duration_seconds: Some(LEASE_SECONDS),
+            holder_identity: Some(self.id.clone()),
+            lease_duration_seconds: Some(self.seconds),
             acquire_time: Some(now()),
             renew_time: Some(now()),
             lease_transitions: Some(transitions),
@@ -261,70 +360,99 @@ impl Worker {
         }
     }
 
-    async fn acquire(&mut self, target: &str) -> Result<Option<TakenOver>, LockError> {
-        if self.held.contains_key(target) {
+    fn hold(&self, target: &str, name: String) {
+        if let Ok(mut held) = self.state.held.lock() {
+            held.insert(target.to_string(), (name, Instant::now()));
+        }
+    }
+
+    async fn acquire(&self, target: &str) -> Result<Option<TakenOver>, LockError> {
+        if self.state.held.lock().map(|h| h.contains_key(target)).unwrap_or(false) {
             return Ok(None);
         }
         let api = self.api(target).await?;
         let name = lease_name(target);
-        let failed = |e: kube::Error| self.error(target, format!("lease `{name}`: {e}"));
-        let current = api.get_opt(&name).await.map_err(failed)?;
-        let taken = match current {
-            None => {
-                let lease = Lease {
-                    metadata: ObjectMeta {
-                        name: Some(name.clone()),
-                        annotations: Some([("rollbook.dev/target".to_string(), target.to_string())].into()),
-                        ..Default::default()
-                    },
-                    spec: Some(self.spec(0)),
-                };
-                match api.create(&PostParams::default(), &lease).await {
-                    Ok(_) => None,
-                    // Another runner created it first: it holds it.
-                    Err(kube::Error::Api(s)) if s.code == 409 => {
-                        return Err(self.held_by_current(&api, target).await);
-                    }
-                    Err(e) => return Err(failed(e)),
+        let failed = |e: String| self.error(target, format!("lease `{name}`: {e}"));
+        let current = within(api.get_opt(&name)).await.map_err(failed)?;
+        let Some(mut lease) = current else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    annotations: Some([("rollbook.dev/target".to_string(), target.to_string())].into()),
+                    ..Default::default()
+                },
+                spec: Some(self.spec(0)),
+            };
+            return match write(api.create(&PostParams::default(), &lease)).await {
+                Ok(_) => {
+                    self.hold(target, name);
+                    Ok(None)
                 }
-            }
-            Some(lease) => {
-                let previous = holder_of(&lease);
-                if let Some(holder) = &previous
-                    && !self.mine(&lease)
-                    && !expired(&lease)
-                    && !gone(holder, &self.me)
-                {
-                    return Err(LockError::Held { target: target.into(), holder: holder.clone() });
-                }
-                let transitions = lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
-                let mut next = lease.clone();
-                next.spec = Some(self.spec(transitions + 1));
-                match api.replace(&name, &PostParams::default(), &next).await {
-                    Ok(_) => {
-                        previous.filter(|p| p.run_id != self.me.run_id).map(|previous| TakenOver { previous })
-                    }
-                    // Someone else wrote it since we read it: they hold it now.
-                    Err(kube::Error::Api(s)) if s.code == 409 => {
-                        return Err(self.held_by_current(&api, target).await);
-                    }
-                    Err(e) => return Err(failed(e)),
-                }
-            }
+                // Another runner created it first: it holds it.
+                Err(WriteError::Conflict) => Err(self.held_by_current(&api, target).await),
+                Err(WriteError::Other(e)) => Err(failed(e)),
+            };
         };
-        self.held.insert(target.to_string(), name);
-        Ok(taken)
+        let previous = holder_of(&lease);
+        if !is_free(&lease) && !self.mine(&lease) {
+            if !looks_expired(&lease) {
+                return Err(self.held_error(target, &lease));
+            }
+            // Its holder looks quiet: watch the record; only one left unchanged for its whole
+            // duration, on this machine's clock, is taken over.
+            let watched_since = Instant::now();
+            let wait = duration_of(&lease).max(self.duration);
+            let version = lease.metadata.resource_version.clone();
+            tracing::info!(
+                "lease `{name}` looks expired; watching it for {}s before taking it over",
+                wait.as_secs()
+            );
+            loop {
+                tokio::time::sleep(OBSERVE_EVERY).await;
+                let seen = within(api.get_opt(&name)).await.map_err(failed)?;
+                let Some(seen) = seen else {
+                    // Deleted meanwhile: start again from scratch.
+                    return Box::pin(self.acquire(target)).await;
+                };
+                if seen.metadata.resource_version != version {
+                    if is_free(&seen) {
+                        lease = seen;
+                        break;
+                    }
+                    return Err(self.held_error(target, &seen));
+                }
+                if watched_since.elapsed() >= wait {
+                    lease = seen;
+                    break;
+                }
+            }
+        }
+        let transitions = lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
+        let mut next = lease.clone();
+        next.spec = Some(self.spec(transitions + 1));
+        match write(api.replace(&name, &PostParams::default(), &next)).await {
+            Ok(_) => {
+                self.hold(target, name);
+                let taken_from_another = !is_free(&lease) && !self.mine(&lease);
+                Ok(previous.filter(|_| taken_from_another).map(|previous| TakenOver { previous }))
+            }
+            // Someone else wrote it since we read it: they hold it now.
+            Err(WriteError::Conflict) => Err(self.held_by_current(&api, target).await),
+            Err(WriteError::Other(e)) => Err(failed(e)),
+        }
+    }
+
+    fn held_error(&self, target: &str, lease: &Lease) -> LockError {
+        match holder_of(lease) {
+            Some(holder) => LockError::Held { target: target.into(), holder },
+            None => self.error(target, "the lease changed while it was being taken; try again"),
+        }
     }
 
     async fn held_by_current(&self, api: &Api<Lease>, target: &str) -> LockError {
         let name = lease_name(target);
-        match api.get_opt(&name).await {
-            Ok(Some(lease)) => match holder_of(&lease) {
-                Some(holder) => LockError::Held { target: target.into(), holder },
-                None => {
-                    self.error(target, format!("lease `{name}` changed while it was being taken; try again"))
-                }
-            },
+        match within(api.get_opt(&name)).await {
+            Ok(Some(lease)) => self.held_error(target, &lease),
             Ok(None) => {
                 self.error(target, format!("lease `{name}` vanished while it was being taken; try again"))
             }
@@ -332,43 +460,19 @@ impl Worker {
         }
     }
 
-    /// Renews every held lease; one lost to another runner is reported and forgotten.
-    async fn renew(&mut self) {
-        let Some(api) = self.api.clone() else { return };
-        let mut lost = Vec::new();
-        for (target, name) in &self.held {
-            let result = async {
-                let mut lease = api.get(name).await?;
-                if !self.mine(&lease) {
-                    return Ok(false);
-                }
-                if let Some(spec) = lease.spec.as_mut() {
-                    spec.renew_time = Some(now());
-                }
-                api.replace(name, &PostParams::default(), &lease).await.map(|_| true)
-            }
-            .await;
-            match result {
-                Ok(true) => {}
-                Ok(false) => lost.push(target.clone()),
-                Err(e) => tracing::warn!("cannot renew lease `{name}` for `{target}`: {e}"),
-            }
-        }
-        for target in lost {
-            tracing::error!("the lease on `{target}` was taken by another runner");
-            self.held.remove(&target);
-        }
-    }
-
     /// Clears the holder of every held lease, so the next run takes them without waiting.
-    async fn release_all(&mut self) {
-        let Some(api) = self.api.clone() else { return };
-        for (target, name) in self.held.drain() {
+    async fn release_all(&self) {
+        let Some(api) = self.state.api() else { return };
+        let held: Vec<(String, String)> = self
+            .state
+            .held
+            .lock()
+            .map(|mut h| h.drain().map(|(t, (n, _))| (t, n)).collect())
+            .unwrap_or_default();
+        for (target, name) in held {
             let result = async {
-                let mut lease = api.get(&name).await?;
-                if lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref())
-                    != Some(identity(&self.me).as_str())
-                {
+                let mut lease = within(api.get(&name)).await?;
+                if !self.mine(&lease) {
                     return Ok(());
                 }
                 if let Some(spec) = lease.spec.as_mut() {
@@ -376,13 +480,71 @@ impl Worker {
                     spec.renew_time = None;
                     spec.acquire_time = None;
                 }
-                api.replace(&name, &PostParams::default(), &lease).await.map(|_| ())
+                within(api.replace(&name, &PostParams::default(), &lease)).await.map(|_| ())
             }
             .await;
             if let Err(e) = result {
                 tracing::warn!("cannot release lease `{name}` for `{target}`: {e}");
             }
         }
+    }
+}
+
+/// Renews every held lease every third of its duration, on its own task so a slow acquire
+/// never delays it. A lease another runner holds now, or one not renewed within its duration
+/// (by this machine's clock), is lost: reported through [`State::lost`] and forgotten.
+async fn renew_loop(state: Arc<State>, id: String, duration: Duration) {
+    let every = (duration / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(api) = state.api() else { continue };
+        let held: Vec<(String, String, Instant)> = state
+            .held
+            .lock()
+            .map(|h| h.iter().map(|(t, (n, at))| (t.clone(), n.clone(), *at)).collect())
+            .unwrap_or_default();
+        for (target, name, last) in held {
+            let outcome: Result<bool, String> = async {
+                let mut lease = within(api.get(&name)).await?;
+                if lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) != Some(id.as_str()) {
+                    return Ok(false);
+                }
+                if let Some(spec) = lease.spec.as_mut() {
+                    spec.renew_time = Some(now());
+                }
+                within(api.replace(&name, &PostParams::default(), &lease)).await.map(|_| true)
+            }
+            .await;
+            match outcome {
+                Ok(true) => {
+                    if let Ok(mut h) = state.held.lock()
+                        && let Some(entry) = h.get_mut(&target)
+                    {
+                        entry.1 = Instant::now();
+                    }
+                }
+                Ok(false) => {
+                    forget(&state, &target);
+                    state.mark_lost(format!(
+                        "the lease on `{target}` was taken by another runner; this run stops changing things"
+                    ));
+                }
+                Err(e) if last.elapsed() >= duration => {
+                    forget(&state, &target);
+                    state.mark_lost(format!(
+                        "the lease on `{target}` could not be renewed for {}s ({e}); another runner may hold it now, so this run stops changing things",
+                        duration.as_secs()
+                    ));
+                }
+                Err(e) => tracing::warn!("cannot renew lease `{name}` for `{target}`: {e}"),
+            }
+        }
+    }
+}
+
+fn forget(state: &State, target: &str) {
+    if let Ok(mut h) = state.held.lock() {
+        h.remove(target);
     }
 }
 
@@ -412,10 +574,45 @@ mod tests {
     fn a_holder_round_trips_through_its_identity() {
         let me = Holder::me("20261127T090012Z-3f9a1c");
         let lease = Lease {
-            spec: Some(LeaseSpec { holder_identity: Some(identity(&me)), ..Default::default() }),
+            spec: Some(LeaseSpec {
+                holder_identity: Some(identity(&me, &new_nonce())),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let back = holder_of(&lease).unwrap();
         assert_eq!((back.run_id, back.host, back.pid), (me.run_id, me.host, me.pid));
+    }
+
+    #[test]
+    fn two_processes_never_share_an_identity() {
+        let me = Holder::me("run");
+        assert_ne!(identity(&me, &new_nonce()), identity(&me, &new_nonce()));
+    }
+
+    #[test]
+    fn lease_seconds_come_from_the_settings() {
+        let mut s = Settings::default();
+        assert_eq!(lease_seconds(&s), Ok(15));
+        s.env.insert("ROLLBOOK_LEASE_SECONDS".into(), "3".into());
+        assert_eq!(lease_seconds(&s), Ok(3));
+        for bad in ["0", "-1", "99999", "x"] {
+            s.env.insert("ROLLBOOK_LEASE_SECONDS".into(), bad.into());
+            assert!(lease_seconds(&s).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn expiry_hints_never_overflow() {
+        let lease = Lease {
+            spec: Some(LeaseSpec {
+                holder_identity: Some("x".into()),
+                lease_duration_seconds: Some(i32::MAX),
+                renew_time: Some(now()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(!looks_expired(&lease));
     }
 }

@@ -415,6 +415,9 @@ fn list_response(kind: Kind, rv: &str, items: &[Arc<Value>]) -> Response {
     }
 }
 
+/// The longest watch the simulator keeps open.
+const MAX_WATCH_SECONDS: u64 = 86_400;
+
 fn watch(
     world: Arc<K8sWorld>,
     r: &Req,
@@ -430,7 +433,8 @@ fn watch(
     let timeout = r
         .q("timeoutSeconds")
         .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_secs)
+        // Any number is accepted; a watch lasts at most a day (no deadline overflow).
+        .map(|s| Duration::from_secs(s.min(MAX_WATCH_SECONDS)))
         .unwrap_or(Duration::from_secs(1800));
     let relevant = {
         let ctx = ctx.clone();
