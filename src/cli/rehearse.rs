@@ -236,7 +236,7 @@ pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>) -> i32 {
     let passed = results.iter().filter(|r| matches!(r.verdict, Verdict::Passed)).count();
     let invalid = results.iter().filter(|r| matches!(r.verdict, Verdict::Invalid(_))).count();
     let failed = results.len() - passed - invalid;
-    println!(
+    outln!(
         "{passed} passed, {failed} failed{}",
         if invalid > 0 { format!(", {invalid} invalid") } else { String::new() }
     );
@@ -258,16 +258,16 @@ fn print_result(r: &TestResult) {
     let took = style(crate::model::format_duration(Duration::from_millis(r.took.as_millis() as u64))).dim();
     let name = if r.name.is_empty() { String::new() } else { format!("  {}", style(&r.name).dim()) };
     match &r.verdict {
-        Verdict::Passed => println!("{}    {}{name}  {took}", style("ok").green(), r.path.display()),
+        Verdict::Passed => outln!("{}    {}{name}  {took}", style("ok").green(), r.path.display()),
         Verdict::Failed(why) => {
-            println!("{}  {}{name}  {took}", style("FAIL").red().bold(), r.path.display());
+            outln!("{}  {}{name}  {took}", style("FAIL").red().bold(), r.path.display());
             for w in why {
-                println!("      {w}");
+                outln!("      {w}");
             }
         }
         Verdict::Invalid(why) => {
-            println!("{} {}{name}", style("INVALID").red().bold(), r.path.display());
-            println!("      {why}");
+            outln!("{} {}{name}", style("INVALID").red().bold(), r.path.display());
+            outln!("      {why}");
         }
     }
 }

@@ -154,7 +154,7 @@ impl Resolver {
                 // Module ids name their dependency, so their own imports resolve inside it.
                 id = format!("{dep}/{path}");
             }
-            std::fs::read_to_string(&file).map_err(|e| {
+            crate::model::read_input_file(&file).map_err(|e| {
                 Box::new(EvalAltResult::ErrorRuntime(
                     format!("import `{path}`: cannot read `{}`: {e}", file.display()).into(),
                     pos,

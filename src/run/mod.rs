@@ -103,6 +103,26 @@ pub trait Reporter: Send + Sync {
     fn progress(&self) -> std::sync::Arc<dyn crate::providers::Progress>;
     /// Asks a yes/no question; `None` when no one can answer (no terminal).
     fn ask(&self, question: &str) -> Option<bool>;
+    /// Asks, giving up once `give_up()` turns true (an approval's `timeout`, an interrupt);
+    /// reporters that cannot give up ask as [`Reporter::ask`] does.
+    fn ask_until(&self, question: &str, give_up: &(dyn Fn() -> bool + Send + Sync)) -> Asked {
+        let _ = give_up;
+        match self.ask(question) {
+            Some(answer) => Asked::Answer(answer),
+            None => Asked::NoOne,
+        }
+    }
+}
+
+/// What became of a question asked with [`Reporter::ask_until`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// Answered yes (`true`) or no.
+    Answer(bool),
+    /// No one can answer (no terminal).
+    NoOne,
+    /// Given up before an answer came.
+    GaveUp,
 }
 
 /// A reporter that shows nothing and cannot ask (for embedding and tests).

@@ -50,7 +50,7 @@ pub fn resumable(records: &[Record]) -> Result<(RunbookInfo, Value, bool, bool),
         Event::RunFinished { status, .. } => Some(*status),
         _ => None,
     });
-    if let Some(status) = ended.filter(|s| *s != RunStatus::Incomplete) {
+    if let Some(status) = ended.filter(|s| !matches!(s, RunStatus::Incomplete | RunStatus::Interrupted)) {
         return Err(format!("the run already ended ({}); there is nothing to resume", status.as_str()));
     }
     Ok((runbook.clone(), params.clone(), *dry_run, *yes))
