@@ -272,8 +272,28 @@ fn print_result(r: &TestResult) {
     }
 }
 
+/// Text for an XML attribute or element. Characters XML 1.0 cannot carry at all (control
+/// characters other than tab, newline and carriage return, U+FFFE, U+FFFF) are written as a
+/// visible `\u{…}` escape instead, so the report stays well-formed whatever a runbook printed.
 fn xml(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The results as a JUnit XML report.
@@ -317,4 +337,16 @@ pub fn junit_xml(results: &[TestResult]) -> String {
     }
     out.push_str("</testsuite>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xml;
+
+    #[test]
+    fn xml_text_never_carries_characters_xml_forbids() {
+        let text = xml("a\u{7}b\u{1b}[2J\u{0}<&>\"'\n\u{ffff}");
+        assert!(!text.chars().any(|c| c.is_control() || c == '\u{ffff}'), "{text:?}");
+        assert_eq!(text, "a\\u{7}b\\u{1b}[2J\\u{0}&lt;&amp;&gt;&quot;&apos;&#10;\\u{ffff}");
+    }
 }

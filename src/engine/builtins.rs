@@ -115,22 +115,22 @@ pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
         approve(&s, message, opts, pos)
     });
 
+    // Typed overloads too: Rhai's own `sleep(int)`/`sleep(float)` would otherwise win, and
+    // block the thread outside the run's clock, interrupts and limits.
     let s = session.clone();
-    engine.register_fn("sleep", move |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<()> {
+    engine.register_fn("sleep", move |ctx: NativeCallContext, d: Dynamic| sleep(&s, &ctx, d));
+    let s = session.clone();
+    engine.register_fn("sleep", move |ctx: NativeCallContext, d: rhai::INT| sleep(&s, &ctx, d.into()));
+    let s = session.clone();
+    engine.register_fn("sleep", move |ctx: NativeCallContext, d: rhai::FLOAT| {
         let pos = ctx.call_position();
-        let d = duration_arg("sleep", &d, pos)?;
-        if s.dry_run {
-            let _ = s.record(Event::Log {
-                level: "info".into(),
-                message: format!("dry-run: would sleep {}", Dur(d)),
-            });
-            return Ok(());
+        if !(0.0..=crate::model::duration::MAX_DURATION.as_secs_f64()).contains(&d) {
+            return Err(throw(
+                &PrimitiveError::invalid(format!("sleep: {d}s is not a duration of at most 365d")),
+                pos,
+            ));
         }
-        let cx = s.cx();
-        cx.progress.waiting(&format!("sleeping {}", Dur(d)));
-        let r = s.block_on(cx.sleep(d));
-        cx.progress.done_waiting();
-        r.map_err(|_| s.terminated(pos))
+        sleep(&s, &ctx, format!("{}ms", (d * 1000.0) as u64).into())
     });
 
     let s = session.clone();
@@ -179,6 +179,21 @@ pub(crate) fn register_pure(engine: &mut rhai::Engine) {
     engine.register_fn("duration_ms", |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<i64> {
         Ok(duration_arg("duration_ms", &d, ctx.call_position())?.as_millis() as i64)
     });
+}
+
+fn sleep(s: &Arc<Session>, ctx: &NativeCallContext, d: Dynamic) -> RhaiResult<()> {
+    let pos = ctx.call_position();
+    let d = duration_arg("sleep", &d, pos)?;
+    if s.dry_run {
+        let _ = s
+            .record(Event::Log { level: "info".into(), message: format!("dry-run: would sleep {}", Dur(d)) });
+        return Ok(());
+    }
+    let cx = s.cx();
+    cx.progress.waiting(&format!("sleeping {}", Dur(d)));
+    let r = s.block_on(cx.sleep(d));
+    cx.progress.done_waiting();
+    r.map_err(|_| s.terminated(pos))
 }
 
 fn stage(

@@ -507,6 +507,17 @@ impl Engine {
             EngineError::Script(Box::new(d))
         })?;
         ast.set_source(display.clone());
+        if let Some((line, col)) = check::non_literal_imports(&source).first() {
+            return Err(EngineError::Script(Box::new(Diagnostic::at(
+                &display,
+                Some(&source),
+                Some(*line),
+                Some(*col),
+                "`import` takes a string literal path (like `import \"std/k8s\" as k8s;`), so what a run loads is known before it starts and journaled".into(),
+                "not a literal path".into(),
+                Some("write the module's path in quotes; pick between modules with `if` after importing them".into()),
+            ))));
+        }
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("runbook");
         let meta = read_meta(&ast, &source, stem).map_err(|(message, needle)| {
             EngineError::Script(Box::new(diag::at_text(&display, &source, &needle, message, None)))

@@ -161,6 +161,15 @@ impl Resolver {
                 ))
             })?
         };
+        if let Some((line, col)) = super::check::non_literal_imports(&source).first() {
+            return Err(Box::new(EvalAltResult::ErrorRuntime(
+                format!(
+                    "module `{path}` line {line}, column {col}: `import` takes a string literal path, so what a run loads is known before it starts"
+                )
+                .into(),
+                pos,
+            )));
+        }
         let mut ast = engine
             .compile(&source)
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.into(), e.into(), pos)))?;
