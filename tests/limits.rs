@@ -68,8 +68,8 @@ async fn a_loop_of_parallel_calls_is_stopped_by_the_operations_budget() {
     let mut f = fixture();
     f.engine.limits_mut().max_operations = 200_000;
     let report = f
-        .run("loop { parallel([1, 2], |i| { let n = 0; while n < 10 { n += 1; } n }); }", |o| {
-            o.timeout = Some(std::time::Duration::from_secs(120))
+        .run("loop { parallel([1, 2], |i| { let n = 0; while n < 1000 { n += 1; } n }); }", |o| {
+            o.timeout = Some(std::time::Duration::from_secs(30))
         })
         .await;
     assert_eq!(report.status, RunStatus::Failed);

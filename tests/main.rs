@@ -8,6 +8,7 @@ mod azure_support;
 mod cli;
 mod crash;
 mod engine;
+mod fuzz_engine;
 mod health;
 mod interrupts;
 mod k8s;
