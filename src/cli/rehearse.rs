@@ -256,18 +256,19 @@ pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>) -> i32 {
 
 fn print_result(r: &TestResult) {
     let took = style(crate::model::format_duration(Duration::from_millis(r.took.as_millis() as u64))).dim();
-    let name = if r.name.is_empty() { String::new() } else { format!("  {}", style(&r.name).dim()) };
+    let safe = super::render::safe;
+    let name = if r.name.is_empty() { String::new() } else { format!("  {}", style(safe(&r.name)).dim()) };
     match &r.verdict {
         Verdict::Passed => outln!("{}    {}{name}  {took}", style("ok").green(), r.path.display()),
         Verdict::Failed(why) => {
             outln!("{}  {}{name}  {took}", style("FAIL").red().bold(), r.path.display());
             for w in why {
-                outln!("      {w}");
+                outln!("      {}", safe(w));
             }
         }
         Verdict::Invalid(why) => {
             outln!("{} {}{name}", style("INVALID").red().bold(), r.path.display());
-            outln!("      {why}");
+            outln!("      {}", safe(why));
         }
     }
 }

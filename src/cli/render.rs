@@ -96,7 +96,7 @@ pub fn install_miette_hook() {
 pub fn diagnostic(d: &Diagnostic) {
     let d = d.terminal_safe();
     let report = miette::Report::new(d.clone());
-    errln!("{} {}", style("error:").red().bold(), safe(&d.location()));
+    errln!("{} {}: {}", style("error:").red().bold(), d.location(), d.message);
     errln!("{report:?}");
 }
 
@@ -458,6 +458,7 @@ impl Progress for SharedProgress {
         if self.quiet {
             return;
         }
+        let message = &*safe(message);
         if self.tty {
             if let Ok(mut s) = self.spinner.lock() {
                 let bar = s.get_or_insert_with(|| {

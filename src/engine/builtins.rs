@@ -572,8 +572,7 @@ fn parallel(
             };
             set_item_deadline(deadline.clone());
             batch.running.fetch_add(1, Ordering::Relaxed);
-            let outcome =
-                super::session::separate_evaluation(|| body.call::<Dynamic>(engine, &ast, (item.clone(),)));
+            let outcome = body.call::<Dynamic>(engine, &ast, (item.clone(),));
             batch.running.fetch_sub(1, Ordering::Relaxed);
             set_item_deadline(outer.clone());
             let duration_ms = clock.now().saturating_sub(started).as_millis() as u64;

@@ -895,7 +895,7 @@ fn finish(
             break;
         }
         let started = std::time::Instant::now();
-        let result = session::separate_evaluation(|| entry.undo.call::<Dynamic>(engine, &ast, ()));
+        let result = entry.undo.call::<Dynamic>(engine, &ast, ());
         let duration_ms = started.elapsed().as_millis() as u64;
         let error = result.as_ref().err().map(|e| builtins::describe(e));
         let ok = error.is_none();

@@ -57,8 +57,6 @@ pub(crate) enum Stop {
 }
 
 thread_local! {
-    /// The operation count last seen by this thread's current evaluation (see [`Budget`]).
-    static LAST_OPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     /// Operations counted on this thread but not yet added to the run's budget.
     static PENDING_OPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     /// Operations since this thread last looked at the process's memory.
@@ -75,15 +73,6 @@ pub(crate) fn parallel_depth() -> usize {
 /// Sets how many `parallel` calls enclose the code this thread runs.
 pub(crate) fn set_parallel_depth(depth: usize) {
     PARALLEL_DEPTH.with(|d| d.set(depth));
-}
-
-/// Runs `f`, a separate evaluation on this thread (a `parallel` item, an undo), so that its
-/// operation count is added to the run's budget without disturbing the enclosing evaluation's.
-pub(crate) fn separate_evaluation<T>(f: impl FnOnce() -> T) -> T {
-    let saved = LAST_OPS.with(|l| l.replace(0));
-    let out = f();
-    LAST_OPS.with(|l| l.set(saved));
-    out
 }
 
 /// Which run-wide limit stopped the script.
@@ -138,15 +127,14 @@ impl Budget {
         self.threads.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Counts the operation numbered `ops` of this thread's current evaluation; the name of the
-    /// limit it breaks, if it does.
+    /// Counts one operation (numbered `ops` in its own evaluation); the name of the limit it
+    /// breaks, if it does.
     pub fn tick(&self, ops: u64) -> Option<&'static str> {
-        let delta = LAST_OPS.with(|l| {
-            let last = l.replace(ops);
-            if ops >= last { ops - last } else { ops }
-        });
+        // Rhai calls the progress hook once per operation, whatever evaluation it is in (the
+        // script, a closure `filter` calls, a `parallel` item): each call is one operation.
+        let _ = ops;
         let pending = PENDING_OPS.with(|p| {
-            let n = p.get() + delta;
+            let n = p.get() + 1;
             if n >= 1024 {
                 p.set(0);
                 n
