@@ -515,7 +515,10 @@ pub fn run_report(report: &RunReport) {
             if let Some(d) = &report.diagnostic
                 && status != RunStatus::Interrupted
             {
-                diagnostic(d);
+                // The message is in the report below the location line: not twice.
+                let d = d.terminal_safe();
+                errln!("{} {}", style("error:").red().bold(), d.location());
+                errln!("{:?}", miette::Report::new(d));
             }
             let word = match status {
                 RunStatus::Denied => "denied: stopped before acting further",
