@@ -336,3 +336,32 @@ fn runbooks_and_scenarios_are_read_only_from_small_regular_files() {
         assert!(err.contains("not a regular file"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_second_ctrl_c_stops_at_once_and_the_run_stays_resumable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = write(dir.path(), "world.toml", WEB);
+    let rb = write(dir.path(), "two.rhai", &two_stages("sleep(\"300d\");"));
+    let state = dir.path().join("state");
+    let child = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        .args(["run", path(&rb), "--sandbox", path(&scenario), "--state-dir", path(&state)])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn run");
+    wait_for_journal(&state, "\"stage_finished\"");
+    signal(&child, libc::SIGINT);
+    signal(&child, libc::SIGINT);
+    let out = child.wait_with_output().expect("run ends");
+    let (_, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let text = std::fs::read_to_string(journal(&state).expect("journal")).expect("journal text");
+    let id = run_id(&text);
+    // Whichever signal ended it, nothing was undone and the run can be continued.
+    assert!(!text.contains("undo_started") && !text.contains("undo_failed"), "{text}");
+    let ended = text.lines().find(|l| l.contains("\"run_finished\""));
+    assert!(ended.is_none_or(|l| l.contains("\"status\":\"interrupted\"")), "{text}");
+    assert!(err.contains(&format!("rollbook resume {id}")), "{err}");
+}
