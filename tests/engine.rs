@@ -287,18 +287,29 @@ async fn cancelling_stops_the_run_without_undoing() {
     let f = fixture();
     let cancel = tokio_util::sync::CancellationToken::new();
     let c2 = cancel.clone();
+    let recorder = f.recorder.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Interrupt while the mutating call is in flight.
+        while recorder.in_flight.load(Ordering::SeqCst) == 0
+            || recorder.calls.lock().map(|c| c.is_empty()).unwrap_or(true)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         c2.cancel();
     });
     let script = r#"
 stage("one", || test::mutate(#{ name: "a" }), || test::mutate(#{ name: "undo-a" }));
-test::mutate(#{ name: "slow", delay_ms: 60000 });
+test::mutate(#{ name: "slow", delay_ms: 500 });
+sleep("1h");
+test::mutate(#{ name: "never" });
 "#;
     let report = f.run(script, |o| o.cancel = cancel).await;
-    assert_eq!(report.status, RunStatus::UndoFailed, "a cancelled run with completed stages needs a person");
+    // No undo was tried, so none failed: the run is left as it was, resumable (exit 3).
+    assert_eq!(report.status, RunStatus::Interrupted, "an interrupted run is left resumable");
+    assert_eq!(report.exit_code, 3);
     assert_eq!(report.undo_pending, vec!["one"]);
-    assert_eq!(f.calls(), vec!["a"]);
+    // The mutation in flight finished (the safe point), so its outcome is journaled, not in doubt.
+    assert_eq!(f.calls(), vec!["a", "slow"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -19,18 +19,18 @@ fn manifest_here() -> Result<PathBuf, String> {
 
 fn print_changes(resolved: &Resolved) {
     if resolved.changes.is_empty() {
-        println!("no changes: every dependency stays where it is");
+        outln!("no changes: every dependency stays where it is");
     }
     for c in &resolved.changes {
         match (&c.from, &c.to) {
-            (None, Some(to)) => println!("locked   {} {to}", c.name),
-            (Some(from), Some(to)) => println!("updated  {} {from} → {to}", c.name),
-            (Some(from), None) => println!("removed  {} {from}", c.name),
+            (None, Some(to)) => outln!("locked   {} {to}", c.name),
+            (Some(from), Some(to)) => outln!("updated  {} {from} → {to}", c.name),
+            (Some(from), None) => outln!("removed  {} {from}", c.name),
             (None, None) => {}
         }
     }
     if let Some(file) = &resolved.wrote_lock {
-        println!("wrote {}", file.display());
+        outln!("wrote {}", file.display());
     }
 }
 
@@ -161,13 +161,13 @@ pub fn pack_command(out: Option<PathBuf>, key: Option<&Path>, state_dir: &Path) 
         out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.rbk", resolved.root.name, resolved.root.version)));
     match library::bundle::pack(&resolved, &out, key) {
         Ok((libs, files)) => {
-            println!("wrote {} ({libs} libraries, {files} files)", out.display());
+            outln!("wrote {} ({libs} libraries, {files} files)", out.display());
             if key.is_some() {
-                println!(
+                outln!(
                     "signed as a whole; operators trust it by listing the public key in `[trust] keys` or ROLLBOOK_TRUST_KEYS"
                 );
             }
-            println!("run from it with: rollbook run '{}#{}/<runbook>'", out.display(), resolved.root.name);
+            outln!("run from it with: rollbook run '{}#{}/<runbook>'", out.display(), resolved.root.name);
             0
         }
         Err(e) => render::invalid(&e.to_string()),
@@ -237,7 +237,7 @@ pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
                     description: rb.meta.description.clone(),
                     params: rb.meta.params.clone(),
                 }),
-                Err(e) => eprintln!("warning: `{}`: {e}", path.display()),
+                Err(e) => errln!("warning: `{}`: {e}", path.display()),
             }
         }
     }
@@ -252,7 +252,7 @@ pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
         return 0;
     }
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&listed).unwrap_or_default()),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&listed).unwrap_or_default()),
         Output::Text => {
             for l in &listed {
                 let params: Vec<String> = l
@@ -260,12 +260,12 @@ pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
                     .iter()
                     .map(|p| if p.default_value.is_some() { format!("[{}]", p.name) } else { p.name.clone() })
                     .collect();
-                println!("{}  ({} {}, {} {})", l.run, l.name, l.version, l.library, l.library_version);
+                outln!("{}  ({} {}, {} {})", l.run, l.name, l.version, l.library, l.library_version);
                 if let Some(d) = &l.description {
-                    println!("    {d}");
+                    outln!("    {d}");
                 }
                 if !params.is_empty() {
-                    println!("    params: {}", params.join(", "));
+                    outln!("    params: {}", params.join(", "));
                 }
             }
         }
@@ -277,9 +277,9 @@ pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
 pub fn keygen_command(file: &Path) -> i32 {
     match library::sign::keygen(file) {
         Ok(public) => {
-            println!("wrote {} (secret: keep it safe) and {}.pub", file.display(), file.display());
-            println!("public key: {public}");
-            println!("trust it with: [trust] keys = [\"{public}\"]");
+            outln!("wrote {} (secret: keep it safe) and {}.pub", file.display(), file.display());
+            outln!("public key: {public}");
+            outln!("trust it with: [trust] keys = [\"{public}\"]");
             0
         }
         Err(why) => render::invalid(&why),
@@ -299,8 +299,8 @@ pub fn sign_command(key: &Path) -> i32 {
     };
     match library::sign::sign(&manifest, key) {
         Ok(sig) => {
-            println!("signed {} {} ({}) with key {}", sig.library, sig.version, sig.hash, sig.key);
-            println!("wrote {}", manifest.root().join(library::sign::SIGFILE).display());
+            outln!("signed {} {} ({}) with key {}", sig.library, sig.version, sig.hash, sig.key);
+            outln!("wrote {}", manifest.root().join(library::sign::SIGFILE).display());
             0
         }
         Err(why) => {
@@ -316,7 +316,7 @@ pub fn verify_command(state_dir: &Path) -> i32 {
         Err(why) => return render::invalid(&why),
     };
     match library::sign::verify(&manifest.root(), &[]) {
-        Ok(sig) => println!("ok  {} {} signed by {}", sig.library, sig.version, sig.key),
+        Ok(sig) => outln!("ok  {} {} signed by {}", sig.library, sig.version, sig.key),
         Err(why) => {
             return render::invalid(&format!(
                 "library `{}` (`{}`): {why}",
@@ -334,7 +334,7 @@ pub fn verify_command(state_dir: &Path) -> i32 {
                 } else {
                     "matches rollbook.lock"
                 };
-                println!("ok  {name}: {} {} {how}", dep.name, dep.version);
+                outln!("ok  {name}: {} {} {how}", dep.name, dep.version);
             }
             0
         }

@@ -147,7 +147,7 @@ pub fn man_command(mut cmd: Command, subcommand: &[String], dir: Option<&Path>) 
                 return super::render::invalid(&format!("cannot write `{}`: {e}", path.display()));
             }
         }
-        println!("wrote {} manual pages into {}", all.len(), dir.display());
+        outln!("wrote {} manual pages into {}", all.len(), dir.display());
         return 0;
     }
     let wanted = std::iter::once(cmd.get_name().to_string())

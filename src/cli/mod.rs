@@ -1,5 +1,32 @@
 //! The command line (API.md §4): parses flags, runs commands, renders results, picks exit codes.
 
+// Terminal output that never panics: a closed stdout or stderr (`rollbook run … | head`) is
+// ignored, so output can never kill a run; the journal goes on being written.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+macro_rules! errout {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod library;
 mod man;
 mod rehearse;
@@ -258,7 +285,7 @@ pub fn main() -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return 1;
         }
     };
@@ -322,7 +349,7 @@ async fn dispatch(command: Command) -> i32 {
                 DocsFormat::Markdown => crate::engine::docs::markdown(&engine),
                 DocsFormat::Definitions => crate::engine::docs::definitions(&engine),
             };
-            print!("{text}");
+            out!("{text}");
             0
         }
     }
@@ -433,11 +460,15 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     }
     let text = flags.output == Output::Text;
     let cancel = CancellationToken::new();
-    spawn_ctrl_c(cancel.clone());
+    let terminate = CancellationToken::new();
     let reporter = Arc::new(render::TextReporter::new(!text));
+    // The printed `resume`/`undo` commands name the base state dir: they find sandbox runs too.
+    reporter.set_state_dir(&state_dir);
+    spawn_signals(cancel.clone(), terminate.clone(), reporter.clone());
     // Sandbox runs keep their journals and locks apart: they never block or mix with real runs.
     let state_dir = if flags.sandbox.is_some() { sandbox_state_dir(&state_dir) } else { state_dir };
     let mut opts = RunOptions::new(state_dir);
+    opts.terminate = terminate;
     opts.dry_run = flags.dry_run;
     opts.yes = flags.yes;
     opts.timeout = flags.timeout.map(Dur::get);
@@ -495,7 +526,7 @@ async fn execute(
             if text {
                 render::run_report(&report);
             } else {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             }
             report.exit_code
         }
@@ -643,7 +674,7 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> i32 {
     let text = flags.output == Output::Text;
     if text {
         for d in resume.replay.in_doubt() {
-            eprintln!(
+            errln!(
                 "call {} `{}` (journal line {}) was sent at {} and has no outcome: it will be checked before anything is sent again",
                 d.call,
                 d.primitive,
@@ -653,9 +684,13 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> i32 {
         }
     }
     let cancel = CancellationToken::new();
-    spawn_ctrl_c(cancel.clone());
+    let terminate = CancellationToken::new();
     let reporter = Arc::new(render::TextReporter::new(!text));
+    reporter.set_state_dir(&state_dir);
+    reporter.set_run_id(&run_id);
+    spawn_signals(cancel.clone(), terminate.clone(), reporter.clone());
     let mut opts = RunOptions::new(state_dir);
+    opts.terminate = terminate;
     opts.yes = flags.yes;
     opts.timeout = flags.timeout.map(Dur::get);
     opts.cancel = cancel;
@@ -715,7 +750,7 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> i32 {
     if text {
         render::run_header(&runbook, false);
         if undo {
-            eprintln!("undoing run {run_id}: its completed stages' undos run, newest first");
+            errln!("undoing run {run_id}: its completed stages' undos run, newest first");
         }
     }
     let code = execute(&engine, &runbook, &params, opts, &reporter, text).await;
@@ -729,15 +764,50 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> i32 {
     if undo && code == RunStatus::Failed.exit_code() { 0 } else { code }
 }
 
-fn spawn_ctrl_c(cancel: CancellationToken) {
+/// Interrupts: the first Ctrl-C stops the run at its next safe point (on a terminal the
+/// operator then chooses: undo the completed stages, or leave the run resumable); SIGTERM stops
+/// it the same way without asking (resumable). A second signal stops at once, still resumable:
+/// exit 3 with the commands that continue or undo the run.
+fn spawn_signals(
+    cancel: CancellationToken,
+    terminate: CancellationToken,
+    reporter: Arc<render::TextReporter>,
+) {
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping the run (press Ctrl-C again to quit at once)");
-            cancel.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
+        #[cfg(unix)]
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        #[cfg(unix)]
+        let term = async move {
+            match sigterm.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::pin!(term);
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => {
+                if r.is_err() { return; }
+                errln!("\ninterrupted: stopping at the next safe point (press Ctrl-C again to stop at once; the run stays resumable)");
+                cancel.cancel();
+            }
+            _ = &mut term => {
+                errln!("\nterminated: stopping at the next safe point; the run stays resumable");
+                terminate.cancel();
             }
         }
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { if r.is_err() { return; } }
+            _ = &mut term => {}
+        }
+        errln!("stopped at once.");
+        if let Some(id) = reporter.run_id() {
+            render::resume_hint(&id, reporter.state_dir().as_deref());
+        }
+        std::process::exit(run::RunStatus::Interrupted.exit_code());
     });
 }
 
@@ -780,20 +850,20 @@ fn doctor_command(
     }];
     findings.extend(preflight::check(&needs, &settings));
     if path.is_some() && !needs.azure && !needs.kubernetes {
-        println!("ok       the runbook calls neither Azure nor Kubernetes");
+        outln!("ok       the runbook calls neither Azure nor Kubernetes");
     }
     let mut missing = 0;
     for f in &findings {
         match &f.result {
-            Ok(found) => println!("ok       {}: {found}", f.what),
+            Ok(found) => outln!("ok       {}: {found}", f.what),
             Err(why) => {
                 missing += 1;
-                println!("missing  {}: {why}", f.what);
+                outln!("missing  {}: {why}", f.what);
             }
         }
     }
     if missing > 0 {
-        eprintln!("{missing} check(s) failed");
+        errln!("{missing} check(s) failed");
         EXIT_INVALID
     } else {
         0
@@ -824,14 +894,14 @@ fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> i32 {
             }
         };
         for w in &report.warnings {
-            eprintln!("warning: {}: {}", w.location(), w.message);
+            errln!("warning: {}: {}", w.location(), w.message);
             if let Some(help) = &w.help {
-                eprintln!("  help: {help}");
+                errln!("  help: {help}");
             }
         }
         let diags = report.problems;
         if diags.is_empty() {
-            println!("ok    {}", file.display());
+            outln!("ok    {}", file.display());
         } else {
             bad += 1;
             for d in diags {
@@ -840,7 +910,7 @@ fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> i32 {
         }
     }
     if bad > 0 {
-        eprintln!("{bad} of {} runbook(s) have problems", files.len());
+        errln!("{bad} of {} runbook(s) have problems", files.len());
         EXIT_INVALID
     } else {
         0
@@ -885,7 +955,7 @@ fn runs_command(command: RunsCommand) -> i32 {
                     }
                     match output {
                         Output::Json => {
-                            println!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default())
+                            outln!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default())
                         }
                         Output::Text => render::runs_table(&runs),
                     }
@@ -904,7 +974,7 @@ fn runs_command(command: RunsCommand) -> i32 {
                 Ok(read) => {
                     match output {
                         Output::Json => {
-                            println!("{}", serde_json::to_string_pretty(&read.records).unwrap_or_default())
+                            outln!("{}", serde_json::to_string_pretty(&read.records).unwrap_or_default())
                         }
                         Output::Text => render::timeline(&path, &read),
                     }

@@ -264,7 +264,7 @@ pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>, log: bool, st
     let passed = results.iter().filter(|r| matches!(r.verdict, Verdict::Passed)).count();
     let invalid = results.iter().filter(|r| matches!(r.verdict, Verdict::Invalid(_))).count();
     let failed = results.len() - passed - invalid;
-    println!(
+    outln!(
         "{passed} passed, {failed} failed{}",
         if invalid > 0 { format!(", {invalid} invalid") } else { String::new() }
     );
@@ -286,34 +286,55 @@ pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>, log: bool, st
 fn print_transcript(journal: &Path) {
     match read_journal(journal) {
         Ok(read) => {
-            println!("── the scenario's run ──");
+            outln!("── the scenario's run ──");
             super::render::timeline(journal, &read);
-            println!("──");
+            outln!("──");
         }
-        Err(e) => println!("      (no transcript: {e})"),
+        Err(e) => outln!("      (no transcript: {e})"),
     }
 }
 
 fn print_result(r: &TestResult) {
     let took = style(crate::model::format_duration(Duration::from_millis(r.took.as_millis() as u64))).dim();
-    let name = if r.name.is_empty() { String::new() } else { format!("  {}", style(&r.name).dim()) };
+    let safe = super::render::safe;
+    let name = if r.name.is_empty() { String::new() } else { format!("  {}", style(safe(&r.name)).dim()) };
     match &r.verdict {
-        Verdict::Passed => println!("{}    {}{name}  {took}", style("ok").green(), r.path.display()),
+        Verdict::Passed => outln!("{}    {}{name}  {took}", style("ok").green(), r.path.display()),
         Verdict::Failed(why) => {
-            println!("{}  {}{name}  {took}", style("FAIL").red().bold(), r.path.display());
+            outln!("{}  {}{name}  {took}", style("FAIL").red().bold(), r.path.display());
             for w in why {
-                println!("      {w}");
+                outln!("      {}", safe(w));
             }
         }
         Verdict::Invalid(why) => {
-            println!("{} {}{name}", style("INVALID").red().bold(), r.path.display());
-            println!("      {why}");
+            outln!("{} {}{name}", style("INVALID").red().bold(), r.path.display());
+            outln!("      {}", safe(why));
         }
     }
 }
 
+/// Text for an XML attribute or element. Characters XML 1.0 cannot carry at all (control
+/// characters other than tab, newline and carriage return, U+FFFE, U+FFFF) are written as a
+/// visible `\u{…}` escape instead, so the report stays well-formed whatever a runbook printed.
 fn xml(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The results as a JUnit XML report.
@@ -357,4 +378,16 @@ pub fn junit_xml(results: &[TestResult]) -> String {
     }
     out.push_str("</testsuite>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xml;
+
+    #[test]
+    fn xml_text_never_carries_characters_xml_forbids() {
+        let text = xml("a\u{7}b\u{1b}[2J\u{0}<&>\"'\n\u{ffff}");
+        assert!(!text.chars().any(|c| c.is_control() || c == '\u{ffff}'), "{text:?}");
+        assert_eq!(text, "a\\u{7}b\\u{1b}[2J\\u{0}&lt;&amp;&gt;&quot;&apos;&#10;\\u{ffff}");
+    }
 }

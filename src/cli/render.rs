@@ -15,6 +15,71 @@ use crate::providers::Progress;
 use crate::run::journal::{JournalRead, RunStatus, RunSummary};
 use crate::run::{Event, Reporter};
 
+/// Text from runbooks, scenarios and servers made safe for a terminal: the run's secrets are
+/// masked (see [`crate::run::redact`]) and control characters (escape sequences that could move
+/// the cursor, rewrite the title, fake a prompt…) are shown escaped, as `\u{1b}`. Tabs stay.
+/// The journal keeps the raw text (JSON-escaped, redacted).
+pub fn safe(text: &str) -> std::borrow::Cow<'static, str> {
+    escape_controls(crate::run::redact::scrub(text))
+}
+
+fn escape_controls(text: String) -> std::borrow::Cow<'static, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Owned(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Every string in a JSON value made terminal-safe.
+fn safe_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = safe(s) {
+                *s = clean;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(safe_json),
+        serde_json::Value::Object(map) => {
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for key in keys {
+                if let Some(mut v) = map.remove(&key) {
+                    safe_json(&mut v);
+                    map.insert(safe(&key).into_owned(), v);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// An event with every string in it made terminal-safe (what is shown, not what is journaled).
+fn terminal_safe_event(event: &Event) -> Event {
+    let Ok(mut value) = serde_json::to_value(event) else { return event.clone() };
+    safe_json(&mut value);
+    serde_json::from_value(value).unwrap_or_else(|_| event.clone())
+}
+
+/// The commands that continue or undo a run left resumable.
+pub fn resume_hint(run_id: &str, state_dir: Option<&Path>) {
+    let dir = state_dir
+        .filter(|d| *d != crate::run::state_dir(None).as_path())
+        .map(|d| format!(" --state-dir '{}'", safe(&d.display().to_string())))
+        .unwrap_or_default();
+    errln!("  the run is left as it was, and can be continued or undone:");
+    errln!("    rollbook resume {run_id}{dir}");
+    errln!("    rollbook undo {run_id}{dir}");
+}
+
 /// Renders diagnostics with miette: on a terminal in colour and unicode; elsewhere plain ASCII
 /// with a `^` caret under the spot, so logs and CI output stay readable.
 pub fn install_miette_hook() {
@@ -37,14 +102,15 @@ pub fn diagnostic(d: &Diagnostic) {
     let mut d = d.clone();
     d.message = crate::run::redact::scrub(&d.message);
     d.label = crate::run::redact::scrub(&d.label);
-    eprintln!("{} {}: {}", style("error:").red().bold(), d.location(), d.message);
-    let report = miette::Report::new(d);
-    eprintln!("{report:?}");
+    let d = d.terminal_safe();
+    let report = miette::Report::new(d.clone());
+    errln!("{} {}: {}", style("error:").red().bold(), d.location(), d.message);
+    errln!("{report:?}");
 }
 
 /// Prints an invalid-input error and returns exit 2.
 pub fn invalid(message: &str) -> i32 {
-    eprintln!("{} {}", style("error:").red().bold(), crate::run::redact::scrub(message));
+    errln!("{} {}", style("error:").red().bold(), safe(message));
     super::EXIT_INVALID
 }
 
@@ -66,7 +132,7 @@ pub fn engine_error(e: EngineError) -> i32 {
 /// The line printed before a run starts.
 pub fn run_header(runbook: &Runbook, dry_run: bool) {
     let mode = if dry_run { " (dry-run: reads only, nothing will be changed)" } else { "" };
-    eprintln!(
+    errln!(
         "{} {} {}{}",
         style("rollbook").bold(),
         style(&runbook.meta.name).cyan().bold(),
@@ -80,6 +146,12 @@ pub struct TextReporter {
     quiet: bool,
     progress: Arc<SharedProgress>,
     ask_lock: Mutex<()>,
+    /// The run's id, once known (for the commands printed when a run is stopped at once).
+    run_id: Mutex<Option<String>>,
+    /// The state directory given on the command line.
+    state_dir: Mutex<Option<std::path::PathBuf>>,
+    /// The last error shown on a call line, so a failing stage does not repeat it.
+    last_error: Mutex<Option<String>>,
 }
 
 impl TextReporter {
@@ -94,6 +166,33 @@ impl TextReporter {
                 last_plain: Mutex::new(None),
             }),
             ask_lock: Mutex::new(()),
+            run_id: Mutex::new(None),
+            state_dir: Mutex::new(None),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// The run's id, once the run has started.
+    pub fn run_id(&self) -> Option<String> {
+        self.run_id.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Sets the run's id (known ahead for `rollbook resume`).
+    pub fn set_run_id(&self, id: &str) {
+        if let Ok(mut r) = self.run_id.lock() {
+            *r = Some(id.to_string());
+        }
+    }
+
+    /// The state directory of the run.
+    pub fn state_dir(&self) -> Option<std::path::PathBuf> {
+        self.state_dir.lock().ok().and_then(|d| d.clone())
+    }
+
+    /// Sets the state directory of the run.
+    pub fn set_state_dir(&self, dir: &Path) {
+        if let Ok(mut d) = self.state_dir.lock() {
+            *d = Some(dir.to_path_buf());
         }
     }
 
@@ -106,9 +205,13 @@ impl TextReporter {
         // Every terminal line of a run passes the run's redactor.
         let text = crate::run::redact::scrub(&text);
         let spinner = self.progress.spinner.lock().ok().and_then(|s| s.clone());
+        if !self.progress.tty {
+            errln!("{text}");
+            return;
+        }
         match spinner {
             Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+            None => errln!("{text}"),
         }
     }
 }
@@ -159,6 +262,10 @@ fn ms(duration_ms: u64) -> String {
 
 impl Reporter for TextReporter {
     fn event(&self, event: &Event) {
+        if let Event::RunStarted { run_id, .. } = event {
+            self.set_run_id(run_id);
+        }
+        let event = &terminal_safe_event(event);
         if self.quiet {
             if let Event::Log { level, message } = event
                 && level == "warn"
@@ -180,12 +287,21 @@ impl Reporter for TextReporter {
                     style(ms(*duration_ms)).dim()
                 )
             }
-            Event::StageFinished { stage, error, .. } => format!(
-                "{} stage {} failed: {}",
-                style("✘").red(),
-                style(stage).bold(),
-                error.as_deref().unwrap_or("")
-            ),
+            Event::StageFinished { stage, error, .. } => {
+                // The error was just shown on its call's line: not again.
+                let shown = self.last_error.lock().ok().and_then(|mut l| l.take());
+                let repeat = match (error, shown) {
+                    (Some(e), Some(s)) => !e.ends_with(&s) && !s.ends_with(e.as_str()),
+                    (Some(_), None) => true,
+                    _ => false,
+                };
+                format!(
+                    "{} stage {} failed{}",
+                    style("✘").red(),
+                    style(stage).bold(),
+                    if repeat { format!(": {}", error.as_deref().unwrap_or("")) } else { String::new() }
+                )
+            }
             Event::CallStarted { .. } => return,
             Event::CallFinished { primitive, ok: true, output, duration_ms, .. } => format!(
                 "  {} {} {}",
@@ -193,13 +309,19 @@ impl Reporter for TextReporter {
                 output.as_ref().map(short).unwrap_or_default(),
                 style(ms(*duration_ms)).dim()
             ),
-            Event::CallFinished { primitive, error, duration_ms, .. } => format!(
-                "  {} {} {} {}",
-                style(primitive).cyan(),
-                style("error").red(),
-                error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
-                style(ms(*duration_ms)).dim()
-            ),
+            Event::CallFinished { primitive, error, duration_ms, .. } => {
+                let text = error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = Some(text.clone());
+                }
+                format!(
+                    "  {} {} {} {}",
+                    style(primitive).cyan(),
+                    style("error").red(),
+                    text,
+                    style(ms(*duration_ms)).dim()
+                )
+            }
             Event::CallPlanned { primitive, effect, .. } => {
                 format!("  {} {} {}", style("plan").yellow(), style(primitive).cyan(), effect)
             }
@@ -208,10 +330,11 @@ impl Reporter for TextReporter {
                 "info" => format!("{} {message}", style("info:").blue()),
                 _ => message.clone(),
             },
-            Event::Approval { message, approved, by } => format!(
-                "{} approval \"{message}\": {} ({by})",
+            Event::Approval { message, approved, by, user, .. } => format!(
+                "{} approval \"{message}\": {} ({by}{})",
                 style("?").magenta(),
-                if *approved { style("yes").green() } else { style("no").red() }
+                if *approved { style("yes").green() } else { style("no").red() },
+                user.as_ref().map(|u| format!(", {u}")).unwrap_or_default()
             ),
             Event::CallVerified { primitive, applied, detail, .. } => format!(
                 "  {} {} in doubt after the interruption: {}",
@@ -262,17 +385,78 @@ impl Reporter for TextReporter {
     }
 
     fn ask(&self, question: &str) -> Option<bool> {
-        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-            return None;
+        match self.ask_until(question, &|| false) {
+            crate::run::Asked::Answer(a) => Some(a),
+            _ => None,
         }
-        let _guard = self.ask_lock.lock().ok()?;
-        self.progress.done_waiting();
-        eprint!("{} {} [y/N] ", style("?").magenta().bold(), crate::run::redact::scrub(question));
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).ok()?;
-        Some(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
     }
+
+    fn ask_until(&self, question: &str, give_up: &(dyn Fn() -> bool + Send + Sync)) -> crate::run::Asked {
+        use crate::run::Asked;
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return Asked::NoOne;
+        }
+        let Ok(_guard) = self.ask_lock.lock() else { return Asked::NoOne };
+        self.progress.done_waiting();
+        let lines = stdin_lines();
+        let Ok(rx) = lines.answers.lock() else { return Asked::NoOne };
+        // A line typed for a question given up earlier does not answer this one.
+        while rx.try_recv().is_ok() {}
+        errout!("{} {} [y/N] ", style("?").magenta().bold(), safe(question));
+        let _ = std::io::stderr().flush();
+        if !lines.reading.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let _ = lines.ask.lock().map(|tx| tx.send(()));
+        }
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Some(answer)) => {
+                    return Asked::Answer(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"));
+                }
+                Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Asked::NoOne,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if give_up() => {
+                    errln!();
+                    return Asked::GaveUp;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+}
+
+/// Lines read from the terminal by one thread, one per request, so a question can be given up
+/// (an approval's timeout, an interrupt) while the read goes on.
+struct StdinLines {
+    ask: Mutex<std::sync::mpsc::Sender<()>>,
+    answers: Mutex<std::sync::mpsc::Receiver<Option<String>>>,
+    reading: std::sync::atomic::AtomicBool,
+}
+
+fn stdin_lines() -> &'static StdinLines {
+    static LINES: std::sync::OnceLock<StdinLines> = std::sync::OnceLock::new();
+    LINES.get_or_init(|| {
+        let (ask_tx, ask_rx) = std::sync::mpsc::channel::<()>();
+        let (answer_tx, answer_rx) = std::sync::mpsc::channel();
+        let _ = std::thread::Builder::new().name("stdin".into()).spawn(move || {
+            while ask_rx.recv().is_ok() {
+                let mut line = String::new();
+                let answer = match std::io::stdin().read_line(&mut line) {
+                    Ok(0) | Err(_) => None,
+                    Ok(_) => Some(line),
+                };
+                if let Some(lines) = LINES.get() {
+                    lines.reading.store(false, std::sync::atomic::Ordering::SeqCst);
+                }
+                if answer_tx.send(answer).is_err() {
+                    break;
+                }
+            }
+        });
+        StdinLines {
+            ask: Mutex::new(ask_tx),
+            answers: Mutex::new(answer_rx),
+            reading: std::sync::atomic::AtomicBool::new(false),
+        }
+    })
 }
 
 /// The spinner (terminal) or throttled plain lines (logs) shown during waits.
@@ -288,7 +472,7 @@ impl Progress for SharedProgress {
         if self.quiet {
             return;
         }
-        let message = &crate::run::redact::scrub(message);
+        let message = &*safe(message);
         if self.tty {
             if let Ok(mut s) = self.spinner.lock() {
                 let bar = s.get_or_insert_with(|| {
@@ -305,7 +489,7 @@ impl Progress for SharedProgress {
         } else if let Ok(mut last) = self.last_plain.lock() {
             // Plain lines, at most one every 5 seconds, so logs stay short.
             if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
-                eprintln!("  … {message}");
+                errln!("  … {message}");
                 *last = Some(Instant::now());
             }
         }
@@ -330,42 +514,63 @@ pub fn run_report(report: &RunReport) {
     }
     match report.status {
         RunStatus::Succeeded => {
-            eprintln!(
+            errln!(
                 "{} succeeded · run {} · journal {}",
                 style("✔").green().bold(),
                 report.run_id,
                 report.journal.display()
             );
             if let Some(v) = report.value.as_ref().filter(|v| !v.is_null()) {
-                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
             }
         }
         status => {
-            if let Some(d) = &report.diagnostic {
-                diagnostic(d);
+            // The failure, once, with its place in the script.
+            if let Some(d) = &report.diagnostic
+                && status != RunStatus::Interrupted
+            {
+                // The message is in the report below the location line: not twice.
+                let d = d.terminal_safe();
+                errln!("{} {}", style("error:").red().bold(), d.location());
+                errln!("{:?}", miette::Report::new(d));
             }
             let word = match status {
                 RunStatus::Denied => "denied: stopped before acting further",
-                RunStatus::Cancelled => "cancelled",
+                RunStatus::Cancelled => "interrupted, and undone as asked",
+                RunStatus::Interrupted => "interrupted: stopped at a safe point",
                 RunStatus::Locked => "locked: another run holds a target",
                 RunStatus::UndoFailed => "NEEDS ATTENTION: not everything could be undone",
                 _ => "failed",
             };
             if !report.undone.is_empty() {
-                eprintln!("{} undone: {}", style("↺").yellow(), report.undone.join(", "));
+                errln!("{} undone: {}", style("↺").yellow(), safe(&report.undone.join(", ")));
             }
-            eprintln!(
+            let kept = report.kept_without_undo();
+            if !kept.is_empty() {
+                errln!(
+                    "{} kept as they are (no undo declared): {}",
+                    style("■").dim(),
+                    safe(&kept.join(", "))
+                );
+            }
+            errln!(
                 "{} {word} · run {} · journal {}",
                 style("✘").red().bold(),
                 report.run_id,
                 report.journal.display()
             );
-            if !report.undo_pending.is_empty() {
-                eprintln!("  still to undo by hand (newest first):");
-                for step in &report.undo_pending {
-                    eprintln!("    - stage {step}");
+            if status == RunStatus::Interrupted {
+                if !report.undo_pending.is_empty() {
+                    errln!("  completed stages left in place: {}", safe(&report.undo_pending.join(", ")));
                 }
-                eprintln!("  see `rollbook runs show {}`", report.run_id);
+                let state_dir = report.journal.parent().and_then(Path::parent);
+                resume_hint(&report.run_id, state_dir);
+            } else if !report.undo_pending.is_empty() {
+                errln!("  still to undo by hand (newest first):");
+                for step in &report.undo_pending {
+                    errln!("    - stage {}", safe(step));
+                }
+                errln!("  see `rollbook runs show {}`", report.run_id);
             }
         }
     }
@@ -373,32 +578,32 @@ pub fn run_report(report: &RunReport) {
 
 fn print_plan(report: &RunReport) {
     if report.plan.is_empty() {
-        println!("Plan: no changes (dry-run; nothing was changed)");
+        outln!("Plan: no changes (dry-run; nothing was changed)");
         return;
     }
-    println!("Plan: {} step(s) (dry-run; nothing was changed)", report.plan.len());
+    outln!("Plan: {} step(s) (dry-run; nothing was changed)", report.plan.len());
     for (i, entry) in report.plan.iter().enumerate() {
         let stage = entry.stage.as_ref().map(|s| format!("  [stage {s}]")).unwrap_or_default();
-        println!("  {}. {}{}", i + 1, entry.call, stage);
-        println!("     {}", entry.effect);
+        outln!("  {}. {}{}", i + 1, safe(&entry.call), safe(&stage));
+        outln!("     {}", safe(&entry.effect));
     }
 }
 
 /// `rollbook runs list` as a table.
 pub fn runs_table(runs: &[RunSummary]) {
     if runs.is_empty() {
-        println!("no runs yet");
+        outln!("no runs yet");
         return;
     }
-    println!("{:<30} {:<20} {:<12} {:<8} RUNBOOK", "ID", "STARTED", "STATUS", "MODE");
+    outln!("{:<30} {:<20} {:<12} {:<8} RUNBOOK", "ID", "STARTED", "STATUS", "MODE");
     for r in runs {
-        println!(
+        outln!(
             "{:<30} {:<20} {:<12} {:<8} {}",
-            r.id,
+            safe(&r.id),
             r.started.format("%Y-%m-%d %H:%M:%S"),
             r.status,
             r.mode,
-            r.runbook
+            safe(&r.runbook)
         );
     }
 }
@@ -414,43 +619,55 @@ fn library_line(l: &crate::run::LibraryInfo) -> String {
 /// `rollbook runs show` as a readable timeline.
 pub fn timeline(path: &Path, read: &JournalRead) {
     let Some(first) = read.records.first() else {
-        println!("{}: empty journal", path.display());
+        outln!("{}: empty journal", path.display());
         return;
     };
     let t0 = first.ts;
+    let records: Vec<crate::run::Record> = read
+        .records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.event = terminal_safe_event(&r.event);
+            r
+        })
+        .collect();
     let mut undone = Vec::new();
     let mut not_undone = Vec::new();
     let mut with_undo = Vec::new();
-    for record in &read.records {
+    for record in &records {
         let at = (record.ts - t0).num_milliseconds().max(0) as u64;
         let when = format!("+{:>7}", ms(at));
         let line = match &record.event {
             Event::RunStarted { run_id, runbook, params, dry_run, yes, user, host, .. } => {
-                println!("run {run_id}");
-                println!(
+                outln!("run {run_id}");
+                outln!(
                     "  runbook  {} {} ({})  {}",
-                    runbook.name, runbook.version, runbook.path, runbook.hash
+                    runbook.name,
+                    runbook.version,
+                    runbook.path,
+                    runbook.hash
                 );
-                println!(
+                outln!(
                     "  started  {} by {user}@{host}{}{}",
                     record.ts.format("%Y-%m-%d %H:%M:%S UTC"),
                     if *dry_run { " · dry-run" } else { "" },
                     if *yes { " · --yes" } else { "" }
                 );
-                println!("  mode     {}", crate::run::journal::mode_of(&read.records).as_str());
+                outln!("  mode     {}", crate::run::journal::mode_of(&read.records).as_str());
                 if let Event::RunStarted { scenario: Some(sc), .. } = &record.event {
-                    println!("  scenario {} {}", sc.path, sc.hash);
+                    outln!("  scenario {} {}", sc.path, sc.hash);
                 }
                 if let Some(lib) = &runbook.library {
-                    println!("  library  {}", library_line(lib));
+                    outln!("  library  {}", library_line(lib));
                 }
                 for m in &runbook.modules {
                     let from =
                         m.library.as_ref().map(|l| format!("  from {}", library_line(l))).unwrap_or_default();
-                    println!("  module   {} {}{from}", m.id, m.hash);
+                    outln!("  module   {} {}{from}", m.id, m.hash);
                 }
-                println!("  params   {params}");
-                println!();
+                outln!("  params   {params}");
+                outln!();
                 continue;
             }
             Event::StageStarted { stage } => format!("▶ stage {stage}"),
@@ -493,9 +710,11 @@ pub fn timeline(path: &Path, read: &JournalRead) {
             }
             Event::CallPlanned { primitive, effect, .. } => format!("  ◇ planned {primitive}: {effect}"),
             Event::Log { level, message } => format!("  {level}: {message}"),
-            Event::Approval { message, approved, by } => {
-                format!("? approval \"{message}\": {} ({by})", if *approved { "yes" } else { "no" })
-            }
+            Event::Approval { message, approved, by, user, .. } => format!(
+                "? approval \"{message}\": {} ({by}{})",
+                if *approved { "yes" } else { "no" },
+                user.as_ref().map(|u| format!(", {u}")).unwrap_or_default()
+            ),
             Event::CallVerified { primitive, applied, detail, .. } => format!(
                 "  ? {primitive} was in doubt: {} ({detail})",
                 match applied {
@@ -550,22 +769,22 @@ pub fn timeline(path: &Path, read: &JournalRead) {
                 )
             }
         };
-        println!("{when}  {line}");
+        outln!("{when}  {line}");
     }
     if read.records.iter().all(|r| !matches!(r.event, Event::RunFinished { .. })) {
-        println!("          … no end recorded: the run is still going, or its process died");
+        outln!("          … no end recorded: the run is still going, or its process died");
     }
     if read.torn_tail {
-        println!("          (the last line was cut short by a crash and is not shown)");
+        outln!("          (the last line was cut short by a crash and is not shown)");
     }
     if !undone.is_empty() || !not_undone.is_empty() {
-        println!();
-        println!("undone:      {}", if undone.is_empty() { "nothing".into() } else { undone.join(", ") });
-        println!(
+        outln!();
+        outln!("undone:      {}", if undone.is_empty() { "nothing".into() } else { undone.join(", ") });
+        outln!(
             "not undone:  {}",
             if not_undone.is_empty() { "nothing".into() } else { not_undone.join(", ") }
         );
     }
-    println!();
-    println!("journal: {}", path.display());
+    outln!();
+    outln!("journal: {}", path.display());
 }

@@ -180,7 +180,7 @@ fn show(v: &Value) -> String {
 /// Prints the sandbox banner and the health of every simulated resource.
 pub fn print_start(sandbox: &Sandbox, scenario_path: &Path) {
     let name = sandbox.scenario.name.clone().unwrap_or_else(|| scenario_path.display().to_string());
-    eprintln!(
+    errln!(
         "{} {} {}",
         style("sandbox").magenta().bold(),
         style(name).bold(),
@@ -192,28 +192,28 @@ pub fn print_start(sandbox: &Sandbox, scenario_path: &Path) {
         .dim()
     );
     for (key, health) in sandbox.health() {
-        eprintln!("  {:<8} {key}", health_word(health));
+        errln!("  {:<8} {key}", health_word(health));
     }
 }
 
 /// Prints what the run changed in the simulated world.
 pub fn print_changes(sandbox: &Sandbox) {
     let changes = sandbox.changes();
-    eprintln!();
+    errln!();
     if changes.is_empty() {
-        eprintln!("{} nothing changed in the simulated world", style("sandbox").magenta().bold());
+        errln!("{} nothing changed in the simulated world", style("sandbox").magenta().bold());
         return;
     }
-    eprintln!("{} what changed in the simulated world:", style("sandbox").magenta().bold());
+    errln!("{} what changed in the simulated world:", style("sandbox").magenta().bold());
     for c in changes {
         let health = if c.health.0 != c.health.1 {
             format!("  {} → {}", health_word(c.health.0), health_word(c.health.1))
         } else {
             format!("  {}", health_word(c.health.1))
         };
-        eprintln!("  {}{health}", style(&c.key).bold());
+        errln!("  {}{health}", style(&c.key).bold());
         for (field, old, new) in c.fields {
-            eprintln!("      {field}: {} → {}", show(&old), style(show(&new)).cyan());
+            errln!("      {field}: {} → {}", show(&old), style(show(&new)).cyan());
         }
     }
 }

@@ -9,7 +9,7 @@ use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, Positio
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::invoke::{throw, to_json};
+use super::invoke::throw;
 use super::session::{Session, UndoEntry};
 use crate::model::{Dur, ErrorKind, PrimitiveError, parse_duration};
 use crate::providers::introspect::struct_fields;
@@ -31,8 +31,9 @@ fn decode_opts<T: DeserializeOwned>(what: &str, opts: Map, pos: Position) -> Rha
             return Err(throw(&PrimitiveError::invalid(format!("{what}: unknown key `{key}`{hint}")), pos));
         }
     }
-    serde_json::from_value(to_json(&Dynamic::from_map(opts)))
-        .map_err(|e| throw(&PrimitiveError::invalid(format!("{what}: {e}")), pos))
+    let json = super::invoke::try_to_json(&Dynamic::from_map(opts))
+        .map_err(|why| throw(&PrimitiveError::invalid(format!("{what}: {why}")), pos))?;
+    serde_json::from_value(json).map_err(|e| throw(&PrimitiveError::invalid(format!("{what}: {e}")), pos))
 }
 
 fn duration_arg(what: &str, value: &Dynamic, pos: Position) -> RhaiResult<Duration> {
@@ -40,7 +41,14 @@ fn duration_arg(what: &str, value: &Dynamic, pos: Position) -> RhaiResult<Durati
         if secs < 0 {
             return Err(throw(&PrimitiveError::invalid(format!("{what}: negative duration")), pos));
         }
-        return Ok(Duration::from_secs(secs as u64));
+        let d = Duration::from_secs(secs as u64);
+        if d > crate::model::duration::MAX_DURATION {
+            return Err(throw(
+                &PrimitiveError::invalid(format!("{what}: {secs}s is too long: the longest allowed is 365d")),
+                pos,
+            ));
+        }
+        return Ok(d);
     }
     let text = value.clone().into_string().map_err(|t| {
         throw(&PrimitiveError::invalid(format!("{what}: expected a duration like \"30s\", found {t}")), pos)
@@ -72,6 +80,9 @@ pub(crate) fn describe(err: &EvalAltResult) -> String {
         EvalAltResult::ErrorTerminated(reason, _) => match reason.to_string().as_str() {
             "timeout" => "the run exceeded its --timeout".into(),
             "cancelled" => "cancelled by the operator".into(),
+            "interrupted" => "interrupted by the operator".into(),
+            super::session::LIMIT_OPERATIONS => "the run used up its operations budget".into(),
+            super::session::LIMIT_MEMORY => "the run's data grew beyond its memory limit".into(),
             other => other.to_string(),
         },
         other => other.to_string(),
@@ -95,25 +106,31 @@ pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
 
     let s = session.clone();
     engine.register_fn("approve", move |ctx: NativeCallContext, message: &str| {
-        approve(&s, message, ctx.call_position())
+        approve(&s, message, ApproveOpts::default(), ctx.call_position())
+    });
+    let s = session.clone();
+    engine.register_fn("approve", move |ctx: NativeCallContext, message: &str, opts: Map| {
+        let pos = ctx.call_position();
+        let opts: ApproveOpts = decode_opts("approve", opts, pos)?;
+        approve(&s, message, opts, pos)
     });
 
+    // Typed overloads too: Rhai's own `sleep(int)`/`sleep(float)` would otherwise win, and
+    // block the thread outside the run's clock, interrupts and limits.
     let s = session.clone();
-    engine.register_fn("sleep", move |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<()> {
+    engine.register_fn("sleep", move |ctx: NativeCallContext, d: Dynamic| sleep(&s, &ctx, d));
+    let s = session.clone();
+    engine.register_fn("sleep", move |ctx: NativeCallContext, d: rhai::INT| sleep(&s, &ctx, d.into()));
+    let s = session.clone();
+    engine.register_fn("sleep", move |ctx: NativeCallContext, d: rhai::FLOAT| {
         let pos = ctx.call_position();
-        let d = duration_arg("sleep", &d, pos)?;
-        if s.dry_run {
-            let _ = s.record(Event::Log {
-                level: "info".into(),
-                message: format!("dry-run: would sleep {}", Dur(d)),
-            });
-            return Ok(());
+        if !(0.0..=crate::model::duration::MAX_DURATION.as_secs_f64()).contains(&d) {
+            return Err(throw(
+                &PrimitiveError::invalid(format!("sleep: {d}s is not a duration of at most 365d")),
+                pos,
+            ));
         }
-        let cx = s.cx();
-        cx.progress.waiting(&format!("sleeping {}", Dur(d)));
-        let r = s.block_on(cx.sleep(d));
-        cx.progress.done_waiting();
-        r.map_err(|_| s.terminated(pos))
+        sleep(&s, &ctx, format!("{}ms", (d * 1000.0) as u64).into())
     });
 
     let s = session.clone();
@@ -168,6 +185,21 @@ pub(crate) fn register_pure(engine: &mut rhai::Engine) {
     });
 }
 
+fn sleep(s: &Arc<Session>, ctx: &NativeCallContext, d: Dynamic) -> RhaiResult<()> {
+    let pos = ctx.call_position();
+    let d = duration_arg("sleep", &d, pos)?;
+    if s.dry_run {
+        let _ = s
+            .record(Event::Log { level: "info".into(), message: format!("dry-run: would sleep {}", Dur(d)) });
+        return Ok(());
+    }
+    let cx = s.cx();
+    cx.progress.waiting(&format!("sleeping {}", Dur(d)));
+    let r = s.block_on(cx.sleep(d));
+    cx.progress.done_waiting();
+    r.map_err(|_| s.terminated(pos))
+}
+
 fn stage(
     s: &Arc<Session>,
     ctx: &NativeCallContext,
@@ -196,12 +228,17 @@ fn stage(
     let result = action.call_within_context::<Dynamic>(ctx, ());
     s.pop_stage();
     let duration_ms = started.elapsed().as_millis() as u64;
+    // A value that cannot be journaled (one that contains itself) fails the stage, clearly.
+    let result = result.and_then(|value| match super::invoke::try_to_json(&value) {
+        Ok(json) => Ok((value, json)),
+        Err(why) => Err(throw(&PrimitiveError::invalid(format!("stage `{name}` returned {why}")), pos)),
+    });
     match result {
-        Ok(value) => {
+        Ok((value, json)) => {
             s.record(Event::StageFinished {
                 stage: name.into(),
                 ok: true,
-                value: Some(to_json(&value)),
+                value: Some(json),
                 error: None,
                 has_undo: undo.is_some(),
                 duration_ms,
@@ -228,7 +265,20 @@ fn stage(
     }
 }
 
-fn approve(s: &Arc<Session>, message: &str, pos: Position) -> RhaiResult<bool> {
+/// The options of `approve(message, #{ timeout, approvers })`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ApproveOpts {
+    /// How long to wait for an answer; then the approval is denied (timed out).
+    #[serde(default)]
+    timeout: Option<Dur>,
+    /// Who may approve (kept in the journal for `rollbook serve`).
+    #[serde(default)]
+    approvers: Vec<String>,
+}
+
+fn approve(s: &Arc<Session>, message: &str, opts: ApproveOpts, pos: Position) -> RhaiResult<bool> {
+    use crate::run::Asked;
     let replayed = s.replay.as_ref().and_then(|r| r.lock().ok().and_then(|mut r| r.approval(message)));
     if replayed == Some(true) {
         s.record(Event::Replayed { what: format!("approval \"{message}\"") })
@@ -238,7 +288,8 @@ fn approve(s: &Arc<Session>, message: &str, pos: Position) -> RhaiResult<bool> {
     if let Some(stop) = s.undo_stop("an approval", pos) {
         return Err(stop);
     }
-    let (approved, by) = if s.dry_run {
+    let user = crate::run::current_user();
+    let (approved, by, user) = if s.dry_run {
         if let Ok(mut plan) = s.plan.lock() {
             plan.push(PlanEntry {
                 call: "approve".into(),
@@ -248,23 +299,54 @@ fn approve(s: &Arc<Session>, message: &str, pos: Position) -> RhaiResult<bool> {
                 stage: s.current_stage(),
             });
         }
-        (true, "dry-run")
+        (true, "dry-run", None)
     } else if s.yes {
-        (true, "--yes")
+        (true, "--yes", Some(user))
     } else {
-        match s.reporter.ask(message) {
-            Some(answer) => (answer, "terminal"),
-            None => (false, "no terminal and no --yes"),
+        // The wait for an answer ends at the `timeout` (on the run's clock) or an interrupt.
+        let expired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let timer = opts.timeout.map(|t| {
+            let expired = expired.clone();
+            let clock = s.cx().clock;
+            s.rt.spawn(async move {
+                clock.sleep(t.get()).await;
+                expired.store(true, Ordering::SeqCst);
+            })
+        });
+        let session = s.clone();
+        let give_up =
+            move || expired.load(Ordering::SeqCst) || session.stop_state() != super::session::Stop::Running;
+        let asked = s.reporter.ask_until(message, &give_up);
+        if let Some(t) = timer {
+            t.abort();
+        }
+        match asked {
+            Asked::Answer(answer) => (answer, "terminal", Some(user)),
+            Asked::NoOne => (false, "no terminal and no --yes", None),
+            Asked::GaveUp if s.stop_state() != super::session::Stop::Running => {
+                return Err(s.terminated(pos));
+            }
+            Asked::GaveUp => (false, "timeout", None),
         }
     };
-    s.record(Event::Approval { message: message.into(), approved, by: by.into() })
-        .map_err(|why| journal_err(why, pos))?;
+    s.record(Event::Approval {
+        message: message.into(),
+        approved,
+        by: by.into(),
+        user,
+        approvers: opts.approvers.clone(),
+        timeout: opts.timeout.map(|t| t.to_string()),
+    })
+    .map_err(|why| journal_err(why, pos))?;
     if approved {
         return Ok(true);
     }
     s.denied.store(true, Ordering::SeqCst);
-    let err = PrimitiveError::new(ErrorKind::Denied, format!("approval denied ({by}): {message}"));
-    Err(throw(&err, pos))
+    let why = match (by, opts.timeout) {
+        ("timeout", Some(t)) => format!("approval timed out after {t} with no answer: {message}"),
+        _ => format!("approval denied ({by}): {message}"),
+    };
+    Err(throw(&PrimitiveError::new(ErrorKind::Denied, why), pos))
 }
 
 #[derive(Deserialize)]
@@ -441,6 +523,24 @@ fn parallel(
     if opts.concurrency == 0 {
         return Err(throw(&PrimitiveError::invalid("parallel: `concurrency` must be at least 1"), pos));
     }
+    if opts.concurrency > s.budget.max_concurrency {
+        return Err(throw(
+            &PrimitiveError::invalid(format!(
+                "parallel: `concurrency` is at most {} (asked for {})",
+                s.budget.max_concurrency, opts.concurrency
+            )),
+            pos,
+        ));
+    }
+    if super::session::parallel_depth() >= s.budget.max_nesting {
+        return Err(throw(
+            &PrimitiveError::invalid(format!(
+                "parallel: calls nest at most {} deep (a `parallel` inside an item of a `parallel`…)",
+                s.budget.max_nesting
+            )),
+            pos,
+        ));
+    }
     let n = items.len();
     if n == 0 {
         return Ok(Array::new());
@@ -464,101 +564,106 @@ fn parallel(
         running: AtomicUsize::new(0),
         last: Mutex::new(None),
     };
-    let spawn_error = std::thread::scope(|scope| {
-        for w in 0..workers {
+    let depth = super::session::parallel_depth();
+    let work = || {
+        super::session::set_parallel_depth(depth + 1);
+        loop {
+            if stop_all.load(Ordering::SeqCst) {
+                break;
+            }
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            if i >= n {
+                break;
+            }
+            let item = items[i].clone();
+            let started = clock.now();
+            let own = opts.timeout.map(|t| ItemDeadline { clock: clock.clone(), at: started + t.get() });
+            let deadline = match (own, outer.clone()) {
+                (Some(a), Some(b)) => Some(if a.at <= b.at { a } else { b }),
+                (a, b) => a.or(b),
+            };
+            set_item_deadline(deadline.clone());
+            batch.running.fetch_add(1, Ordering::Relaxed);
+            let outcome = body.call::<Dynamic>(engine, &ast, (item.clone(),));
+            batch.running.fetch_sub(1, Ordering::Relaxed);
+            set_item_deadline(outer.clone());
+            let duration_ms = clock.now().saturating_sub(started).as_millis() as u64;
+            let out_of_time = deadline.as_ref().is_some_and(|d| d.passed());
+            let outcome = match outcome {
+                // The run itself was stopped (timeout, Ctrl-C, limits): not this item's failure.
+                Err(e) if !e.is_catchable() && !is_item_timeout(&e, s) => {
+                    stop_all.store(true, Ordering::SeqCst);
+                    if let Ok(mut f) = fatal.lock() {
+                        f.get_or_insert(e);
+                    }
+                    break;
+                }
+                // Past its deadline, however the closure ended (even if it caught the timeout).
+                _ if out_of_time => Err(timeout_error(i, opts.timeout.unwrap_or(Dur(Duration::ZERO)))),
+                Err(e) if is_item_timeout(&e, s) => {
+                    Err(timeout_error(i, opts.timeout.unwrap_or(Dur(Duration::ZERO))))
+                }
+                Ok(value) => Ok(value),
+                Err(e) => Err(error_value(&e)),
+            };
+            let failed = outcome.is_err();
+            let error = outcome.as_ref().err().map(|e| {
+                let kind = e.read_lock::<Map>().and_then(|m| m.get("kind").map(|k| k.to_string()));
+                let message = e
+                    .read_lock::<Map>()
+                    .and_then(|m| m.get("message").map(|k| k.to_string()))
+                    .unwrap_or_else(|| e.to_string());
+                match kind {
+                    Some(k) if !k.is_empty() => format!("{k}: {message}"),
+                    _ => message,
+                }
+            });
+            let journaled = s.record(Event::ParallelItem { index: i, ok: !failed, error, duration_ms });
+            if let Err(why) = journaled {
+                stop_all.store(true, Ordering::SeqCst);
+                if let Ok(mut f) = fatal.lock() {
+                    f.get_or_insert(journal_err(why, pos));
+                }
+                break;
+            }
+            if failed {
+                batch.failed.fetch_add(1, Ordering::Relaxed);
+                if opts.fail_fast {
+                    stop_all.store(true, Ordering::SeqCst);
+                }
+            }
+            if let Ok(mut r) = results.lock() {
+                r[i] = Some(item_entry(item, outcome));
+            }
+            batch.done.fetch_add(1, Ordering::Relaxed);
+            batch.show(cx.progress.as_ref(), false);
+        }
+        super::session::set_parallel_depth(depth);
+    };
+    let work = &work;
+    std::thread::scope(|scope| {
+        // Extra workers only while the run's pool has threads to spare; the calling thread
+        // always works too, so a batch (nested or not) never waits for a free thread, and a
+        // worker that cannot be started only makes the batch slower.
+        for w in 1..workers {
+            if !s.budget.take_thread() {
+                break;
+            }
             let spawned = std::thread::Builder::new()
                 .name(format!("parallel-{w}"))
                 .stack_size(SCRIPT_STACK)
-                .spawn_scoped(scope, || {
-                    loop {
-                        if stop_all.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        if i >= n {
-                            break;
-                        }
-                        let item = items[i].clone();
-                        let started = clock.now();
-                        let own = opts
-                            .timeout
-                            .map(|t| ItemDeadline { clock: clock.clone(), at: started + t.get() });
-                        let deadline = match (own, outer.clone()) {
-                            (Some(a), Some(b)) => Some(if a.at <= b.at { a } else { b }),
-                            (a, b) => a.or(b),
-                        };
-                        set_item_deadline(deadline.clone());
-                        batch.running.fetch_add(1, Ordering::Relaxed);
-                        let outcome = body.call::<Dynamic>(engine, &ast, (item.clone(),));
-                        batch.running.fetch_sub(1, Ordering::Relaxed);
-                        set_item_deadline(outer.clone());
-                        let duration_ms = clock.now().saturating_sub(started).as_millis() as u64;
-                        let out_of_time = deadline.as_ref().is_some_and(|d| d.passed());
-                        let outcome = match outcome {
-                            // The run itself was stopped (timeout, Ctrl-C, limits): not this item's failure.
-                            Err(e) if !e.is_catchable() && !is_item_timeout(&e, s) => {
-                                stop_all.store(true, Ordering::SeqCst);
-                                if let Ok(mut f) = fatal.lock() {
-                                    f.get_or_insert(e);
-                                }
-                                break;
-                            }
-                            // Past its deadline, however the closure ended (even if it caught the timeout).
-                            _ if out_of_time => {
-                                Err(timeout_error(i, opts.timeout.unwrap_or(Dur(Duration::ZERO))))
-                            }
-                            Err(e) if is_item_timeout(&e, s) => {
-                                Err(timeout_error(i, opts.timeout.unwrap_or(Dur(Duration::ZERO))))
-                            }
-                            Ok(value) => Ok(value),
-                            Err(e) => Err(error_value(&e)),
-                        };
-                        let failed = outcome.is_err();
-                        let error = outcome.as_ref().err().map(|e| {
-                            let kind =
-                                e.read_lock::<Map>().and_then(|m| m.get("kind").map(|k| k.to_string()));
-                            let message = e
-                                .read_lock::<Map>()
-                                .and_then(|m| m.get("message").map(|k| k.to_string()))
-                                .unwrap_or_else(|| e.to_string());
-                            match kind {
-                                Some(k) if !k.is_empty() => format!("{k}: {message}"),
-                                _ => message,
-                            }
-                        });
-                        let journaled =
-                            s.record(Event::ParallelItem { index: i, ok: !failed, error, duration_ms });
-                        if let Err(why) = journaled {
-                            stop_all.store(true, Ordering::SeqCst);
-                            if let Ok(mut f) = fatal.lock() {
-                                f.get_or_insert(journal_err(why, pos));
-                            }
-                            break;
-                        }
-                        if failed {
-                            batch.failed.fetch_add(1, Ordering::Relaxed);
-                            if opts.fail_fast {
-                                stop_all.store(true, Ordering::SeqCst);
-                            }
-                        }
-                        if let Ok(mut r) = results.lock() {
-                            r[i] = Some(item_entry(item, outcome));
-                        }
-                        batch.done.fetch_add(1, Ordering::Relaxed);
-                        batch.show(cx.progress.as_ref(), false);
-                    }
+                .spawn_scoped(scope, move || {
+                    work();
+                    s.budget.give_thread();
                 });
-            if let Err(e) = spawned {
-                stop_all.store(true, Ordering::SeqCst);
-                return Some(e.to_string());
+            if spawned.is_err() {
+                s.budget.give_thread();
+                break;
             }
         }
-        None
+        work();
     });
     cx.progress.done_waiting();
-    if let Some(why) = spawn_error {
-        return Err(throw(&PrimitiveError::invalid(format!("parallel: cannot start a worker: {why}")), pos));
-    }
     if let Some(e) = fatal.into_inner().ok().flatten() {
         return Err(e);
     }

@@ -41,6 +41,35 @@ pub(crate) fn import_paths(src: &str) -> Vec<String> {
         .collect()
 }
 
+/// Where `src` has an `import` whose path is not one string literal (`import p as m;`,
+/// `import "a" + x as m;`): 1-based line and column. Such imports cannot be known before the
+/// run, so they could not be journaled or checked; they are refused at load time.
+pub(crate) fn non_literal_imports(src: &str) -> Vec<(usize, usize)> {
+    let tokens = tokenize(src);
+    let lines: Vec<&str> = src.lines().collect();
+    let char_at = |t: &Token| lines.get(t.line - 1).and_then(|l| l.chars().nth(t.col - 1));
+    let mut found = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if t.tok != Tok::Ident("import".into()) {
+            continue;
+        }
+        if i > 0 && matches!(tokens[i - 1].tok, Tok::Punct(".") | Tok::Punct("::")) {
+            continue;
+        }
+        let literal = match (tokens.get(i + 1).map(|t| &t.tok), tokens.get(i + 2)) {
+            (Some(Tok::Str(_)), None) => true,
+            (Some(Tok::Str(_)), Some(next)) => {
+                next.tok == Tok::Ident("as".into()) || (next.tok == Tok::Other && char_at(next) == Some(';'))
+            }
+            _ => false,
+        };
+        if !literal {
+            found.push((t.line, t.col));
+        }
+    }
+    found
+}
+
 /// Splits Rhai source into the few tokens the checks need; strings and comments are skipped.
 fn tokenize(src: &str) -> Vec<Token> {
     let chars: Vec<char> = src.chars().collect();

@@ -34,6 +34,41 @@ pub struct Diagnostic {
     span: Option<SourceSpan>,
 }
 
+impl Diagnostic {
+    /// This diagnostic with control characters taken out of everything a terminal shows: in the
+    /// message, label and help they are escaped; in the source each byte of one becomes `?`, so
+    /// the caret still points at the same place.
+    pub fn terminal_safe(&self) -> Diagnostic {
+        fn escape(text: &str) -> String {
+            text.chars()
+                .map(|c| {
+                    if c.is_control() && c != '\t' { format!("\\u{{{:x}}}", c as u32) } else { c.to_string() }
+                })
+                .collect()
+        }
+        let mut d = self.clone();
+        d.message = escape(&d.message);
+        d.label = escape(&d.label);
+        d.file = escape(&d.file);
+        d.help = d.help.as_deref().map(escape);
+        if let Some(src) = &self.source {
+            let text: String = src
+                .inner()
+                .chars()
+                .map(|c| {
+                    if c.is_control() && c != '\n' && c != '\t' {
+                        "?".repeat(c.len_utf8())
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+            d.source = Some(Arc::new(NamedSource::new(escape(src.name()), text)));
+        }
+        d
+    }
+}
+
 impl fmt::Debug for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.location())?;
@@ -219,6 +254,30 @@ fn describe(
                 Some("raise it with --timeout, or make the waits shorter".into()),
             ),
             "cancelled" => ("the run was cancelled".into(), "running here when cancelled".into(), None),
+            "interrupted" => (
+                "the run was interrupted by the operator".into(),
+                "running here when interrupted".into(),
+                None,
+            ),
+            "limit_operations" => (
+                format!(
+                    "the runbook was stopped after {} operations (one budget for the whole run, every `parallel` item included)",
+                    limits.max_operations
+                ),
+                "still running here".into(),
+                Some(
+                    "look for a loop that never ends; wait with `wait_until` or `sleep` instead of spinning"
+                        .into(),
+                ),
+            ),
+            "limit_memory" => (
+                format!(
+                    "the runbook's data grew beyond its memory limit of {} MiB (values held by closures included)",
+                    limits.max_memory >> 20
+                ),
+                "growing here".into(),
+                Some("runbooks hold small data; filter results before keeping them".into()),
+            ),
             other => (format!("the run was stopped: {other}"), "stopped here".into(), None),
         },
         EvalAltResult::ErrorDataTooLarge(what, _) => (

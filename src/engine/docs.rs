@@ -29,15 +29,18 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "approve",
-        signature: "approve(message)",
-        definitions: &["fn approve(message: String) -> bool;"],
-        doc: "Asks the operator yes/no (default no); `--yes` answers yes; with no terminal and no `--yes` it throws `denied` and the run stops with exit 4.",
+        signature: "approve(message) / approve(message, #{ timeout, approvers })",
+        definitions: &[
+            "fn approve(message: String) -> bool;",
+            "fn approve(message: String, options: Map) -> bool;",
+        ],
+        doc: "Asks the operator yes/no (default no); `--yes` answers yes; with no terminal and no `--yes` it throws `denied` and the run stops with exit 4. With `timeout` (\"15m\") an unanswered approval is denied when it passes (journaled as timed out). `approvers` ([\"alice\", \"bob\"]) is journaled for `rollbook serve`; the journal records who answered (the OS user on the terminal, or with `--yes`).",
     },
     Builtin {
         name: "sleep",
         signature: "sleep(duration)",
         definitions: &["fn sleep(duration: String) -> ();"],
-        doc: "Waits for a duration (\"30s\", \"5m\"); skipped under --dry-run; stops at once when the run is cancelled.",
+        doc: "Waits for a duration (\"30s\", \"5m\", at most \"365d\"; an int is seconds); skipped under --dry-run; stops at once when the run is interrupted.",
     },
     Builtin {
         name: "wait_until",
@@ -58,7 +61,7 @@ pub const BUILTINS: &[Builtin] = &[
             "fn parallel(items: Array, body: Fn) -> Array;",
             "fn parallel(items: Array, body: Fn, options: Map) -> Array;",
         ],
-        doc: "Calls the closure for each item, at most `concurrency` (10) at once; returns `[#{ item, ok, value, error }]` in input order. A failed item does not stop the others unless `fail_fast` (false) is set, which skips the rest; an item past `timeout` (none) is stopped alone and gets `error.kind == \"timeout\"`. Each item's outcome is journaled; a terminal shows done / failed / running.",
+        doc: "Calls the closure for each item, at most `concurrency` (10; at most 64) at once, nested at most 3 deep, on a pool of at most 64 worker threads per run shared by every batch (the calling thread works too); returns `[#{ item, ok, value, error }]` in input order. A failed item does not stop the others unless `fail_fast` (false) is set, which skips the rest; an item past `timeout` (none) is stopped alone and gets `error.kind == \"timeout\"`. Each item's outcome is journaled; a terminal shows done / failed / running.",
     },
     Builtin {
         name: "info",

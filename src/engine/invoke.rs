@@ -23,8 +23,66 @@ pub(crate) fn throw(err: &PrimitiveError, pos: Position) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(map.into(), pos).into()
 }
 
+/// How deeply nested a value may be to cross into the journal or a primitive's args.
+const MAX_VALUE_DEPTH: usize = 64;
+
+/// A script value as JSON (for the journal and primitive args); a value nested deeper than
+/// [`MAX_VALUE_DEPTH`] (a closure that holds itself, say) becomes a string saying so.
 pub(crate) fn to_json(value: &Dynamic) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()))
+    try_to_json(value).unwrap_or_else(serde_json::Value::String)
+}
+
+/// A script value as JSON, or why it cannot be one. Never recurses without bound: a value that
+/// contains itself through a closure's captured variables is an error, not a stack overflow.
+pub(crate) fn try_to_json(value: &Dynamic) -> Result<serde_json::Value, String> {
+    convert(value, 0)
+}
+
+fn convert(value: &Dynamic, depth: usize) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    if depth > MAX_VALUE_DEPTH {
+        return Err(format!(
+            "a value is nested deeper than {MAX_VALUE_DEPTH} levels (does it contain itself through a closure?)"
+        ));
+    }
+    if value.is_shared() {
+        return convert(&value.flatten_clone(), depth + 1);
+    }
+    if value.is_unit() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = value.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Ok(i) = value.as_int() {
+        return Ok(Value::from(i));
+    }
+    if let Ok(f) = value.as_float() {
+        return Ok(serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null));
+    }
+    if let Ok(c) = value.as_char() {
+        return Ok(Value::String(c.to_string()));
+    }
+    if value.is_string() {
+        return Ok(Value::String(value.clone().into_string().unwrap_or_default()));
+    }
+    if let Some(items) = value.read_lock::<rhai::Array>() {
+        return items.iter().map(|v| convert(v, depth + 1)).collect::<Result<Vec<_>, _>>().map(Value::Array);
+    }
+    if let Some(map) = value.read_lock::<Map>() {
+        let mut out = serde_json::Map::new();
+        for (k, v) in map.iter() {
+            out.insert(k.to_string(), convert(v, depth + 1)?);
+        }
+        return Ok(Value::Object(out));
+    }
+    if let Some(blob) = value.read_lock::<rhai::Blob>() {
+        return Ok(Value::Array(blob.iter().map(|b| Value::from(*b)).collect()));
+    }
+    if let Some(f) = value.read_lock::<rhai::FnPtr>() {
+        return Ok(Value::String(format!("Fn({})", f.fn_name())));
+    }
+    Ok(Value::String(value.type_name().to_string()))
 }
 
 pub(crate) fn from_json(value: &serde_json::Value) -> Dynamic {
@@ -43,7 +101,9 @@ pub(crate) fn invoke(
     }
     let meta = primitive.meta();
     let name = meta.full_name();
-    let args = to_json(&Dynamic::from_map(options));
+    let args = try_to_json(&Dynamic::from_map(options))
+        .map_err(|why| throw(&PrimitiveError::invalid(format!("{name}: {why}")), pos))?;
+    super::names::check_names(&name, &args).map_err(|why| throw(&PrimitiveError::invalid(why), pos))?;
     let cx = session.cx();
     // Under dry-run, a health probe after a planned change would be checked once the change
     // is made; it is sent once, for real, and does not wait through its attempts.
@@ -202,7 +262,13 @@ pub(crate) fn invoke(
         })
         .map_err(|why| journal_failure(why, pos))?;
     let started = Instant::now();
-    let mut result = session.block_on(decoded.call(cx));
+    // A mutating call in flight is the one thing an interrupt waits for: its outcome is then
+    // journaled, so a resume knows whether it happened instead of finding it in doubt.
+    let mut result = if meta.access == Access::Mutate {
+        session.block_on_mutation(decoded.call(cx))
+    } else {
+        session.block_on(decoded.call(cx))
+    };
     if probe_after_plan && let Ok(value) = &mut result {
         assume_planned_health(session, value);
     }

@@ -8,6 +8,7 @@ pub mod docs;
 mod invoke;
 pub mod meta;
 mod modules;
+mod names;
 mod planned;
 pub mod preflight;
 mod session;
@@ -49,6 +50,16 @@ pub struct Limits {
     pub max_map_size: usize,
     /// Modules one run may import.
     pub max_modules: usize,
+    /// Bytes the process may grow by while a run's script is evaluated (captured closure values
+    /// included); checked on Linux, where the process's resident size can be read. 0: unchecked.
+    pub max_memory: u64,
+    /// The highest `concurrency` a `parallel` call may ask for.
+    pub max_concurrency: usize,
+    /// How deeply `parallel` calls may nest inside each other's items.
+    pub max_parallel_nesting: usize,
+    /// Worker threads all `parallel` batches of one run may use at once (the calling thread
+    /// always works too, so nested batches never wait for each other).
+    pub max_parallel_threads: usize,
 }
 
 impl Default for Limits {
@@ -62,6 +73,10 @@ impl Default for Limits {
             // Room for fleets: 100,000 items of a `parallel` batch with outputs of ~10 properties.
             max_map_size: 1_000_000,
             max_modules: 64,
+            max_memory: 512 * 1024 * 1024,
+            max_concurrency: 64,
+            max_parallel_nesting: 3,
+            max_parallel_threads: 64,
         }
     }
 }
@@ -125,8 +140,12 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// Wall-clock limit for the run.
     pub timeout: Option<Duration>,
-    /// Cancelled by the caller (Ctrl-C) to stop the run.
+    /// Cancelled by the caller on an interrupt (Ctrl-C): the run stops at the next safe point
+    /// (a mutating call in flight finishes first); on a terminal the operator chooses between
+    /// undoing the completed stages and leaving the run resumable, elsewhere it stays resumable.
     pub cancel: CancellationToken,
+    /// Cancelled by the caller on SIGTERM: as `cancel`, but never asks; the run stays resumable.
+    pub terminate: CancellationToken,
     /// Output and questions.
     pub reporter: Arc<dyn Reporter>,
     /// URL prefix rewrites (the sandbox points scenario URLs at the simulator).
@@ -169,6 +188,15 @@ pub struct ResumeFrom {
 }
 
 impl RunOptions {
+    /// What this run acts on, as the journal and the report name it.
+    pub fn mode(&self) -> crate::run::RunMode {
+        match (self.dry_run, &self.sandbox) {
+            (true, _) => crate::run::RunMode::DryRun,
+            (false, Some(_)) => crate::run::RunMode::Sandbox,
+            (false, None) => crate::run::RunMode::Real,
+        }
+    }
+
     /// Options for a quiet, non-interactive run with journals under `state_dir`.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         RunOptions {
@@ -177,6 +205,7 @@ impl RunOptions {
             state_dir: state_dir.into(),
             timeout: None,
             cancel: CancellationToken::new(),
+            terminate: CancellationToken::new(),
             reporter: Arc::new(crate::run::QuietReporter),
             url_rewrites: Vec::new(),
             settings: crate::providers::Settings::from_env(),
@@ -216,6 +245,115 @@ pub struct RunReport {
     pub journal: PathBuf,
     /// Whether this was a dry-run.
     pub dry_run: bool,
+    /// `real`, `dry-run` or `sandbox` (the command line sets `sandbox`).
+    pub mode: String,
+    /// Every stage the run reached, in order, with what became of it.
+    pub stages: Vec<StageReport>,
+    /// Every mutating call, performed or planned, in order.
+    pub mutations: Vec<MutationReport>,
+}
+
+/// One stage of a run, as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    /// Its name.
+    pub name: String,
+    /// `completed`, `failed`, `undone`, `undo_failed` or `replayed` (done before a resume).
+    pub status: String,
+    /// Whether it declared an undo.
+    pub has_undo: bool,
+}
+
+/// One mutating call of a run, as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MutationReport {
+    /// `namespace::name`.
+    pub primitive: String,
+    /// The resource key.
+    pub target: Option<String>,
+    /// The enclosing stage.
+    pub stage: Option<String>,
+    /// `ok`, `failed`, `in_doubt` (no answer journaled) or `planned` (dry-run).
+    pub status: String,
+}
+
+impl RunReport {
+    /// Stages that completed, have no undo and were not undone: kept as they are.
+    pub fn kept_without_undo(&self) -> Vec<String> {
+        self.stages
+            .iter()
+            .filter(|s| !s.has_undo && matches!(s.status.as_str(), "completed" | "replayed"))
+            .map(|s| s.name.clone())
+            .collect()
+    }
+}
+
+/// Stages and mutations of a run, read back from its journal.
+fn stages_and_mutations(records: &[crate::run::journal::Record]) -> (Vec<StageReport>, Vec<MutationReport>) {
+    let mut stages: Vec<StageReport> = Vec::new();
+    let mut mutations: Vec<MutationReport> = Vec::new();
+    let mut calls: BTreeMap<u64, usize> = BTreeMap::new();
+    let set = |stages: &mut Vec<StageReport>, name: &str, status: &str, has_undo: Option<bool>| match stages
+        .iter_mut()
+        .rev()
+        .find(|s| s.name == name)
+    {
+        Some(s) => {
+            s.status = status.into();
+            if let Some(h) = has_undo {
+                s.has_undo = h;
+            }
+        }
+        None => stages.push(StageReport {
+            name: name.into(),
+            status: status.into(),
+            has_undo: has_undo.unwrap_or(false),
+        }),
+    };
+    for r in records {
+        match &r.event {
+            Event::StageFinished { stage, ok, has_undo, .. } => {
+                set(&mut stages, stage, if *ok { "completed" } else { "failed" }, Some(*has_undo))
+            }
+            Event::Replayed { what } => {
+                if let Some(stage) = what.strip_prefix("stage ") {
+                    set(&mut stages, stage, "replayed", None);
+                }
+            }
+            Event::UndoFinished { stage, ok, .. } => {
+                set(&mut stages, stage, if *ok { "undone" } else { "undo_failed" }, None)
+            }
+            Event::CallStarted {
+                call,
+                primitive,
+                access: crate::model::Access::Mutate,
+                target,
+                stage,
+                ..
+            } => {
+                calls.insert(*call, mutations.len());
+                mutations.push(MutationReport {
+                    primitive: primitive.clone(),
+                    target: target.clone(),
+                    stage: stage.clone(),
+                    status: "in_doubt".into(),
+                });
+            }
+            Event::CallFinished { call, ok, .. } => {
+                if let Some(m) = calls.remove(call).and_then(|i| mutations.get_mut(i)) {
+                    m.status = if *ok { "ok" } else { "failed" }.into();
+                }
+            }
+            Event::CallPlanned { primitive, target, stage, .. } => mutations.push(MutationReport {
+                primitive: primitive.clone(),
+                target: target.clone(),
+                stage: stage.clone(),
+                status: "planned".into(),
+            }),
+            _ => {}
+        }
+    }
+    (stages, mutations)
 }
 
 /// The embeddable engine: primitives, stdlib and limits. Cheap to share; one per process is enough.
@@ -297,6 +435,9 @@ impl Engine {
         let progress_slot = slot.clone();
         engine.on_progress(move |ops| {
             let session = progress_slot.get()?;
+            if let Some(limit) = session.budget.tick(ops) {
+                return Some(limit.into());
+            }
             match session.stop_state() {
                 // A `parallel` item past its `timeout` is stopped alone (checked every 256
                 // operations: reading the clock on every one would cost more than the loop).
@@ -306,6 +447,7 @@ impl Engine {
                 Stop::Running => None,
                 Stop::Cancelled => Some("cancelled".into()),
                 Stop::TimedOut => Some("timeout".into()),
+                Stop::Interrupted => Some("interrupted".into()),
             }
         });
         let print_slot = slot.clone();
@@ -356,7 +498,7 @@ impl Engine {
         path: &Path,
         library: Option<Arc<crate::library::Resolved>>,
     ) -> Result<Runbook, EngineError> {
-        let source = std::fs::read_to_string(path)
+        let source = crate::model::read_input_file(path)
             .map_err(|source| EngineError::Read { path: path.to_path_buf(), source })?;
         self.load_source_with(path, source, library)
     }
@@ -394,6 +536,17 @@ impl Engine {
             EngineError::Script(Box::new(d))
         })?;
         ast.set_source(display.clone());
+        if let Some((line, col)) = check::non_literal_imports(&source).first() {
+            return Err(EngineError::Script(Box::new(Diagnostic::at(
+                &display,
+                Some(&source),
+                Some(*line),
+                Some(*col),
+                "`import` takes a string literal path (like `import \"std/k8s\" as k8s;`), so what a run loads is known before it starts and journaled".into(),
+                "not a literal path".into(),
+                Some("write the module's path in quotes; pick between modules with `if` after importing them".into()),
+            ))));
+        }
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("runbook");
         let meta = read_meta(&ast, &source, stem).map_err(|(message, needle)| {
             EngineError::Script(Box::new(diag::at_text(&display, &source, &needle, message, None)))
@@ -609,6 +762,7 @@ impl Engine {
             opts.timeout,
             loaded.clone(),
             opts.resume.as_ref().map(|r| r.replay.clone()),
+            session::Budget::new(&self.limits),
         ));
         let first = match &opts.resume {
             Some(r) => Event::RunResumed {
@@ -627,11 +781,7 @@ impl Engine {
                 host: crate::run::current_host(),
                 pid: std::process::id(),
                 rollbook_version: env!("CARGO_PKG_VERSION").into(),
-                mode: match (opts.dry_run, &opts.sandbox) {
-                    (true, _) => crate::run::RunMode::DryRun,
-                    (false, Some(_)) => crate::run::RunMode::Sandbox,
-                    (false, None) => crate::run::RunMode::Real,
-                },
+                mode: opts.mode(),
                 scenario: opts.sandbox.clone(),
             },
         };
@@ -654,14 +804,21 @@ impl Engine {
             }
         }
 
-        // Ctrl-C from the caller, and the wall-clock limit.
+        // Ctrl-C and SIGTERM from the caller, and the wall-clock limit.
         let watcher = {
             let s = Arc::downgrade(&session);
             let cancel = opts.cancel.clone();
+            let terminate = opts.terminate.clone();
             tokio::spawn(async move {
-                cancel.cancelled().await;
+                let ask = tokio::select! {
+                    _ = cancel.cancelled() => true,
+                    _ = terminate.cancelled() => false,
+                };
                 if let Some(s) = s.upgrade() {
-                    s.stop(Stop::Cancelled);
+                    if !ask {
+                        s.ask_on_interrupt.store(false, Ordering::SeqCst);
+                    }
+                    s.stop(Stop::Interrupted);
                 }
             })
         };
@@ -701,14 +858,15 @@ impl Engine {
             return Err(EngineError::StateDir(format!("cannot start the script thread: {e}")));
         }
         let outcome = rx.await.unwrap_or_else(|_| {
-            // The script thread panicked: nothing was undone, so completed stages need a person.
+            // The script thread died: nothing was undone and nothing was tried, so the run is
+            // left resumable (`rollbook resume`, or `rollbook undo`), not reported as a failed undo.
             let died = EvalAltResult::ErrorRuntime("the script thread died".into(), rhai::Position::NONE);
             let mut outcome = Outcome::ended(RunStatus::Failed, None, Some(Box::new(died)));
             if let Ok(stack) = session.undo_stack.lock() {
                 outcome.undo_pending = stack.iter().rev().map(|u| u.stage.clone()).collect();
             }
             if !outcome.undo_pending.is_empty() {
-                outcome.status = RunStatus::UndoFailed;
+                outcome.status = RunStatus::Interrupted;
             }
             outcome
         });
@@ -783,6 +941,10 @@ impl Engine {
         }
         let undone = outcome.undone.iter().map(|u| redactor.text(u)).collect();
         let undo_pending = undo_pending.iter().map(|u| redactor.text(u)).collect();
+        // The journal is already redacted: stages and mutations are read back from it.
+        let (stages, mutations) = crate::run::journal::read_journal(&session.journal_path())
+            .map(|read| stages_and_mutations(&read.records))
+            .unwrap_or_default();
         Ok(RunReport {
             run_id,
             status,
@@ -795,6 +957,9 @@ impl Engine {
             undo_pending,
             journal: session.journal_path(),
             dry_run: opts.dry_run,
+            mode: opts.mode().as_str().into(),
+            stages,
+            mutations,
         })
     }
 }
@@ -904,19 +1069,28 @@ fn finish(
         // The operator said no: stop where we are; completed stages stay as they are.
         return Outcome::ended(RunStatus::Denied, None, Some(err));
     }
-    if session.stop_state() == Stop::Cancelled {
-        // Ctrl-C: do not act further; whatever stages completed are left for a person.
-        let mut outcome = Outcome::ended(RunStatus::Cancelled, None, Some(err));
-        outcome.undo_pending = stack.iter().rev().map(|u| u.stage.clone()).collect();
-        if !outcome.undo_pending.is_empty() {
-            outcome.status = RunStatus::UndoFailed;
-        }
-        return outcome;
-    }
-    let failed = match kind.as_deref() {
+    let mut failed = match kind.as_deref() {
         Some("locked") => RunStatus::Locked,
         _ => RunStatus::Failed,
     };
+    if matches!(session.stop_state(), Stop::Interrupted | Stop::Cancelled) {
+        // Interrupted by the operator: nothing more is done unless they say so. On a terminal
+        // they choose; otherwise (and on SIGTERM) the run is left resumable, never half-undone.
+        let pending: Vec<String> = stack.iter().rev().map(|u| u.stage.clone()).collect();
+        let undo = !pending.is_empty()
+            && session.stop_state() == Stop::Interrupted
+            && session.ask_on_interrupt.load(Ordering::SeqCst)
+            && session.reporter.ask(&format!(
+                "interrupted. undo the completed stages ({}) now? answer no to leave the run resumable",
+                pending.join(", ")
+            )) == Some(true);
+        if !undo {
+            let mut outcome = Outcome::ended(RunStatus::Interrupted, None, Some(err));
+            outcome.undo_pending = pending;
+            return outcome;
+        }
+        failed = RunStatus::Cancelled;
+    }
     let mut outcome = Outcome::ended(failed, None, Some(err));
     if stack.is_empty() {
         return outcome;
@@ -1002,7 +1176,7 @@ fn module_provenance(
             ((*src).to_string(), path.clone(), None)
         } else {
             let Ok((file, dep)) = resolver.locate_from(importer.as_deref(), &path) else { continue };
-            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+            let Ok(text) = crate::model::read_input_file(&file) else { continue };
             let id = match &dep {
                 Some(d) if !path.starts_with(&format!("{d}/")) => format!("{d}/{path}"),
                 _ => path.clone(),

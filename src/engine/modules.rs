@@ -154,13 +154,22 @@ impl Resolver {
                 // Module ids name their dependency, so their own imports resolve inside it.
                 id = format!("{dep}/{path}");
             }
-            std::fs::read_to_string(&file).map_err(|e| {
+            crate::model::read_input_file(&file).map_err(|e| {
                 Box::new(EvalAltResult::ErrorRuntime(
                     format!("import `{path}`: cannot read `{}`: {e}", file.display()).into(),
                     pos,
                 ))
             })?
         };
+        if let Some((line, col)) = super::check::non_literal_imports(&source).first() {
+            return Err(Box::new(EvalAltResult::ErrorRuntime(
+                format!(
+                    "module `{path}` line {line}, column {col}: `import` takes a string literal path, so what a run loads is known before it starts"
+                )
+                .into(),
+                pos,
+            )));
+        }
         let mut ast = engine
             .compile(&source)
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.into(), e.into(), pos)))?;

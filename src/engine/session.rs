@@ -55,6 +55,144 @@ pub(crate) enum Stop {
     Running = 0,
     Cancelled = 1,
     TimedOut = 2,
+    /// The operator asked to stop (Ctrl-C, SIGTERM): stop at the next safe point, resumable.
+    Interrupted = 3,
+}
+
+thread_local! {
+    /// Operations counted on this thread but not yet added to the run's budget.
+    static PENDING_OPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Operations since this thread last looked at the process's memory.
+    static SINCE_MEMORY: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// How many `parallel` calls enclose the code this thread runs.
+    static PARALLEL_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many `parallel` calls enclose the code this thread runs.
+pub(crate) fn parallel_depth() -> usize {
+    PARALLEL_DEPTH.with(|d| d.get())
+}
+
+/// Sets how many `parallel` calls enclose the code this thread runs.
+pub(crate) fn set_parallel_depth(depth: usize) {
+    PARALLEL_DEPTH.with(|d| d.set(depth));
+}
+
+/// Which run-wide limit stopped the script.
+pub(crate) const LIMIT_OPERATIONS: &str = "limit_operations";
+/// See [`LIMIT_OPERATIONS`].
+pub(crate) const LIMIT_MEMORY: &str = "limit_memory";
+
+/// One budget per run, shared by every evaluation in it (the script, each `parallel` item on
+/// any thread, each undo): operations, and growth of the process's memory.
+pub(crate) struct Budget {
+    max_operations: u64,
+    used: AtomicU64,
+    /// Bytes the process may grow by while the run's script is evaluated; 0: unchecked.
+    max_memory: u64,
+    /// Resident memory when the run (or its undo) started; 0 where it cannot be read.
+    baseline: AtomicU64,
+    last_memory_check: Mutex<Instant>,
+    /// Worker threads of `parallel` batches alive now, across the whole run.
+    pub threads: std::sync::atomic::AtomicUsize,
+    /// See [`super::Limits::max_parallel_threads`].
+    pub max_threads: usize,
+    /// See [`super::Limits::max_concurrency`].
+    pub max_concurrency: usize,
+    /// See [`super::Limits::max_parallel_nesting`].
+    pub max_nesting: usize,
+}
+
+impl Budget {
+    pub fn new(limits: &super::Limits) -> Budget {
+        Budget {
+            max_operations: limits.max_operations,
+            used: AtomicU64::new(0),
+            max_memory: limits.max_memory,
+            max_threads: limits.max_parallel_threads,
+            max_concurrency: limits.max_concurrency,
+            max_nesting: limits.max_parallel_nesting,
+            baseline: AtomicU64::new(resident_bytes().unwrap_or(0)),
+            last_memory_check: Mutex::new(Instant::now()),
+            threads: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes a worker thread from the run's pool, if one is free.
+    pub fn take_thread(&self) -> bool {
+        self.threads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.max_threads).then_some(n + 1))
+            .is_ok()
+    }
+
+    /// Gives a worker thread back to the pool.
+    pub fn give_thread(&self) {
+        self.threads.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Counts one operation (numbered `ops` in its own evaluation); the name of the limit it
+    /// breaks, if it does.
+    pub fn tick(&self, ops: u64) -> Option<&'static str> {
+        // Rhai calls the progress hook once per operation, whatever evaluation it is in (the
+        // script, a closure `filter` calls, a `parallel` item): each call is one operation.
+        let _ = ops;
+        let pending = PENDING_OPS.with(|p| {
+            let n = p.get() + 1;
+            if n >= 1024 {
+                p.set(0);
+                n
+            } else {
+                p.set(n);
+                0
+            }
+        });
+        if pending > 0 && self.used.fetch_add(pending, Ordering::Relaxed) + pending > self.max_operations {
+            return Some(LIMIT_OPERATIONS);
+        }
+        // Memory: the clock every 16 operations, the process's size at most every 2 ms.
+        let every = SINCE_MEMORY.with(|c| {
+            let n = c.get() + 1;
+            c.set(if n >= 16 { 0 } else { n });
+            n >= 16
+        });
+        if every && self.max_memory > 0 && self.baseline.load(Ordering::Relaxed) > 0 {
+            let due = match self.last_memory_check.try_lock() {
+                Ok(mut last) if last.elapsed() >= Duration::from_millis(2) => {
+                    *last = Instant::now();
+                    true
+                }
+                _ => false,
+            };
+            if due && self.over_memory() {
+                return Some(LIMIT_MEMORY);
+            }
+        }
+        None
+    }
+
+    /// Whether the process grew beyond the run's memory limit since the run began.
+    pub fn over_memory(&self) -> bool {
+        match (self.baseline.load(Ordering::Relaxed), resident_bytes()) {
+            (base, Some(now)) if base > 0 => now.saturating_sub(base) > self.max_memory,
+            _ => false,
+        }
+    }
+
+    /// A fresh allowance (for the undo phase).
+    pub fn restart(&self) {
+        self.used.store(0, Ordering::Relaxed);
+        if let Some(now) = resident_bytes() {
+            self.baseline.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The process's resident memory in bytes (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// A completed stage's declared undo.
@@ -78,6 +216,13 @@ pub(crate) struct Session {
     written: AtomicU64,
     cx: Mutex<CallCx>,
     stop: AtomicU8,
+    /// Cancelled by an interrupt: waits and reads end at once; a mutating call in flight
+    /// finishes first (the safe point), so its outcome is journaled, not left in doubt.
+    interrupt: Mutex<CancellationToken>,
+    /// Operations, memory and worker threads, shared by every evaluation of the run.
+    pub budget: Budget,
+    /// Whether an interrupt may ask the operator (off for SIGTERM: leave the run resumable).
+    pub ask_on_interrupt: AtomicBool,
     pub plan: Mutex<Vec<PlanEntry>>,
     pub undo_stack: Mutex<Vec<UndoEntry>>,
     stages: Mutex<Vec<String>>,
@@ -108,6 +253,7 @@ impl Session {
         timeout: Option<Duration>,
         loaded: Loaded,
         replay: Option<crate::run::replay::Replay>,
+        budget: Budget,
     ) -> Session {
         Session {
             scope,
@@ -122,6 +268,9 @@ impl Session {
             journal: Mutex::new(journal),
             cx: Mutex::new(cx),
             stop: AtomicU8::new(Stop::Running as u8),
+            interrupt: Mutex::new(CancellationToken::new()),
+            budget,
+            ask_on_interrupt: AtomicBool::new(true),
             plan: Mutex::new(Vec::new()),
             undo_stack: Mutex::new(Vec::new()),
             stages: Mutex::new(Vec::new()),
@@ -163,6 +312,13 @@ impl Session {
         result
     }
 
+    fn interrupt_token(&self) -> CancellationToken {
+        match self.interrupt.lock() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     pub fn journal_path(&self) -> std::path::PathBuf {
         self.journal.lock().map(|j| j.path().to_path_buf()).unwrap_or_default()
     }
@@ -178,6 +334,7 @@ impl Session {
         match self.stop.load(Ordering::Relaxed) {
             1 => Stop::Cancelled,
             2 => Stop::TimedOut,
+            3 => Stop::Interrupted,
             _ => Stop::Running,
         }
     }
@@ -190,7 +347,10 @@ impl Session {
         if why == Stop::Cancelled {
             self.stop.store(Stop::Cancelled as u8, Ordering::SeqCst);
         }
-        self.cx().cancel.cancel();
+        self.interrupt_token().cancel();
+        if why != Stop::Interrupted {
+            self.cx().cancel.cancel();
+        }
     }
 
     /// Starts a fresh time budget for undo after a failed run (not after a cancel).
@@ -201,6 +361,12 @@ impl Session {
         if let Ok(mut cx) = self.cx.lock() {
             cx.cancel = token.clone();
         }
+        if let Ok(mut i) = self.interrupt.lock() {
+            *i = CancellationToken::new();
+        }
+        // The undo gets its own operations and memory allowance: a script stopped by a limit
+        // must still be able to undo.
+        self.budget.restart();
         self.stop.store(Stop::Running as u8, Ordering::SeqCst);
         self.arm_timer(budget, token.clone());
         token
@@ -236,6 +402,7 @@ impl Session {
     pub fn terminated(&self, pos: Position) -> Box<EvalAltResult> {
         let reason = match self.stop_state() {
             Stop::TimedOut => "timeout",
+            Stop::Interrupted => "interrupted",
             _ => "cancelled",
         };
         EvalAltResult::ErrorTerminated(Dynamic::from(reason.to_string()), pos).into()
@@ -244,6 +411,21 @@ impl Session {
     /// Waits for `fut` on the runtime, giving up when the run is stopped or, inside a
     /// `parallel` item, when the item's time is up (a `timeout` error).
     pub fn block_on<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, PrimitiveError>>,
+    ) -> Result<T, PrimitiveError> {
+        let interrupt = self.interrupt_token();
+        self.block_on_mutation(async move {
+            tokio::select! {
+                r = fut => r,
+                _ = interrupt.cancelled() => Err(PrimitiveError::new(ErrorKind::Cancelled, "the run was interrupted")),
+            }
+        })
+    }
+
+    /// As [`Session::block_on`], for a mutating call: an interrupt lets it finish (its outcome
+    /// is journaled); a timeout or a hard stop still ends it.
+    pub fn block_on_mutation<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, PrimitiveError>>,
     ) -> Result<T, PrimitiveError> {

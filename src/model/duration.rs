@@ -24,7 +24,12 @@ impl Dur {
     }
 }
 
-/// Parses `"1h30m"`, `"5m"`, `"30s"`, `"250ms"`, `"1d"`; a bare `"0"` is zero.
+/// The longest duration a runbook or flag may name: a year. Longer ones are refused with a
+/// clear error (they would overflow deadline arithmetic, and no recovery step waits that long).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
+
+/// Parses `"1h30m"`, `"5m"`, `"30s"`, `"250ms"`, `"1d"`; a bare `"0"` is zero. Durations above
+/// [`MAX_DURATION`] are refused.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
@@ -64,9 +69,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 ));
             }
         };
-        let part = Duration::try_from_secs_f64(number * secs_per_unit)
-            .map_err(|_| format!("invalid duration `{text}`: too long"))?;
-        total = total.checked_add(part).ok_or_else(|| format!("invalid duration `{text}`: too long"))?;
+        let too_long = || format!("duration `{text}` is too long: the longest allowed is 365d");
+        let part = Duration::try_from_secs_f64(number * secs_per_unit).map_err(|_| too_long())?;
+        total = total.checked_add(part).filter(|t| *t <= MAX_DURATION).ok_or_else(too_long)?;
     }
     Ok(total)
 }
@@ -140,6 +145,36 @@ mod tests {
         assert!(parse_duration("10").unwrap_err().contains("missing unit"));
         assert!(parse_duration("5x").unwrap_err().contains("unknown unit `x`"));
         assert!(parse_duration("m5").unwrap_err().contains("expected a number"));
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_panics() {
+        for s in ["99999999999999999999999d", "1e400s", "18446744073709551615s", "366d", "100000h"] {
+            assert!(parse_duration(s).unwrap_err().contains("too long") || parse_duration(s).is_err(), "{s}");
+        }
+        assert!(parse_duration("99999999999999999999999d").unwrap_err().contains("too long"));
+        assert_eq!(parse_duration("365d").unwrap(), MAX_DURATION);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_errors_without_panic(text in ".{0,40}") {
+            if let Ok(d) = parse_duration(&text) {
+                proptest::prop_assert!(d <= MAX_DURATION);
+                let _ = format_duration(d);
+            }
+        }
+
+        #[test]
+        fn duration_shaped_text_never_panics(
+            parts in proptest::collection::vec(("[0-9]{0,25}(\\.[0-9]{0,5})?", "(ms|s|m|h|d|x|)"), 0..6)
+        ) {
+            let text: String = parts.iter().map(|(n, u)| format!("{n}{u}")).collect();
+            if let Ok(d) = parse_duration(&text) {
+                proptest::prop_assert!(d <= MAX_DURATION);
+                proptest::prop_assert_eq!(parse_duration(&format_duration(d)).is_ok(), true);
+            }
+        }
     }
 
     #[test]

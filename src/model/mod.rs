@@ -2,10 +2,12 @@
 
 pub mod duration;
 pub mod error;
+pub mod file;
 pub mod settings;
 
 pub use duration::{Dur, format_duration, parse_duration};
 pub use error::{ErrorKind, PrimitiveError};
+pub use file::{MAX_INPUT_FILE, read_input_file};
 pub use settings::Settings;
 
 use serde::{Deserialize, Serialize};

@@ -29,6 +29,8 @@ pub enum RunStatus {
     Locked,
     /// Still running, or the process died before it could say (no `run_finished`).
     Incomplete,
+    /// Stopped by the operator (Ctrl-C, SIGTERM) and left as it was: resumable, or undoable.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -37,7 +39,7 @@ impl RunStatus {
         match self {
             RunStatus::Succeeded => 0,
             RunStatus::Failed | RunStatus::Cancelled | RunStatus::Incomplete => 1,
-            RunStatus::UndoFailed => 3,
+            RunStatus::UndoFailed | RunStatus::Interrupted => 3,
             RunStatus::Denied => 4,
             RunStatus::Locked => 5,
         }
@@ -52,6 +54,7 @@ impl RunStatus {
             RunStatus::Cancelled => "cancelled",
             RunStatus::Locked => "locked",
             RunStatus::Incomplete => "incomplete",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }
@@ -310,8 +313,17 @@ pub enum Event {
         message: String,
         /// The answer.
         approved: bool,
-        /// `terminal`, `--yes`, `no terminal` or `dry-run`.
+        /// `terminal`, `--yes`, `no terminal`, `timeout` or `dry-run`.
         by: String,
+        /// The OS user who answered (on the terminal, or who ran with `--yes`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        /// Who may approve (kept for `rollbook serve`; a terminal or `--yes` answers as today).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approvers: Vec<String>,
+        /// How long the approval waited at most, when it had a `timeout`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<String>,
     },
     /// A stage's undo began.
     UndoStarted {

@@ -53,7 +53,11 @@ pub fn ensure_state_dir(dir: &Path) -> Result<(), String> {
     create_private_dir(&runs).map_err(|e| format!("cannot use state directory `{}`: {e}", dir.display()))?;
     if let Some(why) = state_dir_warning(dir) {
         static WARNED: std::sync::Once = std::sync::Once::new();
-        WARNED.call_once(|| eprintln!("warning: {why}"));
+        WARNED.call_once(|| {
+            use std::io::Write as _;
+            // A closed stderr must not kill a run.
+            let _ = writeln!(std::io::stderr(), "warning: {why}");
+        });
     }
     let probe = runs.join(format!(".probe-{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
@@ -147,6 +151,26 @@ pub trait Reporter: Send + Sync {
     fn progress(&self) -> std::sync::Arc<dyn crate::providers::Progress>;
     /// Asks a yes/no question; `None` when no one can answer (no terminal).
     fn ask(&self, question: &str) -> Option<bool>;
+    /// Asks, giving up once `give_up()` turns true (an approval's `timeout`, an interrupt);
+    /// reporters that cannot give up ask as [`Reporter::ask`] does.
+    fn ask_until(&self, question: &str, give_up: &(dyn Fn() -> bool + Send + Sync)) -> Asked {
+        let _ = give_up;
+        match self.ask(question) {
+            Some(answer) => Asked::Answer(answer),
+            None => Asked::NoOne,
+        }
+    }
+}
+
+/// What became of a question asked with [`Reporter::ask_until`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// Answered yes (`true`) or no.
+    Answer(bool),
+    /// No one can answer (no terminal).
+    NoOne,
+    /// Given up before an answer came.
+    GaveUp,
 }
 
 /// A reporter that shows nothing and cannot ask (for embedding and tests).

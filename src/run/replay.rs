@@ -63,7 +63,9 @@ pub fn resumable_after(
         Event::RunFinished { status, .. } => Some(*status),
         _ => None,
     });
-    if let Some(status) = status.filter(|s| *s != RunStatus::Incomplete && !ended.contains(s)) {
+    if let Some(status) = status
+        .filter(|s| !matches!(s, RunStatus::Incomplete | RunStatus::Interrupted) && !ended.contains(s))
+    {
         let hint = match status {
             RunStatus::Denied => {
                 "; continue it with `rollbook resume <id> --yes`, or undo it with `rollbook undo <id>`"

@@ -374,7 +374,7 @@ pub enum ScenarioError {
 impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::model::read_input_file(path)
             .map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
         Self::parse(path, &text)
     }

@@ -1,0 +1,54 @@
+//! Reading the files a person hands rollbook (runbooks, modules, scenarios): regular files only,
+//! and never more than a few MiB, so `/dev/zero` or a FIFO cannot exhaust memory or hang a run.
+
+use std::io::Read;
+use std::path::Path;
+
+/// The largest runbook, module or scenario file rollbook reads: 4 MiB.
+pub const MAX_INPUT_FILE: u64 = 4 * 1024 * 1024;
+
+/// Reads `path` as UTF-8 text if it is a regular file of at most [`MAX_INPUT_FILE`] bytes.
+pub fn read_input_file(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind};
+    // `metadata` first: opening a FIFO for reading would block until a writer comes.
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let too_big = || {
+        Error::new(ErrorKind::InvalidInput, format!("larger than the limit of {} MiB", MAX_INPUT_FILE >> 20))
+    };
+    if meta.len() > MAX_INPUT_FILE {
+        return Err(too_big());
+    }
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INPUT_FILE {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_devices_folders_and_big_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_input_file(dir.path()).unwrap_err().to_string().contains("not a regular file"));
+        if Path::new("/dev/zero").exists() {
+            assert!(read_input_file(Path::new("/dev/zero")).unwrap_err().to_string().contains("regular"));
+        }
+        let big = dir.path().join("big.rhai");
+        std::fs::write(&big, vec![b' '; (MAX_INPUT_FILE + 1) as usize]).unwrap();
+        assert!(read_input_file(&big).unwrap_err().to_string().contains("4 MiB"));
+        let ok = dir.path().join("ok.rhai");
+        std::fs::write(&ok, "let x = 1;").unwrap();
+        assert_eq!(read_input_file(&ok).unwrap(), "let x = 1;");
+    }
+}
