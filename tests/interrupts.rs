@@ -79,13 +79,15 @@ fn image_and_replicas(sim: &Sim, dir: &Path) -> String {
     )
 }
 
-/// The only journal in `state`, once it exists.
+/// The only journal in `state` (sandbox runs keep theirs under `sandbox/`), once it exists.
 fn journal(state: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(state.join("runs"))
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+    [state.join("runs"), state.join("sandbox").join("runs")].into_iter().find_map(|dir| {
+        std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+    })
 }
 
 /// Waits (polling the journal, up to a generous bound) until it contains `needle`.
@@ -182,6 +184,15 @@ fn sigint_and_sigterm_stop_a_sandbox_run_resumable_without_undo() {
         assert!(!text.contains("undo_started"), "{text}");
         let id = run_id(&text);
         assert!(err.contains(&format!("rollbook resume {id}")), "{err}");
+
+        // `rollbook undo` undoes the completed stage, in the run's own journal, inside a
+        // simulator rebuilt from the recorded scenario.
+        let out = rollbook(&["undo", &id, "--state-dir", path(&state)]);
+        let (_, err) = texts(&out);
+        assert_eq!(out.status.code(), Some(0), "signal {sig}: {err}");
+        let text = std::fs::read_to_string(journal(&state).expect("journal")).expect("journal text");
+        assert!(text.contains("\"undo_started\"") && text.contains("\"stage\":\"one\""), "{text}");
+        assert!(!text.contains("undo_failed"), "{text}");
     }
 }
 

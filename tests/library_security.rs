@@ -126,24 +126,24 @@ fn a_tag_whose_signed_manifest_names_another_version_is_refused() {
     assert!(!lib.join("rollbook.lock").exists(), "nothing is locked as 2.2.0");
 }
 
-/// Two libraries on disk: `app` (runbook `go` returns `shared::word()`) and its path
-/// dependency `shared`; `[trust]` in `app` names `trusted_in_app`.
+/// Two libraries on disk: `app` (runbook `go` returns `common::word()`) and its path
+/// dependency `common`; `[trust]` in `app` names `trusted_in_app`.
 fn two_libraries(t: &Path, trusted_in_app: &str) -> (PathBuf, PathBuf) {
-    let shared = t.join("shared");
-    write(&shared, "rollbook.toml", "[library]\nname = \"shared\"\nversion = \"1.0.0\"\n");
+    let shared = t.join("common");
+    write(&shared, "rollbook.toml", "[library]\nname = \"common\"\nversion = \"1.0.0\"\n");
     write(&shared, "util.rhai", "fn word() { \"good\" }\n");
     let app = t.join("app");
     write(
         &app,
         "rollbook.toml",
         &format!(
-            "[library]\nname = \"app\"\nversion = \"1.0.0\"\n\n[dependencies]\nshared = {{ path = \"../shared\" }}\n\n[trust]\nkeys = [\"{trusted_in_app}\"]\n"
+            "[library]\nname = \"app\"\nversion = \"1.0.0\"\n\n[dependencies]\ncommon = {{ path = \"../common\" }}\n\n[trust]\nkeys = [\"{trusted_in_app}\"]\n"
         ),
     );
     write(
         &app,
         "go.rhai",
-        "const RUNBOOK = #{ name: \"go\" };\nimport \"shared/util\" as u;\ninfo(u::word());\nu::word()\n",
+        "const RUNBOOK = #{ name: \"go\" };\nimport \"common/util\" as u;\ninfo(u::word());\nu::word()\n",
     );
     (app, shared)
 }
@@ -211,13 +211,13 @@ fn under_a_trust_policy_every_library_of_a_bundle_must_verify_root_and_path_depe
 
     // A signed path dependency (its `commit` is null) changed inside the bundle, hash recomputed.
     let bad_dep = t.join("bad-dep.rbk");
-    tamper(&bundle, "shared", "util.rhai", "fn word() { \"evil\" }\n", &bad_dep);
+    tamper(&bundle, "common", "util.rhai", "fn word() { \"evil\" }\n", &bad_dep);
     let state = t.join("s1");
     let out = run_bundle(&ops, &bad_dep, &state, &policy);
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
     assert!(!stdout.contains("evil"), "{stdout}");
-    assert!(stderr.contains("library `shared`") && stderr.contains("changed after signing"), "{stderr}");
+    assert!(stderr.contains("library `common`") && stderr.contains("changed after signing"), "{stderr}");
     assert!(!state.join("libraries/bundles").exists(), "nothing is unpacked from a refused bundle");
 
     // The root library changed inside the bundle, hash recomputed.

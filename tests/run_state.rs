@@ -505,3 +505,35 @@ async fn an_embedder_cannot_resume_a_sandbox_run_outside_a_simulator() {
     let Err(e) = refused else { panic!("a sandbox run resumed as a real one") };
     assert!(e.to_string().contains("sandbox run"), "{e}");
 }
+
+/// A sandbox run in a new state dir creates every folder it needs private (the shipped
+/// library's cache, the sandbox's own state dir) and so never warns about its own folders.
+#[test]
+fn a_sandbox_run_creates_its_state_folders_private_and_does_not_warn_about_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("new").join("state");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        .args(["run", "rollbook/k8s-rollout-undo", "--sandbox"])
+        .arg(root.join("runbooks/k8s-rollout-undo.healthy.toml"))
+        .arg("--state-dir")
+        .arg(&state)
+        .env_remove("ROLLBOOK_STATE_DIR")
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("accessible"), "no warning about folders rollbook made itself: {stderr}");
+    let mut dirs = vec![state.clone()];
+    while let Some(d) = dirs.pop() {
+        let mode = std::fs::metadata(&d).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "`{}` is private", d.display());
+        for entry in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(entry.path());
+            }
+        }
+    }
+}

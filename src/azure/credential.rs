@@ -1,4 +1,4 @@
-//! Where the ARM bearer token comes from (API.md §5, first found): `ROLLBOOK_AZURE_TOKEN`, a
+//! Where the ARM bearer token comes from (first found): `ROLLBOOK_AZURE_TOKEN`, a
 //! service principal, workload identity, managed identity, the Azure CLI's login. The choice is
 //! a pure function of the settings; getting a token uses the official `azure_identity` crate.
 //! Tokens are cached, refreshed before they expire and once after a 401, and never shown:
@@ -90,7 +90,7 @@ impl CredentialChoice {
     }
 }
 
-/// Picks the credential the settings describe, first found in the order of API.md §5.
+/// Picks the credential the settings describe, first found in the documented order (docs/cli.md, environment).
 /// Pure: reads only `settings`, touches no network and no file.
 pub fn select_credential(settings: &Settings) -> CredentialChoice {
     let var = |k: &str| settings.var(k).map(str::to_string);

@@ -1,4 +1,4 @@
-//! The one ARM client every Azure primitive uses: credentials (API.md §5), retries with backoff
+//! The one ARM client every Azure primitive uses: credentials, retries with backoff
 //! and jitter, long-running operations, pagination and ARM's error envelope mapped to our
 //! error kinds. Depends only on `model` (plus reqwest and azure_identity), never on the engine.
 //!
@@ -16,7 +16,7 @@ pub use error::{AzureError, Envelope};
 /// The ARM endpoint when `ROLLBOOK_ARM_ENDPOINT` is not set.
 pub const DEFAULT_ENDPOINT: &str = "https://management.azure.com";
 
-/// Current stable api-versions, one per resource provider we call (see `shared/reference/azure-rest.md`).
+/// Current stable api-versions, one per resource provider we call.
 pub mod api_versions {
     /// Microsoft.Web (App Service sites and slots).
     pub const WEB: &str = "2025-03-01";

@@ -1,4 +1,4 @@
-//! The command line (API.md §4): parses flags, runs commands, renders results, picks exit codes.
+//! The command line: parses flags, runs commands, renders results, picks exit codes.
 
 // Terminal output that never panics: a closed stdout or stderr (`rollbook run … | head`) is
 // ignored, so output can never kill a run; the journal goes on being written.

@@ -41,7 +41,7 @@ impl Sandbox {
         let sim = Sim::start(scenario.clone(), None)
             .await
             .map_err(|e| format!("cannot start the simulator: {e}"))?;
-        std::fs::create_dir_all(work_dir)
+        crate::run::create_private_dir(work_dir)
             .map_err(|e| format!("cannot create `{}`: {e}", work_dir.display()))?;
         let kubeconfig = work_dir.join(format!("sandbox-kubeconfig-{}", sim.addr().port()));
         std::fs::write(&kubeconfig, sim.kubeconfig_yaml())

@@ -1,4 +1,4 @@
-//! The built-ins of API.md §3: stage, approve, sleep, wait_until, retry, parallel, info, warn,
+//! The built-ins: stage, approve, sleep, wait_until, retry, parallel, info, warn,
 //! fail, plus duration helpers. Each is registered on a run's engine, bound to its session.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -188,9 +188,14 @@ pub(crate) fn register_pure(engine: &mut rhai::Engine) {
 fn sleep(s: &Arc<Session>, ctx: &NativeCallContext, d: Dynamic) -> RhaiResult<()> {
     let pos = ctx.call_position();
     let d = duration_arg("sleep", &d, pos)?;
-    if s.dry_run {
-        let _ = s
-            .record(Event::Log { level: "info".into(), message: format!("dry-run: would sleep {}", Dur(d)) });
+    if let Some(stop) = s.undo_stop_past_replay("a sleep", pos) {
+        return Err(stop);
+    }
+    // `rollbook undo` replays the run only to reach its stages' undos: waiting changes nothing.
+    if s.dry_run || s.undo_only.load(std::sync::atomic::Ordering::SeqCst) {
+        let mode = if s.dry_run { "dry-run" } else { "undo" };
+        let _ =
+            s.record(Event::Log { level: "info".into(), message: format!("{mode}: would sleep {}", Dur(d)) });
         return Ok(());
     }
     let cx = s.cx();
@@ -403,6 +408,9 @@ fn pause(s: &Arc<Session>, d: Duration, what: &str, pos: Position) -> RhaiResult
 fn wait_until(s: &Arc<Session>, ctx: &NativeCallContext, opts: Map, check: FnPtr) -> RhaiResult<bool> {
     let pos = ctx.call_position();
     let opts: WaitOpts = decode_opts("wait_until", opts, pos)?;
+    if let Some(stop) = s.undo_stop_past_replay("a wait", pos) {
+        return Err(stop);
+    }
     let clock = s.cx().clock;
     let started = clock.now();
     let mut tries = 0u32;

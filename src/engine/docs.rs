@@ -16,7 +16,7 @@ pub struct Builtin {
     pub doc: &'static str,
 }
 
-/// Every built-in of API.md §3 (and the few helpers beside them).
+/// Every built-in (and the few helpers beside them).
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "stage",

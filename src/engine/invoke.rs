@@ -219,6 +219,9 @@ pub(crate) fn invoke(
     {
         return Err(stop);
     }
+    if let Some(stop) = session.undo_stop_past_replay(&format!("`{name}`"), pos) {
+        return Err(stop);
+    }
 
     if meta.access == Access::Mutate && session.dry_run {
         let mut planned = session.block_on(decoded.plan(cx)).map_err(|e| fail(session, &e, pos))?;

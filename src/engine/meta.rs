@@ -1,4 +1,4 @@
-//! `RUNBOOK` metadata and params (API.md §1): read from the literal constant, validated before
+//! `RUNBOOK` metadata and params: read from the literal constant, validated before
 //! anything runs, and `-p KEY=VALUE` values parsed by their declared type.
 
 use std::collections::BTreeMap;

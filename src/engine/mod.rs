@@ -32,7 +32,7 @@ use crate::providers::{CallCx, DynPrimitive, Primitive};
 use crate::run::{Event, Journal, PlanEntry, Reporter, RunStatus, RunbookInfo};
 use session::{Session, Stop};
 
-/// Limits every script runs under (API.md §3): a runaway script is stopped, not the machine.
+/// Limits every script runs under: a runaway script is stopped, not the machine.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Script operations per evaluation.
@@ -150,7 +150,7 @@ pub struct RunOptions {
     pub reporter: Arc<dyn Reporter>,
     /// URL prefix rewrites (the sandbox points scenario URLs at the simulator).
     pub url_rewrites: Vec<(String, String)>,
-    /// Connection settings (API.md §5); `Settings::from_env()` by default.
+    /// Connection settings; `Settings::from_env()` by default.
     pub settings: crate::providers::Settings,
     /// The clock every wait goes through (tests skip waits with `SkipClock`).
     pub clock: Arc<dyn crate::providers::Clock>,
@@ -226,7 +226,7 @@ pub struct RunReport {
     pub run_id: String,
     /// How it ended.
     pub status: RunStatus,
-    /// The process exit code (API.md §4).
+    /// The process exit code.
     pub exit_code: i32,
     /// The script's final value, when it succeeded.
     pub value: Option<serde_json::Value>,

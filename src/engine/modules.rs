@@ -1,5 +1,5 @@
 //! Module resolution: `import "std/<name>"` from the stdlib compiled into the binary;
-//! `import "<dependency>/<path>"` from that dependency of the runbook's library (API.md §7),
+//! `import "<dependency>/<path>"` from that dependency of the runbook's library,
 //! never outside its folder; other imports from the runbook's folder (or, inside a library,
 //! its root), never outside it.
 

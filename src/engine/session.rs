@@ -398,6 +398,18 @@ impl Session {
         Some(EvalAltResult::ErrorRuntime(Dynamic::from(UNDO_STOP.to_string()), pos).into())
     }
 
+    /// As [`Session::undo_stop`], but only once `rollbook undo` has replayed every stage the
+    /// run completed: before that, reads and waits lead to the stages whose undos must run;
+    /// after it, anything (a read, a wait, a sleep) belongs to the part of the run that never
+    /// happened.
+    pub fn undo_stop_past_replay(&self, what: &str, pos: Position) -> Option<Box<EvalAltResult>> {
+        if !self.undo_only.load(Ordering::SeqCst) {
+            return None;
+        }
+        let left = self.replay.as_ref().and_then(|r| r.lock().ok().map(|r| r.stages_left())).unwrap_or(0);
+        if left > 0 { None } else { self.undo_stop(what, pos) }
+    }
+
     /// The error that ends the script for the current stop reason.
     pub fn terminated(&self, pos: Position) -> Box<EvalAltResult> {
         let reason = match self.stop_state() {

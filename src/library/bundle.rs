@@ -297,11 +297,12 @@ fn unpack_one(base: &Path, lib: &CheckedLibrary) -> Result<PathBuf, String> {
     }
     let tmp = base.join(format!(".tmp-{}-{}-{}", lib.key, std::process::id(), fastrand::u64(..)));
     let write_all = || -> Result<(), String> {
-        std::fs::create_dir_all(&tmp).map_err(|e| format!("cannot create `{}`: {e}", tmp.display()))?;
+        crate::model::file::create_private_dir(&tmp)
+            .map_err(|e| format!("cannot create `{}`: {e}", tmp.display()))?;
         for (rel, content) in &lib.files {
             let path = tmp.join(rel);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
+                crate::model::file::create_private_dir(parent)
                     .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
             }
             std::fs::write(&path, content).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;

@@ -172,7 +172,8 @@ fn mirror(cache: &Path, url: &str) -> Result<PathBuf, String> {
     let key = hex::encode(Sha256::digest(url.as_bytes()));
     let mirror = cache.join("git").join(&key[..16]);
     if !mirror.join("HEAD").exists() {
-        std::fs::create_dir_all(&mirror).map_err(|e| format!("cannot create `{}`: {e}", mirror.display()))?;
+        crate::model::file::create_private_dir(&mirror)
+            .map_err(|e| format!("cannot create `{}`: {e}", mirror.display()))?;
         git(&["init", "--quiet", "--bare"], &mirror, Net::Local)?;
     }
     Ok(mirror)
@@ -225,7 +226,8 @@ pub fn checkout(mirror: &Path, commit: &str, dest: &Path) -> Result<(), String> 
         return Err(format!("`{}` is not a full commit id", commit.escape_default()));
     }
     let parent = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+    crate::model::file::create_private_dir(parent)
+        .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
     let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), fastrand::u64(..)));
     let tmp_s = tmp.display().to_string();
     let mirror_s = mirror.display().to_string();

@@ -206,7 +206,7 @@ description = "d"
 [dependencies]
 platform = { git = "https://git.example.com/x.git", version = "^2.1" }
 tools = { git = "git@git.example.com:t.git", rev = "3f2a9c1" }
-shared = { path = "../shared" }
+common = { path = "../common" }
 [trust]
 keys = ["ab"]
 "#,
@@ -214,7 +214,7 @@ keys = ["ab"]
         .unwrap();
         assert_eq!(m.version.to_string(), "1.4.0");
         assert_eq!(m.dependencies.len(), 3);
-        assert_eq!(m.dependencies["shared"], DepSpec::Path("../shared".into()));
+        assert_eq!(m.dependencies["common"], DepSpec::Path("../common".into()));
         assert_eq!(m.trust_keys, vec!["ab".to_string()]);
     }
 

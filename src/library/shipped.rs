@@ -36,10 +36,12 @@ pub fn unpack(state_dir: &Path) -> Result<Library, LibraryError> {
     let fail = |why: String| LibraryError::Files { dir: dir.clone(), why };
     let want = hash_entries(FILES.iter().map(|(p, t)| (*p, t.as_bytes())));
     if !(dir.is_dir() && content_hash(&dir).is_ok_and(|h| h == want)) {
-        std::fs::create_dir_all(&parent).map_err(|e| fail(format!("cannot create it: {e}")))?;
+        crate::model::file::create_private_dir(&parent)
+            .map_err(|e| fail(format!("cannot create it: {e}")))?;
         let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), fastrand::u64(..)));
         let write_all = || -> Result<(), String> {
-            std::fs::create_dir(&tmp).map_err(|e| format!("cannot create `{}`: {e}", tmp.display()))?;
+            crate::model::file::create_private_dir(&tmp)
+                .map_err(|e| format!("cannot create `{}`: {e}", tmp.display()))?;
             for (path, text) in FILES {
                 std::fs::write(tmp.join(path), text).map_err(|e| format!("cannot write `{path}`: {e}"))?;
             }

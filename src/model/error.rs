@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What went wrong, in the words runbooks match on (`e.kind == "not_found"`), API.md §3.
+/// What went wrong, in the words runbooks match on (`e.kind == "not_found"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {

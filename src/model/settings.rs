@@ -1,10 +1,10 @@
-//! Connection settings (API.md §5): the environment variables and flags providers read, as
+//! Connection settings: the environment variables and flags providers read, as
 //! plain data, so tests inject their own and no provider reads `std::env` itself.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Connection settings of API.md §5, read once per run (tests pass their own). Its `Debug`
+/// Connection settings, read once per run (tests pass their own). Its `Debug`
 /// masks every value whose name suggests a secret, so a settings dump never shows a token.
 #[derive(Clone, Default)]
 pub struct Settings {

@@ -78,7 +78,7 @@ pub struct CallCx {
     pub url_rewrites: Arc<Vec<(String, String)>>,
     /// Every wait goes through this clock, so tests can make time pass without sleeping.
     pub clock: Arc<dyn Clock>,
-    /// Connection settings (API.md §5) and clients shared by the calls of one run.
+    /// Connection settings and clients shared by the calls of one run.
     pub shared: Arc<Shared>,
 }
 
@@ -343,7 +343,7 @@ pub trait Primitive: Send + Sync + 'static {
     /// Name, doc line, keys and access.
     fn meta(&self) -> Meta;
 
-    /// The resource key this call targets (API.md §6 keys), for scope, locks and the journal.
+    /// The resource key this call targets, for scope, locks and the journal.
     fn target(&self, _args: &Self::Args) -> Option<String> {
         None
     }

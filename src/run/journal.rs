@@ -34,7 +34,7 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    /// The exit code API.md §4 gives this outcome.
+    /// The exit code of this outcome (docs/cli.md).
     pub fn exit_code(self) -> i32 {
         match self {
             RunStatus::Succeeded => 0,

@@ -69,15 +69,7 @@ pub fn ensure_state_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Creates `dir` and any missing parents with owner-only permissions (0700 on unix), so there
-/// is no moment at which they are open to others. Existing folders are left as they are.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
+pub use crate::model::file::create_private_dir;
 
 /// Why the state dir is unsafe, when the group or others may enter it (journals hold what a run
 /// did and its outputs; lock files say who runs what).

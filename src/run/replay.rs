@@ -63,8 +63,8 @@ pub fn resumable_after(
         Event::RunFinished { status, .. } => Some(*status),
         _ => None,
     });
-    if let Some(status) = status
-        .filter(|s| !matches!(s, RunStatus::Incomplete | RunStatus::Interrupted) && !ended.contains(s))
+    if let Some(status) =
+        status.filter(|s| !matches!(s, RunStatus::Incomplete | RunStatus::Interrupted) && !ended.contains(s))
     {
         let hint = match status {
             RunStatus::Denied => {
@@ -177,6 +177,12 @@ impl Replay {
         let answer = self.approvals.get(message).and_then(|a| a.get(*n)).copied();
         *n += 1;
         answer
+    }
+
+    /// How many completed stages the replay has not reached yet (0: everything the run
+    /// completed has been replayed, so whatever comes next is new).
+    pub fn stages_left(&self) -> usize {
+        self.stages.keys().filter(|(name, n)| self.seen_stages.get(name).is_none_or(|seen| n >= seen)).count()
     }
 
     /// Calls still in doubt that the replay never reached.

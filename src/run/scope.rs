@@ -1,4 +1,4 @@
-//! Target scope: which resource keys (API.md §6) a run may change. The runbook declares
+//! Target scope: which resource keys a run may change. The runbook declares
 //! `scope`; the operator narrows it with `--allow`. Checked before any request is sent.
 
 /// Whether `key` matches `pattern`: `*` matches within one path segment, `**` across segments.

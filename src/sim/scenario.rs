@@ -1,4 +1,4 @@
-//! The scenario file of API.md §6: a simulated world, its faults and an optional test.
+//! The scenario file (docs/scenarios.md): a simulated world, its faults and an optional test.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `aks::credentials`: POSTs `listClusterUserCredential` (or `listClusterAdminCredential`)
 //! through ARM and registers the returned kubeconfig's context for this run, in memory only.
 //!
-//! The call goes through the run's shared ARM client: endpoint, credentials (API.md §5 order),
+//! The call goes through the run's shared ARM client: endpoint, credentials (the documented order),
 //! retries and error kinds are the same as every Azure primitive's.
 
 use base64::Engine as _;

@@ -124,7 +124,7 @@ impl Site {
     }
 }
 
-/// `appservice/<group>/<site>` (API.md §6).
+/// `appservice/<group>/<site>`.
 pub fn key(group: &str, site: &str) -> String {
     format!("appservice/{group}/{site}")
 }

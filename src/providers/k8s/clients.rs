@@ -447,7 +447,7 @@ impl Place {
         })
     }
 
-    /// The resource key (API.md §6).
+    /// The resource key.
     pub fn key(&self) -> String {
         format!("k8s/{}/{}/{}", self.context, self.namespace, self.deployment)
     }

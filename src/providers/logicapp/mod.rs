@@ -98,7 +98,7 @@ impl Workflow {
     }
 }
 
-/// `logicapp/<group>/<workflow>` (API.md §6).
+/// `logicapp/<group>/<workflow>`.
 pub fn key(group: &str, workflow: &str) -> String {
     format!("logicapp/{group}/{workflow}")
 }
