@@ -79,13 +79,15 @@ fn image_and_replicas(sim: &Sim, dir: &Path) -> String {
     )
 }
 
-/// The only journal in `state`, once it exists.
+/// The only journal in `state`, once it exists (sandbox runs keep theirs under `sandbox/runs`).
 fn journal(state: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(state.join("runs"))
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+    [state.join("runs"), state.join("sandbox").join("runs")].iter().find_map(|dir| {
+        std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+    })
 }
 
 /// Waits (polling the journal, up to a generous bound) until it contains `needle`.
