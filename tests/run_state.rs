@@ -537,3 +537,27 @@ fn a_sandbox_run_creates_its_state_folders_private_and_does_not_warn_about_them(
         }
     }
 }
+
+/// A secret param given with a value of the wrong type is refused without showing the value.
+#[test]
+fn an_ill_typed_secret_param_is_refused_without_showing_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runbook = write(
+        dir.path(),
+        "typed.rhai",
+        r#"const RUNBOOK = #{ name: "typed", params: #{ pin: #{ type: "int", secret: true } } };
+           "never""#,
+    );
+    let out = rollbook(&[
+        "run",
+        runbook.to_str().expect("path"),
+        "-p",
+        "pin=hunter2-not-a-number",
+        "--state-dir",
+        dir.path().join("state").to_str().expect("path"),
+    ]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("pin"), "the message names the param: {stderr}");
+    assert!(!format!("{stdout}{stderr}").contains("hunter2"), "the value is masked: {stdout}\n{stderr}");
+}

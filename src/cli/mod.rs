@@ -450,6 +450,10 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
             }
         }
     }
+    // Secret values given with -p are masked from here on, even in the message that refuses
+    // an ill-typed one.
+    let secrets = params.iter().filter(|(k, _)| runbook.meta.params.iter().any(|p| p.secret && &p.name == k));
+    crate::run::redact::register(&crate::run::redact::Redactor::new(secrets.map(|(_, v)| v.clone())));
     // Params are refused before anything is shown or started (the engine checks them again).
     if let Err(why) = runbook.meta.resolve_params(&params) {
         return render::invalid(&why);
