@@ -5,41 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rollbook::engine::{Engine, RunOptions, RunReport};
+use rollbook::engine::{RunOptions, RunReport};
 use rollbook::run::journal::{Event, RunStatus, read_journal};
 
-use crate::support::{Mutate, Recorder, write};
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    recorder: Arc<Recorder>,
-    engine: Engine,
-}
-
-fn fixture() -> Fixture {
-    let recorder = Arc::new(Recorder::default());
-    let mut engine = Engine::new();
-    engine.register(Mutate(recorder.clone()));
-    Fixture { dir: tempfile::tempdir().expect("tempdir"), recorder, engine }
-}
-
-impl Fixture {
-    async fn run(&self, script: &str, tweak: impl FnOnce(&mut RunOptions)) -> RunReport {
-        let path = write(self.dir.path(), "runbook.rhai", script);
-        let runbook = self.engine.load(&path).expect("runbook loads");
-        let mut opts = RunOptions::new(self.dir.path().join("state"));
-        tweak(&mut opts);
-        self.engine.run(&runbook, &[], opts).await.expect("run starts")
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.recorder.calls.lock().expect("recorder").clone()
-    }
-}
-
-fn events(report: &RunReport) -> Vec<Event> {
-    read_journal(&report.journal).expect("journal parses").records.into_iter().map(|r| r.event).collect()
-}
+use crate::support::{Fixture, events, fixture, write};
 
 const TWO_STAGES: &str = r#"
 stage("first", || test::mutate(#{ name: "a" }), || test::mutate(#{ name: "undo-a" }));

@@ -160,3 +160,51 @@ impl Primitive for Mutate {
         })
     }
 }
+
+/// An engine with the recording `Mutate` primitive and a temporary folder for its runs.
+pub struct Fixture {
+    /// Where runbooks and the state dir go.
+    pub dir: tempfile::TempDir,
+    /// What `Mutate` was called with.
+    pub recorder: std::sync::Arc<Recorder>,
+    /// The engine under test.
+    pub engine: rollbook::engine::Engine,
+}
+
+/// A fresh [`Fixture`].
+pub fn fixture() -> Fixture {
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let mut engine = rollbook::engine::Engine::new();
+    engine.register(Mutate(recorder.clone()));
+    Fixture { dir: tempfile::tempdir().expect("tempdir"), recorder, engine }
+}
+
+impl Fixture {
+    /// Runs `script` (tweaked options) and returns its report.
+    pub async fn run(
+        &self,
+        script: &str,
+        tweak: impl FnOnce(&mut rollbook::engine::RunOptions),
+    ) -> rollbook::engine::RunReport {
+        let path = write(self.dir.path(), "runbook.rhai", script);
+        let runbook = self.engine.load(&path).expect("runbook loads");
+        let mut opts = rollbook::engine::RunOptions::new(self.dir.path().join("state"));
+        tweak(&mut opts);
+        self.engine.run(&runbook, &[], opts).await.expect("run starts")
+    }
+
+    /// The primitive calls recorded so far.
+    pub fn calls(&self) -> Vec<String> {
+        self.recorder.calls.lock().expect("recorder").clone()
+    }
+}
+
+/// Every event of a run's journal.
+pub fn events(report: &rollbook::engine::RunReport) -> Vec<rollbook::run::journal::Event> {
+    rollbook::run::journal::read_journal(&report.journal)
+        .expect("journal parses")
+        .records
+        .into_iter()
+        .map(|r| r.event)
+        .collect()
+}
