@@ -26,6 +26,19 @@ let d = params.deploymnet;
 }
 
 #[test]
+fn check_refuses_a_probe_that_is_not_a_read() {
+    let (code, text) = check(
+        r#"const RUNBOOK = #{ name: "x" };
+let r = health::http(#{ url: "https://shop.example.com/admin", method: "DELETE" });
+let ok = health::http(#{ url: "https://shop.example.com/healthz", method: "head" });
+"#,
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("probes with GET or HEAD only, not `DELETE`"), "{text}");
+    assert!(!text.contains("not `head`"), "HEAD in any case is a read: {text}");
+}
+
+#[test]
 fn check_accepts_declared_params_and_map_methods() {
     let (code, text) = check(
         r#"const RUNBOOK = #{ name: "x", params: #{ deployment: #{ type: "string" } } };

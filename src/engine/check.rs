@@ -427,6 +427,22 @@ pub fn check_report(
                     }
                 }
                 if tokens.get(i + 4).map(|n| &n.tok) == Some(&Tok::Punct("#{")) {
+                    // Probes only read: a literal method other than GET or HEAD is refused here,
+                    // as the call itself refuses it before any request.
+                    if full.starts_with("health::")
+                        && let Some(Some(method)) = literal_values(&tokens, i + 4).get("method")
+                        && !["GET", "HEAD"].contains(&method.to_ascii_uppercase().as_str())
+                    {
+                        found.push(Diagnostic::at(
+                            &file,
+                            Some(src),
+                            Some(*line),
+                            Some(*col),
+                            format!("`{full}` probes with GET or HEAD only, not `{method}`"),
+                            "not a read".into(),
+                            Some("a probe must not change what it checks; use GET or HEAD".into()),
+                        ));
+                    }
                     let valid = p.keys();
                     for (key, kl, kc) in literal_keys(&tokens, i + 4) {
                         if !valid.contains(&key.as_str()) {
