@@ -376,3 +376,39 @@ fn a_second_ctrl_c_stops_at_once_and_the_run_stays_resumable() {
     assert!(ended.is_none_or(|l| l.contains("\"status\":\"interrupted\"")), "{text}");
     assert!(err.contains(&format!("rollbook resume {id}")), "{err}");
 }
+
+/// `rollbook undo` reaches a stage's undo by replaying the script; when the script takes
+/// another branch this time and never reaches a completed stage, that stage is reported as not
+/// undone (exit 3), never passed over in silence.
+#[test]
+fn undo_reports_a_completed_stage_its_replay_never_reached() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = sim(dir.path());
+    let rb = write(
+        dir.path(),
+        "branchy.rhai",
+        &format!(
+            "const RUNBOOK = #{{ name: \"branchy\", version: \"1.0.0\" }};\nlet k = #{{ {K} }};\nif k8s::get(k).paused {{ info(\"paused: nothing to do\"); return; }}\nstage(\"one\", || k8s::scale(k + #{{ replicas: 5 }}), || k8s::scale(k + #{{ replicas: 1 }}));\napprove(\"go on?\");\n"
+        ),
+    );
+    let state = dir.path().join("state");
+    let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        .args(["run", path(&rb), "--kubeconfig", path(&sim.kubeconfig), "--state-dir", path(&state)])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(4), "denied: {:?}", texts(&out));
+    let id = run_id(&std::fs::read_to_string(journal(&state).expect("journal")).expect("journal text"));
+
+    // The world changed since: the script now returns before its stage.
+    kubectl(&sim, dir.path(), &["rollout", "pause", "deployment/web"]);
+    let out = rollbook(&["undo", &id, "--kubeconfig", path(&sim.kubeconfig), "--state-dir", path(&state)]);
+    let (_, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("stage `one`") && err.contains("never reached"), "{err}");
+    assert_eq!(
+        image_and_replicas(&sim, dir.path()),
+        "shop/web:1.5.0 5",
+        "nothing was undone, and it says so"
+    );
+}

@@ -914,6 +914,25 @@ impl Engine {
                 }
             }
         }
+        if opts.resume.as_ref().is_some_and(|r| r.undo) {
+            // `rollbook undo` reaches a stage's undo only by replaying the script up to it; a
+            // stage it never reached (the script took another branch this time) is not undone.
+            let missed = session
+                .replay
+                .as_ref()
+                .and_then(|r| r.lock().ok().map(|r| r.stages_not_reached()))
+                .unwrap_or_default();
+            for stage in missed {
+                let problem = format!(
+                    "stage `{stage}` completed in the run, but the replay never reached it (the script took another branch), so its undo did not run"
+                );
+                status = RunStatus::UndoFailed;
+                if error.is_none() {
+                    error = Some(problem.clone());
+                }
+                undo_pending.push(problem);
+            }
+        }
         let finished = session.record(Event::RunFinished {
             status,
             exit_code: status.exit_code(),

@@ -182,7 +182,19 @@ impl Replay {
     /// How many completed stages the replay has not reached yet (0: everything the run
     /// completed has been replayed, so whatever comes next is new).
     pub fn stages_left(&self) -> usize {
-        self.stages.keys().filter(|(name, n)| self.seen_stages.get(name).is_none_or(|seen| n >= seen)).count()
+        self.stages_not_reached().len()
+    }
+
+    /// The completed stages the replay has not reached (yet), by name, sorted.
+    pub fn stages_not_reached(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .stages
+            .keys()
+            .filter(|(name, n)| self.seen_stages.get(name).is_none_or(|seen| n >= seen))
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
     }
 
     /// Calls still in doubt that the replay never reached.
