@@ -238,21 +238,7 @@ follows = "k8s/prod/shop/web"
     "#,
     );
     let scenario = write(dir.path(), "s.toml", &format!("{STUCK}{scenario_extra}"));
-    let state = dir.path().join("state");
-    let out = rollbook(&[
-        "run",
-        &book.display().to_string(),
-        "--dry-run",
-        "--sandbox",
-        &scenario.display().to_string(),
-        "--output",
-        "json",
-        "--state-dir",
-        &state.display().to_string(),
-    ]);
-    let (stdout, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let report = dry_run_report(&book, &scenario, &dir.path().join("state"));
     let v = &report["value"];
     assert_eq!(v["before"], false, "a probe before any planned change is real: {v}");
     assert_eq!(v["after"], true, "{v}");
@@ -324,22 +310,7 @@ fn dry_run_in(scenario: &str, script: &str) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let book = write(dir.path(), "b.rhai", script);
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks").join(scenario);
-    let state = dir.path().join("state");
-    let out = rollbook(&[
-        "run",
-        &book.display().to_string(),
-        "--dry-run",
-        "--sandbox",
-        &scenario.display().to_string(),
-        "--output",
-        "json",
-        "--state-dir",
-        &state.display().to_string(),
-    ]);
-    let (stdout, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
-    report["value"].clone()
+    dry_run_report(&book, &scenario, &dir.path().join("state"))["value"].clone()
 }
 
 #[test]
@@ -390,4 +361,22 @@ fn azure_reads_after_a_planned_write_see_it() {
     assert_eq!(v["newest_planned"], true, "{v}");
     assert_eq!(v["last"], v["name"], "{v}");
     assert_eq!(v["last_planned"], true, "{v}");
+}
+
+/// `rollbook run BOOK --dry-run --sandbox SCENARIO --output json`: it must exit 0; its report.
+fn dry_run_report(book: &Path, scenario: &Path, state: &Path) -> serde_json::Value {
+    let out = rollbook(&[
+        "run",
+        &book.display().to_string(),
+        "--dry-run",
+        "--sandbox",
+        &scenario.display().to_string(),
+        "--output",
+        "json",
+        "--state-dir",
+        &state.display().to_string(),
+    ]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    serde_json::from_str(&stdout).expect("json")
 }
