@@ -90,6 +90,21 @@ fn journal(state: &Path) -> Option<PathBuf> {
     })
 }
 
+/// Starts `rollbook ARGS` (no terminal, output piped) and returns once its journal shows a
+/// completed stage.
+fn run_past_first_stage(args: &[&str], state: &Path) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn run");
+    wait_for_journal(state, "\"stage_finished\"");
+    child
+}
+
 /// Waits (polling the journal, up to a generous bound) until it contains `needle`.
 fn wait_for_journal(state: &Path, needle: &str) -> String {
     let until = Instant::now() + Duration::from_secs(120);
@@ -126,15 +141,10 @@ fn ctrl_c_leaves_a_run_resumable_and_resume_finishes_it() {
         format!("wait_until(#{{ timeout: \"1h\", interval: \"1s\" }}, || k8s::get(#{{ {K} }}).paused);");
     let rb = write(dir.path(), "two.rhai", &two_stages(&wait));
     let state = dir.path().join("state");
-    let child = Command::new(env!("CARGO_BIN_EXE_rollbook"))
-        .args(["run", path(&rb), "--kubeconfig", path(&sim.kubeconfig), "--state-dir", path(&state)])
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn run");
-    wait_for_journal(&state, "\"stage_finished\"");
+    let child = run_past_first_stage(
+        &["run", path(&rb), "--kubeconfig", path(&sim.kubeconfig), "--state-dir", path(&state)],
+        &state,
+    );
     signal(&child, libc::SIGINT);
     let out = child.wait_with_output().expect("run ends");
     let (_, err) = texts(&out);
@@ -165,15 +175,10 @@ fn sigint_and_sigterm_stop_a_sandbox_run_resumable_without_undo() {
         let scenario = write(dir.path(), "world.toml", WEB);
         let rb = write(dir.path(), "two.rhai", &two_stages("sleep(\"300d\");"));
         let state = dir.path().join("state");
-        let child = Command::new(env!("CARGO_BIN_EXE_rollbook"))
-            .args(["run", path(&rb), "--sandbox", path(&scenario), "--state-dir", path(&state)])
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn run");
-        wait_for_journal(&state, "\"stage_finished\"");
+        let child = run_past_first_stage(
+            &["run", path(&rb), "--sandbox", path(&scenario), "--state-dir", path(&state)],
+            &state,
+        );
         signal(&child, sig);
         let out = child.wait_with_output().expect("run ends");
         let (_, err) = texts(&out);
@@ -354,15 +359,10 @@ fn a_second_ctrl_c_stops_at_once_and_the_run_stays_resumable() {
     let scenario = write(dir.path(), "world.toml", WEB);
     let rb = write(dir.path(), "two.rhai", &two_stages("sleep(\"300d\");"));
     let state = dir.path().join("state");
-    let child = Command::new(env!("CARGO_BIN_EXE_rollbook"))
-        .args(["run", path(&rb), "--sandbox", path(&scenario), "--state-dir", path(&state)])
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn run");
-    wait_for_journal(&state, "\"stage_finished\"");
+    let child = run_past_first_stage(
+        &["run", path(&rb), "--sandbox", path(&scenario), "--state-dir", path(&state)],
+        &state,
+    );
     signal(&child, libc::SIGINT);
     signal(&child, libc::SIGINT);
     let out = child.wait_with_output().expect("run ends");
