@@ -115,6 +115,48 @@ async fn a_foreign_operation_link_after_an_accepted_write_leaves_the_outcome_unk
     assert!(p.message.contains("may have"), "{}", p.message);
 }
 
+/// An operation that answers `Running` with `Retry-After: 0` forever: the wait is bounded by its
+/// timeout (a floor on the poll interval), never a request storm or an endless loop.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operation_that_never_ends_with_a_zero_retry_after_times_out() {
+    let polls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = polls.clone();
+    let base = serve(
+        Router::new()
+            .route(
+                "/site",
+                put(|| async {
+                    (StatusCode::CREATED, [("azure-asyncoperation", "/op"), ("retry-after", "0")], "{}")
+                }),
+            )
+            .route(
+                "/op",
+                axum::routing::get(move || {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async { ([("retry-after", "0")], r#"{"status":"Running"}"#) }
+                }),
+            ),
+    )
+    .await;
+    let client = ArmClient::from_settings(reqwest::Client::new(), &settings(&base)).unwrap();
+    let req = ArmRequest {
+        method: Method::PUT,
+        url: format!("{base}/site"),
+        body: Some(serde_json::json!({})),
+        what: "site `x`".into(),
+        idempotency: Idempotency::Safe,
+    };
+    let clock = skipping();
+    let wait = client.send_and_wait(&clock, &req, std::time::Duration::from_secs(60));
+    let e = tokio::time::timeout(std::time::Duration::from_secs(120), wait)
+        .await
+        .expect("the wait ends")
+        .unwrap_err();
+    assert_eq!(PrimitiveError::from(e).kind, ErrorKind::Timeout);
+    let n = polls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(n <= 6_001, "at most one poll per 10 ms of the 60 s timeout, got {n}");
+}
+
 const WORLD: &str = r#"
 [[k8s.deployments]]
 context = "prod"

@@ -478,8 +478,11 @@ impl ArmClient {
         };
         let started = pause.now();
         let mut next_wait = initial.retry_after().unwrap_or(self.policy.default_poll);
+        // A zero `Retry-After` on an operation that never ends must not become a request storm
+        // (or, on a clock that only moves when waited on, a loop that never times out).
+        let floor = self.policy.default_poll.min(Duration::from_secs(1)).max(Duration::from_millis(10));
         loop {
-            let wait = next_wait.min(self.policy.max_backoff);
+            let wait = next_wait.max(floor).min(self.policy.max_backoff);
             if pause.now().saturating_sub(started).saturating_add(wait) > timeout {
                 return Err(AzureError::Timeout { what: what.to_string(), after: timeout });
             }
