@@ -221,6 +221,30 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
     let get = r.method == Method::GET;
     match segs.as_slice() {
         ["version"] if get => json_response(StatusCode::OK, &discovery::version()),
+        [] if get => json_response(StatusCode::OK, &super::core::root_paths()),
+        ["openapi", "v2"] if get => {
+            if super::openapi::accepts_json(&accept) {
+                (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], super::openapi::v2_document())
+                    .into_response()
+            } else {
+                status_error(
+                    406,
+                    "NotAcceptable",
+                    &format!(
+                        "only the following media types are accepted: application/json (not `{accept}`)"
+                    ),
+                    None,
+                )
+            }
+        }
+        ["openapi", "v3"] if get => json_response(StatusCode::OK, &super::openapi::v3_root()),
+        ["openapi", "v3", rest @ ..] if get => match super::openapi::v3_document(&rest.join("/")) {
+            Some(doc) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], doc).into_response(),
+            None => no_route(),
+        },
+        ["healthz" | "readyz" | "livez"] if get => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()
+        }
         ["api"] if get => match discovery::aggregated_version(&accept) {
             Some(v) => {
                 with_content_type(discovery::aggregated_content_type(v), &discovery::aggregated_api(v))
@@ -228,27 +252,19 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
             None => json_response(StatusCode::OK, &discovery::legacy_api()),
         },
         ["api", "v1"] if get => json_response(StatusCode::OK, &discovery::legacy_core_v1()),
-        ["api", "v1", "namespaces"] if get => {
-            let items: Vec<Value> = namespaces(&world, &r.ctx).iter().map(|n| namespace_object(n)).collect();
-            json_response(
-                StatusCode::OK,
-                &json!({"kind": "NamespaceList", "apiVersion": "v1",
-                "metadata": {"resourceVersion": world.lock().rv.to_string()}, "items": items}),
-            )
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] if r.method == Method::POST => {
+            super::core::self_subject_access_review(&r.body)
         }
-        ["api", "v1", "events"] if get => events(&world, &r, None),
-        ["api", "v1", "namespaces", ns, "events"] if get => events(&world, &r, Some(ns)),
-        ["api", "v1", "namespaces", ns] if get => {
-            if namespaces(&world, &r.ctx).iter().any(|n| n == ns) {
-                json_response(StatusCode::OK, &namespace_object(ns))
-            } else {
-                status_error(
-                    404,
-                    "NotFound",
-                    &format!("namespaces \"{ns}\" not found"),
-                    Some(json!({"name": ns, "kind": "namespaces"})),
-                )
-            }
+        ["api", "v1", rest @ ..] => {
+            let query = |k: &str| r.q(k).map(String::from);
+            let cr = super::core::CoreReq {
+                ctx: &r.ctx,
+                method: &r.method,
+                query: &query,
+                headers: &r.headers,
+                body: &r.body,
+            };
+            super::core::route(&world, &cr, rest).unwrap_or_else(no_route)
         }
         ["apis"] if get => match discovery::aggregated_version(&accept) {
             Some(v) => {
@@ -287,56 +303,6 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
         }
         _ => no_route(),
     }
-}
-
-/// Core Events the controller recorded, filtered by namespace and an `involvedObject.*` /
-/// `reason` / `type` field selector (the fields `kubectl describe` uses).
-fn events(world: &K8sWorld, r: &Req, ns: Option<&str>) -> Response {
-    let mut wanted: Vec<(String, String)> = Vec::new();
-    for part in r.q("fieldSelector").unwrap_or("").split(',').filter(|p| !p.is_empty()) {
-        let Some((k, v)) = part.split_once('=') else {
-            return status_error(400, "BadRequest", &format!("invalid selector: '{part}'"), None);
-        };
-        let k = k.trim_end_matches('=');
-        wanted.push((format!("/{}", k.replace('.', "/")), v.to_string()));
-    }
-    let store = world.lock();
-    let items: Vec<Value> = store
-        .events
-        .iter()
-        .filter(|(ctx, e)| {
-            *ctx == r.ctx
-                && ns.is_none_or(|n| str_at(e, "/metadata/namespace") == Some(n))
-                && wanted.iter().all(|(ptr, v)| str_at(e, ptr) == Some(v.as_str()))
-        })
-        .map(|(_, e)| e.clone())
-        .collect();
-    json_response(
-        StatusCode::OK,
-        &json!({"kind": "EventList", "apiVersion": "v1",
-        "metadata": {"resourceVersion": store.rv.to_string()}, "items": items}),
-    )
-}
-
-/// The namespaces of a context: the usual ones plus every namespace holding an object.
-fn namespaces(world: &K8sWorld, ctx: &str) -> Vec<String> {
-    let mut out: Vec<String> =
-        ["default", "kube-node-lease", "kube-public", "kube-system"].iter().map(|s| s.to_string()).collect();
-    for k in world.lock().objects.keys().filter(|k| k.ctx == ctx) {
-        if !out.contains(&k.ns) {
-            out.push(k.ns.clone());
-        }
-    }
-    out.sort();
-    out
-}
-
-fn namespace_object(name: &str) -> Value {
-    json!({"kind": "Namespace", "apiVersion": "v1",
-        "metadata": {"name": name, "uid": format!("00000000-0000-4000-8000-{:012x}", name.len()),
-            "resourceVersion": "1", "creationTimestamp": "2026-01-01T00:00:00Z",
-            "labels": {"kubernetes.io/metadata.name": name}},
-        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
 }
 
 fn with_kind(kind: Kind, mut obj: Value) -> Value {
@@ -379,16 +345,23 @@ async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>)
         };
         (items, store.rv.to_string(), store.now())
     };
+    let (items, next) = match super::core::paginate(items, r.q("limit"), r.q("continue")) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
     if table::wants_table(&r.accept())
-        && let Some(t) = table::table(kind, &items, &rv, now)
+        && let Some(mut t) = table::table(kind, &items, &rv, now)
     {
+        if let Some(n) = next {
+            t["metadata"]["continue"] = json!(n);
+        }
         return json_response(StatusCode::OK, &t);
     }
-    list_response(kind, &rv, &items)
+    list_response(kind, &rv, &items, next)
 }
 
 /// A `<Kind>List` answer, written straight from the shared objects (not copied into one tree).
-fn list_response(kind: Kind, rv: &str, items: &[Arc<Value>]) -> Response {
+fn list_response(kind: Kind, rv: &str, items: &[Arc<Value>], next: Option<String>) -> Response {
     struct Items<'a>(&'a [Arc<Value>]);
     impl serde::Serialize for Items<'_> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -406,7 +379,10 @@ fn list_response(kind: Kind, rv: &str, items: &[Arc<Value>]) -> Response {
     let list = List {
         kind: format!("{}List", kind.name()),
         api_version: kind.api_version(),
-        metadata: json!({"resourceVersion": rv}),
+        metadata: match next {
+            Some(n) => json!({"resourceVersion": rv, "continue": n}),
+            None => json!({"resourceVersion": rv}),
+        },
         items: Items(items),
     };
     match serde_json::to_string(&list) {
@@ -450,7 +426,13 @@ fn watch(
                 &format!("too old resource version: {from} ({})", store.log_start),
                 None,
             );
-            return json_response(StatusCode::OK, &json!({"type": "ERROR", "object": gone}));
+            // An event like any other, ending with its newline (clients read events by line).
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                event_line("ERROR", &gone, None),
+            )
+                .into_response();
         }
         let mut replay: Vec<String> = if from == 0 || initial_events {
             store
@@ -535,7 +517,13 @@ fn create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str) -> Response {
     let Some(name) = str_at(&obj, "/metadata/name").map(String::from) else {
         return invalid(kind, "", "metadata.name: Required value: name or generateName is required");
     };
+    if let Err(e) = super::core::rfc1123_subdomain(&name) {
+        return invalid(kind, &name, &format!("metadata.name: {e}"));
+    }
     let mut store = world.lock();
+    if !super::core::namespace_exists(&store, &r.ctx, ns) {
+        return super::core::namespace_not_found(ns);
+    }
     let key = Key::new(&r.ctx, kind, ns, &name);
     if store.objects.contains_key(&key) {
         return status_error(
