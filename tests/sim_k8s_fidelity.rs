@@ -412,7 +412,7 @@ async fn namespaces_services_configmaps_and_access_reviews_answer_kubectl() {
     // An object in a namespace that does not exist is refused, as a real server refuses it.
     let file = w.dir.path().join("cart.yaml");
     std::fs::write(&file, NEW_DEPLOYMENT.replace("namespace: shop", "namespace: nosuch")).expect("written");
-    let out = kubectl(&w.kubeconfig, &["apply", "-f", file.to_str().unwrap_or("")]).await;
+    let out = kubectl(&w.kubeconfig, &["apply", "-n", "nosuch", "-f", file.to_str().unwrap_or("")]).await;
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(out.stderr.contains("namespaces \"nosuch\" not found"), "{}", out.stderr);
 
@@ -425,6 +425,25 @@ async fn namespaces_services_configmaps_and_access_reviews_answer_kubectl() {
     let svcs = ok(&["get", "svc", "-n", "default"]).await;
     assert!(svcs.starts_with("NAME         TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)   AGE\nkubernetes   ClusterIP   10.0.0.1"), "{svcs}");
     assert_eq!(ok(&["auth", "can-i", "get", "pods"]).await, "yes\n");
+
+    // kubectl's typed create commands send protobuf bodies, as to a real server.
+    assert_eq!(
+        ok(&["create", "deployment", "nginx", "--image=nginx:1.27", "--replicas=2"]).await,
+        "deployment.apps/nginx created\n"
+    );
+    let nginx = w.sim.resource_state("k8s/prod/shop/nginx").expect("created");
+    assert_eq!((&nginx["image"], &nginx["replicas"]), (&json!("nginx:1.27"), &json!(2)), "{nginx}");
+    assert_eq!(
+        ok(&["create", "secret", "generic", "token", "--from-literal=a=b"]).await,
+        "secret/token created\n"
+    );
+    assert_eq!(
+        ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]).await,
+        "service/web created\n"
+    );
+    let svc =
+        ok(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[0].port}/{.spec.ports[0].targetPort}"]).await;
+    assert_eq!(svc, "80/8080");
     let info = ok(&["cluster-info"]).await;
     assert!(info.contains("Kubernetes control plane is running at"), "{info}");
 }

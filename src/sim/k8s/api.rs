@@ -253,7 +253,7 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
         },
         ["api", "v1"] if get => json_response(StatusCode::OK, &discovery::legacy_core_v1()),
         ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] if r.method == Method::POST => {
-            super::core::self_subject_access_review(&r.body)
+            super::core::self_subject_access_review(&r.headers, &r.body)
         }
         ["api", "v1", rest @ ..] => {
             let query = |k: &str| r.q(k).map(String::from);
@@ -491,7 +491,17 @@ fn event_line(kind: &str, obj: &Value, as_table: Option<Kind>) -> String {
 
 fn parse_body(r: &Req) -> Result<Value, Response> {
     let ct = r.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if ct.starts_with("application/vnd.kubernetes.protobuf") || ct.starts_with("application/cbor") {
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return super::protobuf::decode(&r.body).map_err(|e| {
+            status_error(
+                415,
+                "UnsupportedMediaType",
+                &format!("the simulator cannot decode this protobuf body: {e}"),
+                None,
+            )
+        });
+    }
+    if ct.starts_with("application/cbor") {
         return Err(status_error(
             415,
             "UnsupportedMediaType",

@@ -528,7 +528,7 @@ fn table(resource: &str, items: &[Value], rv: &str, now: DateTime<Utc>) -> Value
                     "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
                 ),
                 column("Count", "string", 1, "The number of times this event has occurred."),
-                name,
+                column("Name", "string", 1, "Name must be unique within a namespace."),
             ],
             Box::new(move |e: &Value| {
                 let seen = |p: &str| json!(human_duration(age_secs(str_at(e, p), now)));
@@ -992,16 +992,29 @@ fn create(store: &mut Store, r: &CoreReq, resource: &str, ns: Option<&str>) -> R
             None,
         );
     };
-    let mut obj: Value = match serde_json::from_slice(r.body) {
-        Ok(v) => v,
-        Err(e) => {
-            return status_error(
+    let ct = r.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let parsed = if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        super::protobuf::decode(r.body).map_err(|e| {
+            status_error(
+                415,
+                "UnsupportedMediaType",
+                &format!("the simulator cannot decode this protobuf body: {e}"),
+                None,
+            )
+        })
+    } else {
+        serde_json::from_slice(r.body).map_err(|e| {
+            status_error(
                 400,
                 "BadRequest",
                 &format!("the body of the request was in an unknown format: {e}"),
                 None,
-            );
-        }
+            )
+        })
+    };
+    let mut obj: Value = match parsed {
+        Ok(v) => v,
+        Err(e) => return e,
     };
     let Some(name) = str_at(&obj, "/metadata/name").map(String::from) else {
         return status_error(
@@ -1096,8 +1109,14 @@ fn create(store: &mut Store, r: &CoreReq, resource: &str, ns: Option<&str>) -> R
 
 /// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: the simulator's single user
 /// may do everything (any token is accepted), so every review is allowed.
-pub fn self_subject_access_review(body: &[u8]) -> Response {
-    let mut review: Value = match serde_json::from_slice(body) {
+pub fn self_subject_access_review(headers: &HeaderMap, body: &[u8]) -> Response {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let parsed = if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        super::protobuf::decode(body)
+    } else {
+        serde_json::from_slice(body).map_err(|e| e.to_string())
+    };
+    let mut review: Value = match parsed {
         Ok(v) => v,
         Err(e) => {
             return status_error(

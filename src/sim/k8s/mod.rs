@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod patch;
 pub mod ports;
 pub mod progress;
+pub mod protobuf;
 pub mod select;
 pub mod store;
 pub mod table;
