@@ -238,6 +238,11 @@ impl SimHandle {
         self.inner.cluster_addrs.iter().find(|(c, _)| c == context).map(|(_, a)| format!("http://{a}"))
     }
 
+    /// The own server URL of every simulated cluster, in scenario order.
+    pub fn k8s_cluster_urls(&self) -> Vec<String> {
+        self.inner.cluster_addrs.iter().map(|(_, a)| format!("http://{a}")).collect()
+    }
+
     /// The API server URL of a simulated context under the main port
     /// (`http://127.0.0.1:PORT/k8s/<context>`), if it is one; the same API as
     /// [`SimHandle::k8s_cluster_url`].
