@@ -286,7 +286,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
                 }
             }
             (2, Wire::Bytes(b)) => inner = b,
-            (3 | 4, Wire::Bytes(b)) if b.is_empty() => {}
+            (3 | 4, Wire::Bytes([])) => {}
             (3 | 4, _) => return Err("encoded or nested content types are not decoded".into()),
             _ => {}
         }
