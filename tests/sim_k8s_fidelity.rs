@@ -462,3 +462,39 @@ async fn lists_paginate_with_limit_and_continue() {
     assert!(second["metadata"]["continue"].is_null(), "{second}");
     assert_ne!(first["items"][0]["metadata"]["name"], second["items"][0]["metadata"]["name"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_fields_are_refused_under_strict_validation_and_dropped_with_a_warning_otherwise() {
+    let w = start(STUCK).await;
+    let file = w.dir.path().join("typo.yaml");
+    std::fs::write(&file, NEW_DEPLOYMENT.replace("  replicas: 2", "  replica: 2")).expect("written");
+    let out = kubectl(&w.kubeconfig, &["apply", "-f", file.to_str().unwrap_or("")]).await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stderr.contains("strict decoding error: unknown field \"spec.replica\""), "{}", out.stderr);
+    assert!(w.sim.resource_state("k8s/prod/shop/cart").is_none(), "nothing was created");
+
+    let base = w.sim.k8s_cluster_url("prod").expect("served");
+    let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "cart", "namespace": "shop"},
+        "spec": {"replica": 2, "selector": {"matchLabels": {"app": "cart"}},
+            "template": {"metadata": {"labels": {"app": "cart"}},
+                "spec": {"containers": [{"name": "cart", "image": "shop/cart:1", "imagePull": "x"}]}}}});
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/apis/apps/v1/namespaces/shop/deployments"))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 201);
+    let warnings: Vec<String> =
+        resp.headers().get_all("warning").iter().filter_map(|v| v.to_str().ok().map(String::from)).collect();
+    assert_eq!(
+        warnings,
+        [
+            "299 - \"unknown field \\\"spec.replica\\\"\"",
+            "299 - \"unknown field \\\"spec.template.spec.containers[0].imagePull\\\"\""
+        ]
+    );
+    let created: Value = resp.json().await.expect("json");
+    assert!(created["spec"].get("replica").is_none() && created["spec"]["replicas"] == 1, "{created}");
+}

@@ -519,11 +519,59 @@ fn parse_body(r: &Req) -> Result<Value, Response> {
     })
 }
 
+/// The API server's field validation: fields the kind's schema does not know are dropped,
+/// with a `Warning` each (`fieldValidation` unset or `Warn`), silently (`Ignore`), or the
+/// request is refused with 400 (`Strict`, as kubectl apply and create send).
+fn validate_fields(r: &Req, kind: Kind, obj: &mut Value) -> Result<Vec<String>, Response> {
+    let schema = match kind {
+        Kind::Deployment => "io.k8s.api.apps.v1.Deployment",
+        Kind::ReplicaSet => "io.k8s.api.apps.v1.ReplicaSet",
+        Kind::Lease => "io.k8s.api.coordination.v1.Lease",
+    };
+    let unknown: Vec<String> = super::openapi::drop_unknown_fields(schema, obj)
+        .iter()
+        .map(|p| format!("unknown field \"{p}\""))
+        .collect();
+    match r.q("fieldValidation") {
+        _ if unknown.is_empty() => Ok(Vec::new()),
+        Some("Strict") => Err(status_error(
+            400,
+            "BadRequest",
+            &format!(
+                "{k} in version \"v1\" cannot be handled as a {k}: strict decoding error: {}",
+                unknown.join(", "),
+                k = kind.name()
+            ),
+            None,
+        )),
+        Some("Ignore") => Ok(Vec::new()),
+        _ => Ok(unknown),
+    }
+}
+
+/// Adds a `Warning: 299 - "..."` header per warning.
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&format!("299 - {}", Value::String(w.clone()))) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
 fn create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str) -> Response {
     let mut obj = match parse_body(r) {
         Ok(v) => v,
         Err(e) => return e,
     };
+    let warnings = match validate_fields(r, kind, &mut obj) {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
+    with_warnings(create_checked(world, r, kind, ns, obj), &warnings)
+}
+
+fn create_checked(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, mut obj: Value) -> Response {
     let Some(name) = str_at(&obj, "/metadata/name").map(String::from) else {
         return invalid(kind, "", "metadata.name: Required value: name or generateName is required");
     };
@@ -620,7 +668,12 @@ fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respon
                     None,
                 );
             }
-            update(&mut store, &key, &current, new, r.dry_run())
+            let mut new = new;
+            let warnings = match validate_fields(r, kind, &mut new) {
+                Ok(w) => w,
+                Err(e) => return e,
+            };
+            with_warnings(update(&mut store, &key, &current, new, r.dry_run()), &warnings)
         }
         Method::PATCH => {
             let ct = r.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -640,7 +693,12 @@ fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respon
             if let Err(e) = patch::apply(pk, &mut new, &p) {
                 return status_error(422, "Invalid", &e, None);
             }
-            update(&mut store, &key, &current, new, r.dry_run())
+            let mut new = new;
+            let warnings = match validate_fields(r, kind, &mut new) {
+                Ok(w) => w,
+                Err(e) => return e,
+            };
+            with_warnings(update(&mut store, &key, &current, new, r.dry_run()), &warnings)
         }
         _ => status_error(
             405,

@@ -295,6 +295,8 @@ fn capitalized(group: &str) -> String {
 struct Docs {
     v2: String,
     v3: Vec<(String, String, String)>,
+    /// Every component schema of the v3 documents, by name.
+    schemas: Map<String, Value>,
 }
 
 fn docs() -> &'static Docs {
@@ -302,11 +304,15 @@ fn docs() -> &'static Docs {
     DOCS.get_or_init(|| {
         let gvs = group_versions();
         let mut v3 = Vec::new();
+        let mut schemas = Map::new();
         let mut v2_paths = Map::new();
         let mut v2_defs = Map::new();
         for (g, v, res) in &gvs {
             let doc = document(Flavor::V3, g, v, res);
             let text = doc.to_string();
+            if let Some(s) = doc.pointer("/components/schemas").and_then(Value::as_object) {
+                schemas.extend(s.clone());
+            }
             v3.push((gv_path(g, v), hash(&text), text));
             let d2 = document(Flavor::V2, g, v, res);
             if let Some(p) = d2.get("paths").and_then(Value::as_object) {
@@ -319,7 +325,7 @@ fn docs() -> &'static Docs {
         let v2 = json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.4"},
             "paths": v2_paths, "definitions": v2_defs})
         .to_string();
-        Docs { v2, v3 }
+        Docs { v2, v3, schemas }
     })
 }
 
@@ -331,6 +337,85 @@ fn hash(text: &str) -> String {
         h = h.wrapping_mul(0x100000001b3);
     }
     format!("{h:016X}")
+}
+
+/// The schema a `$ref` (or a one-element `allOf` around one) points at.
+fn resolve<'a>(schemas: &'a Map<String, Value>, mut s: &'a Value) -> &'a Value {
+    for _ in 0..8 {
+        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+            match r.rsplit('/').next().and_then(|n| schemas.get(n)) {
+                Some(next) => s = next,
+                None => return s,
+            }
+        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+            s = one;
+        } else {
+            return s;
+        }
+    }
+    s
+}
+
+fn prune(
+    schemas: &Map<String, Value>,
+    schema: &Value,
+    obj: &mut Value,
+    path: &str,
+    unknown: &mut Vec<String>,
+) {
+    let schema = resolve(schemas, schema);
+    if schema.get("x-kubernetes-preserve-unknown-fields").is_some()
+        || schema.get("x-kubernetes-int-or-string").is_some()
+    {
+        return;
+    }
+    match obj {
+        Value::Object(m) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                let keys: Vec<String> = m.keys().cloned().collect();
+                for k in keys {
+                    let here = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    match props.get(&k) {
+                        Some(sub) => {
+                            if let Some(v) = m.get_mut(&k) {
+                                prune(schemas, sub, v, &here, unknown);
+                            }
+                        }
+                        None => {
+                            m.remove(&k);
+                            unknown.push(here);
+                        }
+                    }
+                }
+            } else if let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                for (k, v) in m.iter_mut() {
+                    prune(schemas, extra, v, &format!("{path}.{k}"), unknown);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = schema.get("items") {
+                for (i, v) in items.iter_mut().enumerate() {
+                    prune(schemas, item, v, &format!("{path}[{i}]"), unknown);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Drops the fields of `obj` that the schema of `schema_name` (e.g.
+/// `io.k8s.api.apps.v1.Deployment`) does not know, returning their paths (`spec.replica`),
+/// as the API server's field validation finds them.
+pub fn drop_unknown_fields(schema_name: &str, obj: &mut Value) -> Vec<String> {
+    let schemas = &docs().schemas;
+    let mut unknown = Vec::new();
+    if let Some(schema) = schemas.get(schema_name) {
+        prune(schemas, schema, obj, "", &mut unknown);
+    }
+    // `apiVersion` and `kind` are part of every object.
+    unknown.retain(|p| p != "apiVersion" && p != "kind");
+    unknown
 }
 
 /// `GET /openapi/v3`: where each group-version's document is.
