@@ -498,3 +498,27 @@ async fn unknown_fields_are_refused_under_strict_validation_and_dropped_with_a_w
     let created: Value = resp.json().await.expect("json");
     assert!(created["spec"].get("replica").is_none() && created["spec"]["replicas"] == 1, "{created}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_creates_then_updates() {
+    let w = start(STUCK).await;
+    let file = w.dir.path().join("cart.yaml");
+    std::fs::write(&file, NEW_DEPLOYMENT).expect("written");
+    let f = file.to_str().unwrap_or("");
+    let out = kubectl(&w.kubeconfig, &["apply", "--server-side", "-f", f]).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "deployment.apps/cart serverside-applied\n"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&file, NEW_DEPLOYMENT.replace("replicas: 2", "replicas: 3")).expect("written");
+    let out = kubectl(&w.kubeconfig, &["apply", "--server-side", "-f", f]).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "deployment.apps/cart serverside-applied\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(w.sim.resource_state("k8s/prod/shop/cart").expect("cart")["replicas"], 3);
+}

@@ -288,6 +288,11 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
             _ => no_route(),
         },
         ["apis", g, "v1", "namespaces", ns, res, name] => match Kind::from_resource(g, res) {
+            Some(kind)
+                if is_apply(&r) && !world.lock().objects.contains_key(&Key::new(&r.ctx, kind, ns, name)) =>
+            {
+                apply_create(&world, &r, kind, ns, name)
+            }
             Some(kind) => object(&world, &r, kind, ns, name),
             None => no_route(),
         },
@@ -557,6 +562,45 @@ fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
         }
     }
     resp
+}
+
+/// Whether the request is a server-side apply (`PATCH` with `application/apply-patch+yaml`).
+fn is_apply(r: &Req) -> bool {
+    r.method == Method::PATCH
+        && r.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/apply-patch"))
+}
+
+/// A server-side apply of an object that does not exist creates it (201), as a real server does.
+fn apply_create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Response {
+    if r.q("fieldManager").is_none_or(str::is_empty) {
+        return status_error(
+            422,
+            "Invalid",
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            None,
+        );
+    }
+    let mut obj = match parse_body(r) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    if str_at(&obj, "/metadata/name").is_some_and(|n| n != name) {
+        return status_error(
+            400,
+            "BadRequest",
+            "the name of the object does not match the name on the URL",
+            None,
+        );
+    }
+    super::store::obj_mut(&mut obj, &["metadata"]).insert("name".into(), json!(name));
+    let warnings = match validate_fields(r, kind, &mut obj) {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
+    with_warnings(create_checked(world, r, kind, ns, obj), &warnings)
 }
 
 fn create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str) -> Response {
