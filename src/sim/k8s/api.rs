@@ -737,7 +737,6 @@ fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respon
             if let Err(e) = patch::apply(pk, &mut new, &p) {
                 return status_error(422, "Invalid", &e, None);
             }
-            let mut new = new;
             let warnings = match validate_fields(r, kind, &mut new) {
                 Ok(w) => w,
                 Err(e) => return e,
