@@ -28,6 +28,7 @@ mod net_fuzz;
 mod net_guard;
 mod preflight;
 mod rehearse;
+mod runbooks;
 mod run_modes;
 mod run_state;
 mod safety;
