@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 
 use rollbook::run::journal::{Event, read_journal};
 use rollbook::run::{RunStatus, journal::Record};
-use rollbook::sim::record::RecordedRequest;
 use rollbook::sim::SimHandle;
+use rollbook::sim::record::RecordedRequest;
 
 use super::support::write;
-
 
 const RUNBOOK: &str = r#"
 const RUNBOOK = #{

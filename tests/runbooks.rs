@@ -62,7 +62,12 @@ fn every_runbook_passes_every_one_of_its_scenarios() {
         }
     }
     assert!(rehearsed >= runbooks.len(), "every runbook has a scenario (see the test below)");
-    assert!(failures.is_empty(), "{} of {rehearsed} rehearsals failed:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {rehearsed} rehearsals failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
@@ -120,5 +125,10 @@ appservice::swap(s);
         .succeeds()
         .journal_has("appservice::swap");
     assert_eq!(out.state_of("appservice/rg-shop/shop-web")["production"], "1.4.0", "{}", out.both());
-    assert_eq!(out.mutations().iter().filter(|m| m.ends_with("/slotsswap")).count(), 1, "{:?}", out.mutations());
+    assert_eq!(
+        out.mutations().iter().filter(|m| m.ends_with("/slotsswap")).count(),
+        1,
+        "{:?}",
+        out.mutations()
+    );
 }

@@ -13,7 +13,8 @@ mod sim;
 mod world;
 
 #[allow(unused_imports)]
-pub use runner::{Outcome, Rollbook, repo};
+pub use runner::{Outcome, Rollbook, journal_events, repo};
+#[allow(unused_imports)]
 pub use sim::{LiveSim, SUB};
 #[allow(unused_imports)]
 pub use world::{ArmDeployment, Deployment, Fault, Prometheus, Site, Workflow, World};

@@ -33,6 +33,7 @@ pub fn repo() -> PathBuf {
 struct Session {
     dir: tempfile::TempDir,
     live: Option<LiveSim>,
+    scenario_file: String,
 }
 
 /// A run of the real `rollbook` binary, built step by step.
@@ -47,6 +48,8 @@ pub struct Rollbook {
     sandbox: bool,
     live: bool,
     stdin: Option<String>,
+    scenario_file: String,
+    sandbox_in: Option<String>,
 }
 
 impl Default for Rollbook {
@@ -60,7 +63,7 @@ impl Rollbook {
     pub fn new() -> Rollbook {
         let dir = tempfile::tempdir().expect("tempdir");
         Rollbook {
-            session: Rc::new(Session { dir, live: None }),
+            session: Rc::new(Session { dir, live: None, scenario_file: "scenario.toml".into() }),
             world: None,
             runbook: None,
             subcommand: vec!["run".into()],
@@ -70,6 +73,8 @@ impl Rollbook {
             sandbox: false,
             live: false,
             stdin: None,
+            scenario_file: "scenario.toml".into(),
+            sandbox_in: None,
         }
     }
 
@@ -107,9 +112,16 @@ impl Rollbook {
         super::write(self.session.dir.path(), name, text)
     }
 
-    /// The simulated world, written to `scenario.toml` for `--sandbox` or served by `live()`.
+    /// The simulated world, written to `scenario.toml` for `--sandbox`, served by `live()`, or
+    /// (with `command(&["test"])`) the scenario `rollbook test` runs.
     pub fn world(mut self, world: World) -> Rollbook {
         self.world = Some(world);
+        self
+    }
+
+    /// The name of the scenario file the world is written to (default `scenario.toml`).
+    pub fn scenario_file(mut self, name: &str) -> Rollbook {
+        self.scenario_file = name.to_string();
         self
     }
 
@@ -142,6 +154,12 @@ impl Rollbook {
     /// `--sandbox scenario.toml`: the built-in simulator of this run, loaded with the world.
     pub fn sandbox(mut self) -> Rollbook {
         self.sandbox = true;
+        self
+    }
+
+    /// `--sandbox path`: a scenario file of the repository (or absolute), instead of a world.
+    pub fn sandbox_in(mut self, scenario: &str) -> Rollbook {
+        self.sandbox_in = Some(repo().join(scenario).display().to_string());
         self
     }
 
@@ -194,8 +212,14 @@ impl Rollbook {
         if let Some(runbook) = &self.runbook {
             argv.push(runbook.clone());
         }
+        if let Some(session) = Rc::get_mut(&mut self.session) {
+            session.scenario_file = self.scenario_file.clone();
+        }
         if let Some(world) = &self.world {
-            let scenario = self.file("scenario.toml", &world.to_toml());
+            let scenario = self.file(&self.scenario_file, &world.to_toml());
+            if self.subcommand.first().is_some_and(|c| c == "test") {
+                argv.push(scenario.display().to_string());
+            }
             if self.sandbox {
                 argv.push("--sandbox".into());
                 argv.push(scenario.display().to_string());
@@ -207,6 +231,10 @@ impl Rollbook {
             }
         } else {
             assert!(!self.sandbox && !self.live, "sandbox() and live() need a world()");
+        }
+        if let Some(scenario) = &self.sandbox_in {
+            argv.push("--sandbox".into());
+            argv.push(scenario.clone());
         }
         for p in &self.params {
             argv.push("-p".into());
@@ -226,44 +254,53 @@ pub struct Outcome {
 }
 
 /// Runs the binary with `argv` in `session` and waits for it.
-fn exec(session: &Rc<Session>, env: &[(String, Option<String>)], argv: &[String], stdin: Option<&str>) -> Outcome {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollbook"));
-        cmd.args(argv).env("NO_COLOR", "1").env("ROLLBOOK_STATE_DIR", session.dir.path().join("state"));
-        match &session.live {
-            Some(live) => {
-                cmd.env("ROLLBOOK_ARM_ENDPOINT", live.sim.arm_endpoint())
-                    .env("ROLLBOOK_AZURE_TOKEN", "test-token")
-                    .env("AZURE_SUBSCRIPTION_ID", super::sim::SUB)
-                    .env("KUBECONFIG", &live.kubeconfig);
-            }
-            None => {
-                // Real endpoints at a closed loopback port: a run that wrongly leaves the
-                // sandbox fails here instead of reaching anything.
-                cmd.env("ROLLBOOK_ARM_ENDPOINT", "http://127.0.0.1:9")
-                    .env("ROLLBOOK_AZURE_TOKEN", "not-a-real-token")
-                    .env("AZURE_SUBSCRIPTION_ID", super::sim::SUB)
-                    .env("KUBECONFIG", session.dir.path().join("no-kubeconfig"));
-            }
+fn exec(
+    session: &Rc<Session>,
+    env: &[(String, Option<String>)],
+    argv: &[String],
+    stdin: Option<&str>,
+) -> Outcome {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollbook"));
+    cmd.args(argv).env("NO_COLOR", "1").env("ROLLBOOK_STATE_DIR", session.dir.path().join("state"));
+    match &session.live {
+        Some(live) => {
+            cmd.env("ROLLBOOK_ARM_ENDPOINT", live.sim.arm_endpoint())
+                .env("ROLLBOOK_AZURE_TOKEN", "test-token")
+                .env("AZURE_SUBSCRIPTION_ID", super::sim::SUB)
+                .env("KUBECONFIG", &live.kubeconfig);
         }
-        for (k, v) in env {
-            match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
-            };
+        None => {
+            // Real endpoints at a closed loopback port: a run that wrongly leaves the
+            // sandbox fails here instead of reaching anything.
+            cmd.env("ROLLBOOK_ARM_ENDPOINT", "http://127.0.0.1:9")
+                .env("ROLLBOOK_AZURE_TOKEN", "not-a-real-token")
+                .env("AZURE_SUBSCRIPTION_ID", super::sim::SUB)
+                .env("KUBECONFIG", session.dir.path().join("no-kubeconfig"));
         }
-        let out = match stdin {
-            None => cmd.stdin(Stdio::null()).output().expect("run rollbook"),
-            Some(text) => {
-                use std::io::Write;
-                let mut child =
-                    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-                if let Some(mut s) = child.stdin.take() {
-                    let _ = s.write_all(text.as_bytes());
-                }
-                child.wait_with_output().expect("run rollbook")
-            }
+    }
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
         };
-        Outcome { session: session.clone(), env: env.to_vec(), out }
+    }
+    let out = match stdin {
+        None => cmd.stdin(Stdio::null()).output().expect("run rollbook"),
+        Some(text) => {
+            use std::io::Write;
+            let mut child = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            if let Some(mut s) = child.stdin.take() {
+                let _ = s.write_all(text.as_bytes());
+            }
+            child.wait_with_output().expect("run rollbook")
+        }
+    };
+    Outcome { session: session.clone(), env: env.to_vec(), out }
 }
 
 impl Outcome {
@@ -277,6 +314,16 @@ impl Outcome {
     /// The private folder.
     pub fn dir(&self) -> &Path {
         self.session.dir.path()
+    }
+
+    /// The scenario file the world was written to.
+    pub fn scenario(&self) -> PathBuf {
+        self.session.dir.path().join(&self.session.scenario_file)
+    }
+
+    /// Writes another file into the private folder (a second runbook); returns its path.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        super::write(self.session.dir.path(), name, text)
     }
 
     /// The state dir (`<dir>/state`).
@@ -366,7 +413,8 @@ impl Outcome {
     /// The JSON report on standard output (`json()`).
     #[track_caller]
     pub fn report(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout()).unwrap_or_else(|e| panic!("stdout is no JSON report ({e}): {}", self.show()))
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("stdout is no JSON report ({e}): {}", self.show()))
     }
 
     /// Every journal under the state dir (real and sandbox runs), oldest first.
@@ -389,7 +437,9 @@ impl Outcome {
     /// The newest journal.
     #[track_caller]
     pub fn journal(&self) -> PathBuf {
-        self.journals().pop().unwrap_or_else(|| panic!("no journal under {}: {}", self.state_dir().display(), self.show()))
+        self.journals()
+            .pop()
+            .unwrap_or_else(|| panic!("no journal under {}: {}", self.state_dir().display(), self.show()))
     }
 
     /// The newest journal's run id.
@@ -407,7 +457,7 @@ impl Outcome {
     /// The newest journal's events.
     #[track_caller]
     pub fn events(&self) -> Vec<Event> {
-        read_journal(&self.journal()).expect("journal parses").records.into_iter().map(|r| r.event).collect()
+        journal_events(&self.journal())
     }
 
     /// Asserts the newest journal's text contains `needle`.
@@ -453,4 +503,10 @@ impl Outcome {
     pub fn state_of(&self, key: &str) -> serde_json::Value {
         self.sim().sim.resource_state(key).unwrap_or_else(|| panic!("no simulated resource {key}"))
     }
+}
+
+/// Every event of the journal at `path`.
+#[track_caller]
+pub fn journal_events(path: &Path) -> Vec<Event> {
+    read_journal(path).expect("journal parses").records.into_iter().map(|r| r.event).collect()
 }

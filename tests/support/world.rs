@@ -56,7 +56,11 @@ impl World {
 
     /// Adds an AKS cluster (`[[aks.clusters]]`) whose credentials reach `context`.
     pub fn aks(mut self, group: &str, name: &str, context: &str) -> World {
-        push(&mut self.root, &["aks", "clusters"], json!({ "group": group, "name": name, "context": context }));
+        push(
+            &mut self.root,
+            &["aks", "clusters"],
+            json!({ "group": group, "name": name, "context": context }),
+        );
         self
     }
 
@@ -116,7 +120,8 @@ impl World {
     /// `[test.expect] key = value` (`outcome`, `mutations`, `state`, …).
     pub fn expect(mut self, key: &str, value: impl Into<Value>) -> World {
         let test = self.root.entry("test").or_insert_with(|| json!({}));
-        let expect = test.as_object_mut().expect("[test] is a table").entry("expect").or_insert_with(|| json!({}));
+        let expect =
+            test.as_object_mut().expect("[test] is a table").entry("expect").or_insert_with(|| json!({}));
         expect.as_object_mut().expect("[test.expect] is a table").insert(key.into(), value.into());
         self
     }
