@@ -132,3 +132,31 @@ appservice::swap(s);
         out.mutations()
     );
 }
+
+/// The example of "Writing a test" in CONTRIBUTING.md, kept running.
+#[test]
+fn the_contributing_example_runs() {
+    use crate::support::{Deployment, Site, World};
+    let world = World::new("shop-web 2.0.0 fails its health check")
+        .deployment(Deployment::new("prod", "shop", "web").revisions(["shop/web:1.4.0", "shop/web:1.5.0"]))
+        .site(
+            Site::new("rg-shop", "shop-web")
+                .slot("production", "2.0.0")
+                .slot("staging", "1.9.0")
+                .broken(["2.0.0"]),
+        )
+        .health("https://shop.example.com/healthz", "appservice/rg-shop/shop-web");
+    let out = Rollbook::new()
+        .runbook("runbooks/appservice-swap-back.rhai")
+        .world(world)
+        .param("group", "rg-shop")
+        .param("site", "shop-web")
+        .param("health_url", "https://shop.example.com/healthz")
+        .sandbox()
+        .run()
+        .succeeds()
+        .stderr_has("appservice::swap")
+        .stderr_has("production: 2.0.0 → 1.9.0")
+        .journal_has("\"mode\":\"sandbox\"");
+    out.then(&["runs", "show", "last"]).succeeds().stdout_has("mode     sandbox");
+}

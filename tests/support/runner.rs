@@ -34,6 +34,7 @@ struct Session {
     dir: tempfile::TempDir,
     live: Option<LiveSim>,
     scenario_file: String,
+    clean_env: bool,
 }
 
 /// A run of the real `rollbook` binary, built step by step.
@@ -50,6 +51,7 @@ pub struct Rollbook {
     stdin: Option<String>,
     scenario_file: String,
     sandbox_in: Option<String>,
+    clean_env: bool,
 }
 
 impl Default for Rollbook {
@@ -63,7 +65,12 @@ impl Rollbook {
     pub fn new() -> Rollbook {
         let dir = tempfile::tempdir().expect("tempdir");
         Rollbook {
-            session: Rc::new(Session { dir, live: None, scenario_file: "scenario.toml".into() }),
+            session: Rc::new(Session {
+                dir,
+                live: None,
+                scenario_file: "scenario.toml".into(),
+                clean_env: false,
+            }),
             world: None,
             runbook: None,
             subcommand: vec!["run".into()],
@@ -75,6 +82,7 @@ impl Rollbook {
             stdin: None,
             scenario_file: "scenario.toml".into(),
             sandbox_in: None,
+            clean_env: false,
         }
     }
 
@@ -189,6 +197,14 @@ impl Rollbook {
         self
     }
 
+    /// Only the environment given with `env` (plus `PATH`, `NO_COLOR`, the state dir and a
+    /// `HOME` that is the private folder, also the working directory): nothing of the
+    /// developer's machine leaks in, and no endpoints are set.
+    pub fn env_clear(mut self) -> Rollbook {
+        self.clean_env = true;
+        self
+    }
+
     /// Removes an environment variable from the process.
     pub fn env_remove(mut self, key: &str) -> Rollbook {
         self.env.push((key.into(), None));
@@ -214,6 +230,7 @@ impl Rollbook {
         }
         if let Some(session) = Rc::get_mut(&mut self.session) {
             session.scenario_file = self.scenario_file.clone();
+            session.clean_env = self.clean_env;
         }
         if let Some(world) = &self.world {
             let scenario = self.file(&self.scenario_file, &world.to_toml());
@@ -261,8 +278,15 @@ fn exec(
     stdin: Option<&str>,
 ) -> Outcome {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollbook"));
+    if session.clean_env {
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", session.dir.path())
+            .current_dir(session.dir.path());
+    }
     cmd.args(argv).env("NO_COLOR", "1").env("ROLLBOOK_STATE_DIR", session.dir.path().join("state"));
     match &session.live {
+        _ if session.clean_env => {}
         Some(live) => {
             cmd.env("ROLLBOOK_ARM_ENDPOINT", live.sim.arm_endpoint())
                 .env("ROLLBOOK_AZURE_TOKEN", "test-token")
