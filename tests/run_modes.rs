@@ -149,8 +149,8 @@ fn a_sandbox_run_resumes_only_in_a_simulator_rebuilt_from_its_own_scenario() {
     std::fs::write(&journal, kept.join("\n") + "\n").expect("rewrite");
 
     // The scenario changed: refused (exit 2), nothing appended.
-    let original = std::fs::read_to_string(&w.scenario()).expect("scenario");
-    std::fs::write(&w.scenario(), original.replace("1.4.0", "1.3.0")).expect("edit scenario");
+    let original = std::fs::read_to_string(w.scenario()).expect("scenario");
+    std::fs::write(w.scenario(), original.replace("1.4.0", "1.3.0")).expect("edit scenario");
     let refused = w.then(&["resume", &id, "--yes"]).out;
     let (_, stderr) = texts(&refused);
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
@@ -171,7 +171,7 @@ fn a_sandbox_run_whose_scenario_is_gone_is_refused() {
     let text = std::fs::read_to_string(&journal).expect("journal");
     let kept: Vec<&str> = text.lines().filter(|l| !l.contains("\"type\":\"run_finished\"")).collect();
     std::fs::write(&journal, kept.join("\n") + "\n").expect("rewrite");
-    std::fs::remove_file(&w.scenario()).expect("remove scenario");
+    std::fs::remove_file(w.scenario()).expect("remove scenario");
     let out = w.then(&["resume", &id, "--yes"]).out;
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
