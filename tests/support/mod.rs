@@ -13,7 +13,7 @@ mod sim;
 mod world;
 
 #[allow(unused_imports)]
-pub use runner::{Outcome, Rollbook, journal_events, repo};
+pub use runner::{Outcome, Rollbook, Running, journal_events, repo};
 #[allow(unused_imports)]
 pub use sim::{LiveSim, SUB};
 #[allow(unused_imports)]

@@ -222,8 +222,8 @@ impl Rollbook {
         self.session.dir.path()
     }
 
-    /// Runs the binary to its end.
-    pub fn run(mut self) -> Outcome {
+    /// The command line, with the world written out and the simulator started.
+    fn prepare(&mut self) -> Vec<String> {
         let mut argv = self.subcommand.clone();
         if let Some(runbook) = &self.runbook {
             argv.push(runbook.clone());
@@ -258,7 +258,66 @@ impl Rollbook {
             argv.push(p.clone());
         }
         argv.extend(self.flags.iter().cloned());
+        argv
+    }
+
+    /// Runs the binary to its end.
+    pub fn run(mut self) -> Outcome {
+        let argv = self.prepare();
         exec(&self.session, &self.env, &argv, self.stdin.as_deref())
+    }
+
+    /// Starts the binary in the background (no terminal, output piped).
+    pub fn spawn(mut self) -> Running {
+        let argv = self.prepare();
+        let child = command(&self.session, &self.env, &argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rollbook");
+        Running { child, session: self.session.clone(), env: self.env.clone() }
+    }
+}
+
+/// A run of the binary in the background ([`Rollbook::spawn`]).
+pub struct Running {
+    child: std::process::Child,
+    session: Rc<Session>,
+    env: Vec<(String, Option<String>)>,
+}
+
+impl Running {
+    /// Waits (polling, up to a generous bound) until the newest journal contains `needle`;
+    /// returns its text.
+    #[track_caller]
+    pub fn wait_for_journal(&self, needle: &str) -> String {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let newest = journals_in(&self.session.dir.path().join("state")).pop();
+            if let Some(text) = newest.and_then(|p| std::fs::read_to_string(p).ok())
+                && text.contains(needle)
+            {
+                return text;
+            }
+            assert!(std::time::Instant::now() < until, "the journal never showed {needle}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `sig` (`libc::SIGINT`, …) to the process.
+    #[track_caller]
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.id() as i32;
+        // SAFETY: sends a signal to our own child process, whose pid we hold and have not waited for.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig})");
+    }
+
+    /// Waits for the process to end.
+    pub fn finish(self) -> Outcome {
+        let out = self.child.wait_with_output().expect("rollbook ends");
+        Outcome { session: self.session, env: self.env, out }
     }
 }
 
@@ -270,13 +329,8 @@ pub struct Outcome {
     pub out: Output,
 }
 
-/// Runs the binary with `argv` in `session` and waits for it.
-fn exec(
-    session: &Rc<Session>,
-    env: &[(String, Option<String>)],
-    argv: &[String],
-    stdin: Option<&str>,
-) -> Outcome {
+/// The binary with `argv`, in `session`'s state dir and environment.
+fn command(session: &Rc<Session>, env: &[(String, Option<String>)], argv: &[String]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollbook"));
     if session.clean_env {
         cmd.env_clear()
@@ -308,6 +362,17 @@ fn exec(
             None => cmd.env_remove(k),
         };
     }
+    cmd
+}
+
+/// Runs the binary with `argv` in `session` and waits for it.
+fn exec(
+    session: &Rc<Session>,
+    env: &[(String, Option<String>)],
+    argv: &[String],
+    stdin: Option<&str>,
+) -> Outcome {
+    let mut cmd = command(session, env, argv);
     let out = match stdin {
         None => cmd.stdin(Stdio::null()).output().expect("run rollbook"),
         Some(text) => {
@@ -443,19 +508,7 @@ impl Outcome {
 
     /// Every journal under the state dir (real and sandbox runs), oldest first.
     pub fn journals(&self) -> Vec<PathBuf> {
-        let mut found = Vec::new();
-        for runs in [self.state_dir().join("runs"), self.state_dir().join("sandbox").join("runs")] {
-            let Ok(entries) = std::fs::read_dir(&runs) else { continue };
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.extension().and_then(|x| x.to_str()) == Some("jsonl") {
-                    let modified = e.metadata().and_then(|m| m.modified()).ok();
-                    found.push((modified, p));
-                }
-            }
-        }
-        found.sort();
-        found.into_iter().map(|(_, p)| p).collect()
+        journals_in(&self.state_dir())
     }
 
     /// The newest journal.
@@ -533,4 +586,21 @@ impl Outcome {
 #[track_caller]
 pub fn journal_events(path: &Path) -> Vec<Event> {
     read_journal(path).expect("journal parses").records.into_iter().map(|r| r.event).collect()
+}
+
+/// Every journal under `state` (real and sandbox runs), oldest first.
+fn journals_in(state: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for runs in [state.join("runs"), state.join("sandbox").join("runs")] {
+        let Ok(entries) = std::fs::read_dir(&runs) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().and_then(|x| x.to_str()) == Some("jsonl") {
+                let modified = e.metadata().and_then(|m| m.modified()).ok();
+                found.push((modified, p));
+            }
+        }
+    }
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
 }
