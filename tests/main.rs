@@ -30,6 +30,7 @@ mod preflight;
 mod rehearse;
 mod run_modes;
 mod run_state;
+mod runbooks;
 mod safety;
 mod sim_azure;
 mod sim_k8s;
