@@ -16,6 +16,7 @@ mod health;
 mod interrupts;
 mod k8s;
 mod k8s_http2;
+mod layers;
 mod lease_locks;
 mod library;
 mod library_fuzz;
