@@ -559,7 +559,7 @@ async fn start_sandbox(
     opts.settings = sb.settings(&opts.settings);
     opts.url_rewrites = sb.url_rewrites();
     // A rehearsal checks what the runbook does, not how long it waits.
-    opts.clock = Arc::new(crate::providers::ScaledClock::new(rehearse::REHEARSAL_SPEEDUP));
+    opts.clock = sb.clock();
     opts.sandbox = Some(crate::run::ScenarioInfo {
         path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string(),
         hash,

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use console::style;
@@ -13,13 +12,10 @@ use serde_json::Value;
 use super::sandbox::Sandbox;
 use crate::engine::{Engine, RunOptions};
 use crate::model::Access;
-use crate::providers::{ScaledClock, Settings};
+use crate::providers::Settings;
 use crate::run::journal::{Event, RunStatus, read_journal};
 use crate::sim::Scenario;
 use crate::sim::scenario::TestSpec;
-
-/// How much faster than real time rehearsals run (a runbook's "15s" interval takes 300 ms).
-pub const REHEARSAL_SPEEDUP: f64 = 50.0;
 
 /// The verdict on one scenario.
 pub enum Verdict {
@@ -156,7 +152,7 @@ async fn rehearse(
     });
     opts.settings = sandbox.settings(&Settings::from_env());
     opts.url_rewrites = sandbox.url_rewrites();
-    opts.clock = Arc::new(ScaledClock::new(REHEARSAL_SPEEDUP));
+    opts.clock = sandbox.clock();
     opts.timeout = Some(Duration::from_secs(600));
     let report = match engine.run(&runbook, &params, opts).await {
         Ok(r) => r,

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use console::style;
 use serde_json::Value;
 
+use crate::model::clock::{Clock, ScaledClock};
 use crate::providers::Settings;
 use crate::sim::{Scenario, Sim, SimHandle};
 
@@ -36,6 +38,15 @@ const REAL_CREDENTIALS: &[&str] = &[
 ];
 
 impl Sandbox {
+    /// How much faster than real time rehearsals run (a runbook's "15s" interval takes 300 ms).
+    pub const SPEEDUP: f64 = 50.0;
+
+    /// The clock a rehearsal runs on: [`Sandbox::SPEEDUP`] times faster than real time, so a
+    /// runbook's intervals and timeouts keep their proportions but take a fraction.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::new(ScaledClock::new(Self::SPEEDUP))
+    }
+
     /// Starts the simulator for `scenario`; its kubeconfig is written under `work_dir`.
     pub async fn start(scenario: Scenario, work_dir: &Path) -> Result<Sandbox, String> {
         let sim = Sim::start(scenario.clone(), None)
@@ -187,7 +198,7 @@ pub fn print_start(sandbox: &Sandbox, scenario_path: &Path) {
         style(format!(
             "(simulator at {}; waits run {}× faster)",
             sandbox.sim.arm_endpoint(),
-            super::rehearse::REHEARSAL_SPEEDUP
+            Sandbox::SPEEDUP
         ))
         .dim()
     );

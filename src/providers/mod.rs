@@ -6,7 +6,10 @@
 pub mod aks;
 pub mod appservice;
 pub mod arm;
-pub(crate) mod azure;
+pub(crate) mod cloud;
+/// The former name of [`cloud`], kept while branches that name it are merged.
+#[allow(unused_imports)]
+pub(crate) use cloud as azure;
 pub mod health;
 pub(crate) mod introspect;
 pub mod k8s;

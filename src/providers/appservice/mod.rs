@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::azure::{client, fail, group_path, require};
+use super::cloud::{client, fail, group_path, require};
 use super::{CallCx, DynPrimitive, erase};
 use crate::azure::{ArmClient, Pause, api_versions, encode};
 use crate::model::PrimitiveError;

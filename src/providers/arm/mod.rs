@@ -21,7 +21,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::azure::{Budget, client, fail, group_path, require};
+use super::cloud::{Budget, client, fail, group_path, require};
 use super::{CallCx, DynPrimitive, erase};
 use crate::azure::{ArmClient, ArmRequest, AzureError, Idempotency, Pause, api_versions, encode};
 use crate::model::{ErrorKind, PrimitiveError};

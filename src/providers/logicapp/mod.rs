@@ -17,7 +17,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::azure::{client, fail, group_path, require};
+use super::cloud::{client, fail, group_path, require};
 use super::{CallCx, DynPrimitive, Planned, Verified, erase};
 use crate::azure::{ArmClient, ArmRequest, Idempotency, Pause, api_versions, encode};
 use crate::model::PrimitiveError;

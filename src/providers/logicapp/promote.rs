@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{Workflow, prop};
 use crate::azure::{ArmRequest, Idempotency, Pause};
 use crate::model::PrimitiveError;
-use crate::providers::azure::fail;
+use crate::providers::cloud::fail;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 
 /// `logicapp::promote`.
