@@ -11,4 +11,5 @@ pub mod library;
 pub mod model;
 pub mod providers;
 pub mod run;
+#[cfg(feature = "sim")]
 pub mod sim;

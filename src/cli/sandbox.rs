@@ -10,7 +10,19 @@ use serde_json::Value;
 
 use crate::model::clock::{Clock, ScaledClock};
 use crate::providers::Settings;
-use crate::sim::{Scenario, Sim, SimHandle};
+pub(crate) use crate::sim::Scenario;
+use crate::sim::{Sim, SimHandle};
+
+/// Loads the scenario of a sandbox run.
+pub(crate) fn load_scenario(path: &Path) -> Result<Scenario, String> {
+    Scenario::load(path).map_err(|e| e.to_string())
+}
+
+/// The scenario's `[test] params`, as `-p KEY=VALUE` texts.
+pub(crate) fn test_params(scenario: &Scenario) -> Vec<(String, String)> {
+    let Some(test) = &scenario.test else { return Vec::new() };
+    test.params.iter().map(|(k, v)| (k.clone(), super::rehearse::param_text(v))).collect()
+}
 
 /// A running simulator for one scenario, and the world as it was before the run.
 pub struct Sandbox {
