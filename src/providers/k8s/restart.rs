@@ -30,7 +30,7 @@ pub struct RestartArgs {
 addressed!(RestartArgs);
 
 /// kubectl's timestamp: Go's `time.Now().Format(time.RFC3339)`.
-pub fn restart_stamp() -> String {
+pub(super) fn restart_stamp() -> String {
     chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 

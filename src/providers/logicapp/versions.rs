@@ -40,7 +40,7 @@ pub struct VersionInfo {
 }
 
 /// Version items, newest first (by `changedTime`, then id), with `current` marked.
-pub fn sort_versions(items: &[Value], current: &str) -> Vec<VersionInfo> {
+pub(super) fn sort_versions(items: &[Value], current: &str) -> Vec<VersionInfo> {
     let mut out: Vec<VersionInfo> = items
         .iter()
         .map(|v| {
