@@ -35,7 +35,7 @@ fn print_changes(resolved: &Resolved) {
 }
 
 /// `rollbook lock` and `rollbook update [DEP]`.
-pub fn lock_command(mode: Mode, state_dir: &Path) -> i32 {
+pub(super) fn lock_command(mode: Mode, state_dir: &Path) -> i32 {
     let manifest = match manifest_here() {
         Ok(m) => m,
         Err(why) => return render::invalid(&why),
@@ -52,14 +52,17 @@ pub fn lock_command(mode: Mode, state_dir: &Path) -> i32 {
 /// Finds the runbook `arg` names: a file; `<library>/<path>` in the library of the current
 /// folder or one of its dependencies; or `BUNDLE#<library>/<path>` inside a bundle made by
 /// `rollbook pack`. Returns the file and its library, resolved.
-pub fn find_runbook(arg: &Path, state_dir: &Path) -> Result<(PathBuf, Option<Arc<Resolved>>), EngineError> {
+pub(super) fn find_runbook(
+    arg: &Path,
+    state_dir: &Path,
+) -> Result<(PathBuf, Option<Arc<Resolved>>), EngineError> {
     find_runbook_in(arg, None, state_dir)
 }
 
 /// As [`find_runbook`], with relative files and library names taken from `dir` (the nearest
 /// `rollbook.toml` at or above it) instead of the current folder: how a scenario names its
 /// runbook.
-pub fn find_runbook_in(
+pub(super) fn find_runbook_in(
     arg: &Path,
     dir: Option<&Path>,
     state_dir: &Path,
@@ -148,7 +151,7 @@ fn by_name(resolved: &Resolved, name: &str) -> Option<(PathBuf, Arc<Resolved>)> 
 
 /// `rollbook pack [-o FILE] [--key FILE]`: the library, its locked dependencies and their
 /// hashes in one file, signed as a whole with `key` when given.
-pub fn pack_command(out: Option<PathBuf>, key: Option<&Path>, state_dir: &Path) -> i32 {
+pub(super) fn pack_command(out: Option<PathBuf>, key: Option<&Path>, state_dir: &Path) -> i32 {
     let manifest = match manifest_here() {
         Ok(m) => m,
         Err(why) => return render::invalid(&why),
@@ -187,7 +190,7 @@ struct Listed {
 }
 
 /// `rollbook list`: the runbooks of this library and of its dependencies.
-pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
+pub(super) fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
     let shipped = match library::shipped::unpack(state_dir) {
         Ok(l) => l,
         Err(e) => return render::invalid(&e.to_string()),
@@ -274,7 +277,7 @@ pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
 }
 
 /// `rollbook keygen FILE`.
-pub fn keygen_command(file: &Path) -> i32 {
+pub(super) fn keygen_command(file: &Path) -> i32 {
     match library::sign::keygen(file) {
         Ok(public) => {
             outln!("wrote {} (secret: keep it safe) and {}.pub", file.display(), file.display());
@@ -292,7 +295,7 @@ fn load_here() -> Result<library::Manifest, String> {
 }
 
 /// `rollbook sign --key FILE`.
-pub fn sign_command(key: &Path) -> i32 {
+pub(super) fn sign_command(key: &Path) -> i32 {
     let manifest = match load_here() {
         Ok(m) => m,
         Err(why) => return render::invalid(&why),
@@ -310,7 +313,7 @@ pub fn sign_command(key: &Path) -> i32 {
 }
 
 /// `rollbook verify`: this library's signature, then its dependencies (against `[trust] keys`).
-pub fn verify_command(state_dir: &Path) -> i32 {
+pub(super) fn verify_command(state_dir: &Path) -> i32 {
     let manifest = match load_here() {
         Ok(m) => m,
         Err(why) => return render::invalid(&why),

@@ -130,7 +130,7 @@ fn see_also(cmd: &Command, names: &[String], name: &str) -> Vec<String> {
 
 /// `rollbook man [SUBCOMMAND...] [--dir DIR]`: prints the page of the command (or of a
 /// subcommand, `rollbook man runs list`), or writes every page into DIR.
-pub fn man_command(mut cmd: Command, subcommand: &[String], dir: Option<&Path>) -> i32 {
+pub(super) fn man_command(mut cmd: Command, subcommand: &[String], dir: Option<&Path>) -> i32 {
     cmd = cmd.disable_help_subcommand(true);
     cmd.build();
     let all = pages(&cmd);
@@ -206,7 +206,7 @@ complete -c rollbook -n "__fish_seen_subcommand_from run" -a "(rollbook list --n
 "#;
 
 /// `rollbook completions SHELL`.
-pub fn completions_command(mut cmd: Command, shell: clap_complete::Shell) -> i32 {
+pub(super) fn completions_command(mut cmd: Command, shell: clap_complete::Shell) -> i32 {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "rollbook", &mut out);
     match shell {

@@ -29,8 +29,13 @@ macro_rules! errout {
 
 mod library;
 mod man;
+#[cfg(feature = "sim")]
 mod rehearse;
 mod render;
+#[cfg(feature = "sim")]
+mod sandbox;
+#[cfg(not(feature = "sim"))]
+#[path = "no_sandbox.rs"]
 mod sandbox;
 
 use std::path::PathBuf;
@@ -306,15 +311,19 @@ fn init_tracing(verbose: u8) {
 async fn dispatch(command: Command) -> i32 {
     match command {
         Command::Run { runbook, params, flags } => run_command(runbook, params, flags).await,
+        #[cfg(feature = "sim")]
         Command::Test { paths, junit, log, state_dir } => {
             rehearse::test_command(&paths, junit.as_deref(), log, &run::state_dir(state_dir.as_deref())).await
         }
+        #[cfg(feature = "sim")]
         Command::Sim { command: SimCommand::Serve { scenario, listen, kubeconfig } } => {
             match crate::sim::serve(&scenario, listen, kubeconfig.as_deref()).await {
                 Ok(()) => 0,
                 Err(e) => render::invalid(&e.to_string()),
             }
         }
+        #[cfg(not(feature = "sim"))]
+        Command::Test { .. } | Command::Sim { .. } => render::invalid(sandbox::NO_SIMULATOR),
         Command::Resume { run_id, flags } => resume_command(run_id, flags, false).await,
         Command::Undo { run_id, flags } => resume_command(run_id, flags, true).await,
         Command::Completions { shell } => {
@@ -434,19 +443,19 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     };
     let scenario = match &flags.sandbox {
         None => None,
-        Some(path) => match crate::sim::Scenario::load(path) {
+        Some(path) => match sandbox::load_scenario(path) {
             Ok(s) => Some(s),
-            Err(e) => return render::invalid(&e.to_string()),
+            Err(why) => return render::invalid(&why),
         },
     };
     // A sandbox run takes the scenario's `[test] params` for any declared param not given with
     // -p (only declared ones: the scenario may have been written for another runbook).
     let mut params = params;
-    if let Some(test) = scenario.as_ref().and_then(|s| s.test.as_ref()) {
-        for (key, value) in &test.params {
-            let declared = runbook.meta.params.iter().any(|p| &p.name == key);
-            if declared && !params.iter().any(|(k, _)| k == key) {
-                params.push((key.clone(), rehearse::param_text(value)));
+    if let Some(scenario) = &scenario {
+        for (key, value) in sandbox::test_params(scenario) {
+            let declared = runbook.meta.params.iter().any(|p| p.name == key);
+            if declared && !params.iter().any(|(k, _)| *k == key) {
+                params.push((key, value));
             }
         }
     }
@@ -550,7 +559,7 @@ fn sandbox_state_dir(state_dir: &std::path::Path) -> PathBuf {
 /// scenario's path and hash go into the journal.
 async fn start_sandbox(
     path: &std::path::Path,
-    scenario: crate::sim::Scenario,
+    scenario: sandbox::Scenario,
     opts: &mut RunOptions,
     text: bool,
 ) -> Result<sandbox::Sandbox, String> {
@@ -559,7 +568,7 @@ async fn start_sandbox(
     opts.settings = sb.settings(&opts.settings);
     opts.url_rewrites = sb.url_rewrites();
     // A rehearsal checks what the runbook does, not how long it waits.
-    opts.clock = Arc::new(crate::providers::ScaledClock::new(rehearse::REHEARSAL_SPEEDUP));
+    opts.clock = sb.clock();
     opts.sandbox = Some(crate::run::ScenarioInfo {
         path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string(),
         hash,
@@ -729,9 +738,9 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> i32 {
                     ));
                 }
             };
-            let scenario = match crate::sim::Scenario::load(&path) {
+            let scenario = match sandbox::load_scenario(&path) {
                 Ok(s) => s,
-                Err(e) => return render::invalid(&e.to_string()),
+                Err(why) => return render::invalid(&why),
             };
             match start_sandbox(&path, scenario, &mut opts, text).await {
                 Ok(sb) => Some(sb),

@@ -287,7 +287,7 @@ fn describe(
         ),
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
             let name = sig.split(['(', ' ']).next().unwrap_or(sig);
-            let hint = super::check::suggest_function(name);
+            let hint = super::docs::suggest_function(name);
             (
                 format!("unknown function `{sig}`"),
                 "not found".into(),

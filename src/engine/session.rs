@@ -24,7 +24,7 @@ pub(crate) struct ItemDeadline {
 
 impl ItemDeadline {
     /// Whether the item is out of time.
-    pub fn passed(&self) -> bool {
+    pub(super) fn passed(&self) -> bool {
         self.clock.now() >= self.at
     }
 }
@@ -104,7 +104,7 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    pub fn new(limits: &super::Limits) -> Budget {
+    pub(super) fn new(limits: &super::Limits) -> Budget {
         Budget {
             max_operations: limits.max_operations,
             used: AtomicU64::new(0),
@@ -119,20 +119,20 @@ impl Budget {
     }
 
     /// Takes a worker thread from the run's pool, if one is free.
-    pub fn take_thread(&self) -> bool {
+    pub(super) fn take_thread(&self) -> bool {
         self.threads
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.max_threads).then_some(n + 1))
             .is_ok()
     }
 
     /// Gives a worker thread back to the pool.
-    pub fn give_thread(&self) {
+    pub(super) fn give_thread(&self) {
         self.threads.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Counts one operation (numbered `ops` in its own evaluation); the name of the limit it
     /// breaks, if it does.
-    pub fn tick(&self, ops: u64) -> Option<&'static str> {
+    pub(super) fn tick(&self, ops: u64) -> Option<&'static str> {
         // Rhai calls the progress hook once per operation, whatever evaluation it is in (the
         // script, a closure `filter` calls, a `parallel` item): each call is one operation.
         let _ = ops;
@@ -171,7 +171,7 @@ impl Budget {
     }
 
     /// Whether the process grew beyond the run's memory limit since the run began.
-    pub fn over_memory(&self) -> bool {
+    pub(super) fn over_memory(&self) -> bool {
         match (self.baseline.load(Ordering::Relaxed), resident_bytes()) {
             (base, Some(now)) if base > 0 => now.saturating_sub(base) > self.max_memory,
             _ => false,
@@ -179,7 +179,7 @@ impl Budget {
     }
 
     /// A fresh allowance (for the undo phase).
-    pub fn restart(&self) {
+    pub(super) fn restart(&self) {
         self.used.store(0, Ordering::Relaxed);
         if let Some(now) = resident_bytes() {
             self.baseline.store(now, Ordering::Relaxed);
@@ -242,7 +242,7 @@ pub(crate) struct Session {
 
 impl Session {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(super) fn new(
         scope: crate::run::scope::Scope,
         locks: Option<Box<dyn crate::run::locks::LockBackend>>,
         journal: Journal,
@@ -288,7 +288,7 @@ impl Session {
     /// Journals an event (flushed; fsynced when write-ahead, before this returns), then shows it.
     /// The fsync happens outside the journal's lock, so the calls of a `parallel` batch share
     /// fsyncs (group commit) instead of queueing one each behind the lock.
-    pub fn record(&self, mut event: Event) -> Result<(), String> {
+    pub(super) fn record(&self, mut event: Event) -> Result<(), String> {
         let written = match self.journal.lock() {
             Ok(mut j) => {
                 // Redacted once here, so what is shown is exactly what is journaled.
@@ -319,18 +319,18 @@ impl Session {
         }
     }
 
-    pub fn journal_path(&self) -> std::path::PathBuf {
+    pub(super) fn journal_path(&self) -> std::path::PathBuf {
         self.journal.lock().map(|j| j.path().to_path_buf()).unwrap_or_default()
     }
 
-    pub fn cx(&self) -> CallCx {
+    pub(super) fn cx(&self) -> CallCx {
         match self.cx.lock() {
             Ok(cx) => cx.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    pub fn stop_state(&self) -> Stop {
+    pub(super) fn stop_state(&self) -> Stop {
         match self.stop.load(Ordering::Relaxed) {
             1 => Stop::Cancelled,
             2 => Stop::TimedOut,
@@ -340,7 +340,7 @@ impl Session {
     }
 
     /// Stops the script: the next operation or blocked primitive ends it.
-    pub fn stop(&self, why: Stop) {
+    pub(super) fn stop(&self, why: Stop) {
         // A cancel by the operator wins over a timeout; neither is undone by the other.
         let _ =
             self.stop.compare_exchange(Stop::Running as u8, why as u8, Ordering::SeqCst, Ordering::SeqCst);
@@ -354,7 +354,7 @@ impl Session {
     }
 
     /// Starts a fresh time budget for undo after a failed run (not after a cancel).
-    pub fn begin_undo_phase(self: &Arc<Self>, budget: Duration) -> CancellationToken {
+    pub(super) fn begin_undo_phase(self: &Arc<Self>, budget: Duration) -> CancellationToken {
         let token = CancellationToken::new();
         // The undos themselves must act, also under `rollbook undo`.
         self.undo_only.store(false, Ordering::SeqCst);
@@ -373,7 +373,7 @@ impl Session {
     }
 
     /// Stops the run when `after` has passed, unless `token` is cancelled first.
-    pub fn arm_timer(self: &Arc<Self>, after: Duration, token: CancellationToken) {
+    pub(super) fn arm_timer(self: &Arc<Self>, after: Duration, token: CancellationToken) {
         let me = Arc::downgrade(self);
         self.rt.spawn(async move {
             tokio::select! {
@@ -387,7 +387,7 @@ impl Session {
 
     /// Under `rollbook undo`: the error that stops the script at the first step that would act
     /// (`None` otherwise), so the completed stages' undos run next.
-    pub fn undo_stop(&self, what: &str, pos: Position) -> Option<Box<EvalAltResult>> {
+    pub(super) fn undo_stop(&self, what: &str, pos: Position) -> Option<Box<EvalAltResult>> {
         if !self.undo_only.load(Ordering::SeqCst) {
             return None;
         }
@@ -402,7 +402,7 @@ impl Session {
     /// run completed: before that, reads and waits lead to the stages whose undos must run;
     /// after it, anything (a read, a wait, a sleep) belongs to the part of the run that never
     /// happened.
-    pub fn undo_stop_past_replay(&self, what: &str, pos: Position) -> Option<Box<EvalAltResult>> {
+    pub(super) fn undo_stop_past_replay(&self, what: &str, pos: Position) -> Option<Box<EvalAltResult>> {
         if !self.undo_only.load(Ordering::SeqCst) {
             return None;
         }
@@ -411,7 +411,7 @@ impl Session {
     }
 
     /// The error that ends the script for the current stop reason.
-    pub fn terminated(&self, pos: Position) -> Box<EvalAltResult> {
+    pub(super) fn terminated(&self, pos: Position) -> Box<EvalAltResult> {
         let reason = match self.stop_state() {
             Stop::TimedOut => "timeout",
             Stop::Interrupted => "interrupted",
@@ -422,7 +422,7 @@ impl Session {
 
     /// Waits for `fut` on the runtime, giving up when the run is stopped or, inside a
     /// `parallel` item, when the item's time is up (a `timeout` error).
-    pub fn block_on<T>(
+    pub(super) fn block_on<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, PrimitiveError>>,
     ) -> Result<T, PrimitiveError> {
@@ -437,7 +437,7 @@ impl Session {
 
     /// As [`Session::block_on`], for a mutating call: an interrupt lets it finish (its outcome
     /// is journaled); a timeout or a hard stop still ends it.
-    pub fn block_on_mutation<T>(
+    pub(super) fn block_on_mutation<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, PrimitiveError>>,
     ) -> Result<T, PrimitiveError> {
@@ -458,28 +458,28 @@ impl Session {
         })
     }
 
-    pub fn next_call(&self) -> u64 {
+    pub(super) fn next_call(&self) -> u64 {
         self.call_seq.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    pub fn current_stage(&self) -> Option<String> {
+    pub(super) fn current_stage(&self) -> Option<String> {
         self.stages.lock().ok().and_then(|s| s.last().cloned())
     }
 
-    pub fn push_stage(&self, name: &str) {
+    pub(super) fn push_stage(&self, name: &str) {
         if let Ok(mut s) = self.stages.lock() {
             s.push(name.to_string());
         }
     }
 
-    pub fn pop_stage(&self) {
+    pub(super) fn pop_stage(&self) {
         if let Ok(mut s) = self.stages.lock() {
             s.pop();
         }
     }
 
     /// The main AST plus every loaded module's functions: closures can be called from it later.
-    pub fn deferred_ast(&self) -> AST {
+    pub(super) fn deferred_ast(&self) -> AST {
         let mut ast = self
             .main_ast
             .lock()
