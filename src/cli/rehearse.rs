@@ -11,6 +11,7 @@ use console::style;
 use serde_json::Value;
 
 use super::sandbox::Sandbox;
+use super::{CliError, CliResult};
 use crate::engine::{Engine, RunOptions};
 use crate::model::Access;
 use crate::providers::{ScaledClock, Settings};
@@ -235,13 +236,13 @@ pub fn mutations(journal: &Path) -> Vec<String> {
 
 /// `rollbook test`: exit 0 when every expectation holds, 1 when any does not, 2 for invalid scenarios.
 /// With `log`, each scenario's run is shown after its line (a failing one's always is).
-pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>, log: bool, state_dir: &Path) -> i32 {
+pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>, log: bool, state_dir: &Path) -> CliResult {
     let files = match collect(paths) {
         Ok(f) if f.is_empty() => {
-            return super::render::invalid("no scenario with a [test] section found");
+            return Err(CliError::invalid("no scenario with a [test] section found"));
         }
         Ok(f) => f,
-        Err(why) => return super::render::invalid(&why),
+        Err(why) => return Err(CliError::invalid(why)),
     };
     let work = std::env::temp_dir().join(format!(
         "rollbook-test-{}-{:06x}",
@@ -271,14 +272,14 @@ pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>, log: bool, st
     if let Some(path) = junit
         && let Err(e) = std::fs::write(path, junit_xml(&results))
     {
-        return super::render::invalid(&format!("cannot write `{}`: {e}", path.display()));
+        return Err(CliError::invalid(format!("cannot write `{}`: {e}", path.display())));
     }
     if invalid > 0 {
-        super::EXIT_INVALID
+        Err(CliError::Finished(super::EXIT_INVALID))
     } else if failed > 0 {
-        1
+        Err(CliError::Finished(1))
     } else {
-        0
+        Ok(())
     }
 }
 
