@@ -3,6 +3,7 @@
 pub mod duration;
 pub mod error;
 pub mod file;
+pub mod glob;
 pub mod settings;
 
 pub use duration::{Dur, format_duration, parse_duration};
