@@ -10,6 +10,7 @@ use console::style;
 use serde_json::Value;
 
 use super::sandbox::Sandbox;
+use super::{CliError, CliResult};
 use crate::engine::{Engine, RunOptions};
 use crate::model::Access;
 use crate::providers::Settings;
@@ -236,13 +237,13 @@ pub(super) async fn test_command(
     junit: Option<&Path>,
     log: bool,
     state_dir: &Path,
-) -> i32 {
+) -> CliResult {
     let files = match collect(paths) {
         Ok(f) if f.is_empty() => {
-            return super::render::invalid("no scenario with a [test] section found");
+            return Err(CliError::invalid("no scenario with a [test] section found"));
         }
         Ok(f) => f,
-        Err(why) => return super::render::invalid(&why),
+        Err(why) => return Err(CliError::invalid(why)),
     };
     let work = std::env::temp_dir().join(format!(
         "rollbook-test-{}-{:06x}",
@@ -272,14 +273,14 @@ pub(super) async fn test_command(
     if let Some(path) = junit
         && let Err(e) = std::fs::write(path, junit_xml(&results))
     {
-        return super::render::invalid(&format!("cannot write `{}`: {e}", path.display()));
+        return Err(CliError::invalid(format!("cannot write `{}`: {e}", path.display())));
     }
     if invalid > 0 {
-        super::EXIT_INVALID
+        Err(CliError::Finished(super::EXIT_INVALID))
     } else if failed > 0 {
-        1
+        Err(CliError::Finished(1))
     } else {
-        0
+        Ok(())
     }
 }
 

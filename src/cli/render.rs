@@ -108,25 +108,34 @@ pub(super) fn diagnostic(d: &Diagnostic) {
     errln!("{report:?}");
 }
 
-/// Prints an invalid-input error and returns exit 2.
-pub(super) fn invalid(message: &str) -> i32 {
+/// Prints one `error: …` line (the message made terminal-safe).
+pub(super) fn error(message: &str) {
     errln!("{} {}", style("error:").red().bold(), safe(message));
-    super::EXIT_INVALID
 }
 
-/// Prints an error that kept a run from starting and returns exit 2.
-pub(super) fn engine_error(e: EngineError) -> i32 {
+/// Shows the error a command ended with: the one place a command's failure is printed.
+pub(super) fn cli_error(e: &super::CliError) {
+    use super::CliError;
     match e {
-        EngineError::Script(d) => {
-            diagnostic(&d);
-            super::EXIT_INVALID
+        CliError::Usage(e) => {
+            let _ = e.print();
         }
-        EngineError::Locked(why) => {
-            invalid(&why);
-            RunStatus::Locked.exit_code()
-        }
-        other => invalid(&other.to_string()),
+        CliError::Invalid(message) => error(message),
+        CliError::Engine(EngineError::Script(d)) => diagnostic(d),
+        CliError::Engine(other) => error(&other.to_string()),
+        CliError::Problems(summary) => errln!("{summary}"),
+        // The run's report (or the rehearsal's results) already said what happened.
+        CliError::Finished(_) => {}
+        CliError::Internal(message) => errln!("error: {message}"),
     }
+}
+
+/// Prints `value` as pretty JSON on stdout (refused, not printed empty, if it cannot be).
+pub(super) fn json<T: serde::Serialize + ?Sized>(value: &T) -> super::CliResult {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| super::CliError::Internal(format!("cannot write the output as JSON: {e}")))?;
+    outln!("{text}");
+    Ok(())
 }
 
 /// The line printed before a run starts.

@@ -43,8 +43,64 @@ pub(crate) fn item_deadline() -> Option<ItemDeadline> {
     ITEM_DEADLINE.with(|d| d.borrow().clone())
 }
 
-/// The message of the error that ends an item past its `timeout`.
-pub(crate) const ITEM_TIMEOUT: &str = "item_timeout";
+/// Why the engine ended a script: the word a terminated script carries, one per reason, so
+/// the reasons are matched as values and never as loose strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Termination {
+    /// The run exceeded its `--timeout`.
+    Timeout,
+    /// The operator cancelled the run (and chose to undo).
+    Cancelled,
+    /// The operator interrupted the run (Ctrl-C, SIGTERM): it stays resumable.
+    Interrupted,
+    /// A `parallel` item ran past its own `timeout` (only that item stops).
+    ItemTimeout,
+    /// The run used up its operations budget.
+    LimitOperations,
+    /// The run's data grew beyond its memory limit.
+    LimitMemory,
+}
+
+impl Termination {
+    const ALL: [Termination; 6] = [
+        Termination::Timeout,
+        Termination::Cancelled,
+        Termination::Interrupted,
+        Termination::ItemTimeout,
+        Termination::LimitOperations,
+        Termination::LimitMemory,
+    ];
+
+    /// The word the terminated script carries.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Termination::Timeout => "timeout",
+            Termination::Cancelled => "cancelled",
+            Termination::Interrupted => "interrupted",
+            Termination::ItemTimeout => "item_timeout",
+            Termination::LimitOperations => "limit_operations",
+            Termination::LimitMemory => "limit_memory",
+        }
+    }
+
+    /// The reason a terminated script carries, when it is one of the engine's (a journal
+    /// failure or an `undo` stop carries its own message instead).
+    pub(crate) fn of(reason: &Dynamic) -> Option<Termination> {
+        let word = reason.to_string();
+        Termination::ALL.into_iter().find(|t| t.as_str() == word)
+    }
+
+    /// The error that ends a script for this reason.
+    pub(crate) fn error(self, pos: Position) -> Box<EvalAltResult> {
+        EvalAltResult::ErrorTerminated(Dynamic::from(self.as_str().to_string()), pos).into()
+    }
+}
+
+impl From<Termination> for Dynamic {
+    fn from(t: Termination) -> Dynamic {
+        Dynamic::from(t.as_str().to_string())
+    }
+}
 
 /// The error message that stops a script under `rollbook undo`.
 pub(crate) const UNDO_STOP: &str = "stopped to undo the run (rollbook undo)";
@@ -77,11 +133,6 @@ pub(crate) fn parallel_depth() -> usize {
 pub(crate) fn set_parallel_depth(depth: usize) {
     PARALLEL_DEPTH.with(|d| d.set(depth));
 }
-
-/// Which run-wide limit stopped the script.
-pub(crate) const LIMIT_OPERATIONS: &str = "limit_operations";
-/// See [`LIMIT_OPERATIONS`].
-pub(crate) const LIMIT_MEMORY: &str = "limit_memory";
 
 /// One budget per run, shared by every evaluation in it (the script, each `parallel` item on
 /// any thread, each undo): operations, and growth of the process's memory.
@@ -132,7 +183,7 @@ impl Budget {
 
     /// Counts one operation (numbered `ops` in its own evaluation); the name of the limit it
     /// breaks, if it does.
-    pub(super) fn tick(&self, ops: u64) -> Option<&'static str> {
+    pub(super) fn tick(&self, ops: u64) -> Option<Termination> {
         // Rhai calls the progress hook once per operation, whatever evaluation it is in (the
         // script, a closure `filter` calls, a `parallel` item): each call is one operation.
         let _ = ops;
@@ -147,7 +198,7 @@ impl Budget {
             }
         });
         if pending > 0 && self.used.fetch_add(pending, Ordering::Relaxed) + pending > self.max_operations {
-            return Some(LIMIT_OPERATIONS);
+            return Some(Termination::LimitOperations);
         }
         // Memory: the clock every 16 operations, the process's size at most every 2 ms.
         let every = SINCE_MEMORY.with(|c| {
@@ -164,7 +215,7 @@ impl Budget {
                 _ => false,
             };
             if due && self.over_memory() {
-                return Some(LIMIT_MEMORY);
+                return Some(Termination::LimitMemory);
             }
         }
         None
@@ -238,6 +289,15 @@ pub(crate) struct Session {
     /// `rollbook undo`: the script replays completed stages and stops at the first step that
     /// would act, so their undos run.
     pub undo_only: AtomicBool,
+    /// The first journal write that failed: the journal no longer tells the whole run, so
+    /// the run cannot end as if it did (a person must look).
+    journal_lost: Mutex<Option<String>>,
+}
+
+/// The error that ends a script whose journal cannot be written. Not catchable: a run that
+/// cannot write down what it does must not go on acting.
+pub(crate) fn journal_failure(why: String, pos: Position) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorTerminated(Dynamic::from(format!("journal: {why}")), pos).into()
 }
 
 impl Session {
@@ -282,6 +342,7 @@ impl Session {
             loaded,
             started: Instant::now(),
             undo_only: AtomicBool::new(false),
+            journal_lost: Mutex::new(None),
         }
     }
 
@@ -309,7 +370,21 @@ impl Session {
             .map_err(|e| format!("cannot write the journal: {e}"))
         });
         self.reporter.event(&event);
+        if let Err(why) = &result {
+            tracing::error!("{why}");
+            if let Ok(mut lost) = self.journal_lost.lock() {
+                lost.get_or_insert_with(|| why.clone());
+            }
+        }
         result
+    }
+
+    /// The first journal write that failed in this run, if any did.
+    pub(super) fn journal_lost(&self) -> Option<String> {
+        match self.journal_lost.lock() {
+            Ok(lost) => lost.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     fn interrupt_token(&self) -> CancellationToken {
@@ -391,10 +466,12 @@ impl Session {
         if !self.undo_only.load(Ordering::SeqCst) {
             return None;
         }
-        let _ = self.record(Event::Log {
+        if let Err(why) = self.record(Event::Log {
             level: "info".into(),
             message: format!("undo: stopping before {what}; undoing the completed stages"),
-        });
+        }) {
+            return Some(journal_failure(why, pos));
+        }
         Some(EvalAltResult::ErrorRuntime(Dynamic::from(UNDO_STOP.to_string()), pos).into())
     }
 
@@ -412,12 +489,12 @@ impl Session {
 
     /// The error that ends the script for the current stop reason.
     pub(super) fn terminated(&self, pos: Position) -> Box<EvalAltResult> {
-        let reason = match self.stop_state() {
-            Stop::TimedOut => "timeout",
-            Stop::Interrupted => "interrupted",
-            _ => "cancelled",
-        };
-        EvalAltResult::ErrorTerminated(Dynamic::from(reason.to_string()), pos).into()
+        match self.stop_state() {
+            Stop::TimedOut => Termination::Timeout,
+            Stop::Interrupted => Termination::Interrupted,
+            _ => Termination::Cancelled,
+        }
+        .error(pos)
     }
 
     /// Waits for `fut` on the runtime, giving up when the run is stopped or, inside a
@@ -492,5 +569,47 @@ impl Session {
             }
         }
         ast
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session whose journal is `/dev/full`: every write fails with "no space left".
+    fn session_on_a_full_disk() -> Session {
+        let file =
+            std::fs::OpenOptions::new().append(true).open("/dev/full").expect("/dev/full exists on linux");
+        Session::new(
+            crate::run::scope::Scope::default(),
+            None,
+            Journal::over(file, "/dev/full".into()),
+            CallCx::standalone(),
+            false,
+            false,
+            Arc::new(crate::run::QuietReporter),
+            None,
+            Loaded::default(),
+            None,
+            Budget::new(&super::super::Limits::default()),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_failed_journal_write_is_remembered_for_the_end_of_the_run() {
+        let session = session_on_a_full_disk();
+        let note = Event::Log { level: "print".into(), message: "hello".into() };
+        let why = session.record(note).expect_err("a write to a full disk fails");
+        assert!(why.contains("cannot write the journal"), "{why}");
+        assert_eq!(session.journal_lost().as_deref(), Some(why.as_str()));
+    }
+
+    #[tokio::test]
+    async fn an_undo_stop_that_cannot_be_journaled_ends_the_script_with_the_journal_error() {
+        let session = session_on_a_full_disk();
+        session.undo_only.store(true, Ordering::SeqCst);
+        let err = session.undo_stop("stage `a`", Position::NONE).expect("undo stops the script");
+        let EvalAltResult::ErrorTerminated(why, _) = *err else { panic!("not a termination: {err}") };
+        assert!(why.to_string().starts_with("journal: cannot write the journal"), "{why}");
     }
 }

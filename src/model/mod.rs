@@ -5,6 +5,7 @@ pub mod clock;
 pub mod duration;
 pub mod error;
 pub mod file;
+pub mod glob;
 pub mod host;
 pub mod lock;
 pub mod progress;
