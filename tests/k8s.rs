@@ -478,7 +478,7 @@ async fn status_completes_on_a_healthy_rollout_and_times_out_on_a_broken_image_w
     assert_eq!(
         r,
         json!({"complete": true, "timed_out": false, "message": "deployment \"web\" successfully rolled out",
-               "replicas": 3, "updated": 3, "ready": 3, "available": 3})
+               "reason": "NewReplicaSetAvailable", "replicas": 3, "updated": 3, "ready": 3, "available": 3})
     );
     assert_eq!(w.requests_since(n).len(), 1, "a finished rollout needs one GET");
 

@@ -88,6 +88,7 @@ impl Sandbox {
         settings.env.insert("KUBECONFIG".into(), self.kubeconfig.display().to_string());
         settings.kubeconfig = Some(self.kubeconfig.clone());
         settings.sandbox = Some(self.sim.arm_endpoint());
+        settings.sandbox_origins = self.sim.k8s_cluster_urls();
         settings
     }
 

@@ -15,6 +15,8 @@ pub struct Settings {
     /// Set for rehearsals (`--sandbox`, `rollbook test`): the simulator's origin
     /// (`http://127.0.0.1:PORT`), the only place any connection of the run may go.
     pub sandbox: Option<String>,
+    /// The simulator's other origins a rehearsal may reach: each simulated cluster's own port.
+    pub sandbox_origins: Vec<String>,
 }
 
 /// Prefixes of the environment variables providers may read.
@@ -22,12 +24,22 @@ const SETTINGS_ENV_PREFIXES: &[&str] =
     &["ROLLBOOK_", "AZURE_", "KUBECONFIG", "IDENTITY_", "IMDS_", "MSI_", "HOME", "KUBERNETES_SERVICE_"];
 
 impl Settings {
+    /// Whether a rehearsal may reach `url`: the simulator's origin or one of its clusters' ports
+    /// (always, outside a rehearsal).
+    pub fn sandbox_allows(&self, url: &str) -> bool {
+        let Some(origin) = self.sandbox.as_deref() else { return true };
+        let Ok(url) = reqwest::Url::parse(url) else { return false };
+        std::iter::once(origin)
+            .chain(self.sandbox_origins.iter().map(String::as_str))
+            .any(|o| reqwest::Url::parse(o).is_ok_and(|o| o.origin() == url.origin()))
+    }
+
     /// The settings this process was started with.
     pub fn from_env() -> Settings {
         let env = std::env::vars()
             .filter(|(k, _)| SETTINGS_ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
             .collect();
-        Settings { env, kubeconfig: None, sandbox: None }
+        Settings { env, kubeconfig: None, sandbox: None, sandbox_origins: Vec::new() }
     }
 
     /// One setting, if set and not empty.

@@ -1,7 +1,8 @@
 //! The simulator: Azure Resource Manager, Kubernetes API and health endpoints on loopback HTTP.
 //!
 //! [`Sim::start`] builds the world of a [`Scenario`] and serves it on one port: Kubernetes under
-//! `/k8s/<context>`, health under `/health/<resource key>`, ARM everywhere else; faults,
+//! `/k8s/<context>`, health under `/health/<resource key>`, ARM everywhere else; each simulated
+//! cluster also answers at the root of a port of its own (the one the kubeconfig names). Faults,
 //! latency and the request record wrap every route.
 
 pub mod aks;
@@ -80,6 +81,8 @@ struct Inner {
     health: Arc<HealthWorld>,
     record: Arc<record::Recorder>,
     rewrites: Vec<(String, String)>,
+    /// The own port of each simulated cluster, in scenario order.
+    cluster_addrs: Vec<(String, SocketAddr)>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -111,6 +114,18 @@ impl Sim {
         let base = format!("http://{addr}");
 
         let k8s = Arc::new(K8sWorld::from_scenario(&scenario));
+        // Each simulated cluster also answers at the root of its own port.
+        let mut cluster_listeners = Vec::new();
+        let mut cluster_addrs = Vec::new();
+        for ctx in k8s.contexts() {
+            let at = SocketAddr::new(addr.ip(), 0);
+            let l = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|source| SimError::Bind { addr: at, source })?;
+            let bound = l.local_addr().map_err(|source| SimError::Bind { addr: at, source })?;
+            cluster_addrs.push((ctx.clone(), bound));
+            cluster_listeners.push((format!("/k8s/{}", k8s::encode_context(ctx)), l));
+        }
         let azure = Arc::new(AzureWorld::from_scenario(&scenario));
         let prometheus_urls = health::prometheus_urls(&scenario.prometheus);
         let health = Arc::new(HealthWorld {
@@ -121,10 +136,9 @@ impl Sim {
             prometheus_urls: prometheus_urls.clone(),
         });
         let kube_for: KubeServerFor = {
-            let k8s = k8s.clone();
-            let base = base.clone();
+            let addrs = cluster_addrs.clone();
             Arc::new(move |ctx: &str| {
-                k8s.has_context(ctx).then(|| format!("{base}/k8s/{}", k8s::encode_context(ctx)))
+                addrs.iter().find(|(c, _)| c == ctx).map(|(_, a)| format!("http://{a}"))
             })
         };
         let k8s_routes = k8s.clone();
@@ -140,6 +154,10 @@ impl Sim {
             latency: scenario.sim.latency.map(|d| d.get()).unwrap_or_default(),
         });
         let (shutdown, rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for (prefix, l) in cluster_listeners {
+            tasks.push(tokio::spawn(k8s::ports::serve_cluster(l, front.clone(), prefix, rx.clone())));
+        }
         let serving = tokio::spawn(server::accept_loop(listener, front, rx.clone()));
         let ticking = {
             let k8s = k8s.clone();
@@ -174,7 +192,11 @@ impl Sim {
                 record,
                 rewrites,
                 shutdown,
-                tasks: Mutex::new(vec![serving, ticking]),
+                cluster_addrs,
+                tasks: Mutex::new({
+                    tasks.extend([serving, ticking]);
+                    tasks
+                }),
             }),
         })
     }
@@ -210,7 +232,20 @@ impl SimHandle {
         format!("http://{}/health", self.inner.addr)
     }
 
-    /// The API server URL of a simulated context, if it is one.
+    /// The API server of a simulated context at the root of its own port
+    /// (`http://127.0.0.1:PORT`), as the kubeconfig names it; None for an unknown context.
+    pub fn k8s_cluster_url(&self, context: &str) -> Option<String> {
+        self.inner.cluster_addrs.iter().find(|(c, _)| c == context).map(|(_, a)| format!("http://{a}"))
+    }
+
+    /// The own server URL of every simulated cluster, in scenario order.
+    pub fn k8s_cluster_urls(&self) -> Vec<String> {
+        self.inner.cluster_addrs.iter().map(|(_, a)| format!("http://{a}")).collect()
+    }
+
+    /// The API server URL of a simulated context under the main port
+    /// (`http://127.0.0.1:PORT/k8s/<context>`), if it is one; the same API as
+    /// [`SimHandle::k8s_cluster_url`].
     pub fn k8s_server_url(&self, context: &str) -> Option<String> {
         self.inner
             .k8s
@@ -224,7 +259,7 @@ impl SimHandle {
         let contexts = self.inner.k8s.contexts();
         let mut y = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
         for c in contexts {
-            let url = format!("http://{}/k8s/{}", self.inner.addr, k8s::encode_context(c));
+            let url = self.k8s_cluster_url(c).unwrap_or_default();
             y += &format!("- name: {}\n  cluster:\n    server: {}\n", yaml_str(c), yaml_str(&url));
         }
         y += "contexts:\n";

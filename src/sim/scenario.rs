@@ -103,6 +103,16 @@ pub struct K8sDeployment {
     /// `spec.revisionHistoryLimit` (default 10).
     #[serde(default)]
     pub revision_history_limit: Option<i64>,
+    /// How pods of a broken image fail: `CrashLoopBackOff` (the default) or `ImagePullBackOff`.
+    #[serde(default)]
+    pub broken_reason: Option<String>,
+    /// `spec.progressDeadlineSeconds` (default 600).
+    #[serde(default)]
+    pub progress_deadline_seconds: Option<i64>,
+    /// How long ago the live revision was rolled out (default: just now); a broken rollout
+    /// dated back beyond its progress deadline starts out exceeded.
+    #[serde(default)]
+    pub rollout_age: Option<Dur>,
 }
 
 /// `[aks]`.
@@ -463,6 +473,30 @@ impl Scenario {
                 return Err(invalid(
                     &format!("\"{}\"", d.name),
                     format!("deployment `{}` needs at least one revision", d.name),
+                ));
+            }
+            if let Some(reason) = &d.broken_reason
+                && reason != "CrashLoopBackOff"
+                && reason != "ImagePullBackOff"
+            {
+                return Err(invalid(
+                    "broken_reason",
+                    format!(
+                        "deployment `{}`: broken_reason must be `CrashLoopBackOff` or `ImagePullBackOff`, not `{reason}`",
+                        d.name
+                    ),
+                ));
+            }
+            if let Some(secs) = d.progress_deadline_seconds
+                && !(1..=i64::from(i32::MAX)).contains(&secs)
+            {
+                return Err(invalid(
+                    "progress_deadline_seconds",
+                    format!(
+                        "deployment `{}`: progress_deadline_seconds must be between 1 and {}, not {secs}",
+                        d.name,
+                        i32::MAX
+                    ),
                 ));
             }
         }

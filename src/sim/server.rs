@@ -88,7 +88,11 @@ fn too_large() -> Response<Body> {
     resp
 }
 
-async fn handle(front: Arc<Front>, req: Request<Incoming>) -> Result<Response<Body>, DropConnection> {
+/// Serves one request through faults, latency and the record.
+pub(crate) async fn handle(
+    front: Arc<Front>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, DropConnection> {
     let (parts, body) = req.into_parts();
     let declared = parts
         .headers

@@ -61,6 +61,10 @@ pub struct StatusOutput {
     pub ready: i32,
     /// Available replicas.
     pub available: i32,
+    /// The reason of the Deployment's `Progressing` condition, as the controller set it
+    /// (`NewReplicaSetAvailable`, `ReplicaSetUpdated`, `ProgressDeadlineExceeded`, ...; empty
+    /// when it has none yet).
+    pub reason: String,
     /// Under dry-run, true when this shows the state planned mutations would leave.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub planned: bool,
@@ -76,6 +80,13 @@ fn output(d: &Deployment, v: &Viewed, timed_out: bool) -> StatusOutput {
         updated: s.updated_replicas.unwrap_or(0),
         ready: s.ready_replicas.unwrap_or(0),
         available: s.available_replicas.unwrap_or(0),
+        reason: s
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Progressing")
+            .and_then(|c| c.reason.clone())
+            .unwrap_or_default(),
         planned: false,
     }
 }
@@ -151,7 +162,8 @@ impl Primitive for Status {
             doc: "Waits for a Deployment's rollout like `kubectl rollout status`, on a watch; returns `complete: false` with kubectl's \
                   message when `timeout` runs out or the progress deadline is exceeded (it does not throw for an unfinished rollout).",
             keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `timeout` (\"5m\")",
-            returns: "`#{ complete, message, timed_out, replicas, updated, ready, available }`",
+            returns: "`#{ complete, message, timed_out, reason, replicas, updated, ready, available }` — `reason` is the \
+                      `Progressing` condition's (`ProgressDeadlineExceeded` when the rollout ran out of its progress deadline)",
             access: Access::Read,
         }
     }

@@ -231,6 +231,30 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
     let get = r.method == Method::GET;
     match segs.as_slice() {
         ["version"] if get => json_response(StatusCode::OK, &discovery::version()),
+        [] if get => json_response(StatusCode::OK, &super::core::root_paths()),
+        ["openapi", "v2"] if get => {
+            if super::openapi::accepts_json(&accept) {
+                (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], super::openapi::v2_document())
+                    .into_response()
+            } else {
+                status_error(
+                    406,
+                    "NotAcceptable",
+                    &format!(
+                        "only the following media types are accepted: application/json (not `{accept}`)"
+                    ),
+                    None,
+                )
+            }
+        }
+        ["openapi", "v3"] if get => json_response(StatusCode::OK, &super::openapi::v3_root()),
+        ["openapi", "v3", rest @ ..] if get => match super::openapi::v3_document(&rest.join("/")) {
+            Some(doc) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], doc).into_response(),
+            None => no_route(),
+        },
+        ["healthz" | "readyz" | "livez"] if get => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()
+        }
         ["api"] if get => match discovery::aggregated_version(&accept) {
             Some(v) => {
                 with_content_type(discovery::aggregated_content_type(v), &discovery::aggregated_api(v))
@@ -238,27 +262,19 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
             None => json_response(StatusCode::OK, &discovery::legacy_api()),
         },
         ["api", "v1"] if get => json_response(StatusCode::OK, &discovery::legacy_core_v1()),
-        ["api", "v1", "namespaces"] if get => {
-            let items: Vec<Value> = namespaces(&world, &r.ctx).iter().map(|n| namespace_object(n)).collect();
-            json_response(
-                StatusCode::OK,
-                &json!({"kind": "NamespaceList", "apiVersion": "v1",
-                "metadata": {"resourceVersion": world.lock().rv.to_string()}, "items": items}),
-            )
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] if r.method == Method::POST => {
+            super::core::self_subject_access_review(&r.headers, &r.body)
         }
-        ["api", "v1", "events"] if get => events(&world, &r, None),
-        ["api", "v1", "namespaces", ns, "events"] if get => events(&world, &r, Some(ns)),
-        ["api", "v1", "namespaces", ns] if get => {
-            if namespaces(&world, &r.ctx).iter().any(|n| n == ns) {
-                json_response(StatusCode::OK, &namespace_object(ns))
-            } else {
-                status_error(
-                    404,
-                    "NotFound",
-                    &format!("namespaces \"{ns}\" not found"),
-                    Some(json!({"name": ns, "kind": "namespaces"})),
-                )
-            }
+        ["api", "v1", rest @ ..] => {
+            let query = |k: &str| r.q(k).map(String::from);
+            let cr = super::core::CoreReq {
+                ctx: &r.ctx,
+                method: &r.method,
+                query: &query,
+                headers: &r.headers,
+                body: &r.body,
+            };
+            super::core::route(&world, &cr, rest).unwrap_or_else(no_route)
         }
         ["apis"] if get => match discovery::aggregated_version(&accept) {
             Some(v) => {
@@ -282,6 +298,11 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
             _ => no_route(),
         },
         ["apis", g, "v1", "namespaces", ns, res, name] => match Kind::from_resource(g, res) {
+            Some(kind)
+                if is_apply(&r) && !world.lock().objects.contains_key(&Key::new(&r.ctx, kind, ns, name)) =>
+            {
+                apply_create(&world, &r, kind, ns, name)
+            }
             Some(kind) => object(&world, &r, kind, ns, name),
             None => no_route(),
         },
@@ -297,56 +318,6 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
         }
         _ => no_route(),
     }
-}
-
-/// Core Events the controller recorded, filtered by namespace and an `involvedObject.*` /
-/// `reason` / `type` field selector (the fields `kubectl describe` uses).
-fn events(world: &K8sWorld, r: &Req, ns: Option<&str>) -> Response {
-    let mut wanted: Vec<(String, String)> = Vec::new();
-    for part in r.q("fieldSelector").unwrap_or("").split(',').filter(|p| !p.is_empty()) {
-        let Some((k, v)) = part.split_once('=') else {
-            return status_error(400, "BadRequest", &format!("invalid selector: '{part}'"), None);
-        };
-        let k = k.trim_end_matches('=');
-        wanted.push((format!("/{}", k.replace('.', "/")), v.to_string()));
-    }
-    let store = world.lock();
-    let items: Vec<Value> = store
-        .events
-        .iter()
-        .filter(|(ctx, e)| {
-            *ctx == r.ctx
-                && ns.is_none_or(|n| str_at(e, "/metadata/namespace") == Some(n))
-                && wanted.iter().all(|(ptr, v)| str_at(e, ptr) == Some(v.as_str()))
-        })
-        .map(|(_, e)| e.clone())
-        .collect();
-    json_response(
-        StatusCode::OK,
-        &json!({"kind": "EventList", "apiVersion": "v1",
-        "metadata": {"resourceVersion": store.rv.to_string()}, "items": items}),
-    )
-}
-
-/// The namespaces of a context: the usual ones plus every namespace holding an object.
-fn namespaces(world: &K8sWorld, ctx: &str) -> Vec<String> {
-    let mut out: Vec<String> =
-        ["default", "kube-node-lease", "kube-public", "kube-system"].iter().map(|s| s.to_string()).collect();
-    for k in world.lock().objects.keys().filter(|k| k.ctx == ctx) {
-        if !out.contains(&k.ns) {
-            out.push(k.ns.clone());
-        }
-    }
-    out.sort();
-    out
-}
-
-fn namespace_object(name: &str) -> Value {
-    json!({"kind": "Namespace", "apiVersion": "v1",
-        "metadata": {"name": name, "uid": format!("00000000-0000-4000-8000-{:012x}", name.len()),
-            "resourceVersion": "1", "creationTimestamp": "2026-01-01T00:00:00Z",
-            "labels": {"kubernetes.io/metadata.name": name}},
-        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
 }
 
 fn with_kind(kind: Kind, mut obj: Value) -> Value {
@@ -389,16 +360,23 @@ async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>)
         };
         (items, store.rv.to_string(), store.now())
     };
+    let (items, next) = match super::core::paginate(items, r.q("limit"), r.q("continue")) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
     if table::wants_table(&r.accept())
-        && let Some(t) = table::table(kind, &items, &rv, now)
+        && let Some(mut t) = table::table(kind, &items, &rv, now)
     {
+        if let Some(n) = next {
+            t["metadata"]["continue"] = json!(n);
+        }
         return json_response(StatusCode::OK, &t);
     }
-    list_response(kind, &rv, &items)
+    list_response(kind, &rv, &items, next)
 }
 
 /// A `<Kind>List` answer, written straight from the shared objects (not copied into one tree).
-fn list_response(kind: Kind, rv: &str, items: &[Arc<Value>]) -> Response {
+fn list_response(kind: Kind, rv: &str, items: &[Arc<Value>], next: Option<String>) -> Response {
     struct Items<'a>(&'a [Arc<Value>]);
     impl serde::Serialize for Items<'_> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -416,7 +394,10 @@ fn list_response(kind: Kind, rv: &str, items: &[Arc<Value>]) -> Response {
     let list = List {
         kind: format!("{}List", kind.name()),
         api_version: kind.api_version(),
-        metadata: json!({"resourceVersion": rv}),
+        metadata: match next {
+            Some(n) => json!({"resourceVersion": rv, "continue": n}),
+            None => json!({"resourceVersion": rv}),
+        },
         items: Items(items),
     };
     match serde_json::to_string(&list) {
@@ -460,7 +441,13 @@ fn watch(
                 &format!("too old resource version: {from} ({})", store.log_start),
                 None,
             );
-            return json_response(StatusCode::OK, &json!({"type": "ERROR", "object": gone}));
+            // An event like any other, ending with its newline (clients read events by line).
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                event_line("ERROR", &gone, None),
+            )
+                .into_response();
         }
         let mut replay: Vec<String> = if from == 0 || initial_events {
             store
@@ -519,7 +506,17 @@ fn event_line(kind: &str, obj: &Value, as_table: Option<Kind>) -> String {
 
 fn parse_body(r: &Req) -> Result<Value, Response> {
     let ct = r.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if ct.starts_with("application/vnd.kubernetes.protobuf") || ct.starts_with("application/cbor") {
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return super::protobuf::decode(&r.body).map_err(|e| {
+            status_error(
+                415,
+                "UnsupportedMediaType",
+                &format!("the simulator cannot decode this protobuf body: {e}"),
+                None,
+            )
+        });
+    }
+    if ct.starts_with("application/cbor") {
         return Err(status_error(
             415,
             "UnsupportedMediaType",
@@ -537,15 +534,108 @@ fn parse_body(r: &Req) -> Result<Value, Response> {
     })
 }
 
+/// The API server's field validation: fields the kind's schema does not know are dropped,
+/// with a `Warning` each (`fieldValidation` unset or `Warn`), silently (`Ignore`), or the
+/// request is refused with 400 (`Strict`, as kubectl apply and create send).
+fn validate_fields(r: &Req, kind: Kind, obj: &mut Value) -> Result<Vec<String>, Response> {
+    let schema = match kind {
+        Kind::Deployment => "io.k8s.api.apps.v1.Deployment",
+        Kind::ReplicaSet => "io.k8s.api.apps.v1.ReplicaSet",
+        Kind::Lease => "io.k8s.api.coordination.v1.Lease",
+    };
+    let unknown: Vec<String> = super::openapi::drop_unknown_fields(schema, obj)
+        .iter()
+        .map(|p| format!("unknown field \"{p}\""))
+        .collect();
+    match r.q("fieldValidation") {
+        _ if unknown.is_empty() => Ok(Vec::new()),
+        Some("Strict") => Err(status_error(
+            400,
+            "BadRequest",
+            &format!(
+                "{k} in version \"v1\" cannot be handled as a {k}: strict decoding error: {}",
+                unknown.join(", "),
+                k = kind.name()
+            ),
+            None,
+        )),
+        Some("Ignore") => Ok(Vec::new()),
+        _ => Ok(unknown),
+    }
+}
+
+/// Adds a `Warning: 299 - "..."` header per warning.
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&format!("299 - {}", Value::String(w.clone()))) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
+/// Whether the request is a server-side apply (`PATCH` with `application/apply-patch+yaml`).
+fn is_apply(r: &Req) -> bool {
+    r.method == Method::PATCH
+        && r.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/apply-patch"))
+}
+
+/// A server-side apply of an object that does not exist creates it (201), as a real server does.
+fn apply_create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Response {
+    if r.q("fieldManager").is_none_or(str::is_empty) {
+        return status_error(
+            422,
+            "Invalid",
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            None,
+        );
+    }
+    let mut obj = match parse_body(r) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    if str_at(&obj, "/metadata/name").is_some_and(|n| n != name) {
+        return status_error(
+            400,
+            "BadRequest",
+            "the name of the object does not match the name on the URL",
+            None,
+        );
+    }
+    super::store::obj_mut(&mut obj, &["metadata"]).insert("name".into(), json!(name));
+    let warnings = match validate_fields(r, kind, &mut obj) {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
+    with_warnings(create_checked(world, r, kind, ns, obj), &warnings)
+}
+
 fn create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str) -> Response {
     let mut obj = match parse_body(r) {
         Ok(v) => v,
         Err(e) => return e,
     };
+    let warnings = match validate_fields(r, kind, &mut obj) {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
+    with_warnings(create_checked(world, r, kind, ns, obj), &warnings)
+}
+
+fn create_checked(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, mut obj: Value) -> Response {
     let Some(name) = str_at(&obj, "/metadata/name").map(String::from) else {
         return invalid(kind, "", "metadata.name: Required value: name or generateName is required");
     };
+    if let Err(e) = super::core::rfc1123_subdomain(&name) {
+        return invalid(kind, &name, &format!("metadata.name: {e}"));
+    }
     let mut store = world.lock();
+    if !super::core::namespace_exists(&store, &r.ctx, ns) {
+        return super::core::namespace_not_found(ns);
+    }
     let key = Key::new(&r.ctx, kind, ns, &name);
     if store.objects.contains_key(&key) {
         return status_error(
@@ -632,7 +722,12 @@ fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respon
                     None,
                 );
             }
-            update(&mut store, &key, &current, new, r.dry_run())
+            let mut new = new;
+            let warnings = match validate_fields(r, kind, &mut new) {
+                Ok(w) => w,
+                Err(e) => return e,
+            };
+            with_warnings(update(&mut store, &key, &current, new, r.dry_run()), &warnings)
         }
         Method::PATCH => {
             let ct = r.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -652,7 +747,11 @@ fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Respon
             if let Err(e) = patch::apply(pk, &mut new, &p) {
                 return status_error(422, "Invalid", &e, None);
             }
-            update(&mut store, &key, &current, new, r.dry_run())
+            let warnings = match validate_fields(r, kind, &mut new) {
+                Ok(w) => w,
+                Err(e) => return e,
+            };
+            with_warnings(update(&mut store, &key, &current, new, r.dry_run()), &warnings)
         }
         _ => status_error(
             405,

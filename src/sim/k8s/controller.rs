@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::progress;
 use super::store::{
     At, Key, Kind, Store, annotation, controller_owner, int_at, obj_mut, set_annotation, str_at,
 };
@@ -584,17 +585,24 @@ pub fn sync_deployment(store: &mut Store, dkey: &Key) {
                 &format!("ReplicaSet \"{name}\" has successfully progressed."),
                 &now,
             );
-        } else if before_status.as_ref() != d.get("status") || reason.is_none() {
+        } else if progress::progressed(before_status.as_ref(), d.get("status")) || reason.is_none() {
+            progress::mark_progress(&mut d, &name, &now);
+        } else if progress::timed_out(&d, store.now()) {
             set_condition(
                 &mut d,
                 "Progressing",
-                "True",
-                "ReplicaSetUpdated",
-                &format!("ReplicaSet \"{name}\" is progressing."),
+                "False",
+                progress::DEADLINE_EXCEEDED,
+                &progress::exceeded_message(&name),
                 &now,
             );
         }
     }
+    // A rollout still in progress is looked at again when its deadline passes.
+    match progress::due(&d).filter(|_| !paused && !progress::complete(&d)) {
+        Some(at) => store.deadlines.insert(dkey.clone(), at),
+        None => store.deadlines.remove(dkey),
+    };
 
     // History cleanup, when complete or paused.
     let mut delete = Vec::new();
@@ -701,6 +709,7 @@ fn rolling(rss: &mut [(Key, Arc<Value>)], ni: usize, desired: i64, surge: i64, m
 /// changed.
 pub fn tick(store: &mut Store, instant: bool) -> bool {
     let rv_before = store.rv;
+    store.wake_due_deadlines();
     let mut keys = std::mem::take(&mut store.dirty_replicasets);
     keys.append(&mut std::mem::take(&mut store.unsettled));
     step_pods(store, instant, keys.iter());

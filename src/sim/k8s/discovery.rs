@@ -92,13 +92,40 @@ pub fn legacy_api() -> Value {
         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
 }
 
-/// Legacy `/api/v1`: the core group, with nothing the simulator serves.
+/// The core resources served: (resource, singular, kind, namespaced, verbs, short names).
+type CoreRes =
+    (&'static str, &'static str, &'static str, bool, &'static [&'static str], &'static [&'static str]);
+
+const READ: &[&str] = &["get", "list"];
+const STORED: &[&str] = &["create", "delete", "get", "list"];
+
+fn core_resources() -> Vec<CoreRes> {
+    vec![
+        ("configmaps", "configmap", "ConfigMap", true, STORED, &["cm"]),
+        ("events", "event", "Event", true, READ, &["ev"]),
+        ("namespaces", "namespace", "Namespace", false, STORED, &["ns"]),
+        ("pods", "pod", "Pod", true, READ, &["po"]),
+        ("secrets", "secret", "Secret", true, STORED, &[]),
+        ("services", "service", "Service", true, STORED, &["svc"]),
+    ]
+}
+
+/// Legacy `/api/v1`: the core resources the simulator serves.
 pub fn legacy_core_v1() -> Value {
-    json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
-        {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
-         "verbs": ["get", "list"], "shortNames": ["ns"]},
-        {"name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
-         "verbs": ["list"], "shortNames": ["ev"]}]})
+    let mut resources = Vec::new();
+    for (name, singular, kind, namespaced, verbs, short) in core_resources() {
+        let mut r = json!({"name": name, "singularName": singular, "namespaced": namespaced, "kind": kind,
+            "verbs": verbs, "shortNames": short});
+        if matches!(name, "pods" | "services") {
+            r["categories"] = json!(["all"]);
+        }
+        resources.push(r);
+        if name == "pods" {
+            resources.push(json!({"name": "pods/log", "singularName": "", "namespaced": true,
+                "kind": "Pod", "verbs": ["get"]}));
+        }
+    }
+    json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources})
 }
 
 /// Legacy `/apis`.
@@ -140,15 +167,25 @@ pub fn legacy_group_version(group: &str, version: &str) -> Option<Value> {
 
 /// Aggregated `/api` (core group, empty name).
 pub fn aggregated_api(v: &str) -> Value {
+    let resources: Vec<Value> = core_resources()
+        .into_iter()
+        .map(|(name, singular, kind, namespaced, verbs, short)| {
+            let mut r = json!({"resource": name, "responseKind": {"group": "", "version": "v1", "kind": kind},
+                "scope": if namespaced { "Namespaced" } else { "Cluster" }, "singularResource": singular,
+                "shortNames": short, "verbs": verbs});
+            if matches!(name, "pods" | "services") {
+                r["categories"] = json!(["all"]);
+            }
+            if name == "pods" {
+                r["subresources"] = json!([{"subresource": "log",
+                    "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get"]}]);
+            }
+            r
+        })
+        .collect();
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": format!("apidiscovery.k8s.io/{v}"),
         "metadata": {}, "items": [{"metadata": {"name": ""},
-            "versions": [{"version": "v1", "freshness": "Current", "resources": [
-                {"resource": "namespaces", "responseKind": {"group": "", "version": "v1", "kind": "Namespace"},
-                 "scope": "Cluster", "singularResource": "namespace", "shortNames": ["ns"],
-                 "verbs": ["get", "list"]},
-                {"resource": "events", "responseKind": {"group": "", "version": "v1", "kind": "Event"},
-                 "scope": "Namespaced", "singularResource": "event", "shortNames": ["ev"],
-                 "verbs": ["list"]}]}]}]})
+            "versions": [{"version": "v1", "freshness": "Current", "resources": resources}]}]})
 }
 
 /// Aggregated `/apis`.

@@ -3,8 +3,13 @@
 
 pub mod api;
 pub mod controller;
+pub mod core;
 pub mod discovery;
+pub mod openapi;
 pub mod patch;
+pub mod ports;
+pub mod progress;
+pub mod protobuf;
 pub mod select;
 pub mod store;
 pub mod table;
@@ -48,12 +53,21 @@ impl K8sWorld {
             }
         }
         let mut store = Store::new(scenario.sim.rollout_steps.unwrap_or(1));
+        store.start_history();
         let now = chrono::Utc::now();
         for dep in &scenario.k8s.deployments {
             let key = Key::new(&dep.context, Kind::Deployment, &dep.namespace, &dep.name);
             store.broken.insert(key.clone(), dep.broken.iter().cloned().collect::<BTreeSet<_>>());
+            if let Some(reason) = &dep.broken_reason {
+                store.broken_reason.insert(key.clone(), reason.clone());
+            }
             let n = dep.revisions.len() as i64;
-            let base = now - ChronoDuration::minutes(10 * n + 5);
+            // The live revision is rolled out `rollout_age` ago, the ones before ten minutes apart.
+            let age = dep
+                .rollout_age
+                .and_then(|a| ChronoDuration::from_std(a.get()).ok())
+                .unwrap_or_else(ChronoDuration::zero);
+            let base = now - age - ChronoDuration::minutes(10 * (n - 1).max(0));
             store.clock = Some(base);
             let uid = store.uid();
             let mut containers =
@@ -74,6 +88,9 @@ impl K8sWorld {
             });
             if let Some(limit) = dep.revision_history_limit {
                 d["spec"]["revisionHistoryLimit"] = json!(limit);
+            }
+            if let Some(secs) = dep.progress_deadline_seconds {
+                d["spec"]["progressDeadlineSeconds"] = json!(secs);
             }
             api::default_deployment(&mut d);
             store.put(&key, d);
@@ -98,8 +115,14 @@ impl K8sWorld {
                 controller::sync_deployment(&mut store, &key);
             }
         }
+        // Now, a rollout dated back beyond its progress deadline has exceeded it.
+        store.clock = Some(now);
+        let keys: Vec<Key> = store.deadlines.keys().cloned().collect();
+        for key in keys {
+            controller::sync_deployment(&mut store, &key);
+        }
         store.clock = None;
-        store.clear_log();
+        store.finish_history();
         K8sWorld { store: Mutex::new(store), contexts }
     }
 
@@ -132,6 +155,7 @@ impl K8sWorld {
     pub async fn tick_in_slices(&self) -> bool {
         let (replicasets, rv_before) = {
             let mut store = self.lock();
+            store.wake_due_deadlines();
             let mut keys = std::mem::take(&mut store.dirty_replicasets);
             keys.append(&mut std::mem::take(&mut store.unsettled));
             (keys.into_iter().collect::<Vec<_>>(), store.rv)

@@ -118,6 +118,11 @@ pub struct Store {
     pub clock: Option<DateTime<Utc>>,
     /// Core `v1` Events the controller recorded, oldest first (capped).
     pub events: VecDeque<(String, Value)>,
+    /// While the scenario's history is built: the last event of each object, which becomes the
+    /// watch history the served simulator starts with.
+    pub history: Option<BTreeMap<Key, Arc<Event>>>,
+    /// How many events the watch log keeps.
+    log_cap: usize,
     /// Ticks a pod takes to become ready.
     pub rollout_steps: u32,
     /// Deployments whose objects (themselves or a ReplicaSet they own) changed since the
@@ -127,6 +132,13 @@ pub struct Store {
     pub dirty_replicasets: BTreeSet<Key>,
     /// ReplicaSets whose pods are still starting (status behind spec): stepped every tick.
     pub unsettled: BTreeSet<Key>,
+    /// Core objects created through the API (Namespaces, Services, ConfigMaps, Secrets).
+    pub core: BTreeMap<super::core::CoreKey, Arc<Value>>,
+    /// How each Deployment's broken images fail their pods (`CrashLoopBackOff` when absent).
+    pub broken_reason: BTreeMap<Key, String>,
+    /// When each Deployment with a rollout in progress runs out of its progress deadline: the
+    /// tick after that syncs it again (the real controller's requeue of a stuck Deployment).
+    pub deadlines: BTreeMap<Key, DateTime<Utc>>,
     /// ReplicaSets by the Deployment named as their controlling owner (an index: a sync reads a
     /// Deployment's own ReplicaSets, not every one of its namespace).
     owned: BTreeMap<Key, BTreeSet<Key>>,
@@ -145,6 +157,8 @@ impl Store {
             objects: BTreeMap::new(),
             log: VecDeque::new(),
             log_start: 0,
+            history: None,
+            log_cap: LOG_CAP,
             events: VecDeque::new(),
             tx,
             broken: BTreeMap::new(),
@@ -154,6 +168,9 @@ impl Store {
             dirty_deployments: BTreeSet::new(),
             dirty_replicasets: BTreeSet::new(),
             unsettled: BTreeSet::new(),
+            deadlines: BTreeMap::new(),
+            core: BTreeMap::new(),
+            broken_reason: BTreeMap::new(),
             owned: BTreeMap::new(),
             labelled: BTreeMap::new(),
             uid_seq: 0,
@@ -235,10 +252,22 @@ impl Store {
         }
     }
 
+    /// Marks for the next controller pass every Deployment whose progress deadline has passed.
+    pub fn wake_due_deadlines(&mut self) {
+        let now = self.now();
+        let due: Vec<Key> =
+            self.deadlines.iter().filter(|(_, at)| **at < now).map(|(k, _)| k.clone()).collect();
+        for key in due {
+            self.deadlines.remove(&key);
+            self.dirty_deployments.insert(key);
+        }
+    }
+
     /// Removes an object, emitting `DELETED`.
     pub fn delete(&mut self, key: &Key) -> Option<Arc<Value>> {
         let mut obj = self.objects.remove(key)?;
         self.pod_age.remove(key);
+        self.deadlines.remove(key);
         self.unsettled.remove(key);
         self.mark_dirty(key, &obj);
         if key.kind == Kind::ReplicaSet {
@@ -291,7 +320,11 @@ impl Store {
 
     fn emit(&mut self, key: &Key, kind: &'static str, object: Arc<Value>) {
         let ev = Arc::new(Event { rv: self.rv, key: key.clone(), kind, object });
-        if self.log.len() >= LOG_CAP
+        if let Some(history) = &mut self.history {
+            history.insert(key.clone(), ev);
+            return;
+        }
+        if self.log.len() >= self.log_cap
             && let Some(old) = self.log.pop_front()
         {
             self.log_start = old.rv;
@@ -328,10 +361,21 @@ impl Store {
         self.events.push_back((ctx, event));
     }
 
-    /// Forgets past events (after building the scenario): watches start from now.
-    pub fn clear_log(&mut self) {
-        self.log.clear();
+    /// Starts building the scenario's history: until [`Store::finish_history`], each object's
+    /// events are folded into its last one.
+    pub fn start_history(&mut self) {
         self.log_start = self.rv;
+        self.history = Some(BTreeMap::new());
+    }
+
+    /// Ends building the scenario's history: the watch log starts with the last event of each
+    /// object the scenario made (so "GET, then watch from the object's resourceVersion" works
+    /// for them), and keeps [`LOG_CAP`] events beyond those.
+    pub fn finish_history(&mut self) {
+        let mut events: Vec<Arc<Event>> = self.history.take().unwrap_or_default().into_values().collect();
+        events.sort_by_key(|e| e.rv);
+        self.log = events.into();
+        self.log_cap = LOG_CAP + self.log.len();
     }
 
     /// Objects of one kind in a context (and namespace, when given), in key order, without
