@@ -7,6 +7,7 @@ pub mod aks;
 pub mod appservice;
 pub mod arm;
 pub(crate) mod azure;
+pub mod gitops;
 pub mod health;
 pub(crate) mod introspect;
 pub mod k8s;
@@ -517,6 +518,7 @@ pub fn builtin() -> Vec<Arc<dyn DynPrimitive>> {
     all.extend(aks::register());
     all.extend(appservice::register());
     all.extend(arm::register());
+    all.extend(gitops::register());
     all.extend(health::register());
     all.extend(k8s::register());
     all.extend(logicapp::register());

@@ -38,6 +38,9 @@ pub struct Scenario {
     /// Prometheus queries and their answers, optionally following a simulated resource.
     #[serde(default)]
     pub prometheus: Vec<PrometheusEntry>,
+    /// GitOps objects (Argo CD Applications, Flux Kustomizations and HelmReleases).
+    #[serde(default)]
+    pub gitops: crate::sim::k8s::gitops::GitopsSection,
     /// Faults injected into HTTP answers.
     #[serde(default)]
     pub faults: Vec<Fault>,
@@ -457,6 +460,9 @@ impl Scenario {
             if !p.url.starts_with("http://") && !p.url.starts_with("https://") {
                 return Err(invalid(&p.url, format!("[[prometheus]] url `{}` must be http(s)", p.url)));
             }
+        }
+        if let Err((needle, message)) = crate::sim::k8s::gitops::validate(&self.gitops, &keys) {
+            return Err(invalid(&needle, message));
         }
         for d in &self.k8s.deployments {
             if d.revisions.is_empty() {

@@ -29,6 +29,9 @@ pub struct SetImageArgs {
     /// The container to change (default: the only container).
     #[serde(default)]
     pub container: Option<String>,
+    /// `"ignore"`: change it even when a GitOps owner would revert the change.
+    #[serde(default)]
+    pub gitops: Option<String>,
 }
 addressed!(SetImageArgs);
 
@@ -131,6 +134,8 @@ impl Primitive for SetImage {
                 to_image: args.image.clone(),
             };
             if output.changed {
+                crate::providers::gitops::guard(cx, &place, &d, args.gitops.as_deref(), "k8s::set_image")
+                    .await?;
                 let doing = format!("setting the image of container `{}` of", decision.container);
                 patch_strategic(&place, &doing, "kubectl-set", decision.patch).await?;
             }
@@ -145,6 +150,7 @@ impl Primitive for SetImage {
         let decision = decide(&place, &d, args)?;
         let changed = decision.from_image != args.image;
         if changed {
+            crate::providers::gitops::guard(cx, &place, &d, args.gitops.as_deref(), "k8s::set_image").await?;
             let mut d = d;
             if let Some(c) = d
                 .spec

@@ -33,6 +33,9 @@ pub struct UndoArgs {
     /// The revision to go back to; 0 (the default) means the previous one.
     #[serde(default)]
     pub to_revision: i64,
+    /// `"ignore"`: change it even when a GitOps owner would revert the change.
+    #[serde(default)]
+    pub gitops: Option<String>,
 }
 addressed!(UndoArgs);
 
@@ -152,6 +155,14 @@ impl Primitive for Undo {
             if decision.skip {
                 return Ok(output);
             }
+            crate::providers::gitops::guard(
+                cx,
+                &place,
+                &decision.deployment,
+                args.gitops.as_deref(),
+                "k8s::undo",
+            )
+            .await?;
             let patch: json_patch::Patch = serde_json::from_value(decision.patch.clone())
                 .map_err(|e| PrimitiveError::invalid(format!("cannot build the undo patch: {e}")))?;
             let doing = format!("restoring revision {} of", decision.to_revision);
@@ -177,6 +188,14 @@ impl Primitive for Undo {
         let place = args.place(cx).await?;
         let decision = decide(&place, args.to_revision).await?;
         if !decision.skip {
+            crate::providers::gitops::guard(
+                cx,
+                &place,
+                &decision.deployment,
+                args.gitops.as_deref(),
+                "k8s::undo",
+            )
+            .await?;
             let changed = super::planned::apply_json_patch(&decision.deployment, &decision.patch)?;
             super::planned::record(cx, &place.key(), changed, decision.replica_sets.clone())?;
         }

@@ -51,7 +51,7 @@ fn not_found(kind: Kind, name: &str) -> Response {
     )
 }
 
-fn no_route() -> Response {
+pub(super) fn no_route() -> Response {
     status_error(404, "NotFound", "the server could not find the requested resource", Some(json!({})))
 }
 
@@ -160,9 +160,9 @@ fn validate_deployment(name: &str, old: Option<&Value>, d: &Value) -> Result<(),
 }
 
 /// The parsed request, as the handlers need it.
-struct Req {
+pub(super) struct Req {
     ctx: String,
-    method: Method,
+    pub(super) method: Method,
     segs: Vec<String>,
     query: HashMap<String, String>,
     headers: HeaderMap,
@@ -262,6 +262,9 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
         ["apis", g, v] if get => discovery::legacy_group_version(g, v)
             .map(|v| json_response(StatusCode::OK, &v))
             .unwrap_or_else(no_route),
+        ["apis", g, v, rest @ ..] if super::gitops::GitopsKind::serves(g, v) && !rest.is_empty() => {
+            super::gitops::route(world, &r, g, rest).await
+        }
         ["apis", g, "v1", res] => match Kind::from_resource(g, res) {
             Some(kind) if get => collection(world, &r, kind, None).await,
             _ => no_route(),
@@ -347,7 +350,7 @@ fn with_kind(kind: Kind, mut obj: Value) -> Value {
     obj
 }
 
-async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>) -> Response {
+pub(super) async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>) -> Response {
     let labels = match LabelSelector::parse(r.q("labelSelector").unwrap_or("")) {
         Ok(s) => s,
         Err(e) => {
@@ -527,7 +530,7 @@ fn parse_body(r: &Req) -> Result<Value, Response> {
     })
 }
 
-fn create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str) -> Response {
+pub(super) fn create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str) -> Response {
     let mut obj = match parse_body(r) {
         Ok(v) => v,
         Err(e) => return e,
@@ -573,7 +576,7 @@ fn create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str) -> Response {
     json_response(StatusCode::CREATED, &store.objects[&key])
 }
 
-fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Response {
+pub(super) fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Response {
     let key = Key::new(&r.ctx, kind, ns, name);
     let mut store = world.lock();
     let Some(current) = store.objects.get(&key).cloned() else {

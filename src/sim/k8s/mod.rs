@@ -4,6 +4,7 @@
 pub mod api;
 pub mod controller;
 pub mod discovery;
+pub mod gitops;
 pub mod patch;
 pub mod select;
 pub mod store;
@@ -98,6 +99,7 @@ impl K8sWorld {
                 controller::sync_deployment(&mut store, &key);
             }
         }
+        gitops::build(&mut store, &scenario.gitops);
         store.clock = None;
         store.clear_log();
         K8sWorld { store: Mutex::new(store), contexts }
