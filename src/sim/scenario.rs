@@ -508,8 +508,9 @@ impl Scenario {
                     format!("outcome `{outcome}`: use succeeded, failed or denied"),
                 ));
             }
+            let gitops_keys = crate::sim::k8s::gitops::resource_keys(&self.gitops);
             for key in expect.state.keys() {
-                if !keys.iter().any(|k| k == key) {
+                if !keys.iter().chain(&gitops_keys).any(|k| k == key) {
                     return Err(invalid(key, format!("[test.expect.state] names unknown resource `{key}`")));
                 }
             }
