@@ -67,7 +67,7 @@ impl Primitive for Restart {
             name: "restart",
             doc: "Restarts a Deployment's pods with kubectl's `restartedAt` annotation patch; refuses a paused Deployment as kubectl does. \
                   Each call restarts again; a second call within the same second changes nothing (`changed: false`).",
-            keys_doc: super::COMMON_KEYS,
+            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `gitops` (`\"ignore\"`: change it even when its GitOps owner would revert it; otherwise such a Deployment is refused with `gitops_managed`)",
             returns: "`#{ changed }`",
             access: Access::Mutate,
         }

@@ -66,7 +66,7 @@ impl Primitive for Scale {
             name: "scale",
             doc: "Sets a Deployment's replica count through the scale subresource, as `kubectl scale` does. Idempotent: \
                   at the wanted count already, nothing is sent and `changed` is false. Undo it with `scale` back to `from`.",
-            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `replicas`",
+            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `replicas`; `gitops` (`\"ignore\"`: change it even when its GitOps owner would revert it; otherwise such a Deployment is refused with `gitops_managed`)",
             returns: "`#{ changed, from, to }`",
             access: Access::Mutate,
         }

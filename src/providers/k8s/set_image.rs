@@ -107,7 +107,7 @@ impl Primitive for SetImage {
             name: "set_image",
             doc: "Rolls a Deployment forward to a new image in one container, with `kubectl set image`'s patch. Idempotent: \
                   when the container already runs `image`, nothing is sent and `changed` is false. Undo it with `set_image` back to `from_image`.",
-            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `image`, `container` (the only container; required when there are several)",
+            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `image`, `container` (the only container; required when there are several); `gitops` (`\"ignore\"`: change it even when its GitOps owner would revert it; otherwise such a Deployment is refused with `gitops_managed`)",
             returns: "`#{ changed, from_image, to_image }`",
             access: Access::Mutate,
         }

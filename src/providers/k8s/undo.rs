@@ -130,7 +130,7 @@ impl Primitive for Undo {
             doc: "Rolls a Deployment back to the previous revision (or `to_revision`) exactly as `kubectl rollout undo` does; \
                   `changed: false` where kubectl says \"skipped rollback\". Twice without `to_revision` flips back again, \
                   as kubectl does; with `to_revision` a second call changes nothing.",
-            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `to_revision` (0: the previous revision)",
+            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `to_revision` (0: the previous revision); `gitops` (`\"ignore\"`: change it even when its GitOps owner would revert it; otherwise such a Deployment is refused with `gitops_managed`)",
             returns: "`#{ from_revision, to_revision, changed, images }` — `images` of the restored template; errors `not_found` (\"unable to find specified revision N in history\", \"no rollout history found for deployment\") and `conflict` (paused)",
             access: Access::Mutate,
         }
