@@ -239,10 +239,13 @@ pub fn resource_keys(section: &GitopsSection) -> Vec<String> {
     argo.chain(flux).map(|(c, n, m)| format!("gitops/{c}/{n}/{m}")).collect()
 }
 
+/// Name, context, managed keys and git images of one GitOps object of a scenario.
+type Managing<'a> = (&'a str, &'a str, &'a Vec<String>, &'a BTreeMap<String, String>);
+
 /// Checks a `[gitops]` section against the scenario's Kubernetes keys; the error names the
 /// offending value (for the line lookup) and says what is wrong.
 pub fn validate(section: &GitopsSection, k8s_keys: &[String]) -> Result<(), (String, String)> {
-    let mut all: Vec<(&str, &str, &Vec<String>, &BTreeMap<String, String>)> = Vec::new();
+    let mut all: Vec<Managing<'_>> = Vec::new();
     for a in &section.argocd {
         all.push((&a.name, &a.context, &a.manages, &a.images));
         for h in &a.history {
@@ -922,7 +925,7 @@ suspended = true
     #[test]
     fn scenario_validation_names_unknown_managed_deployments() {
         let bad = ARGO.replace("manages = [\"k8s/prod/shop/web\"]", "manages = [\"k8s/prod/shop/wbe\"]");
-        let err = Scenario::parse(std::path::Path::new("t.toml"), &bad).err().expect("refused").to_string();
+        let err = Scenario::parse(std::path::Path::new("t.toml"), &bad).expect_err("refused").to_string();
         assert!(err.contains("k8s/prod/shop/wbe"), "{err}");
     }
 }
