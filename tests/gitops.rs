@@ -577,3 +577,16 @@ async fn a_failing_patch_is_a_catchable_error_and_changes_nothing() {
     assert_eq!(e["kind"], "server", "{e}");
     assert_eq!(w.state("gitops/prod/flux-system/shop")["suspended"], false);
 }
+
+#[tokio::test]
+async fn owner_reads_the_argocd_namespace_when_listing_every_namespace_is_forbidden() {
+    let toml = format!(
+        "{ARGO}\n[[faults]]\nmethod = \"GET\"\npath = \"*/argoproj.io/v1alpha1/applications\"\nstatus = 403\ntimes = 100\n"
+    );
+    let w = world(&toml).await;
+    let v = w.value(&format!("gitops::owner({ADDR})")).await;
+    assert_eq!(v["kind"], "argocd", "{v}");
+    assert_eq!(v["namespace"], "argocd", "{v}");
+    let e = caught(&w, &format!("k8s::undo({ADDR})"), false).await;
+    assert_eq!(e["kind"], "gitops_managed", "the guard still finds the owner: {e}");
+}

@@ -38,6 +38,8 @@ pub fn register() -> Vec<Arc<dyn DynPrimitive>> {
 pub const ARGO_TRACKING: &str = "argocd.argoproj.io/tracking-id";
 /// Argo CD's label tracking (the Application's name).
 pub const ARGO_INSTANCE: &str = "app.kubernetes.io/instance";
+/// Where Argo CD keeps its Applications unless configured otherwise.
+pub const ARGO_NAMESPACE: &str = "argocd";
 /// Flux kustomize-controller's owner label.
 pub const KS_NAME: &str = "kustomize.toolkit.fluxcd.io/name";
 /// Flux kustomize-controller's owner namespace label.
@@ -344,7 +346,7 @@ pub(crate) fn mark_of(d: &Deployment) -> Option<Mark> {
 
 /// Finds the object a mark names. Argo CD's mark does not say the Application's namespace: every
 /// namespace is searched (one list), preferring an Application that lists the Deployment among
-/// its resources.
+/// its resources; credentials that may not list across namespaces read `argocd` only.
 pub(crate) async fn find(
     cx: &CallCx,
     client: &kube::Client,
@@ -361,6 +363,18 @@ pub(crate) async fn find(
     let list = match probe.send("listing the Argo CD applications for", api.list(&Default::default())).await {
         Ok(l) => l,
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+        // Credentials limited to some namespaces: look where Argo CD keeps its Applications.
+        Err(e) if e.kind == ErrorKind::Forbidden => {
+            let o = Object::with_client(
+                mark.tool,
+                context.to_string(),
+                ARGO_NAMESPACE,
+                &mark.name,
+                client.clone(),
+                cx,
+            );
+            return Ok(o.read_opt().await?.map(|v| (o, v)));
+        }
         Err(e) => return Err(e),
     };
     let mut candidates: Vec<Value> = list
