@@ -164,6 +164,9 @@ impl Object {
 
     /// "Argo CD application `shop` in namespace `argocd` of context `prod`".
     pub fn describe(&self) -> String {
+        if self.namespace.is_empty() {
+            return format!("{} `{}` of context `{}`", self.tool.title(), self.name, self.context);
+        }
         format!(
             "{} `{}` in namespace `{}` of context `{}`",
             self.tool.title(),
