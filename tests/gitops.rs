@@ -590,3 +590,51 @@ async fn owner_reads_the_argocd_namespace_when_listing_every_namespace_is_forbid
     let e = caught(&w, &format!("k8s::undo({ADDR})"), false).await;
     assert_eq!(e["kind"], "gitops_managed", "the guard still finds the owner: {e}");
 }
+
+#[tokio::test]
+async fn rollback_and_resume_faults_are_catchable_and_change_nothing() {
+    let toml = format!(
+        "{}\n[[faults]]\nmethod = \"PATCH\"\npath = \"*/applications/shop\"\nstatus = 500\ntimes = 10\n",
+        ARGO.replace("auto_sync = true", "auto_sync = false")
+    );
+    let w = world(&toml).await;
+    let e = caught(&w, r#"gitops::rollback(#{ context: "prod", app: "shop", id: 1 })"#, false).await;
+    assert_eq!(e["kind"], "server", "{e}");
+    assert_eq!(e["target"], "gitops/prod/argocd/shop");
+    assert_eq!(image(&w), "shop/web:1.5.0");
+    assert_eq!(w.state("gitops/prod/argocd/shop")["revision"], "e4f5a6b", "no history entry was added");
+    let e =
+        caught(&w, &format!("gitops::resume(gitops::owner({ADDR}) + #{{ auto_sync: true }})"), false).await;
+    assert_eq!(e["kind"], "server", "{e}");
+    assert_eq!(w.state("gitops/prod/argocd/shop")["suspended"], true);
+
+    let toml = format!(
+        "{}\n[[faults]]\nmethod = \"PATCH\"\npath = \"*/kustomizations/shop\"\nstatus = 500\ntimes = 10\n",
+        flux("Kustomization").replace("interval = \"10s\"", "interval = \"10s\"\nsuspended = true")
+    );
+    let w = world(&toml).await;
+    let e = caught(&w, &format!("gitops::resume(gitops::owner({ADDR}))"), false).await;
+    assert_eq!(e["kind"], "server", "{e}");
+    assert_eq!(w.state("gitops/prod/flux-system/shop")["suspended"], true);
+}
+
+#[tokio::test]
+async fn a_watch_on_applications_streams_the_changes_a_suspend_makes() {
+    let w = world(ARGO).await;
+    let base = w.sim.k8s_server_url("prod").expect("prod is simulated");
+    let list_url = format!("{base}/apis/argoproj.io/v1alpha1/namespaces/argocd/applications");
+    let list: Value = reqwest::get(&list_url).await.expect("list answers").json().await.expect("a list");
+    assert_eq!(list["kind"], "ApplicationList", "{list}");
+    let rv = list["metadata"]["resourceVersion"].as_str().expect("a resourceVersion").to_string();
+    w.value(&format!("gitops::suspend(gitops::owner({ADDR}))")).await;
+    // A watch from the list's resourceVersion replays what changed since, then ends.
+    let url = format!("{list_url}?watch=1&resourceVersion={rv}&timeoutSeconds=1");
+    let body = reqwest::get(url).await.expect("watch answers").text().await.expect("body");
+    let events: Vec<Value> = body.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "MODIFIED" && e["object"]["spec"]["syncPolicy"].get("automated").is_none()),
+        "the suspend arrives as a MODIFIED event: {body}"
+    );
+}
