@@ -8,13 +8,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use super::{PlannedReconcile, Tool, find, mark_of, reconciling};
 use crate::model::{ErrorKind, PrimitiveError};
 use crate::providers::CallCx;
-use crate::providers::k8s::Place;
+use crate::providers::k8s::DeploymentTarget;
 
 /// Checks the `gitops` key of a k8s call and, unless it is `"ignore"`, whether the owner of `d`
 /// would revert a change to it. Sends no request for an unmarked Deployment.
 pub(crate) async fn check(
     cx: &CallCx,
-    place: &Place,
+    place: &DeploymentTarget,
     d: &Deployment,
     mode: Option<&str>,
     what: &str,

@@ -110,17 +110,17 @@ impl Tool {
 /// A GitOps object addressed by a call: its context, namespace, name, tool and client.
 #[derive(Clone)]
 pub(crate) struct Object {
-    pub tool: Tool,
-    pub context: String,
-    pub namespace: String,
-    pub name: String,
+    pub(crate) tool: Tool,
+    pub(crate) context: String,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
     client: kube::Client,
     request_timeout: std::time::Duration,
 }
 
 impl Object {
     /// Resolves the context's client for the object.
-    pub async fn of(
+    pub(crate) async fn of(
         cx: &CallCx,
         tool: Tool,
         context: Option<&str>,
@@ -134,7 +134,7 @@ impl Object {
     }
 
     /// The object in a context whose client is already at hand.
-    pub fn with_client(
+    pub(crate) fn with_client(
         tool: Tool,
         context: String,
         namespace: &str,
@@ -153,17 +153,17 @@ impl Object {
                 .settings
                 .var("ROLLBOOK_KUBE_REQUEST_TIMEOUT")
                 .and_then(|v| crate::model::parse_duration(v).ok())
-                .unwrap_or(super::k8s::errors::REQUEST_TIMEOUT),
+                .unwrap_or(super::k8s::request::REQUEST_TIMEOUT),
         }
     }
 
     /// `gitops/<context>/<namespace>/<name>`.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         key(&self.context, &self.namespace, &self.name)
     }
 
     /// "Argo CD application `shop` in namespace `argocd` of context `prod`".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         if self.namespace.is_empty() {
             return format!("{} `{}` of context `{}`", self.tool.title(), self.name, self.context);
         }
@@ -219,7 +219,7 @@ impl Object {
     }
 
     /// Reads the object as JSON.
-    pub async fn read(&self) -> Result<Value, PrimitiveError> {
+    pub(crate) async fn read(&self) -> Result<Value, PrimitiveError> {
         let obj = self.send("reading", self.api().get(&self.name)).await?;
         serde_json::to_value(obj).map_err(|e| {
             PrimitiveError::new(ErrorKind::Server, format!("cannot read {}: {e}", self.describe()))
@@ -227,7 +227,7 @@ impl Object {
     }
 
     /// Reads the object, or `None` when it does not exist.
-    pub async fn read_opt(&self) -> Result<Option<Value>, PrimitiveError> {
+    pub(crate) async fn read_opt(&self) -> Result<Option<Value>, PrimitiveError> {
         match self.read().await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
@@ -237,7 +237,7 @@ impl Object {
 
     /// Sends a JSON merge patch (as `kubectl patch --type merge`, `flux suspend` and the Argo CD
     /// API server's spec updates write), with `field_manager`.
-    pub async fn merge_patch(
+    pub(crate) async fn merge_patch(
         &self,
         doing: &str,
         field_manager: &str,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{OwnerView, find, mark_of, view};
 use crate::model::PrimitiveError;
-use crate::providers::k8s::{Addressed, Place, addressed, read};
+use crate::providers::k8s::{Addressed, DeploymentTarget, addressed, read};
 use crate::providers::{Access, CallCx, Meta, Primitive, Shared};
 
 /// `gitops::owner`.
@@ -29,7 +29,7 @@ addressed!(OwnerArgs);
 pub type OwnerOutput = OwnerView;
 
 /// Finds the owner of the Deployment at `place` (`kind: ""` when nothing reconciles it).
-pub(crate) async fn owner_of(cx: &CallCx, place: &Place) -> Result<OwnerView, PrimitiveError> {
+pub(crate) async fn owner_of(cx: &CallCx, place: &DeploymentTarget) -> Result<OwnerView, PrimitiveError> {
     let d = read(place).await?;
     let none = OwnerView {
         kind: String::new(),
