@@ -47,6 +47,22 @@ fn stage_names(source: &str) -> Vec<String> {
     names
 }
 
+/// `-p NAME=true` for every `bool` param of a runbook that defaults to false: a stage behind
+/// an opt-in switch (resume reconciliation as the last stage, say) is planned too.
+fn opt_ins(source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in source.lines() {
+        let compact: String = line.split_whitespace().collect();
+        if let Some((name, rest)) = compact.split_once(":#{type:\"bool\",default_value:false")
+            && (rest.starts_with(',') || rest.starts_with('}'))
+        {
+            out.push("-p".into());
+            out.push(format!("{name}=true"));
+        }
+    }
+    out
+}
+
 fn runbooks() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
     let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -79,6 +95,7 @@ fn every_ready_runbook_dry_runs_its_incident_to_the_end() {
             state.path().display().to_string(),
         ];
         args.extend(scenario_params(&scenario));
+        args.extend(opt_ins(&std::fs::read_to_string(book).expect("read runbook")));
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = rollbook(&argv);
         let (stdout, stderr) = texts(&out);

@@ -888,7 +888,13 @@ async fn verify_tells_resume_whether_a_call_in_doubt_took_effect() {
     let not_applied = |v: &Verified| matches!(v, Verified::NotApplied);
     let sent = chrono::Utc::now() - chrono::Duration::seconds(1);
 
-    let a = UndoArgs { context: ctx.clone(), namespace: ns.clone(), deployment: dep.clone(), to_revision: 1 };
+    let a = UndoArgs {
+        context: ctx.clone(),
+        namespace: ns.clone(),
+        deployment: dep.clone(),
+        to_revision: 1,
+        gitops: None,
+    };
     assert!(not_applied(&Undo.verify(&cx, &a, sent).await.unwrap()));
     Undo.call(&cx, a.clone()).await.unwrap();
     assert!(applied(&Undo.verify(&cx, &a, sent).await.unwrap()), "revision 1 came back as 4");
@@ -901,17 +907,25 @@ async fn verify_tells_resume_whether_a_call_in_doubt_took_effect() {
         deployment: dep.clone(),
         image: "shop/web:2.0.0".into(),
         container: None,
+        gitops: None,
     };
     assert!(not_applied(&SetImage.verify(&cx, &a, sent).await.unwrap()));
     SetImage.call(&cx, a.clone()).await.unwrap();
     assert!(applied(&SetImage.verify(&cx, &a, sent).await.unwrap()));
 
-    let a = ScaleArgs { context: ctx.clone(), namespace: ns.clone(), deployment: dep.clone(), replicas: 1 };
+    let a = ScaleArgs {
+        context: ctx.clone(),
+        namespace: ns.clone(),
+        deployment: dep.clone(),
+        replicas: 1,
+        gitops: None,
+    };
     assert!(not_applied(&Scale.verify(&cx, &a, sent).await.unwrap()));
     Scale.call(&cx, a.clone()).await.unwrap();
     assert!(applied(&Scale.verify(&cx, &a, sent).await.unwrap()));
 
-    let a = RestartArgs { context: ctx.clone(), namespace: ns.clone(), deployment: dep.clone() };
+    let a =
+        RestartArgs { context: ctx.clone(), namespace: ns.clone(), deployment: dep.clone(), gitops: None };
     assert!(not_applied(&Restart.verify(&cx, &a, sent).await.unwrap()));
     Restart.call(&cx, a.clone()).await.unwrap();
     assert!(applied(&Restart.verify(&cx, &a, sent).await.unwrap()));

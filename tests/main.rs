@@ -15,6 +15,7 @@ mod docs;
 mod dryrun;
 mod engine;
 mod fuzz_engine;
+mod gitops;
 mod health;
 mod interrupts;
 mod k8s;

@@ -69,6 +69,8 @@ impl Sandbox {
         let kubeconfig = work_dir.join(format!("sandbox-kubeconfig-{}", sim.addr().port()));
         std::fs::write(&kubeconfig, sim.kubeconfig_yaml())
             .map_err(|e| format!("cannot write `{}`: {e}", kubeconfig.display()))?;
+        // GitOps controllers reconcile on the rehearsal's time, as the runbook waits on it.
+        sim.set_gitops_time_scale(Sandbox::SPEEDUP);
         let before = snapshot(&sim, &scenario);
         Ok(Sandbox { sim, scenario, kubeconfig, before })
     }
@@ -177,6 +179,7 @@ fn snapshot(sim: &SimHandle, scenario: &Scenario) -> BTreeMap<String, (Option<Va
     scenario
         .resource_keys()
         .into_iter()
+        .chain(crate::sim::k8s::gitops::resource_keys(&scenario.gitops))
         .map(|k| {
             let state = sim.resource_state(&k);
             let health = sim.healthy(&k);

@@ -17,6 +17,7 @@ type SharedModule = Shared<Module>;
 pub const STDLIB: &[(&str, &str)] = &[
     ("std/appservice", include_str!("../../stdlib/appservice.rhai")),
     ("std/arm", include_str!("../../stdlib/arm.rhai")),
+    ("std/gitops", include_str!("../../stdlib/gitops.rhai")),
     ("std/health", include_str!("../../stdlib/health.rhai")),
     ("std/k8s", include_str!("../../stdlib/k8s.rhai")),
     ("std/logicapp", include_str!("../../stdlib/logicapp.rhai")),

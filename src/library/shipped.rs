@@ -15,6 +15,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("rollbook.toml", include_str!("../../runbooks/rollbook.toml")),
     ("appservice-swap-back.rhai", include_str!("../../runbooks/appservice-swap-back.rhai")),
     ("arm-redeploy-last-good.rhai", include_str!("../../runbooks/arm-redeploy-last-good.rhai")),
+    ("k8s-gitops-undo.rhai", include_str!("../../runbooks/k8s-gitops-undo.rhai")),
     ("k8s-roll-forward.rhai", include_str!("../../runbooks/k8s-roll-forward.rhai")),
     ("k8s-rollout-undo.rhai", include_str!("../../runbooks/k8s-rollout-undo.rhai")),
     ("logicapp-promote-previous.rhai", include_str!("../../runbooks/logicapp-promote-previous.rhai")),

@@ -30,6 +30,8 @@ pub enum ErrorKind {
     Server,
     /// Another run holds the target's lock.
     Locked,
+    /// A GitOps controller (Argo CD, Flux) would revert the change: suspend it or change git.
+    GitopsManaged,
 }
 
 impl ErrorKind {
@@ -48,6 +50,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Server => "server",
             ErrorKind::Locked => "locked",
+            ErrorKind::GitopsManaged => "gitops_managed",
         }
     }
 }

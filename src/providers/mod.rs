@@ -10,6 +10,7 @@ pub(crate) mod cloud;
 /// The former name of [`cloud`], kept while branches that name it are merged.
 #[allow(unused_imports)]
 pub(crate) use cloud as azure;
+pub mod gitops;
 pub mod health;
 pub(crate) mod introspect;
 pub mod k8s;
@@ -429,6 +430,7 @@ pub fn builtin() -> Vec<Arc<dyn DynPrimitive>> {
     all.extend(aks::register());
     all.extend(appservice::register());
     all.extend(arm::register());
+    all.extend(gitops::register());
     all.extend(health::register());
     all.extend(k8s::register());
     all.extend(logicapp::register());

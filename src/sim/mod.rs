@@ -167,7 +167,7 @@ impl Sim {
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
                     tokio::select! {
-                        _ = every.tick() => { k8s.tick_in_slices().await; }
+                        _ = every.tick() => { k8s.tick_in_slices().await; k8s.gitops_tick(); }
                         _ = server::stopped_signal(&mut rx) => break,
                     }
                 }
@@ -288,7 +288,22 @@ impl SimHandle {
     /// Observable state of a resource key (§6 keys). Kubernetes keys give `image`, `images`,
     /// `revision`, `replicas`, `ready`, `updated`, `available`, `paused`, `generation`, `healthy`.
     pub fn resource_state(&self, key: &str) -> Option<serde_json::Value> {
+        if key.starts_with("gitops/") {
+            return self.inner.k8s.gitops_state(key);
+        }
         if key.starts_with("k8s/") { self.inner.k8s.state(key) } else { self.inner.health.azure.state(key) }
+    }
+
+    /// Moves the GitOps controllers' clock by `by` at once: drift that lasted `interval` by then
+    /// is reverted, as it would be after that much time.
+    pub fn advance_gitops(&self, by: Duration) {
+        self.inner.k8s.gitops_advance(by);
+    }
+
+    /// Sets how fast the GitOps controllers' clock runs against real time (1 by default; 0 stops
+    /// it, so only [`SimHandle::advance_gitops`] moves it).
+    pub fn set_gitops_time_scale(&self, scale: f64) {
+        self.inner.k8s.set_gitops_time_scale(scale);
     }
 
     /// Health of a resource key, as `<health_base>/<key>` answers it.

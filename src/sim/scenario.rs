@@ -38,6 +38,9 @@ pub struct Scenario {
     /// Prometheus queries and their answers, optionally following a simulated resource.
     #[serde(default)]
     pub prometheus: Vec<PrometheusEntry>,
+    /// GitOps objects (Argo CD Applications, Flux Kustomizations and HelmReleases).
+    #[serde(default)]
+    pub gitops: crate::sim::k8s::gitops::GitopsSection,
     /// Faults injected into HTTP answers.
     #[serde(default)]
     pub faults: Vec<Fault>,
@@ -468,6 +471,9 @@ impl Scenario {
                 return Err(invalid(&p.url, format!("[[prometheus]] url `{}` must be http(s)", p.url)));
             }
         }
+        if let Err((needle, message)) = crate::sim::k8s::gitops::validate(&self.gitops, &keys) {
+            return Err(invalid(&needle, message));
+        }
         for d in &self.k8s.deployments {
             if d.revisions.is_empty() {
                 return Err(invalid(
@@ -536,8 +542,9 @@ impl Scenario {
                     format!("outcome `{outcome}`: use succeeded, failed or denied"),
                 ));
             }
+            let gitops_keys = crate::sim::k8s::gitops::resource_keys(&self.gitops);
             for key in expect.state.keys() {
-                if !keys.iter().any(|k| k == key) {
+                if !keys.iter().chain(&gitops_keys).any(|k| k == key) {
                     return Err(invalid(key, format!("[test.expect.state] names unknown resource `{key}`")));
                 }
             }

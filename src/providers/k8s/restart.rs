@@ -26,6 +26,9 @@ pub struct RestartArgs {
     pub namespace: Option<String>,
     /// Deployment name.
     pub deployment: String,
+    /// `"ignore"`: change it even when a GitOps owner would revert the change.
+    #[serde(default)]
+    pub gitops: Option<String>,
 }
 addressed!(RestartArgs);
 
@@ -64,7 +67,7 @@ impl Primitive for Restart {
             name: "restart",
             doc: "Restarts a Deployment's pods with kubectl's `restartedAt` annotation patch; refuses a paused Deployment as kubectl does. \
                   Each call restarts again; a second call within the same second changes nothing (`changed: false`).",
-            keys_doc: super::COMMON_KEYS,
+            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `gitops` (`\"ignore\"`: change it even when its GitOps owner would revert it; otherwise such a Deployment is refused with `gitops_managed`)",
             returns: "`#{ changed }`",
             access: Access::Mutate,
         }
@@ -85,6 +88,7 @@ impl Primitive for Restart {
             if restarted_at(&d).as_deref() == Some(stamp.as_str()) {
                 return Ok(Step::Done(Changed { changed: false }));
             }
+            crate::providers::gitops::guard(cx, &place, &d, args.gitops.as_deref(), "k8s::restart").await?;
             let body = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}});
             patch_strategic(&place, "restarting", "kubectl-rollout", body).await?;
             Ok(Step::Done(Changed { changed: true }))
@@ -98,6 +102,7 @@ impl Primitive for Restart {
         if paused(&d) {
             return Err(refuse_paused(&place));
         }
+        crate::providers::gitops::guard(cx, &place, &d, args.gitops.as_deref(), "k8s::restart").await?;
         if let Some(spec) = d.spec.as_mut() {
             spec.template
                 .metadata

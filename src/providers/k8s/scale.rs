@@ -25,6 +25,9 @@ pub struct ScaleArgs {
     pub deployment: String,
     /// Desired replicas.
     pub replicas: i32,
+    /// `"ignore"`: change it even when a GitOps owner would revert the change.
+    #[serde(default)]
+    pub gitops: Option<String>,
 }
 addressed!(ScaleArgs);
 
@@ -63,7 +66,7 @@ impl Primitive for Scale {
             name: "scale",
             doc: "Sets a Deployment's replica count through the scale subresource, as `kubectl scale` does. Idempotent: \
                   at the wanted count already, nothing is sent and `changed` is false. Undo it with `scale` back to `from`.",
-            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `replicas`",
+            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `replicas`; `gitops` (`\"ignore\"`: change it even when its GitOps owner would revert it; otherwise such a Deployment is refused with `gitops_managed`)",
             returns: "`#{ changed, from, to }`",
             access: Access::Mutate,
         }
@@ -77,8 +80,10 @@ impl Primitive for Scale {
         check(&args)?;
         let place = args.place(cx).await?;
         with_conflict_retry(|| async {
-            let from = replicas(&read(&place).await?);
+            let d = read(&place).await?;
+            let from = replicas(&d);
             if from != args.replicas {
+                crate::providers::gitops::guard(cx, &place, &d, args.gitops.as_deref(), "k8s::scale").await?;
                 let api = super::deployments(&place);
                 let patch = kube::api::Patch::Merge(json!({"spec": {"replicas": args.replicas}}));
                 super::request::send(
@@ -99,6 +104,7 @@ impl Primitive for Scale {
         let mut d = read(&place).await?;
         let from = replicas(&d);
         if from != args.replicas {
+            crate::providers::gitops::guard(cx, &place, &d, args.gitops.as_deref(), "k8s::scale").await?;
             if let Some(spec) = d.spec.as_mut() {
                 spec.replicas = Some(args.replicas);
             }

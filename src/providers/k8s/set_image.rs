@@ -29,6 +29,9 @@ pub struct SetImageArgs {
     /// The container to change (default: the only container).
     #[serde(default)]
     pub container: Option<String>,
+    /// `"ignore"`: change it even when a GitOps owner would revert the change.
+    #[serde(default)]
+    pub gitops: Option<String>,
 }
 addressed!(SetImageArgs);
 
@@ -104,7 +107,7 @@ impl Primitive for SetImage {
             name: "set_image",
             doc: "Rolls a Deployment forward to a new image in one container, with `kubectl set image`'s patch. Idempotent: \
                   when the container already runs `image`, nothing is sent and `changed` is false. Undo it with `set_image` back to `from_image`.",
-            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `image`, `container` (the only container; required when there are several)",
+            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `image`, `container` (the only container; required when there are several); `gitops` (`\"ignore\"`: change it even when its GitOps owner would revert it; otherwise such a Deployment is refused with `gitops_managed`)",
             returns: "`#{ changed, from_image, to_image }`",
             access: Access::Mutate,
         }
@@ -131,6 +134,8 @@ impl Primitive for SetImage {
                 to_image: args.image.clone(),
             };
             if output.changed {
+                crate::providers::gitops::guard(cx, &place, &d, args.gitops.as_deref(), "k8s::set_image")
+                    .await?;
                 let doing = format!("setting the image of container `{}` of", decision.container);
                 patch_strategic(&place, &doing, "kubectl-set", decision.patch).await?;
             }
@@ -145,6 +150,7 @@ impl Primitive for SetImage {
         let decision = decide(&place, &d, args)?;
         let changed = decision.from_image != args.image;
         if changed {
+            crate::providers::gitops::guard(cx, &place, &d, args.gitops.as_deref(), "k8s::set_image").await?;
             let mut d = d;
             if let Some(c) = d
                 .spec

@@ -34,6 +34,9 @@ pub struct UndoArgs {
     /// The revision to go back to; 0 (the default) means the previous one.
     #[serde(default)]
     pub to_revision: i64,
+    /// `"ignore"`: change it even when a GitOps owner would revert the change.
+    #[serde(default)]
+    pub gitops: Option<String>,
 }
 addressed!(UndoArgs);
 
@@ -128,7 +131,7 @@ impl Primitive for Undo {
             doc: "Rolls a Deployment back to the previous revision (or `to_revision`) exactly as `kubectl rollout undo` does; \
                   `changed: false` where kubectl says \"skipped rollback\". Twice without `to_revision` flips back again, \
                   as kubectl does; with `to_revision` a second call changes nothing.",
-            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `to_revision` (0: the previous revision)",
+            keys_doc: "`context`, `namespace`, `deployment` as every k8s primitive; `to_revision` (0: the previous revision); `gitops` (`\"ignore\"`: change it even when its GitOps owner would revert it; otherwise such a Deployment is refused with `gitops_managed`)",
             returns: "`#{ from_revision, to_revision, changed, images }` — `images` of the restored template; errors `not_found` (\"unable to find specified revision N in history\", \"no rollout history found for deployment\") and `conflict` (paused)",
             access: Access::Mutate,
         }
@@ -153,6 +156,14 @@ impl Primitive for Undo {
             if decision.skip {
                 return Ok(output);
             }
+            crate::providers::gitops::guard(
+                cx,
+                &place,
+                &decision.deployment,
+                args.gitops.as_deref(),
+                "k8s::undo",
+            )
+            .await?;
             let patch: json_patch::Patch = serde_json::from_value(decision.patch.clone())
                 .map_err(|e| PrimitiveError::invalid(format!("cannot build the undo patch: {e}")))?;
             let doing = format!("restoring revision {} of", decision.to_revision);
@@ -178,6 +189,14 @@ impl Primitive for Undo {
         let place = args.place(cx).await?;
         let decision = decide(&place, args.to_revision).await?;
         if !decision.skip {
+            crate::providers::gitops::guard(
+                cx,
+                &place,
+                &decision.deployment,
+                args.gitops.as_deref(),
+                "k8s::undo",
+            )
+            .await?;
             let changed = super::planned::apply_json_patch(&decision.deployment, &decision.patch)?;
             super::planned::record(cx, &place.key(), changed, decision.replica_sets.clone())?;
         }

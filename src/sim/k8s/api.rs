@@ -61,7 +61,7 @@ fn not_found(kind: Kind, name: &str) -> Response {
     )
 }
 
-fn no_route() -> Response {
+pub(super) fn no_route() -> Response {
     status_error(404, "NotFound", "the server could not find the requested resource", Some(json!({})))
 }
 
@@ -170,9 +170,9 @@ fn validate_deployment(name: &str, old: Option<&Value>, d: &Value) -> Result<(),
 }
 
 /// The parsed request, as the handlers need it.
-struct Req {
+pub(super) struct Req {
     ctx: String,
-    method: Method,
+    pub(super) method: Method,
     segs: Vec<String>,
     query: HashMap<String, String>,
     headers: HeaderMap,
@@ -288,6 +288,9 @@ async fn route(world: Arc<K8sWorld>, r: Req) -> Response {
         ["apis", g, v] if get => discovery::legacy_group_version(g, v)
             .map(|v| json_response(StatusCode::OK, &v))
             .unwrap_or_else(no_route),
+        ["apis", g, v, rest @ ..] if super::gitops::GitopsKind::serves(g, v) && !rest.is_empty() => {
+            super::gitops::route(world, &r, g, rest).await
+        }
         ["apis", g, "v1", res] => match Kind::from_resource(g, res) {
             Some(kind) if get => collection(world, &r, kind, None).await,
             _ => no_route(),
@@ -328,7 +331,7 @@ fn with_kind(kind: Kind, mut obj: Value) -> Value {
     obj
 }
 
-async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>) -> Response {
+pub(super) async fn collection(world: Arc<K8sWorld>, r: &Req, kind: Kind, ns: Option<&str>) -> Response {
     let labels = match LabelSelector::parse(r.q("labelSelector").unwrap_or("")) {
         Ok(s) => s,
         Err(e) => {
@@ -542,6 +545,8 @@ fn validate_fields(r: &Req, kind: Kind, obj: &mut Value) -> Result<Vec<String>, 
         Kind::Deployment => "io.k8s.api.apps.v1.Deployment",
         Kind::ReplicaSet => "io.k8s.api.apps.v1.ReplicaSet",
         Kind::Lease => "io.k8s.api.coordination.v1.Lease",
+        // Custom resources have no schema in the simulator's OpenAPI documents.
+        Kind::Gitops(_) => return Ok(Vec::new()),
     };
     let unknown: Vec<String> = super::openapi::drop_unknown_fields(schema, obj)
         .iter()
@@ -613,7 +618,7 @@ fn apply_create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> 
     with_warnings(create_checked(world, r, kind, ns, obj), &warnings)
 }
 
-fn create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str) -> Response {
+pub(super) fn create(world: &K8sWorld, r: &Req, kind: Kind, ns: &str) -> Response {
     let mut obj = match parse_body(r) {
         Ok(v) => v,
         Err(e) => return e,
@@ -673,7 +678,7 @@ fn create_checked(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, mut obj: Valu
     json_response(StatusCode::CREATED, &store.objects[&key])
 }
 
-fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Response {
+pub(super) fn object(world: &K8sWorld, r: &Req, kind: Kind, ns: &str, name: &str) -> Response {
     let key = Key::new(&r.ctx, kind, ns, name);
     let mut store = world.lock();
     let Some(current) = store.objects.get(&key).cloned() else {

@@ -51,7 +51,7 @@ struct Res {
 const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 fn groups() -> Vec<(&'static str, &'static str, Vec<Res>)> {
-    vec![
+    let mut all = vec![
         (
             "apps",
             "v1",
@@ -83,7 +83,22 @@ fn groups() -> Vec<(&'static str, &'static str, Vec<Res>)> {
             "v1",
             vec![Res { name: "leases", singular: "lease", kind: "Lease", short: &[], subresources: &[] }],
         ),
-    ]
+    ];
+    // The GitOps tools' custom resources (see `super::gitops`).
+    for g in super::gitops::GitopsKind::ALL {
+        all.push((
+            g.group(),
+            g.version(),
+            vec![Res {
+                name: g.plural(),
+                singular: g.singular(),
+                kind: g.name(),
+                short: g.short(),
+                subresources: &[],
+            }],
+        ));
+    }
+    all
 }
 
 /// Legacy `/api`.

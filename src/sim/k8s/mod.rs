@@ -5,6 +5,7 @@ pub mod api;
 pub mod controller;
 pub mod core;
 pub mod discovery;
+pub mod gitops;
 pub mod openapi;
 pub mod patch;
 pub mod ports;
@@ -115,6 +116,7 @@ impl K8sWorld {
                 controller::sync_deployment(&mut store, &key);
             }
         }
+        gitops::build(&mut store, &scenario.gitops);
         // Now, a rollout dated back beyond its progress deadline has exceeded it.
         store.clock = Some(now);
         let keys: Vec<Key> = store.deadlines.keys().cloned().collect();

@@ -20,6 +20,8 @@ pub enum Kind {
     ReplicaSet,
     /// `coordination.k8s.io/v1` Lease.
     Lease,
+    /// A GitOps custom resource (Argo CD Application, Flux Kustomization or HelmRelease).
+    Gitops(super::gitops::GitopsKind),
 }
 
 impl Kind {
@@ -29,7 +31,7 @@ impl Kind {
             ("apps", "deployments") => Some(Kind::Deployment),
             ("apps", "replicasets") => Some(Kind::ReplicaSet),
             ("coordination.k8s.io", "leases") => Some(Kind::Lease),
-            _ => None,
+            _ => super::gitops::GitopsKind::from_resource(group, resource).map(Kind::Gitops),
         }
     }
     /// `kind` of a single object.
@@ -38,6 +40,7 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::ReplicaSet => "ReplicaSet",
             Kind::Lease => "Lease",
+            Kind::Gitops(g) => g.name(),
         }
     }
     /// `apiVersion` of its objects.
@@ -45,6 +48,7 @@ impl Kind {
         match self {
             Kind::Deployment | Kind::ReplicaSet => "apps/v1",
             Kind::Lease => "coordination.k8s.io/v1",
+            Kind::Gitops(g) => g.api_version(),
         }
     }
     /// The plural resource name (URL segment).
@@ -53,6 +57,7 @@ impl Kind {
             Kind::Deployment => "deployments",
             Kind::ReplicaSet => "replicasets",
             Kind::Lease => "leases",
+            Kind::Gitops(g) => g.plural(),
         }
     }
     /// The API group.
@@ -60,6 +65,7 @@ impl Kind {
         match self {
             Kind::Deployment | Kind::ReplicaSet => "apps",
             Kind::Lease => "coordination.k8s.io",
+            Kind::Gitops(g) => g.group(),
         }
     }
 }
@@ -146,6 +152,8 @@ pub struct Store {
     /// with a `key=value` selector read these instead of every object of the namespace.
     labelled: BTreeMap<LabelKey, BTreeSet<Key>>,
     uid_seq: u64,
+    /// The GitOps controllers' own state (git's content, drift timers, their clock).
+    pub gitops: super::gitops::GitopsState,
 }
 
 impl Store {
@@ -174,6 +182,7 @@ impl Store {
             owned: BTreeMap::new(),
             labelled: BTreeMap::new(),
             uid_seq: 0,
+            gitops: Default::default(),
         }
     }
 
@@ -248,7 +257,7 @@ impl Store {
                     self.dirty_deployments.insert(Key::new(&key.ctx, Kind::Deployment, &key.ns, owner));
                 }
             }
-            Kind::Lease => {}
+            Kind::Lease | Kind::Gitops(_) => {}
         }
     }
 

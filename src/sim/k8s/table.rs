@@ -171,6 +171,46 @@ pub fn table<T: Borrow<Value>>(
             }),
         ),
         Kind::Lease => return None,
+        Kind::Gitops(super::gitops::GitopsKind::Application) => (
+            vec![
+                name_col,
+                column("Sync Status", "string", 0, ""),
+                column("Health Status", "string", 0, ""),
+                column("Revision", "string", 10, ""),
+                column("Project", "string", 10, ""),
+            ],
+            Box::new(move |a: &Value| {
+                let s = |p: &str| json!(str_at(a, p).unwrap_or(""));
+                vec![
+                    s("/metadata/name"),
+                    s("/status/sync/status"),
+                    s("/status/health/status"),
+                    s("/status/sync/revision"),
+                    s("/spec/project"),
+                ]
+            }),
+        ),
+        Kind::Gitops(_) => (
+            vec![
+                name_col,
+                column("Age", "date", 0, ""),
+                column("Ready", "string", 0, ""),
+                column("Status", "string", 0, ""),
+            ],
+            Box::new(move |f: &Value| {
+                let ready = f.at("/status/conditions").and_then(Value::as_array).and_then(|cs| {
+                    cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+                });
+                let field =
+                    |k: &str| json!(ready.and_then(|c| c.get(k)).and_then(Value::as_str).unwrap_or(""));
+                vec![
+                    json!(str_at(f, "/metadata/name").unwrap_or("")),
+                    json!(age(f, now)),
+                    field("status"),
+                    field("message"),
+                ]
+            }),
+        ),
     };
     let rows: Vec<Value> = objects
         .iter()
