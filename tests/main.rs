@@ -31,6 +31,8 @@ mod rehearse;
 mod run_modes;
 mod run_state;
 mod safety;
+mod sim_arm_validation;
 mod sim_azure;
+mod sim_azure_ops;
 mod sim_k8s;
 mod support;

@@ -7,7 +7,9 @@
 pub mod aks;
 pub mod appservice;
 pub mod arm;
-pub mod azure;
+pub(crate) mod arm_api;
+pub mod arm_router;
+mod arm_template;
 pub mod faults;
 pub mod health;
 pub mod k8s;
@@ -31,7 +33,7 @@ use tokio::task::JoinHandle;
 pub use record::RecordedRequest;
 pub use scenario::{Scenario, ScenarioError};
 
-use azure::{AzureWorld, KubeServerFor};
+use arm_router::{AzureWorld, KubeServerFor};
 use health::HealthWorld;
 use k8s::K8sWorld;
 

@@ -1,0 +1,32 @@
+//! An ARM answer before the router adds the headers every answer carries.
+
+use axum::http::{HeaderName, StatusCode};
+use serde_json::Value;
+
+/// An answer before the shared headers are added.
+pub(crate) struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Extra headers (`Location`, `Retry-After`…).
+    pub headers: Vec<(HeaderName, String)>,
+    /// JSON body, if any.
+    pub body: Option<Value>,
+}
+
+impl Reply {
+    /// 200 with a JSON body.
+    pub fn ok(body: Value) -> Reply {
+        Reply::with(StatusCode::OK, Some(body))
+    }
+
+    /// A status with an optional JSON body.
+    pub fn with(status: StatusCode, body: Option<Value>) -> Reply {
+        Reply { status, headers: Vec::new(), body }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
