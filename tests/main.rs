@@ -2,6 +2,7 @@
 
 mod aks;
 mod appservice;
+mod appservice_power;
 mod arm;
 mod azure_client;
 mod azure_support;
@@ -22,6 +23,7 @@ mod library_fuzz;
 mod library_security;
 mod limits;
 mod logicapp;
+mod logicapp_runs;
 mod manpages;
 mod net_edges;
 mod net_fuzz;
