@@ -238,6 +238,10 @@ enum SimCommand {
         /// Where to write the kubeconfig (one context per simulated cluster).
         #[arg(long, value_name = "FILE")]
         kubeconfig: Option<PathBuf>,
+        /// Serve HTTPS with a CA generated for this run; its PEM is written beside the
+        /// kubeconfig (`<kubeconfig>.ca.pem`) and named by `ca_file` in the JSON line.
+        #[arg(long)]
+        tls: bool,
     },
 }
 
@@ -309,8 +313,9 @@ async fn dispatch(command: Command) -> i32 {
         Command::Test { paths, junit, log, state_dir } => {
             rehearse::test_command(&paths, junit.as_deref(), log, &run::state_dir(state_dir.as_deref())).await
         }
-        Command::Sim { command: SimCommand::Serve { scenario, listen, kubeconfig } } => {
-            match crate::sim::serve(&scenario, listen, kubeconfig.as_deref()).await {
+        Command::Sim { command: SimCommand::Serve { scenario, listen, kubeconfig, tls } } => {
+            let opts = crate::sim::ServeOptions { listen, kubeconfig, tls };
+            match crate::sim::serve_opts(&scenario, &opts).await {
                 Ok(()) => 0,
                 Err(e) => render::invalid(&e.to_string()),
             }

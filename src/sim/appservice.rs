@@ -490,6 +490,7 @@ fn site_operation(
             | ["config", "slotconfignames"]
             | ["slotsdiffs"]
             | ["restart" | "stop" | "start"]
+            | ["publishxml"]
     );
     if !known {
         return Ok(None);
@@ -549,6 +550,11 @@ fn site_operation(
             }
             Reply::ok(page(req, diffs)?)
         }
+        ["publishxml"] if post => {
+            let host = if production { site.name.clone() } else { format!("{}-{slot_name}", site.name) }
+                .to_ascii_lowercase();
+            Reply::text("application/xml", publish_profile(&host))
+        }
         ["restart"] if post => {
             site.modified = Utc::now();
             Reply::with(StatusCode::OK, None)
@@ -566,6 +572,24 @@ fn site_operation(
         _ => return Err(method_not_allowed(req)),
     };
     Ok(Some(reply))
+}
+
+/// A publish profile (`publishxml`) naming the slot's deploy and FTP endpoints; it carries no
+/// credentials.
+fn publish_profile(host: &str) -> String {
+    format!(
+        "<publishData>\
+         <publishProfile profileName=\"{host} - Web Deploy\" publishMethod=\"MSDeploy\" \
+         publishUrl=\"{host}.scm.azurewebsites.net:443\" msdeploySite=\"{host}\" userName=\"${host}\" userPWD=\"\" \
+         destinationAppUrl=\"https://{host}.azurewebsites.net\" SQLServerDBConnectionString=\"\" mySQLDBConnectionString=\"\" \
+         hostingProviderForumLink=\"\" controlPanelLink=\"\" webSystem=\"WebSites\"><databases /></publishProfile>\
+         <publishProfile profileName=\"{host} - FTP\" publishMethod=\"FTP\" \
+         publishUrl=\"ftps://waws-prod-blu-001.ftp.azurewebsites.windows.net/site/wwwroot\" ftpPassiveMode=\"True\" \
+         userName=\"{host}\\${host}\" userPWD=\"\" destinationAppUrl=\"https://{host}.azurewebsites.net\" \
+         SQLServerDBConnectionString=\"\" mySQLDBConnectionString=\"\" hostingProviderForumLink=\"\" controlPanelLink=\"\" \
+         webSystem=\"WebSites\"><databases /></publishProfile>\
+         </publishData>"
+    )
 }
 
 /// The app settings of a slot (`config/appsettings/list`).

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -24,6 +24,7 @@ use super::arm_api::request::{Req, decode_segment, parse_query};
 use super::arm_api::service::{Service, Spec};
 use super::arm_api::versions::{ARM, Versions, check_api_version};
 use super::scenario::Scenario;
+use super::server::Scheme;
 use super::{aks, appservice, arm, logicapp};
 
 /// Every Azure service the simulator serves: adding one is its file plus one row here.
@@ -66,6 +67,7 @@ impl AzureWorld {
             .route("/Subscriptions/{*rest}", axum::routing::any(handle))
             .route("/SUBSCRIPTIONS/{*rest}", axum::routing::any(handle))
             .with_state(self)
+            .merge(super::arm_identity::router())
     }
 
     /// Health of `appservice/<g>/<site>`, `arm/<g>`, `logicapp/<g>/<wf>`; None if unknown key.
@@ -98,6 +100,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Bytes,
 ) -> Response {
     let request_id = new_uuid();
@@ -108,10 +111,11 @@ async fn handle(
         .map(str::to_string)
         .unwrap_or_else(new_uuid);
     let is_write = !matches!(method, Method::GET | Method::HEAD);
-    let result = answer(&world, method, &uri, &headers, body);
-    let (status, mut extra, body) = match result {
-        Ok(r) => (r.status, r.headers, r.body),
-        Err(e) => (e.status, e.headers.clone(), Some(e.envelope())),
+    let scheme = extensions.get::<Scheme>().map_or("http", |s| s.0);
+    let result = answer(&world, method, &uri, &headers, scheme, body);
+    let (status, mut extra, body, text) = match result {
+        Ok(r) => (r.status, r.headers, r.body, r.text),
+        Err(e) => (e.status, e.headers.clone(), Some(e.envelope()), None),
     };
     extra.push((
         HeaderName::from_static("x-ms-routing-request-id"),
@@ -133,14 +137,19 @@ async fn handle(
     {
         extra.push((HeaderName::from_static("x-ms-client-request-id"), id.to_string()));
     }
-    let mut response = match body {
-        Some(v) => {
+    let mut response = match (text, body) {
+        (Some((content_type, text)), _) => {
+            let mut r = (status, text).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            r
+        }
+        (None, Some(v)) => {
             let mut r = (status, v.to_string()).into_response();
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
             r
         }
-        None => {
+        (None, None) => {
             let mut r = Response::new(Body::empty());
             *r.status_mut() = status;
             r
@@ -164,10 +173,13 @@ fn versions_for(lower: &[String]) -> &'static Versions {
 }
 
 /// `scheme://host` the client used.
-fn base_of(uri: &Uri, headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let scheme = uri.scheme_str().unwrap_or("http");
-    format!("{scheme}://{host}")
+fn base_of(uri: &Uri, headers: &HeaderMap, scheme: &str) -> String {
+    let host = uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("127.0.0.1");
+    format!("{}://{host}", uri.scheme_str().unwrap_or(scheme))
 }
 
 fn answer(
@@ -175,6 +187,7 @@ fn answer(
     method: Method,
     uri: &Uri,
     headers: &HeaderMap,
+    scheme: &str,
     body: Bytes,
 ) -> Result<Reply, ArmError> {
     let segs: Vec<String> = uri.path().split('/').filter(|s| !s.is_empty()).map(decode_segment).collect();
@@ -186,7 +199,7 @@ fn answer(
     let api_version = check_api_version(versions_for(&lower), raw_version.as_deref(), Utc::now())?;
     check_auth(headers)?;
 
-    let req = Req { method, segs, lower, query, api_version, base: base_of(uri, headers), body };
+    let req = Req { method, segs, lower, query, api_version, base: base_of(uri, headers, scheme), body };
     let mut w = world.lock();
     w.route(&req)
 }
@@ -301,10 +314,17 @@ impl World {
         if l.len() == 5 && l[4] == "resources" {
             return self.resources(req, &sub, std::slice::from_ref(&group));
         }
+        let at = Place { sub: sub.clone(), group };
+        // The older form of the deployment paths, without `providers/Microsoft.Resources`
+        // (which the deployment-operations client still uses).
+        if l[4] == "deployments" {
+            return self
+                .with_service(ARM.namespace, |svc, core| svc.handle(core, req, &at, 4))
+                .unwrap_or_else(|| Err(unknown_path(req)));
+        }
         if l[4] != "providers" || l.len() < 7 {
             return Err(unknown_path(req));
         }
-        let at = Place { sub: sub.clone(), group };
         let ns = l[5].clone();
         self.with_service(&ns, |svc, core| svc.handle(core, req, &at, 6))
             .unwrap_or_else(|| Err(invalid_namespace(req, 5)))

@@ -40,10 +40,10 @@ pub(crate) fn validate(deployment: &str, template: &Value, parameters: &Value) -
         for p in &problems {
             e = e.detail("InvalidTemplate", p.message.clone(), Some(&p.target));
         }
-        e.additional_info = Some(json!([{
+        e.additional_info = Some(Box::new(json!([{
             "type": "TemplateViolation",
             "info": { "lineNumber": 0, "linePosition": 0, "path": format!("properties.template.{}", first.target) }
-        }]));
+        }])));
         return Err(e);
     }
     if !preflight.is_empty() {
@@ -283,7 +283,7 @@ fn resource_problems(template: &Value) -> (Vec<Problem>, Vec<Problem>) {
         let label = obj.get("name").and_then(Value::as_str).unwrap_or("").to_string();
         let missing: Vec<&str> = ["type", "name", "apiVersion"]
             .into_iter()
-            .filter(|k| !obj.get(*k).and_then(Value::as_str).is_some_and(|s| !s.is_empty()))
+            .filter(|k| obj.get(*k).and_then(Value::as_str).is_none_or(str::is_empty))
             .collect();
         if let Some(k) = missing.first() {
             structure.push(Problem {

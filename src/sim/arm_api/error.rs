@@ -17,7 +17,7 @@ pub(crate) struct ArmError {
     /// Nested details (same shape).
     pub details: Vec<Value>,
     /// `additionalInfo` (for example a template violation's JSON path).
-    pub additional_info: Option<Value>,
+    pub additional_info: Option<Box<Value>>,
     /// Extra headers (`WWW-Authenticate`).
     pub headers: Vec<(HeaderName, String)>,
 }
@@ -69,7 +69,7 @@ impl ArmError {
             error["details"] = Value::Array(self.details.clone());
         }
         if let Some(info) = &self.additional_info {
-            error["additionalInfo"] = info.clone();
+            error["additionalInfo"] = (**info).clone();
         }
         json!({ "error": error })
     }

@@ -11,6 +11,8 @@ pub(crate) struct Reply {
     pub headers: Vec<(HeaderName, String)>,
     /// JSON body, if any.
     pub body: Option<Value>,
+    /// A body that is not JSON: (content type, text); wins over `body`.
+    pub text: Option<(&'static str, String)>,
 }
 
 impl Reply {
@@ -21,7 +23,12 @@ impl Reply {
 
     /// A status with an optional JSON body.
     pub fn with(status: StatusCode, body: Option<Value>) -> Reply {
-        Reply { status, headers: Vec::new(), body }
+        Reply { status, headers: Vec::new(), body, text: None }
+    }
+
+    /// 200 with a text body of `content_type`.
+    pub fn text(content_type: &'static str, text: String) -> Reply {
+        Reply { status: StatusCode::OK, headers: Vec::new(), body: None, text: Some((content_type, text)) }
     }
 
     /// Adds a header.
