@@ -80,7 +80,7 @@ const PRODUCTION: &str = "production";
 
 impl Sites {
     /// The sites of a scenario.
-    pub fn from_scenario(s: &Scenario) -> Sites {
+    pub(crate) fn from_scenario(s: &Scenario) -> Sites {
         let list = s
             .appservice
             .sites

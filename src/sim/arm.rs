@@ -110,7 +110,7 @@ struct DeployOp {
 
 impl Groups {
     /// The deployment histories of a scenario.
-    pub fn from_scenario(s: &Scenario) -> Groups {
+    pub(crate) fn from_scenario(s: &Scenario) -> Groups {
         let mut groups = Groups { list: Vec::new(), seq: 0 };
         for (i, d) in s.arm.deployments.iter().enumerate() {
             let gi = groups.get_or_create(&d.subscription, &d.group);

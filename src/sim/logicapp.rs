@@ -96,7 +96,7 @@ fn next_version_id<'a>(ids: impl Iterator<Item = &'a str>) -> String {
 
 impl Workflows {
     /// The workflows of a scenario.
-    pub fn from_scenario(s: &Scenario) -> Workflows {
+    pub(crate) fn from_scenario(s: &Scenario) -> Workflows {
         let base = DateTime::from_timestamp(1_764_547_200, 0).unwrap_or_default();
         let list = s
             .logicapp

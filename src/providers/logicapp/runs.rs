@@ -46,7 +46,7 @@ pub struct RunInfo {
 }
 
 /// Run items, newest first (by `startTime`, then name).
-pub fn sort_runs(items: &[Value]) -> Vec<RunInfo> {
+pub(super) fn sort_runs(items: &[Value]) -> Vec<RunInfo> {
     let mut out: Vec<RunInfo> = items
         .iter()
         .map(|r| RunInfo {

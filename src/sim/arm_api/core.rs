@@ -23,12 +23,12 @@ pub(crate) struct Core {
 
 impl Core {
     /// A core with nothing in it (for rendering resources outside a request).
-    pub fn detached() -> Core {
+    pub(crate) fn detached() -> Core {
         Core { subscriptions: Default::default(), groups: Default::default(), ops: Ops::new(0), kube: None }
     }
 
     /// Starts a long-running operation on `resource` for `service`; returns its id.
-    pub fn start_op(&mut self, service: &'static str, resource: String, payload: Payload) -> String {
+    pub(crate) fn start_op(&mut self, service: &'static str, resource: String, payload: Payload) -> String {
         self.ops.start(resource, service, payload)
     }
 }

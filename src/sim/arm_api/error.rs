@@ -24,7 +24,7 @@ pub(crate) struct ArmError {
 
 impl ArmError {
     /// An error with no details.
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ArmError {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ArmError {
         ArmError {
             status,
             code: code.to_string(),
@@ -36,7 +36,7 @@ impl ArmError {
     }
 
     /// Adds a nested detail `{"code", "message", "target"?}`.
-    pub fn detail(mut self, code: &str, message: impl Into<String>, target: Option<&str>) -> ArmError {
+    pub(crate) fn detail(mut self, code: &str, message: impl Into<String>, target: Option<&str>) -> ArmError {
         let mut d = json!({ "code": code, "message": message.into() });
         if let Some(t) = target {
             d["target"] = Value::String(t.to_string());
@@ -46,7 +46,7 @@ impl ArmError {
     }
 
     /// ARM's generic 404 for a tracked resource: `type_path` like `Microsoft.Web/sites/x`.
-    pub fn resource_not_found(type_path: &str, group: &str) -> ArmError {
+    pub(crate) fn resource_not_found(type_path: &str, group: &str) -> ArmError {
         ArmError::new(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",
@@ -58,12 +58,12 @@ impl ArmError {
     }
 
     /// A 400 `BadRequest` in the provider's words.
-    pub fn bad_request(message: impl Into<String>) -> ArmError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ArmError {
         ArmError::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
     /// The JSON envelope.
-    pub fn envelope(&self) -> Value {
+    pub(crate) fn envelope(&self) -> Value {
         let mut error = json!({ "code": self.code, "message": self.message });
         if !self.details.is_empty() {
             error["details"] = Value::Array(self.details.clone());

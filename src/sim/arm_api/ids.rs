@@ -16,7 +16,7 @@ pub(crate) struct Place {
 
 impl Place {
     /// `/subscriptions/{sub}/resourceGroups/{group}`.
-    pub fn prefix(&self) -> String {
+    pub(crate) fn prefix(&self) -> String {
         format!("/subscriptions/{}/resourceGroups/{}", self.sub, self.group)
     }
 }

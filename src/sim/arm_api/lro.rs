@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::ids::new_uuid;
 
 /// `Retry-After` (seconds) sent with every long-running operation.
-pub const RETRY_AFTER_SECS: u32 = 1;
+pub(crate) const RETRY_AFTER_SECS: u32 = 1;
 
 /// What an operation does, as its service understands it.
 pub(crate) type Payload = Arc<dyn Any + Send + Sync>;
@@ -31,7 +31,7 @@ pub(crate) enum OpStatus {
 
 impl OpStatus {
     /// ARM's word for it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             OpStatus::Running => "Running",
             OpStatus::Succeeded => "Succeeded",
@@ -77,17 +77,17 @@ pub(crate) struct Ops {
 
 impl Ops {
     /// An empty store whose operations answer "in progress" `polls` times.
-    pub fn new(polls: u32) -> Ops {
+    pub(crate) fn new(polls: u32) -> Ops {
         Ops { map: HashMap::new(), polls }
     }
 
     /// Observations an operation answers "in progress" before it completes.
-    pub fn polls(&self) -> u32 {
+    pub(crate) fn polls(&self) -> u32 {
         self.polls
     }
 
     /// Starts an operation on `resource` for `service` and returns its id.
-    pub fn start(&mut self, resource: String, service: &'static str, payload: Payload) -> String {
+    pub(crate) fn start(&mut self, resource: String, service: &'static str, payload: Payload) -> String {
         let id = new_uuid();
         let op = Operation {
             resource,
@@ -103,12 +103,12 @@ impl Ops {
     }
 
     /// The operation `id`.
-    pub fn get(&self, id: &str) -> Option<&Operation> {
+    pub(crate) fn get(&self, id: &str) -> Option<&Operation> {
         self.map.get(id)
     }
 
     /// Counts one observation of every running operation on `resource`; returns those now due.
-    pub fn observe(&mut self, resource: &str) -> Vec<Due> {
+    pub(crate) fn observe(&mut self, resource: &str) -> Vec<Due> {
         let running: Vec<String> = self
             .map
             .iter()
@@ -119,7 +119,7 @@ impl Ops {
     }
 
     /// One observation of operation `id`: count down, or return it as due.
-    pub fn tick(&mut self, id: &str) -> Option<Due> {
+    pub(crate) fn tick(&mut self, id: &str) -> Option<Due> {
         let op = self.map.get_mut(id)?;
         if op.status != OpStatus::Running {
             return None;
@@ -132,7 +132,7 @@ impl Ops {
     }
 
     /// Records that a due operation completed, well or not.
-    pub fn finish(&mut self, id: &str, ok: bool) {
+    pub(crate) fn finish(&mut self, id: &str, ok: bool) {
         if let Some(op) = self.map.get_mut(id) {
             op.status = if ok { OpStatus::Succeeded } else { OpStatus::Failed };
             op.end = Some(Utc::now());
@@ -140,7 +140,7 @@ impl Ops {
     }
 
     /// Records that a running operation was cancelled.
-    pub fn cancel(&mut self, id: &str) {
+    pub(crate) fn cancel(&mut self, id: &str) {
         if let Some(op) = self.map.get_mut(id) {
             op.status = OpStatus::Canceled;
             op.end = Some(Utc::now());

@@ -6,7 +6,7 @@ use super::error::ArmError;
 use super::request::Req;
 
 /// Items per page of every paged list (small on purpose, so clients must follow `nextLink`).
-pub const PAGE_SIZE: usize = 2;
+pub(crate) const PAGE_SIZE: usize = 2;
 
 /// One page of `items`, honouring `$top` (a cap on the whole listing) and `$skiptoken`:
 /// `{"value": [...], "nextLink": ...}` (no `nextLink` on the last page).

@@ -17,22 +17,22 @@ pub(crate) struct Reply {
 
 impl Reply {
     /// 200 with a JSON body.
-    pub fn ok(body: Value) -> Reply {
+    pub(crate) fn ok(body: Value) -> Reply {
         Reply::with(StatusCode::OK, Some(body))
     }
 
     /// A status with an optional JSON body.
-    pub fn with(status: StatusCode, body: Option<Value>) -> Reply {
+    pub(crate) fn with(status: StatusCode, body: Option<Value>) -> Reply {
         Reply { status, headers: Vec::new(), body, text: None }
     }
 
     /// 200 with a text body of `content_type`.
-    pub fn text(content_type: &'static str, text: String) -> Reply {
+    pub(crate) fn text(content_type: &'static str, text: String) -> Reply {
         Reply { status: StatusCode::OK, headers: Vec::new(), body: None, text: Some((content_type, text)) }
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Reply {
+    pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Reply {
         self.headers.push((name, value.into()));
         self
     }

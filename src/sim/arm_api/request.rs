@@ -26,12 +26,12 @@ pub(crate) struct Req {
 
 impl Req {
     /// A query parameter by case-insensitive name.
-    pub fn query(&self, name: &str) -> Option<&str> {
+    pub(crate) fn query(&self, name: &str) -> Option<&str> {
         self.query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON; an empty body is `null`; anything unparsable is ARM's `InvalidRequestContent`.
-    pub fn json(&self) -> Result<Value, ArmError> {
+    pub(crate) fn json(&self) -> Result<Value, ArmError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -46,7 +46,7 @@ impl Req {
 
     /// The body as the lenient JSON ARM reads for deployments (comments, unquoted property
     /// names, single quotes, trailing commas); an empty body is `null`.
-    pub fn jsonc(&self) -> Result<Value, ArmError> {
+    pub(crate) fn jsonc(&self) -> Result<Value, ArmError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -61,18 +61,18 @@ impl Req {
     }
 
     /// An absolute URL on this server for `path` with this request's api-version.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}?api-version={}", self.base, path, self.api_version)
     }
 
     /// This request's path, re-encoded.
-    pub fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         self.segs.iter().map(|s| format!("/{}", encode_segment(s))).collect()
     }
 
     /// The absolute `nextLink` for the page starting at `offset`: this request's path and query
     /// with `$skiptoken` replaced.
-    pub fn next_link(&self, offset: usize) -> String {
+    pub(crate) fn next_link(&self, offset: usize) -> String {
         let mut query = form_query(self.query.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken")));
         if !query.is_empty() {
             query.push('&');
@@ -82,12 +82,12 @@ impl Req {
     }
 
     /// `$skiptoken` as an offset (0 when absent or not a number).
-    pub fn skip(&self) -> usize {
+    pub(crate) fn skip(&self) -> usize {
         self.query("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0)
     }
 
     /// `$top` when given; a malformed one is refused as ARM refuses it.
-    pub fn top(&self) -> Result<Option<usize>, ArmError> {
+    pub(crate) fn top(&self) -> Result<Option<usize>, ArmError> {
         match self.query("$top") {
             None => Ok(None),
             Some(t) => t.parse().map(Some).map_err(|_| {
