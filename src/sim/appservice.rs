@@ -9,7 +9,7 @@
 //! - `POST sites/{s}/slotsswap {"targetSlot": X}` swaps slot X with production;
 //!   `POST sites/{s}/slots/{X}/slotsswap {"targetSlot": Y}` swaps X with Y (`production` allowed).
 //!   Both answer 202 with `Location` (`…/operationresults/{id}`) and `Retry-After`; the
-//!   `Location` answers 202 until the operation completes (see `azure.rs`), then 200 without
+//!   `Location` answers 202 until the operation completes (see `arm_api/lro.rs`), then 200 without
 //!   a body. The builds change at completion.
 //! - While a swap is in flight, another swap or swap-with-preview action on the site is refused
 //!   with 409 `Conflict`, as App Service refuses concurrent site operations: a retry after an
