@@ -32,7 +32,7 @@ group = "rg-shop"
 name = "infra-39"
 state = "Succeeded"
 timestamp = "2026-11-18T10:00:00Z"
-template = { contentVersion = "1.0.0.0", resources = [] }
+template = { contentVersion = "1.0.0.0", parameters = { sku = { type = "string" } }, resources = [] }
 parameters = { sku = { value = "S0" } }
 
 [[arm.deployments]]
@@ -40,7 +40,7 @@ group = "rg-shop"
 name = "infra-40"
 state = "Failed"
 timestamp = "2026-11-19T10:00:00Z"
-template = { contentVersion = "1.0.0.0", resources = [] }
+template = { contentVersion = "1.0.0.0", parameters = { sku = { type = "string" } }, resources = [] }
 parameters = { sku = { value = "X9" } }
 
 [[arm.deployments]]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use base64::Engine;
 use reqwest::header::HeaderMap;
 use rollbook::sim::Scenario;
-use rollbook::sim::azure::{AzureWorld, KubeServerFor};
+use rollbook::sim::arm_router::{AzureWorld, KubeServerFor};
 use serde_json::{Value, json};
 
 const SUB: &str = "00000000-0000-0000-0000-000000000000";
@@ -657,7 +657,7 @@ async fn on_error_deployment_rolls_back_to_the_last_successful_one() {
             "PUT",
             &format!("{}/infra-44?{RES}", deployments()),
             Some(json!({ "properties": {
-                "mode": "Incremental", "template": template(true), "parameters": {},
+                "mode": "Incremental", "template": template(true), "parameters": { "sku": { "value": "S1" } },
                 "onErrorDeployment": { "type": "SpecificDeployment", "deploymentName": "infra-1" }
             } })),
         )

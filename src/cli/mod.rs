@@ -243,6 +243,10 @@ enum SimCommand {
         /// Where to write the kubeconfig (one context per simulated cluster).
         #[arg(long, value_name = "FILE")]
         kubeconfig: Option<PathBuf>,
+        /// Serve HTTPS with a CA generated for this run; its PEM is written beside the
+        /// kubeconfig (`<kubeconfig>.ca.pem`) and named by `ca_file` in the JSON line.
+        #[arg(long)]
+        tls: bool,
     },
 }
 
@@ -318,10 +322,9 @@ async fn dispatch(command: Command) -> CliResult {
             rehearse::test_command(&paths, junit.as_deref(), log, &run::state_dir(state_dir.as_deref())).await
         }
         #[cfg(feature = "sim")]
-        Command::Sim { command: SimCommand::Serve { scenario, listen, kubeconfig } } => {
-            crate::sim::serve(&scenario, listen, kubeconfig.as_deref())
-                .await
-                .map_err(|e| CliError::invalid(e.to_string()))
+        Command::Sim { command: SimCommand::Serve { scenario, listen, kubeconfig, tls } } => {
+            let opts = crate::sim::ServeOptions { listen, kubeconfig, tls };
+            crate::sim::serve_opts(&scenario, &opts).await.map_err(|e| CliError::invalid(e.to_string()))
         }
         #[cfg(not(feature = "sim"))]
         Command::Test { .. } | Command::Sim { .. } => Err(CliError::invalid(sandbox::NO_SIMULATOR)),

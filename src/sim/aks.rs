@@ -11,11 +11,45 @@
 
 use axum::http::{Method, StatusCode};
 use base64::Engine;
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::azure::{ArmError, KubeServerFor, Place, Reply, Req, World, method_not_allowed, unknown_path};
+use super::arm_api::core::Core;
+use super::arm_api::error::{ArmError, method_not_allowed, unknown_path};
+use super::arm_api::ids::{LOCATION, Place};
+use super::arm_api::paging::page;
+use super::arm_api::reply::Reply;
+use super::arm_api::request::Req;
+use super::arm_api::service::{Service, Spec};
+use super::arm_api::versions::Versions;
 use super::scenario::Scenario;
+
+/// The router's table row for Microsoft.ContainerService.
+pub(crate) const SPEC: Spec = Spec {
+    versions: Versions {
+        namespace: "microsoft.containerservice",
+        resource_type: "managedClusters",
+        first: "2017-08-31",
+        quoted: &[
+            "2026-08-01",
+            "2025-10-01",
+            "2025-10-02-preview",
+            "2025-07-01",
+            "2025-05-01",
+            "2025-01-01",
+            "2024-09-01",
+            "2024-05-01",
+            "2024-02-01",
+            "2023-10-01",
+            "2023-08-01",
+            "2023-05-01",
+            "2023-01-01",
+            "2022-09-01",
+            "2022-04-01",
+        ],
+    },
+    build: |s| Box::new(Clusters::from_scenario(s)),
+};
 
 /// All simulated clusters.
 pub(crate) struct Clusters {
@@ -64,21 +98,101 @@ pub(crate) fn kubeconfig(cluster: &str, context: &str, user: &str, server: &str,
     )
 }
 
+impl Service for Clusters {
+    fn handle(&mut self, core: &mut Core, req: &Req, at: &Place, rest: usize) -> Result<Reply, ArmError> {
+        handle(self, core, req, at, rest)
+    }
+
+    fn groups(&self) -> Vec<(String, String)> {
+        self.list.iter().map(|c| (c.sub.clone(), c.group.clone())).collect()
+    }
+
+    fn handle_subscription(
+        &mut self,
+        core: &mut Core,
+        req: &Req,
+        sub: &str,
+        rest: usize,
+    ) -> Result<Reply, ArmError> {
+        match (&req.lower[rest..], &req.method) {
+            ([m], &Method::GET) if m == "managedclusters" => {
+                let items = self
+                    .list
+                    .iter()
+                    .filter(|c| c.sub.eq_ignore_ascii_case(sub))
+                    .map(|c| c.resource(core))
+                    .collect();
+                Ok(Reply::ok(page(req, items)?))
+            }
+            ([m], _) if m == "managedclusters" => Err(method_not_allowed(req)),
+            _ => Err(unknown_path(req)),
+        }
+    }
+
+    fn resources(&self, sub: &str, group: &str) -> Vec<Value> {
+        self.list
+            .iter()
+            .filter(|c| c.sub.eq_ignore_ascii_case(sub) && c.group.eq_ignore_ascii_case(group))
+            .map(|c| {
+                let r = c.resource(&Core::detached());
+                json!({ "id": r["id"], "name": r["name"], "type": r["type"], "location": r["location"] })
+            })
+            .collect()
+    }
+}
+
+impl Cluster {
+    fn server(&self, core: &Core) -> Option<String> {
+        core.kube.as_ref().and_then(|kube| kube(&self.context))
+    }
+
+    /// The `ManagedCluster` resource.
+    fn resource(&self, core: &Core) -> Value {
+        json!({
+            "id": format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerService/managedClusters/{}",
+                self.sub, self.group, self.name
+            ),
+            "location": LOCATION,
+            "name": self.name,
+            "type": "Microsoft.ContainerService/ManagedClusters",
+            "tags": {},
+            "sku": { "name": "Base", "tier": "Standard" },
+            "properties": {
+                "provisioningState": "Succeeded",
+                "powerState": { "code": "Running" },
+                "kubernetesVersion": "1.33",
+                "currentKubernetesVersion": "1.33.2",
+                "dnsPrefix": self.name,
+                "fqdn": self.server(core).unwrap_or_default(),
+                "enableRBAC": true,
+                "nodeResourceGroup": format!("MC_{}_{}_{}", self.group, self.name, LOCATION),
+            }
+        })
+    }
+}
+
 /// Requests under `…/providers/Microsoft.ContainerService/`.
-pub(crate) fn handle(
-    w: &mut World,
-    req: &Req,
-    at: &Place,
-    rest: usize,
-    kube: &KubeServerFor,
-) -> Result<Reply, ArmError> {
+fn handle(w: &Clusters, core: &Core, req: &Req, at: &Place, rest: usize) -> Result<Reply, ArmError> {
     let l: Vec<&str> = req.lower[rest..].iter().map(String::as_str).collect();
     let s = &req.segs[rest..];
-    if l[0] != "managedclusters" || l.len() < 2 {
+    if l[0] != "managedclusters" {
         return Err(unknown_path(req));
     }
+    if l.len() == 1 {
+        if req.method != Method::GET {
+            return Err(method_not_allowed(req));
+        }
+        let items = w
+            .list
+            .iter()
+            .filter(|c| c.sub.eq_ignore_ascii_case(&at.sub) && c.group.eq_ignore_ascii_case(&at.group))
+            .map(|c| c.resource(core))
+            .collect();
+        return Ok(Reply::ok(page(req, items)?));
+    }
     let name = &s[1];
-    let Some(c) = w.clusters.list.iter().find(|c| {
+    let Some(c) = w.list.iter().find(|c| {
         c.sub.eq_ignore_ascii_case(&at.sub)
             && c.group.eq_ignore_ascii_case(&at.group)
             && c.name.eq_ignore_ascii_case(name)
@@ -88,26 +202,9 @@ pub(crate) fn handle(
             &at.group,
         ));
     };
-    let server = kube(&c.context);
+    let server = c.server(core);
     match (&l[2..], &req.method) {
-        ([], &Method::GET) => Ok(Reply::ok(json!({
-            "id": format!("{}/providers/Microsoft.ContainerService/managedClusters/{}", at.prefix(), c.name),
-            "location": super::azure::LOCATION,
-            "name": c.name,
-            "type": "Microsoft.ContainerService/ManagedClusters",
-            "tags": {},
-            "sku": { "name": "Base", "tier": "Standard" },
-            "properties": {
-                "provisioningState": "Succeeded",
-                "powerState": { "code": "Running" },
-                "kubernetesVersion": "1.33",
-                "currentKubernetesVersion": "1.33.2",
-                "dnsPrefix": c.name,
-                "fqdn": server.clone().unwrap_or_default(),
-                "enableRBAC": true,
-                "nodeResourceGroup": format!("MC_{}_{}_{}", c.group, c.name, super::azure::LOCATION),
-            }
-        }))),
+        ([], &Method::GET) => Ok(Reply::ok(c.resource(core))),
         ([action @ ("listclusterusercredential" | "listclusteradmincredential")], &Method::POST) => {
             let Some(server) = server else {
                 return Err(ArmError::new(

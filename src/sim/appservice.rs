@@ -9,7 +9,7 @@
 //! - `POST sites/{s}/slotsswap {"targetSlot": X}` swaps slot X with production;
 //!   `POST sites/{s}/slots/{X}/slotsswap {"targetSlot": Y}` swaps X with Y (`production` allowed).
 //!   Both answer 202 with `Location` (`…/operationresults/{id}`) and `Retry-After`; the
-//!   `Location` answers 202 until the operation completes (see `azure.rs`), then 200 without
+//!   `Location` answers 202 until the operation completes (see `arm_api/lro.rs`), then 200 without
 //!   a body. The builds change at completion.
 //! - While a swap is in flight, another swap or swap-with-preview action on the site is refused
 //!   with 409 `Conflict`, as App Service refuses concurrent site operations: a retry after an
@@ -26,10 +26,17 @@ use axum::http::{Method, StatusCode, header};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::azure::{
-    ArmError, OpKind, Place, RETRY_AFTER_SECS, Reply, Req, World, arm_time, method_not_allowed, page,
-    unknown_path,
-};
+use std::sync::Arc;
+
+use super::arm_api::core::Core;
+use super::arm_api::error::{ArmError, method_not_allowed, unknown_path};
+use super::arm_api::ids::{Place, arm_time};
+use super::arm_api::lro::{Payload, RETRY_AFTER_SECS};
+use super::arm_api::paging::page;
+use super::arm_api::reply::Reply;
+use super::arm_api::request::Req;
+use super::arm_api::service::{Service, Spec};
+use super::arm_api::versions::Versions;
 use super::scenario::Scenario;
 
 /// All simulated sites.
@@ -49,6 +56,10 @@ struct Site {
     preview: Option<(String, String)>,
     /// Id of the swap in flight.
     busy: Option<String>,
+    /// Slots (lowercase) that are stopped.
+    stopped: Vec<String>,
+    /// `lastModifiedTimeUtc`: moves with every swap, stop, start and restart.
+    modified: DateTime<Utc>,
 }
 
 #[derive(Clone)]
@@ -88,10 +99,22 @@ impl Sites {
                     last_swap: None,
                     preview: None,
                     busy: None,
+                    stopped: Vec::new(),
+                    modified: epoch(),
                 }
             })
             .collect();
         Sites { list }
+    }
+
+    /// Resource keys of the sites `pick` selects (to observe their operations).
+    fn keys(&self, pick: impl Fn(&Site) -> bool) -> Vec<String> {
+        self.list.iter().filter(|x| pick(x)).map(Site::resource_key).collect()
+    }
+
+    /// The production resources of the sites `pick` selects, as lists show them.
+    fn list_where(&self, pick: impl Fn(&Site) -> bool) -> Vec<Value> {
+        self.list.iter().filter(|x| pick(x)).map(|x| x.resource(0)).collect()
     }
 
     fn find(&self, sub: &str, group: &str, name: &str) -> Option<usize> {
@@ -107,14 +130,14 @@ impl Sites {
     }
 
     /// Health of a site: its production build is not broken.
-    pub(crate) fn healthy(&self, group: &str, name: &str) -> Option<bool> {
+    fn health_of(&self, group: &str, name: &str) -> Option<bool> {
         let site = self.find_key(group, name)?;
         let prod = site.build(PRODUCTION)?;
-        Some(!site.broken.iter().any(|b| b == prod))
+        Some(!site.broken.iter().any(|b| b == prod) && !site.is_stopped(PRODUCTION))
     }
 
     /// `{"production": build, "<slot>": build, ...}`.
-    pub(crate) fn state(&self, group: &str, name: &str) -> Option<Value> {
+    fn state_of(&self, group: &str, name: &str) -> Option<Value> {
         let site = self.find_key(group, name)?;
         let map: serde_json::Map<String, Value> =
             site.slots.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
@@ -123,6 +146,10 @@ impl Sites {
 }
 
 impl Site {
+    fn is_stopped(&self, slot: &str) -> bool {
+        self.stopped.iter().any(|s| s.eq_ignore_ascii_case(slot))
+    }
+
     fn slot_index(&self, slot: &str) -> Option<usize> {
         self.slots.iter().position(|(k, _)| k.eq_ignore_ascii_case(slot))
     }
@@ -172,7 +199,7 @@ impl Site {
         let host_name = format!("{host}.azurewebsites.net").to_ascii_lowercase();
         let scm = format!("{host}.scm.azurewebsites.net").to_ascii_lowercase();
         let mut props = json!({
-            "state": "Running",
+            "state": if self.is_stopped(slot) { "Stopped" } else { "Running" },
             "hostNames": [host_name],
             "repositorySiteName": site,
             "usageState": "Normal",
@@ -187,7 +214,7 @@ impl Site {
             "reserved": true,
             "isXenon": false,
             "hyperV": false,
-            "lastModifiedTimeUtc": arm_time(self.last_swap.as_ref().map(|r| r.time).unwrap_or_else(epoch)),
+            "lastModifiedTimeUtc": arm_time(self.modified),
             "outboundVnetRouting": {
                 "allTraffic": false,
                 "applicationTraffic": false,
@@ -273,28 +300,129 @@ fn epoch() -> DateTime<Utc> {
     DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default()
 }
 
+/// The router's table row for Microsoft.Web.
+pub(crate) const SPEC: Spec = Spec {
+    versions: Versions {
+        namespace: NAMESPACE,
+        resource_type: "sites",
+        first: "2014-06-01",
+        quoted: &[
+            "2025-05-01",
+            "2025-03-01",
+            "2024-11-01",
+            "2024-04-01",
+            "2023-12-01",
+            "2023-01-01",
+            "2022-09-01",
+            "2022-03-01",
+            "2021-03-01",
+            "2020-12-01",
+            "2019-08-01",
+            "2018-11-01",
+            "2018-02-01",
+            "2016-08-01",
+        ],
+    },
+    build: |s| Box::new(Sites::from_scenario(s)),
+};
+
+const NAMESPACE: &str = "microsoft.web";
+
+impl Service for Sites {
+    fn handle(&mut self, core: &mut Core, req: &Req, at: &Place, rest: usize) -> Result<Reply, ArmError> {
+        handle(self, core, req, at, rest)
+    }
+
+    fn groups(&self) -> Vec<(String, String)> {
+        self.list.iter().map(|s| (s.sub.clone(), s.group.clone())).collect()
+    }
+
+    fn handle_subscription(
+        &mut self,
+        core: &mut Core,
+        req: &Req,
+        sub: &str,
+        rest: usize,
+    ) -> Result<Reply, ArmError> {
+        match (&req.lower[rest..], &req.method) {
+            ([sites], &Method::GET) if sites == "sites" => {
+                for key in self.keys(|x| x.sub.eq_ignore_ascii_case(sub)) {
+                    self.observe(core, &key);
+                }
+                Ok(Reply::ok(page(req, self.list_where(|x| x.sub.eq_ignore_ascii_case(sub)))?))
+            }
+            ([sites], _) if sites == "sites" => Err(method_not_allowed(req)),
+            _ => Err(unknown_path(req)),
+        }
+    }
+
+    fn resources(&self, sub: &str, group: &str) -> Vec<Value> {
+        self.list
+            .iter()
+            .filter(|x| x.sub.eq_ignore_ascii_case(sub) && x.group.eq_ignore_ascii_case(group))
+            .flat_map(|x| (0..x.slots.len()).map(move |i| x.resource(i)))
+            .map(|r| json!({ "id": r["id"], "name": r["name"], "type": r["type"], "kind": r["kind"], "location": r["location"] }))
+            .collect()
+    }
+
+    fn complete(&mut self, _core: &mut Core, payload: &Payload) -> bool {
+        payload.downcast_ref::<SwapOp>().is_some_and(|op| complete_swap(self, op))
+    }
+
+    fn healthy(&self, key: &[&str]) -> Option<bool> {
+        match key {
+            ["appservice", g, site] => self.health_of(g, site),
+            _ => None,
+        }
+    }
+
+    fn state(&self, key: &[&str]) -> Option<Value> {
+        match key {
+            ["appservice", g, site] => self.state_of(g, site),
+            _ => None,
+        }
+    }
+}
+
 /// Requests under `…/providers/Microsoft.Web/`; `rest` indexes the segment after the namespace.
-pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Result<Reply, ArmError> {
+fn handle(w: &mut Sites, core: &mut Core, req: &Req, at: &Place, rest: usize) -> Result<Reply, ArmError> {
     let l = &req.lower[rest..];
     let s = &req.segs[rest..];
     if l[0] != "sites" {
         return Err(unknown_path(req));
     }
     let Some(site_name) = s.get(1) else {
-        return Err(unknown_path(req));
+        if req.method != Method::GET {
+            return Err(method_not_allowed(req));
+        }
+        for key in w.keys(|x| x.sub.eq_ignore_ascii_case(&at.sub) && x.group.eq_ignore_ascii_case(&at.group))
+        {
+            w.observe(core, &key);
+        }
+        let items =
+            w.list_where(|x| x.sub.eq_ignore_ascii_case(&at.sub) && x.group.eq_ignore_ascii_case(&at.group));
+        return Ok(Reply::ok(page(req, items)?));
     };
-    let Some(idx) = w.sites.find(&at.sub, &at.group, site_name) else {
+    let Some(idx) = w.find(&at.sub, &at.group, site_name) else {
         return Err(ArmError::resource_not_found(&format!("Microsoft.Web/sites/{site_name}"), &at.group));
     };
-    let key = w.sites.list[idx].resource_key();
-    w.observe(&key);
+    let key = w.list[idx].resource_key();
+    w.observe(core, &key);
     let tail: Vec<&str> = l[2..].iter().map(String::as_str).collect();
     let post = req.method == Method::POST;
     let get = req.method == Method::GET;
+    // Operations on a slot or, without `slots/{slot}`, on production.
+    let (slot, op): (String, &[&str]) = match tail.as_slice() {
+        ["slots", _, op @ ..] if !op.is_empty() => (s[3].clone(), op),
+        op => (PRODUCTION.to_string(), op),
+    };
+    if let Some(reply) = site_operation(&mut w.list[idx], req, &slot, op, at)? {
+        return Ok(reply);
+    }
     match tail.as_slice() {
-        [] if get => Ok(Reply::ok(w.sites.list[idx].resource(0))),
+        [] if get => Ok(Reply::ok(w.list[idx].resource(0))),
         ["slots"] if get => {
-            let site = &w.sites.list[idx];
+            let site = &w.list[idx];
             let items = (0..site.slots.len())
                 .filter(|&i| !site.slots[i].0.eq_ignore_ascii_case(PRODUCTION))
                 .map(|i| site.resource(i))
@@ -302,7 +430,7 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
             Ok(Reply::ok(page(req, items)?))
         }
         ["slots", _] if get => {
-            let site = &w.sites.list[idx];
+            let site = &w.list[idx];
             let slot = &s[3];
             match site.slot_index(slot) {
                 Some(i) if !slot.eq_ignore_ascii_case(PRODUCTION) => Ok(Reply::ok(site.resource(i))),
@@ -311,12 +439,12 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
         }
         ["slotsswap"] if post => {
             let target = target_slot(req)?;
-            start_swap(w, req, idx, (&target, PRODUCTION), at, None)
+            start_swap(w, core, req, idx, (&target, PRODUCTION), at, None)
         }
         ["slots", _, "slotsswap"] if post => {
             let target = target_slot(req)?;
             let source = s[3].clone();
-            start_swap(w, req, idx, (&source, &target), at, Some(&source))
+            start_swap(w, core, req, idx, (&source, &target), at, Some(&source))
         }
         ["applyslotconfig"] if post => {
             let source = target_slot(req)?;
@@ -328,6 +456,7 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
             preview(w, idx, &source, &target)
         }
         ["resetslotconfig"] if post => reset(w, idx, PRODUCTION),
+        ["slots", _] if req.method == Method::DELETE => delete_slot(&mut w.list[idx], &s[3]),
         ["slots", _, "resetslotconfig"] if post => {
             let target = s[3].clone();
             reset(w, idx, &target)
@@ -343,6 +472,160 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
         | ["slots", _, "resetslotconfig"] => Err(method_not_allowed(req)),
         _ => Err(unknown_path(req)),
     }
+}
+
+/// Config, settings, diffs and power operations of one slot (`production` is the site):
+/// `None` when `op` is none of them.
+fn site_operation(
+    site: &mut Site,
+    req: &Req,
+    slot: &str,
+    op: &[&str],
+    at: &Place,
+) -> Result<Option<Reply>, ArmError> {
+    let known = matches!(
+        op,
+        ["config", "web"]
+            | ["config", "appsettings", "list"]
+            | ["config", "slotconfignames"]
+            | ["slotsdiffs"]
+            | ["restart" | "stop" | "start"]
+            | ["publishxml"]
+    );
+    if !known {
+        return Ok(None);
+    }
+    let Some(i) = site.slot_index(slot) else {
+        return Err(slot_not_found(site, slot));
+    };
+    let (slot_name, build) = site.slots[i].clone();
+    let production = slot_name.eq_ignore_ascii_case(PRODUCTION);
+    let id = if production {
+        format!("{}/providers/Microsoft.Web/sites/{}", at.prefix(), site.name)
+    } else {
+        format!("{}/providers/Microsoft.Web/sites/{}/slots/{slot_name}", at.prefix(), site.name)
+    };
+    let config_type =
+        if production { "Microsoft.Web/sites/config" } else { "Microsoft.Web/sites/slots/config" };
+    let config = |name: &str, properties: Value| {
+        json!({
+            "id": format!("{id}/config/{name}"),
+            "name": name,
+            "type": config_type,
+            "location": "East US",
+            "properties": properties,
+        })
+    };
+    let get = req.method == Method::GET;
+    let post = req.method == Method::POST;
+    let reply = match op {
+        ["config", "web"] if get => Reply::ok(config("web", site_config(&site.name, &build))),
+        ["config", "appsettings", "list"] if post => Reply::ok(config("appsettings", app_settings(&build))),
+        ["config", "slotconfignames"] if get && production => Reply::ok(config(
+            "slotConfigNames",
+            json!({ "connectionStringNames": null, "appSettingNames": ["SLOT_NAME"], "azureStorageConfigNames": null }),
+        )),
+        ["slotsdiffs"] if post => {
+            let target = target_slot(req)?;
+            let Some(t) = site.slot_index(&target) else {
+                return Err(slot_not_found(site, &target));
+            };
+            let other = site.slots[t].1.clone();
+            let mut diffs = Vec::new();
+            if other != build {
+                diffs.push(json!({
+                    "id": format!("{id}/slotsdiffs/linuxFxVersion"),
+                    "name": "linuxFxVersion",
+                    "type": "Microsoft.Web/sites/slotsdiffs",
+                    "properties": {
+                        "type": "Warning",
+                        "settingType": "General",
+                        "diffRule": "SettingsWillBeModifiedInDestination",
+                        "settingName": "linuxFxVersion",
+                        "valueInCurrentSlot": format!("DOCKER|{}:{build}", site.name),
+                        "valueInTargetSlot": format!("DOCKER|{}:{other}", site.name),
+                        "description": "The container image will change in the destination slot."
+                    }
+                }));
+            }
+            Reply::ok(page(req, diffs)?)
+        }
+        ["publishxml"] if post => {
+            let host = if production { site.name.clone() } else { format!("{}-{slot_name}", site.name) }
+                .to_ascii_lowercase();
+            Reply::text("application/xml", publish_profile(&host))
+        }
+        ["restart"] if post => {
+            site.modified = Utc::now();
+            Reply::with(StatusCode::OK, None)
+        }
+        [power @ ("stop" | "start")] if post => {
+            let lower = slot_name.to_ascii_lowercase();
+            site.stopped.retain(|s| s != &lower);
+            if *power == "stop" {
+                site.stopped.push(lower);
+            }
+            site.modified = Utc::now();
+            Reply::with(StatusCode::OK, None)
+        }
+        ["config", "slotconfignames"] if get => return Err(unknown_path(req)),
+        _ => return Err(method_not_allowed(req)),
+    };
+    Ok(Some(reply))
+}
+
+/// A publish profile (`publishxml`) naming the slot's deploy and FTP endpoints; it carries no
+/// credentials.
+fn publish_profile(host: &str) -> String {
+    format!(
+        "<publishData>\
+         <publishProfile profileName=\"{host} - Web Deploy\" publishMethod=\"MSDeploy\" \
+         publishUrl=\"{host}.scm.azurewebsites.net:443\" msdeploySite=\"{host}\" userName=\"${host}\" userPWD=\"\" \
+         destinationAppUrl=\"https://{host}.azurewebsites.net\" SQLServerDBConnectionString=\"\" mySQLDBConnectionString=\"\" \
+         hostingProviderForumLink=\"\" controlPanelLink=\"\" webSystem=\"WebSites\"><databases /></publishProfile>\
+         <publishProfile profileName=\"{host} - FTP\" publishMethod=\"FTP\" \
+         publishUrl=\"ftps://waws-prod-blu-001.ftp.azurewebsites.windows.net/site/wwwroot\" ftpPassiveMode=\"True\" \
+         userName=\"{host}\\${host}\" userPWD=\"\" destinationAppUrl=\"https://{host}.azurewebsites.net\" \
+         SQLServerDBConnectionString=\"\" mySQLDBConnectionString=\"\" hostingProviderForumLink=\"\" controlPanelLink=\"\" \
+         webSystem=\"WebSites\"><databases /></publishProfile>\
+         </publishData>"
+    )
+}
+
+/// The app settings of a slot (`config/appsettings/list`).
+fn app_settings(build: &str) -> Value {
+    json!({
+        "WEBSITES_ENABLE_APP_SERVICE_STORAGE": "false",
+        "APP_BUILD": build,
+    })
+}
+
+/// `DELETE sites/{s}/slots/{slot}`: 200 when it existed, 204 when it did not; production and a
+/// slot in a swap cannot be deleted.
+fn delete_slot(site: &mut Site, slot: &str) -> Result<Reply, ArmError> {
+    if slot.eq_ignore_ascii_case(PRODUCTION) {
+        return Err(ArmError::bad_request("The production slot cannot be deleted: delete the site instead."));
+    }
+    let Some(i) = site.slot_index(slot) else {
+        return Ok(Reply::with(StatusCode::NO_CONTENT, None));
+    };
+    if let Some(op) = &site.busy {
+        return Err(ArmError::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Cannot modify this site because another operation is in progress. Details: Id: {op},                  OperationName: SwapSiteSlots, SiteName: {}",
+                site.name
+            ),
+        ));
+    }
+    if site.preview.as_ref().is_some_and(|p| p.0.eq_ignore_ascii_case(slot) || p.1.eq_ignore_ascii_case(slot))
+    {
+        site.preview = None;
+    }
+    site.slots.remove(i);
+    site.stopped.retain(|s| !s.eq_ignore_ascii_case(slot));
+    Ok(Reply::with(StatusCode::OK, None))
 }
 
 fn slot_not_found(site: &Site, slot: &str) -> ArmError {
@@ -392,14 +675,15 @@ fn same_pair(a: &(String, String), b: &(String, String)) -> bool {
 /// Starts swapping `pair` (source, target); `addressed_slot` is the slot the URL named, under
 /// which the operation URL hangs (the site itself when `None`), as App Service's does.
 fn start_swap(
-    w: &mut World,
+    w: &mut Sites,
+    core: &mut Core,
     req: &Req,
     idx: usize,
     (source, target): (&str, &str),
     at: &Place,
     addressed_slot: Option<&str>,
 ) -> Result<Reply, ArmError> {
-    let site = &w.sites.list[idx];
+    let site = &w.list[idx];
     let (source, destination) = check_pair(site, source, target)?;
     if let Some(p) = &site.preview
         && !same_pair(p, &(source.clone(), destination.clone()))
@@ -416,11 +700,9 @@ fn start_swap(
     }
     let key = site.resource_key();
     let site_name = site.name.clone();
-    let id = w.start_op(
-        key,
-        OpKind::Swap(SwapOp { site: idx, source: source.clone(), destination: destination.clone() }),
-    );
-    w.sites.list[idx].busy = Some(id.clone());
+    let op = SwapOp { site: idx, source: source.clone(), destination: destination.clone() };
+    let id = core.start_op(NAMESPACE, key, Arc::new(op));
+    w.list[idx].busy = Some(id.clone());
     let mut path = format!("{}/providers/Microsoft.Web/sites/{site_name}", at.prefix());
     if let Some(slot) = addressed_slot {
         path.push_str(&format!("/slots/{slot}"));
@@ -432,8 +714,8 @@ fn start_swap(
 }
 
 /// Applies a completed swap: the builds of the two slots change places.
-pub(crate) fn complete_swap(w: &mut World, op: &SwapOp) -> bool {
-    let Some(site) = w.sites.list.get_mut(op.site) else {
+fn complete_swap(w: &mut Sites, op: &SwapOp) -> bool {
+    let Some(site) = w.list.get_mut(op.site) else {
         return false;
     };
     site.busy = None;
@@ -442,14 +724,18 @@ pub(crate) fn complete_swap(w: &mut World, op: &SwapOp) -> bool {
     };
     let build_a = site.slots[a].1.clone();
     site.slots[a].1 = std::mem::replace(&mut site.slots[b].1, build_a);
-    site.last_swap =
-        Some(SwapRecord { time: Utc::now(), source: op.source.clone(), destination: op.destination.clone() });
+    site.modified = Utc::now();
+    site.last_swap = Some(SwapRecord {
+        time: site.modified,
+        source: op.source.clone(),
+        destination: op.destination.clone(),
+    });
     site.preview = None;
     true
 }
 
-fn preview(w: &mut World, idx: usize, source: &str, target: &str) -> Result<Reply, ArmError> {
-    let site = &mut w.sites.list[idx];
+fn preview(w: &mut Sites, idx: usize, source: &str, target: &str) -> Result<Reply, ArmError> {
+    let site = &mut w.list[idx];
     let pair = check_pair(site, source, target)?;
     match &site.preview {
         Some(p) if !same_pair(p, &pair) => Err(ArmError::new(
@@ -467,8 +753,8 @@ fn preview(w: &mut World, idx: usize, source: &str, target: &str) -> Result<Repl
     }
 }
 
-fn reset(w: &mut World, idx: usize, target: &str) -> Result<Reply, ArmError> {
-    let site = &mut w.sites.list[idx];
+fn reset(w: &mut Sites, idx: usize, target: &str) -> Result<Reply, ArmError> {
+    let site = &mut w.list[idx];
     if site.slot_index(target).is_none() {
         return Err(slot_not_found(site, target));
     }
@@ -506,11 +792,11 @@ broken = ["1.5.0"]
     fn production_comes_first_and_health_follows_its_build() {
         let s = sites();
         assert_eq!(s.list[0].slots[0].0, "production");
-        assert_eq!(s.healthy("rg", "web"), Some(false));
-        assert_eq!(s.healthy("RG", "WEB"), Some(false));
-        assert_eq!(s.healthy("rg", "other"), None);
+        assert_eq!(s.health_of("rg", "web"), Some(false));
+        assert_eq!(s.health_of("RG", "WEB"), Some(false));
+        assert_eq!(s.health_of("rg", "other"), None);
         assert_eq!(
-            s.state("rg", "web").unwrap(),
+            s.state_of("rg", "web").unwrap(),
             json!({"production": "1.5.0", "staging": "1.4.0", "qa": "1.3.0"})
         );
     }

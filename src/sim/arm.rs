@@ -33,10 +33,19 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::azure::{
-    ArmError, OpKind, OpStatus, Place, RETRY_AFTER_SECS, Reply, Req, World, arm_time, method_not_allowed,
-    new_uuid, page, unknown_path,
-};
+use std::sync::Arc;
+
+use super::arm_api::core::Core;
+use super::arm_api::error::{ArmError, method_not_allowed, unknown_path};
+use super::arm_api::ids::{LOCATION, Place, arm_time, new_uuid};
+use super::arm_api::jsonc;
+use super::arm_api::lro::{OpStatus, Payload, RETRY_AFTER_SECS};
+use super::arm_api::paging::page;
+use super::arm_api::reply::Reply;
+use super::arm_api::request::Req;
+use super::arm_api::service::{Service, Spec};
+use super::arm_api::versions;
+use super::arm_template;
 use super::scenario::Scenario;
 
 /// Every resource group's deployment history.
@@ -83,8 +92,18 @@ struct OnError {
     state: Option<String>,
 }
 
+/// A long-running operation of this service.
+enum ArmOp {
+    /// A deployment waiting to complete.
+    Deploy(DeployOp),
+    /// A what-if whose result is already computed.
+    WhatIf(Value),
+    /// A deployment removed from the history when the operation completes.
+    Delete(DeployOp),
+}
+
 /// A deployment waiting to complete.
-pub(crate) struct DeployOp {
+struct DeployOp {
     group: usize,
     name: String,
 }
@@ -164,13 +183,13 @@ impl Groups {
     }
 
     /// Health of a group: its live content is not a broken one.
-    pub(crate) fn healthy(&self, group: &str) -> Option<bool> {
+    fn health_of(&self, group: &str) -> Option<bool> {
         let g = self.by_key(group)?;
         Some(g.live.as_ref().is_none_or(|c| !g.broken.contains(c)))
     }
 
     /// `{"live", "live_matches", "deployments"}` of a group.
-    pub(crate) fn state(&self, group: &str) -> Option<Value> {
+    fn state_of(&self, group: &str) -> Option<Value> {
         let g = self.by_key(group)?;
         let newest = g.newest_first();
         let mut matches: Vec<&Deployment> = match &g.live {
@@ -492,7 +511,7 @@ fn providers(c: &Content) -> Value {
                 json!({
                     "namespace": ns,
                     "resourceTypes": types.into_iter().map(|t| json!({
-                        "resourceType": t, "locations": [super::azure::LOCATION]
+                        "resourceType": t, "locations": [LOCATION]
                     })).collect::<Vec<_>>()
                 })
             })
@@ -500,8 +519,68 @@ fn providers(c: &Content) -> Value {
     )
 }
 
+/// The router's table row for Microsoft.Resources (ARM's own namespace).
+pub(crate) const SPEC: Spec = Spec { versions: versions::ARM, build: |s| Box::new(Groups::from_scenario(s)) };
+
+const NAMESPACE: &str = versions::ARM.namespace;
+
+impl Service for Groups {
+    fn handle(&mut self, core: &mut Core, req: &Req, at: &Place, rest: usize) -> Result<Reply, ArmError> {
+        handle(self, core, req, at, rest)
+    }
+
+    fn groups(&self) -> Vec<(String, String)> {
+        self.list.iter().map(|g| (g.sub.clone(), g.name.clone())).collect()
+    }
+
+    fn complete(&mut self, _core: &mut Core, payload: &Payload) -> bool {
+        match payload.downcast_ref::<ArmOp>() {
+            Some(ArmOp::Deploy(d)) => complete_deploy(self, d),
+            Some(ArmOp::WhatIf(_)) => true,
+            Some(ArmOp::Delete(d)) => {
+                if let Some(g) = self.list.get_mut(d.group)
+                    && let Some(i) = g.get(&d.name)
+                {
+                    g.history.remove(i);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn result(&self, core: &Core, payload: &Payload) -> Result<Option<Value>, ArmError> {
+        match payload.downcast_ref::<ArmOp>() {
+            Some(ArmOp::Deploy(d)) => deployment_body(self, core, d).map(Some),
+            Some(ArmOp::WhatIf(result)) => Ok(Some(result.clone())),
+            Some(ArmOp::Delete(_)) | None => Ok(None),
+        }
+    }
+
+    fn error(&self, payload: &Payload) -> Option<Value> {
+        match payload.downcast_ref::<ArmOp>() {
+            Some(ArmOp::Deploy(d)) => deployment_error(self, d),
+            _ => None,
+        }
+    }
+
+    fn healthy(&self, key: &[&str]) -> Option<bool> {
+        match key {
+            ["arm", g] => self.health_of(g),
+            _ => None,
+        }
+    }
+
+    fn state(&self, key: &[&str]) -> Option<Value> {
+        match key {
+            ["arm", g] => self.state_of(g),
+            _ => None,
+        }
+    }
+}
+
 /// Requests under `…/providers/Microsoft.Resources/`; `rest` indexes the segment after the namespace.
-pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Result<Reply, ArmError> {
+fn handle(w: &mut Groups, core: &mut Core, req: &Req, at: &Place, rest: usize) -> Result<Reply, ArmError> {
     let l: Vec<&str> = req.lower[rest..].iter().map(String::as_str).collect();
     let s = &req.segs[rest..];
     if l[0] != "deployments" {
@@ -513,15 +592,17 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
         (l.as_slice(), &req.method),
         (["deployments", _], &Method::PUT) | (["deployments", _, "validate" | "whatif"], &Method::POST)
     );
-    let gi = match w.deployments.find(&at.sub, &at.group) {
+    let gi = match w.find(&at.sub, &at.group) {
         Some(gi) => gi,
-        None if creates => w.deployments.get_or_create(&at.sub, &at.group),
+        None if creates => w.get_or_create(&at.sub, &at.group),
         None => {
             return match (l.as_slice(), &req.method) {
                 (["deployments"], &Method::GET) => Ok(Reply::ok(page(req, Vec::new())?)),
                 (["deployments", _], &Method::HEAD) => Ok(Reply::with(StatusCode::NOT_FOUND, None)),
                 (["deployments", _], &Method::GET)
+                | (["deployments", _, "operations"], &Method::GET)
                 | (["deployments", _, "exporttemplate" | "cancel"], &Method::POST) => Err(not_found(&s[1])),
+                (["deployments", _], &Method::DELETE) => Ok(Reply::with(StatusCode::NO_CONTENT, None)),
                 (["deployments", ..], _) => Err(method_not_allowed(req)),
                 _ => Err(unknown_path(req)),
             };
@@ -532,43 +613,48 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
             if req.method != Method::GET {
                 return Err(method_not_allowed(req));
             }
-            let running: Vec<String> = w.deployments.list[gi]
+            let running: Vec<String> = w.list[gi]
                 .history
                 .iter()
                 .filter(|d| d.op.is_some())
                 .map(|d| deploy_key(at, &d.name))
                 .collect();
             for k in running {
-                w.observe(&k);
+                w.observe(core, &k);
             }
-            list(w, req, gi, at)
+            list(w, core, req, gi, at)
         }
         ["deployments", _, tail @ ..] => {
             let name = s[1].clone();
-            w.observe(&deploy_key(at, &name));
+            w.observe(core, &deploy_key(at, &name));
             match (tail, &req.method) {
                 ([], &Method::GET) => {
                     let d = find(w, gi, &name)?;
-                    Ok(Reply::ok(body_of(w, gi, d, at)))
+                    Ok(Reply::ok(body_of(w, core, gi, d, at)))
                 }
                 ([], &Method::HEAD) => {
-                    let status = if w.deployments.list[gi].get(&name).is_some() {
+                    let status = if w.list[gi].get(&name).is_some() {
                         StatusCode::NO_CONTENT
                     } else {
                         StatusCode::NOT_FOUND
                     };
                     Ok(Reply::with(status, None))
                 }
-                ([], &Method::PUT) => create(w, req, gi, &name, at),
+                ([], &Method::PUT) => create(w, core, req, gi, &name, at),
                 (["exporttemplate"], &Method::POST) => {
                     let d = find(w, gi, &name)?;
-                    let t = w.deployments.list[gi].history[d].content.template.clone();
+                    let t = w.list[gi].history[d].content.template.clone();
                     Ok(Reply::ok(json!({ "template": t })))
                 }
-                (["validate"], &Method::POST) => validate(w, req, gi, &name, at),
-                (["whatif"], &Method::POST) => what_if(w, req, gi, &name, at),
-                (["cancel"], &Method::POST) => cancel(w, gi, &name),
-                ([], _) | (["exporttemplate" | "validate" | "whatif" | "cancel"], _) => {
+                (["validate"], &Method::POST) => validate(w, core, req, gi, &name, at),
+                (["whatif"], &Method::POST) => what_if(w, core, req, gi, &name, at),
+                (["cancel"], &Method::POST) => cancel(w, core, gi, &name),
+                ([], &Method::DELETE) => delete(w, core, req, gi, &name, at),
+                (["operations"], &Method::GET) => {
+                    let d = find(w, gi, &name)?;
+                    Ok(Reply::ok(page(req, operations(core, &w.list[gi], d, at))?))
+                }
+                ([], _) | (["exporttemplate" | "validate" | "whatif" | "cancel" | "operations"], _) => {
                     Err(method_not_allowed(req))
                 }
                 _ => Err(unknown_path(req)),
@@ -590,12 +676,12 @@ fn not_found(name: &str) -> ArmError {
     )
 }
 
-fn find(w: &World, gi: usize, name: &str) -> Result<usize, ArmError> {
-    w.deployments.list[gi].get(name).ok_or_else(|| not_found(name))
+fn find(w: &Groups, gi: usize, name: &str) -> Result<usize, ArmError> {
+    w.list[gi].get(name).ok_or_else(|| not_found(name))
 }
 
-fn list(w: &World, req: &Req, gi: usize, at: &Place) -> Result<Reply, ArmError> {
-    let g = &w.deployments.list[gi];
+fn list(w: &Groups, core: &Core, req: &Req, gi: usize, at: &Place) -> Result<Reply, ArmError> {
+    let g = &w.list[gi];
     let filter = req.query("$filter").map(|f| {
         let lower = f.to_ascii_lowercase();
         lower
@@ -617,24 +703,24 @@ fn list(w: &World, req: &Req, gi: usize, at: &Place) -> Result<Reply, ArmError> 
     let items: Vec<Value> = g
         .newest_first()
         .into_iter()
-        .filter(|d| filter.as_ref().is_none_or(|f| shown_state(w, d).eq_ignore_ascii_case(f)))
-        .map(|d| deployment_json(w, g, d, at))
+        .filter(|d| filter.as_ref().is_none_or(|f| shown_state(core, d).eq_ignore_ascii_case(f)))
+        .map(|d| deployment_json(core, g, d, at))
         .collect();
     Ok(Reply::ok(page(req, items)?))
 }
 
-fn shown_state(w: &World, d: &Deployment) -> String {
+fn shown_state(core: &Core, d: &Deployment) -> String {
     match &d.op {
-        Some(op) => match w.ops.get(op) {
-            Some(o) if o.polls_left == w.lro_polls && o.status == OpStatus::Running => "Accepted".into(),
+        Some(op) => match core.ops.get(op) {
+            Some(o) if o.polls_left == core.ops.polls() && o.status == OpStatus::Running => "Accepted".into(),
             _ => "Running".into(),
         },
         None => d.state.clone(),
     }
 }
 
-fn deployment_json(w: &World, g: &Group, d: &Deployment, at: &Place) -> Value {
-    let state = shown_state(w, d);
+fn deployment_json(core: &Core, g: &Group, d: &Deployment, at: &Place) -> Value {
+    let state = shown_state(core, d);
     let mut props = json!({
         "templateHash": template_hash(&d.content.template),
         "parameters": typed_parameters(&d.content),
@@ -671,22 +757,22 @@ fn deployment_json(w: &World, g: &Group, d: &Deployment, at: &Place) -> Value {
     })
 }
 
-fn body_of(w: &World, gi: usize, d: usize, at: &Place) -> Value {
-    let g = &w.deployments.list[gi];
-    deployment_json(w, g, &g.history[d], at)
+fn body_of(w: &Groups, core: &Core, gi: usize, d: usize, at: &Place) -> Value {
+    let g = &w.list[gi];
+    deployment_json(core, g, &g.history[d], at)
 }
 
 /// The deployment an operation created, as its final `Location` answer shows it.
-pub(crate) fn deployment_body(w: &World, op: &DeployOp) -> Result<Value, ArmError> {
-    let g = w.deployments.list.get(op.group).ok_or_else(|| not_found(&op.name))?;
+fn deployment_body(w: &Groups, core: &Core, op: &DeployOp) -> Result<Value, ArmError> {
+    let g = w.list.get(op.group).ok_or_else(|| not_found(&op.name))?;
     let d = g.get(&op.name).ok_or_else(|| not_found(&op.name))?;
     let at = Place { sub: g.sub.clone(), group: g.name.clone() };
-    Ok(deployment_json(w, g, &g.history[d], &at))
+    Ok(deployment_json(core, g, &g.history[d], &at))
 }
 
 /// The error of a failed deployment operation.
-pub(crate) fn deployment_error(w: &World, op: &DeployOp) -> Option<Value> {
-    let g = w.deployments.list.get(op.group)?;
+fn deployment_error(w: &Groups, op: &DeployOp) -> Option<Value> {
+    let g = w.list.get(op.group)?;
     let d = g.get(&op.name)?;
     g.history[d].error.clone()
 }
@@ -720,7 +806,7 @@ fn parse_deployment(req: &Req, name: &str) -> Result<Incoming, ArmError> {
             ),
         ));
     }
-    let body = req.json()?;
+    let body = req.jsonc()?;
     let Some(props) = body.get("properties").filter(|p| p.is_object()) else {
         return Err(invalid_content(
             "Required property 'properties' not found in JSON. Path '', line 1, position 1.",
@@ -746,8 +832,9 @@ fn parse_deployment(req: &Req, name: &str) -> Result<Incoming, ArmError> {
         ));
     }
     let template = match props.get("template") {
-        Some(Value::String(s)) => serde_json::from_str(s)
-            .map_err(|e| invalid_content(&format!("template is not valid JSON: {e}")))?,
+        Some(Value::String(s)) => {
+            jsonc::parse(s).map_err(|e| invalid_content(&format!("template is not valid JSON: {e}")))?
+        }
         Some(t @ Value::Object(_)) => t.clone(),
         _ => {
             return Err(ArmError::new(
@@ -788,6 +875,7 @@ fn parse_deployment(req: &Req, name: &str) -> Result<Incoming, ArmError> {
             Some((kind.to_string(), target))
         }
     };
+    arm_template::validate(name, &template, &parameters)?;
     Ok(Incoming { mode, content: Content::new(template, parameters), on_error })
 }
 
@@ -833,9 +921,16 @@ fn resolve_on_error(g: &Group, name: &str, kind: &str, target: Option<&str>) -> 
     Ok(OnError { kind: kind.to_string(), target: resolved, state: None })
 }
 
-fn create(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result<Reply, ArmError> {
+fn create(
+    w: &mut Groups,
+    core: &mut Core,
+    req: &Req,
+    gi: usize,
+    name: &str,
+    at: &Place,
+) -> Result<Reply, ArmError> {
     let inc = parse_deployment(req, name)?;
-    let g = &w.deployments.list[gi];
+    let g = &w.list[gi];
     if let Some(i) = g.get(name)
         && g.history[i].op.is_some()
     {
@@ -854,10 +949,14 @@ fn create(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result
         None => None,
     };
     let key = deploy_key(at, name);
-    let op = w.start_op(key, OpKind::Deploy(DeployOp { group: gi, name: name.to_string() }));
-    w.deployments.seq += 1;
-    let seq = w.deployments.seq;
-    let g = &mut w.deployments.list[gi];
+    let op = core.start_op(
+        NAMESPACE,
+        key,
+        Arc::new(ArmOp::Deploy(DeployOp { group: gi, name: name.to_string() })),
+    );
+    w.seq += 1;
+    let seq = w.seq;
+    let g = &mut w.list[gi];
     let timestamp = g.newest_stamp();
     let existed = g.get(name);
     if let Some(i) = existed {
@@ -878,7 +977,7 @@ fn create(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result
     });
     let d = g.history.len() - 1;
     let base = format!("{}/providers/Microsoft.Resources/deployments/{name}", at.prefix());
-    let body = body_of(w, gi, d, at);
+    let body = body_of(w, core, gi, d, at);
     let status = if existed.is_some() { StatusCode::OK } else { StatusCode::CREATED };
     Ok(Reply::with(status, Some(body))
         .header(
@@ -891,10 +990,10 @@ fn create(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result
 
 /// Applies a completed deployment: success makes its content live; failure triggers
 /// `onErrorDeployment`. Returns whether the deployment succeeded.
-pub(crate) fn complete_deploy(w: &mut World, op: &DeployOp) -> bool {
-    w.deployments.seq += 1;
-    let seq = w.deployments.seq;
-    let Some(g) = w.deployments.list.get_mut(op.group) else {
+fn complete_deploy(w: &mut Groups, op: &DeployOp) -> bool {
+    w.seq += 1;
+    let seq = w.seq;
+    let Some(g) = w.list.get_mut(op.group) else {
         return false;
     };
     let Some(i) = g.get(&op.name) else {
@@ -951,12 +1050,19 @@ fn iso_duration(d: chrono::TimeDelta) -> String {
     format!("PT{}.{:06}S", micros / 1_000_000, micros % 1_000_000)
 }
 
-fn validate(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result<Reply, ArmError> {
+fn validate(
+    w: &mut Groups,
+    core: &Core,
+    req: &Req,
+    gi: usize,
+    name: &str,
+    at: &Place,
+) -> Result<Reply, ArmError> {
     let inc = parse_deployment(req, name)?;
     if let Some((kind, target)) = &inc.on_error {
-        resolve_on_error(&w.deployments.list[gi], name, kind, target.as_deref())?;
+        resolve_on_error(&w.list[gi], name, kind, target.as_deref())?;
     }
-    let g = &w.deployments.list[gi];
+    let g = &w.list[gi];
     let d = Deployment {
         name: name.to_string(),
         state: "Succeeded".into(),
@@ -970,7 +1076,7 @@ fn validate(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Resu
         error: None,
         op: None,
     };
-    let mut body = deployment_json(w, g, &d, at);
+    let mut body = deployment_json(core, g, &d, at);
     if let Some(p) = body.get_mut("properties").and_then(Value::as_object_mut) {
         p.remove("outputs");
         let validated = p.remove("outputResources").unwrap_or_else(|| json!([]));
@@ -979,20 +1085,98 @@ fn validate(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Resu
     Ok(Reply::ok(body))
 }
 
-fn what_if(w: &mut World, req: &Req, gi: usize, name: &str, at: &Place) -> Result<Reply, ArmError> {
+fn what_if(
+    w: &mut Groups,
+    core: &mut Core,
+    req: &Req,
+    gi: usize,
+    name: &str,
+    at: &Place,
+) -> Result<Reply, ArmError> {
     let inc = parse_deployment(req, name)?;
-    let g = &w.deployments.list[gi];
+    let g = &w.list[gi];
     let changes = what_if_changes(g.live.as_ref(), &inc.content, inc.mode == "Complete", &at.prefix());
     let result = json!({ "status": "Succeeded", "properties": { "changes": changes } });
-    let op = w.start_op(String::new(), OpKind::WhatIf(result));
+    let op = core.start_op(NAMESPACE, String::new(), Arc::new(ArmOp::WhatIf(result)));
     Ok(Reply::with(StatusCode::ACCEPTED, None)
         .header(header::LOCATION, req.url(&format!("/subscriptions/{}/operationresults/{op}", at.sub)))
         .header(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
 }
 
-fn cancel(w: &mut World, gi: usize, name: &str) -> Result<Reply, ArmError> {
+/// `DELETE deployments/{name}`: 202 + `Location`; the deployment leaves the history when the
+/// operation completes (its resources stay, as ARM leaves them). 204 when there is none; a
+/// running deployment cannot be deleted.
+fn delete(
+    w: &mut Groups,
+    core: &mut Core,
+    req: &Req,
+    gi: usize,
+    name: &str,
+    at: &Place,
+) -> Result<Reply, ArmError> {
+    let Some(i) = w.list[gi].get(name) else {
+        return Ok(Reply::with(StatusCode::NO_CONTENT, None));
+    };
+    if w.list[gi].history[i].op.is_some() {
+        return Err(ArmError::new(
+            StatusCode::CONFLICT,
+            "DeploymentActive",
+            format!("Unable to delete deployment '{name}': it is still active. Cancel it first."),
+        ));
+    }
+    let key = deploy_key(at, name);
+    let op = core.start_op(
+        NAMESPACE,
+        key,
+        Arc::new(ArmOp::Delete(DeployOp { group: gi, name: name.to_string() })),
+    );
+    Ok(Reply::with(StatusCode::ACCEPTED, None)
+        .header(
+            header::LOCATION,
+            req.url(&format!(
+                "{}/providers/Microsoft.Resources/deployments/{name}/operationResults/{op}",
+                at.prefix()
+            )),
+        )
+        .header(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
+}
+
+/// `deployments/{name}/operations`: one operation per resource the deployment deploys (a
+/// failed deployment's first operation carries its error).
+fn operations(core: &Core, g: &Group, d: usize, at: &Place) -> Vec<Value> {
+    let dep = &g.history[d];
+    let state = shown_state(core, dep);
+    let base = format!("{}/providers/Microsoft.Resources/deployments/{}", at.prefix(), dep.name);
+    expand(&dep.content, &at.prefix())
+        .into_iter()
+        .enumerate()
+        .map(|(i, (id, view))| {
+            let digest = Sha256::digest(format!("{id}/{}", dep.correlation).as_bytes());
+            let op_id: String = digest.iter().take(8).map(|b| format!("{b:02X}")).collect();
+            let rtype = view.get("type").and_then(Value::as_str).unwrap_or_default();
+            let rname = view.get("name").and_then(Value::as_str).unwrap_or_default();
+            let failed = state == "Failed" && i == 0;
+            let mut props = json!({
+                "provisioningOperation": "Create",
+                "provisioningState": if failed { "Failed" } else if state == "Succeeded" { "Succeeded" } else { state.as_str() },
+                "timestamp": arm_time(dep.timestamp),
+                "duration": dep.duration,
+                "trackingId": dep.correlation,
+                "serviceRequestId": dep.correlation,
+                "statusCode": if failed { "BadRequest" } else { "OK" },
+                "targetResource": { "id": id, "resourceType": rtype, "resourceName": rname },
+            });
+            if failed {
+                props["statusMessage"] = json!({ "status": "Failed", "error": { "code": "ResourceDeploymentFailure", "message": "The resource operation completed with terminal provisioning state 'Failed'." } });
+            }
+            json!({ "id": format!("{base}/operations/{op_id}"), "operationId": op_id, "properties": props })
+        })
+        .collect()
+}
+
+fn cancel(w: &mut Groups, core: &mut Core, gi: usize, name: &str) -> Result<Reply, ArmError> {
     let i = find(w, gi, name)?;
-    let Some(op) = w.deployments.list[gi].history[i].op.take() else {
+    let Some(op) = w.list[gi].history[i].op.take() else {
         return Err(ArmError::new(
             StatusCode::CONFLICT,
             "DeploymentCannotBeCancelled",
@@ -1001,11 +1185,8 @@ fn cancel(w: &mut World, gi: usize, name: &str) -> Result<Reply, ArmError> {
             ),
         ));
     };
-    w.deployments.list[gi].history[i].state = "Canceled".into();
-    if let Some(o) = w.ops.get_mut(&op) {
-        o.status = OpStatus::Canceled;
-        o.end = Some(Utc::now());
-    }
+    w.list[gi].history[i].state = "Canceled".into();
+    core.ops.cancel(&op);
     Ok(Reply::with(StatusCode::NO_CONTENT, None))
 }
 
@@ -1048,8 +1229,8 @@ parameters = { sku = { value = "S2" } }
     #[test]
     fn newest_succeeded_is_live_and_broken_content_is_unhealthy() {
         let g = groups();
-        assert_eq!(g.healthy("rg"), Some(false));
-        let s = g.state("RG").unwrap();
+        assert_eq!(g.health_of("rg"), Some(false));
+        let s = g.state_of("RG").unwrap();
         assert_eq!(s["live"], "infra-41");
         assert_eq!(s["deployments"], json!(["infra-42", "infra-41", "infra-40"]));
         let grp = &g.list[0];

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::sim::azure::AzureWorld;
+use crate::sim::arm_router::AzureWorld;
 use crate::sim::k8s::K8sWorld;
 
 /// What the health routes look at.

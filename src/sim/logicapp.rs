@@ -16,7 +16,14 @@ use axum::http::{Method, StatusCode};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
-use super::azure::{ArmError, Place, Reply, Req, World, arm_time, method_not_allowed, page, unknown_path};
+use super::arm_api::core::Core;
+use super::arm_api::error::{ArmError, method_not_allowed, unknown_path};
+use super::arm_api::ids::{LOCATION, Place, arm_time};
+use super::arm_api::paging::page;
+use super::arm_api::reply::Reply;
+use super::arm_api::request::Req;
+use super::arm_api::service::{Service, Spec};
+use super::arm_api::versions::Versions;
 use super::scenario::Scenario;
 
 /// All simulated workflows.
@@ -35,6 +42,18 @@ struct Workflow {
     versions: Vec<Version>,
     /// (definition, parameters) that make health fail.
     broken: Vec<(Value, Value)>,
+    /// Run history, oldest first.
+    runs: Vec<Run>,
+}
+
+/// One run of a workflow.
+struct Run {
+    name: String,
+    /// The version that ran.
+    version: String,
+    start: DateTime<Utc>,
+    /// `Succeeded` or `Failed`.
+    status: &'static str,
 }
 
 struct Version {
@@ -100,15 +119,32 @@ impl Workflows {
                     sub: x.subscription.clone(),
                     group: x.group.clone(),
                     name: x.name.clone(),
-                    location: super::azure::LOCATION.into(),
+                    location: LOCATION.into(),
                     tags: json!({}),
                     state: x.state.clone().unwrap_or_else(|| "Enabled".into()),
                     versions,
                     broken,
+                    runs: Vec::new(),
                 }
             })
             .collect();
-        Workflows { list }
+        let mut w = Workflows { list };
+        for wf in &mut w.list {
+            // Three runs of the current version, an hour apart, before anything is changed.
+            for _ in 0..3 {
+                wf.run_once(false);
+            }
+        }
+        w
+    }
+
+    /// The current resources of the workflows `pick` selects.
+    fn resources_where(&self, pick: impl Fn(&Workflow) -> bool) -> Vec<Value> {
+        self.list
+            .iter()
+            .filter(|x| pick(x))
+            .filter_map(|x| x.versions.last().map(|v| x.resource(v)))
+            .collect()
     }
 
     fn find(&self, sub: &str, group: &str, name: &str) -> Option<usize> {
@@ -124,14 +160,14 @@ impl Workflows {
     }
 
     /// Health: the current definition and parameters are not a broken version's.
-    pub(crate) fn healthy(&self, group: &str, name: &str) -> Option<bool> {
+    fn health_of(&self, group: &str, name: &str) -> Option<bool> {
         let w = self.by_key(group, name)?;
         let cur = w.versions.last()?;
         Some(!w.broken.iter().any(|(d, p)| d == &cur.definition && p == &cur.parameters))
     }
 
     /// `{"current", "state", "versions"}`.
-    pub(crate) fn state(&self, group: &str, name: &str) -> Option<Value> {
+    fn state_of(&self, group: &str, name: &str) -> Option<Value> {
         let w = self.by_key(group, name)?;
         let cur = w.versions.last()?;
         let origin = w
@@ -144,6 +180,97 @@ impl Workflows {
 }
 
 impl Workflow {
+    /// Whether the current definition and parameters are not a broken version's.
+    fn current_healthy(&self) -> bool {
+        self.versions
+            .last()
+            .is_some_and(|cur| !self.broken.iter().any(|(d, p)| d == &cur.definition && p == &cur.parameters))
+    }
+
+    /// Records one run of the current version (when enabled): it succeeds when that version is
+    /// healthy. `now` places it at the current time, else an hour after the previous run.
+    fn run_once(&mut self, now: bool) {
+        let Some(cur) = self.versions.last() else { return };
+        if !self.state.eq_ignore_ascii_case("enabled") {
+            return;
+        }
+        let previous = self.runs.last().map(|r| r.start).unwrap_or(cur.created);
+        let start = if now {
+            Utc::now().max(previous + TimeDelta::seconds(1))
+        } else {
+            previous + TimeDelta::hours(1)
+        };
+        let n = self.runs.len() as u128 + 1;
+        self.runs.push(Run {
+            name: format!("{:026}", 8_584_000_000_000_000_000_000_000u128 + n),
+            version: cur.id.clone(),
+            start,
+            status: if self.current_healthy() { "Succeeded" } else { "Failed" },
+        });
+    }
+
+    fn run_resource(&self, r: &Run) -> Value {
+        let end = r.start + TimeDelta::seconds(2);
+        let mut props = json!({
+            "waitEndTime": arm_time(r.start),
+            "startTime": arm_time(r.start),
+            "endTime": arm_time(end),
+            "status": r.status,
+            "correlation": { "clientTrackingId": r.name },
+            "workflow": {
+                "id": format!("{}/versions/{}", self.id(), r.version),
+                "name": r.version,
+                "type": "Microsoft.Logic/workflows/versions"
+            },
+            "trigger": {
+                "name": "manual",
+                "startTime": arm_time(r.start),
+                "endTime": arm_time(r.start),
+                "scheduledTime": arm_time(r.start),
+                "correlation": { "clientTrackingId": r.name },
+                "status": "Succeeded"
+            },
+            "outputs": {}
+        });
+        if r.status == "Failed" {
+            props["error"] = json!({ "code": "ActionFailed", "message": "An action failed. No dependent actions succeeded." });
+            props["code"] = json!("ActionFailed");
+        }
+        json!({
+            "properties": props,
+            "id": format!("{}/runs/{}", self.id(), r.name),
+            "name": r.name,
+            "type": "Microsoft.Logic/workflows/runs"
+        })
+    }
+
+    fn triggers(&self) -> Vec<Value> {
+        let Some(cur) = self.versions.last() else { return Vec::new() };
+        let names: Vec<String> = cur
+            .definition
+            .get("triggers")
+            .and_then(Value::as_object)
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        names
+            .into_iter()
+            .map(|name| {
+                json!({
+                    "properties": {
+                        "provisioningState": "Succeeded",
+                        "createdTime": arm_time(self.versions.first().map_or(cur.created, |v| v.created)),
+                        "changedTime": arm_time(cur.created),
+                        "state": self.state,
+                        "workflow": { "id": format!("{}/versions/{}", self.id(), cur.id), "name": cur.id, "type": "Microsoft.Logic/workflows/versions" }
+                    },
+                    "id": format!("{}/triggers/{name}", self.id()),
+                    "name": name,
+                    "type": "Microsoft.Logic/workflows/triggers"
+                })
+            })
+            .collect()
+    }
+
     fn id(&self) -> String {
         format!(
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Logic/workflows/{}",
@@ -187,32 +314,109 @@ impl Workflow {
     }
 }
 
+/// The router's table row for Microsoft.Logic.
+pub(crate) const SPEC: Spec = Spec {
+    versions: Versions {
+        namespace: "microsoft.logic",
+        resource_type: "workflows",
+        first: "2015-02-01-preview",
+        quoted: &[
+            "2019-05-01",
+            "2018-07-01-preview",
+            "2016-06-01",
+            "2015-08-01-preview",
+            "2015-02-01-preview",
+        ],
+    },
+    build: |s| Box::new(Workflows::from_scenario(s)),
+};
+
+impl Service for Workflows {
+    fn handle(&mut self, core: &mut Core, req: &Req, at: &Place, rest: usize) -> Result<Reply, ArmError> {
+        let _ = core;
+        handle(self, req, at, rest)
+    }
+
+    fn groups(&self) -> Vec<(String, String)> {
+        self.list.iter().map(|w| (w.sub.clone(), w.group.clone())).collect()
+    }
+
+    fn handle_subscription(
+        &mut self,
+        core: &mut Core,
+        req: &Req,
+        sub: &str,
+        rest: usize,
+    ) -> Result<Reply, ArmError> {
+        let _ = core;
+        match (&req.lower[rest..], &req.method) {
+            ([w], &Method::GET) if w == "workflows" => {
+                Ok(Reply::ok(page(req, self.resources_where(|x| x.sub.eq_ignore_ascii_case(sub)))?))
+            }
+            ([w], _) if w == "workflows" => Err(method_not_allowed(req)),
+            _ => Err(unknown_path(req)),
+        }
+    }
+
+    fn resources(&self, sub: &str, group: &str) -> Vec<Value> {
+        self.resources_where(|x| x.sub.eq_ignore_ascii_case(sub) && x.group.eq_ignore_ascii_case(group))
+            .into_iter()
+            .map(
+                |r| json!({ "id": r["id"], "name": r["name"], "type": r["type"], "location": r["location"] }),
+            )
+            .collect()
+    }
+
+    fn healthy(&self, key: &[&str]) -> Option<bool> {
+        match key {
+            ["logicapp", g, wf] => self.health_of(g, wf),
+            _ => None,
+        }
+    }
+
+    fn state(&self, key: &[&str]) -> Option<Value> {
+        match key {
+            ["logicapp", g, wf] => self.state_of(g, wf),
+            _ => None,
+        }
+    }
+}
+
 /// Requests under `…/providers/Microsoft.Logic/`; `rest` indexes the segment after the namespace.
-pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Result<Reply, ArmError> {
+fn handle(w: &mut Workflows, req: &Req, at: &Place, rest: usize) -> Result<Reply, ArmError> {
     let l: Vec<&str> = req.lower[rest..].iter().map(String::as_str).collect();
     let s = &req.segs[rest..];
-    if l[0] != "workflows" || l.len() < 2 {
+    if l[0] != "workflows" {
         return Err(unknown_path(req));
     }
+    if l.len() == 1 {
+        if req.method != Method::GET {
+            return Err(method_not_allowed(req));
+        }
+        let items = w.resources_where(|x| {
+            x.sub.eq_ignore_ascii_case(&at.sub) && x.group.eq_ignore_ascii_case(&at.group)
+        });
+        return Ok(Reply::ok(page(req, items)?));
+    }
     let name = &s[1];
-    let found = w.workflows.find(&at.sub, &at.group, name);
+    let found = w.find(&at.sub, &at.group, name);
     let not_found = |suffix: &str| {
         ArmError::resource_not_found(&format!("Microsoft.Logic/workflows/{name}{suffix}"), &at.group)
     };
     match (&l[2..], &req.method) {
         ([], &Method::PUT) => put(w, req, found, name, at),
         ([], &Method::GET) => {
-            let wf = &w.workflows.list[found.ok_or_else(|| not_found(""))?];
+            let wf = &w.list[found.ok_or_else(|| not_found(""))?];
             let cur = wf.versions.last().ok_or_else(|| not_found(""))?;
             Ok(Reply::ok(wf.resource(cur)))
         }
         (["versions"], &Method::GET) => {
-            let wf = &w.workflows.list[found.ok_or_else(|| not_found(""))?];
+            let wf = &w.list[found.ok_or_else(|| not_found(""))?];
             let items = wf.versions.iter().rev().map(|v| wf.resource(v)).collect();
             Ok(Reply::ok(page(req, items)?))
         }
         (["versions", _], &Method::GET) => {
-            let wf = &w.workflows.list[found.ok_or_else(|| not_found(""))?];
+            let wf = &w.list[found.ok_or_else(|| not_found(""))?];
             let id = &s[3];
             let v = wf
                 .versions
@@ -221,17 +425,99 @@ pub(crate) fn handle(w: &mut World, req: &Req, at: &Place, rest: usize) -> Resul
                 .ok_or_else(|| not_found(&format!("/versions/{id}")))?;
             Ok(Reply::ok(wf.resource(v)))
         }
+        ([], &Method::PATCH) => patch(w, req, found.ok_or_else(|| not_found(""))?),
+        ([], &Method::DELETE) => match found {
+            Some(i) => {
+                w.list.remove(i);
+                Ok(Reply::with(StatusCode::OK, None))
+            }
+            None => Ok(Reply::with(StatusCode::NO_CONTENT, None)),
+        },
+        (["runs"], &Method::GET) => {
+            let wf = &mut w.list[found.ok_or_else(|| not_found(""))?];
+            // Time passes between two looks at the history: the current version runs once more
+            // (not while a client follows the pages of one listing).
+            if req.query("$skiptoken").is_none() {
+                wf.run_once(true);
+            }
+            let items = wf.runs.iter().rev().map(|r| wf.run_resource(r)).collect();
+            Ok(Reply::ok(page(req, items)?))
+        }
+        (["runs", _], &Method::GET) => {
+            let wf = &w.list[found.ok_or_else(|| not_found(""))?];
+            let id = &s[3];
+            let r = wf
+                .runs
+                .iter()
+                .find(|r| r.name.eq_ignore_ascii_case(id))
+                .ok_or_else(|| not_found(&format!("/runs/{id}")))?;
+            Ok(Reply::ok(wf.run_resource(r)))
+        }
+        (["triggers"], &Method::GET) => {
+            let wf = &w.list[found.ok_or_else(|| not_found(""))?];
+            Ok(Reply::ok(page(req, wf.triggers())?))
+        }
         ([action @ ("enable" | "disable")], &Method::POST) => {
-            let wf = &mut w.workflows.list[found.ok_or_else(|| not_found(""))?];
+            let wf = &mut w.list[found.ok_or_else(|| not_found(""))?];
             wf.state = if *action == "enable" { "Enabled" } else { "Disabled" }.into();
             Ok(Reply::with(StatusCode::OK, None))
         }
-        ([] | ["versions"] | ["versions", _] | ["enable" | "disable"], _) => Err(method_not_allowed(req)),
+        (
+            []
+            | ["versions"]
+            | ["versions", _]
+            | ["runs"]
+            | ["runs", _]
+            | ["triggers"]
+            | ["enable" | "disable"],
+            _,
+        ) => Err(method_not_allowed(req)),
         _ => Err(unknown_path(req)),
     }
 }
 
-fn put(w: &mut World, req: &Req, found: Option<usize>, name: &str, at: &Place) -> Result<Reply, ArmError> {
+/// `PATCH`: tags and state change in place; a new definition or parameters make a new version.
+fn patch(w: &mut Workflows, req: &Req, idx: usize) -> Result<Reply, ArmError> {
+    let body = req.json()?;
+    let wf = &mut w.list[idx];
+    if let Some(tags) = body.get("tags").filter(|t| t.is_object()) {
+        wf.tags = tags.clone();
+    }
+    let props = body.get("properties");
+    match props.and_then(|p| p.get("state")).and_then(Value::as_str) {
+        None => {}
+        Some(s) if s.eq_ignore_ascii_case("enabled") => wf.state = "Enabled".into(),
+        Some(s) if s.eq_ignore_ascii_case("disabled") => wf.state = "Disabled".into(),
+        Some(s) => {
+            return Err(ArmError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidWorkflowState",
+                format!("The workflow state '{s}' is not valid: use 'Enabled' or 'Disabled'."),
+            ));
+        }
+    }
+    let definition = props.and_then(|p| p.get("definition")).filter(|d| d.is_object()).cloned();
+    let parameters = props.and_then(|p| p.get("parameters")).filter(|p| p.is_object()).cloned();
+    if let Some(cur) = wf.versions.last()
+        && (definition.is_some() || parameters.is_some())
+    {
+        let definition = definition.unwrap_or_else(|| cur.definition.clone());
+        let parameters = parameters.unwrap_or_else(|| cur.parameters.clone());
+        let id = next_version_id(wf.versions.iter().map(|v| v.id.as_str()));
+        let created = Utc::now().max(cur.created + TimeDelta::seconds(1));
+        wf.versions.push(Version { id, created, definition, parameters });
+    }
+    let cur = wf.versions.last().ok_or_else(|| unknown_path(req))?;
+    Ok(Reply::ok(wf.resource(cur)))
+}
+
+fn put(
+    w: &mut Workflows,
+    req: &Req,
+    found: Option<usize>,
+    name: &str,
+    at: &Place,
+) -> Result<Reply, ArmError> {
     let body = req.json()?;
     let props = body.get("properties");
     let Some(definition) = props.and_then(|p| p.get("definition")).filter(|d| d.is_object()) else {
@@ -261,24 +547,21 @@ fn put(w: &mut World, req: &Req, found: Option<usize>, name: &str, at: &Place) -
     let (idx, status) = match found {
         Some(i) => (i, StatusCode::OK),
         None => {
-            w.workflows.list.push(Workflow {
+            w.list.push(Workflow {
                 sub: at.sub.clone(),
                 group: at.group.clone(),
                 name: name.to_string(),
-                location: body
-                    .get("location")
-                    .and_then(Value::as_str)
-                    .unwrap_or(super::azure::LOCATION)
-                    .to_string(),
+                location: body.get("location").and_then(Value::as_str).unwrap_or(LOCATION).to_string(),
                 tags: json!({}),
                 state: "Enabled".into(),
                 versions: Vec::new(),
                 broken: Vec::new(),
+                runs: Vec::new(),
             });
-            (w.workflows.list.len() - 1, StatusCode::CREATED)
+            (w.list.len() - 1, StatusCode::CREATED)
         }
     };
-    let wf = &mut w.workflows.list[idx];
+    let wf = &mut w.list[idx];
     if let Some(tags) = body.get("tags").filter(|t| t.is_object()) {
         wf.tags = tags.clone();
     }

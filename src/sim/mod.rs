@@ -8,7 +8,10 @@
 pub mod aks;
 pub mod appservice;
 pub mod arm;
-pub mod azure;
+pub(crate) mod arm_api;
+mod arm_identity;
+pub mod arm_router;
+mod arm_template;
 pub mod faults;
 pub mod health;
 pub mod k8s;
@@ -16,6 +19,7 @@ pub mod logicapp;
 pub mod record;
 pub mod scenario;
 pub mod server;
+mod tls;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -32,7 +36,7 @@ use tokio::task::JoinHandle;
 pub use record::RecordedRequest;
 pub use scenario::{Scenario, ScenarioError};
 
-use azure::{AzureWorld, KubeServerFor};
+use arm_router::{AzureWorld, KubeServerFor};
 use health::HealthWorld;
 use k8s::K8sWorld;
 
@@ -67,6 +71,17 @@ pub enum SimError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS certificate could not be made.
+    #[error("{0}")]
+    Tls(String),
+    /// The CA file could not be written.
+    #[error("cannot write the CA certificate `{path}`: {source}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Standard output or a signal handler failed.
     #[error("simulator i/o failed: {0}")]
     Io(#[source] std::io::Error),
@@ -77,6 +92,8 @@ pub struct Sim;
 
 struct Inner {
     addr: SocketAddr,
+    scheme: &'static str,
+    ca_pem: Option<String>,
     k8s: Arc<K8sWorld>,
     health: Arc<HealthWorld>,
     record: Arc<record::Recorder>,
@@ -104,6 +121,18 @@ impl Sim {
     /// Builds the scenario's world and serves it on `listen` (default `127.0.0.1:0`, a free
     /// port) on the current tokio runtime.
     pub async fn start(scenario: Scenario, listen: Option<SocketAddr>) -> Result<SimHandle, SimError> {
+        Sim::start_with(scenario, listen, false).await
+    }
+
+    /// [`Sim::start`], serving HTTPS when `tls` is set: a CA is generated for this simulator
+    /// ([`SimHandle::ca_pem`]) and every endpoint is `https://`.
+    pub async fn start_with(
+        scenario: Scenario,
+        listen: Option<SocketAddr>,
+        tls: bool,
+    ) -> Result<SimHandle, SimError> {
+        let tls = if tls { Some(tls::generate().map_err(SimError::Tls)?) } else { None };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let addr = listen.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
         if !addr.ip().is_loopback() {
             return Err(SimError::NotLoopback { addr });
@@ -111,7 +140,7 @@ impl Sim {
         let listener =
             tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
-        let base = format!("http://{addr}");
+        let base = format!("{scheme}://{addr}");
 
         let k8s = Arc::new(K8sWorld::from_scenario(&scenario));
         // Each simulated cluster also answers at the root of its own port.
@@ -152,13 +181,15 @@ impl Sim {
             faults: faults::Faults::new(&scenario.faults),
             record: record.clone(),
             latency: scenario.sim.latency.map(|d| d.get()).unwrap_or_default(),
+            scheme,
         });
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         for (prefix, l) in cluster_listeners {
             tasks.push(tokio::spawn(k8s::ports::serve_cluster(l, front.clone(), prefix, rx.clone())));
         }
-        let serving = tokio::spawn(server::accept_loop(listener, front, rx.clone()));
+        let serving = tokio::spawn(server::accept_loop(listener, front, rx.clone(), tls.map(|t| t.acceptor)));
         let ticking = {
             let k8s = k8s.clone();
             let mut rx = rx;
@@ -187,6 +218,8 @@ impl Sim {
         Ok(SimHandle {
             inner: Arc::new(Inner {
                 addr,
+                scheme,
+                ca_pem,
                 k8s,
                 health,
                 record,
@@ -222,14 +255,19 @@ impl SimHandle {
         self.inner.addr
     }
 
-    /// The ARM endpoint (`ROLLBOOK_ARM_ENDPOINT`): `http://127.0.0.1:PORT`.
+    /// The ARM endpoint (`ROLLBOOK_ARM_ENDPOINT`): `http://127.0.0.1:PORT` (`https` with TLS).
     pub fn arm_endpoint(&self) -> String {
-        format!("http://{}", self.inner.addr)
+        format!("{}://{}", self.inner.scheme, self.inner.addr)
+    }
+
+    /// The PEM of the CA that signed the simulator's certificate, when it serves TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.inner.ca_pem.as_deref()
     }
 
     /// Base of the health endpoints: `http://127.0.0.1:PORT/health`.
     pub fn health_base(&self) -> String {
-        format!("http://{}/health", self.inner.addr)
+        format!("{}://{}/health", self.inner.scheme, self.inner.addr)
     }
 
     /// The API server of a simulated context at the root of its own port
@@ -247,10 +285,9 @@ impl SimHandle {
     /// (`http://127.0.0.1:PORT/k8s/<context>`), if it is one; the same API as
     /// [`SimHandle::k8s_cluster_url`].
     pub fn k8s_server_url(&self, context: &str) -> Option<String> {
-        self.inner
-            .k8s
-            .has_context(context)
-            .then(|| format!("http://{}/k8s/{}", self.inner.addr, k8s::encode_context(context)))
+        self.inner.k8s.has_context(context).then(|| {
+            format!("{}://{}/k8s/{}", self.inner.scheme, self.inner.addr, k8s::encode_context(context))
+        })
     }
 
     /// A kubeconfig with one cluster, user and context per simulated context (named after it);
@@ -259,8 +296,19 @@ impl SimHandle {
         let contexts = self.inner.k8s.contexts();
         let mut y = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
         for c in contexts {
-            let url = self.k8s_cluster_url(c).unwrap_or_default();
+            // Under TLS the clusters are reached through the TLS front door (their own ports
+            // speak plain HTTP); otherwise each at the root of its own port.
+            let url = if self.inner.ca_pem.is_some() {
+                format!("{}://{}/k8s/{}", self.inner.scheme, self.inner.addr, k8s::encode_context(c))
+            } else {
+                self.k8s_cluster_url(c).unwrap_or_default()
+            };
             y += &format!("- name: {}\n  cluster:\n    server: {}\n", yaml_str(c), yaml_str(&url));
+            if let Some(ca) = &self.inner.ca_pem {
+                use base64::Engine;
+                let data = base64::engine::general_purpose::STANDARD.encode(ca);
+                y += &format!("    certificate-authority-data: {data}\n");
+            }
         }
         y += "contexts:\n";
         for c in contexts {
@@ -344,6 +392,12 @@ pub async fn serve(
     serve_until(scenario_path, listen, kubeconfig_out, &mut std::io::stdout(), stop).await
 }
 
+/// [`serve`] with options (`--tls`).
+pub async fn serve_opts(scenario_path: &Path, opts: &ServeOptions) -> Result<(), SimError> {
+    let stop = stop_signal().map_err(SimError::Io)?;
+    serve_with(scenario_path, opts, &mut std::io::stdout(), stop).await
+}
+
 /// [`serve`] with the JSON line written to `out` and serving until `stop` resolves (for
 /// embedding and tests).
 pub async fn serve_until<W, F>(
@@ -362,8 +416,45 @@ where
     {
         return Err(SimError::NotLoopback { addr });
     }
+    serve_with(
+        scenario_path,
+        &ServeOptions { listen, kubeconfig: kubeconfig_out.map(Path::to_path_buf), tls: false },
+        out,
+        stop,
+    )
+    .await
+}
+
+/// How `sim serve` serves.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Address (loopback only); default 127.0.0.1 on a free port.
+    pub listen: Option<SocketAddr>,
+    /// Where to write the kubeconfig.
+    pub kubeconfig: Option<PathBuf>,
+    /// Serve HTTPS with a generated CA, written beside the kubeconfig as `<name>.ca.pem`.
+    pub tls: bool,
+}
+
+/// `sim serve` with options, the JSON line written to `out`, until `stop` resolves.
+pub async fn serve_with<W, F>(
+    scenario_path: &Path,
+    opts: &ServeOptions,
+    out: &mut W,
+    stop: F,
+) -> Result<(), SimError>
+where
+    W: Write + Send,
+    F: std::future::Future<Output = ()> + Send,
+{
+    let (listen, kubeconfig_out) = (opts.listen, opts.kubeconfig.as_deref());
+    if let Some(addr) = listen
+        && !addr.ip().is_loopback()
+    {
+        return Err(SimError::NotLoopback { addr });
+    }
     let scenario = Scenario::load(scenario_path)?;
-    let sim = Sim::start(scenario, listen).await?;
+    let sim = Sim::start_with(scenario, listen, opts.tls).await?;
     let path = kubeconfig_out.map(Path::to_path_buf).unwrap_or_else(|| default_kubeconfig_path(sim.addr()));
     let write = |path: &Path| -> std::io::Result<()> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -372,11 +463,18 @@ where
         std::fs::write(path, sim.kubeconfig_yaml())
     };
     write(&path).map_err(|source| SimError::Kubeconfig { path: path.clone(), source })?;
-    let line = serde_json::json!({
+    let mut line = serde_json::json!({
         "arm_endpoint": sim.arm_endpoint(),
         "kubeconfig": path.display().to_string(),
         "health_base": sim.health_base(),
     });
+    if let Some(ca) = sim.ca_pem() {
+        let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".ca.pem");
+        let ca_path = path.with_file_name(name);
+        std::fs::write(&ca_path, ca).map_err(|source| SimError::CaFile { path: ca_path.clone(), source })?;
+        line["ca_file"] = serde_json::Value::String(ca_path.display().to_string());
+    }
     // One write, so a reader never sees half a line.
     out.write_all(format!("{line}\n").as_bytes()).map_err(SimError::Io)?;
     out.flush().map_err(SimError::Io)?;

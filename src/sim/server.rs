@@ -27,7 +27,13 @@ pub struct Front {
     pub record: Arc<Recorder>,
     /// `[sim] latency`, added to every answer.
     pub latency: Duration,
+    /// `http` or `https`: what clients use to reach this server.
+    pub scheme: &'static str,
 }
+
+/// The scheme a request came in with, as a request extension (for absolute URLs).
+#[derive(Debug, Clone, Copy)]
+pub struct Scheme(pub &'static str);
 
 /// Returned by the service to make hyper close the connection without writing an answer.
 #[derive(Debug)]
@@ -42,7 +48,12 @@ impl std::fmt::Display for DropConnection {
 impl std::error::Error for DropConnection {}
 
 /// Accepts connections until `shutdown` turns true (or its sender is gone).
-pub async fn accept_loop(listener: TcpListener, front: Arc<Front>, shutdown: watch::Receiver<bool>) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    front: Arc<Front>,
+    shutdown: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let mut stopped = shutdown.clone();
     loop {
         tokio::select! {
@@ -55,13 +66,31 @@ pub async fn accept_loop(listener: TcpListener, front: Arc<Front>, shutdown: wat
                 let _ = stream.set_nodelay(true);
                 let front = front.clone();
                 let mut stop = shutdown.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| handle(front.clone(), req));
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = stopped_signal(&mut stop) => {}
+                    let builder = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(acceptor) => {
+                            // A client that fails the handshake (or never sends one) is dropped.
+                            let Ok(Ok(stream)) =
+                                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+                            else {
+                                return;
+                            };
+                            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = stopped_signal(&mut stop) => {}
+                            }
+                        }
+                        None => {
+                            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = stopped_signal(&mut stop) => {}
+                            }
+                        }
                     }
                 });
             }
@@ -88,12 +117,24 @@ fn too_large() -> Response<Body> {
     resp
 }
 
-/// Serves one request through faults, latency and the record.
 pub(crate) async fn handle(
     front: Arc<Front>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, DropConnection> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(Scheme(front.scheme));
+    // A client that joins an endpoint ending in `/` with a path starting with `/` sends `//…`
+    // (the Azure CLI's endpoint discovery does); the front door reads it as `/…`.
+    if parts.uri.path().starts_with("//") {
+        let path = format!("/{}", parts.uri.path().trim_start_matches('/'));
+        let rebuilt = match parts.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        if let Ok(uri) = rebuilt.parse() {
+            parts.uri = uri;
+        }
+    }
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)

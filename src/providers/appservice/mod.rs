@@ -1,5 +1,6 @@
 //! App Service deployment slots (Microsoft.Web): list slots, swap (into production or between
-//! slots), swap with preview (start, complete, cancel) and the last swap, over the ARM client.
+//! slots), swap with preview (start, complete, cancel), the last swap, and restart, stop and
+//! start of a site or slot, over the ARM client.
 //!
 //! Calls are mapped as azure-cli maps `az webapp deployment slot swap`: a swap into production
 //! is `POST sites/{site}/slotsswap {targetSlot: <slot>}`, a slot-to-slot swap is
@@ -7,6 +8,7 @@
 //! `applySlotConfig`, cancel is `resetSlotConfig`.
 
 mod last_swap;
+mod power;
 mod slots;
 mod swap;
 mod swap_cancel;
@@ -14,6 +16,7 @@ mod swap_complete;
 mod swap_preview;
 
 pub use last_swap::{LastSwap, LastSwapArgs, LastSwapOutput};
+pub use power::{PowerArgs, PowerOutput, Restart, Start, Stop};
 pub use slots::{SlotInfo, Slots, SlotsArgs};
 pub use swap::{Swap, SwapArgs, SwapOutput};
 pub use swap_cancel::{SwapCancel, SwapCancelArgs, SwapCancelOutput};
@@ -33,7 +36,10 @@ use crate::model::PrimitiveError;
 pub fn register() -> Vec<Arc<dyn DynPrimitive>> {
     vec![
         erase(LastSwap),     // the last completed swap of a site, from slotSwapStatus
+        erase(Restart),      // restart a site or slot
         erase(Slots),        // the site's non-production slots
+        erase(Start),        // start a stopped site or slot (no-op when running)
+        erase(Stop),         // stop a site or slot (no-op when stopped)
         erase(Swap),         // swap a slot into production (or another slot) and wait
         erase(SwapCancel),   // cancel a swap with preview (resetSlotConfig)
         erase(SwapComplete), // phase 2 of a swap with preview: the swap itself

@@ -1,15 +1,17 @@
 //! Logic Apps (consumption) workflows (Microsoft.Logic): version history, promoting a previous
 //! version (as the portal's Promote does: its definition and parameters PUT as the workflow),
-//! enable and disable.
+//! enable and disable, and the run history.
 
 mod disable;
 mod enable;
 mod promote;
+mod runs;
 mod versions;
 
 pub use disable::Disable;
 pub use enable::{Enable, ToggleArgs, ToggleOutput};
 pub use promote::{Promote, PromoteArgs, PromoteOutput};
+pub use runs::{RunInfo, Runs, RunsArgs};
 pub use versions::{VersionInfo, Versions, VersionsArgs};
 
 use std::sync::Arc;
@@ -28,6 +30,7 @@ pub fn register() -> Vec<Arc<dyn DynPrimitive>> {
         erase(Disable),  // disable a workflow (no-op when already disabled)
         erase(Enable),   // enable a workflow (no-op when already enabled)
         erase(Promote),  // make a previous version's definition current again
+        erase(Runs),     // the newest runs, each with the version that ran
         erase(Versions), // the workflow's versions, newest first
     ]
 }
