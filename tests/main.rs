@@ -33,4 +33,5 @@ mod run_state;
 mod safety;
 mod sim_azure;
 mod sim_k8s;
+mod sim_metrics;
 mod support;
