@@ -8,6 +8,7 @@ mod azure_support;
 mod check;
 mod cli;
 mod crash;
+mod deploy;
 mod docs;
 mod dryrun;
 mod engine;
