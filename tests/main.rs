@@ -32,6 +32,7 @@ mod rehearse;
 mod run_modes;
 mod run_state;
 mod safety;
+mod serve_e2e;
 mod sim_azure;
 mod sim_k8s;
 mod sim_metrics;
