@@ -11,4 +11,5 @@ pub mod library;
 pub mod model;
 pub mod providers;
 pub mod run;
+pub mod serve;
 pub mod sim;

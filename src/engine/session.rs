@@ -238,6 +238,8 @@ pub(crate) struct Session {
     /// `rollbook undo`: the script replays completed stages and stops at the first step that
     /// would act, so their undos run.
     pub undo_only: AtomicBool,
+    /// `--break-glass REASON`: every approval is granted for this reason.
+    pub break_glass: std::sync::OnceLock<String>,
 }
 
 impl Session {
@@ -282,6 +284,7 @@ impl Session {
             loaded,
             started: Instant::now(),
             undo_only: AtomicBool::new(false),
+            break_glass: std::sync::OnceLock::new(),
         }
     }
 
