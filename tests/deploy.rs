@@ -211,8 +211,13 @@ async fn the_deployment_runs_two_locked_replicas_unprivileged_on_a_read_only_roo
     // The serve config is TOML that names a listen address explicitly (not loopback in a pod).
     let config =
         find(&objs, "ConfigMap", "rollbook-serve")["data"]["serve.toml"].as_str().unwrap_or_default();
-    let parsed: toml::Value = toml::from_str(config).expect("serve.toml in the ConfigMap is TOML");
-    assert_eq!(parsed["server"]["listen"].as_str(), Some("0.0.0.0:9095"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "serve.toml", config);
+    let loaded = rollbook::serve::config::Config::parse(&path, config, &dir.path().join("state"))
+        .unwrap_or_else(|e| panic!("the ConfigMap's serve.toml is refused by rollbook serve: {e}"));
+    assert_eq!(loaded.server.listen.to_string(), "0.0.0.0:9095");
+    assert!(loaded.server.resume_on_start, "a replaced replica's runs are resumed");
+    assert!(!loaded.routes.is_empty());
     let svc = find(&objs, "Service", "rollbook");
     assert_eq!(svc["spec"]["ports"][0]["port"], 9095);
 

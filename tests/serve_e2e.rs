@@ -39,6 +39,12 @@ slots = { production = "1.5.0", staging = "1.4.0" }
 broken = ["1.5.0"]
 "#;
 
+/// The simulator of [`WORLD`].
+pub async fn start_sim() -> SimHandle {
+    let scenario = Scenario::parse(Path::new("serve-e2e.toml"), WORLD).expect("scenario parses");
+    Sim::start(scenario, None).await.expect("simulator starts")
+}
+
 /// The longest wait for any one step of the loop (servers are real and the machine is shared).
 const STEP: Duration = Duration::from_secs(120);
 
@@ -185,8 +191,9 @@ pub struct Loop {
 }
 
 impl Loop {
-    /// Starts the three servers and waits until both real servers are ready.
-    pub async fn start(webhook: &str) -> Loop {
+    /// Starts Prometheus (scraping `sim`) and Alertmanager (posting to `webhook`) and waits until
+    /// both are ready.
+    pub async fn start(sim: SimHandle, webhook: &str) -> Loop {
         let prometheus_bin = tool("ROLLBOOK_PROMETHEUS", &["prometheus"], "prometheus");
         let alertmanager_bin = tool(
             "ROLLBOOK_ALERTMANAGER",
@@ -194,8 +201,6 @@ impl Loop {
             "prometheus-alertmanager",
         );
         let dir = tempfile::tempdir().expect("tempdir");
-        let scenario = Scenario::parse(Path::new("serve-e2e.toml"), WORLD).expect("scenario parses");
-        let sim = Sim::start(scenario, None).await.expect("simulator starts");
 
         let am_port = free_port();
         let alertmanager_url = format!("http://127.0.0.1:{am_port}");
@@ -365,7 +370,7 @@ async fn alertmanager_posts_the_firing_and_then_the_resolved_alert_to_a_webhook(
     let got: Received = Arc::default();
     let router = axum::Router::new().route("/v1/alerts/alertmanager", post(capture)).with_state(got.clone());
     let base = crate::support::serve(router).await;
-    let mut lp = Loop::start(&format!("{base}/v1/alerts/alertmanager")).await;
+    let mut lp = Loop::start(start_sim().await, &format!("{base}/v1/alerts/alertmanager")).await;
 
     assert_eq!(lp.site_health_in_prometheus(0.0).await, 0.0);
     let firing = lp.prometheus_alert("firing").await;
@@ -441,4 +446,180 @@ impl AzureClient {
             report.error
         );
     }
+}
+
+/// `rollbook serve` with one route from the site's alert to the ready swap-back runbook (copied
+/// beside the config, where routes may name runbooks), acting on the simulator.
+pub struct Serve {
+    /// The server (killed on drop).
+    pub proc_: Proc,
+    /// Its base URL.
+    pub url: String,
+    /// Its endpoints, with the token.
+    pub api: Api,
+    /// Its state directory.
+    pub state_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The serve config of the end-to-end test: the route takes the rule's labels and annotation as
+/// the runbook's params (one probe before swapping: the alert already says production is down).
+pub fn serve_config(port: u16, extra: &str) -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:{port}"
+token_env = "ROLLBOOK_SERVE_TOKEN"
+max_runs = 2
+
+[[route]]
+name = "shop-web-down"
+source = "alertmanager"
+match = {{ alertname = "AppServiceSiteDown", severity = "=~critical|page" }}
+runbook = "runbooks/appservice-swap-back.rhai"
+params = {{ group = "{{{{labels.group}}}}", site = "{{{{labels.site}}}}", health_url = "{{{{annotations.health_url}}}}", attempts = "1" }}
+mode = "act"
+approval = "auto"
+cooldown = "10m"
+{extra}"#
+    )
+}
+
+impl Serve {
+    /// Starts `rollbook serve` on a free port with [`serve_config`] and waits for `/readyz`.
+    pub async fn start(sim: &SimHandle, extra_config: &str, extra_args: &[&str]) -> Serve {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runbook = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks/appservice-swap-back.rhai"),
+        )
+        .expect("the ready runbook");
+        write(dir.path(), "runbooks/appservice-swap-back.rhai", &runbook);
+        let port = free_port();
+        let config = write(dir.path(), "serve.toml", &serve_config(port, extra_config));
+        let state_dir = dir.path().join("state");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollbook"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .args(extra_args)
+            .env_remove("ROLLBOOK_STATE_DIR")
+            .env("NO_COLOR", "1")
+            .env("ROLLBOOK_SERVE_TOKEN", TOKEN)
+            .env("ROLLBOOK_ARM_ENDPOINT", sim.arm_endpoint())
+            .env("ROLLBOOK_AZURE_TOKEN", "e2e-arm-token")
+            .env("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000");
+        let mut proc_ = Proc::spawn("rollbook serve", cmd, dir.path().join("serve.log"));
+        let url = format!("http://127.0.0.1:{port}");
+        let ready = format!("{url}/readyz");
+        wait_for("rollbook serve to be ready", &mut [&mut proc_], || async {
+            reqwest::get(&ready).await.ok().filter(|r| r.status().is_success()).map(|_| ())
+        })
+        .await;
+        Serve { proc_, api: Api { url: url.clone() }, url, state_dir, _dir: dir }
+    }
+}
+
+/// The endpoints of a running `rollbook serve`.
+pub struct Api {
+    url: String,
+}
+
+impl Api {
+    /// GET a `/v1/...` path with the token, as JSON.
+    pub async fn get(&self, path: &str) -> Option<Value> {
+        let resp =
+            reqwest::Client::new().get(format!("{}{path}", self.url)).bearer_auth(TOKEN).send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.json().await.ok()
+    }
+
+    /// The value of one sample of `/metrics` (no token), e.g.
+    /// `rollbook_runs_total{route="shop-web-down",outcome="succeeded"}`; None when absent.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = reqwest::get(format!("{}/metrics", self.url)).await.ok()?.text().await.ok()?;
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+}
+
+/// The whole loop: the site is unhealthy, Prometheus fires, Alertmanager posts to `rollbook
+/// serve`, the route runs the swap-back runbook, the simulator records one swap, the metric
+/// recovers and the alert resolves in Prometheus and Alertmanager; the run, its journal (with
+/// its trigger) and the server's metrics say so.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_runs_the_swap_back_through_rollbook_serve_and_then_resolves() {
+    let sim = start_sim().await;
+    let mut serve = Serve::start(&sim, "", &[]).await;
+    let webhook = format!("{}/v1/alerts/alertmanager", serve.url);
+    let mut lp = Loop::start(sim, &webhook).await;
+
+    // The alert fires.
+    assert_eq!(lp.site_health_in_prometheus(0.0).await, 0.0);
+    let firing = lp.prometheus_alert("firing").await;
+    assert_eq!(
+        (firing["labels"]["group"].as_str(), firing["labels"]["site"].as_str()),
+        (Some("rg-shop"), Some("shop-web"))
+    );
+    let held = lp.alertmanager_has_alert().await;
+    let fingerprint = held["fingerprint"].as_str().unwrap_or_default().to_string();
+    assert!(!fingerprint.is_empty(), "{held}");
+
+    // rollbook serve starts one run for it, which succeeds.
+    let run = wait_for("the run to succeed", &mut [&mut serve.proc_], || async {
+        let runs = serve.api.get("/v1/runs").await?;
+        let run = runs.as_array()?.first()?.clone();
+        (run["status"] == "succeeded").then_some(run)
+    })
+    .await;
+    let run_id = run["id"].as_str().expect("a run id").to_string();
+    eprintln!("run {run_id} of {}: {run}", run["runbook"]);
+    let runs = serve.api.get("/v1/runs").await.expect("runs list");
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "one alert, one run: {runs}");
+
+    // Its journal: the trigger, the swap stage, the outcome.
+    let journal = serve.api.get(&format!("/v1/runs/{run_id}")).await.expect("the run's journal");
+    let text = journal.to_string();
+    assert!(text.contains("alertmanager"), "the journal names the trigger's source: {text}");
+    assert!(text.contains("shop-web-down"), "the journal names the route: {text}");
+    assert!(text.contains(&fingerprint), "the journal names the alert: {text}");
+    assert!(text.contains("appservice::swap"), "the journal has the swap: {text}");
+    let journal_file = serve.state_dir.join("runs").join(format!("{run_id}.jsonl"));
+    assert!(journal_file.is_file(), "the journal is under the state dir: {}", journal_file.display());
+    let shown = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        .args(["runs", "show", &run_id, "--output", "json", "--state-dir"])
+        .arg(&serve.state_dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("rollbook runs show");
+    assert!(shown.status.success(), "rollbook runs show: {}", String::from_utf8_lossy(&shown.stderr));
+
+    // The simulator swapped the slot back, once.
+    let swaps: Vec<_> = lp
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/sites/shop-web/slotsswap"))
+        .collect();
+    assert_eq!(swaps.len(), 1, "one swap: {swaps:?}");
+    assert_eq!(swaps[0].status, Some(202), "{swaps:?}");
+    let state = lp.sim.resource_state(SITE).expect("site state");
+    assert_eq!(state["production"], "1.4.0", "{state}");
+
+    // The metric recovers and the alert resolves everywhere; serve ignores the resolved alert.
+    assert_eq!(lp.site_health_in_prometheus(1.0).await, 1.0);
+    lp.alert_resolved_everywhere().await;
+    let ignored = "rollbook_alerts_received_total{source=\"alertmanager\",decision=\"resolved_ignored\"}";
+    wait_for("serve to receive the resolved alert", &mut [&mut serve.proc_], || async {
+        serve.api.metric(ignored).await.filter(|v| *v >= 1.0)
+    })
+    .await;
+    assert_eq!(
+        serve.api.metric("rollbook_runs_total{route=\"shop-web-down\",outcome=\"succeeded\"}").await,
+        Some(1.0),
+        "one run, succeeded"
+    );
+    let runs = serve.api.get("/v1/runs").await.expect("runs list");
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "the resolved alert started nothing: {runs}");
 }
