@@ -154,7 +154,8 @@ fn approvals(state_dir: &Path) -> Result<PathBuf, String> {
 /// Says that `run_id` waits for an answer.
 pub fn ask(state_dir: &Path, run_id: &str, pending: &Pending) -> Result<(), String> {
     let d = approvals(state_dir)?;
-    let _ = std::fs::remove_file(d.join(format!("{run_id}.answer")));
+    // An answer already there was given to this very question by a process that died before
+    // it took it (a resumed run asks again): it stands.
     let bytes = serde_json::to_vec(pending).map_err(|e| e.to_string())?;
     write_replace(&d.join(format!("{run_id}.pending")), &bytes)
         .map_err(|e| format!("cannot write an approval: {e}"))

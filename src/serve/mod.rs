@@ -370,7 +370,12 @@ pub(crate) async fn decide(app: &Arc<App>, alerts: Vec<Alert>) -> Result<Vec<Dec
             }
         }
     }
-    let wanted = planned.iter().filter(|(_, p)| p.is_some()).count();
+    // Alerts repeated within the payload need one run between them.
+    let wanted = planned
+        .iter()
+        .filter_map(|(_, p)| p.as_ref().map(|(ri, _, a)| (*ri, a.fingerprint.as_str())))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     if wanted > app.free_capacity() {
         for (d, _) in &planned {
             app.metrics.alert(
@@ -595,8 +600,6 @@ async fn execute(app: &Arc<App>, job: &Job) {
     };
     let word = outcome(status, plan);
     let seconds = started.elapsed().as_secs_f64();
-    app.metrics.in_flight(-1);
-    app.metrics.run(&route.name, word, seconds);
     if status != RunStatus::Interrupted && status != RunStatus::Incomplete {
         if let Some(key) = &job.claim {
             claims::release(&app.state_dir, key, &job.run_id);
@@ -605,6 +608,9 @@ async fn execute(app: &Arc<App>, job: &Job) {
             claims::ended(&app.state_dir, &job.cooldown_key);
         }
     }
+    // Counted once its claim and cooldown are recorded.
+    app.metrics.in_flight(-1);
+    app.metrics.run(&route.name, word, seconds);
     if let Some(why) = &error {
         log(&format!(
             "run {} (route `{}`): {} — {}",
