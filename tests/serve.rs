@@ -566,10 +566,12 @@ fn approval_required_waits_for_rollbook_approve_and_deny() {
     let records = server.finished(&run);
     assert_eq!(status(&records), "succeeded", "{}", server.log());
     let approval = records.iter().find_map(|r| match &r.event {
-        Event::Approval { approved, by, user, .. } => Some((*approved, by.clone(), user.clone())),
+        Event::Approval { approved, by, user, comment, .. } => {
+            Some((*approved, by.clone(), user.clone(), comment.clone()))
+        }
         _ => None,
     });
-    assert_eq!(approval, Some((true, "server".into(), Some("alice".into()))));
+    assert_eq!(approval, Some((true, "server".into(), Some("alice".into()), Some("looks right".into()))));
     assert_eq!(swaps(&live, "shop-web"), 1);
     // Answering again: the run waits for nothing (exit 2, said why).
     let out = approve(&run, &[]);
@@ -618,4 +620,68 @@ fn runs_started_through_the_api_and_a_full_queue() {
     let (_, metrics) = server.request("GET", "/metrics", None);
     assert!(metrics.contains("rollbook_runs_in_flight 1"), "{metrics}");
     assert_eq!(swaps(&live, "shop-api"), 0, "max_runs = 1 let a second run start");
+}
+
+#[test]
+fn notifications_go_to_slack_teams_and_json_webhooks_retried_and_never_fail_a_run() {
+    use axum::extract::{Path as AxPath, State};
+    type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    let receiver = super::support::serve_in_background(move || async move {
+        axum::Router::new()
+            .route(
+                "/{kind}",
+                axum::routing::post(
+                    |State(seen): State<Seen>, AxPath(kind): AxPath<String>, body: axum::Json<Value>| async move {
+                        let mut s = seen.lock().unwrap();
+                        let first = !s.iter().any(|(k, _)| *k == kind);
+                        s.push((kind, body.0));
+                        // The first request to each hook fails: it is tried again.
+                        if first { axum::http::StatusCode::INTERNAL_SERVER_ERROR } else { axum::http::StatusCode::OK }
+                    },
+                ),
+            )
+            .with_state(recorded)
+    });
+    let hooks = format!(
+        r#"
+[[notify]]
+url = "{receiver}/slack"
+format = "slack"
+
+[[notify]]
+url = "{receiver}/teams"
+format = "teams"
+events = ["finished"]
+
+[[notify]]
+url = "{receiver}/json"
+format = "json"
+
+[[notify]]
+url = "http://127.0.0.1:9/nobody-listens"
+format = "json"
+"#
+    );
+    let dir = folder(&format!("{}{hooks}", config("")));
+    let live = LiveSim::start(dir.path(), WORLD);
+    let state = dir.path().join("state");
+    let server = Server::start(serve_cmd(&live, dir.path(), &state, &[]), &state, None);
+    let (_, a) = server.alert(&am(vec![firing("fp-n", "shop-web")]));
+    let run = decision(&a).1.unwrap();
+    assert_eq!(status(&server.finished(&run)), "succeeded", "a notification failed the run");
+    let count = |kind: &str, pred: &dyn Fn(&Value) -> bool| {
+        seen.lock().unwrap().iter().filter(|(k, v)| k == kind && pred(v)).count()
+    };
+    wait_until("every notification", || {
+        count("slack", &|v| v["text"].as_str().is_some_and(|t| t.contains("succeeded"))) >= 1
+            && count("slack", &|v| v["text"].as_str().is_some_and(|t| t.contains("started"))) >= 1
+            && count("teams", &|v| v["@type"] == "MessageCard") >= 2
+            && count("json", &|v| v["event"] == "finished" && v["status"] == "succeeded") >= 1
+            && count("json", &|v| v["event"] == "started") >= 1
+    });
+    // Teams gets only what it asked for, and every JSON event names the run.
+    assert_eq!(count("teams", &|v| v["text"].as_str().is_some_and(|t| t.contains("started"))), 0);
+    assert_eq!(count("json", &|v| v["run_id"] != run.as_str()), 0);
 }
