@@ -391,6 +391,7 @@ fn an_alertmanager_alert_starts_a_run_that_is_an_ordinary_run() {
     let shown: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(shown.as_array().unwrap().len(), records.len());
     // Metrics count the alert and the run.
+    server.ended(1);
     let (code, metrics) = server.request("GET", "/metrics", None);
     assert_eq!(code, 200);
     assert!(
@@ -533,6 +534,7 @@ fn plan_mode_changes_nothing_and_keeps_the_plan_in_the_journal() {
     assert_eq!(planned.len(), 1, "{body}");
     assert_eq!(planned[0]["primitive"], "appservice::swap");
     assert_eq!(shown[0]["mode"], "dry-run");
+    server.ended(1);
     let (_, metrics) = server.request("GET", "/metrics", None);
     assert!(metrics.contains("rollbook_runs_total{route=\"web-down\",outcome=\"planned\"} 1"), "{metrics}");
 }
@@ -592,6 +594,7 @@ fn approval_required_waits_for_rollbook_approve_and_deny() {
     let records = server.finished(&run);
     assert_eq!(status(&records), "denied");
     assert_eq!(swaps(&live, "shop-api"), 0);
+    server.ended(2);
     let (_, metrics) = server.request("GET", "/metrics", None);
     assert!(metrics.contains("rollbook_runs_total{route=\"web-down\",outcome=\"denied\"} 1"), "{metrics}");
 }
@@ -684,4 +687,44 @@ format = "json"
     // Teams gets only what it asked for, and every JSON event names the run.
     assert_eq!(count("teams", &|v| v["text"].as_str().is_some_and(|t| t.contains("started"))), 0);
     assert_eq!(count("json", &|v| v["run_id"] != run.as_str()), 0);
+}
+
+#[test]
+fn only_the_named_approvers_may_answer() {
+    let guarded = r#"
+const RUNBOOK = #{ name: "guarded", version: "1.0.0", params: #{ site: #{ type: "string" } }, scope: ["appservice/rg-shop/*"] };
+approve(`swap ${params.site}?`, #{ approvers: ["alice", "bob"] });
+appservice::swap(#{ group: "rg-shop", site: params.site, slot: "staging" });
+"#;
+    let extra = r#"
+[[route]]
+name = "guarded"
+match = { alertname = "Guarded" }
+runbook = "runbooks/guarded.rhai"
+params = { site = "{{labels.site}}" }
+approval = "required"
+"#;
+    let dir = folder(&config(extra));
+    write(&dir.path().join("runbooks"), "guarded.rhai", guarded);
+    let live = LiveSim::start(dir.path(), WORLD);
+    let state = dir.path().join("state");
+    let server = Server::start(serve_cmd(&live, dir.path(), &state, &[]), &state, None);
+    let mut alert = firing("fp-g", "shop-web");
+    alert["labels"]["alertname"] = json!("Guarded");
+    let (_, a) = server.alert(&am(vec![alert]));
+    assert_eq!(a["alerts"][0]["route"], "guarded", "{a}");
+    let run = decision(&a).1.unwrap();
+    wait_until("the approval question", || {
+        state.join("serve/approvals").join(format!("{run}.pending")).exists()
+    });
+    let (code, body) = server.post(&format!("/v1/runs/{run}/approve"), &json!({ "by": "mallory" }));
+    assert_eq!(code, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("alice, bob"), "{body}");
+    let (code, body) = server.post(&format!("/v1/runs/{run}/approve"), &json!({ "by": "" }));
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(swaps(&live, "shop-web"), 0);
+    let (code, body) = server.post(&format!("/v1/runs/{run}/approve"), &json!({ "by": "bob" }));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(status(&server.finished(&run)), "succeeded");
+    assert_eq!(swaps(&live, "shop-web"), 1);
 }

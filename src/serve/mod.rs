@@ -596,6 +596,15 @@ async fn execute(app: &Arc<App>, job: &Job) {
     } else {
         app.engine.run(&app.runbooks[job.route], &job.params, opts).await
     };
+    if job.resume
+        && let Err(e) = &result
+    {
+        // Not resumed here (another process holds it, or it cannot be resumed): its claim
+        // stays with it.
+        app.metrics.in_flight(-1);
+        log(&format!("run {} not resumed: {}", job.run_id, crate::cli::safe_text(&e.to_string())));
+        return;
+    }
     let (status, error) = match &result {
         Ok(report) => (report.status, report.error.clone()),
         Err(crate::engine::EngineError::Locked(why)) => (RunStatus::Locked, Some(why.clone())),
