@@ -391,6 +391,7 @@ fn an_alertmanager_alert_starts_a_run_that_is_an_ordinary_run() {
     let shown: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(shown.as_array().unwrap().len(), records.len());
     // Metrics count the alert and the run.
+    server.ended(1);
     let (code, metrics) = server.request("GET", "/metrics", None);
     assert_eq!(code, 200);
     assert!(
@@ -533,6 +534,7 @@ fn plan_mode_changes_nothing_and_keeps_the_plan_in_the_journal() {
     assert_eq!(planned.len(), 1, "{body}");
     assert_eq!(planned[0]["primitive"], "appservice::swap");
     assert_eq!(shown[0]["mode"], "dry-run");
+    server.ended(1);
     let (_, metrics) = server.request("GET", "/metrics", None);
     assert!(metrics.contains("rollbook_runs_total{route=\"web-down\",outcome=\"planned\"} 1"), "{metrics}");
 }
@@ -566,10 +568,12 @@ fn approval_required_waits_for_rollbook_approve_and_deny() {
     let records = server.finished(&run);
     assert_eq!(status(&records), "succeeded", "{}", server.log());
     let approval = records.iter().find_map(|r| match &r.event {
-        Event::Approval { approved, by, user, .. } => Some((*approved, by.clone(), user.clone())),
+        Event::Approval { approved, by, user, comment, .. } => {
+            Some((*approved, by.clone(), user.clone(), comment.clone()))
+        }
         _ => None,
     });
-    assert_eq!(approval, Some((true, "server".into(), Some("alice".into()))));
+    assert_eq!(approval, Some((true, "server".into(), Some("alice".into()), Some("looks right".into()))));
     assert_eq!(swaps(&live, "shop-web"), 1);
     // Answering again: the run waits for nothing (exit 2, said why).
     let out = approve(&run, &[]);
@@ -590,6 +594,7 @@ fn approval_required_waits_for_rollbook_approve_and_deny() {
     let records = server.finished(&run);
     assert_eq!(status(&records), "denied");
     assert_eq!(swaps(&live, "shop-api"), 0);
+    server.ended(2);
     let (_, metrics) = server.request("GET", "/metrics", None);
     assert!(metrics.contains("rollbook_runs_total{route=\"web-down\",outcome=\"denied\"} 1"), "{metrics}");
 }
@@ -618,4 +623,108 @@ fn runs_started_through_the_api_and_a_full_queue() {
     let (_, metrics) = server.request("GET", "/metrics", None);
     assert!(metrics.contains("rollbook_runs_in_flight 1"), "{metrics}");
     assert_eq!(swaps(&live, "shop-api"), 0, "max_runs = 1 let a second run start");
+}
+
+#[test]
+fn notifications_go_to_slack_teams_and_json_webhooks_retried_and_never_fail_a_run() {
+    use axum::extract::{Path as AxPath, State};
+    type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    let receiver = super::support::serve_in_background(move || async move {
+        axum::Router::new()
+            .route(
+                "/{kind}",
+                axum::routing::post(
+                    |State(seen): State<Seen>, AxPath(kind): AxPath<String>, body: axum::Json<Value>| async move {
+                        let mut s = seen.lock().unwrap();
+                        let first = !s.iter().any(|(k, _)| *k == kind);
+                        s.push((kind, body.0));
+                        // The first request to each hook fails: it is tried again.
+                        if first { axum::http::StatusCode::INTERNAL_SERVER_ERROR } else { axum::http::StatusCode::OK }
+                    },
+                ),
+            )
+            .with_state(recorded)
+    });
+    let hooks = format!(
+        r#"
+[[notify]]
+url = "{receiver}/slack"
+format = "slack"
+
+[[notify]]
+url = "{receiver}/teams"
+format = "teams"
+events = ["finished"]
+
+[[notify]]
+url = "{receiver}/json"
+format = "json"
+
+[[notify]]
+url = "http://127.0.0.1:9/nobody-listens"
+format = "json"
+"#
+    );
+    let dir = folder(&format!("{}{hooks}", config("")));
+    let live = LiveSim::start(dir.path(), WORLD);
+    let state = dir.path().join("state");
+    let server = Server::start(serve_cmd(&live, dir.path(), &state, &[]), &state, None);
+    let (_, a) = server.alert(&am(vec![firing("fp-n", "shop-web")]));
+    let run = decision(&a).1.unwrap();
+    assert_eq!(status(&server.finished(&run)), "succeeded", "a notification failed the run");
+    let count = |kind: &str, pred: &dyn Fn(&Value) -> bool| {
+        seen.lock().unwrap().iter().filter(|(k, v)| k == kind && pred(v)).count()
+    };
+    wait_until("every notification", || {
+        count("slack", &|v| v["text"].as_str().is_some_and(|t| t.contains("succeeded"))) >= 1
+            && count("slack", &|v| v["text"].as_str().is_some_and(|t| t.contains("started"))) >= 1
+            && count("teams", &|v| v["@type"] == "MessageCard") >= 2
+            && count("json", &|v| v["event"] == "finished" && v["status"] == "succeeded") >= 1
+            && count("json", &|v| v["event"] == "started") >= 1
+    });
+    // Teams gets only what it asked for, and every JSON event names the run.
+    assert_eq!(count("teams", &|v| v["text"].as_str().is_some_and(|t| t.contains("started"))), 0);
+    assert_eq!(count("json", &|v| v["run_id"] != run.as_str()), 0);
+}
+
+#[test]
+fn only_the_named_approvers_may_answer() {
+    let guarded = r#"
+const RUNBOOK = #{ name: "guarded", version: "1.0.0", params: #{ site: #{ type: "string" } }, scope: ["appservice/rg-shop/*"] };
+approve(`swap ${params.site}?`, #{ approvers: ["alice", "bob"] });
+appservice::swap(#{ group: "rg-shop", site: params.site, slot: "staging" });
+"#;
+    let extra = r#"
+[[route]]
+name = "guarded"
+match = { alertname = "Guarded" }
+runbook = "runbooks/guarded.rhai"
+params = { site = "{{labels.site}}" }
+approval = "required"
+"#;
+    let dir = folder(&config(extra));
+    write(&dir.path().join("runbooks"), "guarded.rhai", guarded);
+    let live = LiveSim::start(dir.path(), WORLD);
+    let state = dir.path().join("state");
+    let server = Server::start(serve_cmd(&live, dir.path(), &state, &[]), &state, None);
+    let mut alert = firing("fp-g", "shop-web");
+    alert["labels"]["alertname"] = json!("Guarded");
+    let (_, a) = server.alert(&am(vec![alert]));
+    assert_eq!(a["alerts"][0]["route"], "guarded", "{a}");
+    let run = decision(&a).1.unwrap();
+    wait_until("the approval question", || {
+        state.join("serve/approvals").join(format!("{run}.pending")).exists()
+    });
+    let (code, body) = server.post(&format!("/v1/runs/{run}/approve"), &json!({ "by": "mallory" }));
+    assert_eq!(code, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("alice, bob"), "{body}");
+    let (code, body) = server.post(&format!("/v1/runs/{run}/approve"), &json!({ "by": "" }));
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(swaps(&live, "shop-web"), 0);
+    let (code, body) = server.post(&format!("/v1/runs/{run}/approve"), &json!({ "by": "bob" }));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(status(&server.finished(&run)), "succeeded");
+    assert_eq!(swaps(&live, "shop-web"), 1);
 }

@@ -166,6 +166,7 @@ fn two_replicas_running_for_one_target_one_acts_and_the_other_reports_the_lock()
     assert_eq!(code, 200, "{body}");
     assert_eq!(status(&a.finished(&first)), "succeeded");
     assert_eq!(swaps(&live, "shop-web"), 1);
+    b.ended(1);
     let (_, metrics) = b.request("GET", "/metrics", None);
     assert!(metrics.contains("rollbook_runs_total{route=\"web-down\",outcome=\"locked\"} 1"), "{metrics}");
 }

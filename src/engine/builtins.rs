@@ -294,6 +294,7 @@ fn approve(s: &Arc<Session>, message: &str, opts: ApproveOpts, pos: Position) ->
         return Err(stop);
     }
     let user = crate::run::current_user();
+    let mut comment = None;
     let (approved, by, user) = if s.dry_run {
         if let Ok(mut plan) = s.plan.lock() {
             plan.push(PlanEntry {
@@ -331,7 +332,10 @@ fn approve(s: &Arc<Session>, message: &str, opts: ApproveOpts, pos: Position) ->
             t.abort();
         }
         match (asked, answered_by) {
-            (Asked::Answer(answer), Some(name)) => (answer, "server", Some(name)),
+            (Asked::Answer(answer), Some(who)) => {
+                comment = who.comment;
+                (answer, "server", Some(who.name))
+            }
             (Asked::Answer(answer), None) => (answer, "terminal", Some(user)),
             (Asked::NoOne, _) => (false, "no terminal and no --yes", None),
             (Asked::GaveUp, _) if s.stop_state() != super::session::Stop::Running => {
@@ -347,6 +351,7 @@ fn approve(s: &Arc<Session>, message: &str, opts: ApproveOpts, pos: Position) ->
         user,
         approvers: opts.approvers.clone(),
         timeout: opts.timeout.map(|t| t.to_string()),
+        comment,
     })
     .map_err(|why| journal_err(why, pos))?;
     if approved {

@@ -736,6 +736,19 @@ impl Engine {
             )),
             (Some(open), false) => Some(open(&run_id).map_err(EngineError::StateDir)?),
         };
+        // With a shared lock store (Kubernetes Leases), who acts for the run is a lease too:
+        // replicas sharing a state dir on a network volume do not rely on its file locks.
+        if let (Some(_), Some(backend)) = (&opts.locks, &locks) {
+            backend.acquire(&format!("run/{run_id}")).map_err(|e| match e {
+                crate::run::locks::LockError::Held { holder, .. } => EngineError::Locked(format!(
+                    "run `{run_id}` is still running: pid {} on {} holds it (since {}); wait for it to end, or stop that process first",
+                    holder.pid,
+                    holder.host,
+                    holder.since.format("%Y-%m-%d %H:%M:%S UTC")
+                )),
+                other => EngineError::StateDir(other.to_string()),
+            })?;
+        }
         let journal = match &opts.resume {
             Some(_) => Journal::append(&opts.state_dir, &run_id),
             None => Journal::create(&opts.state_dir, &run_id),

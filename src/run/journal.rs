@@ -332,6 +332,9 @@ pub enum Event {
         /// How long the approval waited at most, when it had a `timeout`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout: Option<String>,
+        /// What the person who answered through a server said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
     },
     /// A stage's undo began.
     UndoStarted {

@@ -160,10 +160,19 @@ pub trait Reporter: Send + Sync {
         question: &str,
         approvers: &[String],
         give_up: &(dyn Fn() -> bool + Send + Sync),
-    ) -> (Asked, Option<String>) {
+    ) -> (Asked, Option<Answerer>) {
         let _ = approvers;
         (self.ask_until(question, give_up), None)
     }
+}
+
+/// Who answered an approval from elsewhere than this process's terminal, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answerer {
+    /// The name they gave.
+    pub name: String,
+    /// Their comment.
+    pub comment: Option<String>,
 }
 
 /// What became of a question asked with [`Reporter::ask_until`].

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -71,9 +71,8 @@ async fn metrics(State(app): Shared) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
 }
 
-fn parse_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
-    let _ = headers;
-    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))
+fn parse_json(body: &Bytes) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))
 }
 
 async fn take_alerts(app: Arc<App>, source: &str, parsed: Result<Vec<super::Alert>, String>) -> Response {
@@ -98,32 +97,32 @@ async fn take_alerts(app: Arc<App>, source: &str, parsed: Result<Vec<super::Aler
     }
 }
 
-async fn alertmanager(State(app): Shared, headers: HeaderMap, body: Bytes) -> Response {
-    let value = match parse_json(&headers, &body) {
+async fn alertmanager(State(app): Shared, body: Bytes) -> Response {
+    let value = match parse_json(&body) {
         Ok(v) => v,
-        Err(r) => {
+        Err(why) => {
             app.metrics.alert("alertmanager", "malformed");
-            return r;
+            return error(StatusCode::BAD_REQUEST, why);
         }
     };
     take_alerts(app, "alertmanager", super::alerts::alertmanager(&value)).await
 }
 
-async fn azure_monitor(State(app): Shared, headers: HeaderMap, body: Bytes) -> Response {
-    let value = match parse_json(&headers, &body) {
+async fn azure_monitor(State(app): Shared, body: Bytes) -> Response {
+    let value = match parse_json(&body) {
         Ok(v) => v,
-        Err(r) => {
+        Err(why) => {
             app.metrics.alert("azure-monitor", "malformed");
-            return r;
+            return error(StatusCode::BAD_REQUEST, why);
         }
     };
     take_alerts(app, "azure-monitor", super::alerts::azure_monitor(&value)).await
 }
 
-async fn start_run(State(app): Shared, headers: HeaderMap, body: Bytes) -> Response {
-    let value = match parse_json(&headers, &body) {
+async fn start_run(State(app): Shared, body: Bytes) -> Response {
+    let value = match parse_json(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let Some(runbook) = value.get("runbook").and_then(|r| r.as_str()) else {
         return error(StatusCode::BAD_REQUEST, "give `runbook` (as a route names it)");
@@ -186,27 +185,21 @@ async fn show_run(State(app): Shared, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn approve(state: Shared, path: Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(state, path, headers, body, true).await
+async fn approve(state: Shared, path: Path<String>, body: Bytes) -> Response {
+    answer(state, path, body, true).await
 }
 
-async fn deny(state: Shared, path: Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(state, path, headers, body, false).await
+async fn deny(state: Shared, path: Path<String>, body: Bytes) -> Response {
+    answer(state, path, body, false).await
 }
 
-async fn answer(
-    State(app): Shared,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-    approved: bool,
-) -> Response {
+async fn answer(State(app): Shared, Path(id): Path<String>, body: Bytes, approved: bool) -> Response {
     if !valid_id(&id) {
         return error(StatusCode::BAD_REQUEST, "not a run id");
     }
-    let value = match parse_json(&headers, &body) {
+    let value = match parse_json(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let by = value.get("by").and_then(|b| b.as_str()).map(str::trim).unwrap_or("");
     if by.is_empty() || by.chars().any(char::is_control) {

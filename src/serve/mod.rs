@@ -328,6 +328,9 @@ pub(crate) enum Refused {
     Draining,
 }
 
+/// An alert that would start a run: its route, params, and the alert.
+type Planned<'a> = (usize, Vec<(String, String)>, &'a Alert);
+
 /// Decides every alert of one payload; starts or queues runs. All or nothing on capacity.
 pub(crate) async fn decide(app: &Arc<App>, alerts: Vec<Alert>) -> Result<Vec<Decision>, Refused> {
     if app.draining.load(Ordering::SeqCst) {
@@ -335,7 +338,7 @@ pub(crate) async fn decide(app: &Arc<App>, alerts: Vec<Alert>) -> Result<Vec<Dec
     }
     let _one_at_a_time = app.decide.lock().await;
     // First pass: what each alert would do, without claiming anything.
-    let mut planned: Vec<(Decision, Option<(usize, Vec<(String, String)>, &Alert)>)> = Vec::new();
+    let mut planned: Vec<(Decision, Option<Planned<'_>>)> = Vec::new();
     for alert in &alerts {
         let mut d = Decision {
             fingerprint: alert.fingerprint.clone(),
@@ -593,6 +596,15 @@ async fn execute(app: &Arc<App>, job: &Job) {
     } else {
         app.engine.run(&app.runbooks[job.route], &job.params, opts).await
     };
+    if job.resume
+        && let Err(e) = &result
+    {
+        // Not resumed here (another process holds it, or it cannot be resumed): its claim
+        // stays with it.
+        app.metrics.in_flight(-1);
+        log(&format!("run {} not resumed: {}", job.run_id, crate::cli::safe_text(&e.to_string())));
+        return;
+    }
     let (status, error) = match &result {
         Ok(report) => (report.status, report.error.clone()),
         Err(crate::engine::EngineError::Locked(why)) => (RunStatus::Locked, Some(why.clone())),
@@ -661,7 +673,7 @@ impl crate::run::Reporter for ServeReporter {
         question: &str,
         approvers: &[String],
         give_up: &(dyn Fn() -> bool + Send + Sync),
-    ) -> (crate::run::Asked, Option<String>) {
+    ) -> (crate::run::Asked, Option<crate::run::Answerer>) {
         use crate::run::Asked;
         if !self.required {
             return (Asked::NoOne, None);
@@ -687,7 +699,10 @@ impl crate::run::Reporter for ServeReporter {
         }
         loop {
             if let Some(a) = claims::take_answer(&self.state_dir, &self.run_id) {
-                return (Asked::Answer(a.approved), Some(a.by));
+                return (
+                    Asked::Answer(a.approved),
+                    Some(crate::run::Answerer { name: a.by, comment: a.comment }),
+                );
             }
             if give_up() {
                 claims::forget(&self.state_dir, &self.run_id);
