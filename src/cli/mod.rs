@@ -394,6 +394,7 @@ async fn dispatch(command: Command) -> CliResult {
         Command::Doctor { runbook, params, kubeconfig, state_dir } => {
             doctor_command(runbook, &params, kubeconfig, &run::state_dir(state_dir.as_deref()))
         }
+        #[cfg(feature = "serve")]
         Command::Serve { config, listen, state_dir, lock, grace, kubeconfig } => {
             match crate::serve::serve(crate::serve::ServeOptions {
                 config,
@@ -410,6 +411,10 @@ async fn dispatch(command: Command) -> CliResult {
                 code => Err(CliError::Finished(code)),
             }
         }
+        #[cfg(not(feature = "serve"))]
+        Command::Serve { .. } => Err(CliError::invalid(
+            "this rollbook was built without `serve` (the cargo feature `serve`); build it with default features",
+        )),
         Command::Approve { run_id, deny, by, comment, server } => {
             approve_command(&run_id, !deny, &by, comment, &server).await
         }
