@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::azure_support::{SUB, TOKEN, start};
-use crate::support::texts;
+use crate::support::Rollbook;
 
 const SLOTS: &str = r#"appservice::slots(#{ group: "rg-shop", site: "shop-web" })"#;
 
@@ -150,11 +150,13 @@ async fn no_token_in_journals_or_logs() {
         fault("GET", "*/sites/shop-web/slots", "status = 401\ntimes = 2")
     );
     let az = start(&faults).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let runbook = crate::support::write(
-        dir.path(),
-        "leak.rhai",
-        r#"
+    let endpoint = az.sim.arm_endpoint();
+    tokio::task::spawn_blocking(move || {
+        let secret = &TOKEN[TOKEN.len() - 30..];
+        let out = Rollbook::new()
+            .script_named(
+                "leak.rhai",
+                r#"
 let slots = ();
 try { slots = appservice::slots(#{ group: "rg-shop", site: "shop-web" }); } catch (e) { info(`slots failed: ${e.message}`); slots = e; }
 info(`slots: ${slots}`);
@@ -164,41 +166,27 @@ try { arm::redeploy(#{ group: "rg-shop", from: "nope" }) } catch (e) { warn(e.me
 logicapp::versions(#{ group: "rg-shop", workflow: "orders" });
 "done"
 "#,
-    );
-    let state = dir.path().join("state");
-    let endpoint = az.sim.arm_endpoint();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_rollbook"))
-            .args([
-                "run",
-                &runbook.display().to_string(),
-                "--state-dir",
-                &state.display().to_string(),
-                "--yes",
-                "-vv",
-            ])
-            .env("ROLLBOOK_ARM_ENDPOINT", endpoint)
+            )
+            .yes()
+            .arg("-vv")
+            .env("ROLLBOOK_ARM_ENDPOINT", &endpoint)
             .env("ROLLBOOK_AZURE_TOKEN", TOKEN)
             .env("AZURE_SUBSCRIPTION_ID", SUB)
             .env("RUST_LOG", "trace")
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run rollbook")
+            .run()
+            .succeeds()
+            .stderr_has("arm request")
+            .output_lacks(secret);
+        let mut journals = 0;
+        for entry in walk(&out.state_dir()) {
+            let text = std::fs::read_to_string(&entry).unwrap_or_default();
+            journals += 1;
+            assert!(!text.contains(secret), "token in {}", entry.display());
+        }
+        assert!(journals > 0, "a journal was written");
     })
     .await
     .expect("joined");
-    let (stdout, stderr) = texts(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stderr.contains("arm request"), "trace logs were captured: {stderr}");
-    let secret = &TOKEN[TOKEN.len() - 30..];
-    assert!(!stdout.contains(secret) && !stderr.contains(secret), "token in output");
-    let mut journals = 0;
-    for entry in walk(&dir.path().join("state")) {
-        let text = std::fs::read_to_string(&entry).unwrap_or_default();
-        journals += 1;
-        assert!(!text.contains(secret), "token in {}", entry.display());
-    }
-    assert!(journals > 0, "a journal was written");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -2,15 +2,11 @@
 //! can never be inside the declared scope, and (as a warning) mutations without a scope; `run`
 //! refuses malformed or disjoint `--allow` patterns before anything happens.
 
-use crate::support::{rollbook, texts, write};
+use crate::support::{Rollbook, World};
 
 fn check(script: &str) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let book = write(dir.path(), "b.rhai", script);
-    let state = dir.path().join("state");
-    let out = rollbook(&["check", &book.display().to_string(), "--state-dir", &state.display().to_string()]);
-    let (stdout, stderr) = texts(&out);
-    (out.status.code(), format!("{stdout}{stderr}"))
+    let out = Rollbook::new().command(&["check"]).script_named("b.rhai", script).run();
+    (out.code(), out.both())
 }
 
 #[test]
@@ -105,34 +101,22 @@ broken = ["shop/web:1.5.0"]
 "#;
 
 fn run_with_allow(allow: &str) -> (Option<i32>, String, usize) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let book = write(
-        dir.path(),
-        "b.rhai",
-        r#"const RUNBOOK = #{ name: "x", scope: ["k8s/prod/*/*"] };
+    let out = Rollbook::new()
+        .script_named(
+            "b.rhai",
+            r#"const RUNBOOK = #{ name: "x", scope: ["k8s/prod/*/*"] };
 info("started");
 let k = #{ context: "prod", namespace: "shop", deployment: "web" };
 k8s::status(k + #{ timeout: "1s" });
 stage("undo", || k8s::undo(k));
 "#,
-    );
-    let scenario = write(dir.path(), "s.toml", STUCK);
-    let state = dir.path().join("state");
-    let out = rollbook(&[
-        "run",
-        &book.display().to_string(),
-        "--sandbox",
-        &scenario.display().to_string(),
-        "--state-dir",
-        &state.display().to_string(),
-        "--allow",
-        allow,
-    ]);
-    let (stdout, stderr) = texts(&out);
-    // Sandbox runs keep their journals under `<state>/sandbox/runs`.
-    let count = |dir: std::path::PathBuf| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
-    let journals = count(state.join("runs")) + count(state.join("sandbox").join("runs"));
-    (out.status.code(), format!("{stdout}{stderr}"), journals)
+        )
+        .world(World::toml(STUCK))
+        .sandbox()
+        .allow(allow)
+        .run();
+    // Sandbox runs keep their journals under `<state>/sandbox/runs`; both places are counted.
+    (out.code(), out.both(), out.journals().len())
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 
-use crate::support::{rollbook, serve_in_background, texts, write};
+use crate::support::{Rollbook, rollbook, serve_in_background, texts, write};
 
 #[test]
 fn check_reports_a_syntax_error_with_file_line_col_and_a_caret() {
@@ -81,36 +81,24 @@ fn check_passes_a_good_runbook_and_flags_bad_metadata() {
     assert!(err.contains("default_value"), "{err}");
 }
 
-fn params_runbook(dir: &std::path::Path) -> std::path::PathBuf {
-    write(
-        dir,
-        "p.rhai",
-        "const RUNBOOK = #{ name: \"p\", version: \"1.0.0\", params: #{ site: #{ type: \"string\" }, attempts: #{ type: \"int\", default_value: 3 } } };\ninfo(params.site);\n",
-    )
-}
+const PARAMS_RUNBOOK: &str = "const RUNBOOK = #{ name: \"p\", version: \"1.0.0\", params: #{ site: #{ type: \"string\" }, attempts: #{ type: \"int\", default_value: 3 } } };\ninfo(params.site);\n";
 
 #[test]
 fn bad_params_exit_2_before_anything_runs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rb = params_runbook(dir.path());
-    let state = dir.path().join("state");
-    let rb = rb.to_str().expect("utf-8");
-    let st = state.to_str().expect("utf-8");
     for (args, expected) in [
         (vec![], "missing required param `site`"),
         (vec!["-p", "site=web", "-p", "atempts=3"], "unknown param `atempts`; did you mean `attempts`?"),
         (vec!["-p", "site=web", "-p", "attempts=three"], "param `attempts`: `three` is not an int"),
         (vec!["-p", "site"], "write params as KEY=VALUE"),
     ] {
-        let mut all = vec!["run", rb, "--state-dir", st];
-        all.extend(args);
-        let out = rollbook(&all);
-        let (_, err) = texts(&out);
-        assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(err.contains(expected), "expected `{expected}` in {err}");
+        let out = Rollbook::new()
+            .script_named("p.rhai", PARAMS_RUNBOOK)
+            .args(&args)
+            .run()
+            .exits(2)
+            .stderr_has(expected);
+        assert!(out.journals().is_empty(), "no run was started, so no journal exists");
     }
-    let runs = std::fs::read_dir(state.join("runs")).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(runs, 0, "no run was started, so no journal exists");
 }
 
 #[test]
@@ -131,18 +119,13 @@ fn missing_runbook_and_unusable_state_dir_exit_2() {
 
 #[test]
 fn approval_without_terminal_or_yes_exits_4_and_yes_passes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rb = write(dir.path(), "a.rhai", "approve(\"swap production?\");\ninfo(\"approved\");\n");
-    let st = dir.path().join("state");
-    let args = ["run", rb.to_str().expect("utf-8"), "--state-dir", st.to_str().expect("utf-8")];
-    let out = rollbook(&args);
-    let (_, err) = texts(&out);
-    assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(err.contains("approval denied"), "{err}");
-    let mut yes = args.to_vec();
-    yes.push("--yes");
-    let out = rollbook(&yes);
-    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+    let out = Rollbook::new()
+        .script_named("a.rhai", "approve(\"swap production?\");\ninfo(\"approved\");\n")
+        .run()
+        .exits(4)
+        .stderr_has("approval denied");
+    let rb = out.dir().join("a.rhai").display().to_string();
+    out.then(&["run", &rb, "--yes"]).succeeds();
 }
 
 #[test]
@@ -191,30 +174,15 @@ fn timeout_stops_a_run_blocked_in_a_slow_probe() {
 
 #[test]
 fn dry_run_prints_a_plan_and_json_on_request() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rb = write(dir.path(), "d.rhai", "stage(\"gate\", || approve(\"go?\"));\ninfo(\"after\");\n");
-    let st = dir.path().join("state");
-    let out = rollbook(&[
-        "run",
-        rb.to_str().expect("utf-8"),
-        "--state-dir",
-        st.to_str().expect("utf-8"),
-        "--dry-run",
-    ]);
-    let (text, _) = texts(&out);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(text.contains("Plan: 1 step(s) (dry-run; nothing was changed)"), "{text}");
-    assert!(text.contains("1. approve  [stage gate]"), "{text}");
-    let out = rollbook(&[
-        "run",
-        rb.to_str().expect("utf-8"),
-        "--state-dir",
-        st.to_str().expect("utf-8"),
-        "--dry-run",
-        "--output",
-        "json",
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let out = Rollbook::new()
+        .script_named("d.rhai", "stage(\"gate\", || approve(\"go?\"));\ninfo(\"after\");\n")
+        .dry_run()
+        .run()
+        .succeeds()
+        .stdout_has("Plan: 1 step(s) (dry-run; nothing was changed)")
+        .stdout_has("1. approve  [stage gate]");
+    let rb = out.dir().join("d.rhai").display().to_string();
+    let report = out.then(&["run", &rb, "--dry-run", "--output", "json"]).report();
     assert_eq!(report["status"], "succeeded");
     assert_eq!(report["plan"][0]["call"], "approve");
 }

@@ -6,18 +6,16 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rollbook::run::journal::{Event, read_journal};
 use rollbook::run::{RunStatus, journal::Record};
+use rollbook::sim::SimHandle;
 use rollbook::sim::record::RecordedRequest;
-use rollbook::sim::{Scenario, Sim, SimHandle};
 
 use super::support::write;
-
-pub const SUB: &str = "00000000-0000-0000-0000-000000000000";
 
 const RUNBOOK: &str = r#"
 const RUNBOOK = #{
@@ -76,41 +74,7 @@ path = "*/workflows/orders"
 latency = "150ms"
 "#;
 
-/// A simulator on its own runtime, kept alive as long as this value.
-pub struct LiveSim {
-    pub sim: SimHandle,
-    pub kubeconfig: PathBuf,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl LiveSim {
-    pub fn start(dir: &Path, scenario: &str) -> LiveSim {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let scenario = Scenario::parse(&dir.join("crash.toml"), scenario).expect("scenario");
-        let sim = rt.block_on(Sim::start(scenario, None)).expect("sim starts");
-        let kubeconfig = write(dir, "kubeconfig", &sim.kubeconfig_yaml());
-        LiveSim { sim, kubeconfig, _rt: rt }
-    }
-
-    /// `rollbook SUBCOMMAND --state-dir STATE`, pointed at this simulator.
-    pub fn rollbook(&self, sub: &str, state: &Path) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_rollbook"));
-        c.env("ROLLBOOK_ARM_ENDPOINT", self.sim.arm_endpoint())
-            .env("ROLLBOOK_AZURE_TOKEN", "test-token")
-            .env("AZURE_SUBSCRIPTION_ID", SUB)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("NO_COLOR", "1")
-            .env_remove("ROLLBOOK_STATE_DIR")
-            .arg(sub)
-            .arg("--state-dir")
-            .arg(state);
-        c
-    }
-}
+pub use super::support::LiveSim;
 
 /// What makes the test kill the first run.
 #[derive(Debug, Clone, Copy)]

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{rollbook, texts, write};
+use crate::support::{Rollbook, World, rollbook, texts};
 
 /// The `-p KEY=VALUE` arguments of a scenario's `[test] params`.
 fn scenario_params(scenario: &Path) -> Vec<String> {
@@ -128,21 +128,14 @@ broken = ["shop/web:1.5.0"]
 "#;
 
 fn dry_run_value(script: &str, dry_run: bool) -> (Option<i32>, serde_json::Value, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let book = write(dir.path(), "b.rhai", script);
-    let scenario = write(dir.path(), "s.toml", STUCK);
-    let state = dir.path().join("state");
-    let (book, scenario, state) =
-        (book.display().to_string(), scenario.display().to_string(), state.display().to_string());
-    let mut argv =
-        vec!["run", &book, "--sandbox", &scenario, "--output", "json", "--state-dir", &state, "--yes"];
+    let mut run =
+        Rollbook::new().script_named("b.rhai", script).world(World::toml(STUCK)).sandbox().json().yes();
     if dry_run {
-        argv.push("--dry-run");
+        run = run.dry_run();
     }
-    let out = rollbook(&argv);
-    let (stdout, stderr) = texts(&out);
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
-    (out.status.code(), report, stderr)
+    let out = run.run();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap_or(serde_json::Value::Null);
+    (out.code(), report, out.stderr())
 }
 
 #[test]
@@ -223,11 +216,11 @@ fn a_health_probe_after_a_planned_fix_is_reported_as_would_be_checked() {
 url = "https://shop.example.com/web/healthz"
 follows = "k8s/prod/shop/web"
 "#;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let book = write(
-        dir.path(),
-        "b.rhai",
-        r#"
+    let report = dry_run_report(
+        Rollbook::new()
+            .script_named(
+                "b.rhai",
+                r#"
         let url = "https://shop.example.com/web/healthz";
         let k = #{ context: "prod", namespace: "shop", deployment: "web" };
         let before = health::http(#{ url: url });
@@ -236,9 +229,10 @@ follows = "k8s/prod/shop/web"
         if !after.ok { fail("still unhealthy"); }
         #{ before: before.ok, after: after.ok, planned: after.planned, observed: after.observed.ok, attempts: after.attempts }
     "#,
+            )
+            .world(World::toml(&format!("{STUCK}{scenario_extra}")))
+            .sandbox(),
     );
-    let scenario = write(dir.path(), "s.toml", &format!("{STUCK}{scenario_extra}"));
-    let report = dry_run_report(&book, &scenario, &dir.path().join("state"));
     let v = &report["value"];
     assert_eq!(v["before"], false, "a probe before any planned change is real: {v}");
     assert_eq!(v["after"], true, "{v}");
@@ -307,10 +301,8 @@ fn a_context_fetched_through_aks_has_one_name_in_keys_allow_scenario_and_journal
 }
 
 fn dry_run_in(scenario: &str, script: &str) -> serde_json::Value {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let book = write(dir.path(), "b.rhai", script);
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks").join(scenario);
-    dry_run_report(&book, &scenario, &dir.path().join("state"))["value"].clone()
+    let run = Rollbook::new().script_named("b.rhai", script).sandbox_in(&format!("runbooks/{scenario}"));
+    dry_run_report(run)["value"].clone()
 }
 
 #[test]
@@ -363,20 +355,7 @@ fn azure_reads_after_a_planned_write_see_it() {
     assert_eq!(v["last_planned"], true, "{v}");
 }
 
-/// `rollbook run BOOK --dry-run --sandbox SCENARIO --output json`: it must exit 0; its report.
-fn dry_run_report(book: &Path, scenario: &Path, state: &Path) -> serde_json::Value {
-    let out = rollbook(&[
-        "run",
-        &book.display().to_string(),
-        "--dry-run",
-        "--sandbox",
-        &scenario.display().to_string(),
-        "--output",
-        "json",
-        "--state-dir",
-        &state.display().to_string(),
-    ]);
-    let (stdout, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    serde_json::from_str(&stdout).expect("json")
+/// `run` as a dry-run with a JSON report: it must exit 0; its report.
+fn dry_run_report(run: Rollbook) -> serde_json::Value {
+    run.dry_run().json().run().succeeds().report()
 }

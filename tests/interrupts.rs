@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{rollbook, texts, write};
+use crate::support::{Rollbook, Running, World, rollbook, texts, write};
 
 const WEB: &str = "[[k8s.deployments]]\ncontext = \"prod\"\nnamespace = \"shop\"\nname = \"web\"\nrevisions = [\"shop/web:1.4.0\", \"shop/web:1.5.0\"]\n";
 
@@ -168,22 +168,28 @@ fn ctrl_c_leaves_a_run_resumable_and_resume_finishes_it() {
     assert_eq!(image_and_replicas(&sim, dir.path()), "shop/web:1.6.0 5");
 }
 
+/// A sandbox run of two stages with a long sleep between them, started in the background;
+/// returns once its journal shows the first stage done.
+fn sandbox_run_past_first_stage() -> Running {
+    let run = Rollbook::new()
+        .script_named("two.rhai", &two_stages("sleep(\"300d\");"))
+        .world(World::toml(WEB))
+        .scenario_file("world.toml")
+        .sandbox()
+        .spawn();
+    run.wait_for_journal("\"stage_finished\"");
+    run
+}
+
 #[test]
 fn sigint_and_sigterm_stop_a_sandbox_run_resumable_without_undo() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let scenario = write(dir.path(), "world.toml", WEB);
-        let rb = write(dir.path(), "two.rhai", &two_stages("sleep(\"300d\");"));
-        let state = dir.path().join("state");
-        let child = run_past_first_stage(
-            &["run", path(&rb), "--sandbox", path(&scenario), "--state-dir", path(&state)],
-            &state,
-        );
-        signal(&child, sig);
-        let out = child.wait_with_output().expect("run ends");
-        let (_, err) = texts(&out);
-        assert_eq!(out.status.code(), Some(3), "signal {sig}: {err}");
-        let text = std::fs::read_to_string(journal(&state).expect("journal")).expect("journal text");
+        let run = sandbox_run_past_first_stage();
+        run.signal(sig);
+        let out = run.finish();
+        let err = out.stderr();
+        assert_eq!(out.code(), Some(3), "signal {sig}: {err}");
+        let text = out.journal_text();
         assert!(text.contains("\"stage\":\"one\",\"ok\":true"), "{text}");
         assert!(text.contains("\"status\":\"interrupted\""), "{text}");
         assert!(!text.contains("undo_started"), "{text}");
@@ -192,10 +198,9 @@ fn sigint_and_sigterm_stop_a_sandbox_run_resumable_without_undo() {
 
         // `rollbook undo` undoes the completed stage, in the run's own journal, inside a
         // simulator rebuilt from the recorded scenario.
-        let out = rollbook(&["undo", &id, "--state-dir", path(&state)]);
-        let (_, err) = texts(&out);
-        assert_eq!(out.status.code(), Some(0), "signal {sig}: {err}");
-        let text = std::fs::read_to_string(journal(&state).expect("journal")).expect("journal text");
+        let undo = out.then(&["undo", &id]);
+        assert_eq!(undo.code(), Some(0), "signal {sig}: {}", undo.stderr());
+        let text = out.journal_text();
         assert!(text.contains("\"undo_started\"") && text.contains("\"stage\":\"one\""), "{text}");
         assert!(!text.contains("undo_failed"), "{text}");
     }
@@ -355,20 +360,13 @@ fn runbooks_and_scenarios_are_read_only_from_small_regular_files() {
 
 #[test]
 fn a_second_ctrl_c_stops_at_once_and_the_run_stays_resumable() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = write(dir.path(), "world.toml", WEB);
-    let rb = write(dir.path(), "two.rhai", &two_stages("sleep(\"300d\");"));
-    let state = dir.path().join("state");
-    let child = run_past_first_stage(
-        &["run", path(&rb), "--sandbox", path(&scenario), "--state-dir", path(&state)],
-        &state,
-    );
-    signal(&child, libc::SIGINT);
-    signal(&child, libc::SIGINT);
-    let out = child.wait_with_output().expect("run ends");
-    let (_, err) = texts(&out);
-    assert_eq!(out.status.code(), Some(3), "{err}");
-    let text = std::fs::read_to_string(journal(&state).expect("journal")).expect("journal text");
+    let run = sandbox_run_past_first_stage();
+    run.signal(libc::SIGINT);
+    run.signal(libc::SIGINT);
+    let out = run.finish();
+    let err = out.stderr();
+    assert_eq!(out.code(), Some(3), "{err}");
+    let text = out.journal_text();
     let id = run_id(&text);
     // Whichever signal ended it, nothing was undone and the run can be continued.
     assert!(!text.contains("undo_started") && !text.contains("undo_failed"), "{text}");

@@ -1,5 +1,8 @@
 //! Integration tests: one binary (one link), one module per area.
 
+// The test binary has no public surface: its helpers are `pub` only to be shared between modules.
+#![allow(unreachable_pub)]
+
 mod aks;
 mod appservice;
 mod arm;
@@ -16,6 +19,7 @@ mod health;
 mod interrupts;
 mod k8s;
 mod k8s_http2;
+mod layers;
 mod lease_locks;
 mod library;
 mod library_fuzz;
@@ -30,6 +34,7 @@ mod preflight;
 mod rehearse;
 mod run_modes;
 mod run_state;
+mod runbooks;
 mod safety;
 mod serve;
 mod serve_crash;

@@ -6,8 +6,6 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +17,7 @@ use rollbook::engine::{Engine, RunOptions};
 use rollbook::providers::Settings;
 use serde_json::{Value, json};
 
-use crate::support::{rollbook, serve, texts, write};
+use crate::support::{Outcome, Rollbook, World, serve, write};
 
 /// A listener standing for a real server: counts connections, answers `200 ok` to each.
 struct RealWorld {
@@ -92,104 +90,83 @@ url = "https://shop.example.com/healthz"
 follows = "appservice/rg-shop/shop-web"
 "#;
 
-fn both(out: &Output) -> String {
-    let (o, e) = texts(out);
-    format!("{o}{e}")
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    let state = dir.join("state");
-    let mut all = vec!["run", "--state-dir", state.to_str().unwrap_or(".")];
-    all.extend_from_slice(args);
-    rollbook(&all)
+/// A rehearsal of `source` in WORLD.
+fn sandboxed(source: &str) -> Outcome {
+    Rollbook::new().script(source).world(World::toml(WORLD)).sandbox().run()
 }
 
 #[test]
 fn sandbox_runs_reach_nothing_the_scenario_does_not_map() {
     let real = RealWorld::start();
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(dir.path(), "world.toml", WORLD);
     for (name, call) in [
         ("get", format!(r#"health::http(#{{ url: "{}" }})"#, real.url("/real"))),
         ("head", format!(r#"health::http(#{{ url: "{}", method: "HEAD" }})"#, real.url("/real"))),
         ("prometheus", format!(r#"health::prometheus(#{{ url: "{}", query: "up", min: 1 }})"#, real.url(""))),
     ] {
-        let runbook =
-            write(dir.path(), &format!("{name}.rhai"), &format!("let r = {call};\ninfo(`${{r}}`);\n"));
-        let out = run(dir.path(), &["--sandbox", scenario.to_str().unwrap(), runbook.to_str().unwrap()]);
-        let text = both(&out);
-        assert_ne!(out.status.code(), Some(0), "{name}: {text}");
+        let out = sandboxed(&format!("let r = {call};\ninfo(`${{r}}`);\n"));
+        let text = out.both();
+        assert_ne!(out.code(), Some(0), "{name}: {text}");
         assert!(text.contains("sandbox"), "{name}: the error says sandbox: {text}");
         assert_eq!(real.connections(), 0, "{name}: nothing reached the real world: {text}");
     }
     // Other methods are refused before anything is sent, in a rehearsal too.
     for method in ["POST", "DELETE"] {
-        let runbook = write(
-            dir.path(),
-            "write.rhai",
-            &format!("health::http(#{{ url: \"{}\", method: \"{method}\" }});\n", real.url("/real")),
-        );
-        let out = run(dir.path(), &["--sandbox", scenario.to_str().unwrap(), runbook.to_str().unwrap()]);
-        let text = both(&out);
-        assert_ne!(out.status.code(), Some(0), "{method}: {text}");
+        let out = sandboxed(&format!(
+            "health::http(#{{ url: \"{}\", method: \"{method}\" }});\n",
+            real.url("/real")
+        ));
+        let text = out.both();
+        assert_ne!(out.code(), Some(0), "{method}: {text}");
         assert!(text.contains("GET or HEAD"), "{method}: {text}");
         assert_eq!(real.connections(), 0, "{method}: nothing reached the real world: {text}");
     }
     // What the scenario maps still answers from the simulator.
-    let mapped = write(
-        dir.path(),
-        "mapped.rhai",
+    sandboxed(
         "let r = health::http(#{ url: \"https://shop.example.com/healthz\" });\nif !r.ok { fail(`mapped probe failed: ${r}`) }\n",
-    );
-    let out = run(dir.path(), &["--sandbox", scenario.to_str().unwrap(), mapped.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    )
+    .succeeds();
 }
 
 #[test]
 fn sandbox_ignores_real_arm_and_kubernetes_settings() {
     let real = RealWorld::start();
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(dir.path(), "world.toml", WORLD);
-    let kubeconfig = write(
-        dir.path(),
+    let run = Rollbook::new();
+    let kubeconfig = run.file(
         "real-kubeconfig",
         &format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: real\n  cluster:\n    server: {}\ncontexts:\n- name: real-prod\n  context:\n    cluster: real\n    user: real\nusers:\n- name: real\n  user:\n    token: t\ncurrent-context: real-prod\n",
             real.url("")
         ),
     );
-    let runbook = write(
-        dir.path(),
-        "reach.rhai",
-        r#"
+    let out = run
+        .script_named(
+            "reach.rhai",
+            r#"
 try { k8s::get(#{ context: "real-prod", namespace: "shop", deployment: "web" }); } catch (e) { info(`k8s: ${e.message}`); }
 try { appservice::slots(#{ group: "rg-elsewhere", site: "x" }); } catch (e) { info(`arm: ${e.message}`); }
 "#,
-    );
-    let state = dir.path().join("state");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rollbook"))
-        .args(["run", "--state-dir", state.to_str().unwrap(), "--sandbox", scenario.to_str().unwrap()])
-        .arg(&runbook)
-        .env("ROLLBOOK_ARM_ENDPOINT", real.url(""))
-        .env("KUBECONFIG", &kubeconfig)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run");
-    assert_eq!(real.connections(), 0, "{}", both(&out));
+        )
+        .world(World::toml(WORLD))
+        .sandbox()
+        .env("ROLLBOOK_ARM_ENDPOINT", &real.url(""))
+        .env("KUBECONFIG", &kubeconfig.display().to_string())
+        .run();
+    assert_eq!(real.connections(), 0, "{}", out.both());
 }
 
 #[test]
 fn rollbook_test_reaches_nothing_the_scenario_does_not_map() {
     let real = RealWorld::start();
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "probe.rhai", &format!("health::http(#{{ url: \"{}\" }});\n", real.url("/x")));
-    let scenario = write(
-        dir.path(),
-        "probe.toml",
-        &format!("{WORLD}\n[test]\nrunbook = \"probe.rhai\"\n[test.expect]\noutcome = \"succeeded\"\n"),
-    );
-    let out = rollbook(&["test", scenario.to_str().unwrap()]);
-    let text = both(&out);
+    let run = Rollbook::new();
+    run.file("probe.rhai", &format!("health::http(#{{ url: \"{}\" }});\n", real.url("/x")));
+    let out = run
+        .command(&["test"])
+        .world(World::toml(&format!(
+            "{WORLD}\n[test]\nrunbook = \"probe.rhai\"\n[test.expect]\noutcome = \"succeeded\"\n"
+        )))
+        .scenario_file("probe.toml")
+        .run();
+    let text = out.both();
     assert_eq!(real.connections(), 0, "{text}");
     assert!(text.contains("sandbox"), "{text}");
 }
@@ -197,23 +174,24 @@ fn rollbook_test_reaches_nothing_the_scenario_does_not_map() {
 #[test]
 fn dry_run_sends_get_probes_but_refuses_any_other_method_before_sending() {
     let real = RealWorld::start();
-    let dir = tempfile::tempdir().unwrap();
     for method in ["DELETE", "POST", "PUT", "PATCH"] {
-        let runbook = write(
-            dir.path(),
-            "write.rhai",
-            &format!("health::http(#{{ url: \"{}\", method: \"{method}\" }});\n", real.url("/orders/1")),
-        );
-        let out = run(dir.path(), &["--dry-run", runbook.to_str().unwrap()]);
-        let text = both(&out);
-        assert_ne!(out.status.code(), Some(0), "{method}: {text}");
+        let out = Rollbook::new()
+            .script(&format!(
+                "health::http(#{{ url: \"{}\", method: \"{method}\" }});\n",
+                real.url("/orders/1")
+            ))
+            .dry_run()
+            .run();
+        let text = out.both();
+        assert_ne!(out.code(), Some(0), "{method}: {text}");
         assert!(text.contains("GET or HEAD"), "{method}: says what is allowed: {text}");
         assert_eq!(real.connections(), 0, "{method}: nothing was sent: {text}");
     }
-    let read =
-        write(dir.path(), "read.rhai", &format!("health::http(#{{ url: \"{}\" }});\n", real.url("/x")));
-    let out = run(dir.path(), &["--dry-run", read.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    Rollbook::new()
+        .script(&format!("health::http(#{{ url: \"{}\" }});\n", real.url("/x")))
+        .dry_run()
+        .run()
+        .succeeds();
     assert_eq!(real.connections(), 1, "a GET probe is a real read under dry-run");
 }
 
@@ -397,11 +375,9 @@ if p.verdict == "fail" {
 
 #[test]
 fn a_prometheus_gated_runbook_is_rehearsed_from_the_scenario() {
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "gate.rhai", GATE);
-    let scenario = write(dir.path(), "gate.toml", PROM_WORLD);
-    let out = rollbook(&["test", scenario.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let run = Rollbook::new();
+    run.file("gate.rhai", GATE);
+    run.command(&["test"]).world(World::toml(PROM_WORLD)).scenario_file("gate.toml").run().succeeds();
 }
 
 #[tokio::test(flavor = "multi_thread")]

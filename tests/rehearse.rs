@@ -159,7 +159,7 @@ fn rollbook_test_checks_expectations_and_shows_what_was_found() {
 
 /// Every runbook in `runbooks/` passes `rollbook check` and has the three scenarios beside it:
 /// the incident it fixes, a case where it must do nothing, and one where it must stop and undo.
-/// (`.ci/run` rehearses them all with `rollbook test runbooks/`.)
+/// (`runbooks::every_runbook_passes_every_one_of_its_scenarios` rehearses them all.)
 #[test]
 fn every_runbook_checks_and_has_its_three_scenarios() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");

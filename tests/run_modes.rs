@@ -3,12 +3,9 @@
 //! rebuilt from its scenario), `rollbook undo`, `resume --yes` after a denial,
 //! `--assume-not-applied`, and `runs show last` / by suffix.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use rollbook::run::journal::{Event, RunStatus};
 
-use rollbook::run::journal::{Event, RunStatus, read_journal};
-
-use crate::support::{texts, write};
+use crate::support::{Outcome, Rollbook, World, journal_events as events, texts};
 
 const SCENARIO: &str = r#"
 name = "two slots"
@@ -37,68 +34,32 @@ stage("after", || 42);
 "done"
 "#;
 
-struct World {
-    dir: tempfile::TempDir,
-    scenario: PathBuf,
-    runbook: PathBuf,
+/// A sandbox run of `runbook` (as `swap.rhai`, with params from the scenario's `[test]`); it
+/// stops at the approval (exit 4). Later commands run in its state dir with real endpoints
+/// pointed at a closed loopback port (so a run that wrongly leaves the sandbox fails).
+fn denied_sandbox_run_of(runbook: &str) -> Outcome {
+    let out = Rollbook::new()
+        .script_named("swap.rhai", runbook)
+        .world(World::toml(SCENARIO))
+        .scenario_file("swap.toml")
+        .sandbox()
+        .run()
+        .exits(4);
+    assert!(
+        out.journal().starts_with(out.state_dir().join("sandbox").join("runs")),
+        "sandbox journals live under <state>/sandbox/runs"
+    );
+    out
 }
 
-fn world() -> World {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = write(dir.path(), "swap.toml", SCENARIO);
-    let runbook = write(dir.path(), "swap.rhai", RUNBOOK);
-    World { dir, scenario, runbook }
-}
-
-impl World {
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    /// The binary with the state dir set, and real endpoints pointed at a closed loopback port
-    /// (so a run that wrongly leaves the sandbox fails here instead of reaching anything).
-    fn rollbook(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rollbook"))
-            .args(args)
-            .args(["--state-dir", self.state().to_str().expect("path")])
-            .env_remove("ROLLBOOK_STATE_DIR")
-            .env("NO_COLOR", "1")
-            .env("ROLLBOOK_ARM_ENDPOINT", "http://127.0.0.1:9")
-            .env("ROLLBOOK_AZURE_TOKEN", "not-a-real-token")
-            .env("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
-            .output()
-            .expect("run rollbook")
-    }
-
-    /// A sandbox run of RUNBOOK with params from the scenario; stops at the approval (exit 4).
-    fn denied_sandbox_run(&self) -> (String, PathBuf) {
-        let out = self.rollbook(&[
-            "run",
-            self.runbook.to_str().expect("path"),
-            "--sandbox",
-            self.scenario.to_str().expect("path"),
-        ]);
-        assert_eq!(out.status.code(), Some(4), "{:?}", texts(&out));
-        let runs = self.state().join("sandbox").join("runs");
-        let journal = std::fs::read_dir(&runs)
-            .expect("sandbox journals live under <state>/sandbox/runs")
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().and_then(|e| e.to_str()) == Some("jsonl"))
-            .expect("a journal");
-        let id = journal.file_stem().and_then(|s| s.to_str()).expect("id").to_string();
-        (id, journal)
-    }
-}
-
-fn events(journal: &Path) -> Vec<Event> {
-    read_journal(journal).expect("journal").records.into_iter().map(|r| r.event).collect()
+fn denied_sandbox_run() -> Outcome {
+    denied_sandbox_run_of(RUNBOOK)
 }
 
 #[test]
 fn a_sandbox_run_records_its_mode_and_scenario_and_lives_apart() {
-    let w = world();
-    let (id, journal) = w.denied_sandbox_run();
+    let w = denied_sandbox_run();
+    let (id, journal) = (w.run_id(), w.journal());
     let Some(Event::RunStarted { mode, scenario, params, .. }) = events(&journal).into_iter().next() else {
         panic!("run_started first")
     };
@@ -106,26 +67,26 @@ fn a_sandbox_run_records_its_mode_and_scenario_and_lives_apart() {
     let scenario = scenario.expect("the scenario is journaled");
     assert!(scenario.path.ends_with("swap.toml") && scenario.hash.starts_with("sha256:"), "{scenario:?}");
     assert_eq!(params["site"], "shop-web", "params came from the scenario's [test] params");
-    assert!(!w.state().join("runs").join(format!("{id}.jsonl")).exists(), "not among real runs");
-    assert!(!w.state().join("locks").exists(), "sandbox locks never block real runs");
+    assert!(!w.state_dir().join("runs").join(format!("{id}.jsonl")).exists(), "not among real runs");
+    assert!(!w.state_dir().join("locks").exists(), "sandbox locks never block real runs");
 
-    let list = w.rollbook(&["runs", "list", "--output", "json"]);
+    let list = w.then(&["runs", "list", "--output", "json"]).out;
     let runs: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
     assert_eq!(runs[0]["id"], id.as_str());
     assert_eq!(runs[0]["mode"], "sandbox");
-    let real = w.rollbook(&["runs", "list", "--output", "json", "--mode", "real"]);
+    let real = w.then(&["runs", "list", "--output", "json", "--mode", "real"]).out;
     let real: serde_json::Value = serde_json::from_slice(&real.stdout).expect("json");
     assert_eq!(real.as_array().map(Vec::len), Some(0), "{real}");
-    let text = texts(&w.rollbook(&["runs", "list"])).0;
+    let text = texts(&w.then(&["runs", "list"]).out).0;
     assert!(text.contains("MODE") && text.contains("sandbox"), "{text}");
 }
 
 #[test]
 fn runs_show_accepts_last_and_a_unique_suffix() {
-    let w = world();
-    let (id, _) = w.denied_sandbox_run();
+    let w = denied_sandbox_run();
+    let id = w.run_id();
     for key in ["last", &id[id.len() - 6..]] {
-        let out = w.rollbook(&["runs", "show", key]);
+        let out = w.then(&["runs", "show", key]).out;
         let (stdout, stderr) = texts(&out);
         assert_eq!(out.status.code(), Some(0), "{key}: {stderr}");
         assert!(stdout.contains(&format!("run {id}")) && stdout.contains("mode     sandbox"), "{stdout}");
@@ -134,9 +95,9 @@ fn runs_show_accepts_last_and_a_unique_suffix() {
 
 #[test]
 fn resume_yes_continues_a_run_stopped_at_a_denied_approval() {
-    let w = world();
-    let (id, journal) = w.denied_sandbox_run();
-    let out = w.rollbook(&["resume", &id, "--yes"]);
+    let w = denied_sandbox_run();
+    let (id, journal) = (w.run_id(), w.journal());
+    let out = w.then(&["resume", &id, "--yes"]).out;
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let evs = events(&journal);
@@ -150,15 +111,15 @@ fn resume_yes_continues_a_run_stopped_at_a_denied_approval() {
     );
     assert!(matches!(evs.last(), Some(Event::RunFinished { status: RunStatus::Succeeded, .. })));
     // Without --yes, a denied run is not resumed.
-    let again = w.rollbook(&["resume", &id]);
+    let again = w.then(&["resume", &id]).out;
     assert_eq!(again.status.code(), Some(2), "{:?}", texts(&again));
 }
 
 #[test]
 fn undo_runs_the_recorded_undos_of_a_denied_run_in_its_own_journal() {
-    let w = world();
-    let (id, journal) = w.denied_sandbox_run();
-    let out = w.rollbook(&["undo", &id]);
+    let w = denied_sandbox_run();
+    let (id, journal) = (w.run_id(), w.journal());
+    let out = w.then(&["undo", &id]).out;
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let evs = events(&journal);
@@ -172,7 +133,7 @@ fn undo_runs_the_recorded_undos_of_a_denied_run_in_its_own_journal() {
     );
     assert!(!evs.iter().any(|e| matches!(e, Event::Approval { approved: true, .. })), "nothing was approved");
     // Undone once: a second undo finds nothing left to undo and changes nothing.
-    let again = w.rollbook(&["undo", &id]);
+    let again = w.then(&["undo", &id]).out;
     assert_eq!(again.status.code(), Some(0), "{:?}", texts(&again));
     let undos = events(&journal).iter().filter(|e| matches!(e, Event::UndoStarted { .. })).count();
     assert_eq!(undos, 1, "the swap was undone exactly once");
@@ -180,24 +141,24 @@ fn undo_runs_the_recorded_undos_of_a_denied_run_in_its_own_journal() {
 
 #[test]
 fn a_sandbox_run_resumes_only_in_a_simulator_rebuilt_from_its_own_scenario() {
-    let w = world();
-    let (id, journal) = w.denied_sandbox_run();
+    let w = denied_sandbox_run();
+    let (id, journal) = (w.run_id(), w.journal());
     // Made resumable: the approval and the end are cut off, as if the process had been killed.
     let text = std::fs::read_to_string(&journal).expect("journal");
     let kept: Vec<&str> = text.lines().take_while(|l| !l.contains("\"type\":\"approval\"")).collect();
     std::fs::write(&journal, kept.join("\n") + "\n").expect("rewrite");
 
     // The scenario changed: refused (exit 2), nothing appended.
-    let original = std::fs::read_to_string(&w.scenario).expect("scenario");
-    std::fs::write(&w.scenario, original.replace("1.4.0", "1.3.0")).expect("edit scenario");
-    let refused = w.rollbook(&["resume", &id, "--yes"]);
+    let original = std::fs::read_to_string(w.scenario()).expect("scenario");
+    std::fs::write(w.scenario(), original.replace("1.4.0", "1.3.0")).expect("edit scenario");
+    let refused = w.then(&["resume", &id, "--yes"]).out;
     let (_, stderr) = texts(&refused);
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("sandbox") && stderr.contains("changed"), "{stderr}");
     assert!(!events(&journal).iter().any(|e| matches!(e, Event::RunResumed { .. })));
 
     // Given again explicitly, it resumes in the simulator (the real endpoint is a closed port).
-    let out = w.rollbook(&["resume", &id, "--yes", "--sandbox", w.scenario.to_str().expect("path")]);
+    let out = w.then(&["resume", &id, "--yes", "--sandbox", w.scenario().to_str().expect("path")]).out;
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(matches!(events(&journal).last(), Some(Event::RunFinished { status: RunStatus::Succeeded, .. })));
@@ -205,13 +166,13 @@ fn a_sandbox_run_resumes_only_in_a_simulator_rebuilt_from_its_own_scenario() {
 
 #[test]
 fn a_sandbox_run_whose_scenario_is_gone_is_refused() {
-    let w = world();
-    let (id, journal) = w.denied_sandbox_run();
+    let w = denied_sandbox_run();
+    let (id, journal) = (w.run_id(), w.journal());
     let text = std::fs::read_to_string(&journal).expect("journal");
     let kept: Vec<&str> = text.lines().filter(|l| !l.contains("\"type\":\"run_finished\"")).collect();
     std::fs::write(&journal, kept.join("\n") + "\n").expect("rewrite");
-    std::fs::remove_file(&w.scenario).expect("remove scenario");
-    let out = w.rollbook(&["resume", &id, "--yes"]);
+    std::fs::remove_file(w.scenario()).expect("remove scenario");
+    let out = w.then(&["resume", &id, "--yes"]).out;
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--sandbox"), "says how to go on: {stderr}");
@@ -219,8 +180,8 @@ fn a_sandbox_run_whose_scenario_is_gone_is_refused() {
 
 #[test]
 fn assume_not_applied_settles_a_call_in_doubt_and_journals_who_said_so() {
-    let w = world();
-    let (id, journal) = w.denied_sandbox_run();
+    let w = denied_sandbox_run();
+    let (id, journal) = (w.run_id(), w.journal());
     // Killed right after the swap was sent: the swap is in doubt.
     let text = std::fs::read_to_string(&journal).expect("journal");
     let mut kept = Vec::new();
@@ -234,9 +195,9 @@ fn assume_not_applied_settles_a_call_in_doubt_and_journals_who_said_so() {
         }
     }
     std::fs::write(&journal, kept.join("\n") + "\n").expect("rewrite");
-    let bad = w.rollbook(&["resume", &id, "--yes", "--assume-not-applied", "999"]);
+    let bad = w.then(&["resume", &id, "--yes", "--assume-not-applied", "999"]).out;
     assert_eq!(bad.status.code(), Some(2), "an unknown call is refused: {:?}", texts(&bad));
-    let out = w.rollbook(&["resume", &id, "--yes", "--assume-not-applied", &call.to_string()]);
+    let out = w.then(&["resume", &id, "--yes", "--assume-not-applied", &call.to_string()]).out;
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let evs = events(&journal);
@@ -250,13 +211,10 @@ fn assume_not_applied_settles_a_call_in_doubt_and_journals_who_said_so() {
 
 #[test]
 fn resume_shows_the_call_in_doubt_its_deadline_and_what_each_look_sees() {
-    let w = world();
-    std::fs::write(
-        &w.runbook,
-        RUNBOOK.replace(r#"slot: "staging" }"#, r#"slot: "staging", timeout: "20s" }"#),
-    )
-    .expect("runbook");
-    let (id, journal) = w.denied_sandbox_run();
+    let w = denied_sandbox_run_of(
+        &RUNBOOK.replace(r#"slot: "staging" }"#, r#"slot: "staging", timeout: "20s" }"#),
+    );
+    let (id, journal) = (w.run_id(), w.journal());
     let text = std::fs::read_to_string(&journal).expect("journal");
     let mut kept = Vec::new();
     for line in text.lines() {
@@ -266,7 +224,7 @@ fn resume_shows_the_call_in_doubt_its_deadline_and_what_each_look_sees() {
         }
     }
     std::fs::write(&journal, kept.join("\n") + "\n").expect("rewrite");
-    let out = w.rollbook(&["resume", &id, "--yes"]);
+    let out = w.then(&["resume", &id, "--yes"]).out;
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stderr.contains("has no outcome: it will be checked"), "names the call in doubt first: {stderr}");
@@ -278,11 +236,11 @@ fn resume_shows_the_call_in_doubt_its_deadline_and_what_each_look_sees() {
 
 #[test]
 fn undo_of_a_succeeded_run_is_refused() {
-    let w = world();
-    let (id, _) = w.denied_sandbox_run();
-    let done = w.rollbook(&["resume", &id, "--yes"]);
+    let w = denied_sandbox_run();
+    let id = w.run_id();
+    let done = w.then(&["resume", &id, "--yes"]).out;
     assert_eq!(done.status.code(), Some(0), "{:?}", texts(&done));
-    let out = w.rollbook(&["undo", &id]);
+    let out = w.then(&["undo", &id]).out;
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("succeeded") && stderr.contains("undo"), "{stderr}");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rollbook::engine::{Engine, RunOptions, RunReport};
 use rollbook::run::journal::{Event, RunStatus, read_journal};
 
-use crate::support::{Mutate, Recorder, rollbook, texts, write};
+use crate::support::{Mutate, Outcome, Recorder, Rollbook, rollbook, texts, write};
 
 /// Every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -175,34 +175,25 @@ stage("two", || 2);
 "ok"
 "#;
 
-fn run_two_stages(dir: &Path, state: &Path) -> PathBuf {
-    let runbook = write(dir, "two.rhai", TWO_STAGES);
-    let out =
-        rollbook(&["run", runbook.to_str().expect("path"), "--state-dir", state.to_str().expect("path")]);
-    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
-    journal_of(state)
-}
-
-fn run_id(journal: &Path) -> String {
-    journal.file_stem().and_then(|s| s.to_str()).expect("run id").to_string()
+/// A finished run of TWO_STAGES; later commands run in its state dir.
+fn run_two_stages() -> Outcome {
+    Rollbook::new().script_named("two.rhai", TWO_STAGES).run().succeeds()
 }
 
 #[test]
 fn a_journal_torn_inside_a_multibyte_character_is_listed_and_resumable() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let journal = run_two_stages(dir.path(), &state);
-    let id = run_id(&journal);
+    let run = run_two_stages();
+    let (journal, id) = (run.journal(), run.run_id());
     let mut bytes = unfinish(&journal).into_bytes();
     bytes.extend_from_slice(
         b"{\"seq\":99,\"ts\":\"2026-11-28T00:00:00Z\",\"type\":\"log\",\"level\":\"info\",\"message\":\"\xc3",
     );
     std::fs::write(&journal, bytes).expect("tear the journal");
-    let list = rollbook(&["runs", "list", "--output", "json", "--state-dir", state.to_str().expect("path")]);
+    let list = run.then(&["runs", "list", "--output", "json"]).out;
     let (stdout, stderr) = texts(&list);
     assert!(stdout.contains(&id), "the torn run is listed: {stdout}\n{stderr}");
     assert!(stdout.contains("incomplete"), "{stdout}");
-    let resumed = rollbook(&["resume", &id, "--state-dir", state.to_str().expect("path")]);
+    let resumed = run.then(&["resume", &id]).out;
     assert_eq!(resumed.status.code(), Some(0), "{:?}", texts(&resumed));
     let read = read_journal(&journal).expect("the journal reads again");
     assert!(matches!(read.records.last().map(|r| &r.event), Some(Event::RunFinished { .. })));
@@ -210,32 +201,28 @@ fn a_journal_torn_inside_a_multibyte_character_is_listed_and_resumable() {
 
 #[test]
 fn an_unreadable_journal_is_listed_as_unreadable_not_hidden() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    run_two_stages(dir.path(), &state);
-    write(&state.join("runs"), "20260101T000000Z-badbad.jsonl", "not json\nnot json either\n");
-    let list = rollbook(&["runs", "list", "--output", "json", "--state-dir", state.to_str().expect("path")]);
+    let run = run_two_stages();
+    write(&run.state_dir().join("runs"), "20260101T000000Z-badbad.jsonl", "not json\nnot json either\n");
+    let list = run.then(&["runs", "list", "--output", "json"]).out;
     let (stdout, stderr) = texts(&list);
     assert_eq!(list.status.code(), Some(0), "{stderr}");
     let runs: Vec<serde_json::Value> = serde_json::from_str(&stdout).expect("json");
     let bad = runs.iter().find(|r| r["id"] == "20260101T000000Z-badbad").expect("the bad journal is listed");
     assert_eq!(bad["status"], "unreadable");
     assert_eq!(runs.len(), 2, "{stdout}");
-    let text = rollbook(&["runs", "list", "--state-dir", state.to_str().expect("path")]);
+    let text = run.then(&["runs", "list"]).out;
     assert!(texts(&text).0.contains("unreadable"), "{:?}", texts(&text));
 }
 
 #[test]
 fn a_complete_last_record_without_its_newline_survives_resume() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let journal = run_two_stages(dir.path(), &state);
-    let id = run_id(&journal);
+    let run = run_two_stages();
+    let (journal, id) = (run.journal(), run.run_id());
     let text = unfinish(&journal);
     let text = text.strip_suffix('\n').expect("newline").to_string();
     assert!(text.lines().last().is_some_and(|l| l.contains("\"stage\":\"two\"")), "{text}");
     std::fs::write(&journal, &text).expect("rewrite");
-    let resumed = rollbook(&["resume", &id, "--state-dir", state.to_str().expect("path")]);
+    let resumed = run.then(&["resume", &id]).out;
     assert_eq!(resumed.status.code(), Some(0), "{:?}", texts(&resumed));
     let read = read_journal(&journal).expect("journal");
     assert!(!read.torn_tail);
@@ -277,7 +264,7 @@ fn resuming_a_run_whose_process_is_alive_exits_5_naming_pid_and_host() {
         assert!(Instant::now() < deadline, "the first run never reached its wait");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let id = run_id(&journal);
+    let id = journal.file_stem().and_then(|s| s.to_str()).expect("run id").to_string();
     let resumed = Command::new(env!("CARGO_BIN_EXE_rollbook"))
         .args(["resume", &id, "--state-dir", state.to_str().expect("path"), "--timeout", "3s"])
         .output()

@@ -6,10 +6,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rollbook::sim::record::RecordedRequest;
-
-use super::crash::LiveSim;
-use super::support::write;
+use super::support::{LiveSim, Outcome, Rollbook, World, write};
 
 const WORLD: &str = r#"
 [sim]
@@ -36,20 +33,14 @@ fn run(live: &LiveSim, state: &Path, runbook: &Path, extra: &[&str]) -> Output {
     live.rollbook("run", state).args(extra).arg(runbook).stdin(Stdio::null()).output().expect("run rollbook")
 }
 
-fn mutations(requests: &[RecordedRequest]) -> Vec<String> {
-    requests
-        .iter()
-        .filter(|r| !matches!(r.method.as_str(), "GET" | "HEAD"))
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect()
+/// A run of `source` (as `name`) against a simulator serving WORLD, kept for later commands.
+fn live_run(name: &str, source: &str, extra: &[&str]) -> Outcome {
+    Rollbook::new().script_named(name, source).world(World::toml(WORLD)).live().args(extra).run()
 }
 
 #[test]
 fn a_failing_undo_exits_3_with_the_journal_and_what_is_left() {
-    let dir = tempfile::tempdir().unwrap();
-    let live = LiveSim::start(dir.path(), WORLD);
-    let runbook = write(
-        dir.path(),
+    let out = live_run(
         "undo-fails.rhai",
         r#"
 let s = #{ group: "rg-shop", site: "shop-web", slot: "staging" };
@@ -58,29 +49,22 @@ let k = #{ context: "prod", namespace: "shop", deployment: "web" };
 stage("scale up", || k8s::scale(k + #{ replicas: 4 }), || k8s::scale(k + #{ replicas: 2 }));
 fail("the site is still unhealthy");
 "#,
+        &[],
     );
-    let state = dir.path().join("state");
-    let out = run(&live, &state, &runbook, &[]);
-    let text = both(&out);
-    assert_eq!(out.status.code(), Some(3), "{text}");
+    let state = out.state_dir();
+    let text = out.both();
+    assert_eq!(out.code(), Some(3), "{text}");
     assert!(text.contains("NEEDS ATTENTION"), "{text}");
     assert!(text.contains(&state.join("runs").display().to_string()), "journal path printed: {text}");
     assert!(text.contains("still to undo by hand") && text.contains("- stage swap back"), "{text}");
     // The scale stage was undone; the swap was not.
-    let web = live.sim.resource_state("k8s/prod/shop/web").unwrap();
+    let web = out.state_of("k8s/prod/shop/web");
     assert_eq!(web["replicas"], 2, "{web}");
-    let site = live.sim.resource_state("appservice/rg-shop/shop-web").unwrap();
+    let site = out.state_of("appservice/rg-shop/shop-web");
     assert_eq!(site["production"], "1.4.0", "{site}");
     // `runs show` tells what was undone and what was not.
-    let id = std::fs::read_dir(state.join("runs")).unwrap().next().unwrap().unwrap().path();
-    let id = id.file_stem().unwrap().to_str().unwrap().to_string();
-    let show = std::process::Command::new(env!("CARGO_BIN_EXE_rollbook"))
-        .args(["runs", "show", &id, "--state-dir"])
-        .arg(&state)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let shown = both(&show);
+    assert!(out.journal().starts_with(state.join("runs")), "a real run's journal");
+    let shown = out.then(&["runs", "show", &out.run_id()]).both();
     let line = |start: &str| shown.lines().find(|l| l.starts_with(start)).unwrap_or_default().to_string();
     assert!(line("undone:").contains("scale up"), "{shown}");
     assert!(line("not undone:").contains("swap back"), "{shown}");
@@ -88,69 +72,51 @@ fail("the site is still unhealthy");
 
 #[test]
 fn an_approval_without_a_terminal_exits_4_and_sends_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let live = LiveSim::start(dir.path(), WORLD);
-    let runbook = write(
-        dir.path(),
+    let out = live_run(
         "approve.rhai",
         r#"
 approve("swap staging into production of shop-web?");
 appservice::swap(#{ group: "rg-shop", site: "shop-web", slot: "staging" });
 "#,
-    );
-    let state = dir.path().join("state");
-    let out = run(&live, &state, &runbook, &[]);
-    let text = both(&out);
-    assert_eq!(out.status.code(), Some(4), "{text}");
-    assert!(text.contains("denied"), "{text}");
-    assert!(mutations(&live.sim.requests()).is_empty(), "{:?}", live.sim.requests());
-    let site = live.sim.resource_state("appservice/rg-shop/shop-web").unwrap();
+        &[],
+    )
+    .exits(4)
+    .output_has("denied");
+    assert!(out.mutations().is_empty(), "{:?}", out.requests());
+    let site = out.state_of("appservice/rg-shop/shop-web");
     assert_eq!(site["production"], "1.5.0");
 }
 
 #[test]
 fn a_call_outside_the_scope_is_refused_before_any_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let live = LiveSim::start(dir.path(), WORLD);
-    let runbook = write(
-        dir.path(),
+    let out = live_run(
         "scoped.rhai",
         r#"
 const RUNBOOK = #{ name: "scoped", version: "1.0.0", scope: ["appservice/rg-shop/*"] };
 k8s::undo(#{ context: "prod", namespace: "shop", deployment: "web", to_revision: 1 });
 "#,
-    );
-    let state = dir.path().join("state");
-    let out = run(&live, &state, &runbook, &[]);
-    let text = both(&out);
-    assert_ne!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("`k8s/prod/shop/web` is outside the runbook's scope"), "{text}");
-    assert!(live.sim.requests().iter().all(|r| !r.path.starts_with("/k8s/")), "{:?}", live.sim.requests());
+        &[],
+    )
+    .fails()
+    .output_has("`k8s/prod/shop/web` is outside the runbook's scope");
+    assert!(out.requests().iter().all(|r| !r.path.starts_with("/k8s/")), "{:?}", out.requests());
     // The refusal is a journaled decision.
-    let journal = std::fs::read_dir(state.join("runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().and_then(|e| e.to_str()) == Some("jsonl"))
-        .unwrap();
-    let text = std::fs::read_to_string(journal).unwrap();
-    assert!(text.contains(r#""type":"refused""#) && text.contains(r#""by":"scope""#), "{text}");
+    let out = out.journal_has(r#""type":"refused""#).journal_has(r#""by":"scope""#);
 
     // Inside the runbook's scope but outside --allow: the error names the flag.
-    let swap = write(
-        dir.path(),
+    let swap = out.file(
         "swap.rhai",
         r#"
 const RUNBOOK = #{ name: "swap", version: "1.0.0", scope: ["appservice/rg-shop/*"] };
 appservice::swap(#{ group: "rg-shop", site: "shop-web", slot: "staging" });
 "#,
     );
-    let out = run(&live, &state, &swap, &["--allow", "appservice/rg-shop/other-site"]);
-    let text = both(&out);
-    assert_ne!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("`appservice/rg-shop/shop-web`"), "{text}");
-    assert!(text.contains("--allow appservice/rg-shop/shop-web"), "{text}");
-    assert!(mutations(&live.sim.requests()).is_empty(), "{:?}", live.sim.requests());
+    let second = out
+        .then(&["run", &swap.display().to_string(), "--allow", "appservice/rg-shop/other-site"])
+        .fails()
+        .output_has("`appservice/rg-shop/shop-web`")
+        .output_has("--allow appservice/rg-shop/shop-web");
+    assert!(second.mutations().is_empty(), "{:?}", second.requests());
 }
 
 /// The first run takes the lock on `k8s/prod/shop/web` and holds it (sleeping); the second

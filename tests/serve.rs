@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rollbook::run::journal::{Event, Record, read_journal};
 use serde_json::{Value, json};
 
-use super::crash::{LiveSim, SUB};
+use super::support::{LiveSim, SUB};
 use super::support::write;
 
 /// The world: one App Service site whose production runs a broken build, and a cluster (for

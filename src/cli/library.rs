@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::Engine;
 use crate::library::{self, Mode, Resolved};
 
-use super::{Output, render};
+use super::{CliError, CliResult, Output, render};
 
 fn here() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
@@ -35,128 +35,25 @@ fn print_changes(resolved: &Resolved) {
 }
 
 /// `rollbook lock` and `rollbook update [DEP]`.
-pub fn lock_command(mode: Mode, state_dir: &Path) -> i32 {
-    let manifest = match manifest_here() {
-        Ok(m) => m,
-        Err(why) => return render::invalid(&why),
-    };
+pub(super) fn lock_command(mode: Mode, state_dir: &Path) -> CliResult {
+    let manifest = manifest_here().map_err(CliError::invalid)?;
     match library::resolve(&manifest, state_dir, mode) {
         Ok(resolved) => {
             print_changes(&resolved);
-            0
+            Ok(())
         }
-        Err(e) => render::invalid(&e.to_string()),
+        Err(e) => Err(CliError::invalid(e.to_string())),
     }
 }
 
-/// Finds the runbook `arg` names: a file; `<library>/<path>` in the library of the current
-/// folder or one of its dependencies; or `BUNDLE#<library>/<path>` inside a bundle made by
-/// `rollbook pack`. Returns the file and its library, resolved.
-pub fn find_runbook(arg: &Path, state_dir: &Path) -> Result<(PathBuf, Option<Arc<Resolved>>), EngineError> {
-    find_runbook_in(arg, None, state_dir)
-}
-
-/// As [`find_runbook`], with relative files and library names taken from `dir` (the nearest
-/// `rollbook.toml` at or above it) instead of the current folder: how a scenario names its
-/// runbook.
-pub fn find_runbook_in(
-    arg: &Path,
-    dir: Option<&Path>,
-    state_dir: &Path,
-) -> Result<(PathBuf, Option<Arc<Resolved>>), EngineError> {
-    let as_file = match dir {
-        Some(d) => d.join(arg),
-        None => arg.to_path_buf(),
-    };
-    if as_file.is_file() {
-        let lib = Engine::library_for(&as_file, state_dir)?;
-        return Ok((as_file, lib));
-    }
-    let text = arg.to_string_lossy();
-    if let Some((bundle, name)) = text.rsplit_once('#') {
-        let bundle_file = match dir {
-            Some(d) => d.join(bundle),
-            None => PathBuf::from(bundle),
-        };
-        if bundle_file.is_file() {
-            let resolved = library::bundle::open(&bundle_file, state_dir)?;
-            return by_name(&resolved, name).map(|(f, r)| (f, Some(r))).ok_or_else(|| {
-                EngineError::Params(format!(
-                    "bundle `{bundle}` has no runbook `{name}`; name it as <library>/<path>, e.g. `{}/…`",
-                    resolved.root.name
-                ))
-            });
-        }
-    }
-    let base = dir.map(Path::to_path_buf).unwrap_or_else(here);
-    if arg.extension().is_none()
-        && text.contains('/')
-        && let Some(manifest) = library::manifest::find(&base)
-    {
-        let resolved = library::resolve(&manifest, state_dir, Mode::Run)?;
-        if let Some(found) = by_name(&resolved, &text) {
-            return Ok((found.0, Some(found.1)));
-        }
-        let lib = text.split('/').next().unwrap_or_default();
-        if lib == resolved.root.name || resolved.deps.contains_key(lib) {
-            return Err(EngineError::Params(format!(
-                "library `{lib}` has no runbook `{text}`; see `rollbook list`"
-            )));
-        }
-    }
-    if let Some(rest) = text.strip_prefix(&format!("{}/", library::shipped::NAME))
-        && arg.extension().is_none()
-    {
-        let lib = library::shipped::unpack(state_dir)?;
-        let file = lib.root.join(format!("{rest}.rhai"));
-        if !rest.contains("..") && file.is_file() {
-            let resolved = Resolved {
-                manifest: lib.root.join(library::manifest::MANIFEST),
-                root: lib,
-                deps: Default::default(),
-                changes: Vec::new(),
-                wrote_lock: None,
-            };
-            return Ok((file, Some(Arc::new(resolved))));
-        }
-        return Err(EngineError::Params(format!("rollbook ships no runbook `{rest}`; see `rollbook list`")));
-    }
-    // Not found as a name: loading reports the missing file.
-    Ok((as_file, None))
-}
-
-/// `<library>/<path>` in `resolved`: the file, and the library scoped to the one holding it.
-fn by_name(resolved: &Resolved, name: &str) -> Option<(PathBuf, Arc<Resolved>)> {
-    let (lib, rest) = name.split_once('/')?;
-    let owner = if lib == resolved.root.name {
-        Some(resolved.root.clone())
-    } else {
-        resolved.deps.get(lib).cloned()
-    }?;
-    let rest = rest.strip_suffix(".rhai").unwrap_or(rest);
-    if !rest.split('/').all(|p| !p.is_empty() && p != ".." && p != ".") {
-        return None;
-    }
-    let file = owner.root.join(format!("{rest}.rhai"));
-    if !file.is_file() {
-        return None;
-    }
-    let mut scoped = resolved.clone();
-    scoped.root = owner;
-    Some((file, Arc::new(scoped)))
-}
+pub(super) use crate::engine::find::{find_runbook, find_runbook_in};
 
 /// `rollbook pack [-o FILE] [--key FILE]`: the library, its locked dependencies and their
 /// hashes in one file, signed as a whole with `key` when given.
-pub fn pack_command(out: Option<PathBuf>, key: Option<&Path>, state_dir: &Path) -> i32 {
-    let manifest = match manifest_here() {
-        Ok(m) => m,
-        Err(why) => return render::invalid(&why),
-    };
-    let resolved = match library::resolve(&manifest, state_dir, Mode::Run) {
-        Ok(r) => r,
-        Err(e) => return render::invalid(&e.to_string()),
-    };
+pub(super) fn pack_command(out: Option<PathBuf>, key: Option<&Path>, state_dir: &Path) -> CliResult {
+    let manifest = manifest_here().map_err(CliError::invalid)?;
+    let resolved =
+        library::resolve(&manifest, state_dir, Mode::Run).map_err(|e| CliError::invalid(e.to_string()))?;
     let out =
         out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.rbk", resolved.root.name, resolved.root.version)));
     match library::bundle::pack(&resolved, &out, key) {
@@ -168,9 +65,9 @@ pub fn pack_command(out: Option<PathBuf>, key: Option<&Path>, state_dir: &Path) 
                 );
             }
             outln!("run from it with: rollbook run '{}#{}/<runbook>'", out.display(), resolved.root.name);
-            0
+            Ok(())
         }
-        Err(e) => render::invalid(&e.to_string()),
+        Err(e) => Err(CliError::invalid(e.to_string())),
     }
 }
 
@@ -187,16 +84,13 @@ struct Listed {
 }
 
 /// `rollbook list`: the runbooks of this library and of its dependencies.
-pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
-    let shipped = match library::shipped::unpack(state_dir) {
-        Ok(l) => l,
-        Err(e) => return render::invalid(&e.to_string()),
-    };
+pub(super) fn list_command(output: Output, names: bool, state_dir: &Path) -> CliResult {
+    let shipped = library::shipped::unpack(state_dir).map_err(|e| CliError::invalid(e.to_string()))?;
     // Outside a library, the shipped runbooks alone.
     let resolved = match library::manifest::find(&here()) {
         Some(manifest) => match library::resolve(&manifest, state_dir, Mode::Run) {
             Ok(r) => Arc::new(r),
-            Err(e) => return render::invalid(&e.to_string()),
+            Err(e) => return Err(CliError::invalid(e.to_string())),
         },
         None => Arc::new(Resolved {
             manifest: shipped.root.join(library::manifest::MANIFEST),
@@ -214,10 +108,7 @@ pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
         libs.push((library::shipped::NAME.to_string(), shipped));
     }
     for (key, lib) in libs {
-        let files = match library::files(&lib.root) {
-            Ok(f) => f,
-            Err(e) => return render::invalid(&e.to_string()),
-        };
+        let files = library::files(&lib.root).map_err(|e| CliError::invalid(e.to_string()))?;
         let mut scoped = (*resolved).clone();
         scoped.root = lib.clone();
         let scoped = Arc::new(scoped);
@@ -249,10 +140,10 @@ pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
                 break;
             }
         }
-        return 0;
+        return Ok(());
     }
     match output {
-        Output::Json => outln!("{}", serde_json::to_string_pretty(&listed).unwrap_or_default()),
+        Output::Json => return render::json(&listed),
         Output::Text => {
             for l in &listed {
                 let params: Vec<String> = l
@@ -270,19 +161,19 @@ pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
             }
         }
     }
-    0
+    Ok(())
 }
 
 /// `rollbook keygen FILE`.
-pub fn keygen_command(file: &Path) -> i32 {
+pub(super) fn keygen_command(file: &Path) -> CliResult {
     match library::sign::keygen(file) {
         Ok(public) => {
             outln!("wrote {} (secret: keep it safe) and {}.pub", file.display(), file.display());
             outln!("public key: {public}");
             outln!("trust it with: [trust] keys = [\"{public}\"]");
-            0
+            Ok(())
         }
-        Err(why) => render::invalid(&why),
+        Err(why) => Err(CliError::invalid(why)),
     }
 }
 
@@ -292,37 +183,33 @@ fn load_here() -> Result<library::Manifest, String> {
 }
 
 /// `rollbook sign --key FILE`.
-pub fn sign_command(key: &Path) -> i32 {
-    let manifest = match load_here() {
-        Ok(m) => m,
-        Err(why) => return render::invalid(&why),
-    };
+pub(super) fn sign_command(key: &Path) -> CliResult {
+    let manifest = load_here().map_err(CliError::invalid)?;
     match library::sign::sign(&manifest, key) {
         Ok(sig) => {
             outln!("signed {} {} ({}) with key {}", sig.library, sig.version, sig.hash, sig.key);
             outln!("wrote {}", manifest.root().join(library::sign::SIGFILE).display());
-            0
+            Ok(())
         }
-        Err(why) => {
-            render::invalid(&format!("library `{}` (`{}`): {why}", manifest.name, manifest.file.display()))
-        }
+        Err(why) => Err(CliError::invalid(format!(
+            "library `{}` (`{}`): {why}",
+            manifest.name,
+            manifest.file.display()
+        ))),
     }
 }
 
 /// `rollbook verify`: this library's signature, then its dependencies (against `[trust] keys`).
-pub fn verify_command(state_dir: &Path) -> i32 {
-    let manifest = match load_here() {
-        Ok(m) => m,
-        Err(why) => return render::invalid(&why),
-    };
+pub(super) fn verify_command(state_dir: &Path) -> CliResult {
+    let manifest = load_here().map_err(CliError::invalid)?;
     match library::sign::verify(&manifest.root(), &[]) {
         Ok(sig) => outln!("ok  {} {} signed by {}", sig.library, sig.version, sig.key),
         Err(why) => {
-            return render::invalid(&format!(
+            return Err(CliError::invalid(format!(
                 "library `{}` (`{}`): {why}",
                 manifest.name,
                 manifest.file.display()
-            ));
+            )));
         }
     }
     match library::resolve(&manifest.file, state_dir, Mode::Run) {
@@ -336,8 +223,8 @@ pub fn verify_command(state_dir: &Path) -> i32 {
                 };
                 outln!("ok  {name}: {} {} {how}", dep.name, dep.version);
             }
-            0
+            Ok(())
         }
-        Err(e) => render::invalid(&e.to_string()),
+        Err(e) => Err(CliError::invalid(e.to_string())),
     }
 }

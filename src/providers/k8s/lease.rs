@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use super::KubeClients;
 use crate::model::Settings;
-use crate::run::locks::{Holder, LockBackend, LockError, LockOpener, TakenOver};
+use crate::model::lock::{Holder, LockBackend, LockError, LockOpener, TakenOver};
 
 /// How long a lease lasts without renewal, unless `ROLLBOOK_LEASE_SECONDS` says otherwise.
 const LEASE_SECONDS: i32 = 15;
@@ -186,6 +186,18 @@ pub struct LeaseLocks {
     state: Arc<State>,
     reply_within: Duration,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The lock backend a `--lock` flag names: `None` for `file` (files in the state dir), Leases
+/// for `k8s:<context>/<namespace>`.
+pub fn lock_opener(spec: &str, settings: &Settings) -> Result<Option<LockOpener>, String> {
+    match spec {
+        "file" => Ok(None),
+        _ => match spec.strip_prefix("k8s:") {
+            Some(rest) => Ok(Some(opener(settings.clone(), LeaseStore::parse(rest)?))),
+            None => Err(format!("--lock `{spec}`: use `file` or `k8s:<context>/<namespace>`")),
+        },
+    }
 }
 
 /// The `--lock k8s:<context>/<namespace>` backend, as the engine opens it for each run.

@@ -1,5 +1,23 @@
-//! Test support: loopback HTTP servers with scripted answers, a recording test primitive, and
-//! helpers to run the real binary.
+//! Test support: a fluent builder that runs the real binary on a world built in code
+//! ([`Rollbook`], [`World`]), a simulator kept alive for a test ([`LiveSim`]), loopback HTTP
+//! servers with scripted answers, a recording test primitive for in-process engine tests
+//! ([`Fixture`]), and small helpers.
+//!
+//! New tests start from [`Rollbook`]; see "Writing a test" in CONTRIBUTING.md.
+
+// Not every test uses every method of the builders.
+#![allow(dead_code)]
+
+mod runner;
+mod sim;
+mod world;
+
+#[allow(unused_imports)]
+pub use runner::{Outcome, Rollbook, Running, journal_events, repo};
+#[allow(unused_imports)]
+pub use sim::{LiveSim, SUB};
+#[allow(unused_imports)]
+pub use world::{ArmDeployment, Deployment, Fault, Prometheus, Site, Workflow, World};
 
 use std::future::Future;
 use std::net::SocketAddr;
