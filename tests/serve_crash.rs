@@ -6,7 +6,7 @@
 use rollbook::run::journal::{Event, read_journal};
 use serde_json::json;
 
-use super::crash::LiveSim;
+use super::support::LiveSim;
 use super::serve::{
     Server, WORLD, am, config, decision, firing, folder, run_cli, serve_cmd, started_event, status, swaps,
     wait_until,

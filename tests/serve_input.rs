@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::crash::LiveSim;
+use super::support::LiveSim;
 use super::serve::{Server, WORLD, am, config, firing, folder, serve_cmd, swaps};
 use super::support::write;
 

@@ -28,7 +28,7 @@ macro_rules! errout {
 }
 
 mod error;
-pub(crate) mod library;
+mod library;
 mod man;
 #[cfg(feature = "sim")]
 mod rehearse;
@@ -224,6 +224,7 @@ enum Command {
         state_dir: Option<PathBuf>,
     },
     /// Run runbooks when alerts arrive (Alertmanager, Azure Monitor), as a config's routes say.
+    #[cfg(feature = "serve")]
     Serve {
         /// The config file (TOML): [server], [[route]], [[notify]].
         #[arg(long, value_name = "FILE")]
@@ -406,15 +407,10 @@ async fn dispatch(command: Command) -> CliResult {
             })
             .await
             {
-                // serve has shown its own errors; only the exit code is left to give.
                 0 => Ok(()),
                 code => Err(CliError::Finished(code)),
             }
         }
-        #[cfg(not(feature = "serve"))]
-        Command::Serve { .. } => Err(CliError::invalid(
-            "this rollbook was built without `serve` (the cargo feature `serve`); build it with default features",
-        )),
         Command::Approve { run_id, deny, by, comment, server } => {
             approve_command(&run_id, !deny, &by, comment, &server).await
         }
@@ -521,23 +517,6 @@ async fn approve_command(
     }
 }
 
-/// The lock backend `--lock` names (`None`: files in the state dir).
-pub(crate) fn lock_opener(
-    spec: &str,
-    settings: &crate::providers::Settings,
-) -> Result<Option<crate::run::locks::LockOpener>, String> {
-    match spec {
-        "file" => Ok(None),
-        _ => match spec.strip_prefix("k8s:") {
-            Some(rest) => {
-                let store = crate::providers::k8s::lease::LeaseStore::parse(rest)?;
-                Ok(Some(crate::providers::k8s::lease::opener(settings.clone(), store)))
-            }
-            None => Err(format!("--lock `{spec}`: use `file` or `k8s:<context>/<namespace>`")),
-        },
-    }
-}
-
 async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) -> CliResult {
     let params = parse_params(&raw_params).map_err(CliError::invalid)?;
     let engine = Engine::new();
@@ -615,7 +594,8 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         },
         _ => None,
     };
-    opts.locks = lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
+    opts.locks =
+        crate::providers::k8s::lease::lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
     // Preflight: credentials, subscription and contexts are there before the first probe.
     let needs = crate::engine::preflight::needs(&runbook, &params);
     if let Some(why) =
@@ -862,7 +842,8 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> CliRe
         }
         _ => None,
     };
-    opts.locks = lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
+    opts.locks =
+        crate::providers::k8s::lease::lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
     opts.resume = Some(resume);
     if text {
         render::run_header(&runbook, false);

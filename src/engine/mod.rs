@@ -5,6 +5,7 @@ mod builtins;
 pub mod check;
 pub mod diag;
 pub mod docs;
+pub mod find;
 mod invoke;
 pub mod meta;
 mod modules;

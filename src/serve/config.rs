@@ -383,7 +383,7 @@ fn resolve_runbook(
         }
         return Ok(real);
     }
-    match crate::cli::library::find_runbook_in(given, Some(folder), state_dir) {
+    match crate::engine::find::find_runbook_in(given, Some(folder), state_dir) {
         Ok((file, _)) => Ok(file),
         Err(e) => Err(format!("runbook `{runbook}`: {e}")),
     }

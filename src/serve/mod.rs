@@ -149,7 +149,7 @@ async fn start(opts: ServeOptions) -> Result<i32, String> {
     }
     let mut settings = crate::providers::Settings::from_env();
     settings.kubeconfig = opts.kubeconfig.clone();
-    let locks = crate::cli::lock_opener(&opts.lock, &settings)?;
+    let locks = crate::providers::k8s::lease::lock_opener(&opts.lock, &settings)?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
@@ -218,6 +218,13 @@ async fn start(opts: ServeOptions) -> Result<i32, String> {
     stop_http.cancel();
     let _ = server.await;
     Ok(0)
+}
+
+/// Text with control characters escaped (safe in a log line).
+fn safe_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
 }
 
 fn log(message: &str) {
@@ -602,7 +609,7 @@ async fn execute(app: &Arc<App>, job: &Job) {
         // Not resumed here (another process holds it, or it cannot be resumed): its claim
         // stays with it.
         app.metrics.in_flight(-1);
-        log(&format!("run {} not resumed: {}", job.run_id, crate::cli::safe_text(&e.to_string())));
+        log(&format!("run {} not resumed: {}", job.run_id, safe_text(&e.to_string())));
         return;
     }
     let (status, error) = match &result {
@@ -629,7 +636,7 @@ async fn execute(app: &Arc<App>, job: &Job) {
             job.run_id,
             route.name,
             status.as_str(),
-            crate::cli::safe_text(why)
+            safe_text(why)
         ));
     } else {
         log(&format!("run {} (route `{}`): {}", job.run_id, route.name, status.as_str()));
