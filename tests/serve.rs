@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use rollbook::run::journal::{Event, Record, read_journal};
 use serde_json::{Value, json};
 
-use super::support::{LiveSim, SUB};
 use super::support::write;
+use super::support::{LiveSim, SUB};
 
 /// The world: one App Service site whose production runs a broken build, and a cluster (for
 /// Lease locks).

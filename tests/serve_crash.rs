@@ -6,11 +6,11 @@
 use rollbook::run::journal::{Event, read_journal};
 use serde_json::json;
 
-use super::support::LiveSim;
 use super::serve::{
     Server, WORLD, am, config, decision, firing, folder, run_cli, serve_cmd, started_event, status, swaps,
     wait_until,
 };
+use super::support::LiveSim;
 use super::support::write;
 
 /// Runs swap, then wait for an approval (so they are reliably in flight when stopped).

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::support::LiveSim;
 use super::serve::{Server, WORLD, am, config, firing, folder, serve_cmd, swaps};
+use super::support::LiveSim;
 use super::support::write;
 
 fn server(extra: &str, token: Option<&str>) -> (tempfile::TempDir, LiveSim, Server) {
