@@ -4,6 +4,7 @@
 #
 #   bench/run.sh            # full run (release build; a few minutes)
 #   SMOKE=1 bench/run.sh    # tiny sizes, a few seconds: checks that the script still works
+#   cargo run --release --example serve_bench   # only the rollbook serve rows (S1-S4)
 #
 # Env: ROLLBOOK (binary, default target/release/rollbook), KUBECTL (default kubectl),
 #      RUNS (repeats for medians, default 15), SEQ_SAMPLE (sequential kubectl sample, default 50).
@@ -132,3 +133,11 @@ cat <<TABLE
 | 5 | peak RSS of the $TOTAL-deployment run | $RSS_MB MiB | | < 64 MiB | $(verdict "$RSS_KB < 65536") |
 | 6 | CPU of one $TOTAL-deployment run (user+sys) | rollbook $RB_CPU s, simulator $SIM_CPU s | | (on $CORES cores: ≥ $CPU_FLOOR s of wall time) | |
 TABLE
+
+# 7. rollbook serve: webhook-to-first-mutation latency over 200 alerts, and a burst of 1,000
+# alerts in 10 s (every alert decided, no run lost, max_runs held, peak RSS). The simulator is
+# in-process in the example (its request record is where the first mutation is seen).
+echo
+SERVE_BENCH=(cargo run --quiet --release --example serve_bench -- --rollbook "$ROLLBOOK")
+if [[ -n "${SMOKE:-}" ]]; then SERVE_BENCH+=(--smoke); fi
+"${SERVE_BENCH[@]}"

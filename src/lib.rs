@@ -12,5 +12,7 @@ pub mod library;
 pub mod model;
 pub mod providers;
 pub mod run;
+#[cfg(feature = "serve")]
+pub mod serve;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -66,7 +66,7 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
+pub(crate) enum Output {
     Text,
     Json,
 }
@@ -223,6 +223,48 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Run runbooks when alerts arrive (Alertmanager, Azure Monitor), as a config's routes say.
+    #[cfg(feature = "serve")]
+    Serve {
+        /// The config file (TOML): [server], [[route]], [[notify]].
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Address to listen on (default: the config's `listen`, else 127.0.0.1:9095).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Where journals go (default: ROLLBOOK_STATE_DIR, else the platform's state dir);
+        /// replicas share one.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Where target locks live: `file` (the state dir) or `k8s:<context>/<namespace>` (Leases).
+        #[arg(long, value_name = "BACKEND", default_value = "file")]
+        lock: String,
+        /// After SIGTERM, how long runs in flight get to finish before they are stopped
+        /// (resumable).
+        #[arg(long, value_name = "DURATION", default_value = "30s")]
+        grace: Dur,
+        /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+    },
+    /// Answer a run's approval that waits in `rollbook serve`.
+    Approve {
+        /// The run id.
+        run_id: String,
+        /// Deny instead of approve.
+        #[arg(long)]
+        deny: bool,
+        /// Who answers (journaled).
+        #[arg(long, value_name = "NAME")]
+        by: String,
+        /// Why (sent with the answer).
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+        /// The server (default: ROLLBOOK_SERVER, else http://127.0.0.1:9095); the token is read
+        /// from ROLLBOOK_SERVE_TOKEN.
+        #[arg(long, value_name = "URL", env = "ROLLBOOK_SERVER", default_value = "http://127.0.0.1:9095")]
+        server: String,
+    },
     /// The reference of every primitive and built-in.
     Docs {
         /// markdown or definitions (.d.rhai).
@@ -356,6 +398,25 @@ async fn dispatch(command: Command) -> CliResult {
         Command::Doctor { runbook, params, kubeconfig, state_dir } => {
             doctor_command(runbook, &params, kubeconfig, &run::state_dir(state_dir.as_deref()))
         }
+        #[cfg(feature = "serve")]
+        Command::Serve { config, listen, state_dir, lock, grace, kubeconfig } => {
+            match crate::serve::serve(crate::serve::ServeOptions {
+                config,
+                listen,
+                state_dir: run::state_dir(state_dir.as_deref()),
+                lock,
+                grace: grace.get(),
+                kubeconfig,
+            })
+            .await
+            {
+                0 => Ok(()),
+                code => Err(CliError::Finished(code)),
+            }
+        }
+        Command::Approve { run_id, deny, by, comment, server } => {
+            approve_command(&run_id, !deny, &by, comment, &server).await
+        }
         Command::Docs { format } => {
             let engine = Engine::new();
             let text = match format {
@@ -411,22 +472,51 @@ struct RunFlags {
     /// resumable safely afterwards; prefer `rollbook resume` or `rollbook undo` of that run).
     #[arg(long)]
     force: bool,
+    /// Grant every approval of this run, for this reason (journaled with your user name and
+    /// announced); scope and locks still hold.
+    #[arg(long, value_name = "REASON")]
+    break_glass: Option<String>,
 }
 
-/// The lock backend `--lock` names (`None`: files in the state dir).
-fn lock_opener(
-    spec: &str,
-    settings: &crate::providers::Settings,
-) -> Result<Option<crate::run::locks::LockOpener>, String> {
-    match spec {
-        "file" => Ok(None),
-        _ => match spec.strip_prefix("k8s:") {
-            Some(rest) => {
-                let store = crate::providers::k8s::lease::LeaseStore::parse(rest)?;
-                Ok(Some(crate::providers::k8s::lease::opener(settings.clone(), store)))
+/// Text safe to show on a terminal (control characters escaped).
+pub(crate) fn safe_text(text: &str) -> String {
+    render::safe(text).into_owned()
+}
+
+/// `rollbook approve`: answers a run's pending approval through the server.
+async fn approve_command(
+    run_id: &str,
+    approved: bool,
+    by: &str,
+    comment: Option<String>,
+    server: &str,
+) -> CliResult {
+    if by.trim().is_empty() {
+        return Err(CliError::invalid("--by: say who answers"));
+    }
+    let action = if approved { "approve" } else { "deny" };
+    let url = format!("{}/v1/runs/{run_id}/{action}", server.trim_end_matches('/'));
+    let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build() {
+        Ok(c) => c,
+        Err(e) => return Err(CliError::invalid(format!("cannot make an HTTP client: {e}"))),
+    };
+    let mut req = client.post(&url).json(&serde_json::json!({ "by": by, "comment": comment }));
+    if let Some(token) = std::env::var("ROLLBOOK_SERVE_TOKEN").ok().filter(|t| !t.is_empty()) {
+        req = req.bearer_auth(token);
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            if status.is_success() {
+                outln!("run {run_id}: {} by {by}", if approved { "approved" } else { "denied" });
+                Ok(())
+            } else {
+                let why = body.get("error").and_then(|e| e.as_str()).unwrap_or("no reason given");
+                Err(CliError::invalid(format!("{server} refused ({status}): {}", safe_text(why))))
             }
-            None => Err(format!("--lock `{spec}`: use `file` or `k8s:<context>/<namespace>`")),
-        },
+        }
+        Err(e) => Err(CliError::invalid(format!("cannot reach {server}: {}", e.without_url()))),
     }
 }
 
@@ -466,6 +556,20 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     if let Some(why) = crate::engine::check::allow_problem(&flags.allow, &runbook.meta.scope) {
         return Err(CliError::invalid(why));
     }
+    let break_glass = match flags.break_glass.as_deref().map(str::trim) {
+        None => None,
+        Some("") => {
+            return Err(CliError::invalid("--break-glass: give the reason (it is journaled and announced)"));
+        }
+        Some(reason) => {
+            errln!(
+                "BREAK-GLASS by {}: every approval of this run is granted — {}",
+                crate::run::current_user(),
+                render::safe(reason)
+            );
+            Some(reason.to_string())
+        }
+    };
     let text = flags.output == Output::Text;
     let cancel = CancellationToken::new();
     let terminate = CancellationToken::new();
@@ -485,6 +589,7 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     opts.allow = flags.allow;
     opts.settings.kubeconfig = flags.kubeconfig;
     opts.take_over = flags.force;
+    opts.break_glass = break_glass;
     let sandbox = match (&flags.sandbox, scenario) {
         (Some(path), Some(scenario)) => match start_sandbox(path, scenario, &mut opts, text).await {
             Ok(sb) => Some(sb),
@@ -492,7 +597,8 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         },
         _ => None,
     };
-    opts.locks = lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
+    opts.locks =
+        crate::providers::k8s::lease::lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
     // Preflight: credentials, subscription and contexts are there before the first probe.
     let needs = crate::engine::preflight::needs(&runbook, &params);
     if let Some(why) =
@@ -739,7 +845,8 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> CliRe
         }
         _ => None,
     };
-    opts.locks = lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
+    opts.locks =
+        crate::providers::k8s::lease::lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
     opts.resume = Some(resume);
     if text {
         render::run_header(&runbook, false);

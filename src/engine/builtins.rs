@@ -295,6 +295,7 @@ fn approve(s: &Arc<Session>, message: &str, opts: ApproveOpts, pos: Position) ->
         return Err(stop);
     }
     let user = crate::run::current_user();
+    let mut comment = None;
     let (approved, by, user) = if s.dry_run {
         if let Ok(mut plan) = s.plan.lock() {
             plan.push(PlanEntry {
@@ -306,6 +307,11 @@ fn approve(s: &Arc<Session>, message: &str, opts: ApproveOpts, pos: Position) ->
             });
         }
         (true, "dry-run", None)
+    } else if let Some(reason) = s.break_glass.get() {
+        // Break-glass grants every approval; the reason is journaled with the approval.
+        s.record(Event::Log { level: "warn".into(), message: format!("break-glass ({user}): {reason}") })
+            .map_err(|why| journal_failure(why, pos))?;
+        (true, "break-glass", Some(user))
     } else if s.yes {
         (true, "--yes", Some(user))
     } else {
@@ -322,17 +328,21 @@ fn approve(s: &Arc<Session>, message: &str, opts: ApproveOpts, pos: Position) ->
         let session = s.clone();
         let give_up =
             move || expired.load(Ordering::SeqCst) || session.stop_state() != super::session::Stop::Running;
-        let asked = s.reporter.ask_until(message, &give_up);
+        let (asked, answered_by) = s.reporter.ask_approval(message, &opts.approvers, &give_up);
         if let Some(t) = timer {
             t.abort();
         }
-        match asked {
-            Asked::Answer(answer) => (answer, "terminal", Some(user)),
-            Asked::NoOne => (false, "no terminal and no --yes", None),
-            Asked::GaveUp if s.stop_state() != super::session::Stop::Running => {
+        match (asked, answered_by) {
+            (Asked::Answer(answer), Some(who)) => {
+                comment = who.comment;
+                (answer, "server", Some(who.name))
+            }
+            (Asked::Answer(answer), None) => (answer, "terminal", Some(user)),
+            (Asked::NoOne, _) => (false, "no terminal and no --yes", None),
+            (Asked::GaveUp, _) if s.stop_state() != super::session::Stop::Running => {
                 return Err(s.terminated(pos));
             }
-            Asked::GaveUp => (false, "timeout", None),
+            (Asked::GaveUp, _) => (false, "timeout", None),
         }
     };
     s.record(Event::Approval {
@@ -342,6 +352,7 @@ fn approve(s: &Arc<Session>, message: &str, opts: ApproveOpts, pos: Position) ->
         user,
         approvers: opts.approvers.clone(),
         timeout: opts.timeout.map(|t| t.to_string()),
+        comment,
     })
     .map_err(|why| journal_failure(why, pos))?;
     if approved {

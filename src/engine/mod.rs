@@ -5,6 +5,7 @@ mod builtins;
 pub mod check;
 pub mod diag;
 pub mod docs;
+pub mod find;
 mod invoke;
 pub mod meta;
 mod modules;
@@ -164,6 +165,13 @@ pub struct RunOptions {
     pub take_over: bool,
     /// The scenario of a `--sandbox` run (journaled, so a resume rebuilds the same simulator).
     pub sandbox: Option<crate::run::ScenarioInfo>,
+    /// The id to give a new run (a server answers with it before the run starts); `None`: a
+    /// fresh one.
+    pub run_id: Option<String>,
+    /// What started the run (journaled in its first event), e.g. the alert `rollbook serve` got.
+    pub trigger: Option<serde_json::Value>,
+    /// `--break-glass REASON`: every approval is granted, journaled with the reason and user.
+    pub break_glass: Option<String>,
 }
 
 /// What `Engine::prepare_resume` gives back: the runbook, its params, and the run to continue.
@@ -215,6 +223,9 @@ impl RunOptions {
             locks: None,
             take_over: false,
             sandbox: None,
+            run_id: None,
+            trigger: None,
+            break_glass: None,
         }
     }
 }
@@ -697,7 +708,7 @@ impl Engine {
         crate::run::ensure_state_dir(&opts.state_dir).map_err(EngineError::StateDir)?;
         let run_id = match &opts.resume {
             Some(r) => r.run_id.clone(),
-            None => crate::run::journal::new_run_id(),
+            None => opts.run_id.clone().unwrap_or_else(crate::run::journal::new_run_id),
         };
         if let Some(r) = &opts.resume
             && r.mode == crate::run::RunMode::Sandbox
@@ -726,6 +737,19 @@ impl Engine {
             )),
             (Some(open), false) => Some(open(&run_id).map_err(EngineError::StateDir)?),
         };
+        // With a shared lock store (Kubernetes Leases), who acts for the run is a lease too:
+        // replicas sharing a state dir on a network volume do not rely on its file locks.
+        if let (Some(_), Some(backend)) = (&opts.locks, &locks) {
+            backend.acquire(&format!("run/{run_id}")).map_err(|e| match e {
+                crate::run::locks::LockError::Held { holder, .. } => EngineError::Locked(format!(
+                    "run `{run_id}` is still running: pid {} on {} holds it (since {}); wait for it to end, or stop that process first",
+                    holder.pid,
+                    holder.host,
+                    holder.since.format("%Y-%m-%d %H:%M:%S UTC")
+                )),
+                other => EngineError::StateDir(other.to_string()),
+            })?;
+        }
         let journal = match &opts.resume {
             Some(_) => Journal::append(&opts.state_dir, &run_id),
             None => Journal::create(&opts.state_dir, &run_id),
@@ -783,8 +807,13 @@ impl Engine {
                 rollbook_version: env!("CARGO_PKG_VERSION").into(),
                 mode: opts.mode(),
                 scenario: opts.sandbox.clone(),
+                trigger: opts.trigger.clone(),
+                break_glass: opts.break_glass.clone(),
             },
         };
+        if let Some(reason) = &opts.break_glass {
+            let _ = session.break_glass.set(reason.clone());
+        }
         session.record(first).map_err(EngineError::StateDir)?;
         if let Some(r) = &opts.resume {
             session.undo_only.store(r.undo, Ordering::SeqCst);

@@ -289,6 +289,8 @@ pub(crate) struct Session {
     /// `rollbook undo`: the script replays completed stages and stops at the first step that
     /// would act, so their undos run.
     pub undo_only: AtomicBool,
+    /// `--break-glass REASON`: every approval is granted for this reason.
+    pub break_glass: std::sync::OnceLock<String>,
     /// The first journal write that failed: the journal no longer tells the whole run, so
     /// the run cannot end as if it did (a person must look).
     journal_lost: Mutex<Option<String>>,
@@ -342,6 +344,7 @@ impl Session {
             loaded,
             started: Instant::now(),
             undo_only: AtomicBool::new(false),
+            break_glass: std::sync::OnceLock::new(),
             journal_lost: Mutex::new(None),
         }
     }

@@ -171,6 +171,13 @@ pub enum Event {
         /// The scenario of a sandbox run.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scenario: Option<ScenarioInfo>,
+        /// What started the run when it was not a person at a terminal (`rollbook serve`: the
+        /// alert's source, route, fingerprint or id, and labels).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trigger: Option<Value>,
+        /// `--break-glass REASON`: every approval of the run is granted, for this reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        break_glass: Option<String>,
     },
     /// A stage began.
     StageStarted {
@@ -313,7 +320,8 @@ pub enum Event {
         message: String,
         /// The answer.
         approved: bool,
-        /// `terminal`, `--yes`, `no terminal`, `timeout` or `dry-run`.
+        /// `terminal`, `--yes`, `server` (`rollbook serve`'s approval endpoint), `break-glass`,
+        /// `no terminal`, `timeout` or `dry-run`.
         by: String,
         /// The OS user who answered (on the terminal, or who ran with `--yes`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -324,6 +332,9 @@ pub enum Event {
         /// How long the approval waited at most, when it had a `timeout`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout: Option<String>,
+        /// What the person who answered through a server said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
     },
     /// A stage's undo began.
     UndoStarted {
@@ -681,6 +692,8 @@ mod tests {
             rollbook_version: "0".into(),
             mode: RunMode::Real,
             scenario: None,
+            trigger: None,
+            break_glass: None,
         }
     }
 

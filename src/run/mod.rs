@@ -113,6 +113,27 @@ pub trait Reporter: Send + Sync {
             None => Asked::NoOne,
         }
     }
+    /// Asks for an approval that `approvers` (empty: anyone) may give, as
+    /// [`Reporter::ask_until`] does; also says who answered when the answer came from elsewhere
+    /// than this process's terminal (a server's approval endpoint).
+    fn ask_approval(
+        &self,
+        question: &str,
+        approvers: &[String],
+        give_up: &(dyn Fn() -> bool + Send + Sync),
+    ) -> (Asked, Option<Answerer>) {
+        let _ = approvers;
+        (self.ask_until(question, give_up), None)
+    }
+}
+
+/// Who answered an approval from elsewhere than this process's terminal, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answerer {
+    /// The name they gave.
+    pub name: String,
+    /// Their comment.
+    pub comment: Option<String>,
 }
 
 /// What became of a question asked with [`Reporter::ask_until`].

@@ -1,5 +1,6 @@
-//! Health endpoints (`/health/<resource key>`) and a Prometheus-style error-rate query, answered
-//! from what actually runs in the simulated world.
+//! Health endpoints (`/health/<resource key>`), the world's Prometheus metrics
+//! (`/health/metrics`) and a Prometheus-style error-rate query, answered from what actually runs
+//! in the simulated world.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct HealthWorld {
     pub prometheus: Vec<crate::sim::scenario::PrometheusEntry>,
     /// The distinct `[[prometheus]]` base URLs; the n-th answers at `/prometheus-scenario/<n>`.
     pub prometheus_urls: Vec<String>,
+    /// What `/health/metrics` needs beyond the live world.
+    pub metrics: crate::sim::metrics::SimMetrics,
 }
 
 /// The distinct base URLs of `[[prometheus]]` entries, in order, without a trailing `/`.
@@ -47,10 +50,11 @@ impl HealthWorld {
     }
 }
 
-/// `/health`, `/health/<key>` and `/prometheus/api/v1/query`.
+/// `/health`, `/health/metrics`, `/health/<key>` and `/prometheus/api/v1/query`.
 pub fn router(world: Arc<HealthWorld>) -> Router {
     Router::new()
         .route("/health", get(all))
+        .route("/health/metrics", get(metrics))
         .route("/health/{*key}", get(one))
         .route("/prometheus/api/v1/query", get(prometheus).post(prometheus))
         .route("/prometheus-scenario/{n}/api/v1/query", get(scenario_query).post(scenario_query))
@@ -69,6 +73,17 @@ async fn one(State(w): State<Arc<HealthWorld>>, Path(key): Path<String>) -> Resp
         )
             .into_response(),
     }
+}
+
+/// The world's metrics in the Prometheus text format (no resource key starts with `metrics`).
+async fn metrics(State(w): State<Arc<HealthWorld>>) -> Response {
+    let text = crate::sim::metrics::render(
+        &w.metrics,
+        &w.keys,
+        |k| w.healthy(k),
+        |k| if k.starts_with("k8s/") { w.k8s.state(k) } else { w.azure.state(k) },
+    );
+    ([(axum::http::header::CONTENT_TYPE, crate::sim::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 async fn all(State(w): State<Arc<HealthWorld>>) -> Response {

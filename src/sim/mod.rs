@@ -1,8 +1,9 @@
 //! The simulator: Azure Resource Manager, Kubernetes API and health endpoints on loopback HTTP.
 //!
 //! [`Sim::start`] builds the world of a [`Scenario`] and serves it on one port: Kubernetes under
-//! `/k8s/<context>`, health under `/health/<resource key>`, ARM everywhere else; each simulated
-//! cluster also answers at the root of a port of its own (the one the kubeconfig names). Faults,
+//! `/k8s/<context>`, health under `/health/<resource key>` (and the world's Prometheus metrics at
+//! `/health/metrics`), ARM everywhere else; each simulated cluster also answers at the root of a
+//! port of its own (the one the kubeconfig names). Faults,
 //! latency and the request record wrap every route.
 
 pub mod aks;
@@ -16,6 +17,7 @@ pub mod faults;
 pub mod health;
 pub mod k8s;
 pub mod logicapp;
+pub mod metrics;
 pub mod record;
 pub mod scenario;
 pub mod server;
@@ -163,6 +165,7 @@ impl Sim {
             keys: scenario.resource_keys(),
             prometheus: scenario.prometheus.clone(),
             prometheus_urls: prometheus_urls.clone(),
+            metrics: metrics::SimMetrics::from_scenario(&scenario),
         });
         let kube_for: KubeServerFor = {
             let addrs = cluster_addrs.clone();

@@ -188,6 +188,18 @@ pub struct LeaseLocks {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// The lock backend a `--lock` flag names: `None` for `file` (files in the state dir), Leases
+/// for `k8s:<context>/<namespace>`.
+pub fn lock_opener(spec: &str, settings: &Settings) -> Result<Option<LockOpener>, String> {
+    match spec {
+        "file" => Ok(None),
+        _ => match spec.strip_prefix("k8s:") {
+            Some(rest) => Ok(Some(opener(settings.clone(), LeaseStore::parse(rest)?))),
+            None => Err(format!("--lock `{spec}`: use `file` or `k8s:<context>/<namespace>`")),
+        },
+    }
+}
+
 /// The `--lock k8s:<context>/<namespace>` backend, as the engine opens it for each run.
 pub fn opener(settings: Settings, store: LeaseStore) -> LockOpener {
     std::sync::Arc::new(move |run_id: &str| {
