@@ -7,7 +7,7 @@ use std::path::Path;
 use super::builtin_list::BUILTINS;
 use super::diag::Diagnostic;
 use super::{Engine, EngineError, STDLIB};
-use crate::model::nearest;
+use crate::model::{ResourceKey, nearest};
 
 pub use super::docs::suggest_function;
 
@@ -663,7 +663,7 @@ fn scope_problem(
 /// Whether some resource key matches both patterns (`*` within a segment, `**` across).
 /// Non-`k8s/` keys compare without case, as scope checks do.
 pub fn patterns_overlap(a: &str, b: &str) -> bool {
-    let fold = !(a.starts_with("k8s/") || b.starts_with("k8s/"));
+    let fold = !(ResourceKey::is_case_sensitive(a) || ResourceKey::is_case_sensitive(b));
     let (a, b) = if fold { (a.to_ascii_lowercase(), b.to_ascii_lowercase()) } else { (a.into(), b.into()) };
     let sa: Vec<&str> = a.split('/').collect();
     let sb: Vec<&str> = b.split('/').collect();
