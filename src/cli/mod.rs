@@ -855,7 +855,9 @@ fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> CliResult {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            collect_rhai(p, &mut files);
+            files.extend(crate::model::file::files_under(p, &|p| {
+                p.extension().and_then(|e| e.to_str()) == Some("rhai")
+            }));
         } else {
             files.push(p.clone());
         }
@@ -893,21 +895,6 @@ fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> CliResult {
         Err(CliError::Problems(format!("{bad} of {} runbook(s) have problems", files.len())))
     } else {
         Ok(())
-    }
-}
-
-fn collect_rhai(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        if p.is_dir() {
-            collect_rhai(&p, out);
-        } else if p.extension().and_then(|e| e.to_str()) == Some("rhai") {
-            out.push(p);
-        }
     }
 }
 
