@@ -398,16 +398,23 @@ struct RunFlags {
     /// Run against the built-in simulator loaded with this scenario (nothing real is touched).
     #[arg(long, value_name = "SCENARIO")]
     sandbox: Option<PathBuf>,
+    #[command(flatten)]
+    reach: ReachFlags,
+    /// Take over file locks left by a dead run even though it completed stages (it will not be
+    /// resumable safely afterwards; prefer `rollbook resume` or `rollbook undo` of that run).
+    #[arg(long)]
+    force: bool,
+}
+
+/// The flags `run`, `resume` and `undo` share: how the systems and the target locks are reached.
+#[derive(clap::Args)]
+struct ReachFlags {
     /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
     /// Where target locks live: `file` (the state dir) or `k8s:<context>/<namespace>` (Leases).
     #[arg(long, value_name = "BACKEND", default_value = "file")]
     lock: String,
-    /// Take over file locks left by a dead run even though it completed stages (it will not be
-    /// resumable safely afterwards; prefer `rollbook resume` or `rollbook undo` of that run).
-    #[arg(long)]
-    force: bool,
 }
 
 /// The lock backend `--lock` names (`None`: files in the state dir).
@@ -480,7 +487,7 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     opts.cancel = cancel;
     opts.reporter = reporter.clone();
     opts.allow = flags.allow;
-    opts.settings.kubeconfig = flags.kubeconfig;
+    opts.settings.kubeconfig = flags.reach.kubeconfig;
     opts.take_over = flags.force;
     let sandbox = match (&flags.sandbox, scenario) {
         (Some(path), Some(scenario)) => match start_sandbox(path, scenario, &mut opts, text).await {
@@ -489,7 +496,7 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         },
         _ => None,
     };
-    opts.locks = lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
+    opts.locks = lock_opener(&flags.reach.lock, &opts.settings).map_err(CliError::invalid)?;
     // Preflight: credentials, subscription and contexts are there before the first probe.
     let needs = crate::engine::preflight::needs(&runbook, &params);
     if let Some(why) =
@@ -601,12 +608,8 @@ struct ResumeFlags {
     /// Stop the resumed run after this long.
     #[arg(long, value_name = "DURATION")]
     timeout: Option<Dur>,
-    /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    kubeconfig: Option<PathBuf>,
-    /// Where target locks live: `file` (the state dir) or `k8s:<context>/<namespace>` (Leases).
-    #[arg(long, value_name = "BACKEND", default_value = "file")]
-    lock: String,
+    #[command(flatten)]
+    reach: ReachFlags,
     /// For a sandbox run: the scenario to rebuild the simulator from, when the recorded one
     /// changed or moved (by default the recorded file, refused if its content changed).
     #[arg(long, value_name = "SCENARIO")]
@@ -692,7 +695,7 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> CliRe
     opts.timeout = flags.timeout.map(Dur::get);
     opts.cancel = cancel;
     opts.reporter = reporter.clone();
-    opts.settings.kubeconfig = flags.kubeconfig;
+    opts.settings.kubeconfig = flags.reach.kubeconfig;
     opts.take_over = flags.force;
     let sandbox = match (mode, &flags.sandbox) {
         (RunMode::Sandbox, given) => {
@@ -736,7 +739,7 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> CliRe
         }
         _ => None,
     };
-    opts.locks = lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
+    opts.locks = lock_opener(&flags.reach.lock, &opts.settings).map_err(CliError::invalid)?;
     opts.resume = Some(resume);
     if text {
         render::run_header(&runbook, false);
