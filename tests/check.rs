@@ -145,3 +145,19 @@ fn an_allow_inside_the_scope_lets_the_run_go() {
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(journals, 1);
 }
+
+#[test]
+fn check_flags_unknown_option_keys_of_every_built_in_that_takes_options() {
+    for (call, key, better) in [
+        (r#"approve("go on?", #{ timout: "5m" })"#, "timout", "timeout"),
+        (r#"retry(#{ atempts: 3 }, || 1)"#, "atempts", "attempts"),
+        (r#"wait_until(#{ intervl: "1s" }, || true)"#, "intervl", "interval"),
+        (r#"parallel([1, 2], |x| x, #{ concurency: 2 })"#, "concurency", "concurrency"),
+    ] {
+        let name = call.split('(').next().unwrap_or_default();
+        let (code, text) = check(&format!("const RUNBOOK = #{{ name: \"x\" }};\nlet r = {call};\n"));
+        assert_eq!(code, Some(2), "{call}: {text}");
+        assert!(text.contains(&format!("`{name}` has no key `{key}`")), "{call}: {text}");
+        assert!(text.contains(&format!("did you mean `{better}`?")), "{call}: {text}");
+    }
+}

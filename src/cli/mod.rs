@@ -462,12 +462,8 @@ struct RunFlags {
     /// Run against the built-in simulator loaded with this scenario (nothing real is touched).
     #[arg(long, value_name = "SCENARIO")]
     sandbox: Option<PathBuf>,
-    /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    kubeconfig: Option<PathBuf>,
-    /// Where target locks live: `file` (the state dir) or `k8s:<context>/<namespace>` (Leases).
-    #[arg(long, value_name = "BACKEND", default_value = "file")]
-    lock: String,
+    #[command(flatten)]
+    reach: ReachFlags,
     /// Take over file locks left by a dead run even though it completed stages (it will not be
     /// resumable safely afterwards; prefer `rollbook resume` or `rollbook undo` of that run).
     #[arg(long)]
@@ -476,6 +472,17 @@ struct RunFlags {
     /// announced); scope and locks still hold.
     #[arg(long, value_name = "REASON")]
     break_glass: Option<String>,
+}
+
+/// The flags `run`, `resume` and `undo` share: how the systems and the target locks are reached.
+#[derive(clap::Args)]
+struct ReachFlags {
+    /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Where target locks live: `file` (the state dir) or `k8s:<context>/<namespace>` (Leases).
+    #[arg(long, value_name = "BACKEND", default_value = "file")]
+    lock: String,
 }
 
 /// Text safe to show on a terminal (control characters escaped).
@@ -587,7 +594,7 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     opts.cancel = cancel;
     opts.reporter = reporter.clone();
     opts.allow = flags.allow;
-    opts.settings.kubeconfig = flags.kubeconfig;
+    opts.settings.kubeconfig = flags.reach.kubeconfig;
     opts.take_over = flags.force;
     opts.break_glass = break_glass;
     let sandbox = match (&flags.sandbox, scenario) {
@@ -597,8 +604,8 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         },
         _ => None,
     };
-    opts.locks =
-        crate::providers::k8s::lease::lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
+    opts.locks = crate::providers::k8s::lease::lock_opener(&flags.reach.lock, &opts.settings)
+        .map_err(CliError::invalid)?;
     // Preflight: credentials, subscription and contexts are there before the first probe.
     let needs = crate::engine::preflight::needs(&runbook, &params);
     if let Some(why) =
@@ -710,12 +717,8 @@ struct ResumeFlags {
     /// Stop the resumed run after this long.
     #[arg(long, value_name = "DURATION")]
     timeout: Option<Dur>,
-    /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    kubeconfig: Option<PathBuf>,
-    /// Where target locks live: `file` (the state dir) or `k8s:<context>/<namespace>` (Leases).
-    #[arg(long, value_name = "BACKEND", default_value = "file")]
-    lock: String,
+    #[command(flatten)]
+    reach: ReachFlags,
     /// For a sandbox run: the scenario to rebuild the simulator from, when the recorded one
     /// changed or moved (by default the recorded file, refused if its content changed).
     #[arg(long, value_name = "SCENARIO")]
@@ -801,7 +804,7 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> CliRe
     opts.timeout = flags.timeout.map(Dur::get);
     opts.cancel = cancel;
     opts.reporter = reporter.clone();
-    opts.settings.kubeconfig = flags.kubeconfig;
+    opts.settings.kubeconfig = flags.reach.kubeconfig;
     opts.take_over = flags.force;
     let sandbox = match (mode, &flags.sandbox) {
         (RunMode::Sandbox, given) => {
@@ -845,8 +848,8 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> CliRe
         }
         _ => None,
     };
-    opts.locks =
-        crate::providers::k8s::lease::lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
+    opts.locks = crate::providers::k8s::lease::lock_opener(&flags.reach.lock, &opts.settings)
+        .map_err(CliError::invalid)?;
     opts.resume = Some(resume);
     if text {
         render::run_header(&runbook, false);
@@ -965,7 +968,9 @@ fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> CliResult {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            collect_rhai(p, &mut files);
+            files.extend(crate::model::file::files_under(p, &|p| {
+                p.extension().and_then(|e| e.to_str()) == Some("rhai")
+            }));
         } else {
             files.push(p.clone());
         }
@@ -1003,21 +1008,6 @@ fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> CliResult {
         Err(CliError::Problems(format!("{bad} of {} runbook(s) have problems", files.len())))
     } else {
         Ok(())
-    }
-}
-
-fn collect_rhai(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        if p.is_dir() {
-            collect_rhai(&p, out);
-        } else if p.extension().and_then(|e| e.to_str()) == Some("rhai") {
-            out.push(p);
-        }
     }
 }
 

@@ -47,7 +47,10 @@ pub(super) fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            walk(p, &mut out);
+            out.extend(crate::model::file::files_under(p, &|p| {
+                p.extension().and_then(|e| e.to_str()) == Some("toml")
+                    && std::fs::read_to_string(p).is_ok_and(|t| t.lines().any(|l| l.trim() == "[test]"))
+            }));
         } else if p.exists() {
             out.push(p.clone());
         } else {
@@ -55,23 +58,6 @@ pub(super) fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         }
     }
     Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        if p.is_dir() {
-            walk(&p, out);
-        } else if p.extension().and_then(|e| e.to_str()) == Some("toml")
-            && std::fs::read_to_string(&p).is_ok_and(|t| t.lines().any(|l| l.trim() == "[test]"))
-        {
-            out.push(p);
-        }
-    }
 }
 
 /// Runs one scenario's test; its runbook is found as `run` finds one, from the scenario's

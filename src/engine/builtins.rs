@@ -9,6 +9,7 @@ use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, Positio
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::builtin_list::{BUILTINS, Install};
 use super::invoke::throw;
 use super::session::{Session, UndoEntry, journal_failure};
 use crate::model::{Dur, ErrorKind, PrimitiveError, parse_duration};
@@ -92,8 +93,28 @@ pub(crate) fn describe(err: &EvalAltResult) -> String {
     }
 }
 
+/// Puts every built-in of the list on a run's engine, bound to its session.
 pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
-    // stage(name, action) / stage(name, action, undo)
+    for b in BUILTINS {
+        match b.install {
+            Install::Run(install) => install(engine, &session),
+            Install::Pure(install) => install(engine),
+            Install::PrintHook => {}
+        }
+    }
+}
+
+/// Built-ins that need no run (also available to `rollbook check`).
+pub(crate) fn register_pure(engine: &mut rhai::Engine) {
+    for b in BUILTINS {
+        if let Install::Pure(install) = b.install {
+            install(engine);
+        }
+    }
+}
+
+/// `stage(name, action)` / `stage(name, action, undo)`.
+pub(super) fn install_stage(engine: &mut rhai::Engine, session: &Arc<Session>) {
     let s = session.clone();
     engine.register_fn("stage", move |ctx: NativeCallContext, name: &str, action: FnPtr| {
         stage(&s, &ctx, name, action, None)
@@ -102,7 +123,10 @@ pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
     engine.register_fn("stage", move |ctx: NativeCallContext, name: &str, action: FnPtr, undo: FnPtr| {
         stage(&s, &ctx, name, action, Some(undo))
     });
+}
 
+/// `approve(message)` / `approve(message, #{ .. })`.
+pub(super) fn install_approve(engine: &mut rhai::Engine, session: &Arc<Session>) {
     let s = session.clone();
     engine.register_fn("approve", move |ctx: NativeCallContext, message: &str| {
         approve(&s, message, ApproveOpts::default(), ctx.call_position())
@@ -113,7 +137,10 @@ pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
         let opts: ApproveOpts = decode_opts("approve", opts, pos)?;
         approve(&s, message, opts, pos)
     });
+}
 
+/// `sleep(duration)`.
+pub(super) fn install_sleep(engine: &mut rhai::Engine, session: &Arc<Session>) {
     // Typed overloads too: Rhai's own `sleep(int)`/`sleep(float)` would otherwise win, and
     // block the thread outside the run's clock, interrupts and limits.
     let s = session.clone();
@@ -131,17 +158,26 @@ pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
         }
         sleep(&s, &ctx, format!("{}ms", (d * 1000.0) as u64).into())
     });
+}
 
+/// `wait_until(#{ .. }, check)`.
+pub(super) fn install_wait_until(engine: &mut rhai::Engine, session: &Arc<Session>) {
     let s = session.clone();
     engine.register_fn("wait_until", move |ctx: NativeCallContext, opts: Map, check: FnPtr| {
         wait_until(&s, &ctx, opts, check)
     });
+}
 
+/// `retry(#{ .. }, body)`.
+pub(super) fn install_retry(engine: &mut rhai::Engine, session: &Arc<Session>) {
     let s = session.clone();
     engine.register_fn("retry", move |ctx: NativeCallContext, opts: Map, body: FnPtr| {
         retry(&s, &ctx, opts, body)
     });
+}
 
+/// `parallel(items, body)` / `parallel(items, body, #{ .. })`.
+pub(super) fn install_parallel(engine: &mut rhai::Engine, session: &Arc<Session>) {
     let s = session.clone();
     engine.register_fn("parallel", move |ctx: NativeCallContext, items: Array, body: FnPtr| {
         parallel(&s, &ctx, items, body, Map::new())
@@ -150,15 +186,28 @@ pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
     engine.register_fn("parallel", move |ctx: NativeCallContext, items: Array, body: FnPtr, opts: Map| {
         parallel(&s, &ctx, items, body, opts)
     });
+}
 
-    for level in ["info", "warn"] {
-        let s = session.clone();
-        engine.register_fn(level, move |ctx: NativeCallContext, message: Dynamic| -> RhaiResult<()> {
-            s.record(Event::Log { level: level.into(), message: message.to_string() })
-                .map_err(|why| journal_failure(why, ctx.call_position()))
-        });
-    }
+fn install_log(engine: &mut rhai::Engine, session: &Arc<Session>, level: &'static str) {
+    let s = session.clone();
+    engine.register_fn(level, move |ctx: NativeCallContext, message: Dynamic| -> RhaiResult<()> {
+        s.record(Event::Log { level: level.into(), message: message.to_string() })
+            .map_err(|why| journal_failure(why, ctx.call_position()))
+    });
+}
 
+/// `info(message)`.
+pub(super) fn install_info(engine: &mut rhai::Engine, session: &Arc<Session>) {
+    install_log(engine, session, "info");
+}
+
+/// `warn(message)`.
+pub(super) fn install_warn(engine: &mut rhai::Engine, session: &Arc<Session>) {
+    install_log(engine, session, "warn");
+}
+
+/// `fail(message)`.
+pub(super) fn install_fail(engine: &mut rhai::Engine, _: &Arc<Session>) {
     engine.register_fn("fail", |ctx: NativeCallContext, message: Dynamic| -> RhaiResult<()> {
         let mut map = Map::new();
         map.insert("kind".into(), "failed".into());
@@ -166,22 +215,46 @@ pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
         map.insert("target".into(), Dynamic::UNIT);
         Err(EvalAltResult::ErrorRuntime(map.into(), ctx.call_position()).into())
     });
-
-    // dry_run(): whether this run only plans (nothing is changed).
-    let dry_run = session.dry_run;
-    engine.register_fn("dry_run", move || dry_run);
-
-    register_pure(engine);
 }
 
-/// Built-ins that need no run (also available to `rollbook check`).
-pub(crate) fn register_pure(engine: &mut rhai::Engine) {
+/// `dry_run()`: whether this run only plans (nothing is changed).
+pub(super) fn install_dry_run(engine: &mut rhai::Engine, session: &Arc<Session>) {
+    let dry_run = session.dry_run;
+    engine.register_fn("dry_run", move || dry_run);
+}
+
+/// `duration_secs(duration)`.
+pub(super) fn install_duration_secs(engine: &mut rhai::Engine) {
     engine.register_fn("duration_secs", |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<i64> {
         Ok(duration_arg("duration_secs", &d, ctx.call_position())?.as_secs() as i64)
     });
+}
+
+/// `duration_ms(duration)`.
+pub(super) fn install_duration_ms(engine: &mut rhai::Engine) {
     engine.register_fn("duration_ms", |ctx: NativeCallContext, d: Dynamic| -> RhaiResult<i64> {
         Ok(duration_arg("duration_ms", &d, ctx.call_position())?.as_millis() as i64)
     });
+}
+
+/// The keys of `approve`'s option map.
+pub(super) fn approve_keys() -> &'static [&'static str] {
+    struct_fields::<ApproveOpts>()
+}
+
+/// The keys of `wait_until`'s option map.
+pub(super) fn wait_keys() -> &'static [&'static str] {
+    struct_fields::<WaitOpts>()
+}
+
+/// The keys of `retry`'s option map.
+pub(super) fn retry_keys() -> &'static [&'static str] {
+    struct_fields::<RetryOpts>()
+}
+
+/// The keys of `parallel`'s option map.
+pub(super) fn parallel_keys() -> &'static [&'static str] {
+    struct_fields::<ParallelOpts>()
 }
 
 fn sleep(s: &Arc<Session>, ctx: &NativeCallContext, d: Dynamic) -> RhaiResult<()> {
@@ -719,5 +792,88 @@ fn is_item_timeout(e: &EvalAltResult, s: &Session) -> bool {
             s.stop_state() == Stop::Running && Termination::of(reason) == Some(Termination::ItemTimeout)
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::engine::modules::Loaded;
+
+    fn session() -> Arc<Session> {
+        let file =
+            std::fs::OpenOptions::new().append(true).open("/dev/null").expect("/dev/null exists on linux");
+        Arc::new(Session::new(
+            crate::run::scope::Scope::default(),
+            None,
+            crate::run::Journal::over(file, "/dev/null".into()),
+            crate::providers::CallCx::standalone(),
+            false,
+            false,
+            Arc::new(crate::run::QuietReporter),
+            None,
+            Loaded::default(),
+            None,
+            super::super::session::Budget::new(&super::super::Limits::default()),
+        ))
+    }
+
+    /// The names of the functions registered on `engine` itself (not Rhai's packages).
+    fn names_on(engine: &rhai::Engine) -> BTreeSet<String> {
+        engine
+            .gen_fn_signatures(false)
+            .iter()
+            .filter_map(|sig| sig.split('(').next())
+            .map(|name| name.trim_start_matches("fn ").trim().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_registered_built_in_is_documented_and_every_documented_one_is_registered() {
+        let mut engine = rhai::Engine::new_raw();
+        register(&mut engine, session());
+        let registered = names_on(&engine);
+        let documented: BTreeSet<String> = BUILTINS
+            .iter()
+            .filter(|b| !matches!(b.install, Install::PrintHook))
+            .map(|b| b.name.to_string())
+            .collect();
+        let undocumented: Vec<_> = registered.difference(&documented).collect();
+        let unregistered: Vec<_> = documented.difference(&registered).collect();
+        assert!(undocumented.is_empty(), "registered but not documented: {undocumented:?}");
+        assert!(unregistered.is_empty(), "documented but not registered: {unregistered:?}");
+        // Each descriptor registers its own name and nothing else.
+        for b in BUILTINS {
+            let mut alone = rhai::Engine::new_raw();
+            match b.install {
+                Install::Run(install) => install(&mut alone, &session()),
+                Install::Pure(install) => install(&mut alone),
+                Install::PrintHook => continue,
+            }
+            assert_eq!(names_on(&alone), BTreeSet::from([b.name.to_string()]), "{}", b.name);
+        }
+        // The engine `rollbook check` uses has exactly the built-ins that need no run.
+        let mut pure = rhai::Engine::new_raw();
+        register_pure(&mut pure);
+        let pure_names: BTreeSet<String> = BUILTINS
+            .iter()
+            .filter(|b| matches!(b.install, Install::Pure(_)))
+            .map(|b| b.name.to_string())
+            .collect();
+        assert_eq!(names_on(&pure), pure_names);
+    }
+
+    #[test]
+    fn every_option_key_a_built_in_takes_is_in_its_documented_signature() {
+        for b in BUILTINS {
+            let Some(options) = &b.options else { continue };
+            let keys = (options.keys)();
+            assert!(!keys.is_empty(), "{}: no option keys", b.name);
+            for key in keys {
+                assert!(b.signature.contains(key), "{}: `{key}` missing from `{}`", b.name, b.signature);
+            }
+        }
     }
 }

@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use super::builtin_list::BUILTINS;
 use super::diag::Diagnostic;
-use super::docs::BUILTINS;
 use super::{Engine, EngineError, STDLIB};
-use crate::model::nearest;
+use crate::model::{ResourceKey, nearest};
 
 pub use super::docs::suggest_function;
 
@@ -481,13 +481,12 @@ pub fn check_report(
             ));
             continue;
         }
-        // Built-in option maps (first argument).
-        let (builtin_keys, map_at): (Option<&[&str]>, Option<usize>) = match name.as_str() {
-            "retry" => (Some(&["attempts", "interval"]), Some(i + 2)),
-            "wait_until" => (Some(&["timeout", "interval"]), Some(i + 2)),
-            // parallel(items, closure, #{ … }): the map is the third argument.
-            "parallel" => (Some(&["concurrency", "fail_fast", "timeout"]), nth_argument(&tokens, i + 1, 2)),
-            _ => (None, None),
+        // Built-in option maps: where each built-in's map goes and its keys come from the list.
+        let options = BUILTINS.iter().find(|b| b.name == name.as_str()).and_then(|b| b.options.as_ref());
+        let (builtin_keys, map_at): (Option<&[&str]>, Option<usize>) = match options {
+            Some(o) if o.at == 0 => (Some((o.keys)()), Some(i + 2)),
+            Some(o) => (Some((o.keys)()), nth_argument(&tokens, i + 1, o.at)),
+            None => (None, None),
         };
         if let (Some(valid), Some(at)) = (builtin_keys, map_at)
             && tokens.get(at).map(|n| &n.tok) == Some(&Tok::Punct("#{"))
@@ -664,7 +663,7 @@ fn scope_problem(
 /// Whether some resource key matches both patterns (`*` within a segment, `**` across).
 /// Non-`k8s/` keys compare without case, as scope checks do.
 pub fn patterns_overlap(a: &str, b: &str) -> bool {
-    let fold = !(a.starts_with("k8s/") || b.starts_with("k8s/"));
+    let fold = !(ResourceKey::is_case_sensitive(a) || ResourceKey::is_case_sensitive(b));
     let (a, b) = if fold { (a.to_ascii_lowercase(), b.to_ascii_lowercase()) } else { (a.into(), b.into()) };
     let sa: Vec<&str> = a.split('/').collect();
     let sb: Vec<&str> = b.split('/').collect();

@@ -1,6 +1,7 @@
 //! The Rhai host, and the only module that imports rhai: builds a sandboxed engine per run,
 //! binds primitives and built-ins to the run's session, evaluates, and undoes on failure.
 
+mod builtin_list;
 mod builtins;
 pub mod check;
 pub mod diag;

@@ -43,8 +43,46 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// The files under `dir` (searched depth first, each folder's entries in sorted order) that
+/// `keep` accepts; a folder that cannot be listed is skipped.
+pub fn files_under(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    walk(dir, keep, &mut out);
+    out
+}
+
+fn walk(dir: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<std::path::PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            walk(&p, keep, out);
+        } else if keep(&p) {
+            out.push(p);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn files_under_walks_depth_first_in_sorted_order_keeping_what_is_asked() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        for rel in ["b.rhai", "a/z.rhai", "a/y.txt", "c/d/x.rhai"] {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(&path, "").expect("write");
+        }
+        let found = files_under(dir.path(), &|p| p.extension().is_some_and(|e| e == "rhai"));
+        let rel: Vec<_> = found.iter().map(|p| p.strip_prefix(dir.path()).expect("inside")).collect();
+        assert_eq!(rel, ["a/z.rhai", "b.rhai", "c/d/x.rhai"].map(std::path::Path::new));
+        assert!(files_under(&dir.path().join("missing"), &|_| true).is_empty());
+    }
+
     use super::*;
 
     #[test]

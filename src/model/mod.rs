@@ -7,6 +7,7 @@ pub mod error;
 pub mod file;
 pub mod glob;
 pub mod host;
+pub mod key;
 pub mod lock;
 pub mod progress;
 pub mod settings;
@@ -14,6 +15,7 @@ pub mod settings;
 pub use duration::{Dur, format_duration, parse_duration};
 pub use error::{ErrorKind, PrimitiveError};
 pub use file::{MAX_INPUT_FILE, read_input_file};
+pub use key::ResourceKey;
 pub use settings::Settings;
 
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 /// Azure names are case-insensitive, so non-`k8s/` keys compare without case.
 pub fn matches(pattern: &str, key: &str) -> bool {
     use crate::model::glob::{Stars, glob_match};
-    if key.starts_with("k8s/") {
+    if crate::model::ResourceKey::is_case_sensitive(key) {
         glob_match(pattern, key, Stars::Segments)
     } else {
         glob_match(&pattern.to_ascii_lowercase(), &key.to_ascii_lowercase(), Stars::Segments)

@@ -64,11 +64,11 @@ impl Primitive for Credentials {
     }
 
     fn target(&self, args: &CredentialsArgs) -> Option<String> {
-        Some(format!("aks/{}/{}", args.group, args.cluster))
+        Some(crate::model::ResourceKey::aks(&args.group, &args.cluster).to_string())
     }
 
     async fn call(&self, cx: &CallCx, args: CredentialsArgs) -> Result<String, PrimitiveError> {
-        let target = format!("aks/{}/{}", args.group, args.cluster);
+        let target = crate::model::ResourceKey::aks(&args.group, &args.cluster).to_string();
         cloud::require("group", &args.group)?;
         cloud::require("cluster", &args.cluster)?;
         let client = cloud::client(cx)?;

@@ -136,7 +136,7 @@ impl Site {
 
 /// `appservice/<group>/<site>`.
 pub fn key(group: &str, site: &str) -> String {
-    format!("appservice/{group}/{site}")
+    crate::model::ResourceKey::app_service(group, site).to_string()
 }
 
 /// Whether a slot name means production.

@@ -101,7 +101,7 @@ impl Primitive for Deploy {
     }
 
     fn target(&self, args: &DeployArgs) -> Option<String> {
-        Some(format!("arm/{}", args.group))
+        Some(crate::model::ResourceKey::arm(&args.group).to_string())
     }
 
     async fn call(&self, cx: &CallCx, args: DeployArgs) -> Result<DeployOutput, PrimitiveError> {

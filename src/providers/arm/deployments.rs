@@ -36,7 +36,7 @@ impl Primitive for Deployments {
     }
 
     fn target(&self, args: &DeploymentsArgs) -> Option<String> {
-        Some(format!("arm/{}", args.group))
+        Some(crate::model::ResourceKey::arm(&args.group).to_string())
     }
 
     async fn call(&self, cx: &CallCx, args: DeploymentsArgs) -> Result<Vec<DeploymentInfo>, PrimitiveError> {

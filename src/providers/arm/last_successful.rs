@@ -40,7 +40,7 @@ impl Primitive for LastSuccessful {
     }
 
     fn target(&self, args: &LastSuccessfulArgs) -> Option<String> {
-        Some(format!("arm/{}", args.group))
+        Some(crate::model::ResourceKey::arm(&args.group).to_string())
     }
 
     async fn call(

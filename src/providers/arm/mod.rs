@@ -206,7 +206,7 @@ impl Group {
 
     /// `arm/<group>`.
     pub(crate) fn key(&self) -> String {
-        format!("arm/{}", self.name)
+        crate::model::ResourceKey::arm(&self.name).to_string()
     }
 
     /// "deployment `x` in group `g`".

@@ -94,7 +94,7 @@ impl Primitive for Redeploy {
     }
 
     fn target(&self, args: &RedeployArgs) -> Option<String> {
-        Some(format!("arm/{}", args.group))
+        Some(crate::model::ResourceKey::arm(&args.group).to_string())
     }
 
     async fn call(&self, cx: &CallCx, args: RedeployArgs) -> Result<RedeployOutput, PrimitiveError> {

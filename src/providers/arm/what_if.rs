@@ -42,7 +42,7 @@ impl Primitive for WhatIf {
     }
 
     fn target(&self, args: &RedeployArgs) -> Option<String> {
-        Some(format!("arm/{}", args.group))
+        Some(crate::model::ResourceKey::arm(&args.group).to_string())
     }
 
     async fn call(&self, cx: &CallCx, args: RedeployArgs) -> Result<WhatIfOutput, PrimitiveError> {

@@ -427,7 +427,7 @@ impl DeploymentTarget {
         let resolved = clients.resolve(&cx.shared.settings, context)?;
         let client = clients.client(&cx.shared.settings, &resolved.context).await?;
         let namespace = namespace.filter(|n| !n.is_empty()).map(String::from).unwrap_or(resolved.namespace);
-        let key = format!("k8s/{}/{namespace}/{deployment}", resolved.context);
+        let key = crate::model::ResourceKey::k8s(&resolved.context, &namespace, deployment).to_string();
         Ok(DeploymentTarget {
             planned: cx.shared.planned(&key),
             namespace,
@@ -445,7 +445,7 @@ impl DeploymentTarget {
 
     /// The resource key.
     pub fn key(&self) -> String {
-        format!("k8s/{}/{}/{}", self.context, self.namespace, self.deployment)
+        crate::model::ResourceKey::k8s(&self.context, &self.namespace, &self.deployment).to_string()
     }
 
     /// "deployment `web` in namespace `shop` of context `prod`".
@@ -476,7 +476,7 @@ pub fn target_key(
         .map(String::from)
         .or_else(|| resolved.map(|r| r.namespace))
         .unwrap_or_else(|| "default".into());
-    format!("k8s/{ctx}/{ns}/{deployment}")
+    crate::model::ResourceKey::k8s(&ctx, &ns, deployment).to_string()
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ impl Workflow {
 
 /// `logicapp/<group>/<workflow>`.
 pub fn key(group: &str, workflow: &str) -> String {
-    format!("logicapp/{group}/{workflow}")
+    crate::model::ResourceKey::logic_app(group, workflow).to_string()
 }
 
 /// A property of a workflow or version resource as text.
