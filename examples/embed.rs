@@ -1,7 +1,12 @@
 //! Embedding the rollbook engine in another Rust program: register a custom primitive, run a
-//! runbook with it (once as a dry-run, once for real), and read the run's journal back.
+//! runbook with it (once as a dry-run, once for real) against a health endpoint this program
+//! serves itself on 127.0.0.1, and read the run's journal back.
 //!
-//! Run it with `cargo run --example embed`.
+//! The engine needs no simulator: this builds and runs with `cargo run --no-default-features
+//! --example embed` (and with the default features, `cargo run --example embed`).
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
 
 use rollbook::engine::{Engine, RunOptions};
 use rollbook::model::{Access, PrimitiveError};
@@ -53,20 +58,42 @@ impl Primitive for Notify {
 }
 
 const RUNBOOK: &str = r##"
-const RUNBOOK = #{ name: "announce", version: "1.0.0", params: #{ release: #{ type: "string" } } };
+const RUNBOOK = #{
+    name: "announce",
+    version: "1.0.0",
+    params: #{ release: #{ type: "string" }, health_url: #{ type: "string" } },
+};
+let probe = health::http(#{ url: params.health_url, body_contains: "ok" });
+if !probe.ok { throw `the service is not healthy: ${probe.reason}`; }
 stage("announce", || pager::notify(#{ channel: "#incidents", text: `rolling back ${params.release}` }));
 "done"
 "##;
+
+/// Serves `200 ok` to every request on a loopback port: the service the runbook checks.
+fn serve_health() -> std::io::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}/healthz", listener.local_addr()?);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    Ok(url)
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut engine = Engine::new();
     engine.register(Notify);
+    let health_url = serve_health()?;
 
     let dir = std::env::temp_dir().join(format!("rollbook-embed-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let runbook = engine.load_source(&dir.join("announce.rhai"), RUNBOOK.to_string())?;
-    let params = [("release".to_string(), "web 1.5.0".to_string())];
+    let params = [("release".to_string(), "web 1.5.0".to_string()), ("health_url".to_string(), health_url)];
 
     let mut plan_only = RunOptions::new(dir.join("state"));
     plan_only.dry_run = true;

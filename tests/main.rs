@@ -1,5 +1,8 @@
 //! Integration tests: one binary (one link), one module per area.
 
+// The test binary has no public surface: its helpers are `pub` only to be shared between modules.
+#![allow(unreachable_pub)]
+
 mod aks;
 mod appservice;
 mod arm;
@@ -16,6 +19,7 @@ mod health;
 mod interrupts;
 mod k8s;
 mod k8s_http2;
+mod layers;
 mod lease_locks;
 mod library;
 mod library_fuzz;

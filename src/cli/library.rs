@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::engine::{Engine, EngineError};
 use crate::library::{self, Mode, Resolved};
 
-use super::{Output, render};
+use super::{CliError, CliResult, Output, render};
 
 fn here() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
@@ -35,31 +35,31 @@ fn print_changes(resolved: &Resolved) {
 }
 
 /// `rollbook lock` and `rollbook update [DEP]`.
-pub fn lock_command(mode: Mode, state_dir: &Path) -> i32 {
-    let manifest = match manifest_here() {
-        Ok(m) => m,
-        Err(why) => return render::invalid(&why),
-    };
+pub(super) fn lock_command(mode: Mode, state_dir: &Path) -> CliResult {
+    let manifest = manifest_here().map_err(CliError::invalid)?;
     match library::resolve(&manifest, state_dir, mode) {
         Ok(resolved) => {
             print_changes(&resolved);
-            0
+            Ok(())
         }
-        Err(e) => render::invalid(&e.to_string()),
+        Err(e) => Err(CliError::invalid(e.to_string())),
     }
 }
 
 /// Finds the runbook `arg` names: a file; `<library>/<path>` in the library of the current
 /// folder or one of its dependencies; or `BUNDLE#<library>/<path>` inside a bundle made by
 /// `rollbook pack`. Returns the file and its library, resolved.
-pub fn find_runbook(arg: &Path, state_dir: &Path) -> Result<(PathBuf, Option<Arc<Resolved>>), EngineError> {
+pub(super) fn find_runbook(
+    arg: &Path,
+    state_dir: &Path,
+) -> Result<(PathBuf, Option<Arc<Resolved>>), EngineError> {
     find_runbook_in(arg, None, state_dir)
 }
 
 /// As [`find_runbook`], with relative files and library names taken from `dir` (the nearest
 /// `rollbook.toml` at or above it) instead of the current folder: how a scenario names its
 /// runbook.
-pub fn find_runbook_in(
+pub(super) fn find_runbook_in(
     arg: &Path,
     dir: Option<&Path>,
     state_dir: &Path,
@@ -148,15 +148,10 @@ fn by_name(resolved: &Resolved, name: &str) -> Option<(PathBuf, Arc<Resolved>)> 
 
 /// `rollbook pack [-o FILE] [--key FILE]`: the library, its locked dependencies and their
 /// hashes in one file, signed as a whole with `key` when given.
-pub fn pack_command(out: Option<PathBuf>, key: Option<&Path>, state_dir: &Path) -> i32 {
-    let manifest = match manifest_here() {
-        Ok(m) => m,
-        Err(why) => return render::invalid(&why),
-    };
-    let resolved = match library::resolve(&manifest, state_dir, Mode::Run) {
-        Ok(r) => r,
-        Err(e) => return render::invalid(&e.to_string()),
-    };
+pub(super) fn pack_command(out: Option<PathBuf>, key: Option<&Path>, state_dir: &Path) -> CliResult {
+    let manifest = manifest_here().map_err(CliError::invalid)?;
+    let resolved =
+        library::resolve(&manifest, state_dir, Mode::Run).map_err(|e| CliError::invalid(e.to_string()))?;
     let out =
         out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.rbk", resolved.root.name, resolved.root.version)));
     match library::bundle::pack(&resolved, &out, key) {
@@ -168,9 +163,9 @@ pub fn pack_command(out: Option<PathBuf>, key: Option<&Path>, state_dir: &Path) 
                 );
             }
             outln!("run from it with: rollbook run '{}#{}/<runbook>'", out.display(), resolved.root.name);
-            0
+            Ok(())
         }
-        Err(e) => render::invalid(&e.to_string()),
+        Err(e) => Err(CliError::invalid(e.to_string())),
     }
 }
 
@@ -187,16 +182,13 @@ struct Listed {
 }
 
 /// `rollbook list`: the runbooks of this library and of its dependencies.
-pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
-    let shipped = match library::shipped::unpack(state_dir) {
-        Ok(l) => l,
-        Err(e) => return render::invalid(&e.to_string()),
-    };
+pub(super) fn list_command(output: Output, names: bool, state_dir: &Path) -> CliResult {
+    let shipped = library::shipped::unpack(state_dir).map_err(|e| CliError::invalid(e.to_string()))?;
     // Outside a library, the shipped runbooks alone.
     let resolved = match library::manifest::find(&here()) {
         Some(manifest) => match library::resolve(&manifest, state_dir, Mode::Run) {
             Ok(r) => Arc::new(r),
-            Err(e) => return render::invalid(&e.to_string()),
+            Err(e) => return Err(CliError::invalid(e.to_string())),
         },
         None => Arc::new(Resolved {
             manifest: shipped.root.join(library::manifest::MANIFEST),
@@ -214,10 +206,7 @@ pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
         libs.push((library::shipped::NAME.to_string(), shipped));
     }
     for (key, lib) in libs {
-        let files = match library::files(&lib.root) {
-            Ok(f) => f,
-            Err(e) => return render::invalid(&e.to_string()),
-        };
+        let files = library::files(&lib.root).map_err(|e| CliError::invalid(e.to_string()))?;
         let mut scoped = (*resolved).clone();
         scoped.root = lib.clone();
         let scoped = Arc::new(scoped);
@@ -249,10 +238,10 @@ pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
                 break;
             }
         }
-        return 0;
+        return Ok(());
     }
     match output {
-        Output::Json => outln!("{}", serde_json::to_string_pretty(&listed).unwrap_or_default()),
+        Output::Json => return render::json(&listed),
         Output::Text => {
             for l in &listed {
                 let params: Vec<String> = l
@@ -270,19 +259,19 @@ pub fn list_command(output: Output, names: bool, state_dir: &Path) -> i32 {
             }
         }
     }
-    0
+    Ok(())
 }
 
 /// `rollbook keygen FILE`.
-pub fn keygen_command(file: &Path) -> i32 {
+pub(super) fn keygen_command(file: &Path) -> CliResult {
     match library::sign::keygen(file) {
         Ok(public) => {
             outln!("wrote {} (secret: keep it safe) and {}.pub", file.display(), file.display());
             outln!("public key: {public}");
             outln!("trust it with: [trust] keys = [\"{public}\"]");
-            0
+            Ok(())
         }
-        Err(why) => render::invalid(&why),
+        Err(why) => Err(CliError::invalid(why)),
     }
 }
 
@@ -292,37 +281,33 @@ fn load_here() -> Result<library::Manifest, String> {
 }
 
 /// `rollbook sign --key FILE`.
-pub fn sign_command(key: &Path) -> i32 {
-    let manifest = match load_here() {
-        Ok(m) => m,
-        Err(why) => return render::invalid(&why),
-    };
+pub(super) fn sign_command(key: &Path) -> CliResult {
+    let manifest = load_here().map_err(CliError::invalid)?;
     match library::sign::sign(&manifest, key) {
         Ok(sig) => {
             outln!("signed {} {} ({}) with key {}", sig.library, sig.version, sig.hash, sig.key);
             outln!("wrote {}", manifest.root().join(library::sign::SIGFILE).display());
-            0
+            Ok(())
         }
-        Err(why) => {
-            render::invalid(&format!("library `{}` (`{}`): {why}", manifest.name, manifest.file.display()))
-        }
+        Err(why) => Err(CliError::invalid(format!(
+            "library `{}` (`{}`): {why}",
+            manifest.name,
+            manifest.file.display()
+        ))),
     }
 }
 
 /// `rollbook verify`: this library's signature, then its dependencies (against `[trust] keys`).
-pub fn verify_command(state_dir: &Path) -> i32 {
-    let manifest = match load_here() {
-        Ok(m) => m,
-        Err(why) => return render::invalid(&why),
-    };
+pub(super) fn verify_command(state_dir: &Path) -> CliResult {
+    let manifest = load_here().map_err(CliError::invalid)?;
     match library::sign::verify(&manifest.root(), &[]) {
         Ok(sig) => outln!("ok  {} {} signed by {}", sig.library, sig.version, sig.key),
         Err(why) => {
-            return render::invalid(&format!(
+            return Err(CliError::invalid(format!(
                 "library `{}` (`{}`): {why}",
                 manifest.name,
                 manifest.file.display()
-            ));
+            )));
         }
     }
     match library::resolve(&manifest.file, state_dir, Mode::Run) {
@@ -336,8 +321,8 @@ pub fn verify_command(state_dir: &Path) -> i32 {
                 };
                 outln!("ok  {name}: {} {} {how}", dep.name, dep.version);
             }
-            0
+            Ok(())
         }
-        Err(e) => render::invalid(&e.to_string()),
+        Err(e) => Err(CliError::invalid(e.to_string())),
     }
 }

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use clap::Command;
 
+use super::{CliError, CliResult};
+
 /// The exit codes every command uses, as the man pages list them.
 const EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "succeeded (for a dry-run: the whole runbook was planned; for check: no problems, maybe warnings)"),
@@ -130,25 +132,25 @@ fn see_also(cmd: &Command, names: &[String], name: &str) -> Vec<String> {
 
 /// `rollbook man [SUBCOMMAND...] [--dir DIR]`: prints the page of the command (or of a
 /// subcommand, `rollbook man runs list`), or writes every page into DIR.
-pub fn man_command(mut cmd: Command, subcommand: &[String], dir: Option<&Path>) -> i32 {
+pub(super) fn man_command(mut cmd: Command, subcommand: &[String], dir: Option<&Path>) -> CliResult {
     cmd = cmd.disable_help_subcommand(true);
     cmd.build();
     let all = pages(&cmd);
     let names: Vec<String> = all.iter().map(|(n, _)| n.clone()).collect();
     if let Some(dir) = dir {
         if let Err(e) = std::fs::create_dir_all(dir) {
-            return super::render::invalid(&format!("cannot create `{}`: {e}", dir.display()));
+            return Err(CliError::invalid(format!("cannot create `{}`: {e}", dir.display())));
         }
         for (name, page_cmd) in &all {
             let see = see_also(&cmd, &names, name);
             let path = dir.join(format!("{name}.1"));
             let written = page(page_cmd, &see).and_then(|bytes| std::fs::write(&path, bytes));
             if let Err(e) = written {
-                return super::render::invalid(&format!("cannot write `{}`: {e}", path.display()));
+                return Err(CliError::invalid(format!("cannot write `{}`: {e}", path.display())));
             }
         }
         outln!("wrote {} manual pages into {}", all.len(), dir.display());
-        return 0;
+        return Ok(());
     }
     let wanted = std::iter::once(cmd.get_name().to_string())
         .chain(subcommand.iter().cloned())
@@ -156,18 +158,18 @@ pub fn man_command(mut cmd: Command, subcommand: &[String], dir: Option<&Path>) 
         .join("-");
     let Some((name, page_cmd)) = all.iter().find(|(n, _)| *n == wanted) else {
         let subs: Vec<&str> = names.iter().skip(1).map(|n| n.trim_start_matches("rollbook-")).collect();
-        return super::render::invalid(&format!(
+        return Err(CliError::invalid(format!(
             "no manual page for `{}`; there are pages for: {}",
             subcommand.join(" "),
             subs.join(", ")
-        ));
+        )));
     };
     match page(page_cmd, &see_also(&cmd, &names, name)) {
         Ok(bytes) => {
             let _ = std::io::stdout().write_all(&bytes);
-            0
+            Ok(())
         }
-        Err(e) => super::render::invalid(&format!("cannot write the man page: {e}")),
+        Err(e) => Err(CliError::invalid(format!("cannot write the man page: {e}"))),
     }
 }
 
@@ -206,7 +208,7 @@ complete -c rollbook -n "__fish_seen_subcommand_from run" -a "(rollbook list --n
 "#;
 
 /// `rollbook completions SHELL`.
-pub fn completions_command(mut cmd: Command, shell: clap_complete::Shell) -> i32 {
+pub(super) fn completions_command(mut cmd: Command, shell: clap_complete::Shell) -> CliResult {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "rollbook", &mut out);
     match shell {
@@ -215,5 +217,5 @@ pub fn completions_command(mut cmd: Command, shell: clap_complete::Shell) -> i32
         _ => {}
     }
     let _ = std::io::stdout().write_all(&out);
-    0
+    Ok(())
 }

@@ -27,10 +27,16 @@ macro_rules! errout {
     }};
 }
 
+mod error;
 mod library;
 mod man;
+#[cfg(feature = "sim")]
 mod rehearse;
 mod render;
+#[cfg(feature = "sim")]
+mod sandbox;
+#[cfg(not(feature = "sim"))]
+#[path = "no_sandbox.rs"]
 mod sandbox;
 
 use std::path::PathBuf;
@@ -43,8 +49,7 @@ use crate::engine::{Engine, RunOptions};
 use crate::model::Dur;
 use crate::run;
 
-/// Exit code for invalid input (runbook, params, scenario, flags).
-pub const EXIT_INVALID: i32 = 2;
+pub use error::{CliError, CliResult, EXIT_INVALID};
 
 #[derive(Parser)]
 #[command(
@@ -271,24 +276,26 @@ enum RunsCommand {
     },
 }
 
-/// Runs the command line and returns the process exit code.
+/// Runs the command line and returns the process exit code; the one place a command's error
+/// is shown.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    match run_cli() {
+        Ok(()) => 0,
         Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { EXIT_INVALID } else { 0 };
+            render::cli_error(&e);
+            e.exit_code()
         }
-    };
+    }
+}
+
+fn run_cli() -> CliResult {
+    let cli = Cli::try_parse().map_err(CliError::Usage)?;
     init_tracing(cli.verbose);
     render::install_miette_hook();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            errln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(dispatch(cli.command))
 }
 
@@ -303,18 +310,21 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-async fn dispatch(command: Command) -> i32 {
+async fn dispatch(command: Command) -> CliResult {
     match command {
         Command::Run { runbook, params, flags } => run_command(runbook, params, flags).await,
+        #[cfg(feature = "sim")]
         Command::Test { paths, junit, log, state_dir } => {
             rehearse::test_command(&paths, junit.as_deref(), log, &run::state_dir(state_dir.as_deref())).await
         }
+        #[cfg(feature = "sim")]
         Command::Sim { command: SimCommand::Serve { scenario, listen, kubeconfig } } => {
-            match crate::sim::serve(&scenario, listen, kubeconfig.as_deref()).await {
-                Ok(()) => 0,
-                Err(e) => render::invalid(&e.to_string()),
-            }
+            crate::sim::serve(&scenario, listen, kubeconfig.as_deref())
+                .await
+                .map_err(|e| CliError::invalid(e.to_string()))
         }
+        #[cfg(not(feature = "sim"))]
+        Command::Test { .. } | Command::Sim { .. } => Err(CliError::invalid(sandbox::NO_SIMULATOR)),
         Command::Resume { run_id, flags } => resume_command(run_id, flags, false).await,
         Command::Undo { run_id, flags } => resume_command(run_id, flags, true).await,
         Command::Completions { shell } => {
@@ -350,7 +360,7 @@ async fn dispatch(command: Command) -> i32 {
                 DocsFormat::Definitions => crate::engine::docs::definitions(&engine),
             };
             out!("{text}");
-            0
+            Ok(())
         }
     }
 }
@@ -417,36 +427,27 @@ fn lock_opener(
     }
 }
 
-async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) -> i32 {
-    let params = match parse_params(&raw_params) {
-        Ok(p) => p,
-        Err(why) => return render::invalid(&why),
-    };
+async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) -> CliResult {
+    let params = parse_params(&raw_params).map_err(CliError::invalid)?;
     let engine = Engine::new();
     let state_dir = run::state_dir(flags.state_dir.as_deref());
-    let (path, lib) = match library::find_runbook(&path, &state_dir) {
-        Ok(found) => found,
-        Err(e) => return render::engine_error(e),
-    };
-    let runbook = match engine.load_with(&path, lib) {
-        Ok(r) => r,
-        Err(e) => return render::engine_error(e),
-    };
+    let (path, lib) = library::find_runbook(&path, &state_dir)?;
+    let runbook = engine.load_with(&path, lib)?;
     let scenario = match &flags.sandbox {
         None => None,
-        Some(path) => match crate::sim::Scenario::load(path) {
+        Some(path) => match sandbox::load_scenario(path) {
             Ok(s) => Some(s),
-            Err(e) => return render::invalid(&e.to_string()),
+            Err(e) => return Err(CliError::invalid(e.to_string())),
         },
     };
     // A sandbox run takes the scenario's `[test] params` for any declared param not given with
     // -p (only declared ones: the scenario may have been written for another runbook).
     let mut params = params;
-    if let Some(test) = scenario.as_ref().and_then(|s| s.test.as_ref()) {
-        for (key, value) in &test.params {
-            let declared = runbook.meta.params.iter().any(|p| &p.name == key);
-            if declared && !params.iter().any(|(k, _)| k == key) {
-                params.push((key.clone(), rehearse::param_text(value)));
+    if let Some(scenario) = &scenario {
+        for (key, value) in sandbox::test_params(scenario) {
+            let declared = runbook.meta.params.iter().any(|p| p.name == key);
+            if declared && !params.iter().any(|(k, _)| *k == key) {
+                params.push((key, value));
             }
         }
     }
@@ -456,11 +457,11 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     crate::run::redact::register(&crate::run::redact::Redactor::new(secrets.map(|(_, v)| v.clone())));
     // Params are refused before anything is shown or started (the engine checks them again).
     if let Err(why) = runbook.meta.resolve_params(&params) {
-        return render::invalid(&why);
+        return Err(CliError::invalid(why));
     }
     // So are `--allow` patterns that could allow nothing (not only at the first change).
     if let Some(why) = crate::engine::check::allow_problem(&flags.allow, &runbook.meta.scope) {
-        return render::invalid(&why);
+        return Err(CliError::invalid(why));
     }
     let text = flags.output == Output::Text;
     let cancel = CancellationToken::new();
@@ -484,14 +485,11 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
     let sandbox = match (&flags.sandbox, scenario) {
         (Some(path), Some(scenario)) => match start_sandbox(path, scenario, &mut opts, text).await {
             Ok(sb) => Some(sb),
-            Err(why) => return render::invalid(&why),
+            Err(why) => return Err(CliError::invalid(why)),
         },
         _ => None,
     };
-    opts.locks = match lock_opener(&flags.lock, &opts.settings) {
-        Ok(l) => l,
-        Err(why) => return render::invalid(&why),
-    };
+    opts.locks = lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
     // Preflight: credentials, subscription and contexts are there before the first probe.
     let needs = crate::engine::preflight::needs(&runbook, &params);
     if let Some(why) =
@@ -500,22 +498,26 @@ async fn run_command(path: PathBuf, raw_params: Vec<String>, flags: RunFlags) ->
         if let Some(sb) = sandbox {
             sb.stop().await;
         }
-        return render::invalid(&format!("{why} (`rollbook doctor {}` shows every check)", path.display()));
+        return Err(CliError::invalid(format!(
+            "{why} (`rollbook doctor {}` shows every check)",
+            path.display()
+        )));
     }
     if text {
         render::run_header(&runbook, flags.dry_run);
     }
-    let code = execute(&engine, &runbook, &params, opts, &reporter, text).await;
+    let ended = execute(&engine, &runbook, &params, opts, &reporter, text).await;
     if let Some(sb) = sandbox {
         if text {
             sandbox::print_changes(&sb);
         }
         sb.stop().await;
     }
-    code
+    ended
 }
 
-/// Runs (or resumes) a loaded runbook and prints its report; returns the exit code.
+/// Runs (or resumes) a loaded runbook and prints its report; an unsuccessful run is
+/// [`CliError::Finished`] with its exit code.
 async fn execute(
     engine: &Engine,
     runbook: &crate::engine::Runbook,
@@ -523,20 +525,20 @@ async fn execute(
     opts: RunOptions,
     reporter: &render::TextReporter,
     text: bool,
-) -> i32 {
+) -> CliResult {
     match engine.run(runbook, params, opts).await {
         Ok(report) => {
             reporter.finish();
             if text {
                 render::run_report(&report);
             } else {
-                outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                render::json(&report)?;
             }
-            report.exit_code
+            if report.exit_code == 0 { Ok(()) } else { Err(CliError::Finished(report.exit_code)) }
         }
         Err(e) => {
             reporter.finish();
-            render::engine_error(e)
+            Err(e.into())
         }
     }
 }
@@ -550,7 +552,7 @@ fn sandbox_state_dir(state_dir: &std::path::Path) -> PathBuf {
 /// scenario's path and hash go into the journal.
 async fn start_sandbox(
     path: &std::path::Path,
-    scenario: crate::sim::Scenario,
+    scenario: sandbox::Scenario,
     opts: &mut RunOptions,
     text: bool,
 ) -> Result<sandbox::Sandbox, String> {
@@ -559,7 +561,7 @@ async fn start_sandbox(
     opts.settings = sb.settings(&opts.settings);
     opts.url_rewrites = sb.url_rewrites();
     // A rehearsal checks what the runbook does, not how long it waits.
-    opts.clock = Arc::new(crate::providers::ScaledClock::new(rehearse::REHEARSAL_SPEEDUP));
+    opts.clock = sb.clock();
     opts.sandbox = Some(crate::run::ScenarioInfo {
         path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string(),
         hash,
@@ -616,23 +618,17 @@ struct ResumeFlags {
     assume_not_applied: Vec<u64>,
 }
 
-async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> i32 {
+async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> CliResult {
     use crate::run::{RunMode, RunStatus};
-    let extra = match parse_params(&flags.params) {
-        Ok(p) => p,
-        Err(why) => return render::invalid(&why),
-    };
+    let extra = parse_params(&flags.params).map_err(CliError::invalid)?;
     let base = run::state_dir(flags.state_dir.as_deref());
-    let journal = match find_run(&base, &run_id) {
-        Ok(path) => path,
-        Err(why) => return render::invalid(&why),
-    };
+    let journal = find_run(&base, &run_id).map_err(CliError::invalid)?;
     let run_id = journal.file_stem().and_then(|s| s.to_str()).unwrap_or(&run_id).to_string();
     // The state dir the run lives in (the sandbox one for sandbox runs).
     let state_dir = journal.parent().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or(base);
     let read = match run::journal::read_journal(&journal) {
         Ok(read) => read,
-        Err(e) => return render::invalid(&format!("cannot read the journal of run `{run_id}`: {e}")),
+        Err(e) => return Err(CliError::invalid(format!("cannot read the journal of run `{run_id}`: {e}"))),
     };
     let mode = run::journal::mode_of(&read.records);
     let recorded_scenario = match read.records.first().map(|r| &r.event) {
@@ -640,9 +636,9 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> i32 {
         _ => None,
     };
     if undo && run::journal::summarize(&read.records).is_some_and(|r| r.status == "succeeded") {
-        return render::invalid(&format!(
+        return Err(CliError::invalid(format!(
             "run `{run_id}` succeeded: `rollbook undo` undoes stopped, denied or failed runs only"
-        ));
+        )));
     }
     let ended: Vec<RunStatus> = if undo {
         vec![
@@ -660,18 +656,15 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> i32 {
     };
     let engine = Engine::new();
     let (runbook, params, mut resume) =
-        match engine.prepare_resume_after(&state_dir, &run_id, flags.force, &extra, &ended) {
-            Ok(prepared) => prepared,
-            Err(e) => return render::engine_error(e),
-        };
+        engine.prepare_resume_after(&state_dir, &run_id, flags.force, &extra, &ended)?;
     resume.undo = undo;
     for id in &flags.assume_not_applied {
         match resume.replay.assume_not_applied(*id) {
             Some(d) => resume.assumed_not_applied.push(d),
             None => {
-                return render::invalid(&format!(
+                return Err(CliError::invalid(format!(
                     "--assume-not-applied {id}: no call {id} is in doubt in run `{run_id}` (see `rollbook runs show {run_id}`)"
-                ));
+                )));
             }
         }
     }
@@ -711,45 +704,39 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> i32 {
                     match scenario_hash(&path) {
                         Ok(hash) if hash == info.hash => path,
                         Ok(_) => {
-                            return render::invalid(&format!(
+                            return Err(CliError::invalid(format!(
                                 "run `{run_id}` is a sandbox run and its scenario `{}` changed since it began; give the scenario to rebuild the simulator from with --sandbox FILE",
                                 info.path
-                            ));
+                            )));
                         }
                         Err(why) => {
-                            return render::invalid(&format!(
+                            return Err(CliError::invalid(format!(
                                 "run `{run_id}` is a sandbox run and its scenario is gone ({why}); give it again with --sandbox FILE"
-                            ));
+                            )));
                         }
                     }
                 }
                 (None, None) => {
-                    return render::invalid(&format!(
+                    return Err(CliError::invalid(format!(
                         "run `{run_id}` is a sandbox run with no recorded scenario; give it with --sandbox FILE"
-                    ));
+                    )));
                 }
             };
-            let scenario = match crate::sim::Scenario::load(&path) {
-                Ok(s) => s,
-                Err(e) => return render::invalid(&e.to_string()),
-            };
+            let scenario = sandbox::load_scenario(&path).map_err(CliError::invalid)?;
             match start_sandbox(&path, scenario, &mut opts, text).await {
                 Ok(sb) => Some(sb),
-                Err(why) => return render::invalid(&why),
+                Err(why) => return Err(CliError::invalid(why)),
             }
         }
         (_, Some(_)) => {
-            return render::invalid(&format!(
+            return Err(CliError::invalid(format!(
                 "run `{run_id}` is a {} run: it cannot continue in a simulator (drop --sandbox)",
                 mode.as_str()
-            ));
+            )));
         }
         _ => None,
     };
-    opts.locks = match lock_opener(&flags.lock, &opts.settings) {
-        Ok(l) => l,
-        Err(why) => return render::invalid(&why),
-    };
+    opts.locks = lock_opener(&flags.lock, &opts.settings).map_err(CliError::invalid)?;
     opts.resume = Some(resume);
     if text {
         render::run_header(&runbook, false);
@@ -757,15 +744,18 @@ async fn resume_command(run_id: String, flags: ResumeFlags, undo: bool) -> i32 {
             errln!("undoing run {run_id}: its completed stages' undos run, newest first");
         }
     }
-    let code = execute(&engine, &runbook, &params, opts, &reporter, text).await;
+    let ended = execute(&engine, &runbook, &params, opts, &reporter, text).await;
     if let Some(sb) = sandbox {
         if text {
             sandbox::print_changes(&sb);
         }
         sb.stop().await;
     }
-    // For `undo`, a run that ended failed with every undo done is what was asked for.
-    if undo && code == RunStatus::Failed.exit_code() { 0 } else { code }
+    match ended {
+        // For `undo`, a run that ended failed with every undo done is what was asked for.
+        Err(CliError::Finished(code)) if undo && code == RunStatus::Failed.exit_code() => Ok(()),
+        ended => ended,
+    }
 }
 
 /// Interrupts: the first Ctrl-C stops the run at its next safe point (on a terminal the
@@ -821,27 +811,18 @@ fn doctor_command(
     raw_params: &[String],
     kubeconfig: Option<PathBuf>,
     state_dir: &std::path::Path,
-) -> i32 {
+) -> CliResult {
     use crate::engine::preflight::{self, Finding, Needs};
-    let params = match parse_params(raw_params) {
-        Ok(p) => p,
-        Err(why) => return render::invalid(&why),
-    };
+    let params = parse_params(raw_params).map_err(CliError::invalid)?;
     let mut settings = crate::providers::Settings::from_env();
     settings.kubeconfig = kubeconfig;
     let needs = match &path {
         Some(path) => {
             let engine = Engine::new();
-            let (path, lib) = match library::find_runbook(path, state_dir) {
-                Ok(found) => found,
-                Err(e) => return render::engine_error(e),
-            };
-            let runbook = match engine.load_with(&path, lib) {
-                Ok(r) => r,
-                Err(e) => return render::engine_error(e),
-            };
+            let (path, lib) = library::find_runbook(path, state_dir)?;
+            let runbook = engine.load_with(&path, lib)?;
             if let Err(why) = runbook.meta.resolve_params(&params) {
-                return render::invalid(&why);
+                return Err(CliError::invalid(why));
             }
             preflight::needs(&runbook, &params)
         }
@@ -866,15 +847,10 @@ fn doctor_command(
             }
         }
     }
-    if missing > 0 {
-        errln!("{missing} check(s) failed");
-        EXIT_INVALID
-    } else {
-        0
-    }
+    if missing > 0 { Err(CliError::Problems(format!("{missing} check(s) failed"))) } else { Ok(()) }
 }
 
-fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> i32 {
+fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> CliResult {
     let engine = Engine::new();
     let mut files = Vec::new();
     for p in paths {
@@ -885,14 +861,14 @@ fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> i32 {
         }
     }
     if files.is_empty() {
-        return render::invalid("no .rhai files found in the given folders");
+        return Err(CliError::invalid("no .rhai files found in the given folders"));
     }
     let mut bad = 0;
     for file in &files {
         let report = match Engine::library_for(file, state_dir) {
             Ok(library) => crate::engine::check::check_report(&engine, file, library),
             Err(e) => {
-                render::invalid(&e.to_string());
+                render::error(&e.to_string());
                 bad += 1;
                 continue;
             }
@@ -914,10 +890,9 @@ fn check_command(paths: &[PathBuf], state_dir: &std::path::Path) -> i32 {
         }
     }
     if bad > 0 {
-        errln!("{bad} of {} runbook(s) have problems", files.len());
-        EXIT_INVALID
+        Err(CliError::Problems(format!("{bad} of {} runbook(s) have problems", files.len())))
     } else {
-        0
+        Ok(())
     }
 }
 
@@ -936,7 +911,7 @@ fn collect_rhai(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn runs_command(command: RunsCommand) -> i32 {
+fn runs_command(command: RunsCommand) -> CliResult {
     match command {
         RunsCommand::List { output, ids, mode, state_dir } => {
             let dir = run::state_dir(state_dir.as_deref());
@@ -955,36 +930,29 @@ fn runs_command(command: RunsCommand) -> i32 {
                                 break;
                             }
                         }
-                        return 0;
+                        return Ok(());
                     }
                     match output {
-                        Output::Json => {
-                            outln!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default())
-                        }
+                        Output::Json => render::json(&runs)?,
                         Output::Text => render::runs_table(&runs),
                     }
-                    0
+                    Ok(())
                 }
-                Err(e) => render::invalid(&format!("cannot read runs in `{}`: {e}", dir.display())),
+                Err(e) => Err(CliError::invalid(format!("cannot read runs in `{}`: {e}", dir.display()))),
             }
         }
         RunsCommand::Show { run_id, output, state_dir } => {
             let dir = run::state_dir(state_dir.as_deref());
-            let path = match find_run(&dir, &run_id) {
-                Ok(p) => p,
-                Err(why) => return render::invalid(&why),
-            };
+            let path = find_run(&dir, &run_id).map_err(CliError::invalid)?;
             match run::journal::read_journal(&path) {
                 Ok(read) => {
                     match output {
-                        Output::Json => {
-                            outln!("{}", serde_json::to_string_pretty(&read.records).unwrap_or_default())
-                        }
+                        Output::Json => render::json(&read.records)?,
                         Output::Text => render::timeline(&path, &read),
                     }
-                    0
+                    Ok(())
                 }
-                Err(e) => render::invalid(&format!("cannot read `{}`: {e}", path.display())),
+                Err(e) => Err(CliError::invalid(format!("cannot read `{}`: {e}", path.display()))),
             }
         }
     }

@@ -4,25 +4,22 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use console::style;
 use serde_json::Value;
 
 use super::sandbox::Sandbox;
+use super::{CliError, CliResult};
 use crate::engine::{Engine, RunOptions};
 use crate::model::Access;
-use crate::providers::{ScaledClock, Settings};
+use crate::providers::Settings;
 use crate::run::journal::{Event, RunStatus, read_journal};
 use crate::sim::Scenario;
 use crate::sim::scenario::TestSpec;
 
-/// How much faster than real time rehearsals run (a runbook's "15s" interval takes 300 ms).
-pub const REHEARSAL_SPEEDUP: f64 = 50.0;
-
 /// The verdict on one scenario.
-pub enum Verdict {
+pub(super) enum Verdict {
     /// Every expectation held.
     Passed,
     /// Expectations that did not hold: what was expected and what was found.
@@ -32,7 +29,7 @@ pub enum Verdict {
 }
 
 /// One scenario's result.
-pub struct TestResult {
+pub(super) struct TestResult {
     /// The scenario file.
     pub path: PathBuf,
     /// Its `name`.
@@ -46,7 +43,7 @@ pub struct TestResult {
 }
 
 /// Finds scenario files: given files as they are; in folders, every `.toml` that has a `[test]`.
-pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+pub(super) fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -80,7 +77,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 /// Runs one scenario's test; its runbook is found as `run` finds one, from the scenario's
 /// folder (a file, `<library>/<runbook>` of the nearest `rollbook.toml`, or a shipped one),
 /// with libraries cached under `state_dir`.
-pub async fn run_one(engine: &Engine, path: &Path, work: &Path, state_dir: &Path) -> TestResult {
+pub(super) async fn run_one(engine: &Engine, path: &Path, work: &Path, state_dir: &Path) -> TestResult {
     let started = Instant::now();
     let mut result = TestResult {
         path: path.to_path_buf(),
@@ -156,7 +153,7 @@ async fn rehearse(
     });
     opts.settings = sandbox.settings(&Settings::from_env());
     opts.url_rewrites = sandbox.url_rewrites();
-    opts.clock = Arc::new(ScaledClock::new(REHEARSAL_SPEEDUP));
+    opts.clock = sandbox.clock();
     opts.timeout = Some(Duration::from_secs(600));
     let report = match engine.run(&runbook, &params, opts).await {
         Ok(r) => r,
@@ -211,7 +208,7 @@ fn same(want: &Value, got: &Value) -> bool {
 }
 
 /// Mutating calls that took effect, in order (undos included), from a run's journal.
-pub fn mutations(journal: &Path) -> Vec<String> {
+pub(super) fn mutations(journal: &Path) -> Vec<String> {
     let Ok(read) = read_journal(journal) else {
         return Vec::new();
     };
@@ -235,13 +232,18 @@ pub fn mutations(journal: &Path) -> Vec<String> {
 
 /// `rollbook test`: exit 0 when every expectation holds, 1 when any does not, 2 for invalid scenarios.
 /// With `log`, each scenario's run is shown after its line (a failing one's always is).
-pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>, log: bool, state_dir: &Path) -> i32 {
+pub(super) async fn test_command(
+    paths: &[PathBuf],
+    junit: Option<&Path>,
+    log: bool,
+    state_dir: &Path,
+) -> CliResult {
     let files = match collect(paths) {
         Ok(f) if f.is_empty() => {
-            return super::render::invalid("no scenario with a [test] section found");
+            return Err(CliError::invalid("no scenario with a [test] section found"));
         }
         Ok(f) => f,
-        Err(why) => return super::render::invalid(&why),
+        Err(why) => return Err(CliError::invalid(why)),
     };
     let work = std::env::temp_dir().join(format!(
         "rollbook-test-{}-{:06x}",
@@ -271,14 +273,14 @@ pub async fn test_command(paths: &[PathBuf], junit: Option<&Path>, log: bool, st
     if let Some(path) = junit
         && let Err(e) = std::fs::write(path, junit_xml(&results))
     {
-        return super::render::invalid(&format!("cannot write `{}`: {e}", path.display()));
+        return Err(CliError::invalid(format!("cannot write `{}`: {e}", path.display())));
     }
     if invalid > 0 {
-        super::EXIT_INVALID
+        Err(CliError::Finished(super::EXIT_INVALID))
     } else if failed > 0 {
-        1
+        Err(CliError::Finished(1))
     } else {
-        0
+        Ok(())
     }
 }
 
@@ -338,7 +340,7 @@ fn xml(text: &str) -> String {
 }
 
 /// The results as a JUnit XML report.
-pub fn junit_xml(results: &[TestResult]) -> String {
+pub(super) fn junit_xml(results: &[TestResult]) -> String {
     let failures = results.iter().filter(|r| matches!(r.verdict, Verdict::Failed(_))).count();
     let errors = results.iter().filter(|r| matches!(r.verdict, Verdict::Invalid(_))).count();
     let total: f64 = results.iter().map(|r| r.took.as_secs_f64()).sum();

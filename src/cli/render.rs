@@ -19,7 +19,7 @@ use crate::run::{Event, Reporter};
 /// masked (see [`crate::run::redact`]) and control characters (escape sequences that could move
 /// the cursor, rewrite the title, fake a prompt…) are shown escaped, as `\u{1b}`. Tabs stay.
 /// The journal keeps the raw text (JSON-escaped, redacted).
-pub fn safe(text: &str) -> std::borrow::Cow<'static, str> {
+pub(super) fn safe(text: &str) -> std::borrow::Cow<'static, str> {
     escape_controls(crate::run::redact::scrub(text))
 }
 
@@ -70,7 +70,7 @@ fn terminal_safe_event(event: &Event) -> Event {
 }
 
 /// The commands that continue or undo a run left resumable.
-pub fn resume_hint(run_id: &str, state_dir: Option<&Path>) {
+pub(super) fn resume_hint(run_id: &str, state_dir: Option<&Path>) {
     let dir = state_dir
         .filter(|d| *d != crate::run::state_dir(None).as_path())
         .map(|d| format!(" --state-dir '{}'", safe(&d.display().to_string())))
@@ -82,7 +82,7 @@ pub fn resume_hint(run_id: &str, state_dir: Option<&Path>) {
 
 /// Renders diagnostics with miette: on a terminal in colour and unicode; elsewhere plain ASCII
 /// with a `^` caret under the spot, so logs and CI output stay readable.
-pub fn install_miette_hook() {
+pub(super) fn install_miette_hook() {
     let _ = miette::set_hook(Box::new(|_| {
         let tty = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let theme = if tty {
@@ -98,7 +98,7 @@ pub fn install_miette_hook() {
 }
 
 /// Prints a diagnostic: `file:line:col: message`, the line with a caret, and `help:`.
-pub fn diagnostic(d: &Diagnostic) {
+pub(super) fn diagnostic(d: &Diagnostic) {
     let mut d = d.clone();
     d.message = crate::run::redact::scrub(&d.message);
     d.label = crate::run::redact::scrub(&d.label);
@@ -108,29 +108,38 @@ pub fn diagnostic(d: &Diagnostic) {
     errln!("{report:?}");
 }
 
-/// Prints an invalid-input error and returns exit 2.
-pub fn invalid(message: &str) -> i32 {
+/// Prints one `error: …` line (the message made terminal-safe).
+pub(super) fn error(message: &str) {
     errln!("{} {}", style("error:").red().bold(), safe(message));
-    super::EXIT_INVALID
 }
 
-/// Prints an error that kept a run from starting and returns exit 2.
-pub fn engine_error(e: EngineError) -> i32 {
+/// Shows the error a command ended with: the one place a command's failure is printed.
+pub(super) fn cli_error(e: &super::CliError) {
+    use super::CliError;
     match e {
-        EngineError::Script(d) => {
-            diagnostic(&d);
-            super::EXIT_INVALID
+        CliError::Usage(e) => {
+            let _ = e.print();
         }
-        EngineError::Locked(why) => {
-            invalid(&why);
-            RunStatus::Locked.exit_code()
-        }
-        other => invalid(&other.to_string()),
+        CliError::Invalid(message) => error(message),
+        CliError::Engine(EngineError::Script(d)) => diagnostic(d),
+        CliError::Engine(other) => error(&other.to_string()),
+        CliError::Problems(summary) => errln!("{summary}"),
+        // The run's report (or the rehearsal's results) already said what happened.
+        CliError::Finished(_) => {}
+        CliError::Internal(message) => errln!("error: {message}"),
     }
 }
 
+/// Prints `value` as pretty JSON on stdout (refused, not printed empty, if it cannot be).
+pub(super) fn json<T: serde::Serialize + ?Sized>(value: &T) -> super::CliResult {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| super::CliError::Internal(format!("cannot write the output as JSON: {e}")))?;
+    outln!("{text}");
+    Ok(())
+}
+
 /// The line printed before a run starts.
-pub fn run_header(runbook: &Runbook, dry_run: bool) {
+pub(super) fn run_header(runbook: &Runbook, dry_run: bool) {
     let mode = if dry_run { " (dry-run: reads only, nothing will be changed)" } else { "" };
     errln!(
         "{} {} {}{}",
@@ -142,7 +151,7 @@ pub fn run_header(runbook: &Runbook, dry_run: bool) {
 }
 
 /// Shows a run's events as they happen, and waits with a spinner on a terminal.
-pub struct TextReporter {
+pub(super) struct TextReporter {
     quiet: bool,
     progress: Arc<SharedProgress>,
     ask_lock: Mutex<()>,
@@ -156,7 +165,7 @@ pub struct TextReporter {
 
 impl TextReporter {
     /// A reporter; `quiet` shows only warnings (for `--output json`).
-    pub fn new(quiet: bool) -> Self {
+    pub(super) fn new(quiet: bool) -> Self {
         TextReporter {
             quiet,
             progress: Arc::new(SharedProgress {
@@ -173,31 +182,31 @@ impl TextReporter {
     }
 
     /// The run's id, once the run has started.
-    pub fn run_id(&self) -> Option<String> {
+    pub(super) fn run_id(&self) -> Option<String> {
         self.run_id.lock().ok().and_then(|r| r.clone())
     }
 
     /// Sets the run's id (known ahead for `rollbook resume`).
-    pub fn set_run_id(&self, id: &str) {
+    pub(super) fn set_run_id(&self, id: &str) {
         if let Ok(mut r) = self.run_id.lock() {
             *r = Some(id.to_string());
         }
     }
 
     /// The state directory of the run.
-    pub fn state_dir(&self) -> Option<std::path::PathBuf> {
+    pub(super) fn state_dir(&self) -> Option<std::path::PathBuf> {
         self.state_dir.lock().ok().and_then(|d| d.clone())
     }
 
     /// Sets the state directory of the run.
-    pub fn set_state_dir(&self, dir: &Path) {
+    pub(super) fn set_state_dir(&self, dir: &Path) {
         if let Ok(mut d) = self.state_dir.lock() {
             *d = Some(dir.to_path_buf());
         }
     }
 
     /// Clears any spinner.
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         self.progress.done_waiting();
     }
 
@@ -508,7 +517,7 @@ impl Progress for SharedProgress {
 }
 
 /// The end of a run: plan (dry-run), outcome, and what a person must do.
-pub fn run_report(report: &RunReport) {
+pub(super) fn run_report(report: &RunReport) {
     if report.dry_run {
         print_plan(report);
     }
@@ -590,7 +599,7 @@ fn print_plan(report: &RunReport) {
 }
 
 /// `rollbook runs list` as a table.
-pub fn runs_table(runs: &[RunSummary]) {
+pub(super) fn runs_table(runs: &[RunSummary]) {
     if runs.is_empty() {
         outln!("no runs yet");
         return;
@@ -617,7 +626,7 @@ fn library_line(l: &crate::run::LibraryInfo) -> String {
 }
 
 /// `rollbook runs show` as a readable timeline.
-pub fn timeline(path: &Path, read: &JournalRead) {
+pub(super) fn timeline(path: &Path, read: &JournalRead) {
     let Some(first) = read.records.first() else {
         outln!("{}: empty journal", path.display());
         return;

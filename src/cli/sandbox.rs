@@ -3,15 +3,29 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use console::style;
 use serde_json::Value;
 
+use crate::model::clock::{Clock, ScaledClock};
 use crate::providers::Settings;
-use crate::sim::{Scenario, Sim, SimHandle};
+pub(crate) use crate::sim::Scenario;
+use crate::sim::{Sim, SimHandle};
+
+/// Loads the scenario of a sandbox run.
+pub(crate) fn load_scenario(path: &Path) -> Result<Scenario, String> {
+    Scenario::load(path).map_err(|e| e.to_string())
+}
+
+/// The scenario's `[test] params`, as `-p KEY=VALUE` texts.
+pub(crate) fn test_params(scenario: &Scenario) -> Vec<(String, String)> {
+    let Some(test) = &scenario.test else { return Vec::new() };
+    test.params.iter().map(|(k, v)| (k.clone(), super::rehearse::param_text(v))).collect()
+}
 
 /// A running simulator for one scenario, and the world as it was before the run.
-pub struct Sandbox {
+pub(super) struct Sandbox {
     /// The simulator.
     pub sim: SimHandle,
     /// The scenario it was loaded from.
@@ -36,8 +50,17 @@ const REAL_CREDENTIALS: &[&str] = &[
 ];
 
 impl Sandbox {
+    /// How much faster than real time rehearsals run (a runbook's "15s" interval takes 300 ms).
+    pub(super) const SPEEDUP: f64 = 50.0;
+
+    /// The clock a rehearsal runs on: [`Sandbox::SPEEDUP`] times faster than real time, so a
+    /// runbook's intervals and timeouts keep their proportions but take a fraction.
+    pub(super) fn clock(&self) -> Arc<dyn Clock> {
+        Arc::new(ScaledClock::new(Self::SPEEDUP))
+    }
+
     /// Starts the simulator for `scenario`; its kubeconfig is written under `work_dir`.
-    pub async fn start(scenario: Scenario, work_dir: &Path) -> Result<Sandbox, String> {
+    pub(super) async fn start(scenario: Scenario, work_dir: &Path) -> Result<Sandbox, String> {
         let sim = Sim::start(scenario.clone(), None)
             .await
             .map_err(|e| format!("cannot start the simulator: {e}"))?;
@@ -51,7 +74,7 @@ impl Sandbox {
     }
 
     /// `base` with ARM, Kubernetes and credentials pointed at the simulator, nothing real left.
-    pub fn settings(&self, base: &Settings) -> Settings {
+    pub(super) fn settings(&self, base: &Settings) -> Settings {
         let mut settings = base.clone();
         for key in REAL_CREDENTIALS {
             settings.env.remove(*key);
@@ -82,12 +105,12 @@ impl Sandbox {
     }
 
     /// URL rewrites so the scenario's health and Prometheus URLs reach the simulator.
-    pub fn url_rewrites(&self) -> Vec<(String, String)> {
+    pub(super) fn url_rewrites(&self) -> Vec<(String, String)> {
         self.sim.url_rewrites()
     }
 
     /// What changed since the start: per resource key, the fields that differ and health.
-    pub fn changes(&self) -> Vec<Change> {
+    pub(super) fn changes(&self) -> Vec<Change> {
         let after = snapshot(&self.sim, &self.scenario);
         let mut changes = Vec::new();
         for (key, (state_before, health_before)) in &self.before {
@@ -121,7 +144,7 @@ impl Sandbox {
     }
 
     /// Health of every resource key now.
-    pub fn health(&self) -> Vec<(String, Option<bool>)> {
+    pub(super) fn health(&self) -> Vec<(String, Option<bool>)> {
         self.scenario
             .resource_keys()
             .into_iter()
@@ -133,14 +156,14 @@ impl Sandbox {
     }
 
     /// Removes the sandbox's kubeconfig.
-    pub async fn stop(self) {
+    pub(super) async fn stop(self) {
         let _ = std::fs::remove_file(&self.kubeconfig);
         self.sim.shutdown().await;
     }
 }
 
 /// One resource that changed in the simulated world.
-pub struct Change {
+pub(super) struct Change {
     /// Resource key.
     pub key: String,
     /// (field, before, after).
@@ -178,7 +201,7 @@ fn show(v: &Value) -> String {
 }
 
 /// Prints the sandbox banner and the health of every simulated resource.
-pub fn print_start(sandbox: &Sandbox, scenario_path: &Path) {
+pub(super) fn print_start(sandbox: &Sandbox, scenario_path: &Path) {
     let name = sandbox.scenario.name.clone().unwrap_or_else(|| scenario_path.display().to_string());
     errln!(
         "{} {} {}",
@@ -187,7 +210,7 @@ pub fn print_start(sandbox: &Sandbox, scenario_path: &Path) {
         style(format!(
             "(simulator at {}; waits run {}× faster)",
             sandbox.sim.arm_endpoint(),
-            super::rehearse::REHEARSAL_SPEEDUP
+            Sandbox::SPEEDUP
         ))
         .dim()
     );
@@ -197,7 +220,7 @@ pub fn print_start(sandbox: &Sandbox, scenario_path: &Path) {
 }
 
 /// Prints what the run changed in the simulated world.
-pub fn print_changes(sandbox: &Sandbox) {
+pub(super) fn print_changes(sandbox: &Sandbox) {
     let changes = sandbox.changes();
     errln!();
     if changes.is_empty() {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::invoke::throw;
-use super::session::{Session, UndoEntry};
+use super::session::{Session, UndoEntry, journal_failure};
 use crate::model::{Dur, ErrorKind, PrimitiveError, parse_duration};
 use crate::providers::introspect::struct_fields;
 use crate::run::{Event, PlanEntry};
@@ -77,20 +77,19 @@ pub(crate) fn describe(err: &EvalAltResult) -> String {
                 value.to_string()
             }
         }
-        EvalAltResult::ErrorTerminated(reason, _) => match reason.to_string().as_str() {
-            "timeout" => "the run exceeded its --timeout".into(),
-            "cancelled" => "cancelled by the operator".into(),
-            "interrupted" => "interrupted by the operator".into(),
-            super::session::LIMIT_OPERATIONS => "the run used up its operations budget".into(),
-            super::session::LIMIT_MEMORY => "the run's data grew beyond its memory limit".into(),
-            other => other.to_string(),
-        },
+        EvalAltResult::ErrorTerminated(reason, _) => {
+            use super::session::Termination;
+            match Termination::of(reason) {
+                Some(Termination::Timeout) => "the run exceeded its --timeout".into(),
+                Some(Termination::Cancelled) => "cancelled by the operator".into(),
+                Some(Termination::Interrupted) => "interrupted by the operator".into(),
+                Some(Termination::LimitOperations) => "the run used up its operations budget".into(),
+                Some(Termination::LimitMemory) => "the run's data grew beyond its memory limit".into(),
+                Some(Termination::ItemTimeout) | None => reason.to_string(),
+            }
+        }
         other => other.to_string(),
     }
-}
-
-fn journal_err(why: String, pos: Position) -> Box<EvalAltResult> {
-    EvalAltResult::ErrorTerminated(Dynamic::from(format!("journal: {why}")), pos).into()
 }
 
 pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
@@ -156,7 +155,7 @@ pub(crate) fn register(engine: &mut rhai::Engine, session: Arc<Session>) {
         let s = session.clone();
         engine.register_fn(level, move |ctx: NativeCallContext, message: Dynamic| -> RhaiResult<()> {
             s.record(Event::Log { level: level.into(), message: message.to_string() })
-                .map_err(|why| journal_err(why, ctx.call_position()))
+                .map_err(|why| journal_failure(why, ctx.call_position()))
         });
     }
 
@@ -216,7 +215,8 @@ fn stage(
     let replayed = s.replay.as_ref().and_then(|r| r.lock().ok().and_then(|mut r| r.stage(name)));
     if let Some(value) = replayed {
         // Completed before the interruption: its value comes from the journal, nothing runs again.
-        s.record(Event::Replayed { what: format!("stage {name}") }).map_err(|why| journal_err(why, pos))?;
+        s.record(Event::Replayed { what: format!("stage {name}") })
+            .map_err(|why| journal_failure(why, pos))?;
         // A stage an earlier undo attempt already undid is not undone twice.
         let undone = s.replay.as_ref().is_some_and(|r| r.lock().is_ok_and(|mut r| r.take_undone(name)));
         if let (Some(undo), false, Ok(mut stack)) = (undo, undone, s.undo_stack.lock()) {
@@ -227,7 +227,7 @@ fn stage(
     if let Some(stop) = s.undo_stop(&format!("stage `{name}`"), pos) {
         return Err(stop);
     }
-    s.record(Event::StageStarted { stage: name.into() }).map_err(|why| journal_err(why, pos))?;
+    s.record(Event::StageStarted { stage: name.into() }).map_err(|why| journal_failure(why, pos))?;
     s.push_stage(name);
     let started = Instant::now();
     let result = action.call_within_context::<Dynamic>(ctx, ());
@@ -248,7 +248,7 @@ fn stage(
                 has_undo: undo.is_some(),
                 duration_ms,
             })
-            .map_err(|why| journal_err(why, pos))?;
+            .map_err(|why| journal_failure(why, pos))?;
             if let Some(undo) = undo
                 && let Ok(mut stack) = s.undo_stack.lock()
             {
@@ -257,14 +257,15 @@ fn stage(
             Ok(value)
         }
         Err(err) => {
-            let _ = s.record(Event::StageFinished {
+            s.record(Event::StageFinished {
                 stage: name.into(),
                 ok: false,
                 value: None,
                 error: Some(describe(&err)),
                 has_undo: undo.is_some(),
                 duration_ms,
-            });
+            })
+            .map_err(|why| journal_failure(why, pos))?;
             Err(err)
         }
     }
@@ -287,7 +288,7 @@ fn approve(s: &Arc<Session>, message: &str, opts: ApproveOpts, pos: Position) ->
     let replayed = s.replay.as_ref().and_then(|r| r.lock().ok().and_then(|mut r| r.approval(message)));
     if replayed == Some(true) {
         s.record(Event::Replayed { what: format!("approval \"{message}\"") })
-            .map_err(|why| journal_err(why, pos))?;
+            .map_err(|why| journal_failure(why, pos))?;
         return Ok(true);
     }
     if let Some(stop) = s.undo_stop("an approval", pos) {
@@ -342,7 +343,7 @@ fn approve(s: &Arc<Session>, message: &str, opts: ApproveOpts, pos: Position) ->
         approvers: opts.approvers.clone(),
         timeout: opts.timeout.map(|t| t.to_string()),
     })
-    .map_err(|why| journal_err(why, pos))?;
+    .map_err(|why| journal_failure(why, pos))?;
     if approved {
         return Ok(true);
     }
@@ -449,14 +450,15 @@ fn retry(s: &Arc<Session>, ctx: &NativeCallContext, opts: Map, body: FnPtr) -> R
             Err(e) if !e.is_catchable() => return Err(e),
             Err(e) if attempt >= attempts => return Err(e),
             Err(e) => {
-                let _ = s.record(Event::Log {
+                s.record(Event::Log {
                     level: "warn".into(),
                     message: format!(
                         "attempt {attempt}/{attempts} failed: {}; retrying in {}",
                         describe(&e),
                         opts.interval
                     ),
-                });
+                })
+                .map_err(|why| journal_failure(why, pos))?;
                 pause(
                     s,
                     opts.interval.get(),
@@ -630,7 +632,7 @@ fn parallel(
             if let Err(why) = journaled {
                 stop_all.store(true, Ordering::SeqCst);
                 if let Ok(mut f) = fatal.lock() {
-                    f.get_or_insert(journal_err(why, pos));
+                    f.get_or_insert(journal_failure(why, pos));
                 }
                 break;
             }
@@ -640,8 +642,9 @@ fn parallel(
                     stop_all.store(true, Ordering::SeqCst);
                 }
             }
-            if let Ok(mut r) = results.lock() {
-                r[i] = Some(item_entry(item, outcome));
+            match results.lock() {
+                Ok(mut r) => r[i] = Some(item_entry(item, outcome)),
+                Err(poisoned) => poisoned.into_inner()[i] = Some(item_entry(item, outcome)),
             }
             batch.done.fetch_add(1, Ordering::Relaxed);
             batch.show(cx.progress.as_ref(), false);
@@ -675,7 +678,16 @@ fn parallel(
     if let Some(e) = fatal.into_inner().ok().flatten() {
         return Err(e);
     }
-    let results = results.into_inner().unwrap_or_default();
+    // A worker that panicked while holding the results would leave them poisoned: that is a
+    // bug to report, never an empty list the script takes for "no items".
+    let results = results.into_inner().map_err(|_| {
+        Box::new(EvalAltResult::ErrorTerminated(
+            Dynamic::from(
+                "parallel: a worker stopped unexpectedly; the batch's results are lost".to_string(),
+            ),
+            pos,
+        ))
+    })?;
     Ok(results
         .into_iter()
         .zip(items)
@@ -690,10 +702,10 @@ fn parallel(
 
 /// Whether `e` is an item's own timeout (and not the whole run being stopped).
 fn is_item_timeout(e: &EvalAltResult, s: &Session) -> bool {
-    use super::session::{ITEM_TIMEOUT, Stop};
+    use super::session::{Stop, Termination};
     match e.unwrap_inner() {
         EvalAltResult::ErrorTerminated(reason, _) => {
-            s.stop_state() == Stop::Running && reason.to_string() == ITEM_TIMEOUT
+            s.stop_state() == Stop::Running && Termination::of(reason) == Some(Termination::ItemTimeout)
         }
         _ => false,
     }

@@ -9,10 +9,7 @@ use super::docs::BUILTINS;
 use super::{Engine, EngineError, STDLIB};
 use crate::model::nearest;
 
-/// The best built-in name for a misspelled function.
-pub fn suggest_function(name: &str) -> Option<&'static str> {
-    nearest(name, BUILTINS.iter().map(|b| b.name))
-}
+pub use super::docs::suggest_function;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {

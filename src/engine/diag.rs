@@ -11,6 +11,7 @@ use rhai::{EvalAltResult, ParseError, Position};
 use serde::Serialize;
 
 use super::Limits;
+use super::session::Termination;
 use crate::model::format_duration;
 
 /// One error with its place in a script.
@@ -244,8 +245,8 @@ fn describe(
             "called here".into(),
             Some("look for a function that calls itself without an end".into()),
         ),
-        EvalAltResult::ErrorTerminated(reason, _) => match reason.to_string().as_str() {
-            "timeout" => (
+        EvalAltResult::ErrorTerminated(reason, _) => match Termination::of(reason) {
+            Some(Termination::Timeout) => (
                 format!(
                     "the run exceeded its time limit{}",
                     timeout.map(|t| format!(" of {}", format_duration(t))).unwrap_or_default()
@@ -253,13 +254,15 @@ fn describe(
                 "running here when time ran out".into(),
                 Some("raise it with --timeout, or make the waits shorter".into()),
             ),
-            "cancelled" => ("the run was cancelled".into(), "running here when cancelled".into(), None),
-            "interrupted" => (
+            Some(Termination::Cancelled) => {
+                ("the run was cancelled".into(), "running here when cancelled".into(), None)
+            }
+            Some(Termination::Interrupted) => (
                 "the run was interrupted by the operator".into(),
                 "running here when interrupted".into(),
                 None,
             ),
-            "limit_operations" => (
+            Some(Termination::LimitOperations) => (
                 format!(
                     "the runbook was stopped after {} operations (one budget for the whole run, every `parallel` item included)",
                     limits.max_operations
@@ -270,7 +273,7 @@ fn describe(
                         .into(),
                 ),
             ),
-            "limit_memory" => (
+            Some(Termination::LimitMemory) => (
                 format!(
                     "the runbook's data grew beyond its memory limit of {} MiB (values held by closures included)",
                     limits.max_memory >> 20
@@ -278,7 +281,9 @@ fn describe(
                 "growing here".into(),
                 Some("runbooks hold small data; filter results before keeping them".into()),
             ),
-            other => (format!("the run was stopped: {other}"), "stopped here".into(), None),
+            Some(Termination::ItemTimeout) | None => {
+                (format!("the run was stopped: {reason}"), "stopped here".into(), None)
+            }
         },
         EvalAltResult::ErrorDataTooLarge(what, _) => (
             format!("{what} grew beyond the runbook limits"),
@@ -287,7 +292,7 @@ fn describe(
         ),
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
             let name = sig.split(['(', ' ']).next().unwrap_or(sig);
-            let hint = super::check::suggest_function(name);
+            let hint = super::docs::suggest_function(name);
             (
                 format!("unknown function `{sig}`"),
                 "not found".into(),

@@ -2,7 +2,12 @@
 //! the registry, as markdown or as Rhai definitions (`.d.rhai`) for editors.
 
 use super::Engine;
-use crate::model::Access;
+use crate::model::{Access, nearest};
+
+/// The best built-in name for a misspelled function.
+pub fn suggest_function(name: &str) -> Option<&'static str> {
+    nearest(name, BUILTINS.iter().map(|b| b.name))
+}
 
 /// A built-in function as documented.
 pub struct Builtin {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 
-use super::session::Session;
+use super::session::{Session, journal_failure};
 use crate::model::{Access, ErrorKind, PrimitiveError};
 use crate::providers::DynPrimitive;
 use crate::run::{Event, PlanEntry, journal::redact};
@@ -124,26 +124,30 @@ pub(crate) fn invoke(
 
     if meta.access == Access::Mutate {
         // Scope first: a call outside it is refused before any request (and before any plan).
-        session.scope.check(target.as_deref(), &name).map_err(|why| {
-            let _ = session.record(Event::Refused {
-                primitive: name.clone(),
-                target: target.clone(),
-                by: "scope".into(),
-                reason: why.clone(),
-            });
-            throw(
+        if let Err(why) = session.scope.check(target.as_deref(), &name) {
+            session
+                .record(Event::Refused {
+                    primitive: name.clone(),
+                    target: target.clone(),
+                    by: "scope".into(),
+                    reason: why.clone(),
+                })
+                .map_err(|lost| journal_failure(lost, pos))?;
+            return Err(throw(
                 &PrimitiveError::new(ErrorKind::Denied, why).with_target(target.clone().unwrap_or_default()),
                 pos,
-            )
-        })?;
+            ));
+        }
         // A lock this run held was lost to another runner: nothing more may change.
         if let Some(why) = session.locks.as_ref().and_then(|l| l.lost()) {
-            let _ = session.record(Event::Refused {
-                primitive: name.clone(),
-                target: target.clone(),
-                by: "lock".into(),
-                reason: why.clone(),
-            });
+            session
+                .record(Event::Refused {
+                    primitive: name.clone(),
+                    target: target.clone(),
+                    by: "lock".into(),
+                    reason: why.clone(),
+                })
+                .map_err(|lost| journal_failure(lost, pos))?;
             return Err(throw(
                 &PrimitiveError::new(ErrorKind::Locked, why).with_target(target.clone().unwrap_or_default()),
                 pos,
@@ -154,24 +158,28 @@ pub(crate) fn invoke(
                 Ok(None) => {}
                 Ok(Some(taken)) => {
                     let p = taken.previous;
-                    let _ = session.record(Event::Log {
-                        level: "warn".into(),
-                        message: format!(
-                            "took over the lock on `{key}` left by run {} (pid {} on {}, since {}), whose process is gone",
-                            p.run_id, p.pid, p.host, p.since.format("%Y-%m-%d %H:%M:%S UTC")
-                        ),
-                    });
+                    session
+                        .record(Event::Log {
+                            level: "warn".into(),
+                            message: format!(
+                                "took over the lock on `{key}` left by run {} (pid {} on {}, since {}), whose process is gone",
+                                p.run_id, p.pid, p.host, p.since.format("%Y-%m-%d %H:%M:%S UTC")
+                            ),
+                        })
+                        .map_err(|lost| journal_failure(lost, pos))?;
                 }
                 Err(
                     e @ (crate::run::locks::LockError::Held { .. }
                     | crate::run::locks::LockError::Stranded { .. }),
                 ) => {
-                    let _ = session.record(Event::Refused {
-                        primitive: name.clone(),
-                        target: target.clone(),
-                        by: "lock".into(),
-                        reason: e.to_string(),
-                    });
+                    session
+                        .record(Event::Refused {
+                            primitive: name.clone(),
+                            target: target.clone(),
+                            by: "lock".into(),
+                            reason: e.to_string(),
+                        })
+                        .map_err(|lost| journal_failure(lost, pos))?;
                     return Err(throw(
                         &PrimitiveError::new(ErrorKind::Locked, e.to_string()).with_target(key),
                         pos,
@@ -294,7 +302,10 @@ pub(crate) fn invoke(
             journaled.map_err(|why| journal_failure(why, pos))?;
             Ok(from_json(&value))
         }
-        Err(e) => Err(fail(session, &e, pos)),
+        Err(e) => {
+            journaled.map_err(|why| journal_failure(why, pos))?;
+            Err(fail(session, &e, pos))
+        }
     }
 }
 
@@ -337,13 +348,15 @@ fn settle_in_doubt(
 ) -> Result<Option<serde_json::Value>, Box<EvalAltResult>> {
     use crate::providers::Verified;
     let on_target = target.map(|t| format!(" on `{t}`")).unwrap_or_default();
-    let _ = session.record(Event::Log {
-        level: "info".into(),
-        message: format!(
-            "checking whether `{name}`{on_target}, sent at {} before the interruption, took effect",
-            in_doubt.started.format("%Y-%m-%d %H:%M:%S UTC")
-        ),
-    });
+    session
+        .record(Event::Log {
+            level: "info".into(),
+            message: format!(
+                "checking whether `{name}`{on_target}, sent at {} before the interruption, took effect",
+                in_doubt.started.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        })
+        .map_err(|why| journal_failure(why, pos))?;
     let verdict = session.block_on(decoded.verify(session.cx(), in_doubt.started));
     let (applied, output, detail) = match verdict {
         Ok(Verified::Applied(output)) => (Some(true), Some(output), "its effect is there".to_string()),
@@ -362,13 +375,15 @@ fn settle_in_doubt(
             match session.reporter.ask(&question) {
                 Some(answer) => (answer, answer.then_some(serde_json::Value::Null)),
                 None => {
-                    let _ = session.record(Event::CallVerified {
-                        call: in_doubt.call,
-                        primitive: name.into(),
-                        applied: None,
-                        output: None,
-                        detail: detail.clone(),
-                    });
+                    session
+                        .record(Event::CallVerified {
+                            call: in_doubt.call,
+                            primitive: name.into(),
+                            applied: None,
+                            output: None,
+                            detail: detail.clone(),
+                        })
+                        .map_err(|why| journal_failure(why, pos))?;
                     let look = format!(
                         "`{name}`{on} was sent at {sent} and its outcome is unknown ({detail}); check whether it took effect, then resume on a terminal to answer"
                     );
@@ -398,9 +413,4 @@ fn fail(session: &Session, e: &PrimitiveError, pos: Position) -> Box<EvalAltResu
     } else {
         throw(e, pos)
     }
-}
-
-fn journal_failure(why: String, pos: Position) -> Box<EvalAltResult> {
-    // Not catchable: a run that cannot write its journal must not go on acting.
-    EvalAltResult::ErrorTerminated(Dynamic::from(format!("journal: {why}")), pos).into()
 }

@@ -442,12 +442,12 @@ impl Engine {
                 // A `parallel` item past its `timeout` is stopped alone (checked every 256
                 // operations: reading the clock on every one would cost more than the loop).
                 Stop::Running if ops % 256 == 0 && session::item_deadline().is_some_and(|d| d.passed()) => {
-                    Some(session::ITEM_TIMEOUT.into())
+                    Some(session::Termination::ItemTimeout.into())
                 }
                 Stop::Running => None,
-                Stop::Cancelled => Some("cancelled".into()),
-                Stop::TimedOut => Some("timeout".into()),
-                Stop::Interrupted => Some("interrupted".into()),
+                Stop::Cancelled => Some(session::Termination::Cancelled.into()),
+                Stop::TimedOut => Some(session::Termination::Timeout.into()),
+                Stop::Interrupted => Some(session::Termination::Interrupted.into()),
             }
         });
         let print_slot = slot.clone();
@@ -932,6 +932,17 @@ impl Engine {
                 }
                 undo_pending.push(problem);
             }
+        }
+        if let Some(why) = session.journal_lost() {
+            // An event of this run is missing from its journal (a note, an undo's end): the
+            // journal no longer tells the whole run, so it cannot end as if it did.
+            let problem =
+                format!("journal: {why}; events of this run are missing from it, check what the run did");
+            status = RunStatus::UndoFailed;
+            if error.is_none() {
+                error = Some(problem.clone());
+            }
+            undo_pending.push(problem);
         }
         let finished = session.record(Event::RunFinished {
             status,

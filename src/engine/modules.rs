@@ -40,12 +40,12 @@ pub(crate) struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(root: PathBuf, loaded: Loaded) -> Self {
+    pub(super) fn new(root: PathBuf, loaded: Loaded) -> Self {
         Resolver { root, library: None, cache: Mutex::new(HashMap::new()), loaded }
     }
 
     /// Resolves imports of dependencies through `library` too.
-    pub fn with_library(mut self, library: Option<Arc<Resolved>>) -> Self {
+    pub(super) fn with_library(mut self, library: Option<Arc<Resolved>>) -> Self {
         self.library = library;
         self
     }

@@ -24,7 +24,7 @@ pub(crate) struct ItemDeadline {
 
 impl ItemDeadline {
     /// Whether the item is out of time.
-    pub fn passed(&self) -> bool {
+    pub(super) fn passed(&self) -> bool {
         self.clock.now() >= self.at
     }
 }
@@ -43,8 +43,64 @@ pub(crate) fn item_deadline() -> Option<ItemDeadline> {
     ITEM_DEADLINE.with(|d| d.borrow().clone())
 }
 
-/// The message of the error that ends an item past its `timeout`.
-pub(crate) const ITEM_TIMEOUT: &str = "item_timeout";
+/// Why the engine ended a script: the word a terminated script carries, one per reason, so
+/// the reasons are matched as values and never as loose strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Termination {
+    /// The run exceeded its `--timeout`.
+    Timeout,
+    /// The operator cancelled the run (and chose to undo).
+    Cancelled,
+    /// The operator interrupted the run (Ctrl-C, SIGTERM): it stays resumable.
+    Interrupted,
+    /// A `parallel` item ran past its own `timeout` (only that item stops).
+    ItemTimeout,
+    /// The run used up its operations budget.
+    LimitOperations,
+    /// The run's data grew beyond its memory limit.
+    LimitMemory,
+}
+
+impl Termination {
+    const ALL: [Termination; 6] = [
+        Termination::Timeout,
+        Termination::Cancelled,
+        Termination::Interrupted,
+        Termination::ItemTimeout,
+        Termination::LimitOperations,
+        Termination::LimitMemory,
+    ];
+
+    /// The word the terminated script carries.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Termination::Timeout => "timeout",
+            Termination::Cancelled => "cancelled",
+            Termination::Interrupted => "interrupted",
+            Termination::ItemTimeout => "item_timeout",
+            Termination::LimitOperations => "limit_operations",
+            Termination::LimitMemory => "limit_memory",
+        }
+    }
+
+    /// The reason a terminated script carries, when it is one of the engine's (a journal
+    /// failure or an `undo` stop carries its own message instead).
+    pub(crate) fn of(reason: &Dynamic) -> Option<Termination> {
+        let word = reason.to_string();
+        Termination::ALL.into_iter().find(|t| t.as_str() == word)
+    }
+
+    /// The error that ends a script for this reason.
+    pub(crate) fn error(self, pos: Position) -> Box<EvalAltResult> {
+        EvalAltResult::ErrorTerminated(Dynamic::from(self.as_str().to_string()), pos).into()
+    }
+}
+
+impl From<Termination> for Dynamic {
+    fn from(t: Termination) -> Dynamic {
+        Dynamic::from(t.as_str().to_string())
+    }
+}
 
 /// The error message that stops a script under `rollbook undo`.
 pub(crate) const UNDO_STOP: &str = "stopped to undo the run (rollbook undo)";
@@ -78,11 +134,6 @@ pub(crate) fn set_parallel_depth(depth: usize) {
     PARALLEL_DEPTH.with(|d| d.set(depth));
 }
 
-/// Which run-wide limit stopped the script.
-pub(crate) const LIMIT_OPERATIONS: &str = "limit_operations";
-/// See [`LIMIT_OPERATIONS`].
-pub(crate) const LIMIT_MEMORY: &str = "limit_memory";
-
 /// One budget per run, shared by every evaluation in it (the script, each `parallel` item on
 /// any thread, each undo): operations, and growth of the process's memory.
 pub(crate) struct Budget {
@@ -104,7 +155,7 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    pub fn new(limits: &super::Limits) -> Budget {
+    pub(super) fn new(limits: &super::Limits) -> Budget {
         Budget {
             max_operations: limits.max_operations,
             used: AtomicU64::new(0),
@@ -119,20 +170,20 @@ impl Budget {
     }
 
     /// Takes a worker thread from the run's pool, if one is free.
-    pub fn take_thread(&self) -> bool {
+    pub(super) fn take_thread(&self) -> bool {
         self.threads
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.max_threads).then_some(n + 1))
             .is_ok()
     }
 
     /// Gives a worker thread back to the pool.
-    pub fn give_thread(&self) {
+    pub(super) fn give_thread(&self) {
         self.threads.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Counts one operation (numbered `ops` in its own evaluation); the name of the limit it
     /// breaks, if it does.
-    pub fn tick(&self, ops: u64) -> Option<&'static str> {
+    pub(super) fn tick(&self, ops: u64) -> Option<Termination> {
         // Rhai calls the progress hook once per operation, whatever evaluation it is in (the
         // script, a closure `filter` calls, a `parallel` item): each call is one operation.
         let _ = ops;
@@ -147,7 +198,7 @@ impl Budget {
             }
         });
         if pending > 0 && self.used.fetch_add(pending, Ordering::Relaxed) + pending > self.max_operations {
-            return Some(LIMIT_OPERATIONS);
+            return Some(Termination::LimitOperations);
         }
         // Memory: the clock every 16 operations, the process's size at most every 2 ms.
         let every = SINCE_MEMORY.with(|c| {
@@ -164,14 +215,14 @@ impl Budget {
                 _ => false,
             };
             if due && self.over_memory() {
-                return Some(LIMIT_MEMORY);
+                return Some(Termination::LimitMemory);
             }
         }
         None
     }
 
     /// Whether the process grew beyond the run's memory limit since the run began.
-    pub fn over_memory(&self) -> bool {
+    pub(super) fn over_memory(&self) -> bool {
         match (self.baseline.load(Ordering::Relaxed), resident_bytes()) {
             (base, Some(now)) if base > 0 => now.saturating_sub(base) > self.max_memory,
             _ => false,
@@ -179,7 +230,7 @@ impl Budget {
     }
 
     /// A fresh allowance (for the undo phase).
-    pub fn restart(&self) {
+    pub(super) fn restart(&self) {
         self.used.store(0, Ordering::Relaxed);
         if let Some(now) = resident_bytes() {
             self.baseline.store(now, Ordering::Relaxed);
@@ -238,11 +289,20 @@ pub(crate) struct Session {
     /// `rollbook undo`: the script replays completed stages and stops at the first step that
     /// would act, so their undos run.
     pub undo_only: AtomicBool,
+    /// The first journal write that failed: the journal no longer tells the whole run, so
+    /// the run cannot end as if it did (a person must look).
+    journal_lost: Mutex<Option<String>>,
+}
+
+/// The error that ends a script whose journal cannot be written. Not catchable: a run that
+/// cannot write down what it does must not go on acting.
+pub(crate) fn journal_failure(why: String, pos: Position) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorTerminated(Dynamic::from(format!("journal: {why}")), pos).into()
 }
 
 impl Session {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(super) fn new(
         scope: crate::run::scope::Scope,
         locks: Option<Box<dyn crate::run::locks::LockBackend>>,
         journal: Journal,
@@ -282,13 +342,14 @@ impl Session {
             loaded,
             started: Instant::now(),
             undo_only: AtomicBool::new(false),
+            journal_lost: Mutex::new(None),
         }
     }
 
     /// Journals an event (flushed; fsynced when write-ahead, before this returns), then shows it.
     /// The fsync happens outside the journal's lock, so the calls of a `parallel` batch share
     /// fsyncs (group commit) instead of queueing one each behind the lock.
-    pub fn record(&self, mut event: Event) -> Result<(), String> {
+    pub(super) fn record(&self, mut event: Event) -> Result<(), String> {
         let written = match self.journal.lock() {
             Ok(mut j) => {
                 // Redacted once here, so what is shown is exactly what is journaled.
@@ -309,7 +370,21 @@ impl Session {
             .map_err(|e| format!("cannot write the journal: {e}"))
         });
         self.reporter.event(&event);
+        if let Err(why) = &result {
+            tracing::error!("{why}");
+            if let Ok(mut lost) = self.journal_lost.lock() {
+                lost.get_or_insert_with(|| why.clone());
+            }
+        }
         result
+    }
+
+    /// The first journal write that failed in this run, if any did.
+    pub(super) fn journal_lost(&self) -> Option<String> {
+        match self.journal_lost.lock() {
+            Ok(lost) => lost.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     fn interrupt_token(&self) -> CancellationToken {
@@ -319,18 +394,18 @@ impl Session {
         }
     }
 
-    pub fn journal_path(&self) -> std::path::PathBuf {
+    pub(super) fn journal_path(&self) -> std::path::PathBuf {
         self.journal.lock().map(|j| j.path().to_path_buf()).unwrap_or_default()
     }
 
-    pub fn cx(&self) -> CallCx {
+    pub(super) fn cx(&self) -> CallCx {
         match self.cx.lock() {
             Ok(cx) => cx.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    pub fn stop_state(&self) -> Stop {
+    pub(super) fn stop_state(&self) -> Stop {
         match self.stop.load(Ordering::Relaxed) {
             1 => Stop::Cancelled,
             2 => Stop::TimedOut,
@@ -340,7 +415,7 @@ impl Session {
     }
 
     /// Stops the script: the next operation or blocked primitive ends it.
-    pub fn stop(&self, why: Stop) {
+    pub(super) fn stop(&self, why: Stop) {
         // A cancel by the operator wins over a timeout; neither is undone by the other.
         let _ =
             self.stop.compare_exchange(Stop::Running as u8, why as u8, Ordering::SeqCst, Ordering::SeqCst);
@@ -354,7 +429,7 @@ impl Session {
     }
 
     /// Starts a fresh time budget for undo after a failed run (not after a cancel).
-    pub fn begin_undo_phase(self: &Arc<Self>, budget: Duration) -> CancellationToken {
+    pub(super) fn begin_undo_phase(self: &Arc<Self>, budget: Duration) -> CancellationToken {
         let token = CancellationToken::new();
         // The undos themselves must act, also under `rollbook undo`.
         self.undo_only.store(false, Ordering::SeqCst);
@@ -373,7 +448,7 @@ impl Session {
     }
 
     /// Stops the run when `after` has passed, unless `token` is cancelled first.
-    pub fn arm_timer(self: &Arc<Self>, after: Duration, token: CancellationToken) {
+    pub(super) fn arm_timer(self: &Arc<Self>, after: Duration, token: CancellationToken) {
         let me = Arc::downgrade(self);
         self.rt.spawn(async move {
             tokio::select! {
@@ -387,14 +462,16 @@ impl Session {
 
     /// Under `rollbook undo`: the error that stops the script at the first step that would act
     /// (`None` otherwise), so the completed stages' undos run next.
-    pub fn undo_stop(&self, what: &str, pos: Position) -> Option<Box<EvalAltResult>> {
+    pub(super) fn undo_stop(&self, what: &str, pos: Position) -> Option<Box<EvalAltResult>> {
         if !self.undo_only.load(Ordering::SeqCst) {
             return None;
         }
-        let _ = self.record(Event::Log {
+        if let Err(why) = self.record(Event::Log {
             level: "info".into(),
             message: format!("undo: stopping before {what}; undoing the completed stages"),
-        });
+        }) {
+            return Some(journal_failure(why, pos));
+        }
         Some(EvalAltResult::ErrorRuntime(Dynamic::from(UNDO_STOP.to_string()), pos).into())
     }
 
@@ -402,7 +479,7 @@ impl Session {
     /// run completed: before that, reads and waits lead to the stages whose undos must run;
     /// after it, anything (a read, a wait, a sleep) belongs to the part of the run that never
     /// happened.
-    pub fn undo_stop_past_replay(&self, what: &str, pos: Position) -> Option<Box<EvalAltResult>> {
+    pub(super) fn undo_stop_past_replay(&self, what: &str, pos: Position) -> Option<Box<EvalAltResult>> {
         if !self.undo_only.load(Ordering::SeqCst) {
             return None;
         }
@@ -411,18 +488,18 @@ impl Session {
     }
 
     /// The error that ends the script for the current stop reason.
-    pub fn terminated(&self, pos: Position) -> Box<EvalAltResult> {
-        let reason = match self.stop_state() {
-            Stop::TimedOut => "timeout",
-            Stop::Interrupted => "interrupted",
-            _ => "cancelled",
-        };
-        EvalAltResult::ErrorTerminated(Dynamic::from(reason.to_string()), pos).into()
+    pub(super) fn terminated(&self, pos: Position) -> Box<EvalAltResult> {
+        match self.stop_state() {
+            Stop::TimedOut => Termination::Timeout,
+            Stop::Interrupted => Termination::Interrupted,
+            _ => Termination::Cancelled,
+        }
+        .error(pos)
     }
 
     /// Waits for `fut` on the runtime, giving up when the run is stopped or, inside a
     /// `parallel` item, when the item's time is up (a `timeout` error).
-    pub fn block_on<T>(
+    pub(super) fn block_on<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, PrimitiveError>>,
     ) -> Result<T, PrimitiveError> {
@@ -437,7 +514,7 @@ impl Session {
 
     /// As [`Session::block_on`], for a mutating call: an interrupt lets it finish (its outcome
     /// is journaled); a timeout or a hard stop still ends it.
-    pub fn block_on_mutation<T>(
+    pub(super) fn block_on_mutation<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, PrimitiveError>>,
     ) -> Result<T, PrimitiveError> {
@@ -458,28 +535,28 @@ impl Session {
         })
     }
 
-    pub fn next_call(&self) -> u64 {
+    pub(super) fn next_call(&self) -> u64 {
         self.call_seq.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    pub fn current_stage(&self) -> Option<String> {
+    pub(super) fn current_stage(&self) -> Option<String> {
         self.stages.lock().ok().and_then(|s| s.last().cloned())
     }
 
-    pub fn push_stage(&self, name: &str) {
+    pub(super) fn push_stage(&self, name: &str) {
         if let Ok(mut s) = self.stages.lock() {
             s.push(name.to_string());
         }
     }
 
-    pub fn pop_stage(&self) {
+    pub(super) fn pop_stage(&self) {
         if let Ok(mut s) = self.stages.lock() {
             s.pop();
         }
     }
 
     /// The main AST plus every loaded module's functions: closures can be called from it later.
-    pub fn deferred_ast(&self) -> AST {
+    pub(super) fn deferred_ast(&self) -> AST {
         let mut ast = self
             .main_ast
             .lock()
@@ -492,5 +569,47 @@ impl Session {
             }
         }
         ast
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session whose journal is `/dev/full`: every write fails with "no space left".
+    fn session_on_a_full_disk() -> Session {
+        let file =
+            std::fs::OpenOptions::new().append(true).open("/dev/full").expect("/dev/full exists on linux");
+        Session::new(
+            crate::run::scope::Scope::default(),
+            None,
+            Journal::over(file, "/dev/full".into()),
+            CallCx::standalone(),
+            false,
+            false,
+            Arc::new(crate::run::QuietReporter),
+            None,
+            Loaded::default(),
+            None,
+            Budget::new(&super::super::Limits::default()),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_failed_journal_write_is_remembered_for_the_end_of_the_run() {
+        let session = session_on_a_full_disk();
+        let note = Event::Log { level: "print".into(), message: "hello".into() };
+        let why = session.record(note).expect_err("a write to a full disk fails");
+        assert!(why.contains("cannot write the journal"), "{why}");
+        assert_eq!(session.journal_lost().as_deref(), Some(why.as_str()));
+    }
+
+    #[tokio::test]
+    async fn an_undo_stop_that_cannot_be_journaled_ends_the_script_with_the_journal_error() {
+        let session = session_on_a_full_disk();
+        session.undo_only.store(true, Ordering::SeqCst);
+        let err = session.undo_stop("stage `a`", Position::NONE).expect("undo stops the script");
+        let EvalAltResult::ErrorTerminated(why, _) = *err else { panic!("not a termination: {err}") };
+        assert!(why.to_string().starts_with("journal: cannot write the journal"), "{why}");
     }
 }

@@ -1,8 +1,14 @@
-//! Plain data shared by every layer: durations, errors, resource keys. Depends on nothing else.
+//! Plain data and ports shared by every layer: durations, errors, resource keys, the clock, the
+//! progress sink and the lock backend traits. Depends on nothing else in the crate.
 
+pub mod clock;
 pub mod duration;
 pub mod error;
 pub mod file;
+pub mod glob;
+pub mod host;
+pub mod lock;
+pub mod progress;
 pub mod settings;
 
 pub use duration::{Dur, format_duration, parse_duration};
@@ -11,6 +17,9 @@ pub use file::{MAX_INPUT_FILE, read_input_file};
 pub use settings::Settings;
 
 use serde::{Deserialize, Serialize};
+
+/// A boxed, sendable future, as the type-erased registry stores calls and a clock sleeps.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Whether a primitive only reads or changes the world; dry-run and the journal depend on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 /// The field names `T` deserialises from (empty if `T` is not a struct).
-pub fn struct_fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+pub(crate) fn struct_fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
     let mut fields: &'static [&'static str] = &[];
     let _ = T::deserialize(FieldCatcher { fields: &mut fields });
     fields

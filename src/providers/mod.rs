@@ -6,7 +6,10 @@
 pub mod aks;
 pub mod appservice;
 pub mod arm;
-pub(crate) mod azure;
+pub(crate) mod cloud;
+/// The former name of [`cloud`], kept while branches that name it are merged.
+#[allow(unused_imports)]
+pub(crate) use cloud as azure;
 pub mod health;
 pub(crate) mod introspect;
 pub mod k8s;
@@ -15,7 +18,6 @@ pub mod logicapp;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::model::{ErrorKind, PrimitiveError};
 
-/// A boxed, sendable future, as the type-erased registry stores calls.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::model::BoxFuture;
+pub use crate::model::clock::{Clock, RealClock, ScaledClock, SkipClock};
+pub use crate::model::progress::{Progress, Silent};
 
 pub use crate::model::{Access, Settings};
 
@@ -120,81 +123,6 @@ impl CallCx {
             .max_by_key(|(from, _)| from.len())
             .map(|(from, to)| format!("{to}{}", &url[from.len()..]))
             .unwrap_or_else(|| url.to_string())
-    }
-}
-
-/// The one clock every wait and every deadline goes through, so rehearsals and tests can make
-/// time pass faster (or not at all) without changing what a runbook does.
-pub trait Clock: Send + Sync {
-    /// Waits for `d` of this clock's time.
-    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()>;
-    /// This clock's time since it started (for deadlines: compare two readings).
-    fn now(&self) -> Duration;
-}
-
-/// Real time.
-pub struct RealClock;
-
-fn process_start() -> std::time::Instant {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    *START.get_or_init(std::time::Instant::now)
-}
-
-impl Clock for RealClock {
-    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(d))
-    }
-    fn now(&self) -> Duration {
-        process_start().elapsed()
-    }
-}
-
-/// Time running `factor` times faster than real time (rehearsals: `rollbook test`), so a
-/// runbook's "15s" intervals and "5m" timeouts keep their proportions but take a fraction.
-pub struct ScaledClock {
-    factor: f64,
-    start: std::time::Instant,
-}
-
-impl ScaledClock {
-    /// A clock `factor` (≥ 1) times faster than real time.
-    pub fn new(factor: f64) -> ScaledClock {
-        ScaledClock { factor: factor.max(1.0), start: std::time::Instant::now() }
-    }
-}
-
-impl Clock for ScaledClock {
-    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(d.div_f64(self.factor)))
-    }
-    fn now(&self) -> Duration {
-        self.start.elapsed().mul_f64(self.factor)
-    }
-}
-
-/// A clock for tests: every wait returns at once and moves this clock's time forward by the
-/// wait, which is recorded (so a test can assert a client meant to wait `Retry-After`).
-#[derive(Default)]
-pub struct SkipClock {
-    slept: Mutex<Vec<Duration>>,
-}
-
-impl SkipClock {
-    /// The waits asked for so far, in order.
-    pub fn slept(&self) -> Vec<Duration> {
-        self.slept.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-impl Clock for SkipClock {
-    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
-        if let Ok(mut s) = self.slept.lock() {
-            s.push(d);
-        }
-        Box::pin(tokio::task::yield_now())
-    }
-    fn now(&self) -> Duration {
-        self.slept.lock().map(|s| s.iter().sum()).unwrap_or_default()
     }
 }
 
@@ -315,22 +243,6 @@ impl std::ops::Deref for LazyHttp {
     fn deref(&self) -> &reqwest::Client {
         self.client()
     }
-}
-
-/// Where primitives report waits and progress; the CLI shows a spinner on a terminal.
-pub trait Progress: Send + Sync {
-    /// A wait is under way (replaces the previous wait message).
-    fn waiting(&self, message: &str);
-    /// The wait is over.
-    fn done_waiting(&self);
-}
-
-/// Progress that shows nothing.
-pub struct Silent;
-
-impl Progress for Silent {
-    fn waiting(&self, _message: &str) {}
-    fn done_waiting(&self) {}
 }
 
 /// A recovery primitive: typed args in, typed output out.

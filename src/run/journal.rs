@@ -434,6 +434,12 @@ impl Journal {
         Ok(Journal { file, path, seq: 0, redactor: Default::default() })
     }
 
+    /// A journal writing to `file` (tests: a file whose writes fail).
+    #[cfg(test)]
+    pub(crate) fn over(file: File, path: PathBuf) -> Journal {
+        Journal { file, path, seq: 0, redactor: Default::default() }
+    }
+
     /// Masks these secrets in every event written from now on.
     pub fn set_redactor(&mut self, redactor: super::redact::Redactor) {
         self.redactor = redactor;

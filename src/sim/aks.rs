@@ -31,7 +31,7 @@ struct Cluster {
 
 impl Clusters {
     /// The clusters of a scenario.
-    pub fn from_scenario(s: &Scenario) -> Clusters {
+    pub(crate) fn from_scenario(s: &Scenario) -> Clusters {
         Clusters {
             list: s
                 .aks

@@ -69,7 +69,7 @@ const PRODUCTION: &str = "production";
 
 impl Sites {
     /// The sites of a scenario.
-    pub fn from_scenario(s: &Scenario) -> Sites {
+    pub(crate) fn from_scenario(s: &Scenario) -> Sites {
         let list = s
             .appservice
             .sites
@@ -107,14 +107,14 @@ impl Sites {
     }
 
     /// Health of a site: its production build is not broken.
-    pub fn healthy(&self, group: &str, name: &str) -> Option<bool> {
+    pub(crate) fn healthy(&self, group: &str, name: &str) -> Option<bool> {
         let site = self.find_key(group, name)?;
         let prod = site.build(PRODUCTION)?;
         Some(!site.broken.iter().any(|b| b == prod))
     }
 
     /// `{"production": build, "<slot>": build, ...}`.
-    pub fn state(&self, group: &str, name: &str) -> Option<Value> {
+    pub(crate) fn state(&self, group: &str, name: &str) -> Option<Value> {
         let site = self.find_key(group, name)?;
         let map: serde_json::Map<String, Value> =
             site.slots.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();

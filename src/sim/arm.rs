@@ -91,7 +91,7 @@ pub(crate) struct DeployOp {
 
 impl Groups {
     /// The deployment histories of a scenario.
-    pub fn from_scenario(s: &Scenario) -> Groups {
+    pub(crate) fn from_scenario(s: &Scenario) -> Groups {
         let mut groups = Groups { list: Vec::new(), seq: 0 };
         for (i, d) in s.arm.deployments.iter().enumerate() {
             let gi = groups.get_or_create(&d.subscription, &d.group);
@@ -164,13 +164,13 @@ impl Groups {
     }
 
     /// Health of a group: its live content is not a broken one.
-    pub fn healthy(&self, group: &str) -> Option<bool> {
+    pub(crate) fn healthy(&self, group: &str) -> Option<bool> {
         let g = self.by_key(group)?;
         Some(g.live.as_ref().is_none_or(|c| !g.broken.contains(c)))
     }
 
     /// `{"live", "live_matches", "deployments"}` of a group.
-    pub fn state(&self, group: &str) -> Option<Value> {
+    pub(crate) fn state(&self, group: &str) -> Option<Value> {
         let g = self.by_key(group)?;
         let newest = g.newest_first();
         let mut matches: Vec<&Deployment> = match &g.live {

@@ -143,12 +143,12 @@ pub(crate) struct Req {
 
 impl Req {
     /// A query parameter by case-insensitive name.
-    pub fn query(&self, name: &str) -> Option<&str> {
+    pub(crate) fn query(&self, name: &str) -> Option<&str> {
         self.query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON; an empty body is `null`; anything unparsable is ARM's `InvalidRequestContent`.
-    pub fn json(&self) -> Result<Value, ArmError> {
+    pub(crate) fn json(&self) -> Result<Value, ArmError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -162,13 +162,13 @@ impl Req {
     }
 
     /// An absolute URL on this server for `path` with this request's api-version.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}?api-version={}", self.base, path, self.api_version)
     }
 
     /// The absolute `nextLink` for the page starting at `offset`: this request's path and query
     /// with `$skiptoken` replaced.
-    pub fn next_link(&self, offset: usize) -> String {
+    pub(crate) fn next_link(&self, offset: usize) -> String {
         let path: String = self.segs.iter().map(|s| format!("/{}", encode_segment(s))).collect();
         let mut query = form_query(self.query.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken")));
         if !query.is_empty() {
@@ -179,12 +179,12 @@ impl Req {
     }
 
     /// `$skiptoken` as an offset (0 when absent or not a number).
-    pub fn skip(&self) -> usize {
+    pub(crate) fn skip(&self) -> usize {
         self.query("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0)
     }
 
     /// `$top` when given; a malformed one is refused as ARM refuses it.
-    pub fn top(&self) -> Result<Option<usize>, ArmError> {
+    pub(crate) fn top(&self) -> Result<Option<usize>, ArmError> {
         match self.query("$top") {
             None => Ok(None),
             Some(t) => t.parse().map(Some).map_err(|_| {
@@ -227,17 +227,17 @@ pub(crate) struct Reply {
 
 impl Reply {
     /// 200 with a JSON body.
-    pub fn ok(body: Value) -> Reply {
+    pub(crate) fn ok(body: Value) -> Reply {
         Reply::with(StatusCode::OK, Some(body))
     }
 
     /// A status with an optional JSON body.
-    pub fn with(status: StatusCode, body: Option<Value>) -> Reply {
+    pub(crate) fn with(status: StatusCode, body: Option<Value>) -> Reply {
         Reply { status, headers: Vec::new(), body }
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Reply {
+    pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Reply {
         self.headers.push((name, value.into()));
         self
     }
@@ -260,7 +260,7 @@ pub(crate) struct ArmError {
 
 impl ArmError {
     /// An error with no details.
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ArmError {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ArmError {
         ArmError {
             status,
             code: code.to_string(),
@@ -271,7 +271,7 @@ impl ArmError {
     }
 
     /// ARM's generic 404 for a tracked resource: `type_path` like `Microsoft.Web/sites/x`.
-    pub fn resource_not_found(type_path: &str, group: &str) -> ArmError {
+    pub(crate) fn resource_not_found(type_path: &str, group: &str) -> ArmError {
         ArmError::new(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",
@@ -283,12 +283,12 @@ impl ArmError {
     }
 
     /// A 400 `BadRequest` in the provider's words.
-    pub fn bad_request(message: impl Into<String>) -> ArmError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ArmError {
         ArmError::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
     /// The JSON envelope.
-    pub fn envelope(&self) -> Value {
+    pub(crate) fn envelope(&self) -> Value {
         let mut error = json!({ "code": self.code, "message": self.message });
         if !self.details.is_empty() {
             error["details"] = Value::Array(self.details.clone());
@@ -564,7 +564,7 @@ impl World {
     }
 
     /// Starts a long-running operation and returns its id.
-    pub fn start_op(&mut self, resource: String, kind: OpKind) -> String {
+    pub(crate) fn start_op(&mut self, resource: String, kind: OpKind) -> String {
         let id = new_uuid();
         self.ops.insert(
             id.clone(),
@@ -581,7 +581,7 @@ impl World {
     }
 
     /// Counts one observation of every running operation on `resource`, completing those due.
-    pub fn observe(&mut self, resource: &str) {
+    pub(crate) fn observe(&mut self, resource: &str) {
         let due: Vec<String> = self
             .ops
             .iter()
@@ -694,7 +694,7 @@ pub(crate) struct Place {
 
 impl Place {
     /// `/subscriptions/{sub}/resourceGroups/{group}`.
-    pub fn prefix(&self) -> String {
+    pub(crate) fn prefix(&self) -> String {
         format!("/subscriptions/{}/resourceGroups/{}", self.sub, self.group)
     }
 }

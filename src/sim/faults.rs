@@ -115,7 +115,7 @@ pub fn fault_body(path: &str, status: u16) -> serde_json::Value {
     let (k8s_reason, arm_code) = reason(status);
     let message = format!("simulated fault: {status} for {path}");
     if path.starts_with("/k8s/") {
-        crate::sim::k8s::store::status_body(status, k8s_reason, &message, Some(json!({})))
+        crate::sim::k8s::api::status_body(status, k8s_reason, &message, Some(json!({})))
     } else {
         json!({"error": {"code": arm_code, "message": message}})
     }

@@ -77,7 +77,7 @@ fn next_version_id<'a>(ids: impl Iterator<Item = &'a str>) -> String {
 
 impl Workflows {
     /// The workflows of a scenario.
-    pub fn from_scenario(s: &Scenario) -> Workflows {
+    pub(crate) fn from_scenario(s: &Scenario) -> Workflows {
         let base = DateTime::from_timestamp(1_764_547_200, 0).unwrap_or_default();
         let list = s
             .logicapp
@@ -124,14 +124,14 @@ impl Workflows {
     }
 
     /// Health: the current definition and parameters are not a broken version's.
-    pub fn healthy(&self, group: &str, name: &str) -> Option<bool> {
+    pub(crate) fn healthy(&self, group: &str, name: &str) -> Option<bool> {
         let w = self.by_key(group, name)?;
         let cur = w.versions.last()?;
         Some(!w.broken.iter().any(|(d, p)| d == &cur.definition && p == &cur.parameters))
     }
 
     /// `{"current", "state", "versions"}`.
-    pub fn state(&self, group: &str, name: &str) -> Option<Value> {
+    pub(crate) fn state(&self, group: &str, name: &str) -> Option<Value> {
         let w = self.by_key(group, name)?;
         let cur = w.versions.last()?;
         let origin = w

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::azure::{ArmRequest, Idempotency, encode};
 use crate::model::{ErrorKind, PrimitiveError};
-use crate::providers::azure;
+use crate::providers::cloud;
 use crate::providers::k8s::KubeClients;
 use crate::providers::{Access, CallCx, Meta, Primitive};
 use reqwest::Method;
@@ -69,14 +69,14 @@ impl Primitive for Credentials {
 
     async fn call(&self, cx: &CallCx, args: CredentialsArgs) -> Result<String, PrimitiveError> {
         let target = format!("aks/{}/{}", args.group, args.cluster);
-        azure::require("group", &args.group)?;
-        azure::require("cluster", &args.cluster)?;
-        let client = azure::client(cx)?;
-        let subscription = client.subscription(args.subscription.as_deref()).map_err(azure::fail(&target))?;
+        cloud::require("group", &args.group)?;
+        cloud::require("cluster", &args.cluster)?;
+        let client = cloud::client(cx)?;
+        let subscription = client.subscription(args.subscription.as_deref()).map_err(cloud::fail(&target))?;
         let action = if args.admin { "listClusterAdminCredential" } else { "listClusterUserCredential" };
         let path = format!(
             "{}/providers/Microsoft.ContainerService/managedClusters/{}/{action}",
-            azure::group_path(&subscription, &args.group),
+            cloud::group_path(&subscription, &args.group),
             encode(&args.cluster)
         );
         let place = format!(
@@ -91,7 +91,7 @@ impl Primitive for Credentials {
             // Listing credentials changes nothing: it may be re-sent.
             idempotency: Idempotency::Safe,
         };
-        let response = client.send(cx, &request).await.map_err(azure::fail(&target))?;
+        let response = client.send(cx, &request).await.map_err(cloud::fail(&target))?;
         let results: CredentialResults = serde_json::from_value(response.body).map_err(|e| {
             PrimitiveError::new(
                 ErrorKind::Server,

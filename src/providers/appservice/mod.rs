@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::azure::{client, fail, group_path, require};
+use super::cloud::{client, fail, group_path, require};
 use super::{CallCx, DynPrimitive, erase};
 use crate::azure::{ArmClient, Pause, api_versions, encode};
 use crate::model::PrimitiveError;
@@ -62,7 +62,7 @@ pub(crate) struct Site {
 
 impl Site {
     /// Resolves the site of a call (subscription defaulted from the settings).
-    pub fn resolve(
+    pub(crate) fn resolve(
         cx: &CallCx,
         subscription: Option<&str>,
         group: &str,
@@ -81,27 +81,27 @@ impl Site {
     }
 
     /// `appservice/<group>/<site>`.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         key(&self.group, &self.name)
     }
 
     /// "site `shop-web` in group `rg-shop`".
-    pub fn what(&self) -> String {
+    pub(crate) fn what(&self) -> String {
         format!("site `{}` in group `{}`", self.name, self.group)
     }
 
     /// "slot `staging` of site `shop-web` in group `rg-shop`".
-    pub fn slot_what(&self, slot: &str) -> String {
+    pub(crate) fn slot_what(&self, slot: &str) -> String {
         format!("slot `{slot}` of {}", self.what())
     }
 
     /// The URL of `suffix` under the site (`""`, `/slots`, `/slotsswap`…).
-    pub fn url(&self, suffix: &str) -> String {
+    pub(crate) fn url(&self, suffix: &str) -> String {
         self.client.url(&format!("{}{suffix}", self.path), api_versions::WEB)
     }
 
     /// The URL of `suffix` under a slot, or under the site for `production`.
-    pub fn slot_url(&self, slot: &str, suffix: &str) -> String {
+    pub(crate) fn slot_url(&self, slot: &str, suffix: &str) -> String {
         if is_production(slot) {
             self.url(suffix)
         } else {
@@ -110,13 +110,17 @@ impl Site {
     }
 
     /// The site resource (production).
-    pub async fn read(&self, pause: &dyn Pause) -> Result<Value, PrimitiveError> {
+    pub(crate) async fn read(&self, pause: &dyn Pause) -> Result<Value, PrimitiveError> {
         let what = self.what();
         self.client.get(pause, self.url(""), &what).await.map_err(fail(&self.key()))
     }
 
     /// The build a slot runs (`production` is the site), for plans and checks.
-    pub async fn build(&self, pause: &dyn Pause, slot: &str) -> Result<Option<String>, PrimitiveError> {
+    pub(crate) async fn build(
+        &self,
+        pause: &dyn Pause,
+        slot: &str,
+    ) -> Result<Option<String>, PrimitiveError> {
         let what = if is_production(slot) { self.what() } else { self.slot_what(slot) };
         let resource =
             self.client.get(pause, self.slot_url(slot, ""), &what).await.map_err(fail(&self.key()))?;

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::Site;
 use crate::model::PrimitiveError;
-use crate::providers::azure::fail;
+use crate::providers::cloud::fail;
 use crate::providers::{Access, CallCx, Meta, Primitive};
 
 /// `appservice::slots`.

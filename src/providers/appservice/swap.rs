@@ -20,7 +20,7 @@ use serde_json::json;
 use super::{Site, SwapStatus, is_production, production};
 use crate::azure::{ArmRequest, AzureError, Idempotency};
 use crate::model::{Dur, PrimitiveError};
-use crate::providers::azure::Budget;
+use crate::providers::cloud::Budget;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 
 /// `appservice::swap`.

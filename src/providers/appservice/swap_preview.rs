@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{Site, is_production, production};
 use crate::azure::{ArmRequest, Idempotency};
 use crate::model::PrimitiveError;
-use crate::providers::azure::fail;
+use crate::providers::cloud::fail;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 
 /// `appservice::swap_preview`.

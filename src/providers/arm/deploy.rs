@@ -59,7 +59,7 @@ pub struct DeployOutput {
 }
 
 /// `onErrorDeployment` for `on_error`.
-pub fn on_error_deployment(on_error: &str) -> Value {
+pub(super) fn on_error_deployment(on_error: &str) -> Value {
     if on_error.eq_ignore_ascii_case(LAST_SUCCESSFUL) {
         json!({ "type": "LastSuccessful" })
     } else {

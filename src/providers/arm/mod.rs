@@ -21,7 +21,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::azure::{Budget, client, fail, group_path, require};
+use super::cloud::{Budget, client, fail, group_path, require};
 use super::{CallCx, DynPrimitive, erase};
 use crate::azure::{ArmClient, ArmRequest, AzureError, Idempotency, Pause, api_versions, encode};
 use crate::model::{ErrorKind, PrimitiveError};
@@ -185,7 +185,11 @@ pub(crate) struct Group {
 
 impl Group {
     /// Resolves the group of a call.
-    pub fn resolve(cx: &CallCx, subscription: Option<&str>, group: &str) -> Result<Group, PrimitiveError> {
+    pub(crate) fn resolve(
+        cx: &CallCx,
+        subscription: Option<&str>,
+        group: &str,
+    ) -> Result<Group, PrimitiveError> {
         require("group", group)?;
         let client = client(cx)?;
         let sub = client.subscription(subscription).map_err(PrimitiveError::from)?;
@@ -201,12 +205,12 @@ impl Group {
     }
 
     /// `arm/<group>`.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         format!("arm/{}", self.name)
     }
 
     /// "deployment `x` in group `g`".
-    pub fn what(&self, name: &str) -> String {
+    pub(crate) fn what(&self, name: &str) -> String {
         format!("deployment `{name}` in group `{}`", self.name)
     }
 
@@ -219,19 +223,19 @@ impl Group {
     }
 
     /// The whole history, newest first.
-    pub async fn history(&self, pause: &dyn Pause) -> Result<Vec<DeploymentInfo>, PrimitiveError> {
+    pub(crate) async fn history(&self, pause: &dyn Pause) -> Result<Vec<DeploymentInfo>, PrimitiveError> {
         let what = format!("deployments of group `{}`", self.name);
         let items = self.client.list(pause, self.url(None, ""), &what).await.map_err(fail(&self.key()))?;
         Ok(newest_first(items.iter().map(DeploymentInfo::of).collect()))
     }
 
     /// One deployment.
-    pub async fn get(&self, pause: &dyn Pause, name: &str) -> Result<Value, PrimitiveError> {
+    pub(crate) async fn get(&self, pause: &dyn Pause, name: &str) -> Result<Value, PrimitiveError> {
         self.client.get(pause, self.url(Some(name), ""), &self.what(name)).await.map_err(fail(&self.key()))
     }
 
     /// The deployment `from` names: a name, or `last-successful` (the newest Succeeded one).
-    pub async fn resolve_from(
+    pub(crate) async fn resolve_from(
         &self,
         pause: &dyn Pause,
         from: &str,
@@ -251,7 +255,11 @@ impl Group {
     }
 
     /// The template and request-ready parameters of deployment `name`.
-    pub async fn content(&self, pause: &dyn Pause, name: &str) -> Result<(Value, Value), PrimitiveError> {
+    pub(crate) async fn content(
+        &self,
+        pause: &dyn Pause,
+        name: &str,
+    ) -> Result<(Value, Value), PrimitiveError> {
         let req = ArmRequest {
             method: Method::POST,
             url: self.url(Some(name), "/exportTemplate"),
@@ -275,7 +283,7 @@ impl Group {
     }
 
     /// What-if of deploying `properties` under `name`: the changes ARM predicts.
-    pub async fn what_if(
+    pub(crate) async fn what_if(
         &self,
         pause: &dyn Pause,
         name: &str,
@@ -298,7 +306,7 @@ impl Group {
     /// Idempotent by name: a retry after an ambiguous failure sends the same deployment again,
     /// which ARM either accepts (same content, same effect) or refuses with
     /// `DeploymentActive` while the first one runs; then we wait for that one.
-    pub async fn deploy_and_wait(
+    pub(crate) async fn deploy_and_wait(
         &self,
         cx: &CallCx,
         name: &str,

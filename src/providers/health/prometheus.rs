@@ -13,9 +13,9 @@ use crate::model::{Dur, ErrorKind, PrimitiveError};
 use crate::providers::{Access, CallCx, Meta, Primitive};
 
 /// The variable a bearer token is read from by default.
-pub const TOKEN_ENV: &str = "ROLLBOOK_PROMETHEUS_TOKEN";
+pub(super) const TOKEN_ENV: &str = "ROLLBOOK_PROMETHEUS_TOKEN";
 /// The scope of Azure Monitor managed Prometheus tokens.
-pub const AZURE_SCOPE: &str = "https://prometheus.monitor.azure.com/.default";
+pub(super) const AZURE_SCOPE: &str = "https://prometheus.monitor.azure.com/.default";
 
 /// `health::prometheus`.
 pub struct Prometheus;

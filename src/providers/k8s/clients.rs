@@ -404,7 +404,7 @@ fn list_or_none(names: &[String]) -> String {
 
 /// A Deployment addressed by a call: its resolved context and namespace, and the client.
 #[derive(Clone)]
-pub struct Place {
+pub struct DeploymentTarget {
     /// Context name.
     pub context: String,
     /// Namespace.
@@ -419,20 +419,20 @@ pub struct Place {
     pub planned: Option<super::planned::PlannedDeployment>,
 }
 
-impl Place {
+impl DeploymentTarget {
     /// Resolves the common keys of a call and fetches (or builds) the context's client.
     pub async fn of(
         cx: &CallCx,
         context: Option<&str>,
         namespace: Option<&str>,
         deployment: &str,
-    ) -> Result<Place, PrimitiveError> {
+    ) -> Result<DeploymentTarget, PrimitiveError> {
         let clients = KubeClients::of(&cx.shared)?;
         let resolved = clients.resolve(&cx.shared.settings, context)?;
         let client = clients.client(&cx.shared.settings, &resolved.context).await?;
         let namespace = namespace.filter(|n| !n.is_empty()).map(String::from).unwrap_or(resolved.namespace);
         let key = format!("k8s/{}/{namespace}/{deployment}", resolved.context);
-        Ok(Place {
+        Ok(DeploymentTarget {
             planned: cx.shared.planned(&key),
             namespace,
             context: resolved.context,
@@ -443,7 +443,7 @@ impl Place {
                 .settings
                 .var("ROLLBOOK_KUBE_REQUEST_TIMEOUT")
                 .and_then(|v| crate::model::parse_duration(v).ok())
-                .unwrap_or(super::errors::REQUEST_TIMEOUT),
+                .unwrap_or(super::request::REQUEST_TIMEOUT),
         })
     }
 

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use super::KubeClients;
 use crate::model::Settings;
-use crate::run::locks::{Holder, LockBackend, LockError, LockOpener, TakenOver};
+use crate::model::lock::{Holder, LockBackend, LockError, LockOpener, TakenOver};
 
 /// How long a lease lasts without renewal, unless `ROLLBOOK_LEASE_SECONDS` says otherwise.
 const LEASE_SECONDS: i32 = 15;

@@ -9,6 +9,7 @@ mod history;
 pub mod lease;
 mod pause;
 pub mod planned;
+pub mod request;
 mod restart;
 mod resume;
 pub mod rollout;
@@ -17,7 +18,9 @@ mod set_image;
 mod status;
 mod undo;
 
-pub use clients::{KubeClients, Place};
+pub use clients::{DeploymentTarget, KubeClients};
+/// The former name of [`DeploymentTarget`].
+pub type Place = DeploymentTarget;
 pub use get::{Get, GetArgs, GetOutput};
 pub use history::{History, HistoryArgs, HistoryEntry};
 pub use pause::{Pause, PauseArgs};
@@ -75,8 +78,8 @@ pub(crate) trait Addressed {
     }
 
     /// Resolves the place and its client.
-    async fn place(&self, cx: &CallCx) -> Result<Place, PrimitiveError> {
-        Place::of(cx, self.context(), self.namespace(), self.deployment()).await
+    async fn place(&self, cx: &CallCx) -> Result<DeploymentTarget, PrimitiveError> {
+        DeploymentTarget::of(cx, self.context(), self.namespace(), self.deployment()).await
     }
 }
 
@@ -103,20 +106,23 @@ pub(crate) const COMMON_KEYS: &str =
     "`context` (the current context), `namespace` (the context's namespace, else \"default\"), `deployment`";
 
 /// The Deployments API of a place's namespace.
-pub(crate) fn deployments(place: &Place) -> Api<Deployment> {
+pub(crate) fn deployments(place: &DeploymentTarget) -> Api<Deployment> {
     Api::namespaced(place.client.clone(), &place.namespace)
 }
 
 /// Reads the Deployment (under dry-run, as the planned mutations so far would leave it).
-pub(crate) async fn read(place: &Place) -> Result<Deployment, PrimitiveError> {
+pub(crate) async fn read(place: &DeploymentTarget) -> Result<Deployment, PrimitiveError> {
     if let Some(planned) = &place.planned {
         return Ok(planned.deployment.clone());
     }
-    errors::send(place, "reading", deployments(place).get(&place.deployment)).await
+    request::send(place, "reading", deployments(place).get(&place.deployment)).await
 }
 
 /// Lists the ReplicaSets matching the Deployment's selector (kubectl's one LIST, no limit).
-pub(crate) async fn replica_sets(place: &Place, d: &Deployment) -> Result<Vec<ReplicaSet>, PrimitiveError> {
+pub(crate) async fn replica_sets(
+    place: &DeploymentTarget,
+    d: &Deployment,
+) -> Result<Vec<ReplicaSet>, PrimitiveError> {
     if let Some(planned) = &place.planned {
         return Ok(planned.replica_sets.clone());
     }
@@ -126,7 +132,7 @@ pub(crate) async fn replica_sets(place: &Place, d: &Deployment) -> Result<Vec<Re
             .with_target(place.key())
     })?;
     let api: Api<ReplicaSet> = Api::namespaced(place.client.clone(), &place.namespace);
-    let list = errors::send(
+    let list = request::send(
         place,
         "listing the ReplicaSets of",
         api.list(&ListParams::default().labels_from(&selector)),
@@ -152,14 +158,14 @@ pub(crate) fn paused(d: &Deployment) -> bool {
 
 /// Sends a strategic merge patch as kubectl does (`fieldManager` named after the command).
 pub(crate) async fn patch_strategic(
-    place: &Place,
+    place: &DeploymentTarget,
     doing: &str,
     field_manager: &str,
     body: serde_json::Value,
 ) -> Result<Deployment, PrimitiveError> {
     let params =
         kube::api::PatchParams { field_manager: Some(field_manager.to_string()), ..Default::default() };
-    errors::send(
+    request::send(
         place,
         doing,
         deployments(place).patch(&place.deployment, &params, &kube::api::Patch::Strategic(body)),
@@ -176,7 +182,7 @@ pub(crate) enum Step<T> {
 }
 
 /// Runs `attempt` (read, decide, write) again after the API answered 409 Conflict, with a
-/// fresh read each time, at most [`errors::CONFLICT_ATTEMPTS`] times; refusals are final.
+/// fresh read each time, at most [`request::CONFLICT_ATTEMPTS`] times; refusals are final.
 pub(crate) async fn with_conflict_retry<T, F, Fut>(mut attempt: F) -> Result<T, PrimitiveError>
 where
     F: FnMut() -> Fut,
@@ -188,7 +194,7 @@ where
         match attempt().await {
             Ok(Step::Done(v)) => return Ok(v),
             Ok(Step::Refused(e)) => return Err(e),
-            Err(e) if errors::is_conflict(&e) && tries < errors::CONFLICT_ATTEMPTS => continue,
+            Err(e) if errors::is_conflict(&e) && tries < request::CONFLICT_ATTEMPTS => continue,
             Err(e) => return Err(e),
         }
     }

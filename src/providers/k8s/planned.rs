@@ -139,7 +139,7 @@ pub(crate) fn apply_json_patch(
 /// mutation applied to its spec) takes effect.
 pub(crate) async fn record_change(
     cx: &CallCx,
-    place: &super::Place,
+    place: &super::DeploymentTarget,
     changed: Deployment,
 ) -> Result<(), PrimitiveError> {
     let replica_sets = super::replica_sets(place, &changed).await?;

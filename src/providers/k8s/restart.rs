@@ -8,7 +8,7 @@ use serde_json::json;
 use super::rollout::RESTARTED_AT;
 use super::{Addressed, Changed, Step, addressed, patch_strategic, paused, read, with_conflict_retry};
 use crate::model::{ErrorKind, PrimitiveError};
-use crate::providers::k8s::Place;
+use crate::providers::k8s::DeploymentTarget;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
 
 /// `k8s::restart`.
@@ -30,11 +30,11 @@ pub struct RestartArgs {
 addressed!(RestartArgs);
 
 /// kubectl's timestamp: Go's `time.Now().Format(time.RFC3339)`.
-pub fn restart_stamp() -> String {
+pub(super) fn restart_stamp() -> String {
     chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn refuse_paused(place: &Place) -> PrimitiveError {
+fn refuse_paused(place: &DeploymentTarget) -> PrimitiveError {
     PrimitiveError::new(
         ErrorKind::Conflict,
         format!(

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Addressed, Step, addressed, errors, read, with_conflict_retry};
+use super::{Addressed, Step, addressed, read, with_conflict_retry};
 use crate::model::PrimitiveError;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
 
@@ -81,7 +81,7 @@ impl Primitive for Scale {
             if from != args.replicas {
                 let api = super::deployments(&place);
                 let patch = kube::api::Patch::Merge(json!({"spec": {"replicas": args.replicas}}));
-                errors::send(
+                super::request::send(
                     &place,
                     "scaling",
                     api.patch_scale(&place.deployment, &kube::api::PatchParams::default(), &patch),

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Addressed, Step, addressed, patch_strategic, read, with_conflict_retry};
 use crate::model::{ErrorKind, PrimitiveError};
-use crate::providers::k8s::Place;
+use crate::providers::k8s::DeploymentTarget;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
 
 /// `k8s::set_image`.
@@ -51,7 +51,7 @@ struct Decision {
 }
 
 fn decide(
-    place: &Place,
+    place: &DeploymentTarget,
     d: &k8s_openapi::api::apps::v1::Deployment,
     args: &SetImageArgs,
 ) -> Result<Decision, PrimitiveError> {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::rollout::{self, Viewed};
 use super::{Addressed, addressed, deployments, errors, read};
 use crate::model::{Dur, ErrorKind, PrimitiveError};
-use crate::providers::k8s::Place;
+use crate::providers::k8s::DeploymentTarget;
 use crate::providers::{Access, CallCx, Meta, Primitive, Shared};
 
 /// `k8s::status`.
@@ -83,7 +83,7 @@ fn output(d: &Deployment, v: &Viewed, timed_out: bool) -> StatusOutput {
 type Last = Arc<Mutex<Option<(Deployment, Viewed)>>>;
 
 /// Reads, then watches from the read's resourceVersion until the viewer says done or failed.
-async fn wait(cx: &CallCx, place: &Place, last: Last) -> Result<StatusOutput, PrimitiveError> {
+async fn wait(cx: &CallCx, place: &DeploymentTarget, last: Last) -> Result<StatusOutput, PrimitiveError> {
     let api = deployments(place);
     let mut d = read(place).await?;
     let mut rv = d.metadata.resource_version.clone().unwrap_or_default();
@@ -98,7 +98,7 @@ async fn wait(cx: &CallCx, place: &Place, last: Last) -> Result<StatusOutput, Pr
             *l = Some((d.clone(), v));
         }
         let params = WatchParams::default().fields(&fields).timeout(WATCH_SECONDS);
-        let stream = errors::send(place, "watching", api.watch(&params, &rv)).await?;
+        let stream = super::request::send(place, "watching", api.watch(&params, &rv)).await?;
         let mut stream = std::pin::pin!(stream);
         let mut changed = false;
         while let Some(event) = stream.next().await {

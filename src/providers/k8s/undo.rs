@@ -8,11 +8,12 @@ use kube::api::{Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::errors::{self, CONFLICT_ATTEMPTS, is_conflict};
+use super::errors::is_conflict;
+use super::request::CONFLICT_ATTEMPTS;
 use super::rollout::{self, PickError};
 use super::{Addressed, addressed, deployments, paused, read, replica_sets, revision_of};
 use crate::model::{ErrorKind, PrimitiveError};
-use crate::providers::k8s::Place;
+use crate::providers::k8s::DeploymentTarget;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
 
 /// `k8s::undo`.
@@ -62,12 +63,12 @@ struct Decision {
     replica_sets: Vec<k8s_openapi::api::apps::v1::ReplicaSet>,
 }
 
-fn place_suffix(place: &Place) -> String {
+fn place_suffix(place: &DeploymentTarget) -> String {
     format!(" (namespace `{}`, context `{}`)", place.namespace, place.context)
 }
 
 /// The checks and the patch of kubectl's `DeploymentRollbacker.Rollback`, in its order.
-async fn decide(place: &Place, to_revision: i64) -> Result<Decision, PrimitiveError> {
+async fn decide(place: &DeploymentTarget, to_revision: i64) -> Result<Decision, PrimitiveError> {
     if to_revision < 0 {
         return Err(PrimitiveError::new(
             ErrorKind::NotFound,
@@ -155,7 +156,7 @@ impl Primitive for Undo {
             let patch: json_patch::Patch = serde_json::from_value(decision.patch.clone())
                 .map_err(|e| PrimitiveError::invalid(format!("cannot build the undo patch: {e}")))?;
             let doing = format!("restoring revision {} of", decision.to_revision);
-            let sent = errors::send(
+            let sent = super::request::send(
                 &place,
                 &doing,
                 deployments(&place).patch(

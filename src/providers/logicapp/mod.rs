@@ -17,7 +17,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::azure::{client, fail, group_path, require};
+use super::cloud::{client, fail, group_path, require};
 use super::{CallCx, DynPrimitive, Planned, Verified, erase};
 use crate::azure::{ArmClient, ArmRequest, Idempotency, Pause, api_versions, encode};
 use crate::model::PrimitiveError;
@@ -45,7 +45,7 @@ pub(crate) struct Workflow {
 
 impl Workflow {
     /// Resolves the workflow of a call.
-    pub fn resolve(
+    pub(crate) fn resolve(
         cx: &CallCx,
         subscription: Option<&str>,
         group: &str,
@@ -68,27 +68,27 @@ impl Workflow {
     }
 
     /// `logicapp/<group>/<workflow>`.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         key(&self.group, &self.name)
     }
 
     /// "workflow `orders` in group `rg-shop`".
-    pub fn what(&self) -> String {
+    pub(crate) fn what(&self) -> String {
         format!("workflow `{}` in group `{}`", self.name, self.group)
     }
 
     /// URL of `suffix` under the workflow.
-    pub fn url(&self, suffix: &str) -> String {
+    pub(crate) fn url(&self, suffix: &str) -> String {
         self.client.url(&format!("{}{suffix}", self.path), api_versions::LOGIC)
     }
 
     /// The workflow resource.
-    pub async fn read(&self, pause: &dyn Pause) -> Result<Value, PrimitiveError> {
+    pub(crate) async fn read(&self, pause: &dyn Pause) -> Result<Value, PrimitiveError> {
         self.client.get(pause, self.url(""), &self.what()).await.map_err(fail(&self.key()))
     }
 
     /// One version resource.
-    pub async fn version(&self, pause: &dyn Pause, id: &str) -> Result<Value, PrimitiveError> {
+    pub(crate) async fn version(&self, pause: &dyn Pause, id: &str) -> Result<Value, PrimitiveError> {
         require("version", id)?;
         let what = format!("version `{id}` of {}", self.what());
         self.client

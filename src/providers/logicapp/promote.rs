@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{Workflow, prop};
 use crate::azure::{ArmRequest, Idempotency, Pause};
 use crate::model::PrimitiveError;
-use crate::providers::azure::fail;
+use crate::providers::cloud::fail;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Verified};
 
 /// `logicapp::promote`.
@@ -55,7 +55,7 @@ fn content(resource: &Value) -> (Value, Value) {
 }
 
 /// The workflow body to PUT: the current workflow with the version's definition and parameters.
-pub fn promoted_body(current: &Value, version: &Value) -> Value {
+pub(super) fn promoted_body(current: &Value, version: &Value) -> Value {
     let (definition, parameters) = content(version);
     let mut props = Map::new();
     if let Some(cur) = current.get("properties").and_then(Value::as_object) {

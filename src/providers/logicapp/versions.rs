@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{Workflow, prop};
 use crate::model::PrimitiveError;
-use crate::providers::azure::fail;
+use crate::providers::cloud::fail;
 use crate::providers::{Access, CallCx, Meta, Primitive};
 
 /// `logicapp::versions`.
@@ -40,7 +40,7 @@ pub struct VersionInfo {
 }
 
 /// Version items, newest first (by `changedTime`, then id), with `current` marked.
-pub fn sort_versions(items: &[Value], current: &str) -> Vec<VersionInfo> {
+pub(super) fn sort_versions(items: &[Value], current: &str) -> Vec<VersionInfo> {
     let mut out: Vec<VersionInfo> = items
         .iter()
         .map(|v| {

@@ -21,11 +21,21 @@ use super::controller::sync_deployment;
 use super::discovery;
 use super::patch::{self, PatchKind};
 use super::select::{FieldSelector, LabelSelector, selector_string};
-use super::store::{At, Event, Key, Kind, Store, int_at, status_body, str_at};
+use super::store::{At, Event, Key, Kind, Store, int_at, str_at};
 use super::table;
 
 /// Largest request body accepted.
 const BODY_LIMIT: usize = 8 << 20;
+
+/// A Kubernetes `Status` failure object.
+pub fn status_body(code: u16, reason: &str, message: &str, details: Option<Value>) -> Value {
+    let mut v = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code});
+    if let Some(d) = details {
+        v["details"] = d;
+    }
+    v
+}
 
 /// A JSON answer.
 pub fn json_response(status: StatusCode, body: &Value) -> Response {

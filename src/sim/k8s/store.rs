@@ -460,13 +460,3 @@ pub fn obj_mut<'a>(obj: &'a mut Value, path: &[&str]) -> &'a mut Map<String, Val
 pub fn set_annotation(obj: &mut Value, key: &str, value: &str) {
     obj_mut(obj, &["metadata", "annotations"]).insert(key.into(), Value::String(value.into()));
 }
-
-/// A Kubernetes `Status` failure object.
-pub fn status_body(code: u16, reason: &str, message: &str, details: Option<Value>) -> Value {
-    let mut v = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "code": code});
-    if let Some(d) = details {
-        v["details"] = d;
-    }
-    v
-}

@@ -24,7 +24,7 @@ impl Pause for CallCx {
 }
 
 /// The run's ARM client, built on first use from the run's settings and HTTP client.
-pub fn client(cx: &CallCx) -> Result<Arc<ArmClient>, PrimitiveError> {
+pub(crate) fn client(cx: &CallCx) -> Result<Arc<ArmClient>, PrimitiveError> {
     let http = cx.http.client().clone();
     cx.shared.get_or_init::<ArmClient>(move |settings| {
         ArmClient::from_settings(http, settings).map_err(PrimitiveError::from)
@@ -32,17 +32,17 @@ pub fn client(cx: &CallCx) -> Result<Arc<ArmClient>, PrimitiveError> {
 }
 
 /// `/subscriptions/{sub}/resourceGroups/{group}`, names encoded.
-pub fn group_path(sub: &str, group: &str) -> String {
+pub(crate) fn group_path(sub: &str, group: &str) -> String {
     format!("/subscriptions/{}/resourceGroups/{}", encode(sub), encode(group))
 }
 
 /// Turns a client error into the primitive's, naming `target` (the §6 resource key).
-pub fn fail(target: &str) -> impl Fn(AzureError) -> PrimitiveError + '_ {
+pub(crate) fn fail(target: &str) -> impl Fn(AzureError) -> PrimitiveError + '_ {
     move |e| PrimitiveError::from(e).with_target(target)
 }
 
 /// Refuses empty names before any request is sent.
-pub fn require(name: &str, value: &str) -> Result<(), PrimitiveError> {
+pub(crate) fn require(name: &str, value: &str) -> Result<(), PrimitiveError> {
     if value.trim().is_empty() {
         return Err(PrimitiveError::invalid(format!("`{name}` must not be empty")));
     }
@@ -51,7 +51,7 @@ pub fn require(name: &str, value: &str) -> Result<(), PrimitiveError> {
 
 /// A deadline on the run's clock for a whole primitive call (its own waits and the client's
 /// retries and polls), so `timeout` keys mean the same under real, scaled and skipped time.
-pub struct Budget<'a> {
+pub(crate) struct Budget<'a> {
     cx: &'a CallCx,
     limit: Duration,
     started: Duration,
@@ -59,22 +59,22 @@ pub struct Budget<'a> {
 
 impl<'a> Budget<'a> {
     /// A budget of `limit` starting now.
-    pub fn new(cx: &'a CallCx, limit: Duration) -> Budget<'a> {
+    pub(crate) fn new(cx: &'a CallCx, limit: Duration) -> Budget<'a> {
         Budget { cx, limit, started: cx.clock.now() }
     }
 
     /// Time spent so far, on the run's clock.
-    pub fn spent(&self) -> Duration {
+    pub(crate) fn spent(&self) -> Duration {
         self.cx.clock.now().saturating_sub(self.started)
     }
 
     /// Time left (zero when spent).
-    pub fn remaining(&self) -> Duration {
+    pub(crate) fn remaining(&self) -> Duration {
         self.limit.saturating_sub(self.spent())
     }
 
     /// The whole budget.
-    pub fn limit(&self) -> Duration {
+    pub(crate) fn limit(&self) -> Duration {
         self.limit
     }
 }
