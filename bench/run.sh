@@ -159,6 +159,8 @@ AKS_PID=$!
 for _ in $(seq 12000); do [[ -s "$WORK/aks-sim.json" ]] && break; sleep 0.01; done
 [[ -s "$WORK/aks-sim.json" ]] || { cat "$WORK/aks-sim.err" >&2; exit 1; }
 T_LOAD=$(awk -v a="$T_LOAD0" -v b="$(date +%s.%N)" 'BEGIN {print b-a}')
+# Its CPU as well: on a shared machine the wall time of the load says more about the neighbours.
+T_LOAD_CPU=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$AKS_PID/stat")
 ARM=$(sed -n 's/.*"arm_endpoint": *"\([^"]*\)".*/\1/p' "$WORK/aks-sim.json")
 AKS_KC=$WORK/aks-kubeconfig
 join() { local IFS=,; echo "$*"; }
@@ -227,7 +229,7 @@ cat <<TABLE
 | 4b | rollbook check over $CHECKS runbooks, median of $RUNS | $(ms "$T4_CHECK") ms | | < 1 s | $(verdict "$T4_CHECK < 1") |
 | 5 | peak RSS of the $TOTAL-deployment run | $RSS_MB MiB | | < 64 MiB | $(verdict "$RSS_KB < 65536") |
 | 6 | CPU of one $TOTAL-deployment run (user+sys) | rollbook $RB_CPU s, simulator $SIM_CPU s | | (on $CORES cores: ≥ $CPU_FLOOR s of wall time) | |
-| 7 | simulator load of the $CLUSTERS-cluster × $PER_CLUSTER world ($FLEET_TOTAL Deployments) | $(ms "$T_LOAD") ms | | < 5 s | $(verdict "$T_LOAD < 5") |
+| 7 | simulator load of the $CLUSTERS-cluster × $PER_CLUSTER world ($FLEET_TOTAL Deployments) | $(ms "$T_LOAD") ms (CPU $T_LOAD_CPU s) | | < 5 s | $(verdict "$T_LOAD < 5") |
 | 8a | aks-fleet-undo: credentials, undo, rollout status, $SMALL_TOTAL deployments / $SMALL_CLUSTERS clusters, concurrency $CONC | $(ms "$SMALL_WALL") ms; CPU $SMALL_CPU s = $(per_undo "$SMALL_CPU" "$SMALL_TOTAL") ms per undo; simulator $SMALL_SIM s | | (on $CORES cores: ≥ $SMALL_BOUND s) | $(awk -v a="$SMALL_WALL" -v b="$SMALL_BOUND" 'BEGIN {printf "%.2f×", a/b}') of the bound |
 | 8b | same, $FLEET_TOTAL deployments / $CLUSTERS clusters | $(ms "$BIG_WALL") ms; CPU $BIG_CPU s = $(per_undo "$BIG_CPU" "$FLEET_TOTAL") ms per undo; simulator $BIG_SIM s | | within 1.5× of ≥ $BIG_BOUND s (on $CORES cores) | $(awk -v a="$BIG_WALL" -v b="$BIG_BOUND" 'BEGIN {printf "%.2f×", a/b}') — $(verdict "$BIG_WALL <= 1.5 * $BIG_BOUND") |
 | 8c | CPU per undo at $FLEET_TOTAL | $(per_undo "$BIG_CPU" "$FLEET_TOTAL") ms | | ≤ 0.353 ms (⅓ of 1.06) | $(verdict "$BIG_CPU / $FLEET_TOTAL * 1000 <= 0.3534") |
