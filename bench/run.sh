@@ -7,7 +7,13 @@
 #   cargo run --release --example serve_bench   # only the rollbook serve rows (S1-S4)
 #
 # Env: ROLLBOOK (binary, default target/release/rollbook), KUBECTL (default kubectl),
-#      RUNS (repeats for medians, default 15), SEQ_SAMPLE (sequential kubectl sample, default 50).
+#      RUNS (repeats for medians, default 15), SEQ_SAMPLE (sequential kubectl sample, default 50),
+#      PYTHON (for the virtualenv of the Python peer, default python3), VENV (default
+#      target/venv-bench; created with `pip install kubernetes` when missing).
+#
+# Rows 1-6: one cluster, 1,000 Deployments. Rows 7-12: an AKS fleet, 50 clusters × 200
+# Deployments = 10,000, undone by runbooks/aks-fleet-undo.rhai (credentials through ARM, undo,
+# wait for every rollout), at 1,000 (the first 5 clusters) and at 10,000 (all 50).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -15,9 +21,13 @@ ROLLBOOK=${ROLLBOOK:-$ROOT/target/release/rollbook}
 KUBECTL=${KUBECTL:-kubectl}
 if [[ -n "${SMOKE:-}" ]]; then
   NS=2 PER=5 RUNS=${RUNS:-2} SEQ_SAMPLE=${SEQ_SAMPLE:-3} CHECKS=5
+  CLUSTERS=4 SMALL_CLUSTERS=2 PER_CLUSTER=3
 else
-  NS=10 PER=100 RUNS=${RUNS:-15} SEQ_SAMPLE=${SEQ_SAMPLE:-50} CHECKS=200
+  NS=10 PER=100 RUNS=${RUNS:-15} SEQ_SAMPLE=${SEQ_SAMPLE:-50} CHECKS=1000
+  CLUSTERS=50 SMALL_CLUSTERS=5 PER_CLUSTER=200
 fi
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-$ROOT/target/venv-bench}
 TOTAL=$((NS * PER))
 CONC=50
 LATENCY_MS=10
@@ -25,7 +35,12 @@ LATENCY_MS=10
 
 WORK=$(mktemp -d)
 SIM_PID=
-cleanup() { [[ -n "$SIM_PID" ]] && kill "$SIM_PID" 2>/dev/null; rm -rf "$WORK"; }
+AKS_PID=
+cleanup() {
+  [[ -n "$SIM_PID" ]] && kill "$SIM_PID" 2>/dev/null
+  [[ -n "$AKS_PID" ]] && kill "$AKS_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 # bench N NAME CMD...: median wall seconds of N runs of CMD. CMD is run directly (no shell in
@@ -119,6 +134,89 @@ RB_CPU=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "
 CORES=$(nproc)
 CPU_FLOOR=$(awk -v a="$RB_CPU" -v b="$SIM_CPU" -v c="$CORES" 'BEGIN {printf "%.2f", (a+b)/c}')
 
+# 7-12. The AKS fleet: CLUSTERS clusters (ARM managedClusters, each its own simulated API
+# server) × PER_CLUSTER Deployments, in a second simulator.
+FLEET_TOTAL=$((CLUSTERS * PER_CLUSTER))
+SMALL_TOTAL=$((SMALL_CLUSTERS * PER_CLUSTER))
+cluster() { printf 'aks-fleet-%02d' "$1"; }
+AKS_SCENARIO=$WORK/aks-fleet.toml
+{
+  echo "name = \"aks fleet: $CLUSTERS clusters × $PER_CLUSTER deployments\""
+  echo "[sim]"
+  echo "latency = \"${LATENCY_MS}ms\""
+  for c in $(seq 0 $((CLUSTERS - 1))); do
+    printf '[[aks.clusters]]\ngroup = "rg-fleet"\nname = "%s"\ncontext = "%s"\n' "$(cluster "$c")" "$(cluster "$c")"
+  done
+  for c in $(seq 0 $((CLUSTERS - 1))); do
+    for d in $(seq 0 $((PER_CLUSTER - 1))); do
+      printf '[[k8s.deployments]]\ncontext = "%s"\nnamespace = "apps"\nname = "web%s"\nrevisions = ["fleet/web:1.0.%s", "fleet/web:1.1.%s"]\n' \
+        "$(cluster "$c")" "$d" "$d" "$d"
+    done
+  done
+} >"$AKS_SCENARIO"
+T_LOAD0=$(date +%s.%N)
+"$ROLLBOOK" sim serve "$AKS_SCENARIO" --kubeconfig "$WORK/aks-kubeconfig" >"$WORK/aks-sim.json" 2>"$WORK/aks-sim.err" &
+AKS_PID=$!
+for _ in $(seq 12000); do [[ -s "$WORK/aks-sim.json" ]] && break; sleep 0.01; done
+[[ -s "$WORK/aks-sim.json" ]] || { cat "$WORK/aks-sim.err" >&2; exit 1; }
+T_LOAD=$(awk -v a="$T_LOAD0" -v b="$(date +%s.%N)" 'BEGIN {print b-a}')
+# Its CPU as well: on a shared machine the wall time of the load says more about the neighbours.
+T_LOAD_CPU=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$AKS_PID/stat")
+ARM=$(sed -n 's/.*"arm_endpoint": *"\([^"]*\)".*/\1/p' "$WORK/aks-sim.json")
+AKS_KC=$WORK/aks-kubeconfig
+join() { local IFS=,; echo "$*"; }
+ALL_CLUSTERS=(); for c in $(seq 0 $((CLUSTERS - 1))); do ALL_CLUSTERS+=("$(cluster "$c")"); done
+DEPLOYS=(); for d in $(seq 0 $((PER_CLUSTER - 1))); do DEPLOYS+=("web$d"); done
+# aks-fleet-undo with the first N clusters: `$AKS_FLEET N`.
+AKS_FLEET=$(script aks-fleet "n=\$1
+clusters=(${ALL_CLUSTERS[*]})
+clusters=\$(IFS=,; echo \"\${clusters[*]:0:\$n}\")
+export ROLLBOOK_ARM_ENDPOINT=\"$ARM\" ROLLBOOK_AZURE_TOKEN=bench AZURE_SUBSCRIPTION_ID=00000000-0000-0000-0000-000000000000
+exec \"$ROLLBOOK\" run --yes --kubeconfig \"$AKS_KC\" --state-dir \"$WORK/state\" runbooks/aks-fleet-undo.rhai \\
+  -p group=rg-fleet -p \"clusters=\$clusters\" -p namespace=apps -p \"deployments=$(join "${DEPLOYS[@]}")\" \\
+  -p concurrency=$CONC -p wait=5m")
+aks_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$AKS_PID/stat"; }
+# measure N LABEL: one timed run over the first N clusters; sets <LABEL>_{WALL,CPU,SIM,RSS}.
+measure() {
+  local n=$1 label=$2 sim0 t0
+  sim0=$(aks_cpu); t0=$(date +%s.%N)
+  /usr/bin/time -v "$AKS_FLEET" "$n" >"$WORK/$label.out" 2>"$WORK/$label.time" \
+    || { cat "$WORK/$label.out" "$WORK/$label.time" >&2; exit 1; }
+  printf -v "${label}_WALL" '%s' "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {print b-a}')"
+  printf -v "${label}_SIM" '%s' "$(awk -v a="$sim0" -v b="$(aks_cpu)" 'BEGIN {printf "%.2f", b-a}')"
+  printf -v "${label}_CPU" '%s' "$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$WORK/$label.time")"
+  printf -v "${label}_RSS" '%s' "$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/$label.time")"
+}
+"$AKS_FLEET" 1 >/dev/null 2>&1 || { "$AKS_FLEET" 1 >&2; exit 1; }   # warm-up: page cache, one cluster
+measure "$SMALL_CLUSTERS" SMALL
+measure "$CLUSTERS" BIG
+
+# The peers, on the first SMALL_CLUSTERS clusters, extrapolated to the whole fleet.
+for c in "${ALL_CLUSTERS[@]:0:$SMALL_CLUSTERS}"; do for d in "${DEPLOYS[@]}"; do echo "$c apps $d"; done; done >"$WORK/aks-targets"
+AKS_CACHE=$WORK/aks-kube-cache
+for c in "${ALL_CLUSTERS[@]:0:$SMALL_CLUSTERS}"; do "$KUBECTL" --kubeconfig "$AKS_KC" --context "$c" --cache-dir "$AKS_CACHE" api-resources >/dev/null; done
+AKS_SEQ=$(script aks-seq "head -n $SEQ_SAMPLE \"$WORK/aks-targets\" | while read -r c ns d; do
+  \"$KUBECTL\" --kubeconfig \"$AKS_KC\" --context \"\$c\" --cache-dir \"$AKS_CACHE\" rollout undo \"deployment/\$d\" -n \"\$ns\" >/dev/null
+done")
+AKS_XARGS=$(script aks-xargs "xargs -P $CONC -L 1 sh -c '\"\$0\" --kubeconfig \"\$1\" --cache-dir \"\$2\" --context \"\$3\" rollout undo \"deployment/\$5\" -n \"\$4\" >/dev/null' \\
+  \"$KUBECTL\" \"$AKS_KC\" \"$AKS_CACHE\" <\"$WORK/aks-targets\"")
+T_AKS_SEQ_SAMPLE=$(bench 1 aks-seq "$AKS_SEQ")
+T_AKS_SEQ=$(awk -v s="$T_AKS_SEQ_SAMPLE" -v n="$SEQ_SAMPLE" -v t="$FLEET_TOTAL" 'BEGIN {print s/n*t}')
+T_AKS_XARGS_SMALL=$(bench 1 aks-xargs "$AKS_XARGS")
+T_AKS_XARGS=$(awk -v s="$T_AKS_XARGS_SMALL" -v n="$SMALL_TOTAL" -v t="$FLEET_TOTAL" 'BEGIN {print s/n*t}')
+if [[ ! -x "$VENV/bin/python" ]]; then
+  "$PYTHON" -m venv "$VENV" && "$VENV/bin/pip" install -q kubernetes >&2 \
+    || { echo "cannot create the Python peer's virtualenv $VENV (python3 -m venv, pip install kubernetes)" >&2; exit 1; }
+fi
+"$VENV/bin/python" -c 'import kubernetes' 2>/dev/null || "$VENV/bin/pip" install -q kubernetes >&2
+T_PY_SMALL=$(bench 1 aks-python "$VENV/bin/python" bench/py_undo.py "$AKS_KC" "$WORK/aks-targets" "$CONC")
+T_PY=$(awk -v s="$T_PY_SMALL" -v n="$SMALL_TOTAL" -v t="$FLEET_TOTAL" 'BEGIN {print s/n*t}')
+
+per_undo() { awk -v c="$1" -v n="$2" 'BEGIN {printf "%.3f", c/n*1000}'; }
+BIG_BOUND=$(awk -v a="$BIG_CPU" -v b="$BIG_SIM" -v c="$CORES" 'BEGIN {printf "%.2f", (a+b)/c}')
+SMALL_BOUND=$(awk -v a="$SMALL_CPU" -v b="$SMALL_SIM" -v c="$CORES" 'BEGIN {printf "%.2f", (a+b)/c}')
+BIG_RSS_MB=$(awk -v k="$BIG_RSS" 'BEGIN {printf "%.1f", k/1024}')
+
 verdict() { if awk "BEGIN {exit !($1)}"; then echo met; else echo "NOT met"; fi; }
 cat <<TABLE
 | # | measurement | rollbook | kubectl | target | result |
@@ -129,9 +227,18 @@ cat <<TABLE
 | 2c | same | | floor $TOTAL×3 requests×${LATENCY_MS} ms÷$CONC = $(ms "$FLOOR") ms | within 2× of floor | $(awk -v a="$T2_RB" -v b="$FLOOR" 'BEGIN {printf "%.2f×", a/b}') — $(verdict "$T2_RB <= 2 * $FLOOR") |
 | 3 | $TOTAL health::http probes, concurrency $CONC (median of $FLEET_RUNS) | $(ms "$T3_RB") ms | | (floor $(ms "$FLOOR3") ms) | |
 | 4a | rollbook --version, median of $((RUNS * 4)) | $(ms "$T4_VERSION") ms | | < 10 ms | $(verdict "$T4_VERSION < 0.010") |
-| 4b | rollbook check over $CHECKS runbooks, median of $RUNS | $(ms "$T4_CHECK") ms | | | |
+| 4b | rollbook check over $CHECKS runbooks, median of $RUNS | $(ms "$T4_CHECK") ms | | < 1 s | $(verdict "$T4_CHECK < 1") |
 | 5 | peak RSS of the $TOTAL-deployment run | $RSS_MB MiB | | < 64 MiB | $(verdict "$RSS_KB < 65536") |
 | 6 | CPU of one $TOTAL-deployment run (user+sys) | rollbook $RB_CPU s, simulator $SIM_CPU s | | (on $CORES cores: ≥ $CPU_FLOOR s of wall time) | |
+| 7 | simulator load of the $CLUSTERS-cluster × $PER_CLUSTER world ($FLEET_TOTAL Deployments) | $(ms "$T_LOAD") ms (CPU $T_LOAD_CPU s) | | < 5 s | $(verdict "$T_LOAD < 5") |
+| 8a | aks-fleet-undo: credentials, undo, rollout status, $SMALL_TOTAL deployments / $SMALL_CLUSTERS clusters, concurrency $CONC | $(ms "$SMALL_WALL") ms; CPU $SMALL_CPU s = $(per_undo "$SMALL_CPU" "$SMALL_TOTAL") ms per undo; simulator $SMALL_SIM s | | (on $CORES cores: ≥ $SMALL_BOUND s) | $(awk -v a="$SMALL_WALL" -v b="$SMALL_BOUND" 'BEGIN {printf "%.2f×", a/b}') of the bound |
+| 8b | same, $FLEET_TOTAL deployments / $CLUSTERS clusters | $(ms "$BIG_WALL") ms; CPU $BIG_CPU s = $(per_undo "$BIG_CPU" "$FLEET_TOTAL") ms per undo; simulator $BIG_SIM s | | within 1.5× of ≥ $BIG_BOUND s (on $CORES cores) | $(awk -v a="$BIG_WALL" -v b="$BIG_BOUND" 'BEGIN {printf "%.2f×", a/b}') — $(verdict "$BIG_WALL <= 1.5 * $BIG_BOUND") |
+| 8c | CPU per undo at $FLEET_TOTAL | $(per_undo "$BIG_CPU" "$FLEET_TOTAL") ms | | ≤ 0.353 ms (⅓ of 1.06) | $(verdict "$BIG_CPU / $FLEET_TOTAL * 1000 <= 0.3534") |
+| 8d | growth $FLEET_TOTAL / $SMALL_TOTAL | CPU $(awk -v a="$BIG_CPU" -v b="$SMALL_CPU" 'BEGIN {printf "%.1f×", a/b}'), wall $(awk -v a="$BIG_WALL" -v b="$SMALL_WALL" 'BEGIN {printf "%.1f×", a/b}') | | ≤ 11× | $(verdict "$BIG_CPU <= 11 * $SMALL_CPU && $BIG_WALL <= 11 * $SMALL_WALL") |
+| 9 | peak RSS of the $FLEET_TOTAL-deployment run | $BIG_RSS_MB MiB | | < 64 MiB | $(verdict "$BIG_RSS < 65536") |
+| 10a | $FLEET_TOTAL undos, peers | | kubectl loop per cluster: $(ms "$T_AKS_SEQ") ms (extrapolated from $SEQ_SAMPLE: $(ms "$T_AKS_SEQ_SAMPLE") ms) | ≥ 20× faster | $(awk -v a="$T_AKS_SEQ" -v b="$BIG_WALL" 'BEGIN {printf "%.0f×", a/b}') — $(verdict "$BIG_WALL * 20 <= $T_AKS_SEQ") |
+| 10b | same | | xargs -P $CONC: $(ms "$T_AKS_XARGS") ms (extrapolated from $SMALL_TOTAL: $(ms "$T_AKS_XARGS_SMALL") ms) | ≥ 20× faster | $(awk -v a="$T_AKS_XARGS" -v b="$BIG_WALL" 'BEGIN {printf "%.0f×", a/b}') — $(verdict "$BIG_WALL * 20 <= $T_AKS_XARGS") |
+| 10c | same | | Python kubernetes client, $CONC threads: $(ms "$T_PY") ms (extrapolated from $SMALL_TOTAL: $(ms "$T_PY_SMALL") ms) | ≥ 20× faster | $(awk -v a="$T_PY" -v b="$BIG_WALL" 'BEGIN {printf "%.0f×", a/b}') — $(verdict "$BIG_WALL * 20 <= $T_PY") |
 TABLE
 
 # 7. rollbook serve: webhook-to-first-mutation latency over 200 alerts, and a burst of 1,000

@@ -256,7 +256,14 @@ fn short(value: &serde_json::Value) -> String {
         Value::Array(items) => format!("{} item(s)", items.len()),
         other => scalar(other),
     };
-    let width = console::Term::stderr().size_checked().map(|(_, w)| w as usize).unwrap_or(120);
+    // Asked of the terminal each time (it may be resized), but not when stderr is no terminal:
+    // that answer cannot change, and asking costs a system call per line.
+    static TTY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let width = if *TTY.get_or_init(|| std::io::stderr().is_terminal()) {
+        console::Term::stderr().size_checked().map(|(_, w)| w as usize).unwrap_or(120)
+    } else {
+        120
+    };
     let room = width.saturating_sub(40).max(40);
     if text.chars().count() > room {
         format!("{}…", text.chars().take(room - 1).collect::<String>())
@@ -273,6 +280,19 @@ impl Reporter for TextReporter {
     fn event(&self, event: &Event) {
         if let Event::RunStarted { run_id, .. } = event {
             self.set_run_id(run_id);
+        }
+        // Events that show nothing are not copied and made terminal-safe first: a fleet batch
+        // sends tens of thousands of them.
+        let shown = match event {
+            Event::RunStarted { .. }
+            | Event::RunFinished { .. }
+            | Event::CallStarted { .. }
+            | Event::ParallelItem { .. } => false,
+            Event::Log { level, .. } => !self.quiet || level == "warn",
+            _ => !self.quiet,
+        };
+        if !shown {
+            return;
         }
         let event = &terminal_safe_event(event);
         if self.quiet {

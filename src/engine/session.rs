@@ -357,7 +357,7 @@ impl Session {
             Ok(mut j) => {
                 // Redacted once here, so what is shown is exactly what is journaled.
                 j.redactor().event(&mut event);
-                j.write_unsynced(event.clone()).map_err(|e| format!("cannot write the journal: {e}"))
+                j.write_redacted(&event).map_err(|e| format!("cannot write the journal: {e}"))
             }
             Err(_) => Err("the journal is unavailable".to_string()),
         };

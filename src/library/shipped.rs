@@ -13,6 +13,7 @@ pub const NAME: &str = "rollbook";
 /// Its files: relative path → text.
 pub const FILES: &[(&str, &str)] = &[
     ("rollbook.toml", include_str!("../../runbooks/rollbook.toml")),
+    ("aks-fleet-undo.rhai", include_str!("../../runbooks/aks-fleet-undo.rhai")),
     ("appservice-swap-back.rhai", include_str!("../../runbooks/appservice-swap-back.rhai")),
     ("arm-redeploy-last-good.rhai", include_str!("../../runbooks/arm-redeploy-last-good.rhai")),
     ("k8s-gitops-undo.rhai", include_str!("../../runbooks/k8s-gitops-undo.rhai")),

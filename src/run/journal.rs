@@ -479,13 +479,27 @@ impl Journal {
     /// Lets concurrent writers share one fsync (group commit) instead of queueing one each.
     pub fn write_unsynced(&mut self, mut event: Event) -> std::io::Result<(u64, bool)> {
         self.redactor.event(&mut event);
+        self.write_redacted(&event)
+    }
+
+    /// [`Journal::write_unsynced`] for an event this journal's [`Journal::redactor`] has already
+    /// redacted: written as it is, without a copy.
+    pub(crate) fn write_redacted(&mut self, event: &Event) -> std::io::Result<(u64, bool)> {
+        /// A [`Record`] that borrows its event (the same JSON).
+        #[derive(Serialize)]
+        struct RecordRef<'a> {
+            seq: u64,
+            ts: DateTime<Utc>,
+            #[serde(flatten)]
+            event: &'a Event,
+        }
         self.seq += 1;
-        let record = Record { seq: self.seq, ts: Utc::now(), event };
+        let record = RecordRef { seq: self.seq, ts: Utc::now(), event };
         let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
         line.push(b'\n');
         self.file.write_all(&line)?;
         self.file.flush()?;
-        Ok((self.seq, record.event.is_write_ahead()))
+        Ok((self.seq, event.is_write_ahead()))
     }
 
     /// A handle that fsyncs this journal, shared by the threads writing to it.

@@ -114,7 +114,10 @@ impl FileLocks {
         }
         let path = self.path_for(target);
         let io = |source: std::io::Error| LockError::Io { target: target.into(), path: path.clone(), source };
-        super::create_private_dir(&self.dir).map_err(io)?;
+        if held.is_empty() {
+            // Once per run (and again only if every lock was released): not a system call per target.
+            super::create_private_dir(&self.dir).map_err(io)?;
+        }
         let mut file = open_private(&path).map_err(io)?;
         let mut previous = Vec::new();
         match file.try_lock() {
