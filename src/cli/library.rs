@@ -46,7 +46,9 @@ pub(super) fn lock_command(mode: Mode, state_dir: &Path) -> CliResult {
     }
 }
 
-pub(super) use crate::engine::find::{find_runbook, find_runbook_in};
+pub(super) use crate::engine::find::find_runbook;
+#[cfg(feature = "sim")]
+pub(super) use crate::engine::find::find_runbook_in;
 
 /// `rollbook pack [-o FILE] [--key FILE]`: the library, its locked dependencies and their
 /// hashes in one file, signed as a whole with `key` when given.
