@@ -174,7 +174,7 @@ clusters=\$(IFS=,; echo \"\${clusters[*]:0:\$n}\")
 export ROLLBOOK_ARM_ENDPOINT=\"$ARM\" ROLLBOOK_AZURE_TOKEN=bench AZURE_SUBSCRIPTION_ID=00000000-0000-0000-0000-000000000000
 exec \"$ROLLBOOK\" run --yes --kubeconfig \"$AKS_KC\" --state-dir \"$WORK/state\" runbooks/aks-fleet-undo.rhai \\
   -p group=rg-fleet -p \"clusters=\$clusters\" -p namespace=apps -p \"deployments=$(join "${DEPLOYS[@]}")\" \\
-  -p concurrency=$CONC -p wait=5m")
+  -p concurrency=$CONC -p wait=5m -p only_failing=false")
 aks_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$AKS_PID/stat"; }
 # measure N LABEL: one timed run over the first N clusters; sets <LABEL>_{WALL,CPU,SIM,RSS}.
 measure() {
