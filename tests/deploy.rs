@@ -158,9 +158,13 @@ async fn manifests_parse_with_kubectl_create_dry_run() {
         "deployment.apps/rollbook",
         "namespace/rollbook",
         "persistentvolumeclaim/rollbook-state",
+        "role.rbac.authorization.k8s.io/rollbook-argocd",
         "role.rbac.authorization.k8s.io/rollbook-deployments",
+        "role.rbac.authorization.k8s.io/rollbook-flux",
         "role.rbac.authorization.k8s.io/rollbook-locks",
+        "rolebinding.rbac.authorization.k8s.io/rollbook-argocd",
         "rolebinding.rbac.authorization.k8s.io/rollbook-deployments",
+        "rolebinding.rbac.authorization.k8s.io/rollbook-flux",
         "rolebinding.rbac.authorization.k8s.io/rollbook-locks",
         "service/rollbook",
         "serviceaccount/rollbook",
@@ -418,12 +422,23 @@ async fn record(
     opts.clock = Arc::new(ScaledClock::new(50.0));
     opts.yes = yes;
     if has_prod {
+        // The namespace the Leases live in exists, as the manifests make it (made here, before
+        // the record counts, since rollbook itself never creates it).
+        let url = sim.k8s_cluster_url("prod").expect("prod is served");
+        let made = reqwest::Client::new()
+            .post(format!("{url}/api/v1/namespaces"))
+            .json(&serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "rollbook"}}))
+            .send()
+            .await
+            .expect("create the rollbook namespace");
+        assert!(made.status().is_success(), "namespace rollbook: {}", made.status());
         opts.locks = Some(opener(settings, LeaseStore::parse("prod/rollbook").expect("lock spec")));
     }
+    let before = sim.requests().len();
     let report = engine.run(&loaded, params, opts).await.expect("run starts");
     assert!(report.journal.exists(), "{}: the run left a journal", runbook.display());
     let k8s: Vec<RecordedRequest> =
-        sim.requests().into_iter().filter(|r| r.path.starts_with("/k8s/")).collect();
+        sim.requests().into_iter().skip(before).filter(|r| r.path.starts_with("/k8s/")).collect();
     sim.shutdown().await;
     (report, k8s)
 }
