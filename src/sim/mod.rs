@@ -167,10 +167,17 @@ impl Sim {
             prometheus_urls: prometheus_urls.clone(),
             metrics: metrics::SimMetrics::from_scenario(&scenario),
         });
+        // The API server AKS credentials name: under TLS the TLS front door (the clusters' own
+        // ports speak plain HTTP), otherwise the cluster's own port.
         let kube_for: KubeServerFor = {
             let addrs = cluster_addrs.clone();
+            let front = tls.is_some().then(|| base.clone());
             Arc::new(move |ctx: &str| {
-                addrs.iter().find(|(c, _)| c == ctx).map(|(_, a)| format!("http://{a}"))
+                let (_, a) = addrs.iter().find(|(c, _)| c == ctx)?;
+                Some(match &front {
+                    Some(base) => format!("{base}/k8s/{}", k8s::encode_context(ctx)),
+                    None => format!("http://{a}"),
+                })
             })
         };
         let k8s_routes = k8s.clone();
