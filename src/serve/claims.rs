@@ -47,6 +47,17 @@ fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Creates `path` with `bytes` at once, or fails with `AlreadyExists`: the claim is written to a
+/// temporary file first and hard-linked into place, so another replica never reads a claim that
+/// is still empty (which it would take for a torn one, set aside, and claim the alert too).
+fn create_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("new{}-{:x}", std::process::id(), fastrand::u32(..)));
+    write_new(&tmp, bytes)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename (readers never see half).
 fn write_replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}-{:x}", std::process::id(), fastrand::u32(..)));
@@ -75,7 +86,7 @@ pub fn claim(state_dir: &Path, key: &str, run_id: &str) -> Result<Result<(), Str
     };
     let bytes = serde_json::to_vec(&me).map_err(|e| e.to_string())?;
     for _ in 0..3 {
-        match write_new(&path, &bytes) {
+        match create_whole(&path, &bytes) {
             Ok(()) => return Ok(Ok(())),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let existing =
