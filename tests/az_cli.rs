@@ -16,10 +16,13 @@ use crate::support::write;
 
 const TENANT: &str = "72f988bf-0000-4000-8000-00000000a2b1";
 
-struct Served {
+/// A `rollbook sim serve --tls` process: its ARM endpoint and CA file (killed on drop).
+pub struct Served {
     child: Child,
-    arm: String,
-    ca: PathBuf,
+    /// The ARM endpoint (`https://127.0.0.1:PORT`).
+    pub arm: String,
+    /// The simulator's CA certificate.
+    pub ca: PathBuf,
 }
 
 impl Drop for Served {
@@ -29,7 +32,8 @@ impl Drop for Served {
     }
 }
 
-fn serve(dir: &Path) -> Served {
+/// Serves the Azure test world (plus an AKS cluster) over TLS from `dir`.
+pub fn serve(dir: &Path) -> Served {
     let scenario = write(
         dir,
         "world.toml",

@@ -8,6 +8,7 @@ mod appservice;
 mod appservice_power;
 mod arm;
 mod az_cli;
+mod az_sdk;
 mod azure_client;
 mod azure_support;
 mod check;
