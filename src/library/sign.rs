@@ -54,14 +54,7 @@ pub fn keygen(file: &Path) -> Result<String, String> {
     let key = SigningKey::from_bytes(&seed);
     let public = hex::encode(key.verifying_key().to_bytes());
     // Created new (never through an existing file or link) and 0600 from the first byte.
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut out = options.open(file).map_err(|e| match e.kind() {
+    let mut out = crate::model::file::create_private_file(file).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => {
             format!("`{}` exists already (or is a link); choose another file", file.display())
         }

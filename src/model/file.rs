@@ -43,6 +43,16 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// Creates the new file `path` (never through an existing file or link) with owner-only
+/// permissions (0600 on unix) from the first byte, for writing.
+pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// The files under `dir` (searched depth first, each folder's entries in sorted order) that
 /// `keep` accepts; a folder that cannot be listed is skipped.
 pub fn files_under(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> Vec<std::path::PathBuf> {

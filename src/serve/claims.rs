@@ -38,11 +38,7 @@ fn dir(state_dir: &Path, kind: &str) -> Result<PathBuf, String> {
 
 fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(path)?;
+    let mut f = crate::model::file::create_private_file(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
