@@ -234,5 +234,7 @@ fn az_cli_works_against_the_simulator_unmodified() {
         kubeconfig.to_str().expect("utf-8"),
     ]);
     let text = std::fs::read_to_string(&kubeconfig).expect("kubeconfig written");
-    assert!(text.contains("current-context: aks-prod") && text.contains("/k8s/prod"), "{text}");
+    // The cluster's own API server, at the root of its own HTTPS port (no path prefix).
+    assert!(text.contains("current-context: aks-prod"), "{text}");
+    assert!(text.contains("server: https://127.0.0.1:") && !text.contains("/k8s/"), "{text}");
 }

@@ -167,17 +167,11 @@ impl Sim {
             prometheus_urls: prometheus_urls.clone(),
             metrics: metrics::SimMetrics::from_scenario(&scenario),
         });
-        // The API server AKS credentials name: under TLS the TLS front door (the clusters' own
-        // ports speak plain HTTP), otherwise the cluster's own port.
+        // The API server AKS credentials name: the cluster's own port.
         let kube_for: KubeServerFor = {
             let addrs = cluster_addrs.clone();
-            let front = tls.is_some().then(|| base.clone());
             Arc::new(move |ctx: &str| {
-                let (_, a) = addrs.iter().find(|(c, _)| c == ctx)?;
-                Some(match &front {
-                    Some(base) => format!("{base}/k8s/{}", k8s::encode_context(ctx)),
-                    None => format!("http://{a}"),
-                })
+                addrs.iter().find(|(c, _)| c == ctx).map(|(_, a)| format!("{scheme}://{a}"))
             })
         };
         let k8s_routes = k8s.clone();
@@ -197,9 +191,11 @@ impl Sim {
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         for (prefix, l) in cluster_listeners {
-            tasks.push(tokio::spawn(k8s::ports::serve_cluster(l, front.clone(), prefix, rx.clone())));
+            let tls = tls.as_ref().map(|t| t.acceptor.clone());
+            tasks.push(tokio::spawn(k8s::ports::serve_cluster(l, front.clone(), prefix, rx.clone(), tls)));
         }
-        let serving = tokio::spawn(server::accept_loop(listener, front, rx.clone(), tls.map(|t| t.acceptor)));
+        let serving =
+            tokio::spawn(server::accept_loop(listener, front, rx.clone(), tls.map(|t| t.acceptor), None));
         let ticking = {
             let k8s = k8s.clone();
             let mut rx = rx;
@@ -283,12 +279,16 @@ impl SimHandle {
     /// The API server of a simulated context at the root of its own port
     /// (`http://127.0.0.1:PORT`), as the kubeconfig names it; None for an unknown context.
     pub fn k8s_cluster_url(&self, context: &str) -> Option<String> {
-        self.inner.cluster_addrs.iter().find(|(c, _)| c == context).map(|(_, a)| format!("http://{a}"))
+        self.inner
+            .cluster_addrs
+            .iter()
+            .find(|(c, _)| c == context)
+            .map(|(_, a)| format!("{}://{a}", self.inner.scheme))
     }
 
     /// The own server URL of every simulated cluster, in scenario order.
     pub fn k8s_cluster_urls(&self) -> Vec<String> {
-        self.inner.cluster_addrs.iter().map(|(_, a)| format!("http://{a}")).collect()
+        self.inner.cluster_addrs.iter().map(|(_, a)| format!("{}://{a}", self.inner.scheme)).collect()
     }
 
     /// The API server URL of a simulated context under the main port
@@ -306,13 +306,7 @@ impl SimHandle {
         let contexts = self.inner.k8s.contexts();
         let mut y = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
         for c in contexts {
-            // Under TLS the clusters are reached through the TLS front door (their own ports
-            // speak plain HTTP); otherwise each at the root of its own port.
-            let url = if self.inner.ca_pem.is_some() {
-                format!("{}://{}/k8s/{}", self.inner.scheme, self.inner.addr, k8s::encode_context(c))
-            } else {
-                self.k8s_cluster_url(c).unwrap_or_default()
-            };
+            let url = self.k8s_cluster_url(c).unwrap_or_default();
             y += &format!("- name: {}\n  cluster:\n    server: {}\n", yaml_str(c), yaml_str(&url));
             if let Some(ca) = &self.inner.ca_pem {
                 use base64::Engine;

@@ -53,6 +53,7 @@ pub async fn accept_loop(
     front: Arc<Front>,
     shutdown: watch::Receiver<bool>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    prefix: Option<Arc<str>>,
 ) {
     let mut stopped = shutdown.clone();
     loop {
@@ -66,9 +67,19 @@ pub async fn accept_loop(
                 let _ = stream.set_nodelay(true);
                 let front = front.clone();
                 let mut stop = shutdown.clone();
-                let tls = tls.clone();
+                let (tls, prefix) = (tls.clone(), prefix.clone());
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| handle(front.clone(), req));
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let req = match &prefix {
+                            Some(prefix) => {
+                                let (mut parts, body) = req.into_parts();
+                                parts.uri = prefixed(prefix, &parts.uri);
+                                Request::from_parts(parts, body)
+                            }
+                            None => req,
+                        };
+                        handle(front.clone(), req)
+                    });
                     let builder = hyper::server::conn::http1::Builder::new();
                     match tls {
                         Some(acceptor) => {
@@ -97,6 +108,16 @@ pub async fn accept_loop(
             _ = stopped_signal(&mut stopped) => break,
         }
     }
+}
+
+/// `uri` with its path under `prefix` (the query kept).
+pub(crate) fn prefixed(prefix: &str, uri: &axum::http::Uri) -> axum::http::Uri {
+    let path = uri.path();
+    let text = match uri.query() {
+        Some(q) => format!("{prefix}{path}?{q}"),
+        None => format!("{prefix}{path}"),
+    };
+    text.parse().unwrap_or_else(|_| uri.clone())
 }
 
 /// Resolves once the shutdown flag is set or its sender is gone.
