@@ -294,6 +294,36 @@ impl Reporter for TextReporter {
         if !shown {
             return;
         }
+        // A call's line (the most frequent: one per call of a fleet batch) is built from the
+        // event as it is, each shown piece made terminal-safe, instead of a copy of the whole
+        // event made safe through JSON.
+        if !self.quiet
+            && let Event::CallFinished { primitive, ok, output, error, duration_ms, .. } = event
+        {
+            let primitive = safe(primitive);
+            let text = if *ok {
+                format!(
+                    "  {} {} {}",
+                    style(primitive).cyan(),
+                    safe(&output.as_ref().map(short).unwrap_or_default()),
+                    style(ms(*duration_ms)).dim()
+                )
+            } else {
+                let text = safe(&error.as_ref().map(|e| e.to_string()).unwrap_or_default()).into_owned();
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = Some(text.clone());
+                }
+                format!(
+                    "  {} {} {} {}",
+                    style(primitive).cyan(),
+                    style("error").red(),
+                    text,
+                    style(ms(*duration_ms)).dim()
+                )
+            };
+            self.line(text);
+            return;
+        }
         let event = &terminal_safe_event(event);
         if self.quiet {
             if let Event::Log { level, message } = event
@@ -332,25 +362,8 @@ impl Reporter for TextReporter {
                 )
             }
             Event::CallStarted { .. } => return,
-            Event::CallFinished { primitive, ok: true, output, duration_ms, .. } => format!(
-                "  {} {} {}",
-                style(primitive).cyan(),
-                output.as_ref().map(short).unwrap_or_default(),
-                style(ms(*duration_ms)).dim()
-            ),
-            Event::CallFinished { primitive, error, duration_ms, .. } => {
-                let text = error.as_ref().map(|e| e.to_string()).unwrap_or_default();
-                if let Ok(mut last) = self.last_error.lock() {
-                    *last = Some(text.clone());
-                }
-                format!(
-                    "  {} {} {} {}",
-                    style(primitive).cyan(),
-                    style("error").red(),
-                    text,
-                    style(ms(*duration_ms)).dim()
-                )
-            }
+            // Shown above, without the copy.
+            Event::CallFinished { .. } => return,
             Event::CallPlanned { primitive, effect, .. } => {
                 format!("  {} {} {}", style("plan").yellow(), style(primitive).cyan(), effect)
             }

@@ -643,6 +643,9 @@ fn parallel(
     // Compiled once per batch, not per item: every item calls the closure on this one AST.
     let ast = s.deferred_ast();
     let next = AtomicUsize::new(0);
+    // Each item is moved into its result when it is taken up (not copied): a batch over a
+    // fleet holds each of its items once.
+    let items: Vec<Mutex<Option<Dynamic>>> = items.into_iter().map(|item| Mutex::new(Some(item))).collect();
     let results: Mutex<Vec<Option<Dynamic>>> = Mutex::new(vec![None; n]);
     let fatal: Mutex<Option<Box<EvalAltResult>>> = Mutex::new(None);
     let stop_all = std::sync::atomic::AtomicBool::new(false);
@@ -669,7 +672,11 @@ fn parallel(
             if i >= n {
                 break;
             }
-            let item = items[i].clone();
+            let item = match items[i].lock() {
+                Ok(mut slot) => slot.take(),
+                Err(poisoned) => poisoned.into_inner().take(),
+            }
+            .unwrap_or_default();
             let started = clock.now();
             let own = opts.timeout.map(|t| ItemDeadline { clock: clock.clone(), at: started + t.get() });
             let deadline = match (own, outer.clone()) {
@@ -775,7 +782,8 @@ fn parallel(
     Ok(results
         .into_iter()
         .zip(items)
-        .map(|(r, item)| {
+        .map(|(r, slot)| {
+            let item = slot.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()).unwrap_or_default();
             // Not started because fail_fast stopped the batch.
             r.unwrap_or_else(|| {
                 item_entry(item, Err("skipped: an earlier item failed and fail_fast is set".into()))

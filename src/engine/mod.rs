@@ -301,7 +301,40 @@ impl RunReport {
 }
 
 /// Stages and mutations of a run, read back from its journal.
-fn stages_and_mutations(records: &[crate::run::journal::Record]) -> (Vec<StageReport>, Vec<MutationReport>) {
+fn stages_and_mutations(journal: &Path) -> (Vec<StageReport>, Vec<MutationReport>) {
+    use std::io::BufRead;
+    /// What the report needs of a `call_finished` line; its output, often most of the line, is
+    /// skipped without being built.
+    #[derive(serde::Deserialize)]
+    struct Finished {
+        #[serde(rename = "type")]
+        kind: String,
+        call: u64,
+        ok: bool,
+    }
+    /// What the report needs of a `stage_finished` line; its value (a fleet batch's results)
+    /// is skipped without being built.
+    #[derive(serde::Deserialize)]
+    struct StageDone {
+        #[serde(rename = "type")]
+        kind: String,
+        stage: String,
+        ok: bool,
+        has_undo: bool,
+    }
+    /// The other events the report reads; every other line (a fleet's `parallel_item`s, the
+    /// calls that only read) is passed over unparsed.
+    const WANTED: [&str; 4] = [
+        "\"type\":\"replayed\"",
+        "\"type\":\"undo_finished\"",
+        "\"type\":\"call_started\"",
+        "\"type\":\"call_planned\"",
+    ];
+    let Ok(file) = std::fs::File::open(journal) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
     let mut stages: Vec<StageReport> = Vec::new();
     let mut mutations: Vec<MutationReport> = Vec::new();
     let mut calls: BTreeMap<u64, usize> = BTreeMap::new();
@@ -322,11 +355,38 @@ fn stages_and_mutations(records: &[crate::run::journal::Record]) -> (Vec<StageRe
             has_undo: has_undo.unwrap_or(false),
         }),
     };
-    for r in records {
-        match &r.event {
-            Event::StageFinished { stage, ok, has_undo, .. } => {
-                set(&mut stages, stage, if *ok { "completed" } else { "failed" }, Some(*has_undo))
+    // One line at a time: the journal of a 10,000-target run, read whole, held more memory
+    // than the run itself.
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let Ok(text) = std::str::from_utf8(&line) else { continue };
+        if text.contains("\"type\":\"call_finished\"")
+            && let Ok(f) = serde_json::from_str::<Finished>(text)
+            && f.kind == "call_finished"
+        {
+            if let Some(m) = calls.remove(&f.call).and_then(|i| mutations.get_mut(i)) {
+                m.status = if f.ok { "ok" } else { "failed" }.into();
             }
+            continue;
+        }
+        if text.contains("\"type\":\"stage_finished\"")
+            && let Ok(done) = serde_json::from_str::<StageDone>(text)
+            && done.kind == "stage_finished"
+        {
+            let status = if done.ok { "completed" } else { "failed" };
+            set(&mut stages, &done.stage, status, Some(done.has_undo));
+            continue;
+        }
+        if !WANTED.iter().any(|w| text.contains(w)) {
+            continue;
+        }
+        // A torn last line (or any line that is no event) adds nothing.
+        let Ok(r) = serde_json::from_str::<crate::run::journal::Record>(text) else { continue };
+        match &r.event {
             Event::Replayed { what } => {
                 if let Some(stage) = what.strip_prefix("stage ") {
                     set(&mut stages, stage, "replayed", None);
@@ -350,11 +410,6 @@ fn stages_and_mutations(records: &[crate::run::journal::Record]) -> (Vec<StageRe
                     stage: stage.clone(),
                     status: "in_doubt".into(),
                 });
-            }
-            Event::CallFinished { call, ok, .. } => {
-                if let Some(m) = calls.remove(call).and_then(|i| mutations.get_mut(i)) {
-                    m.status = if *ok { "ok" } else { "failed" }.into();
-                }
             }
             Event::CallPlanned { primitive, target, stage, .. } => mutations.push(MutationReport {
                 primitive: primitive.clone(),
@@ -1002,9 +1057,7 @@ impl Engine {
         let undone = outcome.undone.iter().map(|u| redactor.text(u)).collect();
         let undo_pending = undo_pending.iter().map(|u| redactor.text(u)).collect();
         // The journal is already redacted: stages and mutations are read back from it.
-        let (stages, mutations) = crate::run::journal::read_journal(&session.journal_path())
-            .map(|read| stages_and_mutations(&read.records))
-            .unwrap_or_default();
+        let (stages, mutations) = stages_and_mutations(&session.journal_path());
         Ok(RunReport {
             run_id,
             status,
@@ -1303,4 +1356,95 @@ fn declares_runbook(source: &str) -> bool {
         let t = l.trim_start();
         (t.starts_with("const") || t.starts_with("let")) && t.contains("RUNBOOK")
     })
+}
+
+#[cfg(test)]
+mod report_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::Access;
+
+    /// The report reads a journal a line at a time and builds only what it shows; a call's
+    /// output or a stage's value that looks like another event must not fool it.
+    #[test]
+    fn stages_and_mutations_stream_the_journal_and_skip_lookalike_values() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut journal = crate::run::journal::Journal::create(dir.path(), "r1").expect("journal");
+        let lookalike = json!({"type": "call_started", "call": 1, "ok": false, "access": "mutate"});
+        for event in [
+            Event::StageStarted { stage: "roll back".into() },
+            Event::CallStarted {
+                call: 1,
+                primitive: "k8s::undo".into(),
+                access: Access::Mutate,
+                target: Some("k8s/a/ns/web".into()),
+                args: json!({"deployment": "web"}),
+                stage: Some("roll back".into()),
+            },
+            // A read whose output holds the text of other events: not a mutation, no status.
+            Event::CallStarted {
+                call: 2,
+                primitive: "k8s::get".into(),
+                access: Access::Read,
+                target: Some("k8s/a/ns/web".into()),
+                args: json!({}),
+                stage: Some("roll back".into()),
+            },
+            Event::CallFinished {
+                call: 2,
+                primitive: "k8s::get".into(),
+                ok: true,
+                output: Some(json!({"note": "\"type\":\"call_finished\"", "obj": lookalike})),
+                error: None,
+                duration_ms: 1,
+            },
+            Event::CallFinished {
+                call: 1,
+                primitive: "k8s::undo".into(),
+                ok: true,
+                output: Some(json!({"changed": true})),
+                error: None,
+                duration_ms: 1,
+            },
+            Event::StageFinished {
+                stage: "roll back".into(),
+                ok: true,
+                value: Some(json!([{"type": "stage_finished", "stage": "other", "ok": false}])),
+                error: None,
+                has_undo: true,
+                duration_ms: 2,
+            },
+            // A mutation still in flight when the journal ends: in doubt.
+            Event::CallStarted {
+                call: 3,
+                primitive: "k8s::undo".into(),
+                access: Access::Mutate,
+                target: Some("k8s/b/ns/web".into()),
+                args: json!({}),
+                stage: None,
+            },
+        ] {
+            journal.write(event).expect("write");
+        }
+        // A torn last line is skipped, not an error.
+        let path = crate::run::journal::journal_path(dir.path(), "r1");
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+        std::io::Write::write_all(&mut file, b"{\"seq\":99,\"type\":\"call_fini").expect("append");
+
+        let (stages, mutations) = stages_and_mutations(&path);
+        assert_eq!(stages.len(), 1, "{stages:?}");
+        assert_eq!(
+            (stages[0].name.as_str(), stages[0].status.as_str(), stages[0].has_undo),
+            ("roll back", "completed", true)
+        );
+        let seen: Vec<_> = mutations
+            .iter()
+            .map(|m| (m.primitive.as_str(), m.target.as_deref(), m.status.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [("k8s::undo", Some("k8s/a/ns/web"), "ok"), ("k8s::undo", Some("k8s/b/ns/web"), "in_doubt")]
+        );
+    }
 }

@@ -200,7 +200,8 @@ impl Budget {
         if pending > 0 && self.used.fetch_add(pending, Ordering::Relaxed) + pending > self.max_operations {
             return Some(Termination::LimitOperations);
         }
-        // Memory: the clock every 16 operations, the process's size at most every 2 ms.
+        // Memory: the clock every 16 operations, the process's size at most every 10 ms (read
+        // from /proc, whose cost grows with the threads of a fleet run).
         let every = SINCE_MEMORY.with(|c| {
             let n = c.get() + 1;
             c.set(if n >= 16 { 0 } else { n });
@@ -208,7 +209,7 @@ impl Budget {
         });
         if every && self.max_memory > 0 && self.baseline.load(Ordering::Relaxed) > 0 {
             let due = match self.last_memory_check.try_lock() {
-                Ok(mut last) if last.elapsed() >= Duration::from_millis(2) => {
+                Ok(mut last) if last.elapsed() >= Duration::from_millis(10) => {
                     *last = Instant::now();
                     true
                 }
