@@ -30,6 +30,10 @@ pub use diag::Diagnostic;
 pub use meta::{ParamSpec, ParamType, RunbookMeta};
 pub use modules::STDLIB;
 
+/// Stack size of threads that compile or evaluate script code (deep but bounded nesting must
+/// not crash).
+pub const SCRIPT_STACK: usize = builtins::SCRIPT_STACK;
+
 use crate::providers::{CallCx, DynPrimitive, Primitive};
 use crate::run::{Event, Journal, PlanEntry, Reporter, RunStatus, RunbookInfo};
 use session::{Session, Stop};

@@ -88,6 +88,20 @@ pub fn lock_file_name(target: &str) -> String {
     format!("{head}~{}.lock", &hash[..32])
 }
 
+/// Reads a lock file's (small) content: `read_to_end` would first ask the file's size, one
+/// more system call per target of a fleet.
+fn read_small(file: &mut File, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut buf = [0_u8; 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Reads who holds a lock from a lock file's content (`None` when it names no one).
 pub fn read_holder(text: &[u8]) -> Option<Holder> {
     serde_json::from_slice(text).ok()
@@ -123,7 +137,7 @@ impl FileLocks {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                file.read_to_end(&mut previous).map_err(io)?;
+                read_small(&mut file, &mut previous).map_err(io)?;
                 let holder = read_holder(&previous).unwrap_or(Holder {
                     run_id: "unknown".into(),
                     pid: 0,
@@ -134,7 +148,7 @@ impl FileLocks {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        file.read_to_end(&mut previous).map_err(io)?;
+        read_small(&mut file, &mut previous).map_err(io)?;
         let taken_over = read_holder(&previous).map(|previous| TakenOver { previous });
         if let Some(t) = &taken_over
             && !self.force
@@ -143,13 +157,16 @@ impl FileLocks {
             // Dropping the file releases the OS lock; the dead run's holder record stays.
             return Err(LockError::Stranded { target: target.into(), holder: t.previous.clone() });
         }
-        file.set_len(0).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
         let record = serde_json::to_vec(&self.me).map_err(|e| io(std::io::Error::other(e)))?;
         // Not fsynced: the flock is what excludes other runs (and dies with this process or the
         // machine); the holder text only names who held it, so a crash that loses it costs a
         // warning, while an fsync per target under the table's lock serialised a whole fleet.
-        file.write_all(&record).map_err(io)?;
+        // Written in place (no seek), and cut only when a longer record was there: a fleet
+        // takes thousands of these, a few system calls each.
+        std::os::unix::fs::FileExt::write_all_at(&file, &record, 0).map_err(io)?;
+        if previous.len() > record.len() {
+            file.set_len(record.len() as u64).map_err(io)?;
+        }
         held.insert(target.to_string(), file);
         Ok(taken_over)
     }
