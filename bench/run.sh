@@ -32,6 +32,11 @@ TOTAL=$((NS * PER))
 CONC=50
 LATENCY_MS=10
 [[ -x "$ROLLBOOK" ]] || { echo "build first: cargo build --release (or set ROLLBOOK)" >&2; exit 2; }
+# hyperfine (timing) from Debian's packages when it is missing and this script may install it.
+if ! command -v hyperfine >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine; } >&2 \
+    || echo "could not install hyperfine; timing with the shell instead" >&2
+fi
 
 WORK=$(mktemp -d)
 SIM_PID=

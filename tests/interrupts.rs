@@ -298,6 +298,38 @@ fn control_characters_reach_the_terminal_escaped_and_the_journal_raw() {
     assert!(text.contains("\\u001b]0;pwned\\u0007"), "the journal keeps the raw text: {text}");
 }
 
+/// A primitive call's line (its output, or its error) is built straight from the call's event:
+/// every piece of it reaches the terminal escaped too, and the journal keeps it raw.
+#[test]
+fn control_characters_in_a_calls_output_and_error_reach_the_terminal_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let scenario = write(
+        dir.path(),
+        "esc.toml",
+        "name = \"an image with control characters\"\n[[k8s.deployments]]\ncontext = \"prod\"\nnamespace = \"shop\"\nname = \"web\"\nrevisions = [\"shop/web:1.0\", \"shop/web:1.1\\u001b]0;pwned\\u0007\"]\n",
+    );
+    let rb = write(
+        dir.path(),
+        "esc.rhai",
+        "k8s::get(#{ context: \"prod\", namespace: \"shop\", deployment: \"web\" });\n\
+         k8s::history(#{ context: \"gone\\x1b[2J\", namespace: \"shop\", deployment: \"web\" });\n",
+    );
+    let out = rollbook(&["run", path(&rb), "--sandbox", path(&scenario), "--state-dir", path(&state)]);
+    let (stdout, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}') && !stdout.contains('\u{1b}'), "{err:?}");
+    let ok_line = err.lines().find(|l| l.contains("k8s::get")).unwrap_or_default();
+    assert!(ok_line.contains("\\u{1b}]0;pwned\\u{7}"), "the output's image, escaped: {err}");
+    let error_line = err.lines().find(|l| l.contains("k8s::history")).unwrap_or_default();
+    assert!(
+        error_line.contains("error") && error_line.contains("gone\\u{1b}[2J"),
+        "the error, escaped: {err}"
+    );
+    let text = std::fs::read_to_string(journal(&state).expect("journal")).expect("journal text");
+    assert!(text.contains("\\u001b]0;pwned\\u0007"), "the journal keeps the raw text: {text}");
+}
+
 #[test]
 fn the_junit_report_stays_well_formed_with_control_characters() {
     let dir = tempfile::tempdir().expect("tempdir");

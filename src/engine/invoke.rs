@@ -276,9 +276,9 @@ pub(crate) fn invoke(
     // A mutating call in flight is the one thing an interrupt waits for: its outcome is then
     // journaled, so a resume knows whether it happened instead of finding it in doubt.
     let mut result = if meta.access == Access::Mutate {
-        session.block_on_mutation(decoded.call(cx))
+        session.block_on_mutation(on_runtime(&session.rt, decoded.call(cx)))
     } else {
-        session.block_on(decoded.call(cx))
+        session.block_on(on_runtime(&session.rt, decoded.call(cx)))
     };
     if probe_after_plan && let Ok(value) = &mut result {
         assume_planned_health(session, value);
@@ -306,6 +306,34 @@ pub(crate) fn invoke(
             journaled.map_err(|why| journal_failure(why, pos))?;
             Err(fail(session, &e, pos))
         }
+    }
+}
+
+/// Runs a call as a task of the run's runtime and waits for its outcome. The call's requests,
+/// and every hop inside the clients (kube's request buffer, hyper's connection tasks), then stay
+/// on the runtime's threads: the script thread that waits is woken once per call, not several
+/// times per request, and its stack does not keep the deep frames of a request resident. Dropped
+/// (an interrupt, a timeout, a stop), the wait aborts the task, as dropping the call did.
+async fn on_runtime<T: Send + 'static>(
+    rt: &tokio::runtime::Handle,
+    call: futures::future::BoxFuture<'static, Result<T, PrimitiveError>>,
+) -> Result<T, PrimitiveError> {
+    /// Aborts the task when the wait is dropped before the task ended.
+    struct AbortOnDrop(tokio::task::AbortHandle);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let task = rt.spawn(call);
+    let _abort = AbortOnDrop(task.abort_handle());
+    match task.await {
+        Ok(outcome) => outcome,
+        Err(e) if e.is_panic() => Err(PrimitiveError::new(
+            ErrorKind::Server,
+            "the call stopped unexpectedly inside rollbook (a bug to report); the journal shows what was sent",
+        )),
+        Err(_) => Err(PrimitiveError::new(ErrorKind::Cancelled, "the call was cancelled")),
     }
 }
 
