@@ -4,6 +4,7 @@
 #
 #   bench/run.sh            # full run (release build; a few minutes)
 #   SMOKE=1 bench/run.sh    # tiny sizes, a few seconds: checks that the script still works
+#   SERVE=0 bench/run.sh    # without the rollbook serve rows (S1-S4) at the end
 #   cargo run --release --example serve_bench   # only the rollbook serve rows (S1-S4)
 #
 # Env: ROLLBOOK (binary, default target/release/rollbook), KUBECTL (default kubectl),
@@ -249,6 +250,7 @@ TABLE
 # 7. rollbook serve: webhook-to-first-mutation latency over 200 alerts, and a burst of 1,000
 # alerts in 10 s (every alert decided, no run lost, max_runs held, peak RSS). The simulator is
 # in-process in the example (its request record is where the first mutation is seen).
+[[ "${SERVE:-1}" == 0 ]] && exit 0   # SERVE=0: the fleet rows only
 echo
 SERVE_BENCH=(cargo run --quiet --release --example serve_bench -- --rollbook "$ROLLBOOK")
 if [[ -n "${SMOKE:-}" ]]; then SERVE_BENCH+=(--smoke); fi

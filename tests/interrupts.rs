@@ -313,7 +313,9 @@ fn control_characters_in_a_calls_output_and_error_reach_the_terminal_escaped() {
         dir.path(),
         "esc.rhai",
         "k8s::get(#{ context: \"prod\", namespace: \"shop\", deployment: \"web\" });\n\
-         k8s::history(#{ context: \"gone\\x1b[2J\", namespace: \"shop\", deployment: \"web\" });\n",
+         let ctx = \"gone\";\n\
+         ctx += \"\\x1b[2J\";\n\
+         k8s::history(#{ context: ctx, namespace: \"shop\", deployment: \"web\" });\n",
     );
     let out = rollbook(&["run", path(&rb), "--sandbox", path(&scenario), "--state-dir", path(&state)]);
     let (stdout, err) = texts(&out);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
 /// The annotation holding a Deployment's or ReplicaSet's revision.
@@ -88,7 +89,22 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
     if container_images(a).ne(container_images(b)) {
         return false;
     }
+    // The same pod spec and the same metadata but for the hash label: equal, also without
+    // JSON (the other answer for the ReplicaSets of an undo). Anything else is compared as
+    // kubectl does, with empty values and absent ones alike.
+    if a.spec == b.spec && metadata_without_hash(a) == metadata_without_hash(b) {
+        return true;
+    }
     normalize(template_without_hash(a)) == normalize(template_without_hash(b))
+}
+
+/// A template's metadata without its `pod-template-hash` label.
+fn metadata_without_hash(t: &PodTemplateSpec) -> Option<ObjectMeta> {
+    let mut meta = t.metadata.clone();
+    if let Some(labels) = meta.as_mut().and_then(|m| m.labels.as_mut()) {
+        labels.remove(POD_TEMPLATE_HASH);
+    }
+    meta
 }
 
 /// Each container's name and image, in order.
