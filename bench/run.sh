@@ -196,6 +196,9 @@ measure() {
 "$AKS_FLEET" 1 >/dev/null 2>&1 || { "$AKS_FLEET" 1 >&2; exit 1; }   # warm-up: page cache, one cluster
 measure "$SMALL_CLUSTERS" SMALL
 measure "$CLUSTERS" BIG
+# Again: the first run on a state dir creates a lock file per target (ext4 then writes their
+# blocks out with each journal fsync); the second finds them.
+measure "$CLUSTERS" AGAIN
 
 # The peers, on the first SMALL_CLUSTERS clusters, extrapolated to the whole fleet.
 for c in "${ALL_CLUSTERS[@]:0:$SMALL_CLUSTERS}"; do for d in "${DEPLOYS[@]}"; do echo "$c apps $d"; done; done >"$WORK/aks-targets"
@@ -239,6 +242,7 @@ cat <<TABLE
 | 7 | simulator load of the $CLUSTERS-cluster × $PER_CLUSTER world ($FLEET_TOTAL Deployments) | $(ms "$T_LOAD") ms (CPU $T_LOAD_CPU s) | | < 5 s | $(verdict "$T_LOAD < 5") |
 | 8a | aks-fleet-undo: credentials, undo, rollout status, $SMALL_TOTAL deployments / $SMALL_CLUSTERS clusters, concurrency $CONC | $(ms "$SMALL_WALL") ms; CPU $SMALL_CPU s = $(per_undo "$SMALL_CPU" "$SMALL_TOTAL") ms per undo; simulator $SMALL_SIM s | | (on $CORES cores: ≥ $SMALL_BOUND s) | $(awk -v a="$SMALL_WALL" -v b="$SMALL_BOUND" 'BEGIN {printf "%.2f×", a/b}') of the bound |
 | 8b | same, $FLEET_TOTAL deployments / $CLUSTERS clusters | $(ms "$BIG_WALL") ms; CPU $BIG_CPU s = $(per_undo "$BIG_CPU" "$FLEET_TOTAL") ms per undo; simulator $BIG_SIM s | | within 1.5× of ≥ $BIG_BOUND s (on $CORES cores) | $(awk -v a="$BIG_WALL" -v b="$BIG_BOUND" 'BEGIN {printf "%.2f×", a/b}') — $(verdict "$BIG_WALL <= 1.5 * $BIG_BOUND") |
+| 8b' | same, run again (its lock files exist) | $(ms "$AGAIN_WALL") ms; CPU $AGAIN_CPU s = $(per_undo "$AGAIN_CPU" "$FLEET_TOTAL") ms per undo; simulator $AGAIN_SIM s; peak RSS $(awk -v k="$AGAIN_RSS" 'BEGIN {printf "%.1f", k/1024}') MiB | | | |
 | 8c | CPU per undo at $FLEET_TOTAL | $(per_undo "$BIG_CPU" "$FLEET_TOTAL") ms | | ≤ 0.353 ms (⅓ of 1.06) | $(verdict "$BIG_CPU / $FLEET_TOTAL * 1000 <= 0.3534") |
 | 8d | growth $FLEET_TOTAL / $SMALL_TOTAL | CPU $(awk -v a="$BIG_CPU" -v b="$SMALL_CPU" 'BEGIN {printf "%.1f×", a/b}'), wall $(awk -v a="$BIG_WALL" -v b="$SMALL_WALL" 'BEGIN {printf "%.1f×", a/b}') | | ≤ 11× | $(verdict "$BIG_CPU <= 11 * $SMALL_CPU && $BIG_WALL <= 11 * $SMALL_WALL") |
 | 9 | peak RSS of the $FLEET_TOTAL-deployment run | $BIG_RSS_MB MiB | | < 64 MiB | $(verdict "$BIG_RSS < 65536") |
