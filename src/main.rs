@@ -1,8 +1,8 @@
 //! The `rollbook` binary: all behaviour lives in the library's `cli` module.
 
 /// mimalloc instead of the system allocator: a fleet run allocates from some fifty threads at
-/// once, where glibc's per-thread arenas cost a tenth of the CPU and kept freed memory resident
-/// (see BENCHMARKS.md, "Profiled and removed").
+/// once, and glibc's `malloc` and `free` were a sixth of its CPU (BENCHMARKS.md, "Profiled and
+/// removed"). Built without transparent huge pages, which more than tripled its resident size.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
