@@ -2,7 +2,7 @@
 
 /// mimalloc instead of the system allocator: a fleet run allocates from some fifty threads at
 /// once, and glibc's `malloc` and `free` were a sixth of its CPU (BENCHMARKS.md, "Profiled and
-/// removed"). Built without transparent huge pages, which more than tripled its resident size.
+/// removed"). Built without transparent huge pages, which nearly tripled its resident size.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
