@@ -232,7 +232,9 @@ pub(crate) fn invoke(
     }
 
     if meta.access == Access::Mutate && session.dry_run {
-        let mut planned = session.block_on(decoded.plan(cx)).map_err(|e| fail(session, &e, pos))?;
+        let mut planned = session
+            .block_on(on_runtime(&session.rt, decoded.plan(cx)))
+            .map_err(|e| fail(session, &e, pos))?;
         // Every planned output says so, whatever the primitive returned.
         if let serde_json::Value::Object(map) = &mut planned.output {
             map.insert("planned".into(), serde_json::Value::Bool(true));
@@ -309,11 +311,12 @@ pub(crate) fn invoke(
     }
 }
 
-/// Runs a call as a task of the run's runtime and waits for its outcome. The call's requests,
-/// and every hop inside the clients (kube's request buffer, hyper's connection tasks), then stay
-/// on the runtime's threads: the script thread that waits is woken once per call, not several
-/// times per request, and its stack does not keep the deep frames of a request resident. Dropped
-/// (an interrupt, a timeout, a stop), the wait aborts the task, as dropping the call did.
+/// Runs a call (or its plan, or its check after an interruption) as a task of the run's
+/// runtime and waits for its outcome. Its requests, and every hop inside the clients (kube's
+/// request buffer, hyper's connection tasks), then stay on the runtime's threads: the script
+/// thread that waits is woken once per call, not several times per request, and its stack does
+/// not keep the deep frames of a request resident. Dropped (an interrupt, a timeout, a stop),
+/// the wait aborts the task, as dropping the call did.
 async fn on_runtime<T: Send + 'static>(
     rt: &tokio::runtime::Handle,
     call: futures::future::BoxFuture<'static, Result<T, PrimitiveError>>,
@@ -385,7 +388,7 @@ fn settle_in_doubt(
             ),
         })
         .map_err(|why| journal_failure(why, pos))?;
-    let verdict = session.block_on(decoded.verify(session.cx(), in_doubt.started));
+    let verdict = session.block_on(on_runtime(&session.rt, decoded.verify(session.cx(), in_doubt.started)));
     let (applied, output, detail) = match verdict {
         Ok(Verified::Applied(output)) => (Some(true), Some(output), "its effect is there".to_string()),
         Ok(Verified::NotApplied) => (Some(false), None, "its effect is not there".to_string()),

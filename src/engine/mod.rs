@@ -306,7 +306,6 @@ impl RunReport {
 
 /// Stages and mutations of a run, read back from its journal.
 fn stages_and_mutations(journal: &Path) -> (Vec<StageReport>, Vec<MutationReport>) {
-    use std::io::BufRead;
     /// What the report needs of a `call_finished` line; its output, often most of the line, is
     /// skipped without being built.
     #[derive(serde::Deserialize)]
@@ -334,11 +333,6 @@ fn stages_and_mutations(journal: &Path) -> (Vec<StageReport>, Vec<MutationReport
         "\"type\":\"call_started\"",
         "\"type\":\"call_planned\"",
     ];
-    let Ok(file) = std::fs::File::open(journal) else {
-        return (Vec::new(), Vec::new());
-    };
-    let mut reader = std::io::BufReader::new(file);
-    let mut line = Vec::new();
     let mut stages: Vec<StageReport> = Vec::new();
     let mut mutations: Vec<MutationReport> = Vec::new();
     let mut calls: BTreeMap<u64, usize> = BTreeMap::new();
@@ -360,14 +354,8 @@ fn stages_and_mutations(journal: &Path) -> (Vec<StageReport>, Vec<MutationReport
         }),
     };
     // One line at a time: the journal of a 10,000-target run, read whole, held more memory
-    // than the run itself.
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let Ok(text) = std::str::from_utf8(&line) else { continue };
+    // than the run itself. A journal that cannot be read leaves the report without them.
+    let _ = crate::run::journal::each_line(journal, |text| {
         if text.contains("\"type\":\"call_finished\"")
             && let Ok(f) = serde_json::from_str::<Finished>(text)
             && f.kind == "call_finished"
@@ -375,7 +363,7 @@ fn stages_and_mutations(journal: &Path) -> (Vec<StageReport>, Vec<MutationReport
             if let Some(m) = calls.remove(&f.call).and_then(|i| mutations.get_mut(i)) {
                 m.status = if f.ok { "ok" } else { "failed" }.into();
             }
-            continue;
+            return;
         }
         if text.contains("\"type\":\"stage_finished\"")
             && let Ok(done) = serde_json::from_str::<StageDone>(text)
@@ -383,13 +371,13 @@ fn stages_and_mutations(journal: &Path) -> (Vec<StageReport>, Vec<MutationReport
         {
             let status = if done.ok { "completed" } else { "failed" };
             set(&mut stages, &done.stage, status, Some(done.has_undo));
-            continue;
+            return;
         }
         if !WANTED.iter().any(|w| text.contains(w)) {
-            continue;
+            return;
         }
         // A torn last line (or any line that is no event) adds nothing.
-        let Ok(r) = serde_json::from_str::<crate::run::journal::Record>(text) else { continue };
+        let Ok(r) = serde_json::from_str::<crate::run::journal::Record>(text) else { return };
         match &r.event {
             Event::Replayed { what } => {
                 if let Some(stage) = what.strip_prefix("stage ") {
@@ -423,7 +411,7 @@ fn stages_and_mutations(journal: &Path) -> (Vec<StageReport>, Vec<MutationReport
             }),
             _ => {}
         }
-    }
+    });
     (stages, mutations)
 }
 

@@ -539,6 +539,24 @@ pub struct JournalRead {
     pub torn_tail: bool,
 }
 
+/// Passes each line of a journal to `f`, one at a time, without holding the journal whole (a
+/// fleet run's journal is tens of megabytes). Lines that are not UTF-8 (a torn last line cut
+/// inside a character) are skipped; parsing, and what to make of a torn line, is the caller's.
+pub fn each_line(path: &Path, mut f: impl FnMut(&str)) -> std::io::Result<()> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(File::open(path)?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        if let Ok(text) = std::str::from_utf8(&line) {
+            f(text);
+        }
+    }
+}
+
 /// Reads a journal, tolerating a torn last line; a bad line elsewhere is an error naming it.
 pub fn read_journal(path: &Path) -> std::io::Result<JournalRead> {
     let bytes = std::fs::read(path)?;
