@@ -46,6 +46,24 @@ let n = params.keys();
 }
 
 #[test]
+fn check_knows_rhais_own_functions_called_as_functions() {
+    // `take(list)`, `max(a, b)`, `to_string(x)`: Rhai's own, and run as they are; `check` read
+    // none of Rhai's signatures and called each of them unknown.
+    let (code, text) = check(
+        r#"const RUNBOOK = #{ name: "x" };
+let list = [1, 2, 3];
+for x in take(list) { info(to_string(max(x, 2))); }
+let n = tak(list);
+"#,
+    );
+    assert_eq!(code, Some(2), "{text}");
+    for known in ["take", "max", "to_string"] {
+        assert!(!text.contains(&format!("unknown function `{known}`")), "{text}");
+    }
+    assert!(text.contains("unknown function `tak`"), "a misspelling is still caught: {text}");
+}
+
+#[test]
 fn check_flags_a_literal_target_that_can_never_be_in_scope() {
     let (code, text) = check(
         r#"const RUNBOOK = #{ name: "x", scope: ["k8s/prod/shop/*"] };

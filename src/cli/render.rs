@@ -324,6 +324,23 @@ impl Reporter for TextReporter {
             self.line(text);
             return;
         }
+        // A stage's value is never shown, so it is left out of the copy made terminal-safe: a
+        // fleet stage's 10,000 results, turned into JSON values, were the run's peak memory.
+        let without_value;
+        let event = match event {
+            Event::StageFinished { stage, ok, value: Some(_), error, has_undo, duration_ms } => {
+                without_value = Event::StageFinished {
+                    stage: stage.clone(),
+                    ok: *ok,
+                    value: None,
+                    error: error.clone(),
+                    has_undo: *has_undo,
+                    duration_ms: *duration_ms,
+                };
+                &without_value
+            }
+            other => other,
+        };
         let event = &terminal_safe_event(event);
         if self.quiet {
             if let Event::Log { level, message } = event

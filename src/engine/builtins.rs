@@ -307,7 +307,7 @@ fn stage(
     s.pop_stage();
     let duration_ms = started.elapsed().as_millis() as u64;
     // A value that cannot be journaled (one that contains itself) fails the stage, clearly.
-    let result = result.and_then(|value| match super::invoke::try_to_json(&value) {
+    let result = result.and_then(|value| match super::invoke::try_to_json_text(&value) {
         Ok(json) => Ok((value, json)),
         Err(why) => Err(throw(&PrimitiveError::invalid(format!("stage `{name}` returned {why}")), pos)),
     });

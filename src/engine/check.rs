@@ -772,9 +772,11 @@ fn rhai_function_names() -> &'static BTreeSet<String> {
     static NAMES: std::sync::OnceLock<BTreeSet<String>> = std::sync::OnceLock::new();
     NAMES.get_or_init(|| {
         let mut names = BTreeSet::new();
+        // Signatures read `take(value: &mut Dynamic) -> …`, without a leading `fn`.
         for sig in rhai::Engine::new().gen_fn_signatures(true) {
-            if let Some(rest) = sig.strip_prefix("fn ").or_else(|| sig.split("fn ").nth(1))
-                && let Some(name) = rest.split('(').next()
+            let rest = sig.strip_prefix("fn ").unwrap_or(&sig);
+            if let Some(name) = rest.split('(').next()
+                && !name.trim().is_empty()
             {
                 names.insert(name.trim().to_string());
             }

@@ -35,54 +35,72 @@ pub(crate) fn to_json(value: &Dynamic) -> serde_json::Value {
 /// A script value as JSON, or why it cannot be one. Never recurses without bound: a value that
 /// contains itself through a closure's captured variables is an error, not a stack overflow.
 pub(crate) fn try_to_json(value: &Dynamic) -> Result<serde_json::Value, String> {
-    convert(value, 0)
+    serde_json::to_value(AsJson(value, 0)).map_err(|e| e.to_string())
 }
 
-fn convert(value: &Dynamic, depth: usize) -> Result<serde_json::Value, String> {
-    use serde_json::Value;
-    if depth > MAX_VALUE_DEPTH {
-        return Err(format!(
-            "a value is nested deeper than {MAX_VALUE_DEPTH} levels (does it contain itself through a closure?)"
-        ));
-    }
-    if value.is_shared() {
-        return convert(&value.flatten_clone(), depth + 1);
-    }
-    if value.is_unit() {
-        return Ok(Value::Null);
-    }
-    if let Ok(b) = value.as_bool() {
-        return Ok(Value::Bool(b));
-    }
-    if let Ok(i) = value.as_int() {
-        return Ok(Value::from(i));
-    }
-    if let Ok(f) = value.as_float() {
-        return Ok(serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null));
-    }
-    if let Ok(c) = value.as_char() {
-        return Ok(Value::String(c.to_string()));
-    }
-    if value.is_string() {
-        return Ok(Value::String(value.clone().into_string().unwrap_or_default()));
-    }
-    if let Some(items) = value.read_lock::<rhai::Array>() {
-        return items.iter().map(|v| convert(v, depth + 1)).collect::<Result<Vec<_>, _>>().map(Value::Array);
-    }
-    if let Some(map) = value.read_lock::<Map>() {
-        let mut out = serde_json::Map::new();
-        for (k, v) in map.iter() {
-            out.insert(k.to_string(), convert(v, depth + 1)?);
+/// The same JSON as [`try_to_json`], written straight to text: a large value (a fleet stage's
+/// 10,000 results) is journaled without first being built again as a tree of JSON values.
+pub(crate) fn try_to_json_text(value: &Dynamic) -> Result<Box<serde_json::value::RawValue>, String> {
+    let text = serde_json::to_string(&AsJson(value, 0)).map_err(|e| e.to_string())?;
+    serde_json::value::RawValue::from_string(text).map_err(|e| e.to_string())
+}
+
+/// A script value seen as JSON, `usize` levels deep: the one mapping both forms above use.
+struct AsJson<'a>(&'a Dynamic, usize);
+
+impl serde::Serialize for AsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap, SerializeSeq};
+        let AsJson(value, depth) = *self;
+        if depth > MAX_VALUE_DEPTH {
+            return Err(S::Error::custom(format!(
+                "a value is nested deeper than {MAX_VALUE_DEPTH} levels (does it contain itself through a closure?)"
+            )));
         }
-        return Ok(Value::Object(out));
+        if value.is_shared() {
+            return AsJson(&value.flatten_clone(), depth + 1).serialize(ser);
+        }
+        if value.is_unit() {
+            return ser.serialize_unit();
+        }
+        if let Ok(b) = value.as_bool() {
+            return ser.serialize_bool(b);
+        }
+        if let Ok(i) = value.as_int() {
+            return ser.serialize_i64(i);
+        }
+        if let Ok(f) = value.as_float() {
+            // Not a number and the infinities have no JSON form: null, as before.
+            return if f.is_finite() { ser.serialize_f64(f) } else { ser.serialize_unit() };
+        }
+        if let Ok(c) = value.as_char() {
+            return ser.serialize_char(c);
+        }
+        if let Ok(s) = value.as_immutable_string_ref() {
+            return ser.serialize_str(s.as_str());
+        }
+        if let Some(items) = value.read_lock::<rhai::Array>() {
+            let mut seq = ser.serialize_seq(Some(items.len()))?;
+            for v in items.iter() {
+                seq.serialize_element(&AsJson(v, depth + 1))?;
+            }
+            return seq.end();
+        }
+        if let Some(map) = value.read_lock::<Map>() {
+            let mut out = ser.serialize_map(Some(map.len()))?;
+            for (k, v) in map.iter() {
+                out.serialize_entry(k.as_str(), &AsJson(v, depth + 1))?;
+            }
+            return out.end();
+        }
+        if let Some(blob) = value.read_lock::<rhai::Blob>() {
+            return ser.collect_seq(blob.iter());
+        }
+        if let Some(f) = value.read_lock::<rhai::FnPtr>() {
+            return ser.serialize_str(&format!("Fn({})", f.fn_name()));
+        }
+        ser.serialize_str(value.type_name())
     }
-    if let Some(blob) = value.read_lock::<rhai::Blob>() {
-        return Ok(Value::Array(blob.iter().map(|b| Value::from(*b)).collect()));
-    }
-    if let Some(f) = value.read_lock::<rhai::FnPtr>() {
-        return Ok(Value::String(format!("Fn({})", f.fn_name())));
-    }
-    Ok(Value::String(value.type_name().to_string()))
 }
 
 pub(crate) fn from_json(value: &serde_json::Value) -> Dynamic {
@@ -443,5 +461,43 @@ fn fail(session: &Session, e: &PrimitiveError, pos: Position) -> Box<EvalAltResu
         session.terminated(pos)
     } else {
         throw(e, pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_journaled_as_text_is_the_same_json_as_the_value() {
+        let mut item = Map::new();
+        item.insert("context".into(), "aks-fleet-00".into());
+        item.insert("n".into(), Dynamic::from_int(-3));
+        item.insert("ratio".into(), Dynamic::from_float(0.5));
+        item.insert("nan".into(), Dynamic::from_float(f64::NAN));
+        item.insert("c".into(), Dynamic::from_char('"'));
+        item.insert("none".into(), Dynamic::UNIT);
+        item.insert("blob".into(), Dynamic::from_blob(vec![1, 255]));
+        item.insert("quote \" key".into(), "line\nbreak".into());
+        let shared = Dynamic::from_array(vec![true.into(), Dynamic::from_map(item.clone())]).into_shared();
+        let value = Dynamic::from_array(vec![Dynamic::from_map(item), shared]);
+        let tree = try_to_json(&value).unwrap();
+        let text = try_to_json_text(&value).unwrap();
+        assert_eq!(serde_json::from_str::<serde_json::Value>(text.get()).unwrap(), tree);
+        assert_eq!(tree[0]["nan"], serde_json::Value::Null);
+        assert_eq!(tree[1][1]["c"], "\"");
+        assert_eq!(tree[0]["blob"], serde_json::json!([1, 255]));
+    }
+
+    #[test]
+    fn a_value_nested_too_deep_is_an_error_either_way() {
+        let mut value = Dynamic::from_int(1);
+        for _ in 0..=MAX_VALUE_DEPTH + 1 {
+            value = Dynamic::from_array(vec![value]);
+        }
+        let tree = try_to_json(&value).unwrap_err();
+        let text = try_to_json_text(&value).unwrap_err();
+        assert!(tree.contains("nested deeper than 64 levels"), "{tree}");
+        assert_eq!(tree, text);
     }
 }

@@ -1402,7 +1402,10 @@ mod report_tests {
             Event::StageFinished {
                 stage: "roll back".into(),
                 ok: true,
-                value: Some(json!([{"type": "stage_finished", "stage": "other", "ok": false}])),
+                value: serde_json::value::to_raw_value(
+                    &json!([{"type": "stage_finished", "stage": "other", "ok": false}]),
+                )
+                .ok(),
                 error: None,
                 has_undo: true,
                 duration_ms: 2,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::model::PrimitiveError;
 
@@ -137,6 +138,13 @@ pub struct ModuleInfo {
     pub library: Option<LibraryInfo>,
 }
 
+/// A JSON value kept as its text. An event is read through its `type` tag, which JSON text
+/// cannot be read through directly: it is read as a value and written back as text.
+fn raw_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    value.map(|v| serde_json::value::to_raw_value(&v).map_err(serde::de::Error::custom)).transpose()
+}
+
 /// One journal event.
 // `run_started` is the one large event and comes once per run; boxing it would make every
 // match on it clumsier for no measurable gain.
@@ -190,9 +198,10 @@ pub enum Event {
         stage: String,
         /// Whether its action succeeded.
         ok: bool,
-        /// Its value (JSON), when ok.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        value: Option<Value>,
+        /// Its value (JSON), when ok. Kept as JSON text: a fleet stage's value (10,000 results)
+        /// is written and read back whole, never needed as a tree until a resume replays it.
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "raw_json")]
+        value: Option<Box<RawValue>>,
         /// The error in words, when not ok.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,

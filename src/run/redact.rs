@@ -109,6 +109,33 @@ impl Redactor {
         }
     }
 
+    /// Redacts JSON kept as text. Text with nothing in it that could need masking (no
+    /// secret-looking word anywhere, no URL, no secret value) is left as it is, without being
+    /// parsed: a fleet stage's value is large, and almost always clean.
+    pub fn raw(&self, raw: &mut Box<serde_json::value::RawValue>) {
+        let text = raw.get();
+        let maybe_secret_word = SECRET_WORDS.iter().any(|w| contains_ignore_ascii_case(text, w));
+        // A secret appears in JSON text in its escaped form (a quote or a newline in it is escaped).
+        let maybe_secret_value = self.secrets.iter().any(|s| {
+            let quoted = serde_json::to_string(s).unwrap_or_default();
+            text.contains(quoted.trim_matches('"'))
+        });
+        if !maybe_secret_word && !maybe_secret_value && !text.contains("://") {
+            return;
+        }
+        let Ok(mut value) = serde_json::from_str::<Value>(text) else {
+            // Not JSON (never written so): nothing of it is kept rather than something unmasked.
+            if let Ok(masked) = serde_json::value::to_raw_value(MASK) {
+                *raw = masked;
+            }
+            return;
+        };
+        self.value(&mut value);
+        if let Ok(clean) = serde_json::value::to_raw_value(&value) {
+            *raw = clean;
+        }
+    }
+
     /// Redacts every text and value an event carries.
     pub fn event(&self, event: &mut Event) {
         match event {
@@ -117,7 +144,7 @@ impl Redactor {
             Event::StageFinished { stage, value, error, .. } => {
                 *stage = self.text(stage);
                 if let Some(v) = value {
-                    self.value(v);
+                    self.raw(v);
                 }
                 self.opt_text(error);
             }
@@ -170,6 +197,16 @@ impl Redactor {
             _ => {}
         }
     }
+}
+
+/// Whether `text` contains `word` (ASCII, lowercase) in any letter case.
+fn contains_ignore_ascii_case(text: &str, word: &str) -> bool {
+    let (text, word) = (text.as_bytes(), word.as_bytes());
+    let Some((&first, _)) = word.split_first() else { return true };
+    text.len() >= word.len()
+        && (0..=text.len() - word.len()).any(|i| {
+            text[i].to_ascii_lowercase() == first && text[i..i + word.len()].eq_ignore_ascii_case(word)
+        })
 }
 
 trait LowerHex {
@@ -287,6 +324,32 @@ mod tests {
         assert_eq!(v["headers"]["Authorization"], "***");
         assert_eq!(v["list"][0]["client_secret"], "***");
         assert_eq!(v["url"], "u");
+    }
+
+    #[test]
+    fn json_kept_as_text_is_redacted_like_a_value_and_clean_text_is_left_alone() {
+        let raw = |v: serde_json::Value| serde_json::value::to_raw_value(&v).unwrap();
+        let r = Redactor::new(["hunter \"2\""]);
+        // A secret value, a secret-keyed value in any case, a URL's query: each masked.
+        let mut v = raw(serde_json::json!([
+            {"item": "pw is hunter \"2\"", "ok": true},
+            {"item": {"ApiKey": "k1"}, "ok": true},
+            {"item": "see https://h/p?sig=abc", "ok": false},
+        ]));
+        r.raw(&mut v);
+        let got: serde_json::Value = serde_json::from_str(v.get()).unwrap();
+        assert_eq!(got[0]["item"], "pw is ***");
+        assert_eq!(got[1]["item"]["ApiKey"], "***");
+        assert_eq!(got[2]["item"], "see https://h/p");
+        // Nothing to mask: the very same text, not parsed and written again.
+        let clean = r#"[ {"item":{"context":"aks-fleet-00","deployment":"web0"},"ok":true,"value":true} ]"#;
+        let mut v = serde_json::value::RawValue::from_string(clean.to_string()).unwrap();
+        r.raw(&mut v);
+        assert_eq!(v.get(), clean);
+        // A word that only looks like a secret key somewhere is enough to look closer.
+        let mut v = raw(serde_json::json!({"note": "TOKEN rotation", "token": "t"}));
+        r.raw(&mut v);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(v.get()).unwrap()["token"], "***");
     }
 
     proptest::proptest! {

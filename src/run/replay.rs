@@ -120,7 +120,13 @@ impl Replay {
                 }
                 Event::StageFinished { stage, ok: true, value, .. } => {
                     let n = stage_counts.entry(stage.clone()).or_default();
-                    replay.stages.insert((stage.clone(), *n), value.clone().unwrap_or(Value::Null));
+                    replay.stages.insert(
+                        (stage.clone(), *n),
+                        value
+                            .as_deref()
+                            .map(|v| serde_json::from_str(v.get()).unwrap_or(Value::Null))
+                            .unwrap_or(Value::Null),
+                    );
                     *n += 1;
                 }
                 Event::StageFinished { stage, ok: false, .. } => {
