@@ -14,7 +14,10 @@ fn main() {
     // Memory a thread frees is given back at once rather than 10 ms later. A fleet run's fifty
     // threads free what other threads allocated, so delayed purges piled up: the 10,000-target
     // run peaked at 87–95 MiB instead of 72 MiB, for no measurable CPU (BENCHMARKS.md).
-    // SAFETY: sets a plain option of the allocator, which mimalloc reads on every purge.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    // `MIMALLOC_PURGE_DELAY` in the environment still decides, as mimalloc documents.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a plain option of the allocator, which mimalloc reads on every purge.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
     std::process::exit(rollbook::cli::main());
 }
