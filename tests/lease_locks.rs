@@ -178,6 +178,10 @@ k8s::scale(#{ context: "prod", namespace: "shop", deployment: "web", replicas: 5
     let name = lease_name(TARGET);
     loop {
         assert!(began.elapsed() < Duration::from_secs(20), "the run never took the lease");
+        if run.is_finished() {
+            let report = run.await.unwrap().map(|r| (r.status, r.error));
+            panic!("the run ended before the lease was seen: {report:?}");
+        }
         if let Ok(Some(l)) = w.leases.get_opt(&name).await
             && l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).is_some_and(|h| !h.is_empty())
         {
@@ -207,4 +211,32 @@ k8s::scale(#{ context: "prod", namespace: "shop", deployment: "web", replicas: 5
     let error = report.error.unwrap_or_default();
     assert!(error.contains("taken by another runner"), "{error}");
     assert_eq!(w.sim.resource_state(TARGET).unwrap()["replicas"], 9, "the second scale was not sent");
+}
+
+/// On one CPU the runtime has one worker. Taking the run's lease blocked that worker while the
+/// lease was asked for, so an in-process simulator on the same runtime could not answer: the
+/// run failed after 5 s with "no answer". The lease is taken and released off the runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_run_holding_leases_works_on_a_runtime_with_one_worker() {
+    let w = world("15").await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = write(
+        dir.path(),
+        "scale.rhai",
+        r#"k8s::scale(#{ context: "prod", namespace: "shop", deployment: "web", replicas: 3 });"#,
+    );
+    let engine = Engine::new();
+    let runbook = engine.load(&script).unwrap();
+    let mut opts = RunOptions::new(dir.path().join("state"));
+    opts.settings = w.settings.clone();
+    opts.locks = Some(opener(w.settings.clone(), store()));
+    let began = Instant::now();
+    let report = tokio::spawn(async move { engine.run(&runbook, &[], opts).await }).await.unwrap().unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert!(began.elapsed() < Duration::from_secs(5), "waited for an answer: {:?}", began.elapsed());
+    assert_eq!(w.sim.resource_state(TARGET).unwrap()["replicas"], 3);
+    // Released at the end: the target's lease has no holder any more.
+    let lease = w.leases.get(&lease_name(TARGET)).await.unwrap();
+    let holder = lease.spec.and_then(|s| s.holder_identity).unwrap_or_default();
+    assert!(holder.is_empty(), "still held by {holder}");
 }

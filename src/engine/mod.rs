@@ -778,7 +778,7 @@ impl Engine {
         })?;
         let redactor = secret_redactor(runbook, &values);
         crate::run::redact::register(&redactor);
-        let locks: Option<Box<dyn crate::run::locks::LockBackend>> = match (&opts.locks, opts.dry_run) {
+        let mut locks: Option<Box<dyn crate::run::locks::LockBackend>> = match (&opts.locks, opts.dry_run) {
             (_, true) => None,
             (None, false) => Some(Box::new(
                 crate::run::locks::FileLocks::new(&opts.state_dir, &run_id).with_force(opts.take_over),
@@ -787,8 +787,21 @@ impl Engine {
         };
         // With a shared lock store (Kubernetes Leases), who acts for the run is a lease too:
         // replicas sharing a state dir on a network volume do not rely on its file locks.
-        if let (Some(_), Some(backend)) = (&opts.locks, &locks) {
-            backend.acquire(&format!("run/{run_id}")).map_err(|e| match e {
+        // Taken off the async runtime: a lease answers over the network (and may be watched for
+        // its whole duration first), and a blocked worker stalls every other task on it — with one
+        // worker (one CPU), an in-process simulator could not even answer the request.
+        if let (Some(_), Some(backend)) = (&opts.locks, locks.take()) {
+            let target = format!("run/{run_id}");
+            let (backend, taken) = tokio::task::spawn_blocking(move || {
+                let taken = backend.acquire(&target);
+                (backend, taken)
+            })
+            .await
+            .map_err(|e| {
+                EngineError::StateDir(format!("the lock of run `{run_id}` was never answered: {e}"))
+            })?;
+            locks = Some(backend);
+            taken.map_err(|e| match e {
                 crate::run::locks::LockError::Held { holder, .. } => EngineError::Locked(format!(
                     "run `{run_id}` is still running: pid {} on {} holds it (since {}); wait for it to end, or stop that process first",
                     holder.pid,
@@ -949,9 +962,15 @@ impl Engine {
         });
         watcher.abort();
         timer_token.cancel();
-        if let Some(locks) = &session.locks {
-            locks.release_all();
-        }
+        // Off the async runtime too: leases are released over the network, and a fleet's lock
+        // files are thousands of system calls.
+        let releasing = session.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(locks) = &releasing.locks {
+                locks.release_all();
+            }
+        })
+        .await;
 
         let sources = loaded.sources.lock().map(|s| s.clone()).unwrap_or_default();
         let diagnostic = outcome.error.as_ref().map(|e| {
