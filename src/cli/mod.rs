@@ -338,11 +338,23 @@ fn run_cli() -> CliResult {
     let cli = Cli::try_parse().map_err(CliError::Usage)?;
     init_tracing(cli.verbose);
     render::install_miette_hook();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    // `TOKIO_WORKER_THREADS` in the environment still decides, as tokio documents.
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(runtime_workers());
+    }
+    let runtime =
+        builder.build().map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(dispatch(cli.command))
+}
+
+/// Workers of the async runtime: half the CPUs (at least one). The runtime sends requests and
+/// reads answers; a `parallel` batch's script threads, which evaluate the runbook, take the other
+/// half. On two CPUs one worker instead of two cost a fleet run 7% less CPU and a quarter fewer
+/// context switches, in less time (BENCHMARKS.md).
+fn runtime_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get() / 2).unwrap_or(1).max(1)
 }
 
 fn init_tracing(verbose: u8) {
