@@ -467,9 +467,9 @@ pub fn check_report(
         if tokens.get(i + 1).map(|n| &n.tok) != Some(&Tok::Punct("(")) || KEYWORDS.contains(&name.as_str()) {
             continue;
         }
-        if !known_plain.contains(name.as_str()) {
-            let hint =
-                nearest(name, known_plain.iter().map(String::as_str)).map(|b| format!("did you mean `{b}`?"));
+        if !known_plain.contains(name.as_str()) && !rhai_function_names().contains(name.as_str()) {
+            let all = known_plain.iter().chain(rhai_function_names()).map(String::as_str);
+            let hint = nearest(name, all).map(|b| format!("did you mean `{b}`?"));
             found.push(Diagnostic::at(
                 &file,
                 Some(src),
@@ -757,12 +757,13 @@ pub fn allow_problem(allow: &[String], scope: &[String]) -> Option<String> {
     None
 }
 
+/// The built-ins and the runbook's own functions; Rhai's own are in [`rhai_function_names`],
+/// shared by every runbook checked rather than copied for each.
 fn plain_function_names(runbook: &super::Runbook) -> BTreeSet<String> {
     let mut names: BTreeSet<String> = BUILTINS.iter().map(|b| b.name.to_string()).collect();
     for f in runbook.ast.iter_functions() {
         names.insert(f.name.to_string());
     }
-    names.extend(rhai_function_names().iter().cloned());
     names
 }
 

@@ -362,6 +362,21 @@ mod tests {
         }
 
         #[test]
+        fn json_text_is_redacted_exactly_as_the_same_value(
+            secret in "[ -~]{3,10}",
+            key in "[a-zA-Z_]{1,12}",
+            text in "[ -~\n\t]{0,60}",
+        ) {
+            let r = Redactor::new([secret.as_str()]);
+            let mut value = serde_json::json!({ key.clone(): [format!("{text}{secret}"), text.clone()], "n": 1 });
+            let mut raw = serde_json::value::to_raw_value(&value).unwrap();
+            r.value(&mut value);
+            r.raw(&mut raw);
+            let from_text: Value = serde_json::from_str(raw.get()).unwrap();
+            proptest::prop_assert_eq!(from_text, value);
+        }
+
+        #[test]
         fn url_stripping_never_panics(text in "\\PC{0,120}") {
             let out = strip_urls(&text);
             proptest::prop_assert!(out.len() <= text.len());
