@@ -790,7 +790,9 @@ impl Engine {
         // Taken off the async runtime: a lease answers over the network (and may be watched for
         // its whole duration first), and a blocked worker stalls every other task on it — with one
         // worker (one CPU), an in-process simulator could not even answer the request.
-        if let (Some(_), Some(backend)) = (&opts.locks, locks.take()) {
+        if opts.locks.is_some()
+            && let Some(backend) = locks.take()
+        {
             let target = format!("run/{run_id}");
             let (backend, taken) = tokio::task::spawn_blocking(move || {
                 let taken = backend.acquire(&target);

@@ -579,6 +579,7 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn resident_bytes_is_what_the_kernel_calls_vmrss() {
@@ -590,7 +591,6 @@ mod tests {
         assert!(ours.abs_diff(vmrss) < 8 << 20, "statm {ours} vs VmRSS {vmrss}");
         assert!(ours > 1 << 20, "{ours}");
     }
-    use super::*;
 
     /// A session whose journal is `/dev/full`: every write fails with "no space left".
     fn session_on_a_full_disk() -> Session {
