@@ -55,6 +55,21 @@ fn store() -> LeaseStore {
     LeaseStore::parse("prod/shop").unwrap()
 }
 
+/// Starts `script` as a task of the test's runtime, its locks Leases in `prod/shop`, its state
+/// in `dir`.
+fn spawn_run_with_leases(
+    w: &World,
+    dir: &std::path::Path,
+    script: &std::path::Path,
+) -> tokio::task::JoinHandle<Result<rollbook::engine::RunReport, rollbook::engine::EngineError>> {
+    let engine = Engine::new();
+    let runbook = engine.load(script).unwrap();
+    let mut opts = RunOptions::new(dir.join("state"));
+    opts.settings = w.settings.clone();
+    opts.locks = Some(opener(w.settings.clone(), store()));
+    tokio::spawn(async move { engine.run(&runbook, &[], opts).await })
+}
+
 /// Runs a blocking lock call off the async runtime.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
@@ -165,12 +180,7 @@ wait_until(#{ timeout: "30s", interval: "100ms" }, || k8s::get(#{ context: "prod
 k8s::scale(#{ context: "prod", namespace: "shop", deployment: "web", replicas: 5 });
 "#,
     );
-    let engine = Engine::new();
-    let runbook = engine.load(&script).unwrap();
-    let mut opts = RunOptions::new(dir.path().join("state"));
-    opts.settings = w.settings.clone();
-    opts.locks = Some(opener(w.settings.clone(), store()));
-    let run = tokio::spawn(async move { engine.run(&runbook, &[], opts).await });
+    let run = spawn_run_with_leases(&w, dir.path(), &script);
 
     // Once the run holds the lease, another runner takes it (as a thief would, or as one that
     // wrongly judged it expired), then the script is let go on.
@@ -225,13 +235,8 @@ async fn a_run_holding_leases_works_on_a_runtime_with_one_worker() {
         "scale.rhai",
         r#"k8s::scale(#{ context: "prod", namespace: "shop", deployment: "web", replicas: 3 });"#,
     );
-    let engine = Engine::new();
-    let runbook = engine.load(&script).unwrap();
-    let mut opts = RunOptions::new(dir.path().join("state"));
-    opts.settings = w.settings.clone();
-    opts.locks = Some(opener(w.settings.clone(), store()));
     let began = Instant::now();
-    let report = tokio::spawn(async move { engine.run(&runbook, &[], opts).await }).await.unwrap().unwrap();
+    let report = spawn_run_with_leases(&w, dir.path(), &script).await.unwrap().unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
     assert!(began.elapsed() < Duration::from_secs(5), "waited for an answer: {:?}", began.elapsed());
     assert_eq!(w.sim.resource_state(TARGET).unwrap()["replicas"], 3);
