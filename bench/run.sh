@@ -2,12 +2,12 @@
 # Fleet benchmarks: rollbook against kubectl, both talking to `rollbook sim serve`
 # with 10 ms added to every answer. Prints one Markdown table (paste it into BENCHMARKS.md).
 #
-#   bench/run.sh            # full run (release build; a few minutes)
+#   cargo build --profile dist && bench/run.sh   # full run (the shipped build; a few minutes)
 #   SMOKE=1 bench/run.sh    # tiny sizes, a few seconds: checks that the script still works
 #   SERVE=0 bench/run.sh    # without the rollbook serve rows (S1-S4) at the end
 #   cargo run --release --example serve_bench   # only the rollbook serve rows (S1-S4)
 #
-# Env: ROLLBOOK (binary, default target/release/rollbook), KUBECTL (default kubectl),
+# Env: ROLLBOOK (binary, default target/dist/rollbook), KUBECTL (default kubectl),
 #      RUNS (repeats for medians, default 15), SEQ_SAMPLE (sequential kubectl sample, default 50),
 #      PYTHON (for the virtualenv of the Python peer, default python3), VENV (default
 #      target/venv-bench; created with `pip install kubernetes` when missing).
@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-ROLLBOOK=${ROLLBOOK:-$ROOT/target/release/rollbook}
+ROLLBOOK=${ROLLBOOK:-$ROOT/target/dist/rollbook}
 KUBECTL=${KUBECTL:-kubectl}
 if [[ -n "${SMOKE:-}" ]]; then
   NS=2 PER=5 RUNS=${RUNS:-2} SEQ_SAMPLE=${SEQ_SAMPLE:-3} CHECKS=5
@@ -32,7 +32,7 @@ VENV=${VENV:-$ROOT/target/venv-bench}
 TOTAL=$((NS * PER))
 CONC=50
 LATENCY_MS=10
-[[ -x "$ROLLBOOK" ]] || { echo "build first: cargo build --release (or set ROLLBOOK)" >&2; exit 2; }
+[[ -x "$ROLLBOOK" ]] || { echo "build first: cargo build --profile dist (or set ROLLBOOK)" >&2; exit 2; }
 # hyperfine (timing) from Debian's packages when it is missing and this script may install it.
 if ! command -v hyperfine >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine; } >&2 \

@@ -284,8 +284,8 @@ fn the_dockerfile_builds_in_one_stage_and_runs_unprivileged_in_another() {
     // The binary the runtime copies is the one the builder builds.
     let build =
         ins.iter().find(|(op, a)| op == "RUN" && a.contains("cargo build")).expect("a cargo build step");
-    assert!(build.1.contains("--release") && build.1.contains("--locked"), "{}", build.1);
-    assert!(build.1.contains("target/release/rollbook"), "the built binary is installed: {}", build.1);
+    assert!(build.1.contains("--profile dist") && build.1.contains("--locked"), "{}", build.1);
+    assert!(build.1.contains("target/dist/rollbook"), "the built binary is installed: {}", build.1);
     assert!(build.1.contains("/out/usr/local/bin/rollbook"), "{}", build.1);
     assert!(
         runtime.iter().any(|(op, a)| op == "COPY" && a.starts_with("--from=build /out/")),
