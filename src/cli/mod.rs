@@ -14,16 +14,24 @@ macro_rules! out {
         let _ = write!(std::io::stdout(), $($t)*);
     }};
 }
+// stderr is unbuffered: a line is formatted first and written whole, one system call instead of
+// one per piece of the format (a fleet run prints some 20,000 call lines).
 macro_rules! errln {
+    () => {{
+        use std::io::Write as _;
+        let _ = std::io::stderr().write_all(b"\n");
+    }};
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($t)*);
+        let mut line = format!($($t)*);
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }};
 }
 macro_rules! errout {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stderr(), $($t)*);
+        let _ = std::io::stderr().write_all(format!($($t)*).as_bytes());
     }};
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::errors::is_conflict;
 use super::request::CONFLICT_ATTEMPTS;
 use super::rollout::{self, PickError};
-use super::{Addressed, addressed, deployments, paused, read, replica_sets, revision_of};
+use super::{Addressed, addressed, paused, read, replica_sets, revision_of};
 use crate::model::{ErrorKind, PrimitiveError};
 use crate::providers::k8s::DeploymentTarget;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
@@ -120,6 +120,24 @@ async fn decide(place: &DeploymentTarget, to_revision: i64) -> Result<Decision, 
     })
 }
 
+/// Sends the undo's JSON patch as `kubectl rollout undo` does. The Deployment the server answers
+/// with is not needed: it is checked to be JSON, not decoded (a fleet rollback sends thousands).
+async fn send_patch(
+    place: &DeploymentTarget,
+    doing: &str,
+    patch: serde_json::Value,
+) -> Result<(), PrimitiveError> {
+    use kube::core::Resource as _;
+    let patch: json_patch::Patch = serde_json::from_value(patch)
+        .map_err(|e| PrimitiveError::invalid(format!("cannot build the undo patch: {e}")))?;
+    let url = k8s_openapi::api::apps::v1::Deployment::url_path(&(), Some(&place.namespace));
+    let request = kube::core::Request::new(url)
+        .patch(&place.deployment, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .map_err(|e| PrimitiveError::invalid(format!("cannot build the undo patch: {e}")))?;
+    super::request::send(place, doing, place.client.request::<serde::de::IgnoredAny>(request)).await?;
+    Ok(())
+}
+
 impl Primitive for Undo {
     type Args = UndoArgs;
     type Output = UndoOutput;
@@ -164,19 +182,8 @@ impl Primitive for Undo {
                 "k8s::undo",
             )
             .await?;
-            let patch: json_patch::Patch = serde_json::from_value(decision.patch.clone())
-                .map_err(|e| PrimitiveError::invalid(format!("cannot build the undo patch: {e}")))?;
             let doing = format!("restoring revision {} of", decision.to_revision);
-            let sent = super::request::send(
-                &place,
-                &doing,
-                deployments(&place).patch(
-                    &place.deployment,
-                    &PatchParams::default(),
-                    &Patch::Json::<()>(patch),
-                ),
-            )
-            .await;
+            let sent = send_patch(&place, &doing, decision.patch).await;
             match sent {
                 Ok(_) => return Ok(output),
                 Err(e) if is_conflict(&e) && attempt < CONFLICT_ATTEMPTS => continue,
