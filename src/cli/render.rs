@@ -213,11 +213,11 @@ impl TextReporter {
     fn line(&self, text: String) {
         // Every terminal line of a run passes the run's redactor.
         let text = crate::run::redact::scrub(&text);
-        let spinner = self.progress.spinner.lock().ok().and_then(|s| s.clone());
         if !self.progress.tty {
             errln!("{text}");
             return;
         }
+        let spinner = self.progress.spinner.lock().ok().and_then(|s| s.clone());
         match spinner {
             Some(bar) => bar.println(text),
             None => errln!("{text}"),

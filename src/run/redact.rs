@@ -2,7 +2,7 @@
 //! (as given and URL-encoded), values under secret-looking keys, and the query strings and
 //! user info of URLs. The journal, reports, errors and terminal lines all pass through it.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{OnceLock, RwLock};
 
 use serde_json::Value;
 
@@ -276,31 +276,44 @@ fn clean_url(url: &str) -> String {
     format!("{scheme}{host}{path}")
 }
 
-fn global() -> &'static Mutex<Redactor> {
-    static GLOBAL: OnceLock<Mutex<Redactor>> = OnceLock::new();
-    GLOBAL.get_or_init(|| Mutex::new(Redactor::default()))
+/// Read by every terminal line (fifty `parallel` threads at once in a fleet run), written once
+/// per run: a read-write lock, so lines never queue behind each other.
+fn global() -> &'static RwLock<Redactor> {
+    static GLOBAL: OnceLock<RwLock<Redactor>> = OnceLock::new();
+    GLOBAL.get_or_init(|| RwLock::new(Redactor::default()))
 }
 
 /// Adds a run's secrets to the process-wide redactor that terminal output goes through (a
 /// process keeps every secret it has seen: masking too much is safe, too little is not).
 pub fn register(redactor: &Redactor) {
-    if let Ok(mut g) = global().lock() {
-        let secrets = redactor.secrets.clone();
-        g.add(secrets);
-    }
+    let mut g = global().write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    g.add(redactor.secrets.clone());
 }
 
-/// `text` through the process-wide redactor (for errors and terminal lines).
+/// `text` through the process-wide redactor (for errors and terminal lines). A lock poisoned by
+/// a panic elsewhere still holds every secret: they are masked all the same.
 pub fn scrub(text: &str) -> String {
-    match global().lock() {
-        Ok(g) => g.text(text),
-        Err(_) => strip_urls(text),
-    }
+    global().read().unwrap_or_else(|poisoned| poisoned.into_inner()).text(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_text_is_masked_even_after_a_panic_poisoned_the_process_wide_redactor() {
+        register(&Redactor::new(["s3cr3t-after-poison"]));
+        // A thread that panics while it holds the lock poisons it.
+        let _ = std::thread::spawn(|| {
+            let _held = global().write();
+            panic!("poisons the process-wide redactor (expected in this test)");
+        })
+        .join();
+        assert!(global().is_poisoned());
+        assert_eq!(scrub("token s3cr3t-after-poison here"), "token *** here");
+        register(&Redactor::new(["another-s3cr3t"]));
+        assert_eq!(scrub("another-s3cr3t"), "***");
+    }
 
     #[test]
     fn values_and_their_encoded_forms_are_masked() {
