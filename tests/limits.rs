@@ -317,3 +317,46 @@ stage("fails", || test::mutate(#{ name: "b", fail: true }));
     let json = serde_json::to_value(&report).expect("report serialises");
     assert!(json["stages"].is_array() && json["mutations"].is_array() && json["mode"] == "real", "{json}");
 }
+
+/// A fleet rollback under the common default soft limit of open files: a run keeps one lock
+/// file open per target it changes, so past the limit every further undo was refused with "Too
+/// many open files" (2,000 Deployments under 1,024: some 1,060 undos failed). The binary now
+/// raises its soft limit to the hard one; here the soft limit is 256 and the run changes 400.
+#[test]
+fn a_run_changes_more_targets_than_the_soft_limit_of_open_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut scenario = String::from("name = \"400 deployments\"\n");
+    for i in 0..400 {
+        scenario.push_str(&format!(
+            "[[k8s.deployments]]\ncontext = \"prod\"\nnamespace = \"shop\"\nname = \"web{i}\"\nrevisions = [\"shop/web:1.{i}.0\", \"shop/web:1.{i}.1\"]\n"
+        ));
+    }
+    let scenario = write(dir.path(), "fleet.toml", &scenario);
+    let runbook = write(
+        dir.path(),
+        "fleet.rhai",
+        r#"const RUNBOOK = #{ name: "fleet", scope: ["k8s/*/*/*"] };
+let targets = [];
+for i in 0..400 { targets.push(#{ context: "prod", namespace: "shop", deployment: `web${i}` }); }
+let results = parallel(targets, |t| k8s::undo(t).changed, #{ concurrency: 16 });
+let failed = results.filter(|r| !r.ok);
+if failed.len() > 0 { fail(`${failed.len()} of 400 undos failed; first: ${failed[0].error}`); }
+info(`${results.len()} rolled back`);
+"#,
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 256 && exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_rollbook"))
+        .args(["run", "--yes", "--sandbox"])
+        .arg(&scenario)
+        .arg(&runbook)
+        .env("ROLLBOOK_STATE_DIR", dir.path().join("state"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run rollbook under a soft limit of 256 open files");
+    let (_, stderr) = crate::support::texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("400 rolled back"), "{stderr}");
+    assert!(!stderr.contains("Too many open files"), "{stderr}");
+}

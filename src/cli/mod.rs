@@ -346,6 +346,7 @@ fn run_cli() -> CliResult {
     let cli = Cli::try_parse().map_err(CliError::Usage)?;
     init_tracing(cli.verbose);
     render::install_miette_hook();
+    raise_open_files_limit();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     // `TOKIO_WORKER_THREADS` in the environment still decides, as tokio documents.
@@ -355,6 +356,26 @@ fn run_cli() -> CliResult {
     let runtime =
         builder.build().map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(dispatch(cli.command))
+}
+
+/// Raises this process' soft limit of open files to its hard limit, as Go programs and most
+/// servers do. A run keeps one lock file open per target it changes (so two runs never change the
+/// same thing at once), and the common default soft limit is 1,024: a fleet rollback of 2,000
+/// Deployments refused every undo past the ~940th with "Too many open files". The hard limit,
+/// the one an administrator sets, still bounds it (then the lock error says so).
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    /// Linux's own ceiling on a process' open files (`fs.nr_open`, 1,048,576 by default), for a
+    /// hard limit of "unlimited", which the soft limit of open files may not be.
+    const NR_OPEN: u64 = 1 << 20;
+    let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
+    let want = maximum.unwrap_or(NR_OPEN);
+    if current.is_some_and(|c| c < want) {
+        let raised = setrlimit(Resource::Nofile, Rlimit { current: Some(want), maximum });
+        if let Err(e) = raised {
+            tracing::debug!("open files: the soft limit stays at {current:?} (raising it to {want}: {e})");
+        }
+    }
 }
 
 /// Workers of the async runtime: half the CPUs (at least one). The runtime sends requests and

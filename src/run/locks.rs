@@ -108,6 +108,21 @@ pub fn read_holder(text: &[u8]) -> Option<Holder> {
     serde_json::from_slice(text).ok()
 }
 
+/// `Too many open files` said in terms of the run: it holds one lock file open per target.
+fn too_many_open(e: std::io::Error, holding: usize) -> std::io::Error {
+    if e.raw_os_error() != Some(rustix::io::Errno::MFILE.raw_os_error()) {
+        return e;
+    }
+    std::io::Error::new(
+        e.kind(),
+        format!(
+            "{e}: this run holds {holding} lock files open, one per target it changed, and may not open \
+             more; raise the limit of open files (`ulimit -Hn`, `LimitNOFILE=` for a service) or change \
+             fewer targets in one run"
+        ),
+    )
+}
+
 fn open_private(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
@@ -133,7 +148,7 @@ impl FileLocks {
             // Once per run (and again only if every lock was released): not a system call per target.
             super::create_private_dir(&self.dir).map_err(io)?;
         }
-        let mut file = open_private(&path).map_err(io)?;
+        let mut file = open_private(&path).map_err(|e| io(too_many_open(e, held.len())))?;
         let mut previous = Vec::new();
         match file.try_lock() {
             Ok(()) => {}
@@ -300,6 +315,16 @@ mod tests {
         // Held by run-b: another run is refused and told so.
         let err = FileLocks::new(dir.path(), "run-c").acquire("k8s/prod/shop/web").unwrap_err().to_string();
         assert!(err.contains("locked by run run-b"), "{err}");
+    }
+
+    #[test]
+    fn too_many_open_files_is_said_in_terms_of_the_run() {
+        let emfile = std::io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error());
+        let said = too_many_open(emfile, 1021).to_string();
+        assert!(said.contains("holds 1021 lock files open") && said.contains("ulimit -Hn"), "{said}");
+        let other = too_many_open(std::io::Error::from(std::io::ErrorKind::PermissionDenied), 3);
+        assert_eq!(other.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(!other.to_string().contains("lock files open"));
     }
 
     #[test]
