@@ -162,15 +162,28 @@ pub(crate) async fn patch_strategic(
     doing: &str,
     field_manager: &str,
     body: serde_json::Value,
-) -> Result<Deployment, PrimitiveError> {
+) -> Result<(), PrimitiveError> {
     let params =
         kube::api::PatchParams { field_manager: Some(field_manager.to_string()), ..Default::default() };
-    request::send(
-        place,
-        doing,
-        deployments(place).patch(&place.deployment, &params, &kube::api::Patch::Strategic(body)),
-    )
-    .await
+    patch(place, doing, &params, &kube::api::Patch::Strategic(body)).await
+}
+
+/// Patches the Deployment: the request kube's `Api::patch` sends. The Deployment the server
+/// answers with is checked to be JSON and not decoded, as no primitive reads it (a fleet
+/// rollback sends thousands).
+pub(crate) async fn patch<P: serde::Serialize + std::fmt::Debug>(
+    place: &DeploymentTarget,
+    doing: &str,
+    params: &kube::api::PatchParams,
+    patch: &kube::api::Patch<P>,
+) -> Result<(), PrimitiveError> {
+    use kube::core::Resource as _;
+    let url = Deployment::url_path(&(), Some(&place.namespace));
+    let request = kube::core::Request::new(url).patch(&place.deployment, params, patch).map_err(|e| {
+        PrimitiveError::invalid(format!("cannot build the request {doing} {}: {e}", place.describe()))
+    })?;
+    request::send(place, doing, place.client.request::<serde::de::IgnoredAny>(request)).await?;
+    Ok(())
 }
 
 /// How one attempt of a mutation ended, when it did not fail on the wire.

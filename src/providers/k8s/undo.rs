@@ -120,22 +120,15 @@ async fn decide(place: &DeploymentTarget, to_revision: i64) -> Result<Decision, 
     })
 }
 
-/// Sends the undo's JSON patch as `kubectl rollout undo` does. The Deployment the server answers
-/// with is not needed: it is checked to be JSON, not decoded (a fleet rollback sends thousands).
+/// Sends the undo's JSON patch as `kubectl rollout undo` does.
 async fn send_patch(
     place: &DeploymentTarget,
     doing: &str,
     patch: serde_json::Value,
 ) -> Result<(), PrimitiveError> {
-    use kube::core::Resource as _;
     let patch: json_patch::Patch = serde_json::from_value(patch)
         .map_err(|e| PrimitiveError::invalid(format!("cannot build the undo patch: {e}")))?;
-    let url = k8s_openapi::api::apps::v1::Deployment::url_path(&(), Some(&place.namespace));
-    let request = kube::core::Request::new(url)
-        .patch(&place.deployment, &PatchParams::default(), &Patch::Json::<()>(patch))
-        .map_err(|e| PrimitiveError::invalid(format!("cannot build the undo patch: {e}")))?;
-    super::request::send(place, doing, place.client.request::<serde::de::IgnoredAny>(request)).await?;
-    Ok(())
+    super::patch(place, doing, &PatchParams::default(), &Patch::Json::<()>(patch)).await
 }
 
 impl Primitive for Undo {
