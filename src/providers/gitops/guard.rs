@@ -31,7 +31,7 @@ pub(crate) async fn check(
     }
     let Some(mark) = mark_of(d) else { return Ok(()) };
     let Some((o, obj)) =
-        find(cx, &place.client, &place.context, &mark, (&place.namespace, &place.deployment)).await?
+        find(cx, &place.client.client, &place.context, &mark, (&place.namespace, &place.deployment)).await?
     else {
         return Ok(());
     };

@@ -41,7 +41,8 @@ pub(crate) async fn owner_of(cx: &CallCx, place: &DeploymentTarget) -> Result<Ow
         suspended: false,
     };
     let Some(mark) = mark_of(&d) else { return Ok(none) };
-    match find(cx, &place.client, &place.context, &mark, (&place.namespace, &place.deployment)).await? {
+    match find(cx, &place.client.client, &place.context, &mark, (&place.namespace, &place.deployment)).await?
+    {
         Some((o, obj)) => Ok(view(&cx.shared, &o, &obj)),
         // A mark whose object is gone (or only a chart's instance label): nothing reconciles it.
         None => Ok(none),

@@ -40,7 +40,73 @@ pub struct KubeClients {
     memory: Mutex<BTreeMap<String, Kubeconfig>>,
     /// Context name → its client, built once even when many calls ask for it at the same time
     /// (a `parallel` batch starting 50 items would otherwise build 50 clients and 50 pools).
-    clients: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Client>>>>,
+    clients: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<KubeClient>>>>,
+}
+
+/// A context's service stack without kube's request buffer in front of it.
+type Direct = tower::util::BoxCloneSyncService<
+    http::Request<kube::client::Body>,
+    http::Response<http_body_util::combinators::BoxBody<bytes::Bytes, tower::BoxError>>,
+    tower::BoxError,
+>;
+
+/// One context's client: kube's, and, where rollbook built the stack itself, that same stack
+/// reachable without the request buffer `kube::Client` puts in front of it. The buffer is a task
+/// that every request passes through, one more hop between threads per request: a fleet
+/// rollback sends tens of thousands.
+#[derive(Clone)]
+pub struct KubeClient {
+    /// kube's client, for everything that is not [`KubeClient::request`].
+    pub client: Client,
+    direct: Option<Direct>,
+}
+
+impl KubeClient {
+    /// What `kube::Client::request` does (send, turn an error status into `Error::Api`, decode
+    /// the JSON answer), on the stack without the buffer when there is one.
+    pub async fn request<T: serde::de::DeserializeOwned>(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<T, kube::Error> {
+        use http_body_util::BodyExt as _;
+        use tower::{Service as _, ServiceExt as _};
+        let Some(direct) = &self.direct else {
+            return self.client.request(request).await;
+        };
+        let mut service = direct.clone();
+        // As `kube::Client::send` sorts a failure of the stack.
+        let answer = service
+            .ready()
+            .await
+            .map_err(kube::Error::Service)?
+            .call(request.map(kube::client::Body::from))
+            .await
+            // (kube also looks for a bare `hyper::Error`; hyper's pooled client under this stack
+            // reports its own error type, which kube files under `Service` as here.)
+            .map_err(|err| err.downcast::<kube::Error>().map(|e| *e).unwrap_or_else(kube::Error::Service))?;
+        let status = answer.status();
+        // kube reads the body into a `String`; read in place, it is copied only to report bad UTF-8.
+        let body = answer.into_body().collect().await.map_err(kube::Error::Service)?.to_bytes();
+        let text = match std::str::from_utf8(&body) {
+            Ok(text) => text,
+            Err(_) => {
+                return Err(String::from_utf8(body.to_vec())
+                    .map_err(kube::Error::FromUtf8)
+                    .err()
+                    .unwrap_or_else(|| kube::Error::Service("the answer is not UTF-8".into())));
+            }
+        };
+        if status.is_client_error() || status.is_server_error() {
+            // As kube's `handle_api_errors`: the server's `Status`, else one made of the text.
+            let status = match serde_json::from_str::<kube::core::Status>(text) {
+                Ok(s) => s,
+                Err(_) => kube::core::Status::failure(text.trim(), "Failed to parse error data")
+                    .with_code(status.as_u16()),
+            };
+            return Err(kube::Error::Api(status.boxed()));
+        }
+        serde_json::from_str(text).map_err(kube::Error::SerdeError)
+    }
 }
 
 /// A context resolved to a concrete name and its default namespace.
@@ -195,11 +261,20 @@ impl KubeClients {
 
     /// The client of a resolved context, built on first use.
     pub async fn client(&self, settings: &Settings, context: &str) -> Result<Client, PrimitiveError> {
+        Ok(self.kube_client(settings, context).await?.client)
+    }
+
+    /// [`KubeClients::client`], with the direct stack when there is one.
+    pub async fn kube_client(
+        &self,
+        settings: &Settings,
+        context: &str,
+    ) -> Result<KubeClient, PrimitiveError> {
         let cell = lock(&self.clients).entry(context.to_string()).or_default().clone();
         cell.get_or_try_init(|| self.build(settings, context)).await.cloned()
     }
 
-    async fn build(&self, settings: &Settings, context: &str) -> Result<Client, PrimitiveError> {
+    async fn build(&self, settings: &Settings, context: &str) -> Result<KubeClient, PrimitiveError> {
         let mut config = self.config(settings, context).await?;
         if settings.sandbox.is_some() {
             // A rehearsal reaches only the simulator, whatever a kubeconfig says.
@@ -231,7 +306,7 @@ impl KubeClients {
         if config.proxy_url.is_some() {
             // Through a proxy (`proxy-url` in the kubeconfig) kube's own stack is used: it knows
             // the SOCKS5 and HTTP CONNECT tunnels, but speaks HTTP/1.1 only.
-            return Ok(kube::client::ClientBuilder::try_from(config)
+            let client = kube::client::ClientBuilder::try_from(config)
                 .map_err(|e| unusable(&e))?
                 .with_layer(
                     &tower::ServiceBuilder::new()
@@ -240,7 +315,8 @@ impl KubeClients {
                         .buffer(1024)
                         .into_inner(),
                 )
-                .build());
+                .build();
+            return Ok(KubeClient { client, direct: None });
         }
         direct_client(config, retry).map_err(|e| unusable(&e))
     }
@@ -278,10 +354,11 @@ const MAX_IDLE_PER_CLUSTER: usize = 8;
 /// as HTTP/1.1 through ALPN. kube's own builder enables HTTP/1.1 only, so every concurrent
 /// request of a `parallel` batch would need its own TLS connection; over HTTP/2 they share one.
 /// Plain `http://` servers have no ALPN and keep HTTP/1.1.
-fn direct_client(config: Config, retry: RetryPolicy) -> Result<Client, String> {
+fn direct_client(config: Config, retry: RetryPolicy) -> Result<KubeClient, String> {
+    use http_body_util::BodyExt as _;
     use hyper_util::client::legacy::connect::HttpConnector;
     use kube::client::ConfigExt;
-    use tower::ServiceBuilder;
+    use tower::{ServiceBuilder, ServiceExt as _};
 
     // What kube's builder does first: rustls needs a process-wide crypto provider. The only
     // error is another thread installing one in between, which is as good.
@@ -323,7 +400,10 @@ fn direct_client(config: Config, retry: RetryPolicy) -> Result<Client, String> {
         .layer(config.extra_headers_layer().map_err(|e| e.to_string())?)
         .map_err(tower::BoxError::from)
         .service(FirstAnswerGate::new(http));
-    Ok(Client::new(service, config.default_namespace))
+    let direct = Direct::new(
+        service.clone().map_response(|answer| answer.map(|body| body.map_err(tower::BoxError::from).boxed())),
+    );
+    Ok(KubeClient { client: Client::new(service, config.default_namespace), direct: Some(direct) })
 }
 
 /// Holds a client's requests back until its first request has an answer (or has failed), so
@@ -416,7 +496,7 @@ pub struct DeploymentTarget {
     /// Deployment name.
     pub deployment: String,
     /// The context's client.
-    pub client: Client,
+    pub client: KubeClient,
     /// The longest one request may take (`ROLLBOOK_KUBE_REQUEST_TIMEOUT`, default 30s).
     pub request_timeout: Duration,
     /// Under dry-run, the state planned mutations would leave here: reads see it.
@@ -433,7 +513,7 @@ impl DeploymentTarget {
     ) -> Result<DeploymentTarget, PrimitiveError> {
         let clients = KubeClients::of(&cx.shared)?;
         let resolved = clients.resolve(&cx.shared.settings, context)?;
-        let client = clients.client(&cx.shared.settings, &resolved.context).await?;
+        let client = clients.kube_client(&cx.shared.settings, &resolved.context).await?;
         let namespace = namespace.filter(|n| !n.is_empty()).map(String::from).unwrap_or(resolved.namespace);
         let key = crate::model::ResourceKey::k8s(&resolved.context, &namespace, deployment).to_string();
         Ok(DeploymentTarget {
@@ -548,6 +628,77 @@ mod tests {
         assert_eq!(lock(&c.clients).len(), 2);
         c.add_in_memory(Kubeconfig::from_yaml(TWO).unwrap()).unwrap();
         assert_eq!(lock(&c.clients).len(), 1, "new credentials replace the old client");
+    }
+
+    /// An HTTP/1.1 server on loopback that answers every request with `status`, `content_type`
+    /// and `body`, then closes the connection.
+    async fn answering(status: u16, content_type: &'static str, body: &'static [u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(head.as_bytes()).await;
+                    let _ = conn.write_all(body).await;
+                });
+            }
+        });
+        url
+    }
+
+    /// Requests that skip kube's buffer end as kube's own `Client::request` ends them, for
+    /// every kind of answer: the same value, or the same error, down to its variant and text.
+    #[tokio::test]
+    async fn a_request_without_the_buffer_ends_as_kubes_own_request() {
+        use k8s_openapi::api::apps::v1::Deployment;
+        let status = br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"deployments.apps \"web\" is forbidden","reason":"Forbidden","code":403}"#;
+        let answers: [(u16, &str, &[u8]); 7] = [
+            (200, "application/json", br#"{"metadata":{"name":"web","namespace":"shop"},"spec":{"replicas":2,"selector":{},"template":{}}}"#),
+            (403, "application/json", status),
+            (404, "application/json", br#"{"kind":"Status","code":404,"reason":"NotFound","message":"not found"}"#),
+            (502, "text/html", b"<html>bad gateway</html>\n"),
+            (500, "text/plain", b""),
+            (200, "application/json", b"{\"metadata\": "),
+            (200, "application/json", b"{\"metadata\":{\"name\":\"\xff\"}}"),
+        ];
+        for (code, content_type, body) in answers {
+            let url = answering(code, content_type, body).await;
+            let kubeconfig = TWO.replace("http://127.0.0.1:1", &url);
+            let dir = tempfile::tempdir().unwrap();
+            let s = settings_with(dir.path(), &kubeconfig);
+            let c = KubeClients::default();
+            let ours = c.kube_client(&s, "prod").await.unwrap();
+            assert!(ours.direct.is_some(), "a plain-HTTP context is built on rollbook's own stack");
+            let request = || {
+                use kube::core::Resource as _;
+                kube::core::Request::new(Deployment::url_path(&(), Some("shop")))
+                    .get("web", &kube::api::GetParams::default())
+                    .unwrap()
+            };
+            let direct = ours.request::<Deployment>(request()).await;
+            let kubes = ours.client.request::<Deployment>(request()).await;
+            match (&direct, &kubes) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (Err(a), Err(b)) => {
+                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "answer {code} {body:?}");
+                    assert_eq!(a.to_string(), b.to_string());
+                }
+                _ => panic!("answer {code} {body:?}: without the buffer {direct:?}, through kube {kubes:?}"),
+            }
+        }
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod errors;
 mod get;
 mod history;
+mod lean;
 pub mod lease;
 mod pause;
 pub mod planned;
@@ -107,7 +108,7 @@ pub(crate) const COMMON_KEYS: &str =
 
 /// The Deployments API of a place's namespace.
 pub(crate) fn deployments(place: &DeploymentTarget) -> Api<Deployment> {
-    Api::namespaced(place.client.clone(), &place.namespace)
+    Api::namespaced(place.client.client.clone(), &place.namespace)
 }
 
 /// Reads the Deployment (under dry-run, as the planned mutations so far would leave it).
@@ -115,7 +116,27 @@ pub(crate) async fn read(place: &DeploymentTarget) -> Result<Deployment, Primiti
     if let Some(planned) = &place.planned {
         return Ok(planned.deployment.clone());
     }
-    request::send(place, "reading", deployments(place).get(&place.deployment)).await
+    request::send(place, "reading", get(place)).await
+}
+
+/// GETs the Deployment (the request `Api::get` sends), decoded as `T`.
+async fn get<T: serde::de::DeserializeOwned>(place: &DeploymentTarget) -> Result<T, kube::Error> {
+    use kube::core::Resource as _;
+    let url = Deployment::url_path(&(), Some(&place.namespace));
+    let request = kube::core::Request::new(url)
+        .get(&place.deployment, &kube::api::GetParams::default())
+        .map_err(kube::Error::BuildRequest)?;
+    place.client.request(request).await
+}
+
+/// Reads what `kubectl rollout status` looks at of the Deployment (see [`lean::RolloutView`]):
+/// the rest of the returned object is left empty. Under dry-run, as [`read`].
+pub(crate) async fn read_rollout(place: &DeploymentTarget) -> Result<Deployment, PrimitiveError> {
+    if let Some(planned) = &place.planned {
+        return Ok(planned.deployment.clone());
+    }
+    let view: lean::RolloutView = request::send(place, "reading", get(place)).await?;
+    Ok(view.into())
 }
 
 /// Lists the ReplicaSets matching the Deployment's selector (kubectl's one LIST, no limit).
@@ -131,12 +152,15 @@ pub(crate) async fn replica_sets(
         PrimitiveError::invalid(format!("the selector of {} is invalid: {e}", place.describe()))
             .with_target(place.key())
     })?;
-    let api: Api<ReplicaSet> = Api::namespaced(place.client.clone(), &place.namespace);
-    let list = request::send(
-        place,
-        "listing the ReplicaSets of",
-        api.list(&ListParams::default().labels_from(&selector)),
-    )
+    // The request `Api::list` sends, read without kube's `ObjectList` (see [`lean::Items`]).
+    use kube::core::Resource as _;
+    let url = ReplicaSet::url_path(&(), Some(&place.namespace));
+    let request = kube::core::Request::new(url)
+        .list(&ListParams::default().labels_from(&selector))
+        .map_err(kube::Error::BuildRequest);
+    let list = request::send(place, "listing the ReplicaSets of", async move {
+        place.client.request::<lean::Items<ReplicaSet>>(request?).await
+    })
     .await?;
     Ok(list.items)
 }

@@ -10,7 +10,7 @@ use kube::api::{WatchEvent, WatchParams};
 use serde::{Deserialize, Serialize};
 
 use super::rollout::{self, Viewed};
-use super::{Addressed, addressed, deployments, errors, read};
+use super::{Addressed, addressed, deployments, errors, read_rollout};
 use crate::model::{Dur, ErrorKind, PrimitiveError};
 use crate::providers::k8s::DeploymentTarget;
 use crate::providers::{Access, CallCx, Meta, Primitive, Shared};
@@ -96,7 +96,7 @@ type Last = Arc<Mutex<Option<(Deployment, Viewed)>>>;
 /// Reads, then watches from the read's resourceVersion until the viewer says done or failed.
 async fn wait(cx: &CallCx, place: &DeploymentTarget, last: Last) -> Result<StatusOutput, PrimitiveError> {
     let api = deployments(place);
-    let mut d = read(place).await?;
+    let mut d = read_rollout(place).await?;
     let mut rv = d.metadata.resource_version.clone().unwrap_or_default();
     let fields = format!("metadata.name={}", place.deployment);
     loop {
@@ -133,7 +133,7 @@ async fn wait(cx: &CallCx, place: &DeploymentTarget, last: Last) -> Result<Statu
                 }
                 Ok(WatchEvent::Error(status)) if status.code == 410 => {
                     // The server forgot our resourceVersion: read again and watch from there.
-                    d = read(place).await?;
+                    d = read_rollout(place).await?;
                     rv = d.metadata.resource_version.clone().unwrap_or_default();
                     changed = true;
                     break;
