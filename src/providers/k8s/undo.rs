@@ -126,9 +126,31 @@ async fn send_patch(
     doing: &str,
     patch: serde_json::Value,
 ) -> Result<(), PrimitiveError> {
-    let patch: json_patch::Patch = serde_json::from_value(patch)
+    let patch = json_patch_of(patch)
         .map_err(|e| PrimitiveError::invalid(format!("cannot build the undo patch: {e}")))?;
     super::patch(place, doing, &PatchParams::default(), &Patch::Json::<()>(patch)).await
+}
+
+/// The patch as `json_patch`'s type. Its `replace` operations are built directly: serde reads a
+/// `PatchOperation` (an enum tagged by `op`) by copying it into an untyped buffer first, which
+/// for an undo is the whole pod template, once per Deployment of a fleet.
+fn json_patch_of(patch: serde_json::Value) -> Result<json_patch::Patch, String> {
+    use json_patch::{PatchOperation, ReplaceOperation, jsonptr::PointerBuf};
+    let serde_json::Value::Array(ops) = patch else {
+        return Err("a JSON patch is a list of operations".into());
+    };
+    let op = |op: serde_json::Value| match op {
+        serde_json::Value::Object(mut fields)
+            if fields.len() == 3 && fields.get("op").and_then(|o| o.as_str()) == Some("replace") =>
+        {
+            let path = fields.get("path").and_then(|p| p.as_str()).ok_or("a `replace` without a `path`")?;
+            let path = PointerBuf::parse(path).map_err(|e| e.to_string())?;
+            let value = fields.remove("value").ok_or("a `replace` without a `value`")?;
+            Ok(PatchOperation::Replace(ReplaceOperation { path, value }))
+        }
+        other => serde_json::from_value(other).map_err(|e| e.to_string()),
+    };
+    ops.into_iter().map(op).collect::<Result<Vec<_>, String>>().map(json_patch::Patch)
 }
 
 impl Primitive for Undo {
@@ -268,5 +290,28 @@ impl Primitive for Undo {
             ));
         }
         Ok(Verified::NotApplied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Built directly or read by serde, the patch is the same, and so is what is sent.
+    #[test]
+    fn the_undo_patch_is_the_one_serde_reads() {
+        let patch = serde_json::json!([
+            {"op": "replace", "path": "/spec/template", "value": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:1"}]}}},
+            {"op": "replace", "path": "/metadata/annotations", "value": {"a/b~c": "1"}},
+            {"op": "test", "path": "/metadata/name", "value": "web"},
+        ]);
+        let ours = super::json_patch_of(patch.clone()).unwrap();
+        let serdes: json_patch::Patch = serde_json::from_value(patch.clone()).unwrap();
+        assert_eq!(ours, serdes);
+        assert_eq!(serde_json::to_value(&ours).unwrap(), patch);
+        assert!(
+            super::json_patch_of(serde_json::json!([{"op": "replace", "path": "no-slash", "value": 1}]))
+                .is_err()
+        );
+        assert!(super::json_patch_of(serde_json::json!({"op": "replace"})).is_err());
     }
 }
