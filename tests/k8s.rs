@@ -3,6 +3,7 @@
 //! counts, dry-run leaving the world unchanged, and faults.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rollbook::engine::{Engine, RunOptions, RunReport};
@@ -960,4 +961,71 @@ async fn the_rollout_undo_runbook_is_rehearsed_against_its_scenarios() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("3 passed, 0 failed"), "{text}");
+}
+
+/// Every primitive the engine lets start before its write-ahead journal event is fsynced
+/// (`k8s::CHANGES_ONLY_BY_PATCH`) sends no change while that fsync has not happened: held
+/// back, it reads and then waits; released, it sends its change; failed, it sends nothing and
+/// says why. A primitive that changed anything some other way would be caught here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_waits_for_its_write_ahead_event_and_is_not_sent_when_that_fails() {
+    use rollbook::providers::{CallCx, Shared, WriteAhead};
+    let args = |name: &str| -> Value {
+        let mut a = json!({"context": "prod", "namespace": "shop", "deployment": "web"});
+        if name == "k8s::set_image" {
+            a["image"] = json!("shop/web:9.9.9");
+        }
+        a
+    };
+    let listed = rollbook::providers::k8s::CHANGES_ONLY_BY_PATCH;
+    let builtin = rollbook::providers::builtin();
+    for name in listed {
+        let primitive =
+            builtin.iter().find(|p| p.meta().full_name() == name).expect("listed primitives exist");
+        assert_eq!(primitive.meta().access, rollbook::providers::Access::Mutate, "{name}");
+        // resume changes only a paused Deployment.
+        let toml = if name == "k8s::resume" { format!("{THREE}paused = true\n") } else { THREE.to_string() };
+        for released in [true, false] {
+            let w = start(&toml).await;
+            let settings = Settings { kubeconfig: Some(w.kubeconfig.clone()), ..Settings::default() };
+            let cx = CallCx { shared: Arc::new(Shared::new(settings)), ..CallCx::standalone() };
+            let decoded = primitive.decode(args(name), &cx.shared).expect("args decode");
+            let (open, opened) = tokio::sync::watch::channel(None::<bool>);
+            let barrier = WriteAhead::new(move || {
+                let mut opened = opened.clone();
+                async move {
+                    let verdict = *opened.wait_for(|v| v.is_some()).await.expect("the test holds the gate");
+                    if verdict == Some(true) {
+                        Ok(())
+                    } else {
+                        Err("cannot write the journal: test".to_string())
+                    }
+                }
+            });
+            let before = w.sim.requests().len();
+            let call = tokio::spawn(barrier.scope(decoded.call(cx)));
+            // The call reads (GET, LIST) and then waits at the barrier.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while w.requests_since(before).iter().filter(|r| r.method == "GET").count() == 0 {
+                assert!(Instant::now() < deadline, "{name}: never read");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let writes =
+                |w: &World| w.requests_since(before).into_iter().filter(|r| r.method != "GET").count();
+            assert_eq!(writes(&w), 0, "{name}: a change was sent before its journal event was durable");
+            assert!(!call.is_finished(), "{name}: the call did not wait for its write-ahead event");
+            open.send(Some(released)).expect("the call holds the gate");
+            let outcome = call.await.expect("the call ends");
+            if released {
+                let output = outcome.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+                assert_ne!(output["changed"], json!(false), "{name}: {output}");
+                assert_eq!(writes(&w), 1, "{name}: its change, once released");
+            } else {
+                let e = outcome.expect_err("no durable journal event, no change");
+                assert_eq!(e.message, "cannot write the journal: test; the change was not sent", "{name}");
+                assert_eq!(writes(&w), 0, "{name}: a change was sent though its journal event was lost");
+            }
+        }
+    }
 }

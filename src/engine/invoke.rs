@@ -282,23 +282,36 @@ pub(crate) fn invoke(
         return Ok(from_json(&planned.output));
     }
 
-    session
-        .record(Event::CallStarted {
-            call,
-            primitive: name.clone(),
-            access: meta.access,
-            target: target.clone(),
-            args: journal_args,
-            stage,
-        })
-        .map_err(|why| journal_failure(why, pos))?;
+    let started_event = Event::CallStarted {
+        call,
+        primitive: name.clone(),
+        access: meta.access,
+        target: target.clone(),
+        args: journal_args,
+        stage,
+    };
+    // A call whose every change goes through one guarded place waits for its write-ahead fsync
+    // only there, just before the change (`providers::write_ahead`); any other call has its
+    // event fsynced before it starts.
+    let defer = meta.access == Access::Mutate
+        && crate::providers::k8s::CHANGES_ONLY_BY_PATCH.contains(&name.as_str());
+    let write_ahead = if defer {
+        session.record_deferred(started_event)
+    } else {
+        session.record(started_event).map(|()| None)
+    }
+    .map_err(|why| journal_failure(why, pos))?;
     let started = Instant::now();
+    let call_fut = match write_ahead {
+        Some(barrier) => Box::pin(barrier.scope(decoded.call(cx))),
+        None => decoded.call(cx),
+    };
     // A mutating call in flight is the one thing an interrupt waits for: its outcome is then
     // journaled, so a resume knows whether it happened instead of finding it in doubt.
     let mut result = if meta.access == Access::Mutate {
-        session.block_on_mutation(on_runtime(&session.rt, decoded.call(cx)))
+        session.block_on_mutation(on_runtime(&session.rt, call_fut))
     } else {
-        session.block_on(on_runtime(&session.rt, decoded.call(cx)))
+        session.block_on(on_runtime(&session.rt, call_fut))
     };
     if probe_after_plan && let Ok(value) = &mut result {
         assume_planned_health(session, value);
@@ -317,6 +330,11 @@ pub(crate) fn invoke(
     // The outcome is journaled even if the run was stopped meanwhile: nothing is lost.
     let journaled =
         session.record(Event::CallFinished { call, primitive: name, ok, output, error, duration_ms });
+    // A deferred write-ahead fsync that failed refused the change; the run ends as when any
+    // journal write fails.
+    if defer && let Some(why) = session.journal_lost() {
+        return Err(journal_failure(why, pos));
+    }
     match result {
         Ok(value) => {
             journaled.map_err(|why| journal_failure(why, pos))?;
@@ -331,10 +349,10 @@ pub(crate) fn invoke(
 
 /// Runs a call (or its plan, or its check after an interruption) as a task of the run's
 /// runtime and waits for its outcome. Its requests, and every hop inside the clients (kube's
-/// request buffer, hyper's connection tasks), then stay on the runtime's threads: the script
-/// thread that waits is woken once per call, not several times per request, and its stack does
-/// not keep the deep frames of a request resident. Dropped (an interrupt, a timeout, a stop),
-/// the wait aborts the task, as dropping the call did.
+/// request buffer where one is used, hyper's connection tasks), then stay on the runtime's
+/// threads: the script thread that waits is woken once per call, not several times per request,
+/// and its stack does not keep the deep frames of a request resident. Dropped (an interrupt, a
+/// timeout, a stop), the wait aborts the task, as dropping the call did.
 async fn on_runtime<T: Send + 'static>(
     rt: &tokio::runtime::Handle,
     call: futures::future::BoxFuture<'static, Result<T, PrimitiveError>>,

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::Reporter;
 use super::modules::Loaded;
 use crate::model::{ErrorKind, PrimitiveError};
-use crate::providers::CallCx;
+use crate::providers::{CallCx, WriteAhead};
 use crate::run::{Event, Journal, PlanEntry};
 
 /// The deadline of the `parallel` item this thread is evaluating: its clock and the clock
@@ -254,6 +254,41 @@ pub(crate) struct UndoEntry {
     pub undo: FnPtr,
 }
 
+/// Keeps the first journal failure of a run (see [`Session::journal_lost`]).
+fn lose(lost: &Mutex<Option<String>>, why: &str) {
+    tracing::error!("{why}");
+    match lost.lock() {
+        Ok(mut lost) => lost.get_or_insert_with(|| why.to_string()),
+        Err(poisoned) => poisoned.into_inner().get_or_insert_with(|| why.to_string()),
+    };
+}
+
+/// The barrier of a deferred write-ahead event `seq`: at once when an fsync already covered it,
+/// else one fsync (shared with every other call waiting, group commit) off the async threads.
+fn durable(
+    sync: Arc<crate::run::journal::JournalSync>,
+    seq: u64,
+    written: Arc<AtomicU64>,
+    lost: Arc<Mutex<Option<String>>>,
+) -> WriteAhead {
+    WriteAhead::new(move || {
+        let (sync, written, lost) = (sync.clone(), written.clone(), lost.clone());
+        async move {
+            if sync.is_synced(seq) {
+                return Ok(());
+            }
+            let synced = tokio::task::spawn_blocking(move || sync.sync_to(seq, &written))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(format!("the fsync stopped: {e}"))));
+            synced.map_err(|e| {
+                let why = format!("cannot write the journal: {e}");
+                lose(&lost, &why);
+                why
+            })
+        }
+    })
+}
+
 pub(crate) struct Session {
     pub scope: crate::run::scope::Scope,
     pub locks: Option<Box<dyn crate::run::locks::LockBackend>>,
@@ -264,9 +299,9 @@ pub(crate) struct Session {
     pub timeout: Option<Duration>,
     journal: Mutex<Journal>,
     /// fsyncs the journal for every thread (group commit); an error keeps the run from acting.
-    syncer: Result<crate::run::journal::JournalSync, String>,
+    syncer: Result<Arc<crate::run::journal::JournalSync>, String>,
     /// The newest sequence number written to the journal.
-    written: AtomicU64,
+    written: Arc<AtomicU64>,
     cx: Mutex<CallCx>,
     stop: AtomicU8,
     /// Cancelled by an interrupt: waits and reads end at once; a mutating call in flight
@@ -295,7 +330,7 @@ pub(crate) struct Session {
     pub break_glass: std::sync::OnceLock<String>,
     /// The first journal write that failed: the journal no longer tells the whole run, so
     /// the run cannot end as if it did (a person must look).
-    journal_lost: Mutex<Option<String>>,
+    journal_lost: Arc<Mutex<Option<String>>>,
 }
 
 /// The error that ends a script whose journal cannot be written. Not catchable: a run that
@@ -327,8 +362,8 @@ impl Session {
             rt: tokio::runtime::Handle::current(),
             reporter,
             timeout,
-            syncer: journal.syncer().map_err(|e| format!("cannot fsync the journal: {e}")),
-            written: AtomicU64::new(0),
+            syncer: journal.syncer().map(Arc::new).map_err(|e| format!("cannot fsync the journal: {e}")),
+            written: Arc::new(AtomicU64::new(0)),
             journal: Mutex::new(journal),
             cx: Mutex::new(cx),
             stop: AtomicU8::new(Stop::Running as u8),
@@ -347,14 +382,26 @@ impl Session {
             started: Instant::now(),
             undo_only: AtomicBool::new(false),
             break_glass: std::sync::OnceLock::new(),
-            journal_lost: Mutex::new(None),
+            journal_lost: Arc::new(Mutex::new(None)),
         }
     }
 
     /// Journals an event (flushed; fsynced when write-ahead, before this returns), then shows it.
     /// The fsync happens outside the journal's lock, so the calls of a `parallel` batch share
     /// fsyncs (group commit) instead of queueing one each behind the lock.
-    pub(super) fn record(&self, mut event: Event) -> Result<(), String> {
+    pub(super) fn record(&self, event: Event) -> Result<(), String> {
+        self.record_then(event, false).map(|_| ())
+    }
+
+    /// As [`Session::record`], but a write-ahead event is not fsynced here: the returned
+    /// barrier makes it durable, and the call must await it before it changes anything (see
+    /// [`crate::providers::write_ahead`]). A failure of that fsync is kept as the run's lost
+    /// journal, as a failed write is.
+    pub(super) fn record_deferred(&self, event: Event) -> Result<Option<WriteAhead>, String> {
+        self.record_then(event, true)
+    }
+
+    fn record_then(&self, mut event: Event, defer: bool) -> Result<Option<WriteAhead>, String> {
         let written = match self.journal.lock() {
             Ok(mut j) => {
                 // Redacted once here, so what is shown is exactly what is journaled.
@@ -366,20 +413,22 @@ impl Session {
         let result = written.and_then(|(seq, write_ahead)| {
             self.written.fetch_max(seq, Ordering::SeqCst);
             if !write_ahead {
-                return Ok(());
+                return Ok(None);
             }
-            match &self.syncer {
-                Ok(sync) => sync.sync_to(seq, &self.written),
-                Err(why) => Err(std::io::Error::other(why.clone())),
+            let sync = match &self.syncer {
+                Ok(sync) => sync.clone(),
+                Err(why) => return Err(format!("cannot write the journal: {why}")),
+            };
+            if defer {
+                return Ok(Some(durable(sync, seq, self.written.clone(), self.journal_lost.clone())));
             }
-            .map_err(|e| format!("cannot write the journal: {e}"))
+            sync.sync_to(seq, &self.written)
+                .map(|()| None)
+                .map_err(|e| format!("cannot write the journal: {e}"))
         });
         self.reporter.event(&event);
         if let Err(why) = &result {
-            tracing::error!("{why}");
-            if let Ok(mut lost) = self.journal_lost.lock() {
-                lost.get_or_insert_with(|| why.clone());
-            }
+            lose(&self.journal_lost, why);
         }
         result
     }

@@ -15,6 +15,7 @@ pub mod health;
 pub(crate) mod introspect;
 pub mod k8s;
 pub mod logicapp;
+pub mod write_ahead;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -35,6 +36,7 @@ pub use crate::model::clock::{Clock, RealClock, ScaledClock, SkipClock};
 pub use crate::model::progress::{Progress, Silent};
 
 pub use crate::model::{Access, Settings};
+pub use write_ahead::{WriteAhead, before_change};
 
 /// What `rollbook docs` and `rollbook check` know about a primitive.
 #[derive(Debug, Clone, Serialize)]

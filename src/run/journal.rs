@@ -513,7 +513,11 @@ impl Journal {
 
     /// A handle that fsyncs this journal, shared by the threads writing to it.
     pub fn syncer(&self) -> std::io::Result<JournalSync> {
-        Ok(JournalSync { file: self.file.try_clone()?, synced: std::sync::Mutex::new(self.seq) })
+        Ok(JournalSync {
+            file: self.file.try_clone()?,
+            synced: std::sync::Mutex::new(self.seq),
+            synced_hint: std::sync::atomic::AtomicU64::new(self.seq),
+        })
     }
 }
 
@@ -522,9 +526,16 @@ impl Journal {
 pub struct JournalSync {
     file: File,
     synced: std::sync::Mutex<u64>,
+    /// The last value of `synced`, readable without waiting for an fsync in progress.
+    synced_hint: std::sync::atomic::AtomicU64,
 }
 
 impl JournalSync {
+    /// Whether every event up to `seq` is already durable (without waiting for anything).
+    pub fn is_synced(&self, seq: u64) -> bool {
+        self.synced_hint.load(std::sync::atomic::Ordering::Acquire) >= seq
+    }
+
     /// Makes every event up to `seq` durable; `written` is the newest sequence number written
     /// so far (all of which the fsync covers).
     pub fn sync_to(&self, seq: u64, written: &std::sync::atomic::AtomicU64) -> std::io::Result<()> {
@@ -535,6 +546,7 @@ impl JournalSync {
         let upto = written.load(std::sync::atomic::Ordering::SeqCst);
         self.file.sync_data()?;
         *synced = upto.max(seq);
+        self.synced_hint.store(*synced, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 }

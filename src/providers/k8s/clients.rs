@@ -391,8 +391,9 @@ fn direct_client(config: Config, retry: RetryPolicy) -> Result<KubeClient, Strin
     // Our retry, then kube's layers in kube's order. kube's tracing layer is left out;
     // `valid_until` (the expiry of a client certificate from an exec plugin) is not set, as
     // nothing in rollbook reads it. Unlike on kube's own stack, the retry needs no buffer under
-    // it: every layer here is cheap to clone, and `Client::new` already puts one buffer (one
-    // task hop per request) in front of the whole stack.
+    // it: every layer here is cheap to clone. `Client::new` puts one buffer (one task hop per
+    // request) in front of the whole stack; the Deployment reads and writes of the k8s
+    // primitives go around it, on a clone of the same stack (`KubeClient::request`).
     let service = ServiceBuilder::new()
         .layer(tower::retry::RetryLayer::new(retry))
         .layer(config.base_uri_layer())

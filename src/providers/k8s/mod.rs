@@ -42,6 +42,14 @@ use serde::Serialize;
 use super::{CallCx, DynPrimitive, erase};
 use crate::model::PrimitiveError;
 
+/// The mutating k8s primitives whose every change is a Deployment patch sent by [`patch`],
+/// which waits for the call's write-ahead journal event first: the engine lets them start
+/// before that event is fsynced (`providers::write_ahead`). A primitive that changes anything
+/// another way must not be listed (`tests/k8s.rs` checks every one listed against the
+/// simulator).
+pub const CHANGES_ONLY_BY_PATCH: [&str; 5] =
+    ["k8s::pause", "k8s::restart", "k8s::resume", "k8s::set_image", "k8s::undo"];
+
 /// The k8s primitives, alphabetical.
 pub fn register() -> Vec<Arc<dyn DynPrimitive>> {
     vec![
@@ -206,6 +214,8 @@ pub(crate) async fn patch<P: serde::Serialize + std::fmt::Debug>(
     let request = kube::core::Request::new(url).patch(&place.deployment, params, patch).map_err(|e| {
         PrimitiveError::invalid(format!("cannot build the request {doing} {}: {e}", place.describe()))
     })?;
+    // The call's write-ahead journal event is on disk before the change leaves.
+    crate::providers::before_change().await.map_err(|e| e.with_target(place.key()))?;
     request::send(place, doing, place.client.request::<serde::de::IgnoredAny>(request)).await?;
     Ok(())
 }
