@@ -52,8 +52,8 @@ type Direct = tower::util::BoxCloneSyncService<
 
 /// One context's client: kube's, and, where rollbook built the stack itself, that same stack
 /// reachable without the request buffer `kube::Client` puts in front of it. The buffer is a task
-/// that every request passes through, one more hop between threads per request: a fleet
-/// rollback sends tens of thousands.
+/// that every request passes through, one more task hop per request: a fleet rollback sends
+/// tens of thousands.
 #[derive(Clone)]
 pub struct KubeClient {
     /// kube's client, for everything that is not [`KubeClient::request`].

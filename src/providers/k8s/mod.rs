@@ -124,11 +124,11 @@ pub(crate) async fn read(place: &DeploymentTarget) -> Result<Deployment, Primiti
     if let Some(planned) = &place.planned {
         return Ok(planned.deployment.clone());
     }
-    request::send(place, "reading", get(place)).await
+    request::send(place, "reading", get_deployment(place)).await
 }
 
 /// GETs the Deployment (the request `Api::get` sends), decoded as `T`.
-async fn get<T: serde::de::DeserializeOwned>(place: &DeploymentTarget) -> Result<T, kube::Error> {
+async fn get_deployment<T: serde::de::DeserializeOwned>(place: &DeploymentTarget) -> Result<T, kube::Error> {
     use kube::core::Resource as _;
     let url = Deployment::url_path(&(), Some(&place.namespace));
     let request = kube::core::Request::new(url)
@@ -143,7 +143,7 @@ pub(crate) async fn read_rollout(place: &DeploymentTarget) -> Result<Deployment,
     if let Some(planned) = &place.planned {
         return Ok(planned.deployment.clone());
     }
-    let view: lean::RolloutView = request::send(place, "reading", get(place)).await?;
+    let view: lean::RolloutView = request::send(place, "reading", get_deployment(place)).await?;
     Ok(view.into())
 }
 
