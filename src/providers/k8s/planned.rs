@@ -124,13 +124,11 @@ fn new_replica_set(d: &Deployment, revision: i64) -> Result<ReplicaSet, Primitiv
 /// patch) or any JSON patch to a copy of `d`, for the planned state.
 pub(crate) fn apply_json_patch(
     d: &Deployment,
-    patch: &serde_json::Value,
+    patch: &json_patch::Patch,
 ) -> Result<Deployment, PrimitiveError> {
     let mut value = serde_json::to_value(d)
         .map_err(|e| PrimitiveError::invalid(format!("cannot plan the change: {e}")))?;
-    let patch: json_patch::Patch = serde_json::from_value(patch.clone())
-        .map_err(|e| PrimitiveError::invalid(format!("cannot plan the change: {e}")))?;
-    json_patch::patch(&mut value, &patch)
+    json_patch::patch(&mut value, patch)
         .map_err(|e| PrimitiveError::invalid(format!("cannot plan the change: {e}")))?;
     serde_json::from_value(value).map_err(|e| PrimitiveError::invalid(format!("cannot plan the change: {e}")))
 }
