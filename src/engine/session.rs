@@ -264,7 +264,8 @@ fn lose(lost: &Mutex<Option<String>>, why: &str) {
 }
 
 /// The barrier of a deferred write-ahead event `seq`: at once when an fsync already covered it,
-/// else one fsync (shared with every other call waiting, group commit) off the async threads.
+/// else one fsync (shared with every other call waiting, group commit) off the async threads
+/// ([`crate::run::journal::JournalSync::sync_to_async`]).
 fn durable(
     sync: Arc<crate::run::journal::JournalSync>,
     seq: u64,
@@ -277,10 +278,7 @@ fn durable(
             if sync.is_synced(seq) {
                 return Ok(());
             }
-            let synced = tokio::task::spawn_blocking(move || sync.sync_to(seq, &written))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(format!("the fsync stopped: {e}"))));
-            synced.map_err(|e| {
+            sync.sync_to_async(seq, &written).await.map_err(|e| {
                 let why = format!("cannot write the journal: {e}");
                 lose(&lost, &why);
                 why

@@ -517,6 +517,9 @@ impl Journal {
             file: self.file.try_clone()?,
             synced: std::sync::Mutex::new(self.seq),
             synced_hint: std::sync::atomic::AtomicU64::new(self.seq),
+            leading: std::sync::atomic::AtomicBool::new(false),
+            led: tokio::sync::Notify::new(),
+            leads: std::sync::atomic::AtomicU64::new(0),
         })
     }
 }
@@ -528,6 +531,12 @@ pub struct JournalSync {
     synced: std::sync::Mutex<u64>,
     /// The last value of `synced`, readable without waiting for an fsync in progress.
     synced_hint: std::sync::atomic::AtomicU64,
+    /// Whether an fsync of [`JournalSync::sync_to_async`] is under way.
+    leading: std::sync::atomic::AtomicBool,
+    /// Told when that fsync has ended.
+    led: tokio::sync::Notify,
+    /// How many fsyncs [`JournalSync::sync_to_async`] has led.
+    leads: std::sync::atomic::AtomicU64,
 }
 
 impl JournalSync {
@@ -548,6 +557,49 @@ impl JournalSync {
         *synced = upto.max(seq);
         self.synced_hint.store(*synced, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// [`JournalSync::sync_to`] for async callers, off the async threads: one fsync at a time
+    /// runs on the blocking pool, and every caller that arrives while it runs waits for it to end
+    /// and looks again (its event is covered when it was written before that fsync began; else
+    /// it leads the next one). Callers do not each hold a blocking thread queued on the lock: a
+    /// fleet's hundred calls in flight would otherwise start a thread apiece.
+    pub async fn sync_to_async(
+        self: &std::sync::Arc<Self>,
+        seq: u64,
+        written: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering;
+        loop {
+            if self.is_synced(seq) {
+                return Ok(());
+            }
+            // Registered before looking at `leading`, so the end of the fsync seen running
+            // cannot be missed.
+            let ended = self.led.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.leading.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                /// Ends the lead however the leader ends: also when its call is dropped (a
+                /// timeout, Ctrl-C) while the fsync runs, so no waiter is left waiting for it.
+                struct Lead<'a>(&'a JournalSync);
+                impl Drop for Lead<'_> {
+                    fn drop(&mut self) {
+                        self.0.leading.store(false, Ordering::Release);
+                        self.0.led.notify_waiters();
+                    }
+                }
+                let _lead = Lead(self);
+                self.leads.fetch_add(1, Ordering::Relaxed);
+                let (sync, written) = (self.clone(), written.clone());
+                return tokio::task::spawn_blocking(move || sync.sync_to(seq, &written))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(format!("the fsync stopped: {e}"))));
+            }
+            // A failed fsync leaves `seq` unsynced: the next look leads a new one, which fails
+            // (or succeeds) for this caller too.
+            ended.await;
+        }
     }
 }
 
@@ -756,6 +808,69 @@ mod tests {
         let event: Event = serde_json::from_str(line).unwrap();
         let Event::RunStarted { runbook, .. } = event else { panic!("run_started") };
         assert!(runbook.library.is_none() && runbook.modules.is_empty());
+    }
+
+    /// Async callers share the fsyncs: while one runs, the others wait for it, not each on a
+    /// thread of its own. A leader dropped while its fsync runs (a call timed out, Ctrl-C) does
+    /// not leave the others waiting for it forever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // The fsync's lock is held here on purpose, across awaits, to hold up the fsync under way.
+    #[allow(clippy::await_holding_lock)]
+    async fn async_syncs_share_one_fsync_at_a_time_and_survive_a_dropped_leader() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path(), "r1").unwrap();
+        let sync = Arc::new(j.syncer().unwrap());
+        let written = Arc::new(AtomicU64::new(0));
+        let log = |j: &mut Journal, message: &str| {
+            let (seq, _) =
+                j.write_unsynced(Event::Log { level: "info".into(), message: message.into() }).unwrap();
+            written.store(seq, Ordering::SeqCst);
+            seq
+        };
+        let seqs: Vec<u64> = (0..100).map(|i| log(&mut j, &format!("{i}"))).collect();
+
+        // The first fsync is held up (its lock taken here): every other caller arrives meanwhile.
+        let held = sync.synced.lock().unwrap();
+        let calls: Vec<_> = seqs
+            .iter()
+            .map(|&seq| {
+                let (sync, written) = (sync.clone(), written.clone());
+                tokio::spawn(async move { sync.sync_to_async(seq, &written).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            sync.leads.load(Ordering::SeqCst),
+            1,
+            "one fsync under way, the other callers waiting for it"
+        );
+        drop(held);
+        for call in calls {
+            let ended = tokio::time::timeout(Duration::from_secs(10), call).await;
+            ended.expect("a caller waited forever for the fsync under way").unwrap().unwrap();
+        }
+        assert!(sync.is_synced(*seqs.last().unwrap()));
+        assert_eq!(
+            sync.leads.load(Ordering::SeqCst),
+            1,
+            "the first fsync covered every event written before it"
+        );
+
+        // A leader polled once (its fsync started, held up) and dropped.
+        let late = log(&mut j, "late");
+        let held = sync.synced.lock().unwrap();
+        let dropped = tokio::time::timeout(Duration::ZERO, sync.sync_to_async(late, &written)).await;
+        assert!(dropped.is_err(), "the leader was to be dropped while its fsync ran");
+        drop(held);
+        // Its fsync ends on the blocking pool; the next event is not covered by it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let next = log(&mut j, "next");
+        let waited = tokio::time::timeout(Duration::from_secs(10), sync.sync_to_async(next, &written)).await;
+        assert!(waited.expect("a caller after a dropped leader waited forever").is_ok());
+        assert!(sync.is_synced(next));
     }
 
     #[test]
