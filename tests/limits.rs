@@ -54,8 +54,8 @@ async fn parallel_concurrency_has_a_documented_cap() {
     let f = fixture();
     let report = f.run("parallel([1, 2, 3], |i| i, #{ concurrency: 100000 })", |_| {}).await;
     assert_eq!(report.status, RunStatus::Failed);
-    assert!(error(&report).contains("`concurrency` is at most 64"), "{}", error(&report));
-    let report = f.run("parallel([1, 2, 3], |i| i * 2, #{ concurrency: 64 }).len()", |_| {}).await;
+    assert!(error(&report).contains("`concurrency` is at most 256"), "{}", error(&report));
+    let report = f.run("parallel([1, 2, 3], |i| i * 2, #{ concurrency: 256 }).len()", |_| {}).await;
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
 }
 

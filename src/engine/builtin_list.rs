@@ -96,7 +96,7 @@ pub const BUILTINS: &[Builtin] = &[
             "fn parallel(items: Array, body: Fn) -> Array;",
             "fn parallel(items: Array, body: Fn, options: Map) -> Array;",
         ],
-        doc: "Calls the closure for each item, at most `concurrency` (10; at most 64) at once, nested at most 3 deep, on a pool of at most 64 worker threads per run shared by every batch (the calling thread works too); returns `[#{ item, ok, value, error }]` in input order. A failed item does not stop the others unless `fail_fast` (false) is set, which skips the rest; an item past `timeout` (none) is stopped alone and gets `error.kind == \"timeout\"`. Each item's outcome is journaled; a terminal shows done / failed / running.",
+        doc: "Calls the closure for each item, at most `concurrency` (10; at most 256) at once, nested at most 3 deep, on a pool of at most 256 worker threads per run shared by every batch (the calling thread works too); returns `[#{ item, ok, value, error }]` in input order. A failed item does not stop the others unless `fail_fast` (false) is set, which skips the rest; an item past `timeout` (none) is stopped alone and gets `error.kind == \"timeout\"`. Each item's outcome is journaled; a terminal shows done / failed / running.",
         options: Some(Options { at: 2, keys: builtins::parallel_keys }),
         install: Install::Run(builtins::install_parallel),
     },

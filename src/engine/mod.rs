@@ -80,9 +80,9 @@ impl Default for Limits {
             max_map_size: 1_000_000,
             max_modules: 64,
             max_memory: 512 * 1024 * 1024,
-            max_concurrency: 64,
+            max_concurrency: 256,
             max_parallel_nesting: 3,
-            max_parallel_threads: 64,
+            max_parallel_threads: 256,
         }
     }
 }
