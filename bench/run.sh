@@ -203,7 +203,16 @@ measure "$SMALL_CLUSTERS" SMALL
 measure "$CLUSTERS" BIG
 # Again: the first run on a state dir creates a lock file per target (ext4 then writes their
 # blocks out with each journal fsync); the second finds them.
-measure "$CLUSTERS" AGAIN
+measure "$CLUSTERS" AGAIN1
+measure "$CLUSTERS" AGAIN2
+measure "$CLUSTERS" AGAIN3
+# The repeat is the run of the three with the median CPU (a neighbour's burst on this shared
+# machine lands in one run, not in the row); its peak RSS is the highest of the three.
+read -r AGAIN_WALL AGAIN_CPU AGAIN_SIM < <(printf '%s %s %s\n' \
+  "$AGAIN1_WALL" "$AGAIN1_CPU" "$AGAIN1_SIM" "$AGAIN2_WALL" "$AGAIN2_CPU" "$AGAIN2_SIM" \
+  "$AGAIN3_WALL" "$AGAIN3_CPU" "$AGAIN3_SIM" | sort -g -k2 | sed -n 2p)
+AGAIN_RSS=$(printf '%s\n' "$AGAIN1_RSS" "$AGAIN2_RSS" "$AGAIN3_RSS" | sort -n | tail -1)
+AGAIN_CPUS="$AGAIN1_CPU / $AGAIN2_CPU / $AGAIN3_CPU"
 
 # The peers, on the first SMALL_CLUSTERS clusters, extrapolated to the whole fleet.
 for c in "${ALL_CLUSTERS[@]:0:$SMALL_CLUSTERS}"; do for d in "${DEPLOYS[@]}"; do echo "$c apps $d"; done; done >"$WORK/aks-targets"
@@ -256,8 +265,8 @@ cat <<TABLE
 | 7 | simulator load of the $CLUSTERS-cluster × $PER_CLUSTER world ($FLEET_TOTAL Deployments) | $(ms "$T_LOAD") ms (CPU $T_LOAD_CPU s) | | < 5 s | $(verdict "$T_LOAD < 5") |
 | 8a | aks-fleet-undo: credentials, undo, rollout status, $SMALL_TOTAL deployments / $SMALL_CLUSTERS clusters, concurrency $FLEET_CONC | $(ms "$SMALL_WALL") ms; CPU $SMALL_CPU s = $(per_undo "$SMALL_CPU" "$SMALL_TOTAL") ms per undo; simulator $SMALL_SIM s | | (on $CORES cores: ≥ $SMALL_BOUND s) | $(awk -v a="$SMALL_WALL" -v b="$SMALL_BOUND" 'BEGIN {printf "%.2f×", a/b}') of the bound |
 | 8b | same, $FLEET_TOTAL deployments / $CLUSTERS clusters | $(ms "$BIG_WALL") ms; CPU $BIG_CPU s = $(per_undo "$BIG_CPU" "$FLEET_TOTAL") ms per undo; simulator $BIG_SIM s | | within 1.5× of ≥ $BIG_BOUND s (on $CORES cores) | $(awk -v a="$BIG_WALL" -v b="$BIG_BOUND" 'BEGIN {printf "%.2f×", a/b}') — $(verdict "$BIG_WALL <= 1.5 * $BIG_BOUND") |
-| 8b' | same, run again (its lock files exist) | $(ms "$AGAIN_WALL") ms; CPU $AGAIN_CPU s = $(per_undo "$AGAIN_CPU" "$FLEET_TOTAL") ms per undo; simulator $AGAIN_SIM s; peak RSS $(awk -v k="$AGAIN_RSS" 'BEGIN {printf "%.1f", k/1024}') MiB | | | |
-| 8c | CPU per undo at $FLEET_TOTAL, lock files there (as when 1.06 was measured: row 6 follows runs on its targets) | $(per_undo "$AGAIN_CPU" "$FLEET_TOTAL") ms (first run, creating them: $(per_undo "$BIG_CPU" "$FLEET_TOTAL") ms) | | ≤ 0.353 ms (⅓ of 1.06) | $(verdict "$AGAIN_CPU / $FLEET_TOTAL * 1000 <= 0.3534") |
+| 8b' | same, run three times more (its lock files exist): the median by CPU | $(ms "$AGAIN_WALL") ms; CPU $AGAIN_CPU s (of $AGAIN_CPUS s) = $(per_undo "$AGAIN_CPU" "$FLEET_TOTAL") ms per undo; simulator $AGAIN_SIM s; peak RSS (highest) $(awk -v k="$AGAIN_RSS" 'BEGIN {printf "%.1f", k/1024}') MiB | | | |
+| 8c | CPU per undo at $FLEET_TOTAL, lock files there (as when 1.06 was measured: row 6 follows runs on its targets), median of 3 | $(per_undo "$AGAIN_CPU" "$FLEET_TOTAL") ms (first run, creating them: $(per_undo "$BIG_CPU" "$FLEET_TOTAL") ms) | | ≤ 0.353 ms (⅓ of 1.06) | $(verdict "$AGAIN_CPU / $FLEET_TOTAL * 1000 <= 0.3534") |
 | 8d | growth $FLEET_TOTAL / $SMALL_TOTAL | CPU $(awk -v a="$BIG_CPU" -v b="$SMALL_CPU" 'BEGIN {printf "%.1f×", a/b}'), wall $(awk -v a="$BIG_WALL" -v b="$SMALL_WALL" 'BEGIN {printf "%.1f×", a/b}') | | ≤ 11× | $(verdict "$BIG_CPU <= 11 * $SMALL_CPU && $BIG_WALL <= 11 * $SMALL_WALL") |
 | 9 | peak RSS of the $FLEET_TOTAL-deployment run | $BIG_RSS_MB MiB | | < 64 MiB | $(verdict "$BIG_RSS < 65536") |
 | 10a | $FLEET_TOTAL undos, peers | | kubectl loop per cluster: $(ms "$T_AKS_SEQ") ms (extrapolated from $SEQ_SAMPLE: $(ms "$T_AKS_SEQ_SAMPLE") ms) | ≥ 20× faster | $(awk -v a="$T_AKS_SEQ" -v b="$BIG_WALL" 'BEGIN {printf "%.0f×", a/b}') — $(verdict "$BIG_WALL * 20 <= $T_AKS_SEQ") |
