@@ -13,7 +13,7 @@
 #      target/venv-bench; created with `pip install kubernetes` when missing),
 #      FLEET_CONC (calls in flight in the fleet rows, default 128).
 #
-# Rows 1-6: one cluster, 1,000 Deployments. Rows 7-12: an AKS fleet, 50 clusters × 200
+# Rows 1-6: one cluster, 1,000 Deployments. Rows 7-10: an AKS fleet, 50 clusters × 200
 # Deployments = 10,000, undone by runbooks/aks-fleet-undo.rhai (credentials through ARM, undo,
 # wait for every rollout), at 1,000 (the first 5 clusters) and at 10,000 (all 50).
 set -euo pipefail
