@@ -275,9 +275,6 @@ fn durable(
     WriteAhead::new(move || {
         let (sync, written, lost) = (sync.clone(), written.clone(), lost.clone());
         async move {
-            if sync.is_synced(seq) {
-                return Ok(());
-            }
             sync.sync_to_async(seq, &written).await.map_err(|e| {
                 let why = format!("cannot write the journal: {e}");
                 lose(&lost, &why);

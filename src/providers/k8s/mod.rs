@@ -121,30 +121,33 @@ pub(crate) fn deployments(place: &DeploymentTarget) -> Api<Deployment> {
 
 /// Reads the Deployment (under dry-run, as the planned mutations so far would leave it).
 pub(crate) async fn read(place: &DeploymentTarget) -> Result<Deployment, PrimitiveError> {
-    if let Some(planned) = &place.planned {
-        return Ok(planned.deployment.clone());
-    }
-    request::send(place, "reading", get_deployment(place)).await
-}
-
-/// GETs the Deployment (the request `Api::get` sends), decoded as `T`.
-async fn get_deployment<T: serde::de::DeserializeOwned>(place: &DeploymentTarget) -> Result<T, kube::Error> {
-    use kube::core::Resource as _;
-    let url = Deployment::url_path(&(), Some(&place.namespace));
-    let request = kube::core::Request::new(url)
-        .get(&place.deployment, &kube::api::GetParams::default())
-        .map_err(kube::Error::BuildRequest)?;
-    place.client.request(request).await
+    read_as::<Deployment>(place).await
 }
 
 /// Reads what `kubectl rollout status` looks at of the Deployment (see [`lean::RolloutView`]):
 /// the rest of the returned object is left empty. Under dry-run, as [`read`].
 pub(crate) async fn read_rollout(place: &DeploymentTarget) -> Result<Deployment, PrimitiveError> {
+    read_as::<lean::RolloutView>(place).await
+}
+
+/// GETs the Deployment (the request `Api::get` sends), decoded as `V`; under dry-run, the
+/// planned state instead.
+async fn read_as<V>(place: &DeploymentTarget) -> Result<Deployment, PrimitiveError>
+where
+    V: serde::de::DeserializeOwned + Into<Deployment>,
+{
+    use kube::core::Resource as _;
     if let Some(planned) = &place.planned {
         return Ok(planned.deployment.clone());
     }
-    let view: lean::RolloutView = request::send(place, "reading", get_deployment(place)).await?;
-    Ok(view.into())
+    let url = Deployment::url_path(&(), Some(&place.namespace));
+    let get = async {
+        let request = kube::core::Request::new(url)
+            .get(&place.deployment, &kube::api::GetParams::default())
+            .map_err(kube::Error::BuildRequest)?;
+        place.client.request::<V>(request).await
+    };
+    Ok(request::send(place, "reading", get).await?.into())
 }
 
 /// Lists the ReplicaSets matching the Deployment's selector (kubectl's one LIST, no limit).
