@@ -226,36 +226,69 @@ impl TextReporter {
 }
 
 /// A call's result in one short line: `ok=false status=503 error=…`, nulls left out, cut to fit.
+/// Written into one string (a fleet batch shows one per call, tens of thousands of them).
 fn short(value: &serde_json::Value) -> String {
     use serde_json::Value;
-    fn scalar(v: &Value) -> String {
+    use std::fmt::Write as _;
+    fn scalar(out: &mut String, v: &Value) {
         match v {
-            Value::String(s) if s.contains(' ') => format!("\"{s}\""),
-            Value::String(s) => s.clone(),
+            Value::String(s) if s.contains(' ') => {
+                out.push('"');
+                out.push_str(s);
+                out.push('"');
+            }
+            Value::String(s) => out.push_str(s),
             Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
-                format!("[{}]", items.iter().map(scalar).collect::<Vec<_>>().join(", "))
+                out.push('[');
+                for (n, item) in items.iter().enumerate() {
+                    if n > 0 {
+                        out.push_str(", ");
+                    }
+                    scalar(out, item);
+                }
+                out.push(']');
             }
-            Value::Array(items) => format!("[{} items]", items.len()),
+            Value::Array(items) => {
+                let _ = write!(out, "[{} items]", items.len());
+            }
             Value::Object(map) => {
-                format!(
-                    "{{{}}}",
-                    map.iter().map(|(k, v)| format!("{k}: {}", scalar(v))).collect::<Vec<_>>().join(", ")
-                )
+                out.push('{');
+                for (n, (k, v)) in map.iter().enumerate() {
+                    if n > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(k);
+                    out.push_str(": ");
+                    scalar(out, v);
+                }
+                out.push('}');
             }
-            other => other.to_string(),
+            other => {
+                let _ = write!(out, "{other}");
+            }
         }
     }
     const FIRST: &[&str] = &["ok", "complete", "changed", "swapped", "state", "status", "error", "message"];
-    let text = match value {
+    let mut text = String::with_capacity(96);
+    match value {
         Value::Object(map) => {
             let mut fields: Vec<_> =
                 map.iter().filter(|(k, v)| !v.is_null() && k.as_str() != "latency_ms").collect();
             fields.sort_by_key(|(k, _)| FIRST.iter().position(|f| f == k).unwrap_or(FIRST.len()));
-            fields.iter().map(|(k, v)| format!("{k}={}", scalar(v))).collect::<Vec<_>>().join(" ")
+            for (n, (k, v)) in fields.iter().enumerate() {
+                if n > 0 {
+                    text.push(' ');
+                }
+                text.push_str(k);
+                text.push('=');
+                scalar(&mut text, v);
+            }
         }
-        Value::Array(items) => format!("{} item(s)", items.len()),
-        other => scalar(other),
-    };
+        Value::Array(items) => {
+            let _ = write!(text, "{} item(s)", items.len());
+        }
+        other => scalar(&mut text, other),
+    }
     // Asked of the terminal each time (it may be resized), but not when stderr is no terminal:
     // that answer cannot change, and asking costs a system call per line.
     static TTY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -265,11 +298,15 @@ fn short(value: &serde_json::Value) -> String {
         120
     };
     let room = width.saturating_sub(40).max(40);
-    if text.chars().count() > room {
-        format!("{}…", text.chars().take(room - 1).collect::<String>())
-    } else {
-        text
+    // Cut at a character boundary, only when needed (most lines are short).
+    if text.len() > room
+        && let Some((at, _)) = text.char_indices().nth(room - 1)
+        && text[at..].chars().nth(1).is_some()
+    {
+        text.truncate(at);
+        text.push('…');
     }
+    text
 }
 
 fn ms(duration_ms: u64) -> String {
@@ -297,15 +334,16 @@ impl Reporter for TextReporter {
         // A call's line (the most frequent: one per call of a fleet batch) is built from the
         // event as it is, each shown piece made terminal-safe, instead of a copy of the whole
         // event made safe through JSON.
+        // Its pieces are only made printable here: `line` masks the whole line once.
         if !self.quiet
             && let Event::CallFinished { primitive, ok, output, error, duration_ms, .. } = event
         {
-            let primitive = safe(primitive);
+            let primitive = escape_controls(primitive.clone());
             let text = if *ok {
                 format!(
                     "  {} {} {}",
                     style(primitive).cyan(),
-                    safe(&output.as_ref().map(short).unwrap_or_default()),
+                    escape_controls(output.as_ref().map(short).unwrap_or_default()),
                     style(ms(*duration_ms)).dim()
                 )
             } else {
@@ -846,4 +884,77 @@ pub(super) fn timeline(path: &Path, read: &JournalRead) {
     }
     outln!();
     outln!("journal: {}", path.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line a call's result showed before `short` wrote into one string: every kind of
+    /// value, and the cut to fit (stderr is no terminal under `cargo test`: 80 characters).
+    fn short_as_before(value: &serde_json::Value) -> String {
+        use serde_json::Value;
+        fn scalar(v: &Value) -> String {
+            match v {
+                Value::String(s) if s.contains(' ') => format!("\"{s}\""),
+                Value::String(s) => s.clone(),
+                Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+                    format!("[{}]", items.iter().map(scalar).collect::<Vec<_>>().join(", "))
+                }
+                Value::Array(items) => format!("[{} items]", items.len()),
+                Value::Object(map) => {
+                    format!(
+                        "{{{}}}",
+                        map.iter().map(|(k, v)| format!("{k}: {}", scalar(v))).collect::<Vec<_>>().join(", ")
+                    )
+                }
+                other => other.to_string(),
+            }
+        }
+        const FIRST: &[&str] =
+            &["ok", "complete", "changed", "swapped", "state", "status", "error", "message"];
+        let text = match value {
+            Value::Object(map) => {
+                let mut fields: Vec<_> =
+                    map.iter().filter(|(k, v)| !v.is_null() && k.as_str() != "latency_ms").collect();
+                fields.sort_by_key(|(k, _)| FIRST.iter().position(|f| f == k).unwrap_or(FIRST.len()));
+                fields.iter().map(|(k, v)| format!("{k}={}", scalar(v))).collect::<Vec<_>>().join(" ")
+            }
+            Value::Array(items) => format!("{} item(s)", items.len()),
+            other => scalar(other),
+        };
+        let room = 80;
+        if text.chars().count() > room {
+            format!("{}…", text.chars().take(room - 1).collect::<String>())
+        } else {
+            text
+        }
+    }
+
+    #[test]
+    fn a_calls_short_line_is_the_same_as_before_it_was_written_into_one_string() {
+        assert!(!std::io::stderr().is_terminal(), "run without a terminal on stderr");
+        let values = [
+            serde_json::json!({"changed": true, "from_revision": 4, "to_revision": 3,
+                "images": {"web0": "fleet/web:1.0.0"}, "latency_ms": 12, "note": null}),
+            serde_json::json!({"message": "two words", "ok": false, "status": 503,
+                "list": [1, "a b", true, null], "nested": [[1], {"k": 2}], "ratio": 0.5}),
+            serde_json::json!({"complete": true, "message": "é".repeat(79)}),
+            serde_json::json!({"message": "é".repeat(71)}),
+            serde_json::json!({"message": "é".repeat(72)}),
+            serde_json::json!({"message": "é".repeat(73)}),
+            serde_json::json!([1, 2, 3]),
+            serde_json::json!("plain text"),
+            serde_json::json!("x".repeat(200)),
+            serde_json::json!(null),
+            serde_json::json!({}),
+        ];
+        for v in &values {
+            assert_eq!(short(v), short_as_before(v), "{v}");
+        }
+        assert_eq!(
+            short(&values[0]),
+            "changed=true from_revision=4 images={web0: fleet/web:1.0.0} to_revision=3"
+        );
+    }
 }

@@ -410,6 +410,8 @@ pub struct Journal {
     path: PathBuf,
     seq: u64,
     redactor: super::redact::Redactor,
+    /// The line being written, kept between events: a fleet run writes tens of thousands.
+    line: Vec<u8>,
 }
 
 /// The journal file of `run_id` under `state_dir`.
@@ -437,7 +439,7 @@ impl Journal {
             }
         }
         let file = OpenOptions::new().append(true).open(&path)?;
-        Ok(Journal { file, path, seq, redactor: Default::default() })
+        Ok(Journal { file, path, seq, redactor: Default::default(), line: Vec::new() })
     }
 
     /// Creates the journal of a new run (readable by its owner only).
@@ -451,13 +453,13 @@ impl Journal {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let file = options.open(&path)?;
-        Ok(Journal { file, path, seq: 0, redactor: Default::default() })
+        Ok(Journal { file, path, seq: 0, redactor: Default::default(), line: Vec::new() })
     }
 
     /// A journal writing to `file` (tests: a file whose writes fail).
     #[cfg(test)]
     pub(crate) fn over(file: File, path: PathBuf) -> Journal {
-        Journal { file, path, seq: 0, redactor: Default::default() }
+        Journal { file, path, seq: 0, redactor: Default::default(), line: Vec::new() }
     }
 
     /// Masks these secrets in every event written from now on.
@@ -504,9 +506,15 @@ impl Journal {
         }
         self.seq += 1;
         let record = RecordRef { seq: self.seq, ts: Utc::now(), event };
-        let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &record).map_err(std::io::Error::other)?;
+        self.line.push(b'\n');
+        let written = self.file.write_all(&self.line);
+        // A stage's value can make one line of megabytes: that is not kept for the next event.
+        if self.line.capacity() > 64 * 1024 {
+            self.line = Vec::new();
+        }
+        written?;
         self.file.flush()?;
         Ok((self.seq, event.is_write_ahead()))
     }
