@@ -332,9 +332,8 @@ impl Reporter for TextReporter {
             return;
         }
         // A call's line (the most frequent: one per call of a fleet batch) is built from the
-        // event as it is, each shown piece made terminal-safe, instead of a copy of the whole
-        // event made safe through JSON.
-        // Its pieces are only made printable here: `line` masks the whole line once.
+        // event as it is, instead of a copy of the whole event made safe through JSON: each
+        // shown piece has its control characters escaped here, and `line` masks the whole line.
         if !self.quiet
             && let Event::CallFinished { primitive, ok, output, error, duration_ms, .. } = event
         {
