@@ -225,9 +225,23 @@ impl TextReporter {
     }
 }
 
-/// A call's result in one short line: `ok=false status=503 error=…`, nulls left out, cut to fit.
-/// Written into one string (a fleet batch shows one per call, tens of thousands of them).
+/// A call's result in one short line: `ok=false status=503 error=…`, nulls left out, cut to fit
+/// the terminal.
 fn short(value: &serde_json::Value) -> String {
+    // Asked of the terminal each time (it may be resized), but not when stderr is no terminal:
+    // that answer cannot change, and asking costs a system call per line.
+    static TTY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let width = if *TTY.get_or_init(|| std::io::stderr().is_terminal()) {
+        console::Term::stderr().size_checked().map(|(_, w)| w as usize).unwrap_or(120)
+    } else {
+        120
+    };
+    short_within(value, width.saturating_sub(40).max(40))
+}
+
+/// [`short`] cut to `room` characters. Written into one string (a fleet batch shows one per
+/// call, tens of thousands of them).
+fn short_within(value: &serde_json::Value, room: usize) -> String {
     use serde_json::Value;
     use std::fmt::Write as _;
     fn scalar(out: &mut String, v: &Value) {
@@ -289,15 +303,6 @@ fn short(value: &serde_json::Value) -> String {
         }
         other => scalar(&mut text, other),
     }
-    // Asked of the terminal each time (it may be resized), but not when stderr is no terminal:
-    // that answer cannot change, and asking costs a system call per line.
-    static TTY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let width = if *TTY.get_or_init(|| std::io::stderr().is_terminal()) {
-        console::Term::stderr().size_checked().map(|(_, w)| w as usize).unwrap_or(120)
-    } else {
-        120
-    };
-    let room = width.saturating_sub(40).max(40);
     // Cut at a character boundary, only when needed (most lines are short).
     if text.len() > room
         && let Some((at, _)) = text.char_indices().nth(room - 1)
@@ -890,8 +895,8 @@ mod tests {
     use super::*;
 
     /// The line a call's result showed before `short` wrote into one string: every kind of
-    /// value, and the cut to fit (stderr is no terminal under `cargo test`: 80 characters).
-    fn short_as_before(value: &serde_json::Value) -> String {
+    /// value, and the cut to `room` characters.
+    fn short_as_before(value: &serde_json::Value, room: usize) -> String {
         use serde_json::Value;
         fn scalar(v: &Value) -> String {
             match v {
@@ -922,7 +927,6 @@ mod tests {
             Value::Array(items) => format!("{} item(s)", items.len()),
             other => scalar(other),
         };
-        let room = 80;
         if text.chars().count() > room {
             format!("{}…", text.chars().take(room - 1).collect::<String>())
         } else {
@@ -932,7 +936,6 @@ mod tests {
 
     #[test]
     fn a_calls_short_line_is_the_same_as_before_it_was_written_into_one_string() {
-        assert!(!std::io::stderr().is_terminal(), "run without a terminal on stderr");
         let values = [
             serde_json::json!({"changed": true, "from_revision": 4, "to_revision": 3,
                 "images": {"web0": "fleet/web:1.0.0"}, "latency_ms": 12, "note": null}),
@@ -949,10 +952,11 @@ mod tests {
             serde_json::json!({}),
         ];
         for v in &values {
-            assert_eq!(short(v), short_as_before(v), "{v}");
+            // 80: the room of a 120-column terminal, and of stderr when it is no terminal.
+            assert_eq!(short_within(v, 80), short_as_before(v, 80), "{v}");
         }
         assert_eq!(
-            short(&values[0]),
+            short_within(&values[0], 80),
             "changed=true from_revision=4 images={web0: fleet/web:1.0.0} to_revision=3"
         );
     }
