@@ -332,6 +332,49 @@ fn control_characters_in_a_calls_output_and_error_reach_the_terminal_escaped() {
     assert!(text.contains("\\u001b]0;pwned\\u0007"), "the journal keeps the raw text: {text}");
 }
 
+/// A fleet batch runs one primitive on many clusters at once: each call's line names the
+/// target it was for (its error line too), or the operator cannot tell which cluster a line
+/// is about. Before, an undo's line read the same on every cluster.
+#[test]
+fn each_calls_line_in_a_fleet_batch_names_its_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let runbooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    let out = rollbook(&[
+        "run",
+        path(&runbooks.join("aks-fleet-undo.rhai")),
+        "--sandbox",
+        path(&runbooks.join("aks-fleet-undo.missing-cluster.toml")),
+        "--state-dir",
+        path(&state),
+        "-p",
+        "group=rg-weu",
+        "-p",
+        "clusters=aks-weu-1,aks-weu-2,aks-weu-3,aks-weu-4",
+        "-p",
+        "namespace=shop",
+        "-p",
+        "deployments=web,api",
+        "-p",
+        "only_failing=false",
+    ]);
+    let (_, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "aks-weu-4 is unknown: {err}");
+    let lines = |prefix: &str| err.lines().filter(|l| l.trim_start().starts_with(prefix)).count();
+    for cluster in ["aks-weu-1", "aks-weu-2", "aks-weu-3"] {
+        assert_eq!(lines(&format!("aks::credentials aks/rg-weu/{cluster} {cluster} ")), 1, "{err}");
+        for deployment in ["web", "api"] {
+            let target = format!("k8s/{cluster}/shop/{deployment}");
+            assert_eq!(lines(&format!("k8s::undo {target} changed=true ")), 1, "{target}: {err}");
+            assert_eq!(lines(&format!("k8s::status {target} complete=true ")), 1, "{target}: {err}");
+        }
+    }
+    assert_eq!(lines("aks::credentials aks/rg-weu/aks-weu-4 error "), 1, "{err}");
+    // No call's line is left without its target.
+    let calls = err.lines().filter(|l| l.starts_with("  aks::") || l.starts_with("  k8s::")).count();
+    assert_eq!(calls, 4 + 6 + 6, "{err}");
+}
+
 #[test]
 fn the_junit_report_stays_well_formed_with_control_characters() {
     let dir = tempfile::tempdir().expect("tempdir");

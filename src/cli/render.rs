@@ -1,6 +1,7 @@
 //! What a person sees: run progress (a spinner on a terminal, plain lines otherwise), plans,
 //! reports, diagnostics, run listings and timelines.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -161,6 +162,10 @@ pub(super) struct TextReporter {
     state_dir: Mutex<Option<std::path::PathBuf>>,
     /// The last error shown on a call line, so a failing stage does not repeat it.
     last_error: Mutex<Option<String>>,
+    /// The target of each call in flight, from its `call_started`, for its result line: a
+    /// fleet batch runs one primitive on hundreds of clusters at once, and a line that does not
+    /// say which one tells an operator nothing.
+    targets: Mutex<HashMap<u64, String>>,
 }
 
 impl TextReporter {
@@ -178,6 +183,7 @@ impl TextReporter {
             run_id: Mutex::new(None),
             state_dir: Mutex::new(None),
             last_error: Mutex::new(None),
+            targets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -226,8 +232,8 @@ impl TextReporter {
 }
 
 /// A call's result in one short line: `ok=false status=503 error=…`, nulls left out, cut to fit
-/// the terminal.
-fn short(value: &serde_json::Value) -> String {
+/// the terminal next to `beside` other characters (the call's target).
+fn short(value: &serde_json::Value, beside: usize) -> String {
     // Asked of the terminal each time (it may be resized), but not when stderr is no terminal:
     // that answer cannot change, and asking costs a system call per line.
     static TTY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -236,7 +242,7 @@ fn short(value: &serde_json::Value) -> String {
     } else {
         120
     };
-    short_within(value, width.saturating_sub(40).max(40))
+    short_within(value, width.saturating_sub(40 + beside).max(40))
 }
 
 /// [`short`] cut to `room` characters. Written into one string (a fleet batch shows one per
@@ -333,6 +339,12 @@ impl Reporter for TextReporter {
             Event::Log { level, .. } => !self.quiet || level == "warn",
             _ => !self.quiet,
         };
+        if !self.quiet
+            && let Event::CallStarted { call, target: Some(target), .. } = event
+            && let Ok(mut targets) = self.targets.lock()
+        {
+            targets.insert(*call, escape_controls(target.clone()).into_owned());
+        }
         if !shown {
             return;
         }
@@ -340,14 +352,18 @@ impl Reporter for TextReporter {
         // event as it is, instead of a copy of the whole event made safe through JSON: each
         // shown piece has its control characters escaped here, and `line` masks the whole line.
         if !self.quiet
-            && let Event::CallFinished { primitive, ok, output, error, duration_ms, .. } = event
+            && let Event::CallFinished { call, primitive, ok, output, error, duration_ms } = event
         {
             let primitive = escape_controls(primitive.clone());
+            // A call resumed from an earlier process has no `call_started` here: no target.
+            let target = self.targets.lock().ok().and_then(|mut t| t.remove(call)).unwrap_or_default();
+            let target = if target.is_empty() { target } else { target + " " };
             let text = if *ok {
+                let beside = target.chars().count();
                 format!(
-                    "  {} {} {}",
+                    "  {} {target}{} {}",
                     style(primitive).cyan(),
-                    escape_controls(output.as_ref().map(short).unwrap_or_default()),
+                    escape_controls(output.as_ref().map(|o| short(o, beside)).unwrap_or_default()),
                     style(ms(*duration_ms)).dim()
                 )
             } else {
@@ -356,7 +372,7 @@ impl Reporter for TextReporter {
                     *last = Some(text.clone());
                 }
                 format!(
-                    "  {} {} {} {}",
+                    "  {} {target}{} {} {}",
                     style(primitive).cyan(),
                     style("error").red(),
                     text,
@@ -799,7 +815,7 @@ pub(super) fn timeline(path: &Path, read: &JournalRead) {
                     format!(
                         "  ← {primitive} ok ({}) {}",
                         ms(*duration_ms),
-                        output.as_ref().map(short).unwrap_or_default()
+                        output.as_ref().map(|o| short(o, 0)).unwrap_or_default()
                     )
                 } else {
                     format!(
