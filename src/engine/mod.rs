@@ -325,14 +325,6 @@ fn stages_and_mutations(journal: &Path) -> (Vec<StageReport>, Vec<MutationReport
         ok: bool,
         has_undo: bool,
     }
-    /// The other events the report reads; every other line (a fleet's `parallel_item`s, the
-    /// calls that only read) is passed over unparsed.
-    const WANTED: [&str; 4] = [
-        "\"type\":\"replayed\"",
-        "\"type\":\"undo_finished\"",
-        "\"type\":\"call_started\"",
-        "\"type\":\"call_planned\"",
-    ];
     let mut stages: Vec<StageReport> = Vec::new();
     let mut mutations: Vec<MutationReport> = Vec::new();
     let mut calls: BTreeMap<u64, usize> = BTreeMap::new();
@@ -356,25 +348,37 @@ fn stages_and_mutations(journal: &Path) -> (Vec<StageReport>, Vec<MutationReport
     // One line at a time: the journal of a 10,000-target run, read whole, held more memory
     // than the run itself. A journal that cannot be read leaves the report without them.
     let _ = crate::run::journal::each_line(journal, |text| {
-        if text.contains("\"type\":\"call_finished\"")
-            && let Ok(f) = serde_json::from_str::<Finished>(text)
-            && f.kind == "call_finished"
-        {
-            if let Some(m) = calls.remove(&f.call).and_then(|i| mutations.get_mut(i)) {
-                m.status = if f.ok { "ok" } else { "failed" }.into();
+        // Each line is read for its type once, and only the lines the report needs are parsed:
+        // a fleet's journal is tens of thousands of lines, most of them reads and batch items.
+        let Some(kind) = event_type(text) else { return };
+        match kind {
+            "call_finished" => {
+                // Only the end of a mutation still open changes the report.
+                if call_number(text).is_some_and(|call| !calls.contains_key(&call)) {
+                    return;
+                }
+                if let Ok(f) = serde_json::from_str::<Finished>(text)
+                    && f.kind == "call_finished"
+                    && let Some(m) = calls.remove(&f.call).and_then(|i| mutations.get_mut(i))
+                {
+                    m.status = if f.ok { "ok" } else { "failed" }.into();
+                }
+                return;
             }
-            return;
-        }
-        if text.contains("\"type\":\"stage_finished\"")
-            && let Ok(done) = serde_json::from_str::<StageDone>(text)
-            && done.kind == "stage_finished"
-        {
-            let status = if done.ok { "completed" } else { "failed" };
-            set(&mut stages, &done.stage, status, Some(done.has_undo));
-            return;
-        }
-        if !WANTED.iter().any(|w| text.contains(w)) {
-            return;
+            "stage_finished" => {
+                if let Ok(done) = serde_json::from_str::<StageDone>(text)
+                    && done.kind == "stage_finished"
+                {
+                    let status = if done.ok { "completed" } else { "failed" };
+                    set(&mut stages, &done.stage, status, Some(done.has_undo));
+                }
+                return;
+            }
+            // A call that only reads is no mutation (the text is a filter: a line that has it
+            // is parsed and looked at as an event).
+            "call_started" if !text.contains("\"access\":\"mutate\"") => return,
+            "call_started" | "call_planned" | "replayed" | "undo_finished" => {}
+            _ => return,
         }
         // A torn last line (or any line that is no event) adds nothing.
         let Ok(r) = serde_json::from_str::<crate::run::journal::Record>(text) else { return };
@@ -413,6 +417,24 @@ fn stages_and_mutations(journal: &Path) -> (Vec<StageReport>, Vec<MutationReport
         }
     });
     (stages, mutations)
+}
+
+/// The type of a journal line, read where the journal writes it: every line starts with its
+/// number and time (`{"seq":7,"ts":"…","type":"call_started",…`), so the first `"type":"` is
+/// the event's own, before any text a primitive or a script chose.
+fn event_type(line: &str) -> Option<&str> {
+    const TAG: &str = "\"type\":\"";
+    let at = line.find(TAG)? + TAG.len();
+    let rest = &line[at..];
+    rest.get(..rest.find('"')?)
+}
+
+/// The call number of a `call_started` or `call_finished` line, written right after its type.
+fn call_number(line: &str) -> Option<u64> {
+    const TAG: &str = "\",\"call\":";
+    let at = line.find(TAG)? + TAG.len();
+    let digits = line[at..].bytes().take_while(u8::is_ascii_digit).count();
+    line[at..at + digits].parse().ok()
 }
 
 /// The embeddable engine: primitives, stdlib and limits. Cheap to share; one per process is enough.
@@ -1431,6 +1453,40 @@ mod report_tests {
                 has_undo: true,
                 duration_ms: 2,
             },
+            // A read whose arguments hold the text a mutation's line has: still a read.
+            Event::CallStarted {
+                call: 4,
+                primitive: "k8s::status".into(),
+                access: Access::Read,
+                target: Some("k8s/c/ns/web\",\"call\":5,\"access\":\"mutate\"".into()),
+                args: json!({"note": "\"access\":\"mutate\"", "call": 5}),
+                stage: None,
+            },
+            Event::CallFinished {
+                call: 4,
+                primitive: "k8s::status".into(),
+                ok: false,
+                output: None,
+                error: None,
+                duration_ms: 1,
+            },
+            // A mutation that failed.
+            Event::CallStarted {
+                call: 5,
+                primitive: "k8s::scale".into(),
+                access: Access::Mutate,
+                target: Some("k8s/c/ns/web".into()),
+                args: json!({"replicas": 3}),
+                stage: None,
+            },
+            Event::CallFinished {
+                call: 5,
+                primitive: "k8s::scale".into(),
+                ok: false,
+                output: None,
+                error: None,
+                duration_ms: 1,
+            },
             // A mutation still in flight when the journal ends: in doubt.
             Event::CallStarted {
                 call: 3,
@@ -1460,7 +1516,36 @@ mod report_tests {
             .collect();
         assert_eq!(
             seen,
-            [("k8s::undo", Some("k8s/a/ns/web"), "ok"), ("k8s::undo", Some("k8s/b/ns/web"), "in_doubt")]
+            [
+                ("k8s::undo", Some("k8s/a/ns/web"), "ok"),
+                ("k8s::scale", Some("k8s/c/ns/web"), "failed"),
+                ("k8s::undo", Some("k8s/b/ns/web"), "in_doubt")
+            ]
         );
+    }
+
+    /// A journal line's type and call number are read where the journal writes them, never
+    /// from the text a call carries.
+    #[test]
+    fn a_lines_type_and_call_number_are_its_own() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut journal = crate::run::journal::Journal::create(dir.path(), "r1").expect("journal");
+        journal
+            .write(Event::CallFinished {
+                call: 42,
+                primitive: "k8s::get".into(),
+                ok: true,
+                output: Some(json!({"type": "stage_finished", "call": 7})),
+                error: None,
+                duration_ms: 1,
+            })
+            .expect("write");
+        let path = crate::run::journal::journal_path(dir.path(), "r1");
+        let text = std::fs::read_to_string(path).expect("journal");
+        let line = text.lines().last().expect("a line");
+        assert_eq!(event_type(line), Some("call_finished"), "{line}");
+        assert_eq!(call_number(line), Some(42), "{line}");
+        assert_eq!(event_type("{\"seq\":1,\"type\":\"call_fini"), None);
+        assert_eq!(call_number("{\"seq\":1,\"type\":\"call_finished\",\"call\":"), None);
     }
 }
