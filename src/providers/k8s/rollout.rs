@@ -73,13 +73,12 @@ fn is_empty(v: &Value) -> bool {
 
 /// A template without its `pod-template-hash` label, as JSON.
 pub fn template_without_hash(t: &PodTemplateSpec) -> Value {
-    let mut t = t.clone();
-    if let Some(meta) = t.metadata.as_mut()
-        && let Some(labels) = meta.labels.as_mut()
-    {
+    // The label is taken out of the JSON, not out of a copy of the template made for it.
+    let mut value = serde_json::to_value(t).unwrap_or(Value::Null);
+    if let Some(Value::Object(labels)) = value.pointer_mut("/metadata/labels") {
         labels.remove(POD_TEMPLATE_HASH);
     }
-    serde_json::to_value(&t).unwrap_or(Value::Null)
+    value
 }
 
 /// `EqualIgnoreHash`: templates equal once the hash label is dropped from both.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::api::{Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -97,15 +98,17 @@ async fn decide(place: &DeploymentTarget, to_revision: i64) -> Result<Decision, 
         )
         .with_target(place.key()));
     }
-    let rs_template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
-    let template = d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    // Both templates are read where they are, not copied (each is most of its object).
+    let none = PodTemplateSpec::default();
+    let rs_template = rs.spec.as_ref().and_then(|s| s.template.as_ref()).unwrap_or(&none);
+    let template = d.spec.as_ref().map(|s| &s.template).unwrap_or(&none);
     let picked = rollout::revision(rs.metadata.annotations.as_ref()).unwrap_or(0);
-    let from_images = rollout::images(Some(&template));
-    let to_images = rollout::images(Some(&rs_template));
-    let skip = rollout::equal_ignore_hash(&rs_template, &template);
+    let from_images = rollout::images(Some(template));
+    let to_images = rollout::images(Some(rs_template));
+    let skip = rollout::equal_ignore_hash(rs_template, template);
     let annotations =
         rollout::undo_annotations(d.metadata.annotations.as_ref(), rs.metadata.annotations.as_ref());
-    let patch = undo_patch(rollout::template_without_hash(&rs_template), json!(annotations));
+    let patch = undo_patch(rollout::template_without_hash(rs_template), json!(annotations));
     Ok(Decision {
         from_revision: revision_of(&d),
         to_revision: picked,
