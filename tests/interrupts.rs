@@ -373,6 +373,20 @@ fn each_calls_line_in_a_fleet_batch_names_its_target() {
     // No call's line is left without its target.
     let calls = err.lines().filter(|l| l.starts_with("  aks::") || l.starts_with("  k8s::")).count();
     assert_eq!(calls, 4 + 6 + 6, "{err}");
+
+    // The journal's timeline says it too, on the line of each call's end.
+    let journal = journal(&state).expect("journal");
+    let id = journal.file_stem().and_then(|s| s.to_str()).expect("run id");
+    let out = rollbook(&["runs", "show", id, "--state-dir", path(&state)]);
+    let (shown, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for cluster in ["aks-weu-1", "aks-weu-2", "aks-weu-3"] {
+        for deployment in ["web", "api"] {
+            let end = format!("← k8s::undo k8s/{cluster}/shop/{deployment} ok ");
+            assert_eq!(shown.lines().filter(|l| l.contains(&end)).count(), 1, "{end}: {shown}");
+        }
+    }
+    assert!(shown.contains("← aks::credentials aks/rg-weu/aks-weu-4 error "), "{shown}");
 }
 
 #[test]

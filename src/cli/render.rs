@@ -752,6 +752,9 @@ pub(super) fn timeline(path: &Path, read: &JournalRead) {
     let mut undone = Vec::new();
     let mut not_undone = Vec::new();
     let mut with_undo = Vec::new();
+    // Each call's target, from its start, for the line of its end: a fleet batch interleaves
+    // the starts and ends of hundreds of calls of one primitive.
+    let mut targets: HashMap<u64, &str> = HashMap::new();
     for record in &records {
         let at = (record.ts - t0).num_milliseconds().max(0) as u64;
         let when = format!("+{:>7}", ms(at));
@@ -802,24 +805,30 @@ pub(super) fn timeline(path: &Path, read: &JournalRead) {
                     )
                 }
             }
-            Event::CallStarted { primitive, access, target, .. } => format!(
-                "  → {primitive}{} [{}]",
-                target.as_ref().map(|t| format!(" {t}")).unwrap_or_default(),
-                match access {
-                    crate::model::Access::Read => "read",
-                    crate::model::Access::Mutate => "mutate",
+            Event::CallStarted { call, primitive, access, target, .. } => {
+                if let Some(t) = target {
+                    targets.insert(*call, t);
                 }
-            ),
-            Event::CallFinished { primitive, ok, output, error, duration_ms, .. } => {
+                format!(
+                    "  → {primitive}{} [{}]",
+                    target.as_ref().map(|t| format!(" {t}")).unwrap_or_default(),
+                    match access {
+                        crate::model::Access::Read => "read",
+                        crate::model::Access::Mutate => "mutate",
+                    }
+                )
+            }
+            Event::CallFinished { call, primitive, ok, output, error, duration_ms } => {
+                let target = targets.remove(call).map(|t| format!(" {t}")).unwrap_or_default();
                 if *ok {
                     format!(
-                        "  ← {primitive} ok ({}) {}",
+                        "  ← {primitive}{target} ok ({}) {}",
                         ms(*duration_ms),
-                        output.as_ref().map(|o| short(o, 0)).unwrap_or_default()
+                        output.as_ref().map(|o| short(o, target.chars().count())).unwrap_or_default()
                     )
                 } else {
                     format!(
-                        "  ← {primitive} error ({}) {}",
+                        "  ← {primitive}{target} error ({}) {}",
                         ms(*duration_ms),
                         error.as_ref().map(|e| e.to_string()).unwrap_or_default()
                     )
