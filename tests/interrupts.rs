@@ -387,6 +387,28 @@ fn each_calls_line_in_a_fleet_batch_names_its_target() {
         }
     }
     assert!(shown.contains("← aks::credentials aks/rg-weu/aks-weu-4 error "), "{shown}");
+
+    // A resuming process numbers its calls from 1 again: the end of its call is not given the
+    // target of the first process's call of that number that never ended (in doubt).
+    let text = std::fs::read_to_string(&journal).expect("journal text");
+    let seq = text.lines().count();
+    let ts = "2026-11-29T21:00:00.000000000Z";
+    let more = format!(
+        "{{\"seq\":{},\"ts\":\"{ts}\",\"type\":\"call_started\",\"call\":999,\"primitive\":\"k8s::undo\",\"access\":\"mutate\",\"target\":\"k8s/gone/shop/web\",\"args\":{{}}}}\n\
+         {{\"seq\":{},\"ts\":\"{ts}\",\"type\":\"run_resumed\",\"pid\":1,\"user\":\"sre\",\"host\":\"vm\",\"forced\":false}}\n\
+         {{\"seq\":{},\"ts\":\"{ts}\",\"type\":\"call_started\",\"call\":999,\"primitive\":\"sleep::for\",\"access\":\"read\",\"args\":{{}}}}\n\
+         {{\"seq\":{},\"ts\":\"{ts}\",\"type\":\"call_finished\",\"call\":999,\"primitive\":\"sleep::for\",\"ok\":true,\"output\":{{}},\"duration_ms\":1}}\n",
+        seq + 1,
+        seq + 2,
+        seq + 3,
+        seq + 4
+    );
+    std::fs::write(&journal, format!("{text}{more}")).expect("append");
+    let out = rollbook(&["runs", "show", id, "--state-dir", path(&state)]);
+    let (shown, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let end = shown.lines().find(|l| l.contains("← sleep::for")).unwrap_or_default();
+    assert!(end.contains("← sleep::for ok "), "no target of another process's call: {shown}");
 }
 
 #[test]

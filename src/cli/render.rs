@@ -340,10 +340,13 @@ impl Reporter for TextReporter {
             _ => !self.quiet,
         };
         if !self.quiet
-            && let Event::CallStarted { call, target: Some(target), .. } = event
+            && let Event::CallStarted { call, target, .. } = event
             && let Ok(mut targets) = self.targets.lock()
         {
-            targets.insert(*call, escape_controls(target.clone()).into_owned());
+            match target {
+                Some(t) => targets.insert(*call, escape_controls(t.clone()).into_owned()),
+                None => targets.remove(call),
+            };
         }
         if !shown {
             return;
@@ -806,9 +809,10 @@ pub(super) fn timeline(path: &Path, read: &JournalRead) {
                 }
             }
             Event::CallStarted { call, primitive, access, target, .. } => {
-                if let Some(t) = target {
-                    targets.insert(*call, t);
-                }
+                match target {
+                    Some(t) => targets.insert(*call, t),
+                    None => targets.remove(call),
+                };
                 format!(
                     "  → {primitive}{} [{}]",
                     target.as_ref().map(|t| format!(" {t}")).unwrap_or_default(),
@@ -865,6 +869,8 @@ pub(super) fn timeline(path: &Path, read: &JournalRead) {
             }
             Event::Replayed { what } => format!("  ↷ {what} taken from the journal"),
             Event::RunResumed { user, host, forced, .. } => {
+                // The resuming process numbers its calls from 1 again.
+                targets.clear();
                 format!("↻ resumed by {user}@{host}{}", if *forced { " with --force" } else { "" })
             }
             Event::UndoStarted { stage } => format!("↺ undo {stage}"),
