@@ -25,8 +25,16 @@ pub(super) fn safe(text: &str) -> std::borrow::Cow<'static, str> {
 }
 
 fn escape_controls(text: String) -> std::borrow::Cow<'static, str> {
+    match escape_str(&text) {
+        std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Owned(text),
+        std::borrow::Cow::Owned(escaped) => std::borrow::Cow::Owned(escaped),
+    }
+}
+
+/// [`escape_controls`] of borrowed text, not copied when it has nothing to escape.
+fn escape_str(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(|c| c.is_control() && c != '\t') {
-        return std::borrow::Cow::Owned(text);
+        return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
@@ -218,9 +226,11 @@ impl TextReporter {
 
     fn line(&self, text: String) {
         // Every terminal line of a run passes the run's redactor.
-        let text = crate::run::redact::scrub(&text);
+        let mut text = crate::run::redact::scrub_owned(text);
         if !self.progress.tty {
-            errln!("{text}");
+            // Written as it is, with its newline: not formatted into another string first.
+            text.push('\n');
+            let _ = std::io::stderr().write_all(text.as_bytes());
             return;
         }
         let spinner = self.progress.spinner.lock().ok().and_then(|s| s.clone());
@@ -344,7 +354,7 @@ impl Reporter for TextReporter {
             && let Ok(mut targets) = self.targets.lock()
         {
             match target {
-                Some(t) => targets.insert(*call, escape_controls(t.clone()).into_owned()),
+                Some(t) => targets.insert(*call, escape_str(t).into_owned()),
                 None => targets.remove(call),
             };
         }
@@ -357,7 +367,7 @@ impl Reporter for TextReporter {
         if !self.quiet
             && let Event::CallFinished { call, primitive, ok, output, error, duration_ms } = event
         {
-            let primitive = escape_controls(primitive.clone());
+            let primitive = escape_str(primitive);
             // A call resumed from an earlier process has no `call_started` here: no target.
             let target = self.targets.lock().ok().and_then(|mut t| t.remove(call)).unwrap_or_default();
             let target = if target.is_empty() { target } else { target + " " };

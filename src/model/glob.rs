@@ -54,8 +54,10 @@ pub fn glob_match(pattern: &str, text: &str, stars: Stars) -> bool {
     let mut live = vec![false; tokens.len() + 1];
     live[0] = true;
     close(&tokens, &mut live);
+    // Two rows, swapped after each character (a scope is checked on every mutating call).
+    let mut next = vec![false; tokens.len() + 1];
     for c in text.chars() {
-        let mut next = vec![false; tokens.len() + 1];
+        next.fill(false);
         for (j, token) in tokens.iter().enumerate() {
             if !live[j] {
                 continue;
@@ -71,7 +73,7 @@ pub fn glob_match(pattern: &str, text: &str, stars: Stars) -> bool {
         if !next.iter().any(|l| *l) {
             return false;
         }
-        live = next;
+        std::mem::swap(&mut live, &mut next);
     }
     live[tokens.len()]
 }

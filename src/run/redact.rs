@@ -2,6 +2,7 @@
 //! (as given and URL-encoded), values under secret-looking keys, and the query strings and
 //! user info of URLs. The journal, reports, errors and terminal lines all pass through it.
 
+use std::borrow::Cow;
 use std::sync::{OnceLock, RwLock};
 
 use serde_json::Value;
@@ -23,8 +24,33 @@ const SECRET_WORDS: &[&str] =
 
 /// Whether a key names something that must never be written down.
 pub fn is_secret_key(key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    SECRET_WORDS.iter().any(|w| lower.contains(w))
+    // Asked of every key of every call's arguments and output: no lowercase copy of the key.
+    has_secret_word(key)
+}
+
+/// Whether `text` holds any of [`SECRET_WORDS`] in any letter case, in one pass: a word is
+/// compared only where its first letter stands (keys are checked by the thousand, and a fleet
+/// stage's value is hundreds of kilobytes of JSON).
+fn has_secret_word(text: &str) -> bool {
+    /// Whether a (lowercase) byte starts one of the words.
+    const STARTS: [bool; 256] = {
+        let mut starts = [false; 256];
+        let mut i = 0;
+        while i < SECRET_WORDS.len() {
+            starts[SECRET_WORDS[i].as_bytes()[0] as usize] = true;
+            i += 1;
+        }
+        starts
+    };
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, b)| {
+        let first = b.to_ascii_lowercase();
+        STARTS[first as usize]
+            && SECRET_WORDS.iter().any(|w| {
+                let w = w.as_bytes();
+                w[0] == first && bytes.len() - i >= w.len() && bytes[i..i + w.len()].eq_ignore_ascii_case(w)
+            })
+    })
 }
 
 impl Redactor {
@@ -71,10 +97,16 @@ impl Redactor {
 
     /// `text` with every secret value masked and URL credentials and queries removed.
     pub fn text(&self, text: &str) -> String {
-        let mut out = strip_urls(text);
+        self.clean(text).into_owned()
+    }
+
+    /// [`Redactor::text`], borrowing `text` when nothing in it is masked or removed (the
+    /// common case, for every string a call's arguments and output carry).
+    pub fn clean<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = strip_urls_cow(text);
         for s in &self.secrets {
             if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), MASK);
+                out = Cow::Owned(out.replace(s.as_str(), MASK));
             }
         }
         out
@@ -94,8 +126,9 @@ impl Redactor {
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
             Value::String(s) => {
-                let clean = self.text(s);
-                if clean != *s {
+                if let Cow::Owned(clean) = self.clean(s)
+                    && clean != *s
+                {
                     *s = clean;
                 }
             }
@@ -114,7 +147,7 @@ impl Redactor {
     /// parsed: a fleet stage's value is large, and almost always clean.
     pub fn raw(&self, raw: &mut Box<serde_json::value::RawValue>) {
         let text = raw.get();
-        let maybe_secret_word = SECRET_WORDS.iter().any(|w| contains_ignore_ascii_case(text, w));
+        let maybe_secret_word = has_secret_word(text);
         // A secret appears in JSON text in its escaped form (a quote or a newline in it is escaped).
         let maybe_secret_value = self.secrets.iter().any(|s| {
             let quoted = serde_json::to_string(s).unwrap_or_default();
@@ -199,16 +232,6 @@ impl Redactor {
     }
 }
 
-/// Whether `text` contains `word` (ASCII, lowercase) in any letter case.
-fn contains_ignore_ascii_case(text: &str, word: &str) -> bool {
-    let (text, word) = (text.as_bytes(), word.as_bytes());
-    let Some((&first, _)) = word.split_first() else { return true };
-    text.len() >= word.len()
-        && (0..=text.len() - word.len()).any(|i| {
-            text[i].to_ascii_lowercase() == first && text[i..i + word.len()].eq_ignore_ascii_case(word)
-        })
-}
-
 trait LowerHex {
     fn to_ascii_lowercase_hex(&self) -> String;
 }
@@ -235,8 +258,13 @@ impl LowerHex for String {
 /// `text` with the user info (`user:pass@`) and the query string of every `http(s)://` URL in it
 /// removed; the fragment goes with the query.
 pub fn strip_urls(text: &str) -> String {
+    strip_urls_cow(text).into_owned()
+}
+
+/// [`strip_urls`], borrowing `text` when it holds no URL.
+fn strip_urls_cow(text: &str) -> Cow<'_, str> {
     if !text.contains("://") {
-        return text.to_string();
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -252,12 +280,23 @@ pub fn strip_urls(text: &str) -> String {
         rest = &url_and_more[end..];
     }
     out.push_str(rest);
-    out
+    Cow::Owned(out)
 }
 
+/// Where the first `http://` or `https://` (in any letter case) starts.
 fn find_scheme(text: &str) -> Option<usize> {
-    let lower = text.to_ascii_lowercase();
-    [lower.find("https://"), lower.find("http://")].into_iter().flatten().min()
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("://") {
+        let at = from + i;
+        for scheme in [&b"https"[..], &b"http"[..]] {
+            if at >= scheme.len() && bytes[at - scheme.len()..at].eq_ignore_ascii_case(scheme) {
+                return Some(at - scheme.len());
+            }
+        }
+        from = at + 3;
+    }
+    None
 }
 
 fn clean_url(url: &str) -> String {
@@ -296,6 +335,14 @@ pub fn scrub(text: &str) -> String {
     global().read().unwrap_or_else(|poisoned| poisoned.into_inner()).text(text)
 }
 
+/// [`scrub`] of a line already owned: not copied when nothing in it is masked.
+pub fn scrub_owned(text: String) -> String {
+    match global().read().unwrap_or_else(|poisoned| poisoned.into_inner()).clean(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(clean) => clean,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +360,74 @@ mod tests {
         assert_eq!(scrub("token s3cr3t-after-poison here"), "token *** here");
         register(&Redactor::new(["another-s3cr3t"]));
         assert_eq!(scrub("another-s3cr3t"), "***");
+    }
+
+    /// The scheme is found without a lowercase copy of the text, where the copy found it.
+    #[test]
+    fn a_url_is_found_where_a_lowercase_copy_finds_it() {
+        fn with_copy(text: &str) -> Option<usize> {
+            let lower = text.to_ascii_lowercase();
+            [lower.find("https://"), lower.find("http://")].into_iter().flatten().min()
+        }
+        for text in [
+            "",
+            "no url",
+            "://",
+            "ttp://x",
+            "http://a",
+            "see HTTPS://u:p@h/p?q=1 and http://b",
+            "xhttps://a",
+            "s://then Http://b",
+            "é http://ü/ä",
+            "ftp://a http://b",
+            "hTTp:// https://",
+        ] {
+            assert_eq!(find_scheme(text), with_copy(text), "{text:?}");
+        }
+    }
+
+    /// Text with nothing to mask is not copied, and keys are told apart in any letter case.
+    #[test]
+    fn clean_text_is_borrowed_and_secret_keys_are_found_in_any_case() {
+        let r = Redactor::new(["s3cr3t"]);
+        assert!(matches!(r.clean("k8s/aks-weu-1/shop/web"), Cow::Borrowed(_)));
+        assert_eq!(r.clean("token s3cr3t at https://u:p@h/x?sig=1"), "token *** at https://h/x");
+        for key in ["Authorization", "X-API-KEY", "db_Password", "clientSecret", "sessionCOOKIE"] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in ["deployment", "context", "namespace", "to_revision", ""] {
+            assert!(!is_secret_key(key), "{key}");
+        }
+        // The one-pass scan finds a word wherever a lowercase copy of the text holds it.
+        let texts = [
+            "",
+            "t",
+            "toke",
+            "TOKEN",
+            "xxtoken",
+            "tokentoken",
+            "api",
+            "API-KEY",
+            "apikeys",
+            "ApI_kEy",
+            "credentia",
+            "my credential!",
+            "é password é",
+            "cookie",
+            "cooki",
+            "pass word",
+            "secre",
+            r#"{"a":[{"b":"Authorization"}]}"#,
+            "ssssecret",
+            "ppassword",
+            "aapikey",
+            "ccookie",
+        ];
+        for text in texts {
+            let lower = text.to_ascii_lowercase();
+            let with_copy = SECRET_WORDS.iter().any(|w| lower.contains(w));
+            assert_eq!(has_secret_word(text), with_copy, "{text:?}");
+        }
     }
 
     #[test]
