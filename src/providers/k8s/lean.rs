@@ -4,8 +4,13 @@
 //! skips an unknown field without allocating), then fill the typed objects the rest of the code
 //! works on, so the decisions stay written once, on `k8s_openapi`'s types.
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus, ReplicaSet, ReplicaSetSpec,
+};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference, Time};
 use serde::{Deserialize, Deserializer};
 
 /// The `items` of a list answer, and nothing else of it. kube's `ObjectList` flattens the list's
@@ -116,9 +121,103 @@ impl From<RolloutView> for Deployment {
     }
 }
 
+/// What `k8s::undo` looks at of a Deployment or of a ReplicaSet: the metadata it compares and
+/// copies (no `managedFields`), the selector, `paused`, `replicas` and the pod template. The
+/// status, the strategy and the rest of the spec are not read. Under dry-run the whole object is
+/// read instead, as the planned state is built from it.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RevisionView {
+    #[serde(default)]
+    metadata: RevisionMeta,
+    #[serde(default)]
+    spec: Option<RevisionSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RevisionMeta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    resource_version: Option<String>,
+    #[serde(default)]
+    generation: Option<i64>,
+    #[serde(default)]
+    creation_timestamp: Option<Time>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    owner_references: Option<Vec<OwnerReference>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RevisionSpec {
+    #[serde(default)]
+    replicas: Option<i32>,
+    #[serde(default)]
+    paused: Option<bool>,
+    #[serde(default)]
+    selector: Option<LabelSelector>,
+    #[serde(default)]
+    template: Option<PodTemplateSpec>,
+}
+
+impl From<RevisionMeta> for ObjectMeta {
+    fn from(m: RevisionMeta) -> ObjectMeta {
+        ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            resource_version: m.resource_version,
+            generation: m.generation,
+            creation_timestamp: m.creation_timestamp,
+            labels: m.labels,
+            annotations: m.annotations,
+            owner_references: m.owner_references,
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+impl From<RevisionView> for Deployment {
+    fn from(v: RevisionView) -> Deployment {
+        Deployment {
+            metadata: v.metadata.into(),
+            spec: v.spec.map(|s| DeploymentSpec {
+                replicas: s.replicas,
+                paused: s.paused,
+                selector: s.selector.unwrap_or_default(),
+                template: s.template.unwrap_or_default(),
+                ..DeploymentSpec::default()
+            }),
+            status: None,
+        }
+    }
+}
+
+impl From<RevisionView> for ReplicaSet {
+    fn from(v: RevisionView) -> ReplicaSet {
+        ReplicaSet {
+            metadata: v.metadata.into(),
+            spec: v.spec.map(|s| ReplicaSetSpec {
+                replicas: s.replicas,
+                selector: s.selector.unwrap_or_default(),
+                template: s.template,
+                ..ReplicaSetSpec::default()
+            }),
+            status: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::apps::v1::ReplicaSet;
     use kube::core::ObjectList;
     use serde_json::json;
 
@@ -197,6 +296,99 @@ mod tests {
         let wrong = json!({"metadata": {"name": "web"}, "status": {"updatedReplicas": 1.5}});
         assert!(serde_json::from_value::<Deployment>(wrong.clone()).is_err());
         assert!(serde_json::from_value::<RolloutView>(wrong).is_err());
+    }
+
+    /// A ReplicaSet of `web` as the controller writes it, with every part filled in.
+    fn replica_set(name: &str, revision: &str, image: &str, owner: &str) -> serde_json::Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": name, "namespace": "apps", "uid": format!("uid-{name}"), "resourceVersion": "9",
+                "generation": 2, "creationTimestamp": format!("2026-01-0{}T00:00:00Z", revision.len()),
+                "labels": {"app": "web", "pod-template-hash": name},
+                "annotations": {"deployment.kubernetes.io/revision": revision, "kubernetes.io/change-cause": "deploy",
+                    "deployment.kubernetes.io/max-replicas": "4"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": owner,
+                    "controller": true, "blockOwnerDeletion": true}],
+                "managedFields": [{"manager": "kube-controller-manager", "operation": "Update"}]},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web", "pod-template-hash": name}},
+                "template": {"metadata": {"labels": {"app": "web", "pod-template-hash": name},
+                        "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}},
+                    "spec": {"containers": [{"name": "web", "image": image, "resources": {},
+                        "env": [{"name": "MODE", "value": "x"}], "ports": [{"containerPort": 80}]}],
+                        "restartPolicy": "Always", "securityContext": {}}}},
+            "status": {"replicas": 0, "observedGeneration": 2, "fullyLabeledReplicas": 0,
+                "conditions": [{"type": "ReplicaFailure", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+        })
+    }
+
+    /// What undo decides from the whole objects, it decides from the partial read: the
+    /// ReplicaSets it owns, the revision it picks, whether it skips, the patch, the images, and
+    /// what the GitOps guard and `paused` look at.
+    #[test]
+    fn an_undo_decided_on_the_partial_read_is_the_undo_decided_on_the_whole_objects() {
+        let mut paused = deployment(4, 4, 3, "NewReplicaSetAvailable");
+        paused["spec"]["paused"] = json!(true);
+        paused["metadata"]["labels"]["argocd.argoproj.io/instance"] = json!("shop");
+        let mut matching = deployment(4, 4, 3, "NewReplicaSetAvailable");
+        matching["spec"]["template"] = replica_set("web-2", "2", "web:2", "u-1")["spec"]["template"].clone();
+        let deployments = [deployment(4, 4, 3, "NewReplicaSetAvailable"), paused, matching];
+        let sets = json!([
+            replica_set("web-1", "1", "web:1", "u-1"),
+            replica_set("web-2", "2", "web:2", "u-1"),
+            replica_set("web-3", "3", "web:1.2", "u-1"),
+            replica_set("other", "7", "web:7", "u-other"),
+            {"metadata": {"name": "bare", "ownerReferences": null, "annotations": null}, "spec": {"selector": {}}},
+        ]);
+        let list = json!({"kind": "ReplicaSetList", "items": sets}).to_string();
+        let whole_sets: Items<ReplicaSet> = serde_json::from_str(&list).unwrap();
+        let lean_sets: Vec<ReplicaSet> = serde_json::from_str::<Items<RevisionView>>(&list)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        for d in deployments {
+            let whole: Deployment = serde_json::from_value(d.clone()).unwrap();
+            let lean: Deployment = serde_json::from_value::<RevisionView>(d.clone()).unwrap().into();
+            assert_eq!(whole.metadata.labels, lean.metadata.labels);
+            assert_eq!(whole.metadata.annotations, lean.metadata.annotations);
+            assert_eq!(crate::providers::k8s::paused(&whole), crate::providers::k8s::paused(&lean));
+            assert_eq!(whole.spec.as_ref().map(|s| &s.selector), lean.spec.as_ref().map(|s| &s.selector));
+            assert_eq!(crate::providers::gitops::mark_of(&whole), crate::providers::gitops::mark_of(&lean));
+            let (wo, lo) = (rollout::owned(&whole, &whole_sets.items), rollout::owned(&lean, &lean_sets));
+            assert_eq!(wo.len(), lo.len());
+            for to in [0, 1, 2, 3, 7, 9] {
+                let (w, l) = (rollout::pick(&whole, &wo, to), rollout::pick(&lean, &lo, to));
+                match (w, l) {
+                    (Ok(w), Ok(l)) => {
+                        assert_eq!(w.metadata.name, l.metadata.name, "to {to}");
+                        let (wt, lt) = (
+                            w.spec.as_ref().and_then(|s| s.template.as_ref()).unwrap(),
+                            l.spec.as_ref().and_then(|s| s.template.as_ref()).unwrap(),
+                        );
+                        assert_eq!(wt, lt);
+                        assert_eq!(
+                            rollout::equal_ignore_hash(wt, &whole.spec.as_ref().unwrap().template),
+                            rollout::equal_ignore_hash(lt, &lean.spec.as_ref().unwrap().template)
+                        );
+                        assert_eq!(rollout::template_without_hash(wt), rollout::template_without_hash(lt));
+                        assert_eq!(
+                            rollout::undo_annotations(
+                                whole.metadata.annotations.as_ref(),
+                                w.metadata.annotations.as_ref()
+                            ),
+                            rollout::undo_annotations(
+                                lean.metadata.annotations.as_ref(),
+                                l.metadata.annotations.as_ref()
+                            )
+                        );
+                    }
+                    (w, l) => assert_eq!(w.err(), l.err(), "to {to}"),
+                }
+            }
+            let (wn, ln) = (rollout::find_new(&whole, &wo), rollout::find_new(&lean, &lo));
+            assert_eq!(wn.map(|r| &r.metadata.name), ln.map(|r| &r.metadata.name));
+        }
     }
 
     #[test]

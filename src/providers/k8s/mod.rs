@@ -130,6 +130,12 @@ pub(crate) async fn read_rollout(place: &DeploymentTarget) -> Result<Deployment,
     read_as::<lean::RolloutView>(place).await
 }
 
+/// Reads what `k8s::undo` looks at of the Deployment (see [`lean::RevisionView`]): no status,
+/// no strategy. Under dry-run, as [`read`].
+pub(crate) async fn read_revision(place: &DeploymentTarget) -> Result<Deployment, PrimitiveError> {
+    read_as::<lean::RevisionView>(place).await
+}
+
 /// GETs the Deployment (the request `Api::get` sends), decoded as `V`; under dry-run, the
 /// planned state instead.
 async fn read_as<V>(place: &DeploymentTarget) -> Result<Deployment, PrimitiveError>
@@ -155,6 +161,25 @@ pub(crate) async fn replica_sets(
     place: &DeploymentTarget,
     d: &Deployment,
 ) -> Result<Vec<ReplicaSet>, PrimitiveError> {
+    replica_sets_as::<ReplicaSet>(place, d).await
+}
+
+/// [`replica_sets`], each read as `k8s::undo` looks at it (see [`lean::RevisionView`]).
+pub(crate) async fn replica_set_revisions(
+    place: &DeploymentTarget,
+    d: &Deployment,
+) -> Result<Vec<ReplicaSet>, PrimitiveError> {
+    replica_sets_as::<lean::RevisionView>(place, d).await
+}
+
+/// [`replica_sets`], each decoded as `V`; under dry-run, the planned ones instead.
+async fn replica_sets_as<V>(
+    place: &DeploymentTarget,
+    d: &Deployment,
+) -> Result<Vec<ReplicaSet>, PrimitiveError>
+where
+    V: serde::de::DeserializeOwned + Into<ReplicaSet>,
+{
     if let Some(planned) = &place.planned {
         return Ok(planned.replica_sets.clone());
     }
@@ -170,10 +195,10 @@ pub(crate) async fn replica_sets(
         .list(&ListParams::default().labels_from(&selector))
         .map_err(kube::Error::BuildRequest);
     let list = request::send(place, "listing the ReplicaSets of", async move {
-        place.client.request::<lean::Items<ReplicaSet>>(request?).await
+        place.client.request::<lean::Items<V>>(request?).await
     })
     .await?;
-    Ok(list.items)
+    Ok(list.items.into_iter().map(Into::into).collect())
 }
 
 /// A Deployment's `deployment.kubernetes.io/revision` (0 when absent).

@@ -12,7 +12,9 @@ use serde_json::json;
 use super::errors::is_conflict;
 use super::request::CONFLICT_ATTEMPTS;
 use super::rollout::{self, PickError};
-use super::{Addressed, addressed, paused, read, replica_sets, revision_of};
+use super::{
+    Addressed, addressed, paused, read, read_revision, replica_set_revisions, replica_sets, revision_of,
+};
 use crate::model::{ErrorKind, PrimitiveError};
 use crate::providers::k8s::DeploymentTarget;
 use crate::providers::{Access, CallCx, Meta, Planned, Primitive, Shared, Verified};
@@ -72,8 +74,17 @@ fn place_suffix(place: &DeploymentTarget) -> String {
     format!(" (namespace `{}`, context `{}`)", place.namespace, place.context)
 }
 
+/// How much of the Deployment and its ReplicaSets [`decide`] reads.
+#[derive(Clone, Copy)]
+enum Read {
+    /// The whole objects: a plan builds the planned state from them.
+    Whole,
+    /// What undo looks at (no status, no strategy): a fleet rollback reads thousands.
+    Revisions,
+}
+
 /// The checks and the patch of kubectl's `DeploymentRollbacker.Rollback`, in its order.
-async fn decide(place: &DeploymentTarget, to_revision: i64) -> Result<Decision, PrimitiveError> {
+async fn decide(place: &DeploymentTarget, to_revision: i64, how: Read) -> Result<Decision, PrimitiveError> {
     if to_revision < 0 {
         return Err(PrimitiveError::new(
             ErrorKind::NotFound,
@@ -81,8 +92,18 @@ async fn decide(place: &DeploymentTarget, to_revision: i64) -> Result<Decision, 
         )
         .with_target(place.key()));
     }
-    let d = read(place).await?;
-    let all = replica_sets(place, &d).await?;
+    let (d, all) = match how {
+        Read::Whole => {
+            let d = read(place).await?;
+            let all = replica_sets(place, &d).await?;
+            (d, all)
+        }
+        Read::Revisions => {
+            let d = read_revision(place).await?;
+            let all = replica_set_revisions(place, &d).await?;
+            (d, all)
+        }
+    };
     let owned = rollout::owned(&d, &all);
     let rs = rollout::pick(&d, &owned, to_revision).map_err(|e| {
         PrimitiveError::new(ErrorKind::NotFound, format!("{e}{}", place_suffix(place)))
@@ -165,7 +186,7 @@ impl Primitive for Undo {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let decision = decide(&place, args.to_revision).await?;
+            let decision = decide(&place, args.to_revision, Read::Revisions).await?;
             let output = UndoOutput {
                 from_revision: decision.from_revision,
                 to_revision: decision.to_revision,
@@ -197,7 +218,7 @@ impl Primitive for Undo {
 
     async fn plan(&self, cx: &CallCx, args: &UndoArgs) -> Result<Planned, PrimitiveError> {
         let place = args.place(cx).await?;
-        let decision = decide(&place, args.to_revision).await?;
+        let decision = decide(&place, args.to_revision, Read::Whole).await?;
         if !decision.skip {
             crate::providers::gitops::guard(
                 cx,
@@ -254,8 +275,8 @@ impl Primitive for Undo {
             )));
         }
         let place = args.place(cx).await?;
-        let d = read(&place).await?;
-        let all = replica_sets(&place, &d).await?;
+        let d = read_revision(&place).await?;
+        let all = replica_set_revisions(&place, &d).await?;
         let owned = rollout::owned(&d, &all);
         let Some(current) = rollout::find_new(&d, &owned) else {
             return Ok(Verified::Unknown(format!("{} has no current ReplicaSet", place.describe())));
