@@ -40,7 +40,8 @@ pub struct KubeClients {
     memory: Mutex<BTreeMap<String, Kubeconfig>>,
     /// Context name → its client, built once even when many calls ask for it at the same time
     /// (a `parallel` batch starting 50 items would otherwise build 50 clients and 50 pools).
-    clients: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<KubeClient>>>>,
+    /// Shared, not copied, by the calls using it (its stack is a dozen layers to clone).
+    clients: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<KubeClient>>>>>,
 }
 
 /// A context's service stack without kube's request buffer in front of it.
@@ -261,7 +262,7 @@ impl KubeClients {
 
     /// The client of a resolved context, built on first use.
     pub async fn client(&self, settings: &Settings, context: &str) -> Result<Client, PrimitiveError> {
-        Ok(self.kube_client(settings, context).await?.client)
+        Ok(self.kube_client(settings, context).await?.client.clone())
     }
 
     /// [`KubeClients::client`], with the direct stack when there is one.
@@ -269,9 +270,15 @@ impl KubeClients {
         &self,
         settings: &Settings,
         context: &str,
-    ) -> Result<KubeClient, PrimitiveError> {
-        let cell = lock(&self.clients).entry(context.to_string()).or_default().clone();
-        cell.get_or_try_init(|| self.build(settings, context)).await.cloned()
+    ) -> Result<Arc<KubeClient>, PrimitiveError> {
+        let cell = {
+            let mut clients = lock(&self.clients);
+            match clients.get(context) {
+                Some(cell) => cell.clone(),
+                None => clients.entry(context.to_string()).or_default().clone(),
+            }
+        };
+        cell.get_or_try_init(|| async { self.build(settings, context).await.map(Arc::new) }).await.cloned()
     }
 
     async fn build(&self, settings: &Settings, context: &str) -> Result<KubeClient, PrimitiveError> {
@@ -497,7 +504,7 @@ pub struct DeploymentTarget {
     /// Deployment name.
     pub deployment: String,
     /// The context's client.
-    pub client: KubeClient,
+    pub client: Arc<KubeClient>,
     /// The longest one request may take (`ROLLBOOK_KUBE_REQUEST_TIMEOUT`, default 30s).
     pub request_timeout: Duration,
     /// Under dry-run, the state planned mutations would leave here: reads see it.
