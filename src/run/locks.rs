@@ -18,6 +18,8 @@ pub use crate::model::lock::{Holder, LockBackend, LockError, LockOpener, TakenOv
 pub struct FileLocks {
     dir: PathBuf,
     me: Holder,
+    /// `me` as written into each lock file (made once: the same for every target).
+    record: Vec<u8>,
     /// Each held target's open lock file, and the length of the record written to it.
     held: Mutex<HashMap<String, (File, usize)>>,
     force: bool,
@@ -26,9 +28,12 @@ pub struct FileLocks {
 impl FileLocks {
     /// Locks for run `run_id` under `state_dir/locks`.
     pub fn new(state_dir: &Path, run_id: &str) -> FileLocks {
+        let me = Holder::me(run_id);
         FileLocks {
             dir: state_dir.join("locks"),
-            me: Holder::me(run_id),
+            // A holder is plain strings, numbers and a time: it always serializes.
+            record: serde_json::to_vec(&me).unwrap_or_default(),
+            me,
             held: Mutex::new(HashMap::new()),
             force: false,
         }
@@ -173,7 +178,7 @@ impl FileLocks {
             // Dropping the file releases the OS lock; the dead run's holder record stays.
             return Err(LockError::Stranded { target: target.into(), holder: t.previous.clone() });
         }
-        let mut record = serde_json::to_vec(&self.me).map_err(|e| io(std::io::Error::other(e)))?;
+        let mut record = self.record.clone();
         // Not fsynced: the flock is what excludes other runs (and dies with this process or the
         // machine); the holder text only names who held it, so a crash that loses it costs a
         // warning, while an fsync per target under the table's lock serialised a whole fleet.
