@@ -49,6 +49,32 @@ fn tokens(pattern: &str, stars: Stars) -> Vec<Token> {
 /// Whether all of `text` matches all of `pattern`; every character that is not a star (or,
 /// under [`Stars::Anything`], a `?`) matches itself. Runs in O(pattern × text) time.
 pub fn glob_match(pattern: &str, text: &str, stars: Stars) -> bool {
+    // Without `**`, a resource-key pattern matches segment by segment (a star never crosses a
+    // `/`): a scope's `k8s/*/*/*` is checked on every mutating call without building the matcher.
+    if stars == Stars::Segments && !pattern.contains("**") {
+        let (mut patterns, mut texts) = (pattern.split('/'), text.split('/'));
+        loop {
+            match (patterns.next(), texts.next()) {
+                (None, None) => return true,
+                (Some(p), Some(t)) => {
+                    let matched = match p {
+                        "*" => true,
+                        p if !p.contains('*') => p == t,
+                        p => scan(p, t, stars),
+                    };
+                    if !matched {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    }
+    scan(pattern, text, stars)
+}
+
+/// [`glob_match`] by running the pattern's tokens over the text.
+fn scan(pattern: &str, text: &str, stars: Stars) -> bool {
     let tokens = tokens(pattern, stars);
     // `live[j]`: the first `j` tokens match the text read so far.
     let mut live = vec![false; tokens.len() + 1];
@@ -115,6 +141,48 @@ mod tests {
         assert!(!glob_match("a?c", "ac", Stars::Anything));
         assert!(glob_match("*é*", "café au lait", Stars::Anything));
         assert!(!glob_match("*é", "cafe", Stars::Anything));
+    }
+
+    /// Segment by segment, a pattern without `**` matches exactly what the scan matches.
+    #[test]
+    fn matching_segment_by_segment_agrees_with_the_scan() {
+        let patterns = [
+            "",
+            "*",
+            "k8s/*/*/*",
+            "k8s/prod/*",
+            "k8s/prod/shop/web",
+            "k8s/*/shop/w*b",
+            "k8s/p*d/*/*",
+            "*/*",
+            "k8s/*/*/*/",
+            "/k8s/*",
+            "k8s//*",
+            "a*b*c/*",
+            "k8s/?/x/*",
+            "*x*/y",
+        ];
+        let texts = [
+            "",
+            "x",
+            "k8s/prod/shop/web",
+            "k8s/prod/shop/web/extra",
+            "k8s/prod//web",
+            "k8s/prod/shop",
+            "k8s/pod/shop/wb",
+            "k8s/?/x/y",
+            "/k8s/a",
+            "k8s//z",
+            "aXbYc/d",
+            "abc/",
+            "xx/y",
+            "k8s/prod/shop/web/",
+        ];
+        for p in patterns {
+            for t in texts {
+                assert_eq!(glob_match(p, t, Stars::Segments), scan(p, t, Stars::Segments), "{p:?} {t:?}");
+            }
+        }
     }
 
     #[test]

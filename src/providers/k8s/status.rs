@@ -95,10 +95,8 @@ type Last = Arc<Mutex<Option<(Deployment, Viewed)>>>;
 
 /// Reads, then watches from the read's resourceVersion until the viewer says done or failed.
 async fn wait(cx: &CallCx, place: &DeploymentTarget, last: Last) -> Result<StatusOutput, PrimitiveError> {
-    let api = deployments(place);
     let mut d = read_rollout(place).await?;
     let mut rv = d.metadata.resource_version.clone().unwrap_or_default();
-    let fields = format!("metadata.name={}", place.deployment);
     loop {
         let v = rollout::view(&d);
         if v.done || v.failed {
@@ -108,6 +106,9 @@ async fn wait(cx: &CallCx, place: &DeploymentTarget, last: Last) -> Result<Statu
         if let Ok(mut l) = last.lock() {
             *l = Some((d.clone(), v));
         }
+        // Made only for a rollout that is still going (most are done at the first read).
+        let api = deployments(place);
+        let fields = format!("metadata.name={}", place.deployment);
         let params = WatchParams::default().fields(&fields).timeout(WATCH_SECONDS);
         let stream = super::request::send(place, "watching", api.watch(&params, &rv)).await?;
         let mut stream = std::pin::pin!(stream);
