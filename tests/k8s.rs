@@ -178,6 +178,35 @@ fn regex_lite_stamp(text: &str) -> Vec<String> {
     out
 }
 
+/// Waits until the Deployment `shop/web` of `ctx` has finished its rollout, or is paused. A setup
+/// that changes it starts a rollout, and a command sent while one is under way lands on a
+/// different step of it in each world (kubectl starts a process first, rollbook does not), so
+/// the two worlds would end up rightly different: ReplicaSets scaled in other steps have other
+/// generations.
+pub async fn settle(sim: &SimHandle, ctx: &str, why: &str) {
+    let api = sim.k8s_server_url(ctx).expect("context served");
+    let url = format!("{api}/apis/apps/v1/namespaces/shop/deployments/web");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = reqwest::get(&url).await.expect("GET deployment");
+        if answer.status() == reqwest::StatusCode::NOT_FOUND {
+            return;
+        }
+        let d: Value = answer.json().await.expect("json");
+        let (status, want) = (&d["status"], d["spec"]["replicas"].as_i64().unwrap_or(1));
+        let observed = status["observedGeneration"].as_i64().unwrap_or(0)
+            >= d["metadata"]["generation"].as_i64().unwrap_or(0);
+        let rolled_out = ["updatedReplicas", "replicas", "availableReplicas"]
+            .iter()
+            .all(|k| status[*k].as_i64().unwrap_or(0) == want);
+        if observed && (rolled_out || d["spec"]["paused"] == true) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{why}: the rollout of web did not finish: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until both worlds have the same Deployment and ReplicaSets (rollouts take a few ticks).
 pub async fn assert_same_world(a: &SimHandle, b: &SimHandle, ctx: &str, why: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -229,6 +258,9 @@ async fn conformance(name: &str, toml: &str, setup: &[&[&str]], to_revision: Opt
             let out = kubectl(&w.kubeconfig, args).await;
             assert_eq!(out.code, 0, "{name}: setup {args:?}: {}", out.stderr);
         }
+    }
+    for w in [&theirs, &ours] {
+        settle(&w.sim, "prod", &format!("{name}: setup")).await;
     }
     assert_same_world(&theirs.sim, &ours.sim, "prod", &format!("{name}: before")).await;
     let flag = to_revision.map(|n| format!("--to-revision={n}"));
@@ -317,6 +349,9 @@ async fn compare(name: &str, toml: &str, setup: &[&[&str]], args: &[&str], scrip
             let out = kubectl(&w.kubeconfig, a).await;
             assert_eq!(out.code, 0, "{name}: setup {a:?}: {}", out.stderr);
         }
+    }
+    for w in [&theirs, &ours] {
+        settle(&w.sim, "prod", &format!("{name}: setup")).await;
     }
     let (t0, o0) = (theirs.sim.requests().len(), ours.sim.requests().len());
     let k = kubectl(&theirs.kubeconfig, args).await;
