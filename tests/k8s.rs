@@ -188,10 +188,7 @@ pub async fn settle(sim: &SimHandle, ctx: &str, why: &str) {
     let url = format!("{api}/apis/apps/v1/namespaces/shop/deployments/web");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let answer = reqwest::get(&url).await.expect("GET deployment");
-        if answer.status() == reqwest::StatusCode::NOT_FOUND {
-            return;
-        }
+        let answer = reqwest::get(&url).await.and_then(|a| a.error_for_status()).expect("GET deployment");
         let d: Value = answer.json().await.expect("json");
         let (status, want) = (&d["status"], d["spec"]["replicas"].as_i64().unwrap_or(1));
         let observed = status["observedGeneration"].as_i64().unwrap_or(0)
